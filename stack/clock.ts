@@ -1,0 +1,161 @@
+/**
+ * Time for the stack: a monotonic `now()` in milliseconds and one-shot
+ * timers. `SystemClock` is the real thing; `ManualClock` runs timers only
+ * when a test or the virtual lab advances it, in deadline order, the way
+ * gVisor's faketime.ManualClock does.
+ *
+ * This is the only file in stack/ allowed to read the real time.
+ *
+ * @module
+ */
+
+/** A scheduled callback; `cancel()` is idempotent. */
+export interface Timer {
+  cancel(): void;
+}
+
+/** Where the stack's time comes from. */
+export interface Clock {
+  /** Monotonic milliseconds. */
+  now(): number;
+  /** Run `fn` once after `delayMs`. */
+  schedule(delayMs: number, fn: () => void): Timer;
+}
+
+/**
+ * The real clock: `performance.now()` and `setTimeout`.
+ *
+ * @example
+ * ```ts
+ * import { SystemClock } from "./clock.ts";
+ * const c = new SystemClock();
+ * c.schedule(10, () => {}).cancel();
+ * ```
+ */
+export class SystemClock implements Clock {
+  now(): number {
+    return performance.now();
+  }
+
+  schedule(delayMs: number, fn: () => void): Timer {
+    const id = setTimeout(fn, Math.max(0, delayMs));
+    return { cancel: () => clearTimeout(id) };
+  }
+}
+
+interface ManualTimer extends Timer {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/**
+ * A clock that moves only when told. `advance(ms)` fires every timer due
+ * in that window in deadline order (ties in scheduling order), with `now()`
+ * set to each timer's deadline while it runs; timers scheduled by a timer
+ * fire in the same call if they fall inside the window.
+ *
+ * @example
+ * ```ts
+ * import { ManualClock } from "./clock.ts";
+ * const c = new ManualClock();
+ * let fired = 0;
+ * c.schedule(30_000, () => fired++);
+ * c.advance(30_000);
+ * console.assert(fired === 1 && c.now() === 30_000);
+ * ```
+ */
+export class ManualClock implements Clock {
+  #now: number;
+  #seq = 0;
+  #heap: ManualTimer[] = [];
+
+  constructor(start = 0) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  schedule(delayMs: number, fn: () => void): Timer {
+    const t: ManualTimer = {
+      at: this.#now + Math.max(0, delayMs),
+      seq: this.#seq++,
+      fn,
+      cancelled: false,
+      cancel() {
+        t.cancelled = true;
+      },
+    };
+    this.#push(t);
+    return t;
+  }
+
+  /** Deadline of the next pending timer, or undefined when none is pending. */
+  nextDeadline(): number | undefined {
+    while (this.#heap.length > 0 && this.#heap[0]!.cancelled) this.#pop();
+    return this.#heap[0]?.at;
+  }
+
+  /** Number of timers not yet fired or cancelled. */
+  pending(): number {
+    return this.#heap.filter((t) => !t.cancelled).length;
+  }
+
+  /** Move time forward by `ms`, firing every timer due on the way. */
+  advance(ms: number): void {
+    const until = this.#now + ms;
+    for (;;) {
+      const next = this.nextDeadline();
+      if (next === undefined || next > until) break;
+      const t = this.#pop()!;
+      this.#now = Math.max(this.#now, t.at);
+      t.cancelled = true;
+      t.fn();
+    }
+    this.#now = until;
+  }
+
+  /** Fire timers that are due now (deadline ≤ now) without moving time. */
+  runDue(): void {
+    this.advance(0);
+  }
+
+  #less(a: ManualTimer, b: ManualTimer): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+
+  #push(t: ManualTimer): void {
+    const h = this.#heap;
+    h.push(t);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.#less(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  #pop(): ManualTimer | undefined {
+    const h = this.#heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last !== undefined) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < h.length && this.#less(h[l]!, h[m]!)) m = l;
+        if (r < h.length && this.#less(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * Packet formats without state: views and `Repr`s that read and write
+ * header fields in a {@link PacketBuffer}, addresses, and checksums.
+ *
+ * @module
+ */
+export * from "./packet_buffer.ts";
+export * from "./ip_address.ts";
+export * from "./mac_address.ts";
+export * from "./checksum.ts";
+export * from "./ethernet.ts";
