@@ -11,6 +11,9 @@ import { type Random, SystemRandom } from "./random.ts";
 import { newStackStats, type StackStats } from "./stats.ts";
 import { macFromName } from "./wire/mac_address.ts";
 import { BufferPool } from "./wire/packet_buffer.ts";
+import { DEFAULT_NEIGHBOR_CONFIG, type NeighborConfig } from "./neighbor_cache.ts";
+import { Ipv4, type Ipv4Settings } from "./ipv4/ipv4.ts";
+import { Udp } from "./udp.ts";
 
 /** Options of {@link Stack}. */
 export interface StackOptions {
@@ -20,6 +23,12 @@ export interface StackOptions {
   hostname?: string;
   /** Most packet buffers the stack's own pool makes (for queued and generated packets). */
   poolLimit?: number;
+  /** Neighbor cache settings (ARP and NDP). */
+  neighbor?: Partial<NeighborConfig>;
+  /** IPv4 settings. */
+  ipv4?: Partial<Ipv4Settings>;
+  /** ICMP error rate limit: tokens per second and burst. */
+  icmpRateLimit?: { rate: number; burst: number };
 }
 
 /** Options of {@link Stack.addNic}. */
@@ -29,6 +38,10 @@ export interface AddNicOptions {
   mac?: Uint8Array;
   /** IP MTU; defaults to the link's. */
   mtu?: number;
+  /** Forward IPv4 packets that arrive on this NIC (default false). */
+  forwardingV4?: boolean;
+  /** Send ICMP redirects for packets that leave by the NIC they came in on (default true). */
+  sendRedirects?: boolean;
 }
 
 /**
@@ -50,6 +63,12 @@ export class Stack {
   readonly nics: Map<number, Nic> = new Map();
   /** Buffers for packets the stack builds or must hold on to. */
   readonly pool: BufferPool;
+  /** Neighbor cache settings every NIC's ARP/NDP cache starts with. */
+  readonly neighborConfig: NeighborConfig;
+  /** The IPv4 layer (ARP, ICMP, routing, forwarding). */
+  readonly ipv4: Ipv4;
+  /** UDP over IPv4. */
+  readonly udp: Udp;
   #nextNicId = 1;
 
   constructor(opts: StackOptions = {}) {
@@ -57,6 +76,13 @@ export class Stack {
     this.random = opts.random ?? new SystemRandom();
     this.hostname = opts.hostname ?? "tapir";
     this.pool = new BufferPool(opts.poolLimit ?? 4096);
+    this.neighborConfig = { ...DEFAULT_NEIGHBOR_CONFIG, ...opts.neighbor };
+    this.ipv4 = new Ipv4(this, opts.ipv4);
+    if (opts.icmpRateLimit !== undefined) {
+      this.ipv4.icmp.bucket.rate = opts.icmpRateLimit.rate;
+      this.ipv4.icmp.bucket.burst = opts.icmpRateLimit.burst;
+    }
+    this.udp = new Udp(this.ipv4);
   }
 
   /** Add an interface on `link` and start receiving from it. */
@@ -72,6 +98,10 @@ export class Stack {
     });
     nic.onUnknownEtherType = () => this.stats.unknownEtherTypeFramesDropped++;
     this.nics.set(id, nic);
+    this.ipv4.attachNic(nic, {
+      forwarding: opts.forwardingV4 ?? false,
+      sendRedirects: opts.sendRedirects ?? true,
+    });
     link.attach(nic);
     return nic;
   }

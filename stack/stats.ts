@@ -52,15 +52,187 @@ export function newNicStats(): NicStats {
   };
 }
 
+/** IPv4 counters. */
+export interface Ipv4Stats {
+  /** IPv4 packets handed to the IPv4 layer. */
+  packetsReceived: number;
+  /** Packets too short, with a version other than 4, IHL below 5, or a total length that does not fit. */
+  malformedPacketsReceived: number;
+  /** Packets whose header checksum is wrong. */
+  checksumErrors: number;
+  /** Packets with a loopback, multicast, broadcast or class E source, or a loopback destination, on a non-loopback NIC (martians). */
+  invalidAddressesReceived: number;
+  /** Packets whose options are malformed (answered with Parameter Problem). */
+  malformedOptionsReceived: number;
+  /** Packets delivered to a local protocol (after reassembly). */
+  packetsDelivered: number;
+  /** Packets neither for a local address nor forwardable (forwarding off on the ingress NIC). */
+  notForUsDropped: number;
+  /** Multicast packets for groups tapir did not join. */
+  multicastNotJoinedDropped: number;
+  /** Packets forwarded to the next hop (or queued for its resolution). */
+  packetsForwarded: number;
+  /** Forwarded packets whose TTL ran out (answered with Time Exceeded). */
+  ttlExceeded: number;
+  /** Forwarded packets with no route (answered with Destination Unreachable). */
+  noRoute: number;
+  /** Packets that hit a blackhole route (dropped silently). */
+  blackholeDropped: number;
+  /** Packets that hit an unreachable route (answered with Net Unreachable). */
+  unreachableRouteDropped: number;
+  /** Packets that hit a prohibit route (answered with Admin Prohibited). */
+  prohibitRouteDropped: number;
+  /** Forwarded packets too big for the egress MTU with DF set (answered with Fragmentation Needed). */
+  fragmentationNeeded: number;
+  /** Packets fragmented on output (forwarded or local). */
+  packetsFragmented: number;
+  /** Fragments sent. */
+  fragmentsCreated: number;
+  /** Packets that could not be fragmented (pool exhausted, MTU below 68). */
+  fragmentationFailed: number;
+  /** ICMP redirects sent (RFC 1812 §5.2.7.2). */
+  redirectsSent: number;
+  /** Locally generated packets sent. */
+  packetsSent: number;
+  /** Local packets with no route to their destination. */
+  outputNoRoute: number;
+  /** Packets for an unknown transport protocol (answered with Protocol Unreachable). */
+  unknownProtocolReceived: number;
+  /** GSO super-frames segmented in software for a link without offloads. */
+  gsoSegmented: number;
+  /** GSO super-frames that could not be segmented (not TCP, or malformed), dropped. */
+  gsoDropped: number;
+  /** Packets dropped by a firewall hook. */
+  firewallDropped: number;
+}
+
+/** ICMPv4 counters. */
+export interface Icmpv4Stats {
+  /** ICMP messages received for local delivery. */
+  messagesReceived: number;
+  /** ICMP messages shorter than their header, or with a bad checksum. */
+  malformedReceived: number;
+  /** Echo requests answered. */
+  echoRequestsAnswered: number;
+  /** Echo replies received (handed to pingers). */
+  echoRepliesReceived: number;
+  /** Error messages received (handed to pingers and sockets). */
+  errorsReceived: number;
+  /** Error messages sent, all kinds. */
+  errorsSent: number;
+  /** Errors not sent because the original was an ICMP error, a broadcast/multicast, a non-initial fragment, or had an invalid source (RFC 1122 §3.2.2). */
+  errorsSuppressed: number;
+  /** Errors not sent because the token bucket was empty. */
+  errorsRateLimited: number;
+}
+
+/** ARP counters. */
+export interface ArpStats {
+  /** ARP packets received. */
+  packetsReceived: number;
+  /** ARP packets that are not Ethernet/IPv4, or too short. */
+  malformedReceived: number;
+  /** Requests for one of our addresses, answered. */
+  requestsAnswered: number;
+  /** Requests for addresses that are not ours. */
+  requestsNotForUs: number;
+  /** Replies received. */
+  repliesReceived: number;
+  /** Requests sent (resolution and probes). */
+  requestsSent: number;
+  /** Gratuitous ARPs sent when an address came up. */
+  gratuitousSent: number;
+}
+
+/** UDP counters. */
+export interface UdpStats {
+  /** Datagrams received for local delivery. */
+  datagramsReceived: number;
+  /** Datagrams shorter than their header or with a length that does not fit. */
+  malformedReceived: number;
+  /** Datagrams with a bad checksum. */
+  checksumErrors: number;
+  /** Datagrams for a port nobody listens on (answered with Port Unreachable). */
+  unknownPortReceived: number;
+  /** Datagrams sent by local sockets. */
+  datagramsSent: number;
+}
+
 /** Counters kept for the whole stack. */
 export interface StackStats {
   /** Frames for protocols tapir does not implement yet, dropped (all NICs). */
   unknownEtherTypeFramesDropped: number;
   /** Packets dropped because the buffer pool was exhausted. */
   bufferPoolExhausted: number;
+  ipv4: Ipv4Stats;
+  icmpv4: Icmpv4Stats;
+  arp: ArpStats;
+  udp: UdpStats;
+}
+
+function zeroed<T>(keys: readonly (keyof T)[]): T {
+  const o: Record<string, number> = {};
+  for (const k of keys) o[k as string] = 0;
+  return o as T;
 }
 
 /** A zeroed {@link StackStats}. */
 export function newStackStats(): StackStats {
-  return { unknownEtherTypeFramesDropped: 0, bufferPoolExhausted: 0 };
+  return {
+    unknownEtherTypeFramesDropped: 0,
+    bufferPoolExhausted: 0,
+    ipv4: zeroed<Ipv4Stats>([
+      "packetsReceived",
+      "malformedPacketsReceived",
+      "checksumErrors",
+      "invalidAddressesReceived",
+      "malformedOptionsReceived",
+      "packetsDelivered",
+      "notForUsDropped",
+      "multicastNotJoinedDropped",
+      "packetsForwarded",
+      "ttlExceeded",
+      "noRoute",
+      "blackholeDropped",
+      "unreachableRouteDropped",
+      "prohibitRouteDropped",
+      "fragmentationNeeded",
+      "packetsFragmented",
+      "fragmentsCreated",
+      "fragmentationFailed",
+      "redirectsSent",
+      "packetsSent",
+      "outputNoRoute",
+      "unknownProtocolReceived",
+      "gsoSegmented",
+      "gsoDropped",
+      "firewallDropped",
+    ]),
+    icmpv4: zeroed<Icmpv4Stats>([
+      "messagesReceived",
+      "malformedReceived",
+      "echoRequestsAnswered",
+      "echoRepliesReceived",
+      "errorsReceived",
+      "errorsSent",
+      "errorsSuppressed",
+      "errorsRateLimited",
+    ]),
+    arp: zeroed<ArpStats>([
+      "packetsReceived",
+      "malformedReceived",
+      "requestsAnswered",
+      "requestsNotForUs",
+      "repliesReceived",
+      "requestsSent",
+      "gratuitousSent",
+    ]),
+    udp: zeroed<UdpStats>([
+      "datagramsReceived",
+      "malformedReceived",
+      "checksumErrors",
+      "unknownPortReceived",
+      "datagramsSent",
+    ]),
+  };
 }

@@ -1,0 +1,67 @@
+/**
+ * `tapir lab FILE`: run a virtual lab and check every probe's expectation.
+ *
+ * @module
+ */
+import type { LogLevel } from "@logtape/logtape";
+import { ConfigErrors, parseLabConfig } from "../config/mod.ts";
+import { runLab } from "../config/lab_runner.ts";
+import { setupLogging } from "./log.ts";
+import { formatIpAddress, type IpAddress } from "../stack/wire/mod.ts";
+
+/** Options of {@link labCommand}. */
+export interface LabOptions {
+  virtualTime?: boolean;
+  logLevel?: string;
+}
+
+/** Run `tapir lab FILE`; the exit code (0 all expectations held, 1 some failed or invalid, 2 unreadable). */
+export async function labCommand(file: string, o: LabOptions): Promise<number> {
+  setupLogging("text", (o.logLevel ?? "warning") as LogLevel);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    console.error(`tapir lab: cannot read ${file}: ${(e as Error).message}`);
+    return 2;
+  }
+  let lab;
+  try {
+    lab = parseLabConfig(text, file);
+  } catch (e) {
+    if (e instanceof ConfigErrors) {
+      for (const err of e.errors) console.error(err.toString());
+      return 1;
+    }
+    throw e;
+  }
+  const t0 = performance.now();
+  if (lab.description !== "") console.log(lab.description);
+  console.log(
+    `lab ${file}: ${lab.nodes.length} nodes, ${lab.links.length} links, ${lab.probes.length} probes${
+      o.virtualTime ? " (virtual time)" : ""
+    }\n`,
+  );
+  const result = await runLab(lab, {
+    virtualTime: o.virtualTime ?? false,
+    onOutcome: (out) => {
+      const p = out.probe;
+      console.log(`[${out.passed ? "PASS" : "FAIL"}] ${p.from}: ${p.kind} ${describeTarget(p)} — expect ${p.expect}`);
+      for (const l of out.lines) console.log(`    ${l}`);
+      if (!out.passed) console.log(`    FAILED: ${out.reason}`);
+      console.log("");
+    },
+  });
+  const wall = performance.now() - t0;
+  console.log(
+    `${result.passed} passed, ${result.failed} failed (${(result.elapsedMs / 1000).toFixed(1)} s of lab time in ${
+      (wall / 1000).toFixed(2)
+    } s)`,
+  );
+  return result.failed === 0 ? 0 : 1;
+}
+
+function describeTarget(p: { target: IpAddress; zone?: string }): string {
+  const text = formatIpAddress(p.target);
+  return p.zone !== undefined ? `${text}%${p.zone}` : text;
+}

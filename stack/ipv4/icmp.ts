@@ -1,0 +1,258 @@
+/**
+ * ICMPv4 of the stack: echo replies, error messages with the rules of
+ * RFC 1122 §3.2.2 and RFC 1812 §4.3.2.7, a token-bucket rate limit, and
+ * delivery of replies and errors to local listeners (ping, traceroute,
+ * sockets).
+ *
+ * @module
+ */
+import type { Nic } from "../nic.ts";
+import type { Ipv4 } from "./ipv4.ts";
+import { TokenBucket } from "../token_bucket.ts";
+import { IpProtocol, Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
+import { Icmpv4Type } from "../wire/icmpv4.ts";
+import { checksumUpdate16, internetChecksum } from "../wire/checksum.ts";
+import {
+  ipv4IsLimitedBroadcast,
+  ipv4IsLoopback,
+  ipv4IsMulticast,
+  ipv4IsThisNetwork,
+} from "../wire/ip_address.ts";
+import type { PacketBuffer } from "../wire/packet_buffer.ts";
+import { ETHERNET_HEADER_LEN } from "../wire/ethernet.ts";
+
+/** Largest ICMP error datagram: RFC 1812 §4.3.2.3 quotes as much as fits in 576 bytes. */
+export const ICMPV4_ERROR_MAX_LEN = 576;
+
+/** What a local listener learns of an ICMP message addressed to us. */
+export interface Icmpv4Event {
+  /** Message type and code. */
+  type: number;
+  code: number;
+  /** Sender of the message. */
+  from: number;
+  /** Our address it was sent to. */
+  to: number;
+  /** TTL it arrived with. */
+  ttl: number;
+  /** Echo identifier and sequence (for echo replies, or of the quoted echo request in an error). */
+  ident: number;
+  seq: number;
+  /** Bytes of the ICMP message (header included); for an echo reply, 8 + payload. */
+  length: number;
+  /** For errors: the quoted datagram's destination, protocol, source/destination ports (UDP/TCP). */
+  quotedDst: number;
+  quotedProtocol: number;
+  quotedSrcPort: number;
+  quotedDstPort: number;
+  /** For fragmentation needed: the next-hop MTU (RFC 1191); else 0. */
+  mtu: number;
+  /** For echo replies: the payload's offset and the buffer (valid only during the call). */
+  payloadOffset: number;
+  buffer: PacketBuffer;
+}
+
+/** True for the ICMP types that are errors (RFC 1122 §3.2.2: never answer these with an error). */
+export function icmpv4IsError(type: number): boolean {
+  return type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
+}
+
+/** ICMPv4 for one stack. */
+export class Icmpv4 {
+  /** Listeners for replies and errors addressed to us. */
+  readonly listeners: Set<(e: Icmpv4Event) => void> = new Set();
+  /** The shared ICMP error token bucket (Linux icmp_ratelimit/icmp_msgs_per_sec). */
+  readonly bucket: TokenBucket;
+  /** Answer echo requests sent to a broadcast address (Linux: icmp_echo_ignore_broadcasts=1, so false). */
+  answerBroadcastEchoes = false;
+  #q = new Ipv4Packet();
+  #event: Icmpv4Event;
+
+  constructor(readonly ipv4: Ipv4) {
+    this.bucket = new TokenBucket(ipv4.stack.clock, 1000, 50);
+    this.#event = {
+      type: 0,
+      code: 0,
+      from: 0,
+      to: 0,
+      ttl: 0,
+      ident: 0,
+      seq: 0,
+      length: 0,
+      quotedDst: 0,
+      quotedProtocol: 0,
+      quotedSrcPort: 0,
+      quotedDstPort: 0,
+      mtu: 0,
+      payloadOffset: 0,
+      buffer: null as unknown as PacketBuffer,
+    };
+  }
+
+  /** Local delivery of an ICMP message. */
+  receive(nic: Nic | null, pkt: PacketBuffer, ip: Ipv4Packet): void {
+    const s = this.ipv4.stack.stats.icmpv4;
+    s.messagesReceived++;
+    const off = ip.off + ip.headerLen();
+    const len = pkt.end - off;
+    if (len < 8 || internetChecksum(pkt.data, off, len) !== 0) {
+      s.malformedReceived++;
+      return;
+    }
+    const type = pkt.data[off]!;
+    if (type === Icmpv4Type.ECHO_REQUEST) {
+      this.#answerEcho(nic, pkt, ip, off);
+      return;
+    }
+    const e = this.#event;
+    e.type = type;
+    e.code = pkt.data[off + 1]!;
+    e.from = ip.src();
+    e.to = ip.dst();
+    e.ttl = ip.ttl();
+    e.length = len;
+    e.buffer = pkt;
+    e.mtu = 0;
+    e.quotedDst = e.quotedProtocol = e.quotedSrcPort = e.quotedDstPort = 0;
+    if (type === Icmpv4Type.ECHO_REPLY) {
+      s.echoRepliesReceived++;
+      e.ident = pkt.view.getUint16(off + 4);
+      e.seq = pkt.view.getUint16(off + 6);
+      e.payloadOffset = off + 8;
+    } else if (icmpv4IsError(type)) {
+      s.errorsReceived++;
+      const qOff = off + 8;
+      const q = this.#q.reset(pkt, qOff);
+      if (qOff + 20 > pkt.end) return;
+      e.quotedDst = q.dst();
+      e.quotedProtocol = q.protocol();
+      const ql4 = qOff + ((pkt.data[qOff]! & 0x0f) << 2);
+      e.ident = e.seq = 0;
+      if (ql4 + 8 <= pkt.end) {
+        if (e.quotedProtocol === IpProtocol.ICMP) {
+          e.ident = pkt.view.getUint16(ql4 + 4);
+          e.seq = pkt.view.getUint16(ql4 + 6);
+        } else {
+          e.quotedSrcPort = pkt.view.getUint16(ql4);
+          e.quotedDstPort = pkt.view.getUint16(ql4 + 2);
+        }
+      }
+      if (type === Icmpv4Type.DEST_UNREACHABLE && e.code === 4) e.mtu = pkt.view.getUint16(off + 6);
+      e.payloadOffset = qOff;
+    } else {
+      return;
+    }
+    for (const l of this.listeners) l(e);
+  }
+
+  /** RFC 792 echo reply, built by turning the request around in place. */
+  #answerEcho(nic: Nic | null, pkt: PacketBuffer, ip: Ipv4Packet, off: number): void {
+    const dst = ip.dst();
+    const local = this.ipv4.local.has(dst);
+    if (!local && !this.answerBroadcastEchoes) return;
+    const s = this.ipv4.stack.stats.icmpv4;
+    s.echoRequestsAnswered++;
+    const src = ip.src();
+    ip.setSrc(local ? dst : (nic !== null ? this.ipv4.sourceFor(nic, src) ?? 0 : 0));
+    ip.setDst(src);
+    ip.setTtl(this.ipv4.settings.defaultTtl);
+    // Replies are not sent with DF (Linux's ICMP socket uses PMTUDISC_DONT),
+    // so a reply larger than the path MTU is fragmented.
+    ip.setFlagsFragment(0);
+    ip.setId(this.ipv4.nextId());
+    const old = pkt.view.getUint16(off);
+    pkt.view.setUint16(off, (Icmpv4Type.ECHO_REPLY << 8) | pkt.data[off + 1]!);
+    pkt.view.setUint16(off + 2, checksumUpdate16(pkt.view.getUint16(off + 2), old, pkt.view.getUint16(off)));
+    this.ipv4.output(pkt, ip.off, { nic: undefined });
+  }
+
+  /**
+   * Send an ICMP error about the datagram at `orig.data[ipOff]`, unless the
+   * rules of RFC 1122 §3.2.2 / RFC 1812 §4.3.2.7 forbid it or the rate limit
+   * says no.
+   *
+   * @param inNic where the original arrived (null: generated locally)
+   * @param rest the 32-bit rest-of-header (MTU, pointer << 24, gateway)
+   * @param isRedirect true for a redirect (which must not fail the packet)
+   */
+  sendErrorAbout(
+    orig: PacketBuffer,
+    ipOff: number,
+    inNic: Nic | null,
+    type: number,
+    code: number,
+    rest: number,
+    _isRedirect = false,
+  ): boolean {
+    const s = this.ipv4.stack.stats.icmpv4;
+    const q = this.#q.reset(orig, ipOff);
+    const src = q.src();
+    const dst = q.dst();
+    const hl = (orig.data[ipOff]! & 0x0f) << 2;
+    // Never about: a broadcast/multicast (IP or link layer), a non-initial
+    // fragment, an invalid source, or an ICMP error.
+    const linkGroup = inNic !== null && ipOff >= ETHERNET_HEADER_LEN &&
+      orig.start <= ipOff - ETHERNET_HEADER_LEN && (orig.data[ipOff - ETHERNET_HEADER_LEN]! & 1) === 1;
+    let suppress = linkGroup || ipv4IsMulticast(dst) || ipv4IsLimitedBroadcast(dst) ||
+      q.fragmentOffset() !== 0 || ipv4IsThisNetwork(src) || ipv4IsMulticast(src) ||
+      ipv4IsLimitedBroadcast(src) || (ipv4IsLoopback(src) && inNic !== null) || (src >>> 28) === 0xf ||
+      this.#isDirectedBroadcast(dst);
+    if (!suppress && q.protocol() === IpProtocol.ICMP && ipOff + hl < orig.end) {
+      suppress = icmpv4IsError(orig.data[ipOff + hl]!);
+    }
+    if (suppress) {
+      s.errorsSuppressed++;
+      return false;
+    }
+    if (!this.bucket.take()) {
+      s.errorsRateLimited++;
+      return false;
+    }
+    const pool = this.ipv4.stack.pool;
+    const b = pool.get();
+    if (b === null) {
+      this.ipv4.stack.stats.bufferPoolExhausted++;
+      return false;
+    }
+    try {
+      const origLen = Math.min(q.totalLength(), orig.end - ipOff);
+      const quote = Math.min(origLen, ICMPV4_ERROR_MAX_LEN - 28);
+      const off = b.start + ETHERNET_HEADER_LEN;
+      // The source: the original's destination when it was for us; else the
+      // route back to the sender picks it (the ingress interface's address).
+      const from = this.ipv4.local.has(dst) ? dst : 0;
+      writeIpv4Header(b, off, {
+        payloadLen: 8 + quote,
+        id: this.ipv4.nextId(),
+        dontFragment: false,
+        ttl: this.ipv4.settings.defaultTtl,
+        protocol: IpProtocol.ICMP,
+        src: from,
+        dst: src,
+        dscpEcn: 0xc0, // Linux sends errors with precedence "internetwork control".
+      });
+      b.start = off - ETHERNET_HEADER_LEN;
+      b.end = off + 28 + quote;
+      const m = off + 20;
+      b.view.setUint8(m, type);
+      b.view.setUint8(m + 1, code);
+      b.view.setUint16(m + 2, 0);
+      b.view.setUint32(m + 4, rest >>> 0);
+      b.data.set(orig.data.subarray(ipOff, ipOff + quote), m + 8);
+      b.view.setUint16(m + 2, internetChecksum(b.data, m, 8 + quote));
+      s.errorsSent++;
+      return this.ipv4.output(b, off);
+    } finally {
+      pool.put(b);
+    }
+  }
+
+  #isDirectedBroadcast(dst: number): boolean {
+    for (const nic of this.ipv4.stack.nics.values()) {
+      const st = this.ipv4.nicState(nic);
+      if (st === undefined) continue;
+      for (const a of st.addresses) if (a.broadcast === dst) return true;
+    }
+    return false;
+  }
+}

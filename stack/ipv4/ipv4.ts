@@ -1,0 +1,691 @@
+/**
+ * The IPv4 layer: the receive path (validation, martians, options, local
+ * delivery or forwarding), forwarding (TTL, routing, MTU, redirects, in-place
+ * rewrite), and output of locally generated packets (routing, source
+ * selection, fragmentation, neighbor resolution).
+ *
+ * The checks follow gVisor's network/ipv4/ipv4.go and Linux's ip_rcv /
+ * ip_forward; RFC sections are cited where they decide.
+ *
+ * @module
+ */
+import type { Nic } from "../nic.ts";
+import type { Stack } from "../stack.ts";
+import { type Ipv4Route, Ipv4RouteTable, flowHashV4 } from "../route_table.ts";
+import { NeighborCache } from "../neighbor_cache.ts";
+import { type FirstFragmentInfo, Reassembler } from "../reassembly.ts";
+import { fragmentIpv4 } from "./fragmentation.ts";
+import { EthernetFrame, ETHERNET_HEADER_LEN, EtherType } from "../wire/ethernet.ts";
+import {
+  IPV4_MIN_HEADER_LEN,
+  IpProtocol,
+  Ipv4Packet,
+} from "../wire/ipv4.ts";
+import { processForwardingOptions, validateIpv4Options } from "../wire/ipv4_options.ts";
+import { Icmpv4Code, Icmpv4Type } from "../wire/icmpv4.ts";
+import {
+  formatIpv4,
+  ipv4Broadcast,
+  ipv4CidrContains,
+  ipv4IsLimitedBroadcast,
+  ipv4IsLoopback,
+  ipv4IsMulticast,
+  ipv4Mask,
+} from "../wire/ip_address.ts";
+import { BROADCAST_MAC, ipv4MulticastMac } from "../wire/mac_address.ts";
+import { HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
+import { internetChecksum } from "../wire/checksum.ts";
+import { Icmpv4 } from "./icmp.ts";
+import { Arp } from "./arp.ts";
+import { segmentGso } from "../gso.ts";
+
+/** An IPv4 address assigned to a NIC. */
+export interface Ipv4InterfaceAddress {
+  readonly address: number;
+  readonly prefixLen: number;
+  /** The subnet's directed broadcast address (none for /31 and /32). */
+  readonly broadcast: number | null;
+}
+
+/** A firewall hook: returns false to drop the packet (it counts why itself). */
+export type Ipv4Hook = (
+  pkt: PacketBuffer,
+  ipOff: number,
+  inNic: Nic | null,
+  outNic: Nic | null,
+) => boolean;
+
+/** Hook points, as netfilter names them. */
+export interface Ipv4Hooks {
+  prerouting: Ipv4Hook | null;
+  input: Ipv4Hook | null;
+  forward: Ipv4Hook | null;
+  output: Ipv4Hook | null;
+  postrouting: Ipv4Hook | null;
+}
+
+/** A transport protocol's receive function for local delivery. */
+export type Ipv4TransportHandler = (nic: Nic | null, pkt: PacketBuffer, ip: Ipv4Packet) => void;
+
+/** Per-NIC IPv4 state. */
+export interface Ipv4NicState {
+  addresses: Ipv4InterfaceAddress[];
+  forwarding: boolean;
+  sendRedirects: boolean;
+  neighbors: NeighborCache<number>;
+}
+
+/** Settings of the IPv4 layer. */
+export interface Ipv4Settings {
+  defaultTtl: number;
+  reassemblyTimeoutMs: number;
+  reassemblyMemory: number;
+}
+
+/** Source of a reassembly key: (src, dst, protocol, id) per RFC 791. */
+function fragKey(ip: Ipv4Packet): string {
+  return `${ip.src()}/${ip.dst()}/${ip.protocol()}/${ip.id()}`;
+}
+
+/**
+ * The IPv4 network layer of one {@link Stack}.
+ */
+export class Ipv4 {
+  readonly routes: Ipv4RouteTable = new Ipv4RouteTable();
+  readonly hooks: Ipv4Hooks = {
+    prerouting: null,
+    input: null,
+    forward: null,
+    output: null,
+    postrouting: null,
+  };
+  readonly icmp: Icmpv4;
+  readonly arp: Arp;
+  readonly reassembler: Reassembler<string>;
+  /** Transport handlers by protocol number. */
+  readonly transports: Map<number, Ipv4TransportHandler> = new Map();
+  /** Local addresses → the NIC they are on. */
+  readonly local: Map<number, Nic> = new Map();
+  readonly settings: Ipv4Settings;
+  #state: Map<number, Ipv4NicState> = new Map();
+  #ip = new Ipv4Packet();
+  #ip2 = new Ipv4Packet();
+  #eth = new EthernetFrame();
+  #nextId: number;
+  #loopbackQueue: PacketBuffer[] = [];
+  #loopbackScheduled = false;
+
+  constructor(readonly stack: Stack, settings: Partial<Ipv4Settings> = {}) {
+    this.settings = {
+      defaultTtl: settings.defaultTtl ?? 64,
+      reassemblyTimeoutMs: settings.reassemblyTimeoutMs ?? 30_000,
+      reassemblyMemory: settings.reassemblyMemory ?? 4 * 1024 * 1024,
+    };
+    this.#nextId = stack.random.uint32() & 0xffff;
+    this.icmp = new Icmpv4(this);
+    this.arp = new Arp(this);
+    this.reassembler = new Reassembler<string>({
+      clock: stack.clock,
+      pool: stack.pool,
+      timeoutMs: this.settings.reassemblyTimeoutMs,
+      memoryLimit: this.settings.reassemblyMemory,
+      maxDatagramLen: 65_535,
+      onTimeout: (_key, first) => {
+        // RFC 792 / RFC 1122 §3.3.2: time exceeded code 1, only when the
+        // first fragment arrived (it is what the error quotes).
+        if (first !== null) this.#reassemblyTimedOut(first);
+      },
+    });
+    this.transports.set(IpProtocol.ICMP, (nic, pkt, ip) => this.icmp.receive(nic, pkt, ip));
+  }
+
+  #reassemblyTimedOut(first: FirstFragmentInfo): void {
+    const b = this.stack.pool.get();
+    if (b === null) return;
+    const off = Ipv4.BUILD_OFFSET;
+    const n = Math.min(first.bytes.length, b.data.length - off);
+    b.data.set(first.bytes.subarray(0, n), off);
+    b.start = off - ETHERNET_HEADER_LEN;
+    b.end = off + n;
+    this.icmp.sendErrorAbout(b, off, null, Icmpv4Type.TIME_EXCEEDED, Icmpv4Code.REASSEMBLY_TIME_EXCEEDED, 0);
+    this.stack.pool.put(b);
+  }
+
+  /** Start handling IPv4 on `nic`. */
+  attachNic(nic: Nic, opts: { forwarding: boolean; sendRedirects: boolean }): Ipv4NicState {
+    const cfg = this.stack.neighborConfig;
+    const st: Ipv4NicState = {
+      addresses: [],
+      forwarding: opts.forwarding,
+      sendRedirects: opts.sendRedirects,
+      neighbors: new NeighborCache<number>({
+        clock: this.stack.clock,
+        random: this.stack.random,
+        pool: this.stack.pool,
+        config: cfg,
+        protocol: {
+          sendProbe: (key: number, unicastTo: Uint8Array | null) => this.arp.sendRequest(nic, key, unicastTo),
+          sendQueued: (_key: number, mac: Uint8Array, pkt: PacketBuffer) => this.#sendResolved(nic, pkt, mac),
+          resolutionFailed: (_key: number, pkt: PacketBuffer) => this.#resolutionFailed(nic, pkt),
+        },
+      }),
+    };
+    this.#state.set(nic.id, st);
+    nic.ipv4 = { handleFrame: (n, p) => this.receive(n, p) };
+    nic.arp = { handleFrame: (n, p) => this.arp.receive(n, p) };
+    return st;
+  }
+
+  /** IPv4 state of a NIC (undefined when IPv4 is not attached). */
+  nicState(nic: Nic): Ipv4NicState | undefined {
+    return this.#state.get(nic.id);
+  }
+
+  /**
+   * Assign `address/prefixLen` to `nic`: the local address, the connected
+   * route, and a gratuitous ARP.
+   */
+  addAddress(nic: Nic, address: number, prefixLen: number): void {
+    const st = this.#state.get(nic.id)!;
+    const bcast = prefixLen >= 31 ? null : ipv4Broadcast({ address, prefixLen });
+    st.addresses.push({ address, prefixLen, broadcast: bcast });
+    this.local.set(address, nic);
+    this.routes.add({
+      prefix: (address & ipv4Mask(prefixLen)) >>> 0,
+      prefixLen,
+      type: "unicast",
+      nicId: nic.id,
+      gateway: null,
+      metric: 0,
+      source: "connected",
+    });
+    this.arp.sendGratuitous(nic, address);
+  }
+
+  /** Remove an address and its connected route. */
+  removeAddress(nic: Nic, address: number): void {
+    const st = this.#state.get(nic.id);
+    if (st === undefined) return;
+    const i = st.addresses.findIndex((a) => a.address === address);
+    if (i === -1) return;
+    const a = st.addresses[i]!;
+    st.addresses.splice(i, 1);
+    this.local.delete(address);
+    const prefix = (address & ipv4Mask(a.prefixLen)) >>> 0;
+    if (!st.addresses.some((b) => ((b.address & ipv4Mask(b.prefixLen)) >>> 0) === prefix)) {
+      this.routes.remove(prefix, a.prefixLen, (r) => r.source === "connected" && r.nicId === nic.id);
+    }
+  }
+
+  /** The address `nic` should use as the source towards `dst` (same subnet first). */
+  sourceFor(nic: Nic, dst: number): number | null {
+    const st = this.#state.get(nic.id);
+    if (st === undefined || st.addresses.length === 0) return null;
+    for (const a of st.addresses) if (ipv4CidrContains(a, dst)) return a.address;
+    return st.addresses[0]!.address;
+  }
+
+  /** A fresh IPv4 identification value. */
+  nextId(): number {
+    this.#nextId = (this.#nextId + 1) & 0xffff;
+    return this.#nextId;
+  }
+
+  // ------------------------------------------------------------ receive
+
+  /** Receive path for one IPv4 frame from `nic`. */
+  receive(nic: Nic, pkt: PacketBuffer): void {
+    const s = this.stack.stats.ipv4;
+    s.packetsReceived++;
+    const ipOff = pkt.networkOffset;
+    const ip = this.#ip.reset(pkt, ipOff);
+    if (!ip.check()) {
+      s.malformedPacketsReceived++;
+      return;
+    }
+    // Drop Ethernet padding: the IP total length says where the packet ends.
+    pkt.end = ipOff + ip.totalLength();
+    if (!ip.verifyChecksum()) {
+      s.checksumErrors++;
+      return;
+    }
+    const src = ip.src();
+    const dst = ip.dst();
+    // Martians (RFC 1812 §5.3.7, Linux ip_route_input_slow): a loopback,
+    // multicast, limited-broadcast or class E source, or a loopback
+    // destination, never arrives on a real interface.
+    if (
+      ipv4IsLoopback(src) || ipv4IsMulticast(src) || ipv4IsLimitedBroadcast(src) ||
+      (src >>> 28) === 0xf || ipv4IsLoopback(dst)
+    ) {
+      s.invalidAddressesReceived++;
+      return;
+    }
+    const st = this.#state.get(nic.id);
+    if (st === undefined) return;
+    if (this.hooks.prerouting !== null && !this.hooks.prerouting(pkt, ipOff, nic, null)) {
+      s.firewallDropped++;
+      return;
+    }
+    // A hook may have rewritten the destination (DNAT).
+    const dst2 = ip.dst();
+    if (ip.headerLen() > IPV4_MIN_HEADER_LEN) {
+      const v = validateIpv4Options(ip);
+      if (!v.ok) {
+        s.malformedOptionsReceived++;
+        this.icmp.sendErrorAbout(pkt, ipOff, nic, Icmpv4Type.PARAMETER_PROBLEM, 0, v.pointer << 24);
+        return;
+      }
+    }
+    if (this.local.has(dst2) || this.#isBroadcastFor(st, dst2) || dst2 === 0xe0000001) {
+      this.deliverLocal(nic, pkt, ipOff);
+      return;
+    }
+    if (ipv4IsMulticast(dst2)) {
+      s.multicastNotJoinedDropped++;
+      return;
+    }
+    if (!st.forwarding) {
+      s.notForUsDropped++;
+      return;
+    }
+    this.forward(nic, pkt, ipOff);
+  }
+
+  #isBroadcastFor(st: Ipv4NicState, dst: number): boolean {
+    if (ipv4IsLimitedBroadcast(dst)) return true;
+    // RFC 1812 §5.3.5.2: a directed broadcast to a connected subnet is
+    // received; forwarding it is off by default (as on Linux).
+    for (const a of st.addresses) if (a.broadcast === dst) return true;
+    return false;
+  }
+
+  /** Local delivery: reassembly, INPUT hook, transport dispatch. */
+  deliverLocal(nic: Nic | null, pkt: PacketBuffer, ipOff: number): void {
+    const s = this.stack.stats.ipv4;
+    let ip = this.#ip.reset(pkt, ipOff);
+    let buf = pkt;
+    let reassembled: PacketBuffer | null = null;
+    if (ip.moreFragments() || ip.fragmentOffset() !== 0) {
+      const hl = ip.headerLen();
+      const r = this.reassembler.add(
+        fragKey(ip),
+        ip.fragmentOffset(),
+        ip.moreFragments(),
+        pkt,
+        ipOff + hl,
+        ip.totalLength() - hl,
+        ipOff,
+        hl,
+      );
+      if (r.kind !== "complete") return;
+      reassembled = r.buffer;
+      buf = r.buffer;
+      ip = this.#ip.reset(buf, r.headerOffset);
+      // Fix the reassembled header: whole length, no fragment bits.
+      ip.setTotalLength(r.headerLen + r.payloadLen);
+      ip.setFlagsFragment(0);
+      ip.fillChecksum();
+      buf.networkOffset = r.headerOffset;
+      buf.end = r.headerOffset + r.headerLen + r.payloadLen;
+    }
+    try {
+      if (this.hooks.input !== null && !this.hooks.input(buf, ip.off, nic, null)) {
+        s.firewallDropped++;
+        return;
+      }
+      s.packetsDelivered++;
+      buf.transportOffset = ip.off + ip.headerLen();
+      const handler = this.transports.get(ip.protocol());
+      if (handler !== undefined) {
+        handler(nic, buf, ip);
+        return;
+      }
+      s.unknownProtocolReceived++;
+      // RFC 1122 §3.2.2.1: protocol unreachable for an unknown protocol.
+      this.icmp.sendErrorAbout(buf, ip.off, nic, Icmpv4Type.DEST_UNREACHABLE, Icmpv4Code.PROTOCOL_UNREACHABLE, 0);
+    } finally {
+      if (reassembled !== null) this.stack.pool.put(reassembled);
+    }
+  }
+
+  // ------------------------------------------------------------ forward
+
+  /** Forward a validated packet that arrived on `inNic` and is not for us. */
+  forward(inNic: Nic, pkt: PacketBuffer, ipOff: number): void {
+    const s = this.stack.stats.ipv4;
+    const ip = this.#ip.reset(pkt, ipOff);
+    const dst = ip.dst();
+    // RFC 1812 §5.3.1: a packet whose TTL would reach 0 is not forwarded;
+    // Time Exceeded code 0 goes back to the source.
+    if (ip.ttl() <= 1) {
+      s.ttlExceeded++;
+      this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.TIME_EXCEEDED, 0, 0);
+      return;
+    }
+    const route = this.routes.lookup(dst, this.#flowHash(pkt, ip));
+    if (route === null) {
+      s.noRoute++;
+      this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.DEST_UNREACHABLE, Icmpv4Code.NET_UNREACHABLE, 0);
+      return;
+    }
+    if (route.type !== "unicast") {
+      this.#routeTypeDrop(route, inNic, pkt, ipOff);
+      return;
+    }
+    const outNic = this.stack.nics.get(route.nicId);
+    if (outNic === undefined || !outNic.isUp()) {
+      s.noRoute++;
+      this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.DEST_UNREACHABLE, Icmpv4Code.HOST_UNREACHABLE, 0);
+      return;
+    }
+    const nextHop = route.gateway ?? dst;
+    const outState = this.#state.get(outNic.id)!;
+    if (this.#isBroadcastFor(outState, dst)) {
+      // Directed broadcast forwarding is off (RFC 1812 §5.3.5.2 default, Linux too).
+      s.notForUsDropped++;
+      return;
+    }
+    // MTU: a GSO super-frame is judged by its segment size.
+    const mtu = outNic.mtu();
+    const len = ip.totalLength();
+    const tooBig = (pkt.isGso() ? this.#gsoSegmentLen(pkt, ip) : len) > mtu;
+    if (tooBig && ip.dontFragment()) {
+      s.fragmentationNeeded++;
+      // RFC 1191: the next-hop MTU goes in the low 16 bits of the rest-of-header.
+      this.icmp.sendErrorAbout(
+        pkt,
+        ipOff,
+        inNic,
+        Icmpv4Type.DEST_UNREACHABLE,
+        Icmpv4Code.FRAGMENTATION_NEEDED,
+        mtu & 0xffff,
+      );
+      return;
+    }
+    // RFC 1812 §5.2.7.2: redirect when the packet leaves by the interface it
+    // came in on and its source is on that subnet; the packet still goes on.
+    const inState = this.#state.get(inNic.id)!;
+    if (outNic === inNic && inState.sendRedirects && this.#onSubnet(inState, ip.src())) {
+      s.redirectsSent++;
+      this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.REDIRECT, 1, nextHop, true);
+    }
+    if (this.hooks.forward !== null && !this.hooks.forward(pkt, ipOff, inNic, outNic)) {
+      s.firewallDropped++;
+      return;
+    }
+    if (ip.headerLen() > IPV4_MIN_HEADER_LEN) {
+      const outAddr = this.sourceFor(outNic, nextHop) ?? 0;
+      const res = processForwardingOptions(ip, outAddr, this.#msSinceMidnight());
+      if (!res.ok) {
+        s.malformedOptionsReceived++;
+        this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.PARAMETER_PROBLEM, 0, res.pointer << 24);
+        return;
+      }
+      ip.fillChecksum();
+    }
+    ip.decrementTtl();
+    s.packetsForwarded++;
+    if (tooBig) {
+      // DF clear: fragment (RFC 791; the first fragment keeps every option).
+      this.#fragmentAndSend(outNic, pkt, ipOff, nextHop, mtu);
+      return;
+    }
+    this.#sendToNextHop(outNic, pkt, ipOff, nextHop);
+  }
+
+  /** IP bytes of one segment of a GSO super-frame: headers plus gso_size. */
+  #gsoSegmentLen(pkt: PacketBuffer, ip: Ipv4Packet): number {
+    // hdr_len from a TAP is skb_headlen, not always the header length, so
+    // measure the headers: IP header plus the TCP data offset.
+    const l4 = ip.off + ip.headerLen();
+    const tcpHl = l4 + 13 <= pkt.end ? (pkt.data[l4 + 12]! >> 4) * 4 : 20;
+    return ip.headerLen() + tcpHl + pkt.gsoSize;
+  }
+
+  #routeTypeDrop(route: Ipv4Route, inNic: Nic | null, pkt: PacketBuffer, ipOff: number): void {
+    const s = this.stack.stats.ipv4;
+    switch (route.type) {
+      case "blackhole":
+        s.blackholeDropped++;
+        return;
+      case "unreachable":
+        s.unreachableRouteDropped++;
+        this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.DEST_UNREACHABLE, Icmpv4Code.NET_UNREACHABLE, 0);
+        return;
+      case "prohibit":
+        s.prohibitRouteDropped++;
+        this.icmp.sendErrorAbout(
+          pkt,
+          ipOff,
+          inNic,
+          Icmpv4Type.DEST_UNREACHABLE,
+          Icmpv4Code.ADMIN_PROHIBITED,
+          0,
+        );
+        return;
+      default:
+        s.noRoute++;
+    }
+  }
+
+  #onSubnet(st: Ipv4NicState, a: number): boolean {
+    for (const x of st.addresses) if (ipv4CidrContains(x, a)) return true;
+    return false;
+  }
+
+  #flowHash(pkt: PacketBuffer, ip: Ipv4Packet): number {
+    const proto = ip.protocol();
+    let sport = 0, dport = 0;
+    const l4 = ip.off + ip.headerLen();
+    if ((proto === IpProtocol.TCP || proto === IpProtocol.UDP) && ip.fragmentOffset() === 0 && l4 + 4 <= pkt.end) {
+      sport = pkt.view.getUint16(l4);
+      dport = pkt.view.getUint16(l4 + 2);
+    }
+    return flowHashV4(ip.src(), ip.dst(), proto, sport, dport);
+  }
+
+  #msSinceMidnight(): number {
+    // RFC 791: milliseconds since midnight UT. The stack only has a
+    // monotonic clock; wall time is not the stack's concern, so use the
+    // clock's value modulo a day (the lab's manual clock stays repeatable).
+    return Math.floor(this.stack.clock.now()) % 86_400_000;
+  }
+
+  // ------------------------------------------------------------ output
+
+  /**
+   * Send a locally built IPv4 packet whose header is complete except the
+   * checksum (and the source when it is 0). The buffer is not kept.
+   * Routes it, loops it back when the destination is local, fragments it
+   * when it is larger than the egress MTU and DF is clear.
+   *
+   * @returns false when it could not be sent (no route, DF and too big).
+   */
+  output(pkt: PacketBuffer, ipOff: number, opts: { nic?: Nic; skipHooks?: boolean } = {}): boolean {
+    const s = this.stack.stats.ipv4;
+    const ip = this.#ip2.reset(pkt, ipOff);
+    const dst = ip.dst();
+    pkt.networkOffset = ipOff;
+    if (this.local.has(dst) || ipv4IsLoopback(dst)) {
+      if (ip.src() === 0) ip.setSrc(dst);
+      ip.fillChecksum();
+      s.packetsSent++;
+      this.#loopback(pkt, ipOff);
+      return true;
+    }
+    let outNic: Nic | undefined = opts.nic;
+    let nextHop = dst;
+    if (ipv4IsLimitedBroadcast(dst) || ipv4IsMulticast(dst)) {
+      outNic ??= this.#firstNicWithAddress();
+    } else {
+      const route = this.routes.lookup(dst, 0);
+      if (route === null || route.type !== "unicast") {
+        s.outputNoRoute++;
+        if (route !== null && route.type !== "unicast") this.#routeTypeDrop(route, null, pkt, ipOff);
+        return false;
+      }
+      if (opts.nic === undefined) outNic = this.stack.nics.get(route.nicId);
+      nextHop = route.gateway ?? dst;
+    }
+    if (outNic === undefined) {
+      s.outputNoRoute++;
+      return false;
+    }
+    if (ip.src() === 0) ip.setSrc(this.sourceFor(outNic, nextHop) ?? 0);
+    ip.fillChecksum();
+    if (!opts.skipHooks && this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, outNic)) {
+      s.firewallDropped++;
+      return false;
+    }
+    s.packetsSent++;
+    if (ip.totalLength() > outNic.mtu()) {
+      if (ip.dontFragment()) {
+        s.fragmentationNeeded++;
+        // Tell the local sender as Linux does: an error from ourselves.
+        this.icmp.sendErrorAbout(
+          pkt,
+          ipOff,
+          null,
+          Icmpv4Type.DEST_UNREACHABLE,
+          Icmpv4Code.FRAGMENTATION_NEEDED,
+          outNic.mtu(),
+        );
+        return false;
+      }
+      this.#fragmentAndSend(outNic, pkt, ipOff, nextHop, outNic.mtu());
+      return true;
+    }
+    this.#sendToNextHop(outNic, pkt, ipOff, nextHop);
+    return true;
+  }
+
+  #firstNicWithAddress(): Nic | undefined {
+    for (const [id, st] of this.#state) if (st.addresses.length > 0) return this.stack.nics.get(id);
+    return undefined;
+  }
+
+  /** Deliver a locally addressed packet on a later turn (no recursion). */
+  #loopback(pkt: PacketBuffer, ipOff: number): void {
+    const copy = this.stack.pool.clone(pkt);
+    if (copy === null) {
+      this.stack.stats.bufferPoolExhausted++;
+      return;
+    }
+    copy.networkOffset = ipOff;
+    this.#loopbackQueue.push(copy);
+    if (!this.#loopbackScheduled) {
+      this.#loopbackScheduled = true;
+      this.stack.clock.schedule(0, () => {
+        this.#loopbackScheduled = false;
+        const q = this.#loopbackQueue.splice(0);
+        for (const b of q) {
+          // Loopback traffic skips PREROUTING (netfilter does the same).
+          this.deliverLocal(null, b, b.networkOffset);
+          this.stack.pool.put(b);
+        }
+      });
+    }
+  }
+
+  #fragmentAndSend(outNic: Nic, pkt: PacketBuffer, ipOff: number, nextHop: number, mtu: number): void {
+    const s = this.stack.stats.ipv4;
+    if (pkt.isGso() || (pkt.vnetFlags & 1) !== 0) this.completeOffloads(pkt, ipOff);
+    const n = fragmentIpv4(pkt, ipOff, mtu, this.stack.pool, (frag, fragIpOff) => {
+      this.#sendToNextHop(outNic, frag, fragIpOff, nextHop);
+    });
+    if (typeof n === "number") {
+      s.packetsFragmented++;
+      s.fragmentsCreated += n;
+    } else {
+      s.fragmentationFailed++;
+    }
+  }
+
+  /**
+   * Make a frame plain before it leaves by a link without offloads or is
+   * fragmented: complete a partial checksum. (GSO frames are segmented by
+   * {@link segmentGso} instead.)
+   */
+  completeOffloads(pkt: PacketBuffer, _ipOff: number): void {
+    if ((pkt.vnetFlags & 1) !== 0) {
+      const start = pkt.start + pkt.csumStart;
+      const at = start + pkt.csumOffset;
+      if (at + 2 <= pkt.end) {
+        // The field holds the pseudo-header sum; summing the L4 bytes with it completes it.
+        const c = internetChecksum(pkt.data, start, pkt.end - start);
+        pkt.view.setUint16(at, c === 0 && pkt.data[pkt.networkOffset + 9] === IpProtocol.UDP ? 0xffff : c);
+      }
+    }
+    pkt.vnetFlags = 0;
+  }
+
+  /**
+   * The last step for any IPv4 packet leaving by `outNic`: POSTROUTING,
+   * software segmentation or checksum completion for a plain link,
+   * Ethernet header, neighbor resolution.
+   */
+  #sendToNextHop(outNic: Nic, pkt: PacketBuffer, ipOff: number, nextHop: number): void {
+    if (this.hooks.postrouting !== null && !this.hooks.postrouting(pkt, ipOff, null, outNic)) {
+      this.stack.stats.ipv4.firewallDropped++;
+      return;
+    }
+    if (!outNic.link.capabilities.offloads) {
+      if (pkt.isGso()) {
+        const ok = segmentGso(this.stack.pool, pkt, ipOff, (seg, segIpOff) => {
+          this.#resolveAndSend(outNic, seg, segIpOff, nextHop);
+        });
+        if (ok) this.stack.stats.ipv4.gsoSegmented++;
+        else this.stack.stats.ipv4.gsoDropped++;
+        return;
+      }
+      if (pkt.vnetFlags !== 0) this.completeOffloads(pkt, ipOff);
+    }
+    this.#resolveAndSend(outNic, pkt, ipOff, nextHop);
+  }
+
+  #resolveAndSend(outNic: Nic, pkt: PacketBuffer, ipOff: number, nextHop: number): void {
+    // The Ethernet header goes right in front of the IP header.
+    pkt.start = ipOff - ETHERNET_HEADER_LEN;
+    const eth = this.#eth.reset(pkt, pkt.start);
+    eth.setSrc(outNic.mac);
+    eth.setEtherType(EtherType.IPV4);
+    if (ipv4IsLimitedBroadcast(nextHop) || this.#isBroadcastFor(this.#state.get(outNic.id)!, nextHop)) {
+      eth.setDst(BROADCAST_MAC);
+      outNic.send(pkt);
+      return;
+    }
+    if (ipv4IsMulticast(nextHop)) {
+      eth.setDst(ipv4MulticastMac(nextHop));
+      outNic.send(pkt);
+      return;
+    }
+    const st = this.#state.get(outNic.id)!;
+    const mac = st.neighbors.lookup(nextHop);
+    if (mac !== null) {
+      eth.setDst(mac);
+      outNic.send(pkt);
+      return;
+    }
+    st.neighbors.resolve(nextHop, pkt);
+  }
+
+  #sendResolved(nic: Nic, pkt: PacketBuffer, mac: Uint8Array): void {
+    pkt.data.set(mac, pkt.start);
+    nic.send(pkt);
+  }
+
+  /** RFC 1812 §5.2.7.1 / Linux: host unreachable to the sender when ARP fails. */
+  #resolutionFailed(nic: Nic, pkt: PacketBuffer): void {
+    const ipOff = pkt.start + ETHERNET_HEADER_LEN;
+    this.icmp.sendErrorAbout(pkt, ipOff, nic, Icmpv4Type.DEST_UNREACHABLE, Icmpv4Code.HOST_UNREACHABLE, 0);
+  }
+
+  /** Human-readable list of this layer's addresses, for logs. */
+  describeAddresses(nic: Nic): string[] {
+    return (this.#state.get(nic.id)?.addresses ?? []).map((a) => `${formatIpv4(a.address)}/${a.prefixLen}`);
+  }
+
+  /** The first byte a locally built packet's IP header should start at. */
+  static readonly BUILD_OFFSET = HEADROOM + ETHERNET_HEADER_LEN;
+}
