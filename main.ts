@@ -29,20 +29,27 @@ function program(setCode: (c: number) => void): Command {
     .description("attach every interface's TAP device and run the stack until SIGINT/SIGTERM")
     .argument("<file>", "config file")
     .option("--capture <dir>", "write <dir>/<interface>.pcap for every interface")
-    .option("--control <path>", "control socket for `tapir show` (default: $TMPDIR/tapir-<hostname>.sock)")
+    .option(
+      "--control <path>",
+      "control socket for `tapir show` (default: $TMPDIR/tapir-<hostname>.sock)",
+    )
     .option("--log-format <format>", "text or json", "text")
     .option("--log-level <level>", "trace, debug, info, warning, error", "info")
     .action(async (file: string, o) => setCode(await runCommand(file, o)));
 
   p.command("lab")
-    .description("run a virtual lab: several stacks on in-memory links, with probes and expectations")
+    .description(
+      "run a virtual lab: several stacks on in-memory links, with probes and expectations",
+    )
     .argument("<file>", "lab file")
     .option("--virtual-time", "run on a manual clock: a 60 s scenario takes well under a second")
     .option("--log-level <level>", "trace, debug, info, warning, error", "warning")
     .action(async (file: string, o) => setCode(await labCommand(file, o)));
 
   p.command("show")
-    .description("ask a running tapir (through its control socket) for stats, routes, neighbors or addresses")
+    .description(
+      "ask a running tapir (through its control socket) for stats, routes, neighbors or addresses",
+    )
     .argument("<what>", "stats | routes | neighbors | addresses")
     .option("--control <path>", "control socket path")
     .option("--hostname <name>", "hostname of the running tapir, to find its default socket")

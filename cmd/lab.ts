@@ -46,7 +46,11 @@ export async function labCommand(file: string, o: LabOptions): Promise<number> {
     virtualTime: o.virtualTime ?? false,
     onOutcome: (out) => {
       const p = out.probe;
-      console.log(`[${out.passed ? "PASS" : "FAIL"}] ${p.from}: ${p.kind} ${describeTarget(p)} — expect ${p.expect}`);
+      console.log(
+        `[${out.passed ? "PASS" : "FAIL"}] ${p.from}: ${p.kind} ${
+          describeTarget(p)
+        } — expect ${p.expect}`,
+      );
       for (const l of out.lines) console.log(`    ${l}`);
       if (!out.passed) console.log(`    FAILED: ${out.reason}`);
       console.log("");
@@ -54,9 +58,9 @@ export async function labCommand(file: string, o: LabOptions): Promise<number> {
   });
   const wall = performance.now() - t0;
   console.log(
-    `${result.passed} passed, ${result.failed} failed (${(result.elapsedMs / 1000).toFixed(1)} s of lab time in ${
-      (wall / 1000).toFixed(2)
-    } s)`,
+    `${result.passed} passed, ${result.failed} failed (${
+      (result.elapsedMs / 1000).toFixed(1)
+    } s of lab time in ${(wall / 1000).toFixed(2)} s)`,
   );
   return result.failed === 0 ? 0 : 1;
 }

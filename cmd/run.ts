@@ -45,7 +45,9 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
     throw e;
   }
   if ((await Deno.permissions.query({ name: "ffi" })).state !== "granted") {
-    console.error("tapir run: TAP devices need FFI: run deno with --allow-ffi (deno task tapir does)");
+    console.error(
+      "tapir run: TAP devices need FFI: run deno with --allow-ffi (deno task tapir does)",
+    );
     return 1;
   }
   if (o.capture !== undefined) Deno.mkdirSync(o.capture, { recursive: true });
@@ -54,7 +56,12 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   try {
     built = buildStack(config, {
       openLink: (iface): LinkEndpoint => {
-        const tap = openTap({ device: iface.tap, mtu: iface.mtu, offload: iface.offload, up: iface.up });
+        const tap = openTap({
+          device: iface.tap,
+          mtu: iface.mtu,
+          offload: iface.offload,
+          up: iface.up,
+        });
         taps.push(tap);
         const capture = o.capture !== undefined ? `${o.capture}/${iface.name}.pcap` : iface.capture;
         log.info("attached {iface} to TAP {tap} (mtu {mtu}, offloads {offload})", {
@@ -97,7 +104,8 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   };
   const onInt = () => stop("SIGINT");
   const onTerm = () => stop("SIGTERM");
-  const onUsr1 = () => log.info("stats {stats}", { stats: JSON.stringify(controlAnswer(stack, "stats")) });
+  const onUsr1 = () =>
+    log.info("stats {stats}", { stats: JSON.stringify(controlAnswer(stack, "stats")) });
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
   Deno.addSignalListener("SIGUSR1", onUsr1);

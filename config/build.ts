@@ -5,13 +5,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import {
-  type Clock,
-  type LinkEndpoint,
-  type Nic,
-  type Random,
-  Stack,
-} from "../stack/mod.ts";
+import { type Clock, type LinkEndpoint, type Nic, type Random, Stack } from "../stack/mod.ts";
 import { formatCidr, ipv4CidrContains, ipv4Mask } from "../stack/wire/mod.ts";
 import type { Config, InterfaceConfig } from "./types.ts";
 

@@ -110,7 +110,11 @@ export async function runLab(lab: LabConfig, opts: RunLabOptions = {}): Promise<
       openLink: (iface) =>
         ends.get(`${node.name}:${iface.name}`) ??
           // An interface on no link: a wire to nowhere.
-          MemoryLink.pair({ clock, mtu: iface.mtu, names: [`${node.name}:${iface.name}`, "nowhere"] })[0],
+          MemoryLink.pair({
+            clock,
+            mtu: iface.mtu,
+            names: [`${node.name}:${iface.name}`, "nowhere"],
+          })[0],
     });
     stacks.set(node.name, stack);
   }
@@ -189,14 +193,24 @@ async function runProbe(stack: Stack, p: ProbeConfig): Promise<ProbeOutcome> {
     const why = judgePing(p, r);
     return out(why === "", why);
   }
-  const hops = await traceroute(stack, { dst, maxHops: p.maxHops, timeoutMs: p.timeout }, (l) => lines.push(l));
+  const hops = await traceroute(
+    stack,
+    { dst, maxHops: p.maxHops, timeoutMs: p.timeout },
+    (l) => lines.push(l),
+  );
   const why = judgeTrace(p, dst, hops);
   return out(why === "", why);
 }
 
 function judgePing(p: ProbeConfig, r: PingResult): string {
-  const errs = r.errors.map((e) => `${describeIcmpv4Error(e.type, e.code, e.mtu)} from ${formatIpv4(e.from)}`);
-  const seen = r.received > 0 ? `${r.received}/${r.sent} replies` : errs.length > 0 ? errs[0]! : "no answer";
+  const errs = r.errors.map((e) =>
+    `${describeIcmpv4Error(e.type, e.code, e.mtu)} from ${formatIpv4(e.from)}`
+  );
+  const seen = r.received > 0
+    ? `${r.received}/${r.sent} replies`
+    : errs.length > 0
+    ? errs[0]!
+    : "no answer";
   if (p.expectFrom !== undefined && p.expect !== "reachable" && p.expect !== "timeout") {
     const want = p.expectFrom.family === 4 ? p.expectFrom.address : -1;
     if (!r.errors.some((e) => e.from === want)) {
@@ -211,7 +225,9 @@ function judgePing(p: ProbeConfig, r: PingResult): string {
     case "timeout":
       return r.received === 0 && r.errors.length === 0 ? "" : `expected silence, saw ${seen}`;
     case "time-exceeded":
-      return r.errors.some((e) => e.type === 11) ? "" : `expected Time to live exceeded, saw ${seen}`;
+      return r.errors.some((e) => e.type === 11)
+        ? ""
+        : `expected Time to live exceeded, saw ${seen}`;
     case "admin-prohibited":
       return r.errors.some((e) => e.type === 3 && (e.code === 13 || e.code === 9 || e.code === 10))
         ? ""
@@ -219,7 +235,9 @@ function judgePing(p: ProbeConfig, r: PingResult): string {
     default: {
       const code = UNREACH[p.expect]!;
       const hit = r.errors.find((e) => e.type === 3 && e.code === code);
-      if (hit === undefined) return `expected ${describeIcmpv4Error(3, code, p.expectMtu ?? 0)}, saw ${seen}`;
+      if (hit === undefined) {
+        return `expected ${describeIcmpv4Error(3, code, p.expectMtu ?? 0)}, saw ${seen}`;
+      }
       if (p.expect === "frag-needed" && p.expectMtu !== undefined && hit.mtu !== p.expectMtu) {
         return `expected mtu ${p.expectMtu}, saw mtu ${hit.mtu}`;
       }
@@ -229,14 +247,20 @@ function judgePing(p: ProbeConfig, r: PingResult): string {
 }
 
 function judgeTrace(p: ProbeConfig, dst: number, hops: TracerouteHop[]): string {
-  const path = hops.map((h) => h.from[0] === null || h.from[0] === undefined ? "*" : formatIpv4(h.from[0]));
+  const path = hops.map((h) =>
+    h.from[0] === null || h.from[0] === undefined ? "*" : formatIpv4(h.from[0])
+  );
   if (p.expectPath !== undefined) {
     const want = p.expectPath.map((x) => x === "*" ? "*" : formatIpAddress(x));
-    if (want.join(" ") !== path.join(" ")) return `expected path ${want.join(" → ")}, saw ${path.join(" → ")}`;
+    if (want.join(" ") !== path.join(" ")) {
+      return `expected path ${want.join(" → ")}, saw ${path.join(" → ")}`;
+    }
   }
   const last = hops.at(-1);
   const reached = last !== undefined && last.from[0] === dst;
-  if (p.expect === "reachable" && !reached) return `expected to reach ${formatIpv4(dst)}, saw ${path.join(" → ")}`;
+  if (p.expect === "reachable" && !reached) {
+    return `expected to reach ${formatIpv4(dst)}, saw ${path.join(" → ")}`;
+  }
   if (p.expect !== "reachable" && reached) return `expected not to reach ${formatIpv4(dst)}`;
   return "";
 }

@@ -85,7 +85,12 @@ export function segmentGso(
       bv.setUint16(segIpOff + 4, (id0 + i) & 0xffff);
       bv.setUint16(segIpOff + 10, 0);
       bv.setUint16(segIpOff + 10, internetChecksum(b.data, segIpOff, ipHl));
-      sum = ipv4PseudoHeaderSum(bv.getUint32(segIpOff + 12), bv.getUint32(segIpOff + 16), TCP, l4Len);
+      sum = ipv4PseudoHeaderSum(
+        bv.getUint32(segIpOff + 12),
+        bv.getUint32(segIpOff + 16),
+        TCP,
+        l4Len,
+      );
     } else {
       bv.setUint16(segIpOff + 4, l4Len);
       sum = ipv6PseudoHeaderSum(b.data, segIpOff + 8, segIpOff + 24, TCP, l4Len);

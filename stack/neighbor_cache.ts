@@ -598,6 +598,7 @@ export class NeighborCache<K extends number | string> {
       if (keepPermanent && e.state === PERMANENT) continue;
       this.#delete(e);
     }
+    this.#compactFailed();
   }
 
   /**

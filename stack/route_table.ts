@@ -17,6 +17,7 @@
  */
 
 import { LpmTrie } from "./_lpm_trie.ts";
+import { PrefixIndex } from "./_lpm_index.ts";
 
 /**
  * What a matching route does with a packet: `unicast` forwards it,
@@ -107,43 +108,60 @@ function checkLen(len: number, max: number): void {
   }
 }
 
-function growInt32(a: Int32Array, atLeast: number): Int32Array<ArrayBuffer> {
-  let n = a.length * 2;
-  while (n <= atLeast) n *= 2;
-  const b = new Int32Array(n);
-  b.set(a);
-  return b;
-}
-
-/** Per-prefix bookkeeping common to both families: ids, route lists, group sizes. */
+/** Per-prefix bookkeeping common to both families, indexed by prefix id. */
 class Entries<R extends AnyRoute> {
-  lists: (R[] | undefined)[] = [undefined];
-  group: Int32Array<ArrayBuffer> = new Int32Array(1024);
+  /** Every route of each prefix, best first; a lone route is stored bare. */
+  all: (R | R[] | undefined)[] = [undefined];
+  /** What a lookup returns from: the one best route, or the ECMP group. */
+  best: (R | R[] | undefined)[] = [undefined];
   #free: number[] = [];
 
-  alloc(list: R[]): number {
+  alloc(r: R): number {
     let id = this.#free.pop();
     if (id === undefined) {
-      id = this.lists.length;
-      this.lists.push(list);
+      id = this.all.length;
+      this.all.push(r);
+      this.best.push(r);
     } else {
-      this.lists[id] = list;
+      this.all[id] = r;
+      this.best[id] = r;
     }
-    if (id >= this.group.length) this.group = growInt32(this.group, id);
-    this.regroup(id);
     return id;
   }
 
   release(id: number): void {
-    this.lists[id] = undefined;
-    this.group[id] = 0;
+    this.all[id] = undefined;
+    this.best[id] = undefined;
     this.#free.push(id);
   }
 
-  regroup(id: number): void {
-    const list = this.lists[id]!;
+  /** The routes of `id` as a list the caller may change and hand to `set`. */
+  list(id: number): R[] {
+    const a = this.all[id];
+    return a === undefined ? [] : Array.isArray(a) ? a : [a];
+  }
+
+  /** Store a non-empty list for `id`, sorted, with its lookup group. */
+  set(id: number, list: R[]): void {
     list.sort(byPreference);
-    this.group[id] = groupSize(list);
+    if (list.length === 1) {
+      this.all[id] = this.best[id] = list[0]!;
+      return;
+    }
+    this.all[id] = list;
+    const n = groupSize(list);
+    this.best[id] = n === 1 ? list[0]! : list.slice(0, n);
+  }
+
+  /** Every route of every prefix. */
+  flat(): R[] {
+    const out: R[] = [];
+    for (const a of this.all) {
+      if (a === undefined) continue;
+      if (Array.isArray(a)) out.push(...a);
+      else out.push(a);
+    }
+    return out;
   }
 }
 
@@ -263,11 +281,11 @@ function maskV4(len: number): number {
  */
 export class Ipv4RouteTable {
   #trie = new LpmTrie(16, 8, 256);
+  #index = new PrefixIndex(1, 32);
   #entries = new Entries<Ipv4Route>();
-  /** prefix → entry id, one map per prefix length. */
-  #byLen: Map<number, number>[] = Array.from({ length: 33 }, () => new Map());
   #size = 0;
-  #idx = new Int32Array(3);
+  #path = new Int32Array(3);
+  #key = new Int32Array(1);
 
   /** Number of routes (not prefixes). */
   get size(): number {
@@ -276,14 +294,12 @@ export class Ipv4RouteTable {
 
   /** Number of distinct prefixes. */
   get prefixCount(): number {
-    let n = 0;
-    for (const m of this.#byLen) n += m.size;
-    return n;
+    return this.#index.count;
   }
 
-  /** Bytes held by the lookup structure's typed arrays (not the route objects). */
+  /** Bytes held by the trie and the prefix index (not the route objects). */
   get trieBytes(): number {
-    return this.#trie.bytes + this.#entries.group.byteLength;
+    return this.#trie.bytes + this.#index.bytes;
   }
 
   /** Child tables in use in the trie (0 when only short prefixes remain). */
@@ -311,17 +327,18 @@ export class Ipv4RouteTable {
       metric: r.metric,
       source: r.source,
     };
-    const map = this.#byLen[len]!;
-    const id = map.get(prefix);
-    if (id === undefined) {
-      const nid = this.#entries.alloc([route]);
-      map.set(prefix, nid);
+    const key = this.#key;
+    key[0] = prefix;
+    const id = this.#index.find(key, len);
+    if (id === 0) {
+      const nid = this.#entries.alloc(route);
+      this.#index.insert(nid, key, len);
       this.#trie.setLen(nid, len);
-      this.#trie.insert(this.#index(prefix), len, nid);
+      this.#trie.insert(this.#pathOf(prefix), len, nid);
       this.#size++;
       return;
     }
-    const list = this.#entries.lists[id]!;
+    const list = this.#entries.list(id);
     const i = list.findIndex((o) =>
       o.metric === route.metric && o.nicId === route.nicId && o.gateway === route.gateway
     );
@@ -331,7 +348,7 @@ export class Ipv4RouteTable {
     if (i >= 0) list.splice(i, 1);
     else this.#size++;
     list.push(route);
-    this.#entries.regroup(id);
+    this.#entries.set(id, list);
   }
 
   /**
@@ -342,11 +359,8 @@ export class Ipv4RouteTable {
    * @returns how many routes were removed
    */
   remove(prefix: number, prefixLen: number, match?: (r: Ipv4Route) => boolean): number {
-    if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > 32) return 0;
-    const p = (prefix & maskV4(prefixLen)) >>> 0;
-    const id = this.#byLen[prefixLen]!.get(p);
-    if (id === undefined) return 0;
-    return this.#filter(id, match);
+    const id = this.#find(prefix, prefixLen);
+    return id === 0 ? 0 : this.#filter(id, match);
   }
 
   /**
@@ -356,18 +370,17 @@ export class Ipv4RouteTable {
    */
   removeWhere(pred: (r: Ipv4Route) => boolean): number {
     let n = 0;
-    const lists = this.#entries.lists;
-    for (let id = 1; id < lists.length; id++) {
-      if (lists[id] !== undefined) n += this.#filter(id, pred);
+    const all = this.#entries.all;
+    for (let id = 1; id < all.length; id++) {
+      if (all[id] !== undefined) n += this.#filter(id, pred);
     }
     return n;
   }
 
   /** The routes of exactly `prefix/prefixLen`, best first (empty when none). */
   find(prefix: number, prefixLen: number): readonly Ipv4Route[] {
-    if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > 32) return [];
-    const id = this.#byLen[prefixLen]!.get((prefix & maskV4(prefixLen)) >>> 0);
-    return id === undefined ? [] : this.#entries.lists[id]!;
+    const id = this.#find(prefix, prefixLen);
+    return id === 0 ? [] : this.#entries.list(id);
   }
 
   /**
@@ -380,61 +393,61 @@ export class Ipv4RouteTable {
    * @returns the route, or null when nothing matches
    */
   lookup(dst: number, flowHash = 0): Ipv4Route | null {
-    let v = this.#trie.root[dst >>> 16]!;
+    const trie = this.#trie;
+    let v = trie.root[dst >>> 16]!;
     if (v < 0) {
-      const pool = this.#trie.pool;
+      const pool = trie.pool;
       v = pool[(-v << 8) | ((dst >>> 8) & 255)]!;
       if (v < 0) v = pool[(-v << 8) | (dst & 255)]!;
     }
     if (v === 0) return null;
-    const list = this.#entries.lists[v]!;
-    const n = this.#entries.group[v]!;
-    return n === 1 ? list[0]! : list[(flowHash >>> 0) % n]!;
+    const b = this.#entries.best[v]!;
+    return Array.isArray(b) ? b[(flowHash >>> 0) % b.length]! : b;
   }
 
   /** Every route, sorted by prefix, then prefix length, then metric (for `show routes`). */
   routes(): Ipv4Route[] {
-    const out: Ipv4Route[] = [];
-    for (const list of this.#entries.lists) if (list !== undefined) out.push(...list);
-    return out.sort((a, b) =>
+    return this.#entries.flat().sort((a, b) =>
       a.prefix - b.prefix || a.prefixLen - b.prefixLen || a.metric - b.metric
     );
   }
 
-  #index(prefix: number): Int32Array {
-    const idx = this.#idx;
-    idx[0] = prefix >>> 16;
-    idx[1] = (prefix >>> 8) & 255;
-    idx[2] = prefix & 255;
-    return idx;
+  #find(prefix: number, prefixLen: number): number {
+    if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > 32) return 0;
+    this.#key[0] = prefix & maskV4(prefixLen);
+    return this.#index.find(this.#key, prefixLen);
+  }
+
+  #pathOf(prefix: number): Int32Array {
+    const path = this.#path;
+    path[0] = prefix >>> 16;
+    path[1] = (prefix >>> 8) & 255;
+    path[2] = prefix & 255;
+    return path;
   }
 
   #filter(id: number, pred: ((r: Ipv4Route) => boolean) | undefined): number {
-    const list = this.#entries.lists[id]!;
+    const list = this.#entries.list(id);
     const keep = pred === undefined ? [] : list.filter((r) => !pred(r));
     const removed = list.length - keep.length;
     if (removed === 0) return 0;
     this.#size -= removed;
     if (keep.length > 0) {
-      this.#entries.lists[id] = keep;
-      this.#entries.regroup(id);
+      this.#entries.set(id, keep);
       return removed;
     }
     const first = list[0]!;
     const len = first.prefixLen, prefix = first.prefix;
-    this.#byLen[len]!.delete(prefix);
+    this.#index.delete(id);
     // The slots go back to the longest shorter prefix that covers this one.
     let repl = 0;
-    for (let l = len - 1; l >= 0; l--) {
-      const m = this.#byLen[l]!;
-      if (m.size === 0) continue;
-      const r = m.get((prefix & maskV4(l)) >>> 0);
-      if (r !== undefined) {
-        repl = r;
-        break;
-      }
+    const key = this.#key;
+    for (let l = len - 1; l >= 0 && repl === 0; l--) {
+      if (this.#index.lenCount[l] === 0) continue;
+      key[0] = prefix & maskV4(l);
+      repl = this.#index.find(key, l);
     }
-    this.#trie.remove(this.#index(prefix), len, id, repl);
+    this.#trie.remove(this.#pathOf(prefix), len, id, repl);
     this.#entries.release(id);
     return removed;
   }
@@ -451,15 +464,15 @@ function maskedV6(a: Uint8Array, len: number): Uint8Array {
   return out;
 }
 
-/** A map key for a masked prefix: its significant bytes as a short string. */
-function keyV6(a: Uint8Array, len: number): string {
-  const nbytes = (len + 7) >>> 3;
-  let s = "";
-  for (let i = 0; i < nbytes; i++) {
-    const bits = Math.min(8, len - 8 * i);
-    s += String.fromCharCode(a[i]! & ((0xff << (8 - bits)) & 0xff));
+/** Write the four big-endian words of `a`, masked to `len` bits, into `key`. */
+function keyV6(key: Int32Array, a: Uint8Array, len: number): Int32Array {
+  for (let k = 0; k < 4; k++) {
+    const bits = Math.max(0, Math.min(32, len - 32 * k));
+    const m = bits === 0 ? 0 : bits === 32 ? -1 : -1 << (32 - bits);
+    const o = 4 * k;
+    key[k] = ((a[o]! << 24) | (a[o + 1]! << 16) | (a[o + 2]! << 8) | a[o + 3]!) & m;
   }
-  return s;
+  return key;
 }
 
 function sameV6(a: Uint8Array | null, b: Uint8Array | null): boolean {
@@ -491,11 +504,11 @@ function compareV6(a: Uint8Array, b: Uint8Array): number {
  */
 export class Ipv6RouteTable {
   #trie = new LpmTrie(16, 4, 1024);
+  #index = new PrefixIndex(4, 128);
   #entries = new Entries<Ipv6Route>();
-  /** prefix key → entry id, one map per prefix length. */
-  #byLen: Map<string, number>[] = Array.from({ length: 129 }, () => new Map());
   #size = 0;
-  #idx = new Int32Array(29);
+  #path = new Int32Array(29);
+  #key = new Int32Array(4);
 
   /** Number of routes (not prefixes). */
   get size(): number {
@@ -504,14 +517,12 @@ export class Ipv6RouteTable {
 
   /** Number of distinct prefixes. */
   get prefixCount(): number {
-    let n = 0;
-    for (const m of this.#byLen) n += m.size;
-    return n;
+    return this.#index.count;
   }
 
-  /** Bytes held by the lookup structure's typed arrays (not the route objects). */
+  /** Bytes held by the trie and the prefix index (not the route objects). */
   get trieBytes(): number {
-    return this.#trie.bytes + this.#entries.group.byteLength;
+    return this.#trie.bytes + this.#index.bytes;
   }
 
   /** Child tables in use in the trie (0 when only short prefixes remain). */
@@ -544,28 +555,25 @@ export class Ipv6RouteTable {
     };
     if (r.preference !== undefined) route.preference = r.preference;
     if (r.expiresAt !== undefined) route.expiresAt = r.expiresAt;
-    const map = this.#byLen[len]!;
-    const key = keyV6(prefix, len);
-    const id = map.get(key);
-    if (id === undefined) {
-      const nid = this.#entries.alloc([route]);
-      map.set(key, nid);
+    const key = keyV6(this.#key, prefix, len);
+    const id = this.#index.find(key, len);
+    if (id === 0) {
+      const nid = this.#entries.alloc(route);
+      this.#index.insert(nid, key, len);
       this.#trie.setLen(nid, len);
-      this.#trie.insert(this.#index(prefix), len, nid);
+      this.#trie.insert(this.#pathOf(prefix), len, nid);
       this.#size++;
       return;
     }
-    const list = this.#entries.lists[id]!;
+    const list = this.#entries.list(id);
     const i = list.findIndex((o) =>
       o.metric === route.metric && o.nicId === route.nicId && sameV6(o.gateway, route.gateway)
     );
-    // A replaced route moves to the end, as if removed and added again:
-    // among equal routes the order (and so the ECMP member a hash picks)
-    // is the order of their last addition.
+    // Replaced routes move to the end, as in Ipv4RouteTable.add.
     if (i >= 0) list.splice(i, 1);
     else this.#size++;
     list.push(route);
-    this.#entries.regroup(id);
+    this.#entries.set(id, list);
   }
 
   /**
@@ -575,11 +583,8 @@ export class Ipv6RouteTable {
    * @returns how many routes were removed
    */
   remove(prefix: Uint8Array, prefixLen: number, match?: (r: Ipv6Route) => boolean): number {
-    if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > 128) return 0;
-    if (prefix.length < 16) return 0;
-    const id = this.#byLen[prefixLen]!.get(keyV6(prefix, prefixLen));
-    if (id === undefined) return 0;
-    return this.#filter(id, match);
+    const id = this.#find(prefix, prefixLen);
+    return id === 0 ? 0 : this.#filter(id, match);
   }
 
   /**
@@ -589,9 +594,9 @@ export class Ipv6RouteTable {
    */
   removeWhere(pred: (r: Ipv6Route) => boolean): number {
     let n = 0;
-    const lists = this.#entries.lists;
-    for (let id = 1; id < lists.length; id++) {
-      if (lists[id] !== undefined) n += this.#filter(id, pred);
+    const all = this.#entries.all;
+    for (let id = 1; id < all.length; id++) {
+      if (all[id] !== undefined) n += this.#filter(id, pred);
     }
     return n;
   }
@@ -608,10 +613,8 @@ export class Ipv6RouteTable {
 
   /** The routes of exactly `prefix/prefixLen`, best first (empty when none). */
   find(prefix: Uint8Array, prefixLen: number): readonly Ipv6Route[] {
-    if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > 128) return [];
-    if (prefix.length < 16) return [];
-    const id = this.#byLen[prefixLen]!.get(keyV6(prefix, prefixLen));
-    return id === undefined ? [] : this.#entries.lists[id]!;
+    const id = this.#find(prefix, prefixLen);
+    return id === 0 ? [] : this.#entries.list(id);
   }
 
   /**
@@ -625,9 +628,10 @@ export class Ipv6RouteTable {
    * @returns the route, or null when nothing matches
    */
   lookup(dst: Uint8Array, off: number, flowHash = 0): Ipv6Route | null {
-    let v = this.#trie.root[((dst[off]! << 8) | dst[off + 1]!) & 0xffff]!;
+    const trie = this.#trie;
+    let v = trie.root[((dst[off]! << 8) | dst[off + 1]!) & 0xffff]!;
     if (v < 0) {
-      const pool = this.#trie.pool;
+      const pool = trie.pool;
       for (let k = off + 2;; k++) {
         const b = dst[k]! & 255;
         v = pool[(-v << 4) | (b >>> 4)]!;
@@ -637,55 +641,52 @@ export class Ipv6RouteTable {
       }
     }
     if (v === 0) return null;
-    const list = this.#entries.lists[v]!;
-    const n = this.#entries.group[v]!;
-    return n === 1 ? list[0]! : list[(flowHash >>> 0) % n]!;
+    const b = this.#entries.best[v]!;
+    return Array.isArray(b) ? b[(flowHash >>> 0) % b.length]! : b;
   }
 
   /** Every route, sorted by prefix, then prefix length, then metric. */
   routes(): Ipv6Route[] {
-    const out: Ipv6Route[] = [];
-    for (const list of this.#entries.lists) if (list !== undefined) out.push(...list);
-    return out.sort((a, b) =>
+    return this.#entries.flat().sort((a, b) =>
       compareV6(a.prefix, b.prefix) || a.prefixLen - b.prefixLen || a.metric - b.metric
     );
   }
 
-  #index(prefix: Uint8Array): Int32Array {
-    const idx = this.#idx;
-    idx[0] = (prefix[0]! << 8) | prefix[1]!;
+  #find(prefix: Uint8Array, prefixLen: number): number {
+    if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > 128) return 0;
+    if (prefix.length < 16) return 0;
+    return this.#index.find(keyV6(this.#key, prefix, prefixLen), prefixLen);
+  }
+
+  #pathOf(prefix: Uint8Array): Int32Array {
+    const path = this.#path;
+    path[0] = (prefix[0]! << 8) | prefix[1]!;
     for (let j = 0; j < 28; j++) {
       const b = prefix[2 + (j >>> 1)]!;
-      idx[1 + j] = (j & 1) === 0 ? b >>> 4 : b & 15;
+      path[1 + j] = (j & 1) === 0 ? b >>> 4 : b & 15;
     }
-    return idx;
+    return path;
   }
 
   #filter(id: number, pred: ((r: Ipv6Route) => boolean) | undefined): number {
-    const list = this.#entries.lists[id]!;
+    const list = this.#entries.list(id);
     const keep = pred === undefined ? [] : list.filter((r) => !pred(r));
     const removed = list.length - keep.length;
     if (removed === 0) return 0;
     this.#size -= removed;
     if (keep.length > 0) {
-      this.#entries.lists[id] = keep;
-      this.#entries.regroup(id);
+      this.#entries.set(id, keep);
       return removed;
     }
     const first = list[0]!;
     const len = first.prefixLen, prefix = first.prefix;
-    this.#byLen[len]!.delete(keyV6(prefix, len));
+    this.#index.delete(id);
     let repl = 0;
-    for (let l = len - 1; l >= 0; l--) {
-      const m = this.#byLen[l]!;
-      if (m.size === 0) continue;
-      const r = m.get(keyV6(prefix, l));
-      if (r !== undefined) {
-        repl = r;
-        break;
-      }
+    for (let l = len - 1; l >= 0 && repl === 0; l--) {
+      if (this.#index.lenCount[l] === 0) continue;
+      repl = this.#index.find(keyV6(this.#key, prefix, l), l);
     }
-    this.#trie.remove(this.#index(prefix), len, id, repl);
+    this.#trie.remove(this.#pathOf(prefix), len, id, repl);
     this.#entries.release(id);
     return removed;
   }

@@ -9,11 +9,7 @@ import type { Nic } from "./nic.ts";
 import type { Ipv4 } from "./ipv4/ipv4.ts";
 import { IpProtocol, type Ipv4Packet, writeIpv4Header } from "./wire/ipv4.ts";
 import { Icmpv4Code, Icmpv4Type } from "./wire/icmpv4.ts";
-import {
-  finishChecksum,
-  ipv4PseudoHeaderSum,
-  onesSum,
-} from "./wire/checksum.ts";
+import { finishChecksum, ipv4PseudoHeaderSum, onesSum } from "./wire/checksum.ts";
 import { ipv4IsLimitedBroadcast, ipv4IsMulticast } from "./wire/ip_address.ts";
 import { ETHERNET_HEADER_LEN } from "./wire/ethernet.ts";
 import { HEADROOM, type PacketBuffer } from "./wire/packet_buffer.ts";
@@ -34,7 +30,12 @@ export interface UdpDatagram {
 export interface UdpSocket {
   readonly port: number;
   /** Send `payload` from this socket's port. */
-  send(dst: number, dstPort: number, payload: Uint8Array, opts?: { ttl?: number; src?: number }): boolean;
+  send(
+    dst: number,
+    dstPort: number,
+    payload: Uint8Array,
+    opts?: { ttl?: number; src?: number },
+  ): boolean;
   close(): void;
 }
 
@@ -102,7 +103,11 @@ export class Udp {
       if (src === 0) {
         const r = this.ipv4.routes.lookup(dst, 0);
         const nic = r !== null ? this.ipv4.stack.nics.get(r.nicId) : undefined;
-        src = this.ipv4.local.has(dst) ? dst : nic !== undefined ? this.ipv4.sourceFor(nic, r!.gateway ?? dst) ?? 0 : 0;
+        src = this.ipv4.local.has(dst)
+          ? dst
+          : nic !== undefined
+          ? this.ipv4.sourceFor(nic, r!.gateway ?? dst) ?? 0
+          : 0;
       }
       writeIpv4Header(b, ipOff, {
         src,
@@ -119,7 +124,9 @@ export class Udp {
       v.setUint16(u + 4, len);
       v.setUint16(u + 6, 0);
       b.data.set(payload, u + 8);
-      const c = finishChecksum(onesSum(b.data, u, len, ipv4PseudoHeaderSum(src, dst, IpProtocol.UDP, len)));
+      const c = finishChecksum(
+        onesSum(b.data, u, len, ipv4PseudoHeaderSum(src, dst, IpProtocol.UDP, len)),
+      );
       v.setUint16(u + 6, c === 0 ? 0xffff : c);
       b.start = ipOff - ETHERNET_HEADER_LEN;
       b.end = u + len;
@@ -150,7 +157,12 @@ export class Udp {
     // A checksum the kernel left for the "device" (NEEDS_CSUM) or already
     // checked (DATA_VALID) is trusted; 0 means none (RFC 768).
     if (csum !== 0 && (pkt.vnetFlags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) === 0) {
-      const sum = onesSum(pkt.data, u, len, ipv4PseudoHeaderSum(ip.src(), ip.dst(), IpProtocol.UDP, len));
+      const sum = onesSum(
+        pkt.data,
+        u,
+        len,
+        ipv4PseudoHeaderSum(ip.src(), ip.dst(), IpProtocol.UDP, len),
+      );
       if (finishChecksum(sum) !== 0) {
         s.checksumErrors++;
         return;
@@ -162,7 +174,14 @@ export class Udp {
       s.unknownPortReceived++;
       const dst = ip.dst();
       if (!ipv4IsMulticast(dst) && !ipv4IsLimitedBroadcast(dst)) {
-        this.ipv4.icmp.sendErrorAbout(pkt, ip.off, nic, Icmpv4Type.DEST_UNREACHABLE, Icmpv4Code.PORT_UNREACHABLE, 0);
+        this.ipv4.icmp.sendErrorAbout(
+          pkt,
+          ip.off,
+          nic,
+          Icmpv4Type.DEST_UNREACHABLE,
+          Icmpv4Code.PORT_UNREACHABLE,
+          0,
+        );
       }
       return;
     }

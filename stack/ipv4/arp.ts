@@ -89,7 +89,11 @@ export class Arp {
       return;
     }
     writeEthernetHeader(b, HEADROOM, ethDst, nic.mac, EtherType.ARP);
-    ArpRepr.emit({ op, senderMac: nic.mac, senderIp: spa, targetMac: tha, targetIp: tpa }, b, HEADROOM + 14);
+    ArpRepr.emit(
+      { op, senderMac: nic.mac, senderIp: spa, targetMac: tha, targetIp: tpa },
+      b,
+      HEADROOM + 14,
+    );
     // Pad to the Ethernet minimum (60 bytes without FCS).
     b.data.fill(0, HEADROOM + 42, HEADROOM + 60);
     b.start = HEADROOM;

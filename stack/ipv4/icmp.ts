@@ -113,7 +113,11 @@ export class Icmpv4 {
     e.length = len;
     e.buffer = pkt;
     e.mtu = 0;
-    e.quotedDst = e.quotedProtocol = e.quotedSrcPort = e.quotedDstPort = 0;
+    e.quotedDst =
+      e.quotedProtocol =
+      e.quotedSrcPort =
+      e.quotedDstPort =
+        0;
     if (type === Icmpv4Type.ECHO_REPLY) {
       s.echoRepliesReceived++;
       e.ident = pkt.view.getUint16(off + 4);
@@ -162,7 +166,10 @@ export class Icmpv4 {
     ip.setId(this.ipv4.nextId());
     const old = pkt.view.getUint16(off);
     pkt.view.setUint16(off, (Icmpv4Type.ECHO_REPLY << 8) | pkt.data[off + 1]!);
-    pkt.view.setUint16(off + 2, checksumUpdate16(pkt.view.getUint16(off + 2), old, pkt.view.getUint16(off)));
+    pkt.view.setUint16(
+      off + 2,
+      checksumUpdate16(pkt.view.getUint16(off + 2), old, pkt.view.getUint16(off)),
+    );
     this.ipv4.output(pkt, ip.off, { nic: undefined });
   }
 
@@ -192,10 +199,12 @@ export class Icmpv4 {
     // Never about: a broadcast/multicast (IP or link layer), a non-initial
     // fragment, an invalid source, or an ICMP error.
     const linkGroup = inNic !== null && ipOff >= ETHERNET_HEADER_LEN &&
-      orig.start <= ipOff - ETHERNET_HEADER_LEN && (orig.data[ipOff - ETHERNET_HEADER_LEN]! & 1) === 1;
+      orig.start <= ipOff - ETHERNET_HEADER_LEN &&
+      (orig.data[ipOff - ETHERNET_HEADER_LEN]! & 1) === 1;
     let suppress = linkGroup || ipv4IsMulticast(dst) || ipv4IsLimitedBroadcast(dst) ||
       q.fragmentOffset() !== 0 || ipv4IsThisNetwork(src) || ipv4IsMulticast(src) ||
-      ipv4IsLimitedBroadcast(src) || (ipv4IsLoopback(src) && inNic !== null) || (src >>> 28) === 0xf ||
+      ipv4IsLimitedBroadcast(src) || (ipv4IsLoopback(src) && inNic !== null) ||
+      (src >>> 28) === 0xf ||
       this.#isDirectedBroadcast(dst);
     if (!suppress && q.protocol() === IpProtocol.ICMP && ipOff + hl < orig.end) {
       suppress = icmpv4IsError(orig.data[ipOff + hl]!);

@@ -11,16 +11,12 @@
  */
 import type { Nic } from "../nic.ts";
 import type { Stack } from "../stack.ts";
-import { type Ipv4Route, Ipv4RouteTable, flowHashV4 } from "../route_table.ts";
+import { flowHashV4, type Ipv4Route, Ipv4RouteTable } from "../route_table.ts";
 import { NeighborCache } from "../neighbor_cache.ts";
 import { type FirstFragmentInfo, Reassembler } from "../reassembly.ts";
 import { fragmentIpv4 } from "./fragmentation.ts";
-import { EthernetFrame, ETHERNET_HEADER_LEN, EtherType } from "../wire/ethernet.ts";
-import {
-  IPV4_MIN_HEADER_LEN,
-  IpProtocol,
-  Ipv4Packet,
-} from "../wire/ipv4.ts";
+import { ETHERNET_HEADER_LEN, EthernetFrame, EtherType } from "../wire/ethernet.ts";
+import { IpProtocol, IPV4_MIN_HEADER_LEN, Ipv4Packet } from "../wire/ipv4.ts";
 import { processForwardingOptions, validateIpv4Options } from "../wire/ipv4_options.ts";
 import { Icmpv4Code, Icmpv4Type } from "../wire/icmpv4.ts";
 import {
@@ -147,7 +143,14 @@ export class Ipv4 {
     b.data.set(first.bytes.subarray(0, n), off);
     b.start = off - ETHERNET_HEADER_LEN;
     b.end = off + n;
-    this.icmp.sendErrorAbout(b, off, null, Icmpv4Type.TIME_EXCEEDED, Icmpv4Code.REASSEMBLY_TIME_EXCEEDED, 0);
+    this.icmp.sendErrorAbout(
+      b,
+      off,
+      null,
+      Icmpv4Type.TIME_EXCEEDED,
+      Icmpv4Code.REASSEMBLY_TIME_EXCEEDED,
+      0,
+    );
     this.stack.pool.put(b);
   }
 
@@ -164,8 +167,10 @@ export class Ipv4 {
         pool: this.stack.pool,
         config: cfg,
         protocol: {
-          sendProbe: (key: number, unicastTo: Uint8Array | null) => this.arp.sendRequest(nic, key, unicastTo),
-          sendQueued: (_key: number, mac: Uint8Array, pkt: PacketBuffer) => this.#sendResolved(nic, pkt, mac),
+          sendProbe: (key: number, unicastTo: Uint8Array | null) =>
+            this.arp.sendRequest(nic, key, unicastTo),
+          sendQueued: (_key: number, mac: Uint8Array, pkt: PacketBuffer) =>
+            this.#sendResolved(nic, pkt, mac),
           resolutionFailed: (_key: number, pkt: PacketBuffer) => this.#resolutionFailed(nic, pkt),
         },
       }),
@@ -213,7 +218,11 @@ export class Ipv4 {
     this.local.delete(address);
     const prefix = (address & ipv4Mask(a.prefixLen)) >>> 0;
     if (!st.addresses.some((b) => ((b.address & ipv4Mask(b.prefixLen)) >>> 0) === prefix)) {
-      this.routes.remove(prefix, a.prefixLen, (r) => r.source === "connected" && r.nicId === nic.id);
+      this.routes.remove(
+        prefix,
+        a.prefixLen,
+        (r) => r.source === "connected" && r.nicId === nic.id,
+      );
     }
   }
 
@@ -343,7 +352,14 @@ export class Ipv4 {
       }
       s.unknownProtocolReceived++;
       // RFC 1122 §3.2.2.1: protocol unreachable for an unknown protocol.
-      this.icmp.sendErrorAbout(buf, ip.off, nic, Icmpv4Type.DEST_UNREACHABLE, Icmpv4Code.PROTOCOL_UNREACHABLE, 0);
+      this.icmp.sendErrorAbout(
+        buf,
+        ip.off,
+        nic,
+        Icmpv4Type.DEST_UNREACHABLE,
+        Icmpv4Code.PROTOCOL_UNREACHABLE,
+        0,
+      );
     } finally {
       if (reassembled !== null) this.stack.pool.put(reassembled);
     }
@@ -366,7 +382,14 @@ export class Ipv4 {
     const route = this.routes.lookup(dst, this.#flowHash(pkt, ip));
     if (route === null) {
       s.noRoute++;
-      this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.DEST_UNREACHABLE, Icmpv4Code.NET_UNREACHABLE, 0);
+      this.icmp.sendErrorAbout(
+        pkt,
+        ipOff,
+        inNic,
+        Icmpv4Type.DEST_UNREACHABLE,
+        Icmpv4Code.NET_UNREACHABLE,
+        0,
+      );
       return;
     }
     if (route.type !== "unicast") {
@@ -376,7 +399,14 @@ export class Ipv4 {
     const outNic = this.stack.nics.get(route.nicId);
     if (outNic === undefined || !outNic.isUp()) {
       s.noRoute++;
-      this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.DEST_UNREACHABLE, Icmpv4Code.HOST_UNREACHABLE, 0);
+      this.icmp.sendErrorAbout(
+        pkt,
+        ipOff,
+        inNic,
+        Icmpv4Type.DEST_UNREACHABLE,
+        Icmpv4Code.HOST_UNREACHABLE,
+        0,
+      );
       return;
     }
     const nextHop = route.gateway ?? dst;
@@ -419,7 +449,14 @@ export class Ipv4 {
       const res = processForwardingOptions(ip, outAddr, this.#msSinceMidnight());
       if (!res.ok) {
         s.malformedOptionsReceived++;
-        this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.PARAMETER_PROBLEM, 0, res.pointer << 24);
+        this.icmp.sendErrorAbout(
+          pkt,
+          ipOff,
+          inNic,
+          Icmpv4Type.PARAMETER_PROBLEM,
+          0,
+          res.pointer << 24,
+        );
         return;
       }
       ip.fillChecksum();
@@ -451,7 +488,14 @@ export class Ipv4 {
         return;
       case "unreachable":
         s.unreachableRouteDropped++;
-        this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.DEST_UNREACHABLE, Icmpv4Code.NET_UNREACHABLE, 0);
+        this.icmp.sendErrorAbout(
+          pkt,
+          ipOff,
+          inNic,
+          Icmpv4Type.DEST_UNREACHABLE,
+          Icmpv4Code.NET_UNREACHABLE,
+          0,
+        );
         return;
       case "prohibit":
         s.prohibitRouteDropped++;
@@ -478,7 +522,10 @@ export class Ipv4 {
     const proto = ip.protocol();
     let sport = 0, dport = 0;
     const l4 = ip.off + ip.headerLen();
-    if ((proto === IpProtocol.TCP || proto === IpProtocol.UDP) && ip.fragmentOffset() === 0 && l4 + 4 <= pkt.end) {
+    if (
+      (proto === IpProtocol.TCP || proto === IpProtocol.UDP) && ip.fragmentOffset() === 0 &&
+      l4 + 4 <= pkt.end
+    ) {
       sport = pkt.view.getUint16(l4);
       dport = pkt.view.getUint16(l4 + 2);
     }
@@ -522,7 +569,9 @@ export class Ipv4 {
       const route = this.routes.lookup(dst, 0);
       if (route === null || route.type !== "unicast") {
         s.outputNoRoute++;
-        if (route !== null && route.type !== "unicast") this.#routeTypeDrop(route, null, pkt, ipOff);
+        if (route !== null && route.type !== "unicast") {
+          this.#routeTypeDrop(route, null, pkt, ipOff);
+        }
         return false;
       }
       if (opts.nic === undefined) outNic = this.stack.nics.get(route.nicId);
@@ -534,7 +583,9 @@ export class Ipv4 {
     }
     if (ip.src() === 0) ip.setSrc(this.sourceFor(outNic, nextHop) ?? 0);
     ip.fillChecksum();
-    if (!opts.skipHooks && this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, outNic)) {
+    if (
+      !opts.skipHooks && this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, outNic)
+    ) {
       s.firewallDropped++;
       return false;
     }
@@ -588,7 +639,13 @@ export class Ipv4 {
     }
   }
 
-  #fragmentAndSend(outNic: Nic, pkt: PacketBuffer, ipOff: number, nextHop: number, mtu: number): void {
+  #fragmentAndSend(
+    outNic: Nic,
+    pkt: PacketBuffer,
+    ipOff: number,
+    nextHop: number,
+    mtu: number,
+  ): void {
     const s = this.stack.stats.ipv4;
     if (pkt.isGso() || (pkt.vnetFlags & 1) !== 0) this.completeOffloads(pkt, ipOff);
     const n = fragmentIpv4(pkt, ipOff, mtu, this.stack.pool, (frag, fragIpOff) => {
@@ -614,7 +671,10 @@ export class Ipv4 {
       if (at + 2 <= pkt.end) {
         // The field holds the pseudo-header sum; summing the L4 bytes with it completes it.
         const c = internetChecksum(pkt.data, start, pkt.end - start);
-        pkt.view.setUint16(at, c === 0 && pkt.data[pkt.networkOffset + 9] === IpProtocol.UDP ? 0xffff : c);
+        pkt.view.setUint16(
+          at,
+          c === 0 && pkt.data[pkt.networkOffset + 9] === IpProtocol.UDP ? 0xffff : c,
+        );
       }
     }
     pkt.vnetFlags = 0;
@@ -650,7 +710,9 @@ export class Ipv4 {
     const eth = this.#eth.reset(pkt, pkt.start);
     eth.setSrc(outNic.mac);
     eth.setEtherType(EtherType.IPV4);
-    if (ipv4IsLimitedBroadcast(nextHop) || this.#isBroadcastFor(this.#state.get(outNic.id)!, nextHop)) {
+    if (
+      ipv4IsLimitedBroadcast(nextHop) || this.#isBroadcastFor(this.#state.get(outNic.id)!, nextHop)
+    ) {
       eth.setDst(BROADCAST_MAC);
       outNic.send(pkt);
       return;
@@ -678,12 +740,21 @@ export class Ipv4 {
   /** RFC 1812 §5.2.7.1 / Linux: host unreachable to the sender when ARP fails. */
   #resolutionFailed(nic: Nic, pkt: PacketBuffer): void {
     const ipOff = pkt.start + ETHERNET_HEADER_LEN;
-    this.icmp.sendErrorAbout(pkt, ipOff, nic, Icmpv4Type.DEST_UNREACHABLE, Icmpv4Code.HOST_UNREACHABLE, 0);
+    this.icmp.sendErrorAbout(
+      pkt,
+      ipOff,
+      nic,
+      Icmpv4Type.DEST_UNREACHABLE,
+      Icmpv4Code.HOST_UNREACHABLE,
+      0,
+    );
   }
 
   /** Human-readable list of this layer's addresses, for logs. */
   describeAddresses(nic: Nic): string[] {
-    return (this.#state.get(nic.id)?.addresses ?? []).map((a) => `${formatIpv4(a.address)}/${a.prefixLen}`);
+    return (this.#state.get(nic.id)?.addresses ?? []).map((a) =>
+      `${formatIpv4(a.address)}/${a.prefixLen}`
+    );
   }
 
   /** The first byte a locally built packet's IP header should start at. */

@@ -174,7 +174,9 @@ export function ping(
       finished = true;
       stack.ipv4.icmp.listeners.delete(listener);
       for (const t of timers) t.cancel();
-      const loss = result.sent === 0 ? 0 : Math.round(100 * (result.sent - result.received) / result.sent);
+      const loss = result.sent === 0
+        ? 0
+        : Math.round(100 * (result.sent - result.received) / result.sent);
       onLine?.(`--- ${dstText} ping statistics ---`);
       onLine?.(
         `${result.sent} packets transmitted, ${result.received} received${
@@ -185,7 +187,9 @@ export function ping(
         const r = result.replies.map((x) => x.rttMs);
         const avg = r.reduce((a, b) => a + b, 0) / r.length;
         onLine?.(
-          `rtt min/avg/max = ${Math.min(...r).toFixed(3)}/${avg.toFixed(3)}/${Math.max(...r).toFixed(3)} ms`,
+          `rtt min/avg/max = ${Math.min(...r).toFixed(3)}/${avg.toFixed(3)}/${
+            Math.max(...r).toFixed(3)
+          } ms`,
         );
       }
       resolve(result);
@@ -200,12 +204,20 @@ export function ping(
         const rtt = clock.now() - at;
         result.received++;
         result.replies.push({ seq: e.seq, from: e.from, ttl: e.ttl, bytes: e.length, rttMs: rtt });
-        onLine?.(`${e.length} bytes from ${formatIpv4(e.from)}: icmp_seq=${e.seq} ttl=${e.ttl} time=${rtt.toFixed(3)} ms`);
+        onLine?.(
+          `${e.length} bytes from ${formatIpv4(e.from)}: icmp_seq=${e.seq} ttl=${e.ttl} time=${
+            rtt.toFixed(3)
+          } ms`,
+        );
       } else {
         if (e.quotedProtocol !== IpProtocol.ICMP || e.quotedDst !== opts.dst) return;
         sentAt.delete(e.seq);
         result.errors.push({ seq: e.seq, from: e.from, type: e.type, code: e.code, mtu: e.mtu });
-        onLine?.(`From ${formatIpv4(e.from)} icmp_seq=${e.seq} ${describeIcmpv4Error(e.type, e.code, e.mtu)}`);
+        onLine?.(
+          `From ${formatIpv4(e.from)} icmp_seq=${e.seq} ${
+            describeIcmpv4Error(e.type, e.code, e.mtu)
+          }`,
+        );
       }
       if (result.sent === count && sentAt.size === 0) finish();
     };
@@ -266,8 +278,9 @@ export function traceroute(
   const sock = method === "udp" ? stack.udp.bind(0, () => {}) : null;
   let seq = 0;
   return new Promise((resolve) => {
-    let current: { seq: number; at: number; timer: Timer; hop: TracerouteHop; probe: number } | null =
-      null;
+    let current:
+      | { seq: number; at: number; timer: Timer; hop: TracerouteHop; probe: number }
+      | null = null;
     let done = false;
     const finish = () => {
       stack.ipv4.icmp.listeners.delete(listener);
@@ -311,7 +324,8 @@ export function traceroute(
       let matches: boolean;
       if (method === "udp") {
         matches = e.type !== Icmpv4Type.ECHO_REPLY && e.quotedProtocol === IpProtocol.UDP &&
-          e.quotedDst === opts.dst && e.quotedSrcPort === sock!.port && e.quotedDstPort === 33434 + c.seq;
+          e.quotedDst === opts.dst && e.quotedSrcPort === sock!.port &&
+          e.quotedDstPort === 33434 + c.seq;
       } else {
         matches = e.ident === ident && e.seq === c.seq &&
           (e.type === Icmpv4Type.ECHO_REPLY ? e.from === opts.dst : e.quotedDst === opts.dst);

@@ -23,7 +23,11 @@ export interface Triangle {
 export function triangle(opts: { wanMtu?: number } = {}): Triangle {
   const clock = new ManualClock();
   const [a1, a2] = MemoryLink.pair({ clock, names: ["h1:eth0", "r:lan0"] });
-  const [b1, b2] = MemoryLink.pair({ clock, mtu: opts.wanMtu ?? 1500, names: ["r:wan0", "h2:eth0"] });
+  const [b1, b2] = MemoryLink.pair({
+    clock,
+    mtu: opts.wanMtu ?? 1500,
+    names: ["r:wan0", "h2:eth0"],
+  });
   const h1 = new Stack({ clock, random: new SeededRandom(1), hostname: "h1" });
   const r = new Stack({ clock, random: new SeededRandom(2), hostname: "r" });
   const h2 = new Stack({ clock, random: new SeededRandom(3), hostname: "h2" });

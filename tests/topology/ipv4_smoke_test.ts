@@ -6,7 +6,10 @@ import { settle, triangle } from "./_topology.ts";
 Deno.test("ping across a router on memory links", async () => {
   const t = triangle();
   const lines: string[] = [];
-  const r = await settle(t.clock, ping(t.h1, { dst: parseIpv4("198.51.100.10"), count: 3 }, (l) => lines.push(l)));
+  const r = await settle(
+    t.clock,
+    ping(t.h1, { dst: parseIpv4("198.51.100.10"), count: 3 }, (l) => lines.push(l)),
+  );
   assert.equal(r.received, 3, lines.join("\n"));
   assert.equal(r.replies[0]!.ttl, 63);
 });
@@ -14,6 +17,13 @@ Deno.test("ping across a router on memory links", async () => {
 Deno.test("traceroute across a router lists the router then the host", async () => {
   const t = triangle();
   const lines: string[] = [];
-  const hops = await settle(t.clock, traceroute(t.h1, { dst: parseIpv4("198.51.100.10") }, (l) => lines.push(l)));
-  assert.deepEqual(hops.map((h) => h.from[0]), [parseIpv4("192.0.2.1"), parseIpv4("198.51.100.10")], lines.join("\n"));
+  const hops = await settle(
+    t.clock,
+    traceroute(t.h1, { dst: parseIpv4("198.51.100.10") }, (l) => lines.push(l)),
+  );
+  assert.deepEqual(
+    hops.map((h) => h.from[0]),
+    [parseIpv4("192.0.2.1"), parseIpv4("198.51.100.10")],
+    lines.join("\n"),
+  );
 });

@@ -1,0 +1,282 @@
+/**
+ * Lab files (`tapir lab FILE`): nodes, each a configuration validated like
+ * a file's, the links between their interfaces, and probes with expected
+ * outcomes.
+ *
+ * @module
+ */
+import { formatIpAddress, type IpAddress, ipv6IsLinkLocalUnicast } from "../stack/wire/mod.ts";
+import {
+  arr,
+  at,
+  bool,
+  checkKeys,
+  Ctx,
+  didYouMean,
+  duration,
+  idx,
+  int,
+  isTable,
+  oneOf,
+  optInt,
+  optStr,
+  readTable,
+  reqStr,
+  str,
+  type Tbl,
+} from "./_check.ts";
+import { addressAt, CONFIG_KEYS, validateConfig } from "./_validate.ts";
+import { parseToml, throwIfErrors } from "./config.ts";
+import type {
+  LabConfig,
+  LabLinkConfig,
+  LabNodeConfig,
+  LinkEnd,
+  ProbeConfig,
+  ProbeExpect,
+} from "./types.ts";
+
+const S = 1000;
+const NODE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,30}$/;
+const EXPECTS: readonly ProbeExpect[] = [
+  "reachable",
+  "unreachable",
+  "net-unreachable",
+  "host-unreachable",
+  "port-unreachable",
+  "admin-prohibited",
+  "frag-needed",
+  "time-exceeded",
+  "timeout",
+];
+const PROBE_KEYS = [
+  "from",
+  "at",
+  "ping",
+  "traceroute",
+  "count",
+  "size",
+  "dont_fragment",
+  "interval",
+  "max_hops",
+  "timeout",
+  "expect",
+  "expect_mtu",
+  "expect_path",
+  "expect_from",
+] as const;
+
+/**
+ * Parse and validate a lab file's text.
+ *
+ * @param text TOML text with a `[lab]` table
+ * @param file file name used in error positions
+ * @returns the validated lab
+ * @throws ConfigErrors listing every problem (node paths like `lab.node[0].interface[1].addresses[0]`)
+ * @example
+ * ```ts
+ * import { parseLabConfig } from "./lab.ts";
+ * const lab = parseLabConfig('[[lab.node]]\nname = "h1"\n[[lab.node.interface]]\nname = "eth0"\n');
+ * console.assert(lab.nodes[0]!.config.interfaces[0]!.name === "eth0" && lab.duration === 60_000);
+ * ```
+ */
+export function parseLabConfig(text: string, file?: string): LabConfig {
+  const { tree, locator } = parseToml(text, file);
+  const ctx = new Ctx();
+  const lab = validateLab(ctx, tree);
+  throwIfErrors(ctx, locator, file);
+  return lab;
+}
+
+/** Validate a parsed lab tree, recording problems in `ctx`. */
+export function validateLab(ctx: Ctx, tree: Tbl): LabConfig {
+  checkKeys(ctx, tree, "", ["lab"]);
+  const t = tree.lab === undefined
+    ? (ctx.err("lab", `a lab file needs a [lab] table`), {})
+    : readTable(ctx, tree.lab, "lab", ["description", "duration", "node", "link", "probe"]) ?? {};
+  const description = str(ctx, t, "description", "lab", "");
+  const labDuration = duration(ctx, t, "duration", "lab", 60 * S, 1, 86_400 * S);
+
+  const nodes: LabNodeConfig[] = [];
+  arr(ctx, t, "node", "lab").forEach((raw, i) => {
+    const path = idx("lab.node", i);
+    if (!isTable(raw)) {
+      ctx.err(path, `expected a table, found ${Array.isArray(raw) ? "an array" : typeof raw}`);
+      return;
+    }
+    checkKeys(ctx, raw, path, ["name", ...CONFIG_KEYS]);
+    const name = reqStr(ctx, raw, "name", path);
+    if (name !== undefined && !NODE_NAME.test(name)) {
+      ctx.err(
+        at(path, "name"),
+        `bad node name "${name}" (a letter, then up to 30 letters, digits, "_" or "-")`,
+      );
+    }
+    const dup = nodes.findIndex((n) => n.name === name);
+    if (name !== undefined && dup !== -1) {
+      ctx.err(at(path, "name"), `duplicate node name "${name}" (also lab.node[${dup}])`);
+    }
+    const config = validateConfig(ctx, raw, path, { lab: true, hostname: name ?? "node" });
+    nodes.push({ name: name ?? `#${i}`, config });
+  });
+  if (t.node === undefined && tree.lab !== undefined) {
+    ctx.err("lab.node", `a lab needs at least one [[lab.node]]`);
+  }
+
+  const links: LabLinkConfig[] = [];
+  const used = new Map<string, string>();
+  arr(ctx, t, "link", "lab").forEach((raw, i) => {
+    const path = idx("lab.link", i);
+    const lt = readTable(ctx, raw, path, ["a", "b", "mtu", "delay"]);
+    if (!lt) return;
+    const ends: (LinkEnd | undefined)[] = (["a", "b"] as const).map((k) => {
+      const v = reqStr(ctx, lt, k, path);
+      if (v === undefined) return undefined;
+      const ep = at(path, k);
+      const m = /^([^:]+):([^:]+)$/.exec(v);
+      if (!m) {
+        ctx.err(ep, `expected "NODE:INTERFACE" such as "h1:eth0", found "${v}"`);
+        return undefined;
+      }
+      const node = m[1]!, iface = m[2]!;
+      const n = nodes.find((x) => x.name === node);
+      if (!n) {
+        ctx.err(ep, `no node named "${node}"${didYouMean(node, nodes.map((x) => x.name))}`);
+        return undefined;
+      }
+      if (!n.config.interfaces.some((f) => f.name === iface)) {
+        const names = n.config.interfaces.map((f) => f.name);
+        ctx.err(
+          ep,
+          `node "${node}" has no interface named "${iface}"${didYouMean(iface, names)}` +
+            (names.length > 0 ? "" : " (it has no interfaces)"),
+        );
+        return undefined;
+      }
+      const key = `${node}:${iface}`;
+      const prev = used.get(key);
+      if (prev !== undefined) {
+        ctx.err(ep, `interface ${key} is already on ${prev} (an interface joins at most one link)`);
+        return undefined;
+      }
+      used.set(key, path);
+      return { node, interface: iface };
+    });
+    const [a, b] = ends;
+    const mtuOf = (e: LinkEnd) =>
+      nodes.find((n) => n.name === e.node)!.config.interfaces.find((f) => f.name === e.interface)!
+        .mtu;
+    const mtu = optInt(ctx, lt, "mtu", path, 68, 65535);
+    const delay = duration(ctx, lt, "delay", path, 0, 0, 60 * S);
+    if (a && b) links.push({ a, b, mtu: mtu ?? Math.min(mtuOf(a), mtuOf(b)), delay });
+  });
+
+  const probes: ProbeConfig[] = [];
+  arr(ctx, t, "probe", "lab").forEach((raw, i) => {
+    const path = idx("lab.probe", i);
+    const pt = readTable(ctx, raw, path, PROBE_KEYS);
+    if (!pt) return;
+    const p = validateProbe(ctx, pt, path, nodes, labDuration);
+    if (p) probes.push(p);
+  });
+  return { description, duration: labDuration, nodes, links, probes };
+}
+
+function validateProbe(
+  ctx: Ctx,
+  pt: Tbl,
+  path: string,
+  nodes: LabNodeConfig[],
+  labDuration: number,
+): ProbeConfig | undefined {
+  const from = reqStr(ctx, pt, "from", path);
+  const node = from === undefined ? undefined : nodes.find((n) => n.name === from);
+  if (from !== undefined && !node) {
+    ctx.err(
+      at(path, "from"),
+      `no node named "${from}"${didYouMean(from, nodes.map((n) => n.name))}`,
+    );
+  }
+  const startAt = duration(ctx, pt, "at", path, 0, 0, labDuration);
+  let kind: "ping" | "traceroute" | undefined;
+  if (pt.ping !== undefined && pt.traceroute !== undefined) {
+    ctx.err(at(path, "traceroute"), `a probe has exactly one of "ping" and "traceroute"`);
+  } else if (pt.ping !== undefined) kind = "ping";
+  else if (pt.traceroute !== undefined) kind = "traceroute";
+  else ctx.err(path, `a probe needs "ping = ADDRESS" or "traceroute = ADDRESS"`);
+  let target: IpAddress | undefined;
+  let zone: string | undefined;
+  if (kind) {
+    const tp = at(path, kind);
+    let text = optStr(ctx, pt, kind, path);
+    if (text !== undefined) {
+      const pct = text.indexOf("%");
+      if (pct !== -1) {
+        zone = text.slice(pct + 1);
+        text = text.slice(0, pct);
+      }
+      target = addressAt(ctx, text, tp);
+      const ll = target?.family === 6 && ipv6IsLinkLocalUnicast(target.address);
+      if (target && ll && zone === undefined) {
+        ctx.err(
+          tp,
+          `link-local target ${formatIpAddress(target)} needs a zone, e.g. "${text}%eth0"`,
+        );
+      } else if (target && !ll && zone !== undefined) {
+        ctx.err(tp, `a zone ("%${zone}") is only for IPv6 link-local targets`);
+      } else if (
+        zone !== undefined && node && !node.config.interfaces.some((f) => f.name === zone)
+      ) {
+        ctx.err(tp, `node "${from}" has no interface named "${zone}"`);
+      }
+    }
+  }
+  const expect = oneOf(ctx, pt, "expect", path, EXPECTS, "reachable");
+  const expectMtu = optInt(ctx, pt, "expect_mtu", path, 68, 65535);
+  if (expectMtu !== undefined && expect !== "frag-needed") {
+    ctx.err(at(path, "expect_mtu"), `expect_mtu goes with expect = "frag-needed"`);
+  }
+  const maxHops = int(ctx, pt, "max_hops", path, 30, 1, 255);
+  if (pt.max_hops !== undefined && kind === "ping") {
+    ctx.err(at(path, "max_hops"), `max_hops is for traceroute`);
+  }
+  let expectPath: (IpAddress | "*")[] | undefined;
+  if (pt.expect_path !== undefined) {
+    if (kind === "ping") ctx.err(at(path, "expect_path"), `expect_path is for traceroute`);
+    const list: (IpAddress | "*")[] = [];
+    arr(ctx, pt, "expect_path", path).forEach((v, j) => {
+      if (v === "*") list.push("*");
+      else {
+        const a = addressAt(ctx, v, idx(at(path, "expect_path"), j));
+        if (a) list.push(a);
+      }
+    });
+    expectPath = list;
+  }
+  const expectFrom = pt.expect_from === undefined
+    ? undefined
+    : addressAt(ctx, pt.expect_from, at(path, "expect_from"));
+  const count = int(ctx, pt, "count", path, 3, 1, 10_000);
+  const size = int(ctx, pt, "size", path, 56, 0, 65_507);
+  const dontFragment = bool(ctx, pt, "dont_fragment", path, false);
+  const interval = duration(ctx, pt, "interval", path, 1 * S, 1, 3_600 * S);
+  const timeout = duration(ctx, pt, "timeout", path, 2 * S, 1, 3_600 * S);
+  if (!from || !kind || !target) return undefined;
+  return {
+    from,
+    at: startAt,
+    kind,
+    target,
+    ...(zone !== undefined ? { zone } : {}),
+    count,
+    size,
+    dontFragment,
+    interval,
+    maxHops,
+    timeout,
+    expect,
+    ...(expectMtu !== undefined ? { expectMtu } : {}),
+    ...(expectPath ? { expectPath } : {}),
+    ...(expectFrom ? { expectFrom } : {}),
+  };
+}

@@ -1,0 +1,304 @@
+/**
+ * The typed, validated configuration: what {@link parseConfig} returns.
+ * Durations are milliseconds, addresses are the `stack/wire` forms, and
+ * every key with a default is filled in.
+ *
+ * @module
+ */
+import type { IpAddress, IpCidr, Ipv6Cidr } from "../stack/wire/mod.ts";
+import type { Rule } from "./rule.ts";
+
+/** Whether each family forwards (or any other per-family flag). */
+export interface FamilyFlags {
+  ipv4: boolean;
+  ipv6: boolean;
+}
+
+/** `[router.icmp]`: ICMP error rate limiting (token bucket). */
+export interface IcmpConfig {
+  /** Tokens added per second (Linux `icmp_msgs_per_sec`). */
+  rateLimit: number;
+  /** Bucket size (Linux `icmp_msgs_burst`). */
+  burst: number;
+}
+
+/** `[router.neighbor]`: ARP/NDP cache settings (RFC 4861 §10 constants). */
+export interface NeighborConfig {
+  maxEntries: number;
+  /** ms; BASE_REACHABLE_TIME. */
+  baseReachableTime: number;
+  /** ms; RETRANS_TIMER. */
+  retransTime: number;
+  /** MAX_UNICAST_SOLICIT / MAX_MULTICAST_SOLICIT. */
+  probes: number;
+  /** ms; DELAY_FIRST_PROBE_TIME. */
+  delayFirstProbe: number;
+  /** Packets queued per unresolved neighbor. */
+  queueLen: number;
+  /** ms; a stale unused entry older than this may be collected. */
+  gcStaleTime: number;
+}
+
+/** `[router.ipv4]`. */
+export interface Ipv4Config {
+  /** Bytes of fragments held for reassembly (Linux `ipfrag_high_thresh`). */
+  reassemblyMemory: number;
+  /** ms (Linux `ipfrag_time`). */
+  reassemblyTimeout: number;
+  sendRedirects: boolean;
+  defaultTtl: number;
+}
+
+/** `[router.ipv6]`. */
+export interface Ipv6Config {
+  reassemblyMemory: number;
+  /** ms (RFC 8200 §4.5: 60 s). */
+  reassemblyTimeout: number;
+  sendRedirects: boolean;
+  defaultHopLimit: number;
+  /** DupAddrDetectTransmits (RFC 4862 §5.1). */
+  dadTransmits: number;
+  /** ms; RetransTimer for NS (RFC 4861 §10). */
+  retransTimer: number;
+  /** How interface identifiers are formed for SLAAC and link-local addresses. */
+  addrGenMode: "eui64" | "stable-privacy";
+  /** RFC 7217 secret key (16 bytes); set when `addrGenMode` is `"stable-privacy"`. */
+  stableSecret?: Uint8Array;
+  maxRouters: number;
+  maxPrefixes: number;
+  maxAddresses: number;
+}
+
+/** `[router]`. */
+export interface RouterConfig {
+  hostname: string;
+  /** Default forwarding for interfaces that don't override it. */
+  forwarding: FamilyFlags;
+  icmp: IcmpConfig;
+  neighbor: NeighborConfig;
+  ipv4: Ipv4Config;
+  ipv6: Ipv6Config;
+}
+
+/** A static (PERMANENT) neighbor entry. */
+export interface StaticNeighborConfig {
+  address: IpAddress;
+  mac: Uint8Array;
+}
+
+/** A Prefix Information option (RFC 4861 §4.6.2). Lifetimes in ms, `Infinity` for "infinity". */
+export interface RaPrefixConfig {
+  prefix: Ipv6Cidr;
+  onLink: boolean;
+  autonomous: boolean;
+  validLifetime: number;
+  preferredLifetime: number;
+  /** Count lifetimes down in successive RAs (radvd `DecrementLifetimes`). */
+  decrementLifetimes: boolean;
+}
+
+/** A Recursive DNS Server option (RFC 8106 §5.1). */
+export interface RaRdnssConfig {
+  addresses: Uint8Array[];
+  /** ms, or `Infinity`. */
+  lifetime: number;
+}
+
+/** A DNS Search List option (RFC 8106 §5.2). */
+export interface RaDnsslConfig {
+  domains: string[];
+  /** ms, or `Infinity`. */
+  lifetime: number;
+}
+
+/** A Route Information option (RFC 4191 §2.3). */
+export interface RaRouteConfig {
+  prefix: Ipv6Cidr;
+  preference: "high" | "medium" | "low";
+  /** ms, or `Infinity`. */
+  lifetime: number;
+}
+
+/** `[interface.ra]`: Router Advertisements this interface sends (RFC 4861 §6.2.1). */
+export interface RaConfig {
+  enabled: boolean;
+  /** ms; MinRtrAdvInterval. */
+  minInterval: number;
+  /** ms; MaxRtrAdvInterval. */
+  maxInterval: number;
+  /** ms; AdvDefaultLifetime. */
+  routerLifetime: number;
+  /** ms; AdvReachableTime (0 = unspecified). */
+  reachableTime: number;
+  /** ms; AdvRetransTimer (0 = unspecified). */
+  retransTimer: number;
+  curHopLimit: number;
+  managed: boolean;
+  otherConfig: boolean;
+  /** Default router preference (RFC 4191 §2.2). */
+  preference: "high" | "medium" | "low";
+  /** MTU option value; absent = no MTU option. */
+  mtu?: number;
+  sourceLinkLayer: boolean;
+  /** Answer solicitations by unicast (radvd `AdvRASolicitedUnicast`). */
+  unicastSolicited: boolean;
+  prefixes: RaPrefixConfig[];
+  rdnss: RaRdnssConfig[];
+  dnssl: RaDnsslConfig[];
+  routes: RaRouteConfig[];
+}
+
+/** One `[[interface]]`. */
+export interface InterfaceConfig {
+  name: string;
+  /** TAP device name (defaults to `name`). */
+  tap: string;
+  mac?: Uint8Array;
+  mtu: number;
+  /** Addresses with their prefix length; host bits kept. */
+  addresses: IpCidr[];
+  /** Effective forwarding: the interface's override over `router.forwarding`. */
+  forwarding: FamilyFlags;
+  acceptRa: boolean;
+  offload: boolean;
+  /** pcap file to write this interface's frames to. */
+  capture?: string;
+  /** Effective ICMP redirect sending: the interface's override over router.ipv4/ipv6. */
+  sendRedirects: FamilyFlags;
+  /** Bring the device up. */
+  up: boolean;
+  neighbors: StaticNeighborConfig[];
+  ra: RaConfig;
+}
+
+/** Kinds of route (as `ip route` types). */
+export type RouteType = "unicast" | "blackhole" | "unreachable" | "prohibit";
+
+/** One `[[route]]`. */
+export interface RouteConfig {
+  to: IpCidr;
+  via?: IpAddress;
+  dev?: string;
+  metric: number;
+  type: RouteType;
+}
+
+/** The three tables and which builtin chains each has. */
+export type TableName = "filter" | "nat" | "raw";
+
+/** A chain: builtin chains have a policy; user chains don't. */
+export interface ChainConfig {
+  name: string;
+  builtin: boolean;
+  /** Policy of a builtin chain (always "accept" for a user chain, where it is unused). */
+  policy: "accept" | "drop";
+  rules: Rule[];
+}
+
+/** One table of one family scope. Builtin chains are always present. */
+export interface TableConfig {
+  table: TableName;
+  /** 0 = the shared table (`[firewall.filter]`) applying to both families. */
+  family: 0 | 4 | 6;
+  /** True when the file defines this table. */
+  defined: boolean;
+  /** Chains by name (builtin names lower case: input, forward, output, prerouting, postrouting). */
+  chains: Map<string, ChainConfig>;
+}
+
+/** The tables of one family scope. */
+export interface FamilyTables {
+  filter: TableConfig;
+  nat: TableConfig;
+  raw: TableConfig;
+}
+
+/** `[firewall]`. */
+export interface FirewallConfig {
+  /** Match-only rule; matching packets are traced. */
+  trace?: Rule;
+  conntrack: { max: number };
+  /** `[firewall.filter]` etc.: rules for both families. */
+  shared: FamilyTables;
+  /** `[firewall.ipv4.*]`. */
+  ipv4: FamilyTables;
+  /** `[firewall.ipv6.*]` (nat is never defined: NAT66 is unsupported). */
+  ipv6: FamilyTables;
+}
+
+/** A validated configuration file. */
+export interface Config {
+  router: RouterConfig;
+  interfaces: InterfaceConfig[];
+  routes: RouteConfig[];
+  firewall: FirewallConfig;
+}
+
+/** `a`/`b` of a lab link. */
+export interface LinkEnd {
+  node: string;
+  interface: string;
+}
+
+/** One `[[lab.link]]`: a wire between two node interfaces. */
+export interface LabLinkConfig {
+  a: LinkEnd;
+  b: LinkEnd;
+  /** The link MTU (defaults to the smaller of the two interface MTUs). */
+  mtu: number;
+  /** One-way delay, ms. */
+  delay: number;
+}
+
+/** Outcomes a probe can expect. */
+export type ProbeExpect =
+  | "reachable"
+  | "unreachable"
+  | "net-unreachable"
+  | "host-unreachable"
+  | "port-unreachable"
+  | "admin-prohibited"
+  | "frag-needed"
+  | "time-exceeded"
+  | "timeout";
+
+/** One `[[lab.probe]]`. */
+export interface ProbeConfig {
+  from: string;
+  /** Virtual start time, ms. */
+  at: number;
+  kind: "ping" | "traceroute";
+  target: IpAddress;
+  /** Interface name after `%` of a link-local target. */
+  zone?: string;
+  count: number;
+  /** Ping payload bytes. */
+  size: number;
+  dontFragment: boolean;
+  /** ms between pings. */
+  interval: number;
+  maxHops: number;
+  /** ms to wait for each reply. */
+  timeout: number;
+  expect: ProbeExpect;
+  expectMtu?: number;
+  /** Traceroute hops; `"*"` for a silent hop. */
+  expectPath?: (IpAddress | "*")[];
+  expectFrom?: IpAddress;
+}
+
+/** One `[[lab.node]]`: a name and a configuration validated like a file's. */
+export interface LabNodeConfig {
+  name: string;
+  config: Config;
+}
+
+/** A validated lab file (`tapir lab FILE`). */
+export interface LabConfig {
+  description: string;
+  /** Cap on the virtual run length, ms. */
+  duration: number;
+  nodes: LabNodeConfig[];
+  links: LabLinkConfig[];
+  probes: ProbeConfig[];
+}

@@ -1,0 +1,398 @@
+import assert from "node:assert/strict";
+import { type ConfigError, ConfigErrors, parseConfig, parseLabConfig } from "../../config/mod.ts";
+
+/** Runs `fn`, expecting ConfigErrors; returns its errors. */
+function errorsOf(fn: () => unknown): ConfigError[] {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ConfigErrors) return e.errors;
+    throw e;
+  }
+  assert.fail("expected ConfigErrors");
+}
+
+const LAN = `[[interface]]
+name = "lan0"
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+`;
+
+interface BadCase {
+  name: string;
+  text: string;
+  path: string;
+  line: number;
+  column?: number;
+  message: string;
+  lab?: boolean;
+}
+
+const CASES: BadCase[] = [
+  {
+    name: "TOML syntax error",
+    text: `[router]\nhostname = "x\n`,
+    path: "",
+    line: 2,
+    message: "TOML syntax error",
+  },
+  {
+    name: "unknown top-level key with did-you-mean",
+    text: `[[interfaces]]\nname = "lan0"\n`,
+    path: "interfaces",
+    line: 1,
+    message: `unknown key "interfaces" (did you mean "interface"?)`,
+  },
+  {
+    name: "unknown interface key with did-you-mean",
+    text: `[[interface]]\nname = "lan0"\nadresses = ["192.0.2.1/24"]\n`,
+    path: "interface[0].adresses",
+    line: 3,
+    column: 1,
+    message: `(did you mean "addresses"?)`,
+  },
+  {
+    name: "bad address octet",
+    text: `[[interface]]\nname = "lan0"\naddresses = ["10.0.0.300/24"]\n`,
+    path: "interface[0].addresses[0]",
+    line: 3,
+    column: 14,
+    message: `Cannot parse address "10.0.0.300": octet 4 is out of range`,
+  },
+  {
+    name: "bad prefix length",
+    text: `[[interface]]\nname = "lan0"\naddresses = ["192.0.2.1/24", "192.0.2.2/33"]\n`,
+    path: "interface[0].addresses[1]",
+    line: 3,
+    column: 30,
+    message: "prefix length must be 0 to 32",
+  },
+  {
+    name: "host bits in a route prefix",
+    text: LAN + `[[route]]\nto = "198.51.100.1/24"\ndev = "lan0"\n`,
+    path: "route[0].to",
+    line: 5,
+    message: "host bits are set (did you mean 198.51.100.0/24?)",
+  },
+  {
+    name: "duplicate interface name",
+    text: LAN + `[[interface]]\nname = "lan0"\ntap = "tap9"\n`,
+    path: "interface[1].name",
+    line: 5,
+    message: `duplicate interface name "lan0"`,
+  },
+  {
+    name: "duplicate tap",
+    text: `[[interface]]\nname = "a"\ntap = "tap0"\n[[interface]]\nname = "b"\ntap = "tap0"\n`,
+    path: "interface[1].tap",
+    line: 6,
+    message: `duplicate tap "tap0"`,
+  },
+  {
+    name: "route via an unreachable gateway",
+    text: LAN + `[[route]]\nto = "0.0.0.0/0"\nvia = "203.0.113.1"\n`,
+    path: "route[0].via",
+    line: 6,
+    message: "is not inside any interface's prefix (connected: 192.0.2.0/24)",
+  },
+  {
+    name: "route dev naming no interface",
+    text: LAN + `[[route]]\nto = "0.0.0.0/0"\ndev = "lan1"\n`,
+    path: "route[0].dev",
+    line: 6,
+    message: `no interface named "lan1" (did you mean "lan0"?)`,
+  },
+  {
+    name: "IPv6 link-local via without dev",
+    text: LAN + `[[route]]\nto = "::/0"\nvia = "fe80::1"\n`,
+    path: "route[0].via",
+    line: 6,
+    message: `needs "dev"`,
+  },
+  {
+    name: "bad duration",
+    text: `[router.neighbor]\nbase_reachable_time = "30x"\n`,
+    path: "router.neighbor.base_reachable_time",
+    line: 2,
+    message: `Cannot parse duration "30x": unknown unit "x"`,
+  },
+  {
+    name: "duration given as a number",
+    text: `[router.ipv4]\nreassembly_timeout = 30\n`,
+    path: "router.ipv4.reassembly_timeout",
+    line: 2,
+    message: `expected a duration string such as "30s", found integer 30`,
+  },
+  {
+    name: "wrong type",
+    text: `[[interface]]\nname = "lan0"\nmtu = "1500"\n`,
+    path: "interface[0].mtu",
+    line: 3,
+    message: `expected an integer, found string "1500"`,
+  },
+  {
+    name: "rule with an unsupported option",
+    text:
+      `[firewall.filter]\ninput = { rules = ["-p tcp --dport 22 -j ACCEPT", "-p tcp --foo 1 -j DROP"] }\n`,
+    path: "firewall.filter.input.rules[1]",
+    line: 2,
+    column: 51,
+    message: `unsupported option "--foo"`,
+  },
+  {
+    name: "rule with a target not allowed in its chain",
+    text: `[firewall.ipv4.nat]\nprerouting = { rules = ["-o lan0 -j MASQUERADE"] }\n`,
+    path: "firewall.ipv4.nat.prerouting.rules[0]",
+    line: 2,
+    message: "target MASQUERADE is not allowed in the nat prerouting chain",
+  },
+  {
+    name: "REJECT outside the filter table",
+    text: `[firewall.raw]\nprerouting = { rules = ["-p udp -j REJECT"] }\n`,
+    path: "firewall.raw.prerouting.rules[0]",
+    line: 2,
+    message: "target REJECT is not allowed",
+  },
+  {
+    name: "rule with --dport but no -p",
+    text:
+      `[firewall.filter]\n[firewall.filter.input]\nrules = [\n  "-j ACCEPT",\n  "--dport 22 -j ACCEPT",\n]\n`,
+    path: "firewall.filter.input.rules[1]",
+    line: 5,
+    column: 3,
+    message: `option "--dport" needs "-p tcp" or "-p udp" before it`,
+  },
+  {
+    name: "IPv4 address in an ipv6 table",
+    text: `[firewall.ipv6.filter]\ninput = { rules = ["-s 192.0.2.0/24 -j DROP"] }\n`,
+    path: "firewall.ipv6.filter.input.rules[0]",
+    line: 2,
+    message: `"-s 192.0.2.0/24" is IPv4 but this is an ipv6 table`,
+  },
+  {
+    name: "rule mixing families",
+    text: `[firewall.filter]\nforward = { rules = ["-s 192.0.2.0/24 -d 2001:db8::/32 -j DROP"] }\n`,
+    path: "firewall.filter.forward.rules[0]",
+    line: 2,
+    message: "rule mixes IPv4",
+  },
+  {
+    name: "jump to an undefined chain",
+    text: `[firewall.filter]\ninput = { rules = ["-j ACCPET"] }\n`,
+    path: "firewall.filter.input.rules[0]",
+    line: 2,
+    message: `jump to undefined chain "ACCPET" (did you mean "ACCEPT"?)`,
+  },
+  {
+    name: "jump loop between user chains",
+    text:
+      `[firewall.filter]\ninput = { rules = ["-j a"] }\na = { rules = ["-j b"] }\nb = { rules = ["-p tcp -j a"] }\n`,
+    path: "firewall.filter.b.rules[0]",
+    line: 4,
+    message: "jump loop: a -> b -> a",
+  },
+  {
+    name: "user chain with a policy",
+    text: `[firewall.filter]\nmine = { policy = "drop", rules = [] }\n`,
+    path: "firewall.filter.mine.policy",
+    line: 2,
+    message: `user chain "mine" takes no policy`,
+  },
+  {
+    name: "IPv6 NAT",
+    text: `[firewall.ipv6.nat]\npostrouting = { rules = ["-j MASQUERADE"] }\n`,
+    path: "firewall.ipv6.nat",
+    line: 1,
+    message: "NAT for IPv6 (NAT66/NPTv6) is not supported yet",
+  },
+  {
+    name: "RA autonomous prefix that is not /64",
+    text: LAN +
+      `[interface.ra]\nenabled = true\nprefixes = [{ prefix = "2001:db8:1::/64" }, { prefix = "2001:db8:2::/56" }]\n`,
+    path: "interface[0].ra.prefixes[1].prefix",
+    line: 6,
+    message: "must be a /64 for SLAAC",
+  },
+  {
+    name: "RA interval out of RFC 4861 range",
+    text: LAN + `[interface.ra]\ninterval = "1s..2s"\n`,
+    path: "interface[0].ra.interval",
+    line: 5,
+    message: "MaxRtrAdvInterval must be 4s to 1800s",
+  },
+  {
+    name: "RA preferred lifetime longer than valid",
+    text: LAN +
+      `[[interface.ra.prefixes]]\nprefix = "2001:db8:1::/64"\nvalid_lifetime = "1h"\npreferred_lifetime = "2h"\n`,
+    path: "interface[0].ra.prefixes[0].preferred_lifetime",
+    line: 7,
+    message: "preferred_lifetime is longer than valid_lifetime",
+  },
+  {
+    name: "MTU below 1280 with IPv6",
+    text: `[[interface]]\nname = "lan0"\nmtu = 1000\naddresses = ["2001:db8::1/64"]\n`,
+    path: "interface[0].mtu",
+    line: 3,
+    message: "below 1280, the IPv6 minimum",
+  },
+  {
+    name: "the same address twice",
+    text: LAN + `[[interface]]\nname = "lan1"\naddresses = ["192.0.2.1/25"]\n`,
+    path: "interface[1].addresses[0]",
+    line: 6,
+    message: "address 192.0.2.1 is also interface[0].addresses[0]",
+  },
+  {
+    name: "the same prefix on two interfaces",
+    text: LAN + `[[interface]]\nname = "lan1"\naddresses = ["2001:db8:1::2/64"]\n`,
+    path: "interface[1].addresses[0]",
+    line: 6,
+    message: "prefix 2001:db8:1::/64",
+  },
+  {
+    name: "duplicate static neighbor",
+    text: LAN +
+      `neighbors = [\n  { address = "192.0.2.9", mac = "02:00:00:00:00:09" },\n  { address = "192.0.2.9", mac = "02:00:00:00:00:0a" },\n]\n`,
+    path: "interface[0].neighbors[1].address",
+    line: 6,
+    message: "duplicate static neighbor 192.0.2.9",
+  },
+  {
+    name: "bad interface name",
+    text: `[[interface]]\nname = "0lan"\n`,
+    path: "interface[0].name",
+    line: 2,
+    message: `bad interface name "0lan"`,
+  },
+  {
+    name: "missing interface name",
+    text: `[[interface]]\nmtu = 1500\n`,
+    path: "interface[0].name",
+    line: 1,
+    message: `"name" is required`,
+  },
+  {
+    name: "blackhole route with via",
+    text: LAN + `[[route]]\nto = "203.0.113.0/24"\ntype = "blackhole"\nvia = "192.0.2.7"\n`,
+    path: "route[0].via",
+    line: 7,
+    message: "a blackhole route takes no",
+  },
+  {
+    name: "stable-privacy without a secret",
+    text: `[router.ipv6]\naddr_gen_mode = "stable-privacy"\n`,
+    path: "router.ipv6.stable_secret",
+    line: 1,
+    message: "needs a stable_secret",
+  },
+  {
+    name: "bad policy",
+    text: `[firewall.filter.input]\npolicy = "reject"\n`,
+    path: "firewall.filter.input.policy",
+    line: 2,
+    message: `"reject" is not one of "accept", "drop"`,
+  },
+  {
+    name: "lab link to a missing node",
+    lab: true,
+    text:
+      `[lab]\n[[lab.node]]\nname = "h1"\n[[lab.node.interface]]\nname = "eth0"\n[[lab.link]]\na = "h1:eth0"\nb = "r9:lan0"\n`,
+    path: "lab.link[0].b",
+    line: 8,
+    message: `no node named "r9"`,
+  },
+  {
+    name: "lab node error carries the node path",
+    lab: true,
+    text:
+      `[lab]\n[[lab.node]]\nname = "h1"\n[[lab.node]]\nname = "h2"\n[[lab.node.interface]]\nname = "eth0"\n[[lab.node.interface]]\nname = "eth1"\naddresses = ["192.0.2.1/24", "192.0.2.999/24"]\n`,
+    path: "lab.node[1].interface[1].addresses[1]",
+    line: 10,
+    column: 30,
+    message: "octet 4 is out of range",
+  },
+  {
+    name: "lab probe from a missing node",
+    lab: true,
+    text: `[lab]\n[[lab.node]]\nname = "h1"\n[[lab.probe]]\nfrom = "h2"\nping = "192.0.2.1"\n`,
+    path: "lab.probe[0].from",
+    line: 5,
+    message: `no node named "h2"`,
+  },
+  {
+    name: "lab probe with expect_mtu but not frag-needed",
+    lab: true,
+    text:
+      `[lab]\n[[lab.node]]\nname = "h1"\n[[lab.probe]]\nfrom = "h1"\nping = "192.0.2.1"\nexpect_mtu = 1400\n`,
+    path: "lab.probe[0].expect_mtu",
+    line: 7,
+    message: `expect_mtu goes with expect = "frag-needed"`,
+  },
+  {
+    name: "lab interface on two links",
+    lab: true,
+    text:
+      `[lab]\n[[lab.node]]\nname = "a"\ninterface = [{ name = "e0" }, { name = "e1" }]\n[[lab.node]]\nname = "b"\ninterface = [{ name = "e0" }]\n[[lab.link]]\na = "a:e0"\nb = "b:e0"\n[[lab.link]]\na = "a:e1"\nb = "b:e0"\n`,
+    path: "lab.link[1].b",
+    line: 13,
+    message: "interface b:e0 is already on lab.link[0]",
+  },
+];
+
+Deno.test("parseConfig() reports each bad config at its key path and line", async (t) => {
+  assert.ok(CASES.length >= 25);
+  for (const c of CASES) {
+    await t.step(c.name, () => {
+      const errors = errorsOf(() =>
+        c.lab ? parseLabConfig(c.text, "bad.toml") : parseConfig(c.text, "bad.toml")
+      );
+      const hit = errors.find((e) => e.path === c.path && e.message.includes(c.message));
+      assert.ok(
+        hit,
+        `no error at ${c.path} containing ${JSON.stringify(c.message)}; got:\n${errors.join("\n")}`,
+      );
+      assert.equal(hit.line, c.line, hit.toString());
+      if (c.column !== undefined) assert.equal(hit.column, c.column, hit.toString());
+      assert.equal(hit.file, "bad.toml");
+    });
+  }
+});
+
+Deno.test("parseConfig() reports five different errors in one run", () => {
+  const text = `[router]
+hostname = "edge1"
+forwardng = true
+
+[[interface]]
+name = "lan0"
+mtu = 70000
+addresses = ["192.0.2.1/24", "10.0.0.256/8"]
+
+[[route]]
+to = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[firewall.filter]
+input = { policy = "drop", rules = ["-p tcp --dport 22 -j ACCEPT", "-j FOO"] }
+`;
+  const errors = errorsOf(() => parseConfig(text, "five.toml"));
+  assert.deepEqual(
+    errors.map((e) => [e.path, e.line]),
+    [
+      ["router.forwardng", 3],
+      ["interface[0].mtu", 7],
+      ["interface[0].addresses[1]", 8],
+      ["route[0].via", 12],
+      ["firewall.filter.input.rules[1]", 15],
+    ],
+  );
+  const lines = new ConfigErrors(errors).toString().split("\n");
+  assert.equal(lines.length, 5);
+  assert.match(
+    lines[0]!,
+    /^five\.toml:3:1: router\.forwardng: unknown key "forwardng" \(did you mean "forwarding"\?\)$/,
+  );
+  assert.match(
+    lines[2]!,
+    /^five\.toml:8:30: interface\[0\]\.addresses\[1\]: Cannot parse address "10\.0\.0\.256"/,
+  );
+});
