@@ -27,8 +27,8 @@ export * from "./stack/mod.ts";
 export * from "./stack/wire/mod.ts";
 export * from "./link/mod.ts";
 export * from "./config/mod.ts";
-// Both stack/ and config/ name a RouteType; the stack's (which includes "local") wins.
-export type { RouteType } from "./stack/mod.ts";
+// stack/ and config/ both name RouteType and NeighborConfig; the stack's win here.
+export type { NeighborConfig, RouteType } from "./stack/mod.ts";
 export { type BuildOptions, buildStack, type BuiltStack } from "./config/build.ts";
 export {
   type LabResult,

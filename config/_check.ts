@@ -284,7 +284,10 @@ export function arr(ctx: Ctx, t: Tbl, key: string, base: string): unknown[] {
   const v = t[key];
   if (v === undefined) return [];
   if (!Array.isArray(v)) {
-    ctx.err(at(base, key), `expected an array, found ${describe(v)}`);
+    const hint = isTable(v)
+      ? ` (write [[${at(base.replace(/\[\d+\]/g, ""), key)}]] for each entry)`
+      : "";
+    ctx.err(at(base, key), `expected an array, found ${describe(v)}${hint}`);
     return [];
   }
   return v;

@@ -187,10 +187,10 @@ function validateRouter(ctx: Ctx, raw: unknown, path: string, hostnameDef: strin
     "ipv6",
   ]) ?? {};
   const hostname = str(ctx, t, "hostname", path, hostnameDef);
-  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(hostname)) {
     ctx.err(
       at(path, "hostname"),
-      `bad hostname "${hostname}" (letters, digits, "." and "-", at most 63)`,
+      `bad hostname "${hostname}" (letters, digits, ".", "_" and "-", at most 63)`,
     );
   }
   const forwarding = forwardingAt(ctx, t.forwarding, at(path, "forwarding"), {
@@ -325,10 +325,10 @@ const PREFERENCES = ["medium", "high", "low"] as const;
 /** Lifetimes in RA options are 32-bit seconds; all ones means infinity. */
 const LIFETIME_MAX = (U32_MAX - 1) * S;
 
-function parseInterval(ctx: Ctx, t: Tbl, path: string): [number, number] {
-  const def: [number, number] = [200 * S, 600 * S];
+function parseInterval(ctx: Ctx, t: Tbl, path: string): [number, number, boolean] {
+  const def: [number, number, boolean] = [200 * S, 600 * S, false];
   const v = t.interval;
-  if (v === undefined) return def;
+  if (v === undefined) return [def[0], def[1], true];
   const p = at(path, "interval");
   if (typeof v !== "string") {
     ctx.err(p, `expected a string such as "200s..600s", found ${describeShort(v)}`);
@@ -350,7 +350,7 @@ function parseInterval(ctx: Ctx, t: Tbl, path: string): [number, number] {
   if (max === undefined || (parts.length === 2 && minGiven === undefined)) return def;
   // RFC 4861 §6.2.1: MaxRtrAdvInterval is 4..1800 s; MinRtrAdvInterval
   // is at least 3 s and at most 0.75 * Max, by default 0.33 * Max (0.75 * Max below 9 s).
-  const min = minGiven ?? Math.round(max >= 9 * S ? 0.33 * max : 0.75 * max);
+  const min = minGiven ?? Math.max(3 * S, Math.round(max >= 9 * S ? 0.33 * max : 0.75 * max));
   let ok = true;
   if (max < 4 * S || max > 1800 * S) {
     ctx.err(
@@ -366,15 +366,15 @@ function parseInterval(ctx: Ctx, t: Tbl, path: string): [number, number] {
     ctx.err(p, `MinRtrAdvInterval must be at most 0.75 × MaxRtrAdvInterval (RFC 4861 §6.2.1)`);
     ok = false;
   }
-  return ok ? [min, max] : def;
+  return ok ? [min, max, true] : def;
 }
 
 function validateRa(ctx: Ctx, raw: unknown, path: string, ifMtu: number): RaConfig {
   const t = raw === undefined ? {} : readTable(ctx, raw, path, RA_KEYS) ?? {};
-  const [minInterval, maxInterval] = parseInterval(ctx, t, path);
+  const [minInterval, maxInterval, intervalOk] = parseInterval(ctx, t, path);
   let routerLifetime = duration(ctx, t, "router_lifetime", path, 3 * maxInterval, 0, 9000 * S);
   // RFC 4861 §6.2.1: AdvDefaultLifetime is 0 or between MaxRtrAdvInterval and 9000 s.
-  if (routerLifetime !== 0 && routerLifetime < maxInterval) {
+  if (intervalOk && routerLifetime !== 0 && routerLifetime < maxInterval) {
     ctx.err(
       at(path, "router_lifetime"),
       `router_lifetime must be 0 or at least the maximum interval ${

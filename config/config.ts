@@ -71,10 +71,11 @@ export function throwIfErrors(ctx: Ctx, locator: Locator, file?: string): void {
 export function parseConfig(text: string, file?: string): Config {
   const { tree, locator } = parseToml(text, file);
   const ctx = new Ctx();
-  if (isTable(tree.lab)) {
+  const isLab = isTable(tree.lab);
+  if (isLab) {
     ctx.err("lab", `this is a lab file (it has a [lab] table): use "tapir lab" or parseLabConfig`);
   }
-  checkKeys(ctx, tree, "", CONFIG_KEYS);
+  checkKeys(ctx, tree, "", isLab ? [...CONFIG_KEYS, "lab"] : CONFIG_KEYS);
   const config = validateConfig(ctx, tree, "");
   throwIfErrors(ctx, locator, file);
   return config;

@@ -64,7 +64,8 @@ const UNREACH: Record<string, number> = {
  *
  * @example
  * ```ts
- * import { parseLabConfig, runLab } from "./mod.ts";
+ * import { parseLabConfig } from "./mod.ts";
+ * import { runLab } from "./lab_runner.ts";
  * const lab = parseLabConfig(`
  * [[lab.node]]
  * name = "a"

@@ -70,6 +70,7 @@ export class ManualClock implements Clock {
   #now: number;
   #seq = 0;
   #heap: ManualTimer[] = [];
+  #cancelled = 0;
 
   constructor(start = 0) {
     this.#now = start;
@@ -85,8 +86,12 @@ export class ManualClock implements Clock {
       seq: this.#seq++,
       fn,
       cancelled: false,
-      cancel() {
+      cancel: () => {
+        if (t.cancelled) return;
         t.cancelled = true;
+        // Cancelled timers wait in the heap until they reach the top; when
+        // they are most of it, rebuild the heap without them.
+        if (++this.#cancelled > 1024 && this.#cancelled * 2 > this.#heap.length) this.#compact();
       },
     };
     this.#push(t);
@@ -95,13 +100,23 @@ export class ManualClock implements Clock {
 
   /** Deadline of the next pending timer, or undefined when none is pending. */
   nextDeadline(): number | undefined {
-    while (this.#heap.length > 0 && this.#heap[0]!.cancelled) this.#pop();
+    while (this.#heap.length > 0 && this.#heap[0]!.cancelled) {
+      this.#pop();
+      this.#cancelled = Math.max(0, this.#cancelled - 1);
+    }
     return this.#heap[0]?.at;
   }
 
   /** Number of timers not yet fired or cancelled. */
   pending(): number {
     return this.#heap.filter((t) => !t.cancelled).length;
+  }
+
+  #compact(): void {
+    const live = this.#heap.filter((t) => !t.cancelled);
+    this.#heap = [];
+    this.#cancelled = 0;
+    for (const t of live) this.#push(t);
   }
 
   /** Move time forward by `ms`, firing every timer due on the way. */

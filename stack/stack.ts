@@ -119,8 +119,9 @@ export class Stack {
     return { stack: structuredClone(this.stats), nics };
   }
 
-  /** Close every NIC (and its link). */
+  /** Stop every timer, release held packets, close every NIC (and its link). */
   close(): void {
+    this.ipv4.close();
     for (const n of this.nics.values()) n.close();
   }
 }

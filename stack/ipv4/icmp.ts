@@ -152,7 +152,7 @@ export class Icmpv4 {
   /** RFC 792 echo reply, built by turning the request around in place. */
   #answerEcho(nic: Nic | null, pkt: PacketBuffer, ip: Ipv4Packet, off: number): void {
     const dst = ip.dst();
-    const local = this.ipv4.local.has(dst);
+    const local = this.ipv4.local.has(dst) || ipv4IsLoopback(dst);
     if (!local && !this.answerBroadcastEchoes) return;
     const s = this.ipv4.stack.stats.icmpv4;
     s.echoRequestsAnswered++;

@@ -11,6 +11,7 @@
  */
 import type { Nic } from "../nic.ts";
 import type { Stack } from "../stack.ts";
+import type { Timer } from "../clock.ts";
 import { flowHashV4, type Ipv4Route, Ipv4RouteTable } from "../route_table.ts";
 import { NeighborCache } from "../neighbor_cache.ts";
 import { type FirstFragmentInfo, Reassembler } from "../reassembly.ts";
@@ -110,6 +111,7 @@ export class Ipv4 {
   #nextId: number;
   #loopbackQueue: PacketBuffer[] = [];
   #loopbackScheduled = false;
+  #gcTimer: Timer | null = null;
 
   constructor(readonly stack: Stack, settings: Partial<Ipv4Settings> = {}) {
     this.settings = {
@@ -133,6 +135,29 @@ export class Ipv4 {
       },
     });
     this.transports.set(IpProtocol.ICMP, (nic, pkt, ip) => this.icmp.receive(nic, pkt, ip));
+  }
+
+  /**
+   * Sweep every NIC's neighbor cache now and then (Linux runs its periodic
+   * neighbour GC every base_reachable_time / 2): FAILED entries and STALE
+   * ones unused for gc_stale_time go.
+   */
+  #scheduleGc(): void {
+    if (this.#gcTimer !== null) return;
+    const every = Math.max(1000, this.stack.neighborConfig.baseReachableTimeMs / 2);
+    this.#gcTimer = this.stack.clock.schedule(every, () => {
+      this.#gcTimer = null;
+      for (const st of this.#state.values()) st.neighbors.gc();
+      this.#scheduleGc();
+    });
+  }
+
+  /** Stop timers and release held buffers (the stack is shutting down). */
+  close(): void {
+    this.#gcTimer?.cancel();
+    this.#gcTimer = null;
+    this.reassembler.clear();
+    for (const st of this.#state.values()) st.neighbors.flush();
   }
 
   #reassemblyTimedOut(first: FirstFragmentInfo): void {
@@ -176,6 +201,7 @@ export class Ipv4 {
       }),
     };
     this.#state.set(nic.id, st);
+    this.#scheduleGc();
     nic.ipv4 = { handleFrame: (n, p) => this.receive(n, p) };
     nic.arp = { handleFrame: (n, p) => this.arp.receive(n, p) };
     return st;

@@ -292,6 +292,20 @@ const CASES: BadCase[] = [
     message: `"reject" is not one of "accept", "drop"`,
   },
   {
+    name: "router_lifetime below the maximum interval",
+    text: LAN + `[interface.ra]\ninterval = "30s..200s"\nrouter_lifetime = "100s"\n`,
+    path: "interface[0].ra.router_lifetime",
+    line: 6,
+    message: "router_lifetime must be 0 or at least the maximum interval 200s",
+  },
+  {
+    name: "[interface] written as a single table",
+    text: `[interface]\nname = "lan0"\n`,
+    path: "interface",
+    line: 1,
+    message: "write [[interface]] for each entry",
+  },
+  {
     name: "lab link to a missing node",
     lab: true,
     text:
