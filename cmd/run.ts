@@ -8,7 +8,7 @@ import { getLogger, type LogLevel } from "@logtape/logtape";
 import { ConfigErrors, loadConfig } from "../config/mod.ts";
 import { buildStack } from "../config/build.ts";
 import type { LinkEndpoint } from "../stack/mod.ts";
-import { LinkDriver, openTap, PcapEndpoint, TapEndpoint, TapError } from "../link/mod.ts";
+import { LinkDriver, openTap, PcapEndpoint, type TapEndpoint, TapError } from "../link/mod.ts";
 import { controlAnswer, defaultControlPath, serveControl } from "./control.ts";
 import { type LogFormat, setupLogging } from "./log.ts";
 

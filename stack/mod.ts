@@ -14,7 +14,7 @@ export * from "./stack.ts";
 export * from "./route_table.ts";
 export * from "./neighbor_cache.ts";
 export * from "./reassembly.ts";
-export { fragmentIpv4, type FragmentError } from "./ipv4/fragmentation.ts";
+export { type FragmentError, fragmentIpv4 } from "./ipv4/fragmentation.ts";
 export * from "./token_bucket.ts";
 export { Ipv4, type Ipv4Hook, type Ipv4Hooks, type Ipv4InterfaceAddress } from "./ipv4/ipv4.ts";
 export { type Icmpv4Event, icmpv4IsError } from "./ipv4/icmp.ts";

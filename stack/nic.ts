@@ -5,8 +5,8 @@
  * @module
  */
 import type { LinkEndpoint, NetworkDispatcher } from "./link_endpoint.ts";
-import { type NicStats, newNicStats } from "./stats.ts";
-import { EthernetFrame, ETHERNET_HEADER_LEN, EtherType } from "./wire/ethernet.ts";
+import { newNicStats, type NicStats } from "./stats.ts";
+import { ETHERNET_HEADER_LEN, EthernetFrame, EtherType } from "./wire/ethernet.ts";
 import { formatMac, macEqual } from "./wire/mac_address.ts";
 import type { PacketBuffer } from "./wire/packet_buffer.ts";
 

@@ -183,7 +183,11 @@ export interface ArpRepr {
 }
 
 /** Parse, size and emit {@link ArpRepr}s. */
-export const ArpRepr = {
+export const ArpRepr: {
+  parse(arp: ArpPacket): ArpRepr | null;
+  bufferLen(repr: ArpRepr): number;
+  emit(repr: ArpRepr, buf: PacketBuffer, off: number): void;
+} = {
   /** Parse a view; null when `check()` fails or the op is neither request nor reply. */
   parse(arp: ArpPacket): ArpRepr | null {
     if (!arp.check()) return null;

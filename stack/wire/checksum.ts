@@ -83,7 +83,12 @@ export function checksumUpdate32(checksum: number, oldValue: number, newValue: n
 }
 
 /** Ones' complement sum of the IPv4 pseudo header (RFC 793 §3.1, RFC 768). */
-export function ipv4PseudoHeaderSum(src: number, dst: number, protocol: number, len: number): number {
+export function ipv4PseudoHeaderSum(
+  src: number,
+  dst: number,
+  protocol: number,
+  len: number,
+): number {
   return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + protocol + len;
 }
 

@@ -225,7 +225,11 @@ export type Icmpv4Repr =
   | { kind: "parameterProblem"; code: number; pointer: number; data: Uint8Array };
 
 /** Parse, size and emit {@link Icmpv4Repr}s. */
-export const Icmpv4Repr = {
+export const Icmpv4Repr: {
+  parse(icmp: Icmpv4Packet, len?: number): Icmpv4Repr | null;
+  bufferLen(repr: Icmpv4Repr): number;
+  emit(repr: Icmpv4Repr, buf: PacketBuffer, off: number): void;
+} = {
   /**
    * Parse `len` bytes of message (to `buf.end` by default). Returns null
    * when the header is short, the checksum is wrong, or the type is not

@@ -417,6 +417,8 @@ export function formatCidr(c: IpCidr): string {
 export function cidrsOverlap(a: IpCidr, b: IpCidr): boolean {
   if (a.family !== b.family) return false;
   const len = Math.min(a.prefixLen, b.prefixLen);
-  if (a.family === 4) return ipv4CidrContains({ address: a.address, prefixLen: len }, b.address as number);
+  if (a.family === 4) {
+    return ipv4CidrContains({ address: a.address, prefixLen: len }, b.address as number);
+  }
   return ipv6CommonPrefixLen(a.address, b.address as Uint8Array) >= len;
 }

@@ -418,7 +418,11 @@ export interface Ipv4Repr {
 }
 
 /** Parse, size and emit {@link Ipv4Repr}s. */
-export const Ipv4Repr = {
+export const Ipv4Repr: {
+  parse(ip: Ipv4Packet): Ipv4Repr | null;
+  bufferLen(repr: Ipv4Repr): number;
+  emit(repr: Ipv4Repr, buf: PacketBuffer, off: number): void;
+} = {
   /**
    * Parse a checked view. Returns null when `check()` fails, the version is
    * not 4, or the header checksum is wrong.

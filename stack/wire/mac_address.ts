@@ -56,12 +56,26 @@ export function macEqual(a: Uint8Array, b: Uint8Array, ao = 0, bo = 0): boolean 
 
 /** The Ethernet multicast address of an IPv4 group (RFC 1112 §6.4): 01:00:5e + low 23 bits. */
 export function ipv4MulticastMac(group: number): Uint8Array {
-  return new Uint8Array([0x01, 0x00, 0x5e, (group >>> 16) & 0x7f, (group >>> 8) & 255, group & 255]);
+  return new Uint8Array([
+    0x01,
+    0x00,
+    0x5e,
+    (group >>> 16) & 0x7f,
+    (group >>> 8) & 255,
+    group & 255,
+  ]);
 }
 
 /** The Ethernet multicast address of an IPv6 group (RFC 2464 §7): 33:33 + low 32 bits. */
 export function ipv6MulticastMac(group: Uint8Array, off = 0): Uint8Array {
-  return new Uint8Array([0x33, 0x33, group[off + 12]!, group[off + 13]!, group[off + 14]!, group[off + 15]!]);
+  return new Uint8Array([
+    0x33,
+    0x33,
+    group[off + 12]!,
+    group[off + 13]!,
+    group[off + 14]!,
+    group[off + 15]!,
+  ]);
 }
 
 /**

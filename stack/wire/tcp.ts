@@ -353,7 +353,12 @@ export interface TcpRepr {
 }
 
 /** Parse, size and emit {@link TcpRepr}s. */
-export const TcpRepr = {
+export const TcpRepr: {
+  parse(tcp: TcpPacket, len?: number): TcpRepr | null;
+  headerLen(repr: TcpRepr): number;
+  bufferLen(repr: TcpRepr): number;
+  emit(repr: TcpRepr, buf: PacketBuffer, off: number, v4?: { src: number; dst: number }): void;
+} = {
   /**
    * Parse `len` bytes of segment (to `buf.end` by default); null when
    * `check()` fails, the header is longer than `len`, or a port is 0.

@@ -169,7 +169,11 @@ export interface UdpRepr {
 }
 
 /** Parse, size and emit {@link UdpRepr}s. */
-export const UdpRepr = {
+export const UdpRepr: {
+  parse(udp: UdpPacket): UdpRepr | null;
+  bufferLen(repr: UdpRepr): number;
+  emit(repr: UdpRepr, buf: PacketBuffer, off: number, v4?: { src: number; dst: number }): void;
+} = {
   /**
    * Parse a view; null when `check()` fails or the destination port is 0.
    * The checksum is checked separately with `verifyChecksumV4`/`V6`, which

@@ -51,7 +51,12 @@ Deno.test("tapir --version prints deno.json's version", async () => {
 });
 
 Deno.test("tapir --help and every command's --help exit 0 and describe it", async (t) => {
-  for (const args of [["--help"], ["check", "--help"], ["run", "--help"], ["lab", "--help"], ["show", "--help"]]) {
+  for (
+    const args of [["--help"], ["check", "--help"], ["run", "--help"], ["lab", "--help"], [
+      "show",
+      "--help",
+    ]]
+  ) {
     await t.step(args.join(" "), async () => {
       const r = await tapir(args);
       assert.equal(r.code, 0, r.stderr);
