@@ -19,6 +19,7 @@ import {
   type Topology,
   withTopology,
 } from "../tests/e2e/harness.ts";
+import { type LinkResult, measure as measureLink } from "./_netbench.ts";
 
 const args = Deno.args;
 const opt = (name: string, def: string) => {
@@ -34,48 +35,10 @@ if (Deno.uid() !== 0) {
   Deno.exit(1);
 }
 
-interface Result {
-  setup: string;
-  tcpGbps: number;
-  udpSentPps: number;
-  udpRecvPps: number;
-  udpLossPct: number;
-  rttMs: number;
-}
+type Result = LinkResult;
 
-async function measure(setup: string, client: Netns, server: Netns, dst: string): Promise<Result> {
-  const rtt = await client.exec(["ping", "-c", "20", "-i", "0.05", "-w", "5", dst], {
-    check: false,
-  });
-  const m = rtt.stdout.match(/= [\d.]+\/([\d.]+)\//);
-  const srv = server.spawn(["iperf3", "-s", "-B", dst]);
-  try {
-    await new Promise((r) => setTimeout(r, 400));
-    const tcp = JSON.parse(
-      (await client.exec(["iperf3", "-c", dst, "-t", String(SECONDS), "-J"], {
-        timeoutMs: (SECONDS + 20) * 1000,
-      })).stdout,
-    );
-    const bits = UDP_PPS * 64 * 8;
-    const udp = JSON.parse(
-      (await client.exec(
-        ["iperf3", "-c", dst, "-u", "-l", "64", "-b", String(bits), "-t", String(SECONDS), "-J"],
-        { timeoutMs: (SECONDS + 20) * 1000 },
-      )).stdout,
-    );
-    const s = udp.end.sum;
-    return {
-      setup,
-      tcpGbps: tcp.end.sum_received.bits_per_second / 1e9,
-      udpSentPps: s.packets / s.seconds,
-      udpRecvPps: (s.packets - s.lost_packets) / s.seconds,
-      udpLossPct: s.lost_percent,
-      rttMs: m ? Number(m[1]) : NaN,
-    };
-  } finally {
-    srv.kill("SIGTERM");
-    await srv.wait(3000);
-  }
+function measure(setup: string, client: Netns, server: Netns, dst: string): Promise<Result> {
+  return measureLink(setup, client, server, dst, { seconds: SECONDS, udpPps: UDP_PPS });
 }
 
 async function veth(topo: Topology, a: Netns, b: Netns, n: string, aAddr: string, bAddr: string) {

@@ -104,6 +104,8 @@ export interface Ipv4Stats {
   gsoDropped: number;
   /** Packets dropped by a firewall hook. */
   firewallDropped: number;
+  /** TCP resets sent for segments to closed ports (there is no TCP endpoint yet). */
+  tcpResetsSent: number;
 }
 
 /** ICMPv4 counters. */
@@ -207,6 +209,7 @@ export function newStackStats(): StackStats {
       "gsoSegmented",
       "gsoDropped",
       "firewallDropped",
+      "tcpResetsSent",
     ]),
     icmpv4: zeroed<Icmpv4Stats>([
       "messagesReceived",

@@ -35,6 +35,7 @@ import { internetChecksum } from "../wire/checksum.ts";
 import { Icmpv4 } from "./icmp.ts";
 import { Arp } from "./arp.ts";
 import { segmentGso } from "../gso.ts";
+import { sendTcpReset } from "./tcp_reset.ts";
 
 /** An IPv4 address assigned to a NIC. */
 export interface Ipv4InterfaceAddress {
@@ -135,6 +136,11 @@ export class Ipv4 {
       },
     });
     this.transports.set(IpProtocol.ICMP, (nic, pkt, ip) => this.icmp.receive(nic, pkt, ip));
+    // No TCP endpoint yet: every segment to us is for a closed port, which a
+    // host answers with a reset (RFC 793 §3.4), as Linux does.
+    this.transports.set(IpProtocol.TCP, (nic, pkt, ip) => {
+      this.stack.stats.ipv4.tcpResetsSent += sendTcpReset(this, nic, pkt, ip) ? 1 : 0;
+    });
   }
 
   /**

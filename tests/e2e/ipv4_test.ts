@@ -51,7 +51,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async (t) => {
-    for (const tool of ["ping", "traceroute", "tracepath", "iperf3"]) {
+    for (const tool of ["ping", "traceroute", "tracepath", "iperf3", "nc"]) {
       if (!(await requireTool(tool))) return;
     }
     await withTopology("tpe4", async (topo) => {
@@ -153,6 +153,12 @@ Deno.test({
           );
         },
       );
+
+      await t.step("a TCP connection to a closed port on tapir is refused (RST)", async () => {
+        const c = await sh(h1, "nc -v -z -w 2 192.0.2.1 22");
+        assert.notEqual(c.code, 0);
+        assert.match(c.stderr, /Connection refused/, c.stdout + c.stderr);
+      });
 
       await t.step("iperf3 -t 5 TCP through tapir", async () => {
         const server = h2.spawn(["iperf3", "-s", "-1", "-B", "198.51.100.2"]);

@@ -1,0 +1,294 @@
+/**
+ * Shared helpers of the end-to-end benchmarks (bench/e2e_link_bench.ts,
+ * bench/e2e_forward_bench.ts): iperf3/ping measurement between two
+ * namespaces, statistics over repeated samples, and a bounded UDP flood.
+ *
+ * Run as a script it is the flood itself, sending or counting 64-byte UDP
+ * datagrams through synchronous FFI calls into libc (`sendmmsg` /
+ * `recvmmsg`, 64 datagrams a call), which offers several times the load a
+ * single iperf3 UDP stream can (~40k pps on 2 vCPUs):
+ *
+ *     deno run --allow-ffi bench/_netbench.ts send DST_IP PORT --seconds 5 --count 3000000 [--pps N] [--payload 64]
+ *     deno run --allow-ffi bench/_netbench.ts recv BIND_IP PORT --seconds 12 [--idle-ms 1500]
+ *
+ * Both print one JSON line (`{packets, seconds, pps}`) and stop by
+ * themselves: the sender after `--count` datagrams or `--seconds`, the
+ * receiver `--idle-ms` after the last datagram or at `--seconds`.
+ * Addresses must be the benchmark's own namespaces' (documentation ranges).
+ *
+ * @module
+ */
+import type { Netns } from "../tests/e2e/harness.ts";
+
+/** One measurement of {@link measure}. */
+export interface LinkResult {
+  setup: string;
+  tcpGbps: number;
+  udpSentPps: number;
+  udpRecvPps: number;
+  udpLossPct: number;
+  rttMs: number;
+}
+
+/** Options of {@link measure}. */
+export interface MeasureOptions {
+  /** iperf3 -t. */
+  seconds: number;
+  /** Offered 64-byte UDP rate of iperf3 -u. */
+  udpPps: number;
+}
+
+/**
+ * iperf3 TCP (-t seconds), iperf3 64-byte UDP at a bounded rate, and the
+ * mean RTT of `ping -c 20 -i 0.05`, from `client` to `dst` in `server`.
+ * (The measurement of bench/e2e_link_bench.ts.)
+ */
+export async function measure(
+  setup: string,
+  client: Netns,
+  server: Netns,
+  dst: string,
+  opts: MeasureOptions,
+): Promise<LinkResult> {
+  const SECONDS = opts.seconds;
+  const rtt = await client.exec(["ping", "-c", "20", "-i", "0.05", "-w", "5", dst], {
+    check: false,
+  });
+  const m = rtt.stdout.match(/= [\d.]+\/([\d.]+)\//);
+  const srv = server.spawn(["iperf3", "-s", "-B", dst]);
+  try {
+    await sleep(400);
+    const tcp = JSON.parse(
+      (await client.exec(["iperf3", "-c", dst, "-t", String(SECONDS), "-J"], {
+        timeoutMs: (SECONDS + 20) * 1000,
+      })).stdout,
+    );
+    const bits = opts.udpPps * 64 * 8;
+    const udp = JSON.parse(
+      (await client.exec(
+        ["iperf3", "-c", dst, "-u", "-l", "64", "-b", String(bits), "-t", String(SECONDS), "-J"],
+        { timeoutMs: (SECONDS + 20) * 1000 },
+      )).stdout,
+    );
+    const s = udp.end.sum;
+    return {
+      setup,
+      tcpGbps: tcp.end.sum_received.bits_per_second / 1e9,
+      udpSentPps: s.packets / s.seconds,
+      udpRecvPps: (s.packets - s.lost_packets) / s.seconds,
+      udpLossPct: s.lost_percent,
+      rttMs: m ? Number(m[1]) : NaN,
+    };
+  } finally {
+    srv.kill("SIGTERM");
+    await srv.wait(3000);
+  }
+}
+
+/** Resolve after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The mean of ping's `rtt min/avg/max/mdev` line, in ms (NaN when absent). */
+export function pingAvgMs(out: string): number {
+  const m = out.match(/= [\d.]+\/([\d.]+)\//);
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Best, worst and all samples of one figure. */
+export interface Spread {
+  best: number;
+  worst: number;
+  samples: number[];
+}
+
+/**
+ * Best and worst of `samples` (NaN ignored); "best" is the largest, or the
+ * smallest when `lowerIsBetter` (RTT).
+ */
+export function spread(samples: number[], lowerIsBetter = false): Spread {
+  const ok = samples.filter((x) => Number.isFinite(x));
+  if (ok.length === 0) return { best: NaN, worst: NaN, samples };
+  const hi = Math.max(...ok), lo = Math.min(...ok);
+  return lowerIsBetter
+    ? { best: lo, worst: hi, samples }
+    : { best: hi, worst: lo, samples };
+}
+
+/** `n` with `d` decimals, or "—" when not finite. */
+export function fmt(n: number, d = 2): string {
+  return Number.isFinite(n) ? n.toFixed(d) : "—";
+}
+
+/** A CPU description for a benchmark's header: model name of /proc/cpuinfo. */
+export async function cpuModel(): Promise<string> {
+  try {
+    return (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
+  } catch {
+    return "?";
+  }
+}
+
+/** What the flood script prints. */
+export interface FloodResult {
+  /** Datagrams sent (send) or received (recv). */
+  packets: number;
+  /** Seconds between the first and the last datagram. */
+  seconds: number;
+  /** packets / seconds. */
+  pps: number;
+  /** recv only: batches (recvmmsg calls that returned datagrams). */
+  batches?: number;
+  /** recv only: ms from start to the first and the last datagram. */
+  firstMs?: number;
+  lastMs?: number;
+}
+
+// ---------------------------------------------------------------- the flood
+
+const FLOOD_SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
+const SO_SNDBUF = 7;
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11;
+const ENOBUFS = 105;
+const POLLIN = 1;
+/** sizeof(struct mmsghdr) on 64-bit Linux: msghdr (56) + msg_len (4) + padding. */
+const MMSGHDR = 64;
+const IOVEC = 16;
+const BATCH = 64;
+
+function sockaddrIn(ip: string, port: number): Uint8Array {
+  const b = new Uint8Array(16);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, AF_INET, true);
+  v.setUint16(2, port, false);
+  const parts = ip.split(".").map(Number);
+  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) {
+    throw new Error(`bad IPv4 address ${ip}`);
+  }
+  b.set(parts, 4);
+  return b;
+}
+
+/** An mmsghdr array whose message i points to iovec i, which points to buf + i * stride. */
+function mmsgVector(buf: Uint8Array<ArrayBuffer>, stride: number, len: number) {
+  const msgs = new Uint8Array(MMSGHDR * BATCH);
+  const iovs = new Uint8Array(IOVEC * BATCH);
+  const mv = new DataView(msgs.buffer), iv = new DataView(iovs.buffer);
+  const bufPtr = Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf));
+  const iovPtr = Deno.UnsafePointer.value(Deno.UnsafePointer.of(iovs));
+  for (let i = 0; i < BATCH; i++) {
+    iv.setBigUint64(i * IOVEC, BigInt(bufPtr) + BigInt(i * stride), true);
+    iv.setBigUint64(i * IOVEC + 8, BigInt(len), true);
+    // msg_name NULL, msg_namelen 0 (connected or unbound use), msg_iov, msg_iovlen 1.
+    mv.setBigUint64(i * MMSGHDR + 16, BigInt(iovPtr) + BigInt(i * IOVEC), true);
+    mv.setBigUint64(i * MMSGHDR + 24, 1n, true);
+  }
+  return { msgs, iovs };
+}
+
+function floodMain(args: string[]): FloodResult {
+  const [mode, ip, portS] = args;
+  const opt = (name: string, def: number) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? Number(args[i + 1]) : def;
+  };
+  if ((mode !== "send" && mode !== "recv") || ip === undefined || portS === undefined) {
+    throw new Error("usage: _netbench.ts send|recv IP PORT [--seconds S] [--count N] [--pps R]");
+  }
+  const lib = Deno.dlopen("libc.so.6", FLOOD_SYMBOLS);
+  const sym = lib.symbols;
+  const errnoPtr = sym.__errno_location()!;
+  const errno = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(errnoPtr, 4));
+  const seconds = opt("--seconds", 5);
+  const fd = sym.socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) throw new Error(`socket: errno ${errno[0]}`);
+  const addr = sockaddrIn(ip, Number(portS));
+  const bufSize = new Uint8Array(new Int32Array([4 << 20]).buffer);
+  try {
+    if (mode === "send") {
+      sym.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, bufSize, 4);
+      if (sym.connect(fd, addr, 16) < 0) throw new Error(`connect: errno ${errno[0]}`);
+      const count = opt("--count", 3_000_000);
+      const pps = opt("--pps", 0);
+      const payload = opt("--payload", 64);
+      const buf = new Uint8Array(payload * BATCH);
+      for (let i = 0; i < buf.length; i++) buf[i] = i & 0xff;
+      const { msgs } = mmsgVector(buf, payload, payload);
+      const t0 = performance.now();
+      const until = t0 + seconds * 1000;
+      let sent = 0;
+      while (sent < count) {
+        const now = performance.now();
+        if (now > until) break;
+        if (pps > 0 && sent > pps * (now - t0) / 1000) continue; // pace: busy-wait
+        const n = Math.min(BATCH, count - sent);
+        const r = sym.sendmmsg(fd, msgs, n, 0);
+        if (r > 0) sent += r;
+        else if (r < 0 && errno[0] !== EAGAIN && errno[0] !== ENOBUFS) {
+          throw new Error(`sendmmsg: errno ${errno[0]}`);
+        }
+      }
+      const secs = (performance.now() - t0) / 1000;
+      return { packets: sent, seconds: secs, pps: sent / secs };
+    }
+    sym.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, bufSize, 4);
+    if (sym.bind(fd, addr, 16) < 0) throw new Error(`bind: errno ${errno[0]}`);
+    const idleMs = opt("--idle-ms", 1500);
+    const buf = new Uint8Array(2048 * BATCH);
+    const { msgs } = mmsgVector(buf, 2048, 2048);
+    const pfd = new Uint8Array(8);
+    const pv = new DataView(pfd.buffer);
+    pv.setInt32(0, fd, true);
+    pv.setInt16(4, POLLIN, true);
+    const tStart = performance.now();
+    let first = 0, last = 0, got = 0, batches = 0;
+    for (;;) {
+      const r = sym.recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, null);
+      const now = performance.now();
+      if (r > 0) {
+        if (got === 0) first = now;
+        got += r;
+        batches++;
+        last = now;
+        if (now - tStart > seconds * 1000) break;
+        continue;
+      }
+      if (now - tStart > seconds * 1000) break;
+      if (got > 0 && now - last > idleMs) break;
+      sym.poll(pfd, 1n, 100);
+    }
+    const secs = got > 1 ? (last - first) / 1000 : 0;
+    return {
+      packets: got,
+      seconds: secs,
+      pps: secs > 0 ? got / secs : 0,
+      batches,
+      firstMs: first - tStart,
+      lastMs: last - tStart,
+    };
+  } finally {
+    sym.close(fd);
+    lib.close();
+  }
+}
+
+if (import.meta.main) {
+  console.log(JSON.stringify(floodMain(Deno.args)));
+}
