@@ -9,11 +9,12 @@
  * single iperf3 UDP stream can (~40k pps on 2 vCPUs):
  *
  *     deno run --allow-ffi bench/_netbench.ts send DST_IP PORT --seconds 5 --count 3000000 [--pps N] [--payload 64]
- *     deno run --allow-ffi bench/_netbench.ts recv BIND_IP PORT --seconds 12 [--idle-ms 1500]
+ *     deno run --allow-ffi bench/_netbench.ts recv BIND_IP PORT --seconds 12 [--idle-ms 1500] [--sink]
  *
  * Both print one JSON line (`{packets, seconds, pps}`) and stop by
  * themselves: the sender after `--count` datagrams or `--seconds`, the
- * receiver `--idle-ms` after the last datagram or at `--seconds`.
+ * receiver `--idle-ms` after the last datagram or at `--seconds` (with
+ * `--sink` it only holds the port open, reading nothing, for `--seconds`).
  * Addresses must be the benchmark's own namespaces' (documentation ranges).
  *
  * @module
@@ -111,9 +112,7 @@ export function spread(samples: number[], lowerIsBetter = false): Spread {
   const ok = samples.filter((x) => Number.isFinite(x));
   if (ok.length === 0) return { best: NaN, worst: NaN, samples };
   const hi = Math.max(...ok), lo = Math.min(...ok);
-  return lowerIsBetter
-    ? { best: lo, worst: hi, samples }
-    : { best: hi, worst: lo, samples };
+  return lowerIsBetter ? { best: lo, worst: hi, samples } : { best: hi, worst: lo, samples };
 }
 
 /** `n` with `d` decimals, or "—" when not finite. */
@@ -121,8 +120,13 @@ export function fmt(n: number, d = 2): string {
   return Number.isFinite(n) ? n.toFixed(d) : "—";
 }
 
-/** A CPU description for a benchmark's header: model name of /proc/cpuinfo. */
+/** A CPU description for a benchmark's header: lscpu's "Model name", else /proc/cpuinfo's. */
 export async function cpuModel(): Promise<string> {
+  try {
+    const out = await new Deno.Command("lscpu", { stdout: "piped", stderr: "null" }).output();
+    const m = new TextDecoder().decode(out.stdout).match(/Model name:\s*(.*)/);
+    if (m) return m[1]!.trim();
+  } catch { /* no lscpu */ }
   try {
     return (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
   } catch {
@@ -231,13 +235,18 @@ function floodMain(args: string[]): FloodResult {
       const buf = new Uint8Array(payload * BATCH);
       for (let i = 0; i < buf.length; i++) buf[i] = i & 0xff;
       const { msgs } = mmsgVector(buf, payload, payload);
+      const idle = new Uint8Array(8);
       const t0 = performance.now();
       const until = t0 + seconds * 1000;
       let sent = 0;
       while (sent < count) {
         const now = performance.now();
         if (now > until) break;
-        if (pps > 0 && sent > pps * (now - t0) / 1000) continue; // pace: busy-wait
+        if (pps > 0 && sent > pps * (now - t0) / 1000) {
+          // Ahead of the pace: sleep 1 ms (bursts of ≤ 1 ms worth, no busy wait).
+          sym.poll(idle, 0n, 1);
+          continue;
+        }
         const n = Math.min(BATCH, count - sent);
         const r = sym.sendmmsg(fd, msgs, n, 0);
         if (r > 0) sent += r;
@@ -250,6 +259,15 @@ function floodMain(args: string[]): FloodResult {
     }
     sym.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, bufSize, 4);
     if (sym.bind(fd, addr, 16) < 0) throw new Error(`bind: errno ${errno[0]}`);
+    if (args.includes("--sink")) {
+      // Hold the port open (no ICMP port unreachable) without reading: the
+      // benchmark counts arrivals on the interface, and a reader would take
+      // CPU from the forwarder under test.
+      const t = performance.now();
+      const pfd0 = new Uint8Array(8);
+      while (performance.now() - t < seconds * 1000) sym.poll(pfd0, 0n, 200);
+      return { packets: 0, seconds: 0, pps: 0 };
+    }
     const idleMs = opt("--idle-ms", 1500);
     const buf = new Uint8Array(2048 * BATCH);
     const { msgs } = mmsgVector(buf, 2048, 2048);

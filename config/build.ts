@@ -6,7 +6,19 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { type Clock, type LinkEndpoint, type Nic, type Random, Stack } from "../stack/mod.ts";
-import { formatCidr, ipv4CidrContains, ipv4Mask } from "../stack/wire/mod.ts";
+import { Firewall } from "../stack/firewall/mod.ts";
+import {
+  ipv4CidrContains,
+  ipv4Mask,
+  ipv6CidrContains,
+  ipv6Masked,
+  macFromName,
+} from "../stack/wire/mod.ts";
+import {
+  addressFromInterfaceId,
+  linkLocalFromMac,
+  stablePrivacyInterfaceId,
+} from "../stack/mod.ts";
 import type { Config, InterfaceConfig } from "./types.ts";
 
 /** Options of {@link buildStack}. */
@@ -64,6 +76,13 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
       reassemblyTimeoutMs: r.ipv4.reassemblyTimeout,
       reassemblyMemory: r.ipv4.reassemblyMemory,
     },
+    ipv6: {
+      defaultHopLimit: r.ipv6.defaultHopLimit,
+      reassemblyTimeoutMs: r.ipv6.reassemblyTimeout,
+      reassemblyMemory: r.ipv6.reassemblyMemory,
+      dadTransmits: r.ipv6.dadTransmits,
+      retransTimerMs: r.ipv6.retransTimer,
+    },
     icmpRateLimit: { rate: r.icmp.rateLimit, burst: r.icmp.burst },
   });
   const nics = new Map<string, Nic>();
@@ -71,29 +90,44 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
   try {
     for (const iface of config.interfaces) {
       const link = opts.openLink(iface);
+      const mac = iface.mac ?? macFromName(`${r.hostname}/${iface.name}`);
+      // IPv6 runs on every interface that can carry it (RFC 8200 §5: MTU ≥ 1280), as on Linux.
+      const v6 = iface.mtu >= 1280;
       const nic = stack.addNic(link, {
         name: iface.name,
-        mac: iface.mac,
+        mac,
         mtu: iface.mtu,
         forwardingV4: iface.forwarding.ipv4,
         sendRedirects: iface.sendRedirects.ipv4,
+        ipv6: v6
+          ? {
+            forwarding: iface.forwarding.ipv6,
+            sendRedirects: iface.sendRedirects.ipv6,
+            linkLocal: linkLocalFor(r, iface.name, mac),
+          }
+          : false,
       });
       nics.set(iface.name, nic);
       for (const a of iface.addresses) {
         if (a.family === 4) stack.ipv4.addAddress(nic, a.address, a.prefixLen);
-        else inactive.push(`interface ${iface.name}: IPv6 address ${formatCidr(a)}`);
+        else stack.ipv6.addAddress(nic, a.address, a.prefixLen);
       }
       for (const n of iface.neighbors) {
         if (n.address.family === 4) {
           stack.ipv4.nicState(nic)!.neighbors.addStatic(n.address.address, n.mac);
-        } else inactive.push(`interface ${iface.name}: static IPv6 neighbor`);
+        } else {
+          stack.ipv6.nicState(nic)?.neighbors.addStatic(
+            stack.ipv6.keys.key(n.address.address),
+            n.mac,
+          );
+        }
       }
       if (iface.ra.enabled) inactive.push(`interface ${iface.name}: [interface.ra]`);
       if (iface.acceptRa) inactive.push(`interface ${iface.name}: accept_ra`);
     }
     for (const route of config.routes) {
-      if (route.to.family !== 4) {
-        inactive.push(`route to ${formatCidr(route.to)}`);
+      if (route.to.family === 6) {
+        addIpv6Route(stack, nics, route);
         continue;
       }
       let nicId = 0;
@@ -115,7 +149,13 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
         source: "static",
       });
     }
-    if (hasRules(config)) inactive.push("[firewall] rules");
+    if (hasRules(config)) {
+      // IPv4: the shared tables' IPv4 rules and [firewall.ipv4.*].
+      const fw = new Firewall(stack, config.firewall);
+      fw.install();
+      stack.firewall = fw;
+      if (hasIpv6Rules(config)) inactive.push("[firewall] IPv6 rules");
+    }
   } catch (e) {
     stack.close();
     throw e;
@@ -126,12 +166,63 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
   return { stack, nics, inactive };
 }
 
+/** RFC 4291 link-local: EUI-64 from the MAC, or RFC 7217 stable-privacy with the configured secret. */
+function linkLocalFor(r: Config["router"], name: string, mac: Uint8Array): Uint8Array {
+  if (r.ipv6.addrGenMode === "stable-privacy" && r.ipv6.stableSecret !== undefined) {
+    const prefix = new Uint8Array(16);
+    prefix[0] = 0xfe;
+    prefix[1] = 0x80;
+    return addressFromInterfaceId(
+      prefix,
+      stablePrivacyInterfaceId(prefix, name, null, 0, r.ipv6.stableSecret),
+    );
+  }
+  return linkLocalFromMac(mac);
+}
+
+function addIpv6Route(stack: Stack, nics: Map<string, Nic>, route: Config["routes"][number]): void {
+  if (route.to.family !== 6) return;
+  let nicId = 0;
+  let gateway: Uint8Array | null = null;
+  if (route.type === "unicast") {
+    if (route.dev !== undefined) nicId = nics.get(route.dev)!.id;
+    if (route.via !== undefined && route.via.family === 6) {
+      gateway = route.via.address;
+      if (nicId === 0) {
+        for (const st of stack.ipv6.nicStates()) {
+          if (st.addresses.some((a) => ipv6CidrContains(a, gateway!))) nicId = st.nic.id;
+        }
+      }
+    }
+  }
+  stack.ipv6.routes.add({
+    prefix: ipv6Masked(route.to.address, route.to.prefixLen),
+    prefixLen: route.to.prefixLen,
+    type: route.type,
+    nicId,
+    gateway,
+    metric: route.metric,
+    source: "static",
+  });
+}
+
 function connectedNicFor(stack: Stack, gateway: number): number {
   for (const nic of stack.nics.values()) {
     const st = stack.ipv4.nicState(nic);
     if (st?.addresses.some((a) => ipv4CidrContains(a, gateway))) return nic.id;
   }
   return 0;
+}
+
+function hasIpv6Rules(config: Config): boolean {
+  const fw = config.firewall;
+  for (const t of [fw.ipv6.filter, fw.ipv6.raw, fw.shared.filter, fw.shared.raw]) {
+    for (const c of t.chains.values()) {
+      if (t.family === 6 && c.policy !== "accept") return true;
+      if (c.rules.some((r) => r.family === 6 || (t.family === 6 && r.family === 0))) return true;
+    }
+  }
+  return false;
 }
 
 function hasRules(config: Config): boolean {

@@ -17,8 +17,8 @@ import {
   traceroute,
   type TracerouteHop,
 } from "../stack/mod.ts";
-import { describeIcmpv4Error } from "../stack/ipv4/ping.ts";
-import { formatIpAddress, formatIpv4 } from "../stack/wire/mod.ts";
+import { describeIcmpv4Error, describeIcmpv6Error } from "../stack/ping.ts";
+import { formatIpAddress } from "../stack/wire/mod.ts";
 import { MemoryLink } from "../link/mod.ts";
 import type { LinkEndpoint } from "../stack/mod.ts";
 import { buildStack } from "./build.ts";
@@ -51,13 +51,6 @@ export interface LabResult {
   elapsedMs: number;
   stacks: Map<string, Stack>;
 }
-
-const UNREACH: Record<string, number> = {
-  "net-unreachable": 0,
-  "host-unreachable": 1,
-  "port-unreachable": 3,
-  "frag-needed": 4,
-};
 
 /**
  * Build every node, link them, run every probe, check expectations.
@@ -178,13 +171,11 @@ async function flushMicrotasks(): Promise<void> {
 async function runProbe(stack: Stack, p: ProbeConfig): Promise<ProbeOutcome> {
   const lines: string[] = [];
   const out = (passed: boolean, reason = ""): ProbeOutcome => ({ probe: p, lines, passed, reason });
-  if (p.target.family !== 4) {
-    return out(false, "IPv6 probes are not supported yet (the IPv6 issue brings them)");
-  }
   const dst = p.target.address;
   if (p.kind === "ping") {
     const r = await ping(stack, {
       dst,
+      nic: p.zone,
       count: p.count,
       size: p.size,
       dontFragment: p.dontFragment,
@@ -196,26 +187,35 @@ async function runProbe(stack: Stack, p: ProbeConfig): Promise<ProbeOutcome> {
   }
   const hops = await traceroute(
     stack,
-    { dst, maxHops: p.maxHops, timeoutMs: p.timeout },
+    { dst, nic: p.zone, maxHops: p.maxHops, timeoutMs: p.timeout },
     (l) => lines.push(l),
   );
-  const why = judgeTrace(p, dst, hops);
+  const why = judgeTrace(p, formatIpAddress(p.target), hops);
   return out(why === "", why);
 }
 
+/** ICMPv4 and ICMPv6 (type, code) for each expectation. */
+const EXPECT: Record<string, { v4: [number, number[]]; v6: [number, number[]] }> = {
+  "net-unreachable": { v4: [3, [0]], v6: [1, [0]] },
+  "host-unreachable": { v4: [3, [1]], v6: [1, [3]] },
+  "port-unreachable": { v4: [3, [3]], v6: [1, [4]] },
+  "admin-prohibited": { v4: [3, [9, 10, 13]], v6: [1, [1]] },
+  "frag-needed": { v4: [3, [4]], v6: [2, [0]] },
+  "time-exceeded": { v4: [11, [0, 1]], v6: [3, [0, 1]] },
+};
+
 function judgePing(p: ProbeConfig, r: PingResult): string {
-  const errs = r.errors.map((e) =>
-    `${describeIcmpv4Error(e.type, e.code, e.mtu)} from ${formatIpv4(e.from)}`
-  );
+  const describe = r.family === 4 ? describeIcmpv4Error : describeIcmpv6Error;
+  const errs = r.errors.map((e) => `${describe(e.type, e.code, e.mtu)} from ${e.from}`);
   const seen = r.received > 0
     ? `${r.received}/${r.sent} replies`
     : errs.length > 0
     ? errs[0]!
     : "no answer";
   if (p.expectFrom !== undefined && p.expect !== "reachable" && p.expect !== "timeout") {
-    const want = p.expectFrom.family === 4 ? p.expectFrom.address : -1;
+    const want = formatIpAddress(p.expectFrom);
     if (!r.errors.some((e) => e.from === want)) {
-      return `expected the error from ${formatIpAddress(p.expectFrom)}, saw ${seen}`;
+      return `expected the error from ${want}, saw ${seen}`;
     }
   }
   switch (p.expect) {
@@ -225,19 +225,11 @@ function judgePing(p: ProbeConfig, r: PingResult): string {
       return r.received === 0 ? "" : `expected no replies, saw ${seen}`;
     case "timeout":
       return r.received === 0 && r.errors.length === 0 ? "" : `expected silence, saw ${seen}`;
-    case "time-exceeded":
-      return r.errors.some((e) => e.type === 11)
-        ? ""
-        : `expected Time to live exceeded, saw ${seen}`;
-    case "admin-prohibited":
-      return r.errors.some((e) => e.type === 3 && (e.code === 13 || e.code === 9 || e.code === 10))
-        ? ""
-        : `expected an administratively prohibited error, saw ${seen}`;
     default: {
-      const code = UNREACH[p.expect]!;
-      const hit = r.errors.find((e) => e.type === 3 && e.code === code);
+      const [type, codes] = r.family === 4 ? EXPECT[p.expect]!.v4 : EXPECT[p.expect]!.v6;
+      const hit = r.errors.find((e) => e.type === type && codes.includes(e.code));
       if (hit === undefined) {
-        return `expected ${describeIcmpv4Error(3, code, p.expectMtu ?? 0)}, saw ${seen}`;
+        return `expected ${describe(type, codes[0]!, p.expectMtu ?? 0)}, saw ${seen}`;
       }
       if (p.expect === "frag-needed" && p.expectMtu !== undefined && hit.mtu !== p.expectMtu) {
         return `expected mtu ${p.expectMtu}, saw mtu ${hit.mtu}`;
@@ -247,21 +239,18 @@ function judgePing(p: ProbeConfig, r: PingResult): string {
   }
 }
 
-function judgeTrace(p: ProbeConfig, dst: number, hops: TracerouteHop[]): string {
-  const path = hops.map((h) =>
-    h.from[0] === null || h.from[0] === undefined ? "*" : formatIpv4(h.from[0])
-  );
+function judgeTrace(p: ProbeConfig, dst: string, hops: TracerouteHop[]): string {
+  const path = hops.map((h) => h.from[0] ?? "*");
   if (p.expectPath !== undefined) {
     const want = p.expectPath.map((x) => x === "*" ? "*" : formatIpAddress(x));
     if (want.join(" ") !== path.join(" ")) {
       return `expected path ${want.join(" → ")}, saw ${path.join(" → ")}`;
     }
   }
-  const last = hops.at(-1);
-  const reached = last !== undefined && last.from[0] === dst;
+  const reached = hops.at(-1)?.from[0] === dst;
   if (p.expect === "reachable" && !reached) {
-    return `expected to reach ${formatIpv4(dst)}, saw ${path.join(" → ")}`;
+    return `expected to reach ${dst}, saw ${path.join(" → ")}`;
   }
-  if (p.expect !== "reachable" && reached) return `expected not to reach ${formatIpv4(dst)}`;
+  if (p.expect !== "reachable" && reached) return `expected not to reach ${dst}`;
   return "";
 }

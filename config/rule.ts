@@ -13,99 +13,29 @@ import {
   parseIpAddress,
 } from "../stack/wire/mod.ts";
 
-/** A match that `!` may invert. */
-export interface Negatable<T> {
-  value: T;
-  invert: boolean;
-}
+import type {
+  CtState,
+  IcmpTypeMatch,
+  InterfaceMatch,
+  LimitMatch,
+  Negatable,
+  PortRange,
+  RejectReason,
+  Rule,
+  Target,
+} from "../stack/firewall/rule_types.ts";
 
-/** An inclusive port range; a single port has `min === max`. */
-export interface PortRange {
-  min: number;
-  max: number;
-}
-
-/** `-i`/`-o`: an interface name, or a name prefix when written with a trailing `+`. */
-export interface InterfaceMatch {
-  name: string;
-  /** True for `eth+`: matches every interface whose name starts with `name`. */
-  prefix: boolean;
-}
-
-/** `--icmp-type`/`--icmpv6-type`: a type, and a code unless any code matches. */
-export interface IcmpTypeMatch {
-  type: number;
-  code?: number;
-}
-
-/** Connection tracking states (`-m conntrack --ctstate`, `-m state --state`). */
-export type CtState = "NEW" | "ESTABLISHED" | "RELATED" | "INVALID" | "UNTRACKED" | "SNAT" | "DNAT";
-
-/** `-m limit`: a token bucket. */
-export interface LimitMatch {
-  /** Average matches per `unit`. */
-  count: number;
-  unit: "second" | "minute" | "hour" | "day";
-  /** Average matches per second (count / unit). */
-  perSecond: number;
-  burst: number;
-}
-
-/** Why REJECT rejects, family-neutral; the ICMP(v6) type/code follows from the packet's family. */
-export type RejectReason =
-  | "port-unreachable"
-  | "net-unreachable"
-  | "host-unreachable"
-  | "proto-unreachable"
-  | "net-prohibited"
-  | "host-prohibited"
-  | "admin-prohibited"
-  | "tcp-reset"
-  | "no-route"
-  | "addr-unreachable";
-
-/** What a matching rule does. */
-export type Target =
-  | { kind: "ACCEPT" }
-  | { kind: "DROP" }
-  | { kind: "RETURN" }
-  | { kind: "NOTRACK" }
-  | { kind: "REJECT"; reason: RejectReason }
-  | { kind: "LOG"; prefix: string; level: number }
-  | { kind: "JUMP"; chain: string }
-  | { kind: "MARK"; value: number; mask: number }
-  | { kind: "SNAT"; address: IpAddress; ports?: PortRange }
-  | { kind: "DNAT"; address: IpAddress; ports?: PortRange }
-  | { kind: "MASQUERADE"; ports?: PortRange }
-  | { kind: "REDIRECT"; ports?: PortRange }
-  | { kind: "TCPMSS"; mss: number | "pmtu" };
-
-/** A parsed rule. Absent matches match everything. */
-export interface Rule {
-  /** The rule as written. */
-  text: string;
-  /** 4 or 6 when the rule only applies to that family; 0 for both. */
-  family: 0 | 4 | 6;
-  source?: Negatable<IpCidr>;
-  destination?: Negatable<IpCidr>;
-  inInterface?: Negatable<InterfaceMatch>;
-  outInterface?: Negatable<InterfaceMatch>;
-  /** IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6); absent for "all". */
-  protocol?: Negatable<number>;
-  sourcePorts?: Negatable<PortRange[]>;
-  destinationPorts?: Negatable<PortRange[]>;
-  /** `-m multiport --ports`: source or destination port. */
-  ports?: Negatable<PortRange[]>;
-  /** `--tcp-flags MASK COMP` (flags & mask === comp); `--syn` is FIN,SYN,RST,ACK SYN. */
-  tcpFlags?: Negatable<{ mask: number; comp: number }>;
-  icmpType?: Negatable<IcmpTypeMatch>;
-  ctState?: Negatable<CtState[]>;
-  limit?: LimitMatch;
-  mark?: Negatable<{ value: number; mask: number }>;
-  comment?: string;
-  /** Absent only in a match-only rule (firewall.trace). */
-  target?: Target;
-}
+export type {
+  CtState,
+  IcmpTypeMatch,
+  InterfaceMatch,
+  LimitMatch,
+  Negatable,
+  PortRange,
+  RejectReason,
+  Rule,
+  Target,
+};
 
 /** Where a rule sits; used for the table/chain/family checks. */
 export interface RuleContext {

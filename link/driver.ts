@@ -33,6 +33,20 @@ export interface LinkDriverOptions {
   maxPasses?: number;
   /** Longest wait in one idle poll, in ms (-1: until woken). Default -1. */
   idleTimeoutMs?: number;
+  /**
+   * After a round that moved frames, wait this many ms for the next frame
+   * with a synchronous `poll` on the main thread before falling back to the
+   * `nonblocking` poll (0: never). A frame that arrives then is picked up
+   * without the hand-off through Deno's blocking pool — a ping's reply,
+   * a TCP ACK — which is most of the forwarding latency. Default 1.
+   */
+  syncPollMs?: number;
+  /**
+   * Longest time the loop keeps the event loop waiting (ms since its last
+   * `await`) before it awaits a poll again, so timers, signals and the
+   * control socket run at least this often under load. Default 2.
+   */
+  syncBudgetMs?: number;
 }
 
 /**
@@ -52,6 +66,8 @@ export class LinkDriver {
   readonly #batch: number;
   readonly #maxPasses: number;
   readonly #idleTimeout: number;
+  readonly #syncPollMs: number;
+  readonly #syncBudgetMs: number;
   #eps: TapEndpoint[] = [];
   #lib: Libc | null = null;
   #wakeFd = -1;
@@ -66,13 +82,17 @@ export class LinkDriver {
   #dirty = true;
   #running = false;
   #stopped = false;
-  /** Iterations of the loop (one poll each). */
+  /** Iterations of the loop that awaited a `nonblocking` poll. */
   polls = 0;
+  /** Synchronous polls (see {@link LinkDriverOptions.syncPollMs}). */
+  syncPolls = 0;
 
   constructor(opts: LinkDriverOptions = {}) {
     this.#batch = opts.batch ?? 64;
     this.#maxPasses = opts.maxPasses ?? 16;
     this.#idleTimeout = opts.idleTimeoutMs ?? -1;
+    this.#syncPollMs = opts.syncPollMs ?? 1;
+    this.#syncBudgetMs = opts.syncBudgetMs ?? 2;
   }
 
   /** Start reading `ep` (wakes a running loop). */
@@ -107,24 +127,45 @@ export class LinkDriver {
       throw new Error(`eventfd failed (errno ${lib.errno()})`);
     }
     this.#dirty = true;
+    let lastAwait = performance.now();
     try {
       while (!this.#stopped) {
         let busy = false;
+        let moved = 0;
         for (let pass = 0; pass < this.#maxPasses && !this.#stopped; pass++) {
           busy = false;
           const eps = this.#eps;
           for (let i = 0; i < eps.length; i++) {
             const ep = eps[i]!;
-            if (ep.drain(this.#batch) === this.#batch) busy = true;
+            const n = ep.drain(this.#batch);
+            moved += n;
+            if (n === this.#batch) busy = true;
             else if (!ep.isUp()) this.#dirty = true;
           }
           if (!busy) break;
         }
         if (this.#stopped) break;
         if (this.#dirty) this.#rebuild();
-        this.polls++;
         const nfds = BigInt(this.#polled.length + 1);
+        if (
+          moved > 0 && !busy && this.#syncPollMs > 0 &&
+          performance.now() - lastAwait < this.#syncBudgetMs
+        ) {
+          // Traffic just moved: the next frame (a reply, the flow's next
+          // segment) usually follows within a fraction of a ms. A blocking
+          // poll here is woken by the kernel directly, without the two
+          // thread hand-offs of a nonblocking FFI call; it blocks the event
+          // loop for at most syncPollMs, and at most syncBudgetMs in a row.
+          this.syncPolls++;
+          const r = lib.sym.poll(this.#pollfds, nfds, this.#syncPollMs);
+          if (r > 0) {
+            this.#afterPoll();
+            continue;
+          }
+        }
+        this.polls++;
         const r = await lib.sym.poll_async(this.#pollfds, nfds, busy ? 0 : this.#idleTimeout);
+        lastAwait = performance.now();
         if (r > 0) this.#afterPoll();
       }
     } finally {

@@ -20,13 +20,25 @@ export { Ipv4, type Ipv4Hook, type Ipv4Hooks, type Ipv4InterfaceAddress } from "
 export { type Icmpv4Event, icmpv4IsError } from "./ipv4/icmp.ts";
 export {
   describeIcmpv4Error,
+  describeIcmpv6Error,
   ping,
   type PingError,
   type PingOptions,
   type PingReply,
   type PingResult,
+  type ProbeTarget,
   traceroute,
   type TracerouteHop,
   type TracerouteOptions,
-} from "./ipv4/ping.ts";
+} from "./ping.ts";
+export {
+  Ipv6,
+  type Ipv6AddressState,
+  type Ipv6InterfaceAddress,
+  type Ipv6NicState,
+  type Ipv6Settings,
+} from "./ipv6/ipv6.ts";
+export { type Icmpv6Event } from "./ipv6/icmp.ts";
+export * from "./ipv6/address_selection.ts";
+export * from "./ipv6/interface_id.ts";
 export { Udp, type UdpDatagram, type UdpSocket } from "./udp.ts";

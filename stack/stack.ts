@@ -14,6 +14,8 @@ import { BufferPool } from "./wire/packet_buffer.ts";
 import { DEFAULT_NEIGHBOR_CONFIG, type NeighborConfig } from "./neighbor_cache.ts";
 import { Ipv4, type Ipv4Settings } from "./ipv4/ipv4.ts";
 import { Udp } from "./udp.ts";
+import type { Firewall } from "./firewall/firewall.ts";
+import { Ipv6, type Ipv6Settings } from "./ipv6/ipv6.ts";
 
 /** Options of {@link Stack}. */
 export interface StackOptions {
@@ -27,6 +29,8 @@ export interface StackOptions {
   neighbor?: Partial<NeighborConfig>;
   /** IPv4 settings. */
   ipv4?: Partial<Ipv4Settings>;
+  /** IPv6 settings. */
+  ipv6?: Partial<Ipv6Settings>;
   /** ICMP error rate limit: tokens per second and burst. */
   icmpRateLimit?: { rate: number; burst: number };
 }
@@ -42,6 +46,13 @@ export interface AddNicOptions {
   forwardingV4?: boolean;
   /** Send ICMP redirects for packets that leave by the NIC they came in on (default true). */
   sendRedirects?: boolean;
+  /**
+   * Run IPv6 on this NIC (default false here; the config builder turns it
+   * on for every interface, as Linux does): a link-local address (EUI-64
+   * from the MAC unless `linkLocal` is given, or none with null), DAD,
+   * MLD, NDP.
+   */
+  ipv6?: boolean | { forwarding?: boolean; sendRedirects?: boolean; linkLocal?: Uint8Array | null };
 }
 
 /**
@@ -69,6 +80,10 @@ export class Stack {
   readonly ipv4: Ipv4;
   /** UDP over IPv4. */
   readonly udp: Udp;
+  /** The IPv6 layer (NDP, MLD, ICMPv6, routing, forwarding). */
+  readonly ipv6: Ipv6;
+  /** The IPv4 firewall when one is installed (see `Firewall.install`). */
+  firewall: Firewall | null = null;
   #nextNicId = 1;
 
   constructor(opts: StackOptions = {}) {
@@ -83,6 +98,11 @@ export class Stack {
       this.ipv4.icmp.bucket.burst = opts.icmpRateLimit.burst;
     }
     this.udp = new Udp(this.ipv4);
+    this.ipv6 = new Ipv6(this, opts.ipv6);
+    if (opts.icmpRateLimit !== undefined) {
+      this.ipv6.icmp.bucket.rate = opts.icmpRateLimit.rate;
+      this.ipv6.icmp.bucket.burst = opts.icmpRateLimit.burst;
+    }
   }
 
   /** Add an interface on `link` and start receiving from it. */
@@ -102,6 +122,14 @@ export class Stack {
       forwarding: opts.forwardingV4 ?? false,
       sendRedirects: opts.sendRedirects ?? true,
     });
+    if (opts.ipv6) {
+      const o = opts.ipv6 === true ? {} : opts.ipv6;
+      this.ipv6.attachNic(nic, {
+        forwarding: o.forwarding ?? false,
+        sendRedirects: o.sendRedirects ?? true,
+        linkLocal: o.linkLocal,
+      });
+    }
     link.attach(nic);
     return nic;
   }
@@ -121,7 +149,9 @@ export class Stack {
 
   /** Stop every timer, release held packets, close every NIC (and its link). */
   close(): void {
+    this.firewall?.close();
     this.ipv4.close();
+    this.ipv6.close();
     for (const n of this.nics.values()) n.close();
   }
 }

@@ -160,6 +160,136 @@ export interface UdpStats {
   datagramsSent: number;
 }
 
+/** IPv6 counters. */
+export interface Ipv6Stats {
+  /** IPv6 packets handed to the IPv6 layer. */
+  packetsReceived: number;
+  /** Packets too short, not version 6, with a payload length that does not fit, or a malformed header chain. */
+  malformedPacketsReceived: number;
+  /** Packets with a multicast or loopback source, or a loopback or unspecified destination (RFC 4291). */
+  invalidAddressesReceived: number;
+  /** Multicast packets for groups not joined on the receiving NIC. */
+  multicastNotJoinedDropped: number;
+  /** Unicast packets not for us while forwarding is off on the ingress NIC. */
+  notForUsDropped: number;
+  /** Packets dropped by Hop-by-Hop or Destination option processing (RFC 8200 §4.2). */
+  optionsDropped: number;
+  /** Packets with a Routing header whose Segments Left is not 0 (answered with Parameter Problem). */
+  routingHeaderDropped: number;
+  /** Packets with an unrecognized Next Header (answered with Parameter Problem code 1). */
+  unknownNextHeaderReceived: number;
+  /** Non-NDP packets for an address that is still tentative (RFC 4862 §5.4). */
+  tentativeDropped: number;
+  /** Packets delivered to a local upper layer. */
+  packetsDelivered: number;
+  /** Atomic fragments processed without reassembly (RFC 6946). */
+  atomicFragmentsReceived: number;
+  /** Fragments with a bad length, offset or incomplete header chain (answered with Parameter Problem). */
+  fragmentsMalformed: number;
+  /** Datagrams dropped for overlapping fragments (RFC 5722). */
+  fragmentOverlapsDropped: number;
+  /** Datagrams reassembled. */
+  packetsReassembled: number;
+  /** Packets forwarded. */
+  packetsForwarded: number;
+  /** Packets with a link-local source or destination that were not forwarded. */
+  linkLocalNotForwarded: number;
+  /** Forwarded packets whose hop limit ran out (answered with Time Exceeded). */
+  hopLimitExceeded: number;
+  /** Forwarded packets with no route (answered with Destination Unreachable code 0). */
+  noRoute: number;
+  /** Packets that hit a blackhole route. */
+  blackholeDropped: number;
+  /** Packets that hit an unreachable route. */
+  unreachableRouteDropped: number;
+  /** Packets that hit a prohibit route. */
+  prohibitRouteDropped: number;
+  /** Forwarded packets too big for the egress link (answered with Packet Too Big). */
+  packetTooBig: number;
+  /** Locally generated packets sent. */
+  packetsSent: number;
+  /** Local packets with no route. */
+  outputNoRoute: number;
+  /** Local packets for which no source address could be selected. */
+  outputNoSource: number;
+  /** Local packets fragmented (RFC 8200 §4.5). */
+  packetsFragmented: number;
+  /** Fragments sent. */
+  fragmentsCreated: number;
+  /** GSO super-frames segmented in software. */
+  gsoSegmented: number;
+  /** GSO super-frames that could not be segmented. */
+  gsoDropped: number;
+}
+
+/** ICMPv6 counters. */
+export interface Icmpv6Stats {
+  /** ICMPv6 messages received for local delivery. */
+  messagesReceived: number;
+  /** Messages too short or with a bad checksum. */
+  malformedReceived: number;
+  /** Echo requests answered. */
+  echoRequestsAnswered: number;
+  /** Echo replies received. */
+  echoRepliesReceived: number;
+  /** Error messages received. */
+  errorsReceived: number;
+  /** Error messages sent. */
+  errorsSent: number;
+  /** Errors not sent by the rules of RFC 4443 §2.4 (e). */
+  errorsSuppressed: number;
+  /** Errors not sent because the token bucket was empty. */
+  errorsRateLimited: number;
+  /** NDP messages that arrived in a fragmented packet, dropped (RFC 6980). */
+  ndpInFragmentDropped: number;
+}
+
+/** NDP and DAD counters. */
+export interface NdpStats {
+  /** NDP messages received. */
+  messagesReceived: number;
+  /** Messages failing the validity checks of RFC 4861 §6.1/§7.1 (hop limit, code, length, options, addresses). */
+  invalidDropped: number;
+  /** Neighbor Solicitations received. */
+  solicitationsReceived: number;
+  /** Neighbor Advertisements received. */
+  advertisementsReceived: number;
+  /** Solicitations for a target that is not ours. */
+  notForUs: number;
+  /** Our own DAD probes seen again (matching nonce, RFC 7527). */
+  loopedBackSolicitations: number;
+  /** Advertisements for one of our preferred addresses from another node. */
+  duplicateAfterDad: number;
+  /** Router Advertisements received. */
+  routerAdvertisementsReceived: number;
+  /** Router Solicitations received. */
+  routerSolicitationsReceived: number;
+  /** Redirects received and ignored. */
+  redirectsIgnored: number;
+  /** Neighbor Solicitations sent (resolution and NUD probes). */
+  solicitationsSent: number;
+  /** Neighbor Advertisements sent. */
+  advertisementsSent: number;
+  /** DAD probes sent. */
+  dadProbesSent: number;
+  /** Addresses that passed DAD. */
+  dadSucceeded: number;
+  /** Addresses found duplicate (dadfailed). */
+  dadFailed: number;
+  /** Redirects sent (RFC 4861 §8.2). */
+  redirectsSent: number;
+}
+
+/** MLD counters. */
+export interface MldStats {
+  /** Queries received. */
+  queriesReceived: number;
+  /** Queries from a non-link-local source or malformed, dropped. */
+  invalidQueriesDropped: number;
+  /** MLDv2 reports sent. */
+  reportsSent: number;
+}
+
 /** Counters kept for the whole stack. */
 export interface StackStats {
   /** Frames for protocols tapir does not implement yet, dropped (all NICs). */
@@ -170,6 +300,10 @@ export interface StackStats {
   icmpv4: Icmpv4Stats;
   arp: ArpStats;
   udp: UdpStats;
+  ipv6: Ipv6Stats;
+  icmpv6: Icmpv6Stats;
+  ndp: NdpStats;
+  mld: MldStats;
 }
 
 function zeroed<T>(keys: readonly (keyof T)[]): T {
@@ -230,6 +364,67 @@ export function newStackStats(): StackStats {
       "requestsSent",
       "gratuitousSent",
     ]),
+    ipv6: zeroed<Ipv6Stats>([
+      "packetsReceived",
+      "malformedPacketsReceived",
+      "invalidAddressesReceived",
+      "multicastNotJoinedDropped",
+      "notForUsDropped",
+      "optionsDropped",
+      "routingHeaderDropped",
+      "unknownNextHeaderReceived",
+      "tentativeDropped",
+      "packetsDelivered",
+      "atomicFragmentsReceived",
+      "fragmentsMalformed",
+      "fragmentOverlapsDropped",
+      "packetsReassembled",
+      "packetsForwarded",
+      "linkLocalNotForwarded",
+      "hopLimitExceeded",
+      "noRoute",
+      "blackholeDropped",
+      "unreachableRouteDropped",
+      "prohibitRouteDropped",
+      "packetTooBig",
+      "packetsSent",
+      "outputNoRoute",
+      "outputNoSource",
+      "packetsFragmented",
+      "fragmentsCreated",
+      "gsoSegmented",
+      "gsoDropped",
+    ]),
+    icmpv6: zeroed<Icmpv6Stats>([
+      "messagesReceived",
+      "malformedReceived",
+      "echoRequestsAnswered",
+      "echoRepliesReceived",
+      "errorsReceived",
+      "errorsSent",
+      "errorsSuppressed",
+      "errorsRateLimited",
+      "ndpInFragmentDropped",
+    ]),
+    ndp: zeroed<NdpStats>([
+      "messagesReceived",
+      "invalidDropped",
+      "solicitationsReceived",
+      "advertisementsReceived",
+      "notForUs",
+      "loopedBackSolicitations",
+      "duplicateAfterDad",
+      "routerAdvertisementsReceived",
+      "routerSolicitationsReceived",
+      "redirectsIgnored",
+      "solicitationsSent",
+      "advertisementsSent",
+      "dadProbesSent",
+      "dadSucceeded",
+      "dadFailed",
+      "redirectsSent",
+    ]),
+    mld: zeroed<MldStats>(["queriesReceived", "invalidQueriesDropped", "reportsSent"]),
     udp: zeroed<UdpStats>([
       "datagramsReceived",
       "malformedReceived",

@@ -27,6 +27,7 @@ import {
   ipv4IsLimitedBroadcast,
   ipv4IsLoopback,
   ipv4IsMulticast,
+  ipv4IsThisNetwork,
   ipv4Mask,
 } from "../wire/ip_address.ts";
 import { BROADCAST_MAC, ipv4MulticastMac } from "../wire/mac_address.ts";
@@ -207,6 +208,9 @@ export class Ipv4 {
       }),
     };
     this.#state.set(nic.id, st);
+    // RFC 1112 §7.2: every host belongs to the all-hosts group 224.0.0.1
+    // on every interface, so the NIC accepts its MAC.
+    nic.groupMacs.push(ipv4MulticastMac(0xe0000001));
     this.#scheduleGc();
     nic.ipv4 = { handleFrame: (n, p) => this.receive(n, p) };
     nic.arp = { handleFrame: (n, p) => this.arp.receive(n, p) };
@@ -280,7 +284,8 @@ export class Ipv4 {
     s.packetsReceived++;
     const ipOff = pkt.networkOffset;
     const ip = this.#ip.reset(pkt, ipOff);
-    if (!ip.check()) {
+    // check() leaves the version to the caller (RFC 1812 §5.2.2: version 4).
+    if (!ip.check() || ip.version() !== 4) {
       s.malformedPacketsReceived++;
       return;
     }
@@ -328,6 +333,20 @@ export class Ipv4 {
     }
     if (!st.forwarding) {
       s.notForUsDropped++;
+      return;
+    }
+    // RFC 1812 §5.3.4: a unicast packet received as a link-layer broadcast
+    // or multicast is not forwarded (Linux ip_forward: pkt_type != HOST).
+    if (
+      ipOff >= pkt.start + ETHERNET_HEADER_LEN && (pkt.data[ipOff - ETHERNET_HEADER_LEN]! & 1) !== 0
+    ) {
+      s.notForUsDropped++;
+      return;
+    }
+    // RFC 1812 §5.3.7: a packet from network 0 may reach us (DHCP) but is
+    // not forwarded.
+    if (ipv4IsThisNetwork(src)) {
+      s.invalidAddressesReceived++;
       return;
     }
     this.forward(nic, pkt, ipOff);
@@ -554,9 +573,12 @@ export class Ipv4 {
     const proto = ip.protocol();
     let sport = 0, dport = 0;
     const l4 = ip.off + ip.headerLen();
+    // Ports only for an unfragmented packet: every fragment of a datagram,
+    // the first included, must hash alike (Linux's flow dissector does not
+    // parse the first fragment's ports either) or they take different paths.
     if (
       (proto === IpProtocol.TCP || proto === IpProtocol.UDP) && ip.fragmentOffset() === 0 &&
-      l4 + 4 <= pkt.end
+      !ip.moreFragments() && l4 + 4 <= pkt.end
     ) {
       sport = pkt.view.getUint16(l4);
       dport = pkt.view.getUint16(l4 + 2);
@@ -772,6 +794,9 @@ export class Ipv4 {
   /** RFC 1812 §5.2.7.1 / Linux: host unreachable to the sender when ARP fails. */
   #resolutionFailed(nic: Nic, pkt: PacketBuffer): void {
     const ipOff = pkt.start + ETHERNET_HEADER_LEN;
+    // The frame never got a destination MAC: clear the stale bytes so the
+    // error rules do not read them as a link-layer multicast.
+    pkt.data.fill(0, pkt.start, pkt.start + 6);
     this.icmp.sendErrorAbout(
       pkt,
       ipOff,

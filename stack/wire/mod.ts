@@ -15,3 +15,8 @@ export * from "./ipv4_options.ts";
 export * from "./icmpv4.ts";
 export * from "./udp.ts";
 export * from "./tcp.ts";
+export * from "./ipv6.ts";
+export * from "./ipv6_ext.ts";
+export * from "./icmpv6.ts";
+export * from "./ndp.ts";
+export * from "./mld.ts";

@@ -1,0 +1,82 @@
+/**
+ * Firewall benchmark: UDP forwarding through a router on memory links
+ * (h1 → r → h2), plain versus with conntrack, MASQUERADE and 100 filter
+ * rules evaluated per packet (98 that do not match, then the conntrack
+ * rule), and the cost of new flows through the NAT.
+ *
+ * `deno bench bench/firewall_bench.ts`
+ *
+ * @module
+ */
+import { parseConfig } from "../config/mod.ts";
+import { Firewall } from "../stack/firewall/mod.ts";
+import { parseIpv4 } from "../stack/wire/mod.ts";
+import { settle, triangle } from "../tests/topology/_topology.ts";
+import { ping } from "../stack/mod.ts";
+
+const RULES = [
+  ...Array.from({ length: 98 }, (_, i) => `"-p tcp --dport ${1000 + i} -j DROP"`),
+  `"-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"`,
+  `"-i lan0 -o wan0 -j ACCEPT"`,
+];
+const TOML = `
+[firewall]
+conntrack = { max = 65536 }
+[firewall.filter]
+forward = { policy = "drop", rules = [${RULES.join(", ")}] }
+[firewall.ipv4.nat]
+postrouting = { rules = ["-o wan0 -j MASQUERADE"] }
+`;
+
+async function setup(withFirewall: boolean) {
+  const t = triangle();
+  if (withFirewall) {
+    const fw = new Firewall(t.r, parseConfig(TOML).firewall);
+    fw.install();
+    t.r.firewall = fw;
+  }
+  // Resolve ARP both ways first.
+  await settle(t.clock, ping(t.h1, { dst: parseIpv4("198.51.100.10"), count: 1 }, () => {}));
+  let received = 0;
+  t.h2.udp.bind(9, () => received++);
+  const sock = t.h1.udp.bind(40000, () => {});
+  const payload = new Uint8Array(64);
+  const dst = parseIpv4("198.51.100.10");
+  return {
+    t,
+    received: () => received,
+    send(n: number, port = 9) {
+      for (let i = 0; i < n; i++) sock.send(dst, port, payload);
+      t.clock.advance(0);
+    },
+    sendFrom(srcPort: number) {
+      t.h1.udp.send(srcPort, dst, 9, payload);
+      t.clock.advance(0);
+    },
+  };
+}
+
+const plain = await setup(false);
+const fw = await setup(true);
+for (const s of [plain, fw]) {
+  s.send(4);
+  if (s.received() !== 4) throw new Error(`setup broken: ${s.received()} of 4 delivered`);
+}
+let flowPort = 1024;
+
+Deno.bench("forward UDP, no firewall (64 packets)", { group: "forward", baseline: true }, () => {
+  plain.send(64);
+});
+
+Deno.bench(
+  "forward UDP, conntrack + MASQUERADE + 100 rules (64 packets)",
+  { group: "forward" },
+  () => {
+    fw.send(64);
+  },
+);
+
+Deno.bench("new UDP flow through NAT (one packet each)", { group: "flows" }, () => {
+  fw.sendFrom(flowPort);
+  flowPort = flowPort >= 65000 ? 1024 : flowPort + 1;
+});

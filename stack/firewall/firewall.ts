@@ -1,0 +1,704 @@
+/**
+ * The IPv4 firewall: iptables-like `raw`, `nat` and `filter` tables run at
+ * the IPv4 layer's hooks where netfilter runs them, on top of connection
+ * tracking and NAT.
+ *
+ * | hook        | order                                                         |
+ * | ----------- | ------------------------------------------------------------- |
+ * | PREROUTING  | raw → conntrack → nat (DNAT, de-SNAT of replies)              |
+ * | INPUT       | filter → nat (SNAT) → confirm                                 |
+ * | FORWARD     | filter                                                        |
+ * | OUTPUT      | raw → conntrack → nat (DNAT) → filter                         |
+ * | POSTROUTING | nat (SNAT, MASQUERADE, de-DNAT of replies) → confirm          |
+ *
+ * The connection of a packet is carried from hook to hook in a small ring
+ * of per-packet records keyed by the buffer (Linux keeps it in
+ * skb->_nfct); a hook that finds no record (loopback, reassembled or
+ * fragmented packets) looks the connection up afresh.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { Nic } from "../nic.ts";
+import type { Stack } from "../stack.ts";
+import type { Ipv4Hook } from "../ipv4/ipv4.ts";
+import { sendTcpReset } from "../ipv4/tcp_reset.ts";
+import { icmpv4IsError } from "../ipv4/icmp.ts";
+import { Ipv4Packet } from "../wire/ipv4.ts";
+import { TcpPacket } from "../wire/tcp.ts";
+import { formatIpv4 } from "../wire/ip_address.ts";
+import type { PacketBuffer } from "../wire/packet_buffer.ts";
+import { type Conn, Conntrack, CT_TIMEOUTS, CtStatus, TcpVerdict } from "./conntrack.ts";
+import { ICMP_QUERY_REPLY, Manip, natIcmpError, natPacket, needsManip, setupNat } from "./nat.ts";
+import { CompiledRule, CtBit, PacketInfo, TargetKind } from "./match.ts";
+import {
+  type CompiledChain,
+  type CompiledTable,
+  compileTable,
+  dumpTables,
+  Verdict,
+} from "./tables.ts";
+import type { FirewallSpec, FirewallTableName, RejectReason, Target } from "./rule_types.ts";
+
+const log = getLogger(["tapir", "firewall"]);
+
+/** Firewall counters (conntrack's are in {@link Conntrack.stats}). */
+export interface FirewallStats {
+  /** Packets dropped by a DROP or REJECT rule or a DROP policy. */
+  dropped: number;
+  /** ICMP errors and TCP resets REJECT sent (or tried to: the ICMP rate limit applies). */
+  rejectsSent: number;
+  /** New connections dropped: no free NAT port (or identifier) in the range. */
+  natPortsExhausted: number;
+  /** New connections dropped: MASQUERADE found no address on the egress NIC. */
+  masqueradeNoAddress: number;
+  /** Fragments after the first, passed untracked (they carry no ports). */
+  laterFragmentsUntracked: number;
+  /** Lines logged by LOG rules. */
+  logged: number;
+  /** Trace lines emitted. */
+  traced: number;
+}
+
+/** Per-packet state carried between hooks (Linux skb->_nfct and skb->mark). */
+class PacketRecord {
+  pkt: PacketBuffer | null = null;
+  ipOff = 0;
+  src = 0;
+  dst = 0;
+  conn: Conn | null = null;
+  dir: 0 | 1 = 0;
+  ct = 0;
+  mark = 0;
+  notrack = false;
+  traced = false;
+}
+
+const RING = 16;
+
+/** The builtin chains that have rules or a DROP policy (null: nothing to run). */
+interface ActiveChains {
+  rawPre: CompiledChain | null;
+  rawOut: CompiledChain | null;
+  natPre: CompiledChain | null;
+  natIn: CompiledChain | null;
+  natOut: CompiledChain | null;
+  natPost: CompiledChain | null;
+  filterIn: CompiledChain | null;
+  filterFwd: CompiledChain | null;
+  filterOut: CompiledChain | null;
+}
+
+const REJECT_CODES: Partial<Record<RejectReason, number>> = {
+  "net-unreachable": 0,
+  "host-unreachable": 1,
+  "proto-unreachable": 2,
+  "port-unreachable": 3,
+  "net-prohibited": 9,
+  "host-prohibited": 10,
+  "admin-prohibited": 13,
+};
+
+const PROTO_NAMES: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP" };
+
+/**
+ * The firewall of one stack.
+ *
+ * @example
+ * ```ts
+ * import { Firewall } from "./firewall.ts";
+ * import { Stack } from "../stack.ts";
+ * import { ManualClock } from "../clock.ts";
+ * const stack = new Stack({ clock: new ManualClock() });
+ * const empty = () => ({ table: "filter" as const, family: 0 as const, defined: false, chains: new Map() });
+ * const scope = () => ({ filter: empty(), nat: { ...empty(), table: "nat" as const }, raw: { ...empty(), table: "raw" as const } });
+ * const fw = new Firewall(stack, { conntrack: { max: 1024 }, shared: scope(), ipv4: scope(), ipv6: scope() });
+ * fw.install();
+ * console.assert(fw.dump().includes("*filter"));
+ * ```
+ */
+export class Firewall {
+  /** The connection table. */
+  readonly conntrack: Conntrack;
+  readonly stats: FirewallStats = {
+    dropped: 0,
+    rejectsSent: 0,
+    natPortsExhausted: 0,
+    masqueradeNoAddress: 0,
+    laterFragmentsUntracked: 0,
+    logged: 0,
+    traced: 0,
+  };
+  /** Compiled IPv4 tables. */
+  readonly raw: CompiledTable;
+  readonly nat: CompiledTable;
+  readonly filter: CompiledTable;
+  /** Also receives every trace line (tests, `tapir show`). */
+  traceSink: ((line: string) => void) | null = null;
+  /** Also receives every LOG line. */
+  logSink: ((line: string, level: number) => void) | null = null;
+  readonly #stack: Stack;
+  readonly #trace: CompiledRule | null;
+  readonly #p = new PacketInfo();
+  readonly #ring: PacketRecord[] = [];
+  #cursor = 0;
+  readonly #ip = new Ipv4Packet();
+  readonly #tcp = new TcpPacket();
+  #reject: CompiledRule | null = null;
+  #natRule: CompiledRule | null = null;
+  #tracing = false;
+  #chains: ActiveChains;
+
+  /** @param stack the stack whose IPv4 layer it filters; @param spec tables and settings */
+  constructor(stack: Stack, spec: FirewallSpec) {
+    this.#stack = stack;
+    this.conntrack = new Conntrack(stack.clock, spec.conntrack.max);
+    const compile = (n: FirewallTableName) =>
+      compileTable(n, [spec.shared[n], spec.ipv4[n]], stack.clock);
+    this.raw = compile("raw");
+    this.nat = compile("nat");
+    this.filter = compile("filter");
+    this.#trace = spec.trace !== undefined && spec.trace.family !== 6
+      ? new CompiledRule(spec.trace, stack.clock)
+      : null;
+    for (let i = 0; i < RING; i++) this.#ring.push(new PacketRecord());
+    this.#chains = {
+      rawPre: this.raw.active("prerouting"),
+      rawOut: this.raw.active("output"),
+      natPre: this.nat.active("prerouting"),
+      natIn: this.nat.active("input"),
+      natOut: this.nat.active("output"),
+      natPost: this.nat.active("postrouting"),
+      filterIn: this.filter.active("input"),
+      filterFwd: this.filter.active("forward"),
+      filterOut: this.filter.active("output"),
+    };
+  }
+
+  /** Set the IPv4 layer's five hooks to this firewall. */
+  install(): void {
+    const h = this.#stack.ipv4.hooks;
+    h.prerouting = this.prerouting;
+    h.input = this.input;
+    h.forward = this.forward;
+    h.output = this.output;
+    h.postrouting = this.postrouting;
+  }
+
+  /** Clear the hooks and forget every connection. */
+  close(): void {
+    const h = this.#stack.ipv4.hooks;
+    if (h.prerouting === this.prerouting) {
+      h.prerouting =
+        h.input =
+        h.forward =
+        h.output =
+        h.postrouting =
+          null;
+    }
+    this.conntrack.clear();
+  }
+
+  /** iptables-save -c style dump of the IPv4 tables with their counters. */
+  dump(): string {
+    return dumpTables([this.raw, this.nat, this.filter]);
+  }
+
+  /**
+   * An address left `nic`: forget the connections MASQUERADE mapped to it
+   * (Linux masq_inet_event). The IPv4 layer should call this from
+   * `removeAddress`; until it does, the caller (config, tests) must.
+   *
+   * @returns how many connections were removed
+   */
+  addressRemoved(nic: Nic, address: number): number {
+    const n = this.conntrack.removeWhere((c) => c.masqNic === nic.id && c.reply.dst === address);
+    this.conntrack.stats.masqueradeFlushed += n;
+    return n;
+  }
+
+  // ------------------------------------------------------------ hooks
+
+  /** PREROUTING hook. */
+  readonly prerouting: Ipv4Hook = (pkt, ipOff, inNic) => {
+    const p = this.#p;
+    p.load(pkt, ipOff, inNic, null);
+    const rec = this.#newRecord(pkt, ipOff, p);
+    const c = this.#chains;
+    if (c.rawPre !== null && this.#runBuiltin(this.raw, c.rawPre, p, rec) === Verdict.DROP) {
+      return this.#drop(pkt, ipOff, inNic, p);
+    }
+    this.#track(rec, p);
+    if (!this.#natStep(rec, p, Manip.DST, c.natPre)) return false;
+    this.#save(rec, p);
+    return true;
+  };
+
+  /** INPUT hook (local delivery). */
+  readonly input: Ipv4Hook = (pkt, ipOff, inNic) => {
+    const p = this.#p;
+    p.load(pkt, ipOff, inNic, null);
+    const rec = this.#recordFor(pkt, ipOff, p);
+    const c = this.#chains;
+    if (c.filterIn !== null && this.#runBuiltin(this.filter, c.filterIn, p, rec) === Verdict.DROP) {
+      rec.pkt = null;
+      return this.#drop(pkt, ipOff, inNic, p);
+    }
+    const ok = this.#natStep(rec, p, Manip.SRC, c.natIn) && this.#confirm(rec);
+    rec.pkt = null;
+    return ok;
+  };
+
+  /** FORWARD hook. */
+  readonly forward: Ipv4Hook = (pkt, ipOff, inNic, outNic) => {
+    const p = this.#p;
+    p.load(pkt, ipOff, inNic, outNic);
+    const rec = this.#recordFor(pkt, ipOff, p);
+    const c = this.#chains;
+    if (
+      c.filterFwd !== null && this.#runBuiltin(this.filter, c.filterFwd, p, rec) === Verdict.DROP
+    ) {
+      rec.pkt = null;
+      return this.#drop(pkt, ipOff, inNic, p);
+    }
+    return true;
+  };
+
+  /** OUTPUT hook (locally generated packets, after routing). */
+  readonly output: Ipv4Hook = (pkt, ipOff, _inNic, outNic) => {
+    const p = this.#p;
+    p.load(pkt, ipOff, null, outNic);
+    const rec = this.#newRecord(pkt, ipOff, p);
+    const c = this.#chains;
+    if (c.rawOut !== null && this.#runBuiltin(this.raw, c.rawOut, p, rec) === Verdict.DROP) {
+      rec.pkt = null;
+      return this.#drop(pkt, ipOff, null, p);
+    }
+    this.#track(rec, p);
+    if (!this.#natStep(rec, p, Manip.DST, c.natOut)) {
+      rec.pkt = null;
+      return false;
+    }
+    if (
+      c.filterOut !== null && this.#runBuiltin(this.filter, c.filterOut, p, rec) === Verdict.DROP
+    ) {
+      rec.pkt = null;
+      return this.#drop(pkt, ipOff, null, p);
+    }
+    this.#save(rec, p);
+    return true;
+  };
+
+  /** POSTROUTING hook. */
+  readonly postrouting: Ipv4Hook = (pkt, ipOff, _inNic, outNic) => {
+    const p = this.#p;
+    p.load(pkt, ipOff, null, outNic);
+    const rec = this.#recordFor(pkt, ipOff, p);
+    const ok = this.#natStep(rec, p, Manip.SRC, this.#chains.natPost) && this.#confirm(rec);
+    rec.pkt = null;
+    return ok;
+  };
+
+  // ------------------------------------------------------------ records
+
+  #newRecord(pkt: PacketBuffer, ipOff: number, p: PacketInfo): PacketRecord {
+    this.#cursor = (this.#cursor + 1) % RING;
+    const rec = this.#ring[this.#cursor]!;
+    rec.pkt = pkt;
+    rec.ipOff = ipOff;
+    rec.conn = null;
+    rec.dir = 0;
+    rec.ct = 0;
+    rec.mark = 0;
+    rec.notrack = false;
+    rec.traced = this.#trace !== null && this.#trace.matches(p);
+    this.#tracing = rec.traced;
+    p.mark = 0;
+    return rec;
+  }
+
+  /** The record a previous hook left for this packet, or a fresh one (tracked now). */
+  #recordFor(pkt: PacketBuffer, ipOff: number, p: PacketInfo): PacketRecord {
+    for (let i = 0; i < RING; i++) {
+      const rec = this.#ring[(this.#cursor - i + RING) % RING]!;
+      if (rec.pkt === pkt && rec.ipOff === ipOff && rec.src === p.src && rec.dst === p.dst) {
+        p.ctState = rec.ct;
+        p.mark = rec.mark;
+        this.#tracing = rec.traced;
+        return rec;
+      }
+    }
+    const rec = this.#newRecord(pkt, ipOff, p);
+    this.#track(rec, p);
+    this.#save(rec, p);
+    return rec;
+  }
+
+  #save(rec: PacketRecord, p: PacketInfo): void {
+    rec.src = p.src;
+    rec.dst = p.dst;
+    rec.mark = p.mark;
+  }
+
+  // ------------------------------------------------------------ conntrack
+
+  /** Find or create the packet's connection; set its ctstate. */
+  #track(rec: PacketRecord, p: PacketInfo): void {
+    const ct = this.conntrack;
+    rec.conn = null;
+    rec.dir = 0;
+    if (rec.notrack) return this.#setCt(rec, p, CtBit.UNTRACKED);
+    if (p.laterFragment) {
+      this.stats.laterFragmentsUntracked++;
+      return this.#setCt(rec, p, CtBit.UNTRACKED);
+    }
+    const pkt = p.pkt!;
+    const proto = p.proto;
+    let key = proto, sport = 0, dport = 0, replyKey = proto;
+    if (proto === 6 || proto === 17) {
+      if (!p.hasPorts) return this.#invalid(rec, p);
+      sport = p.sport;
+      dport = p.dport;
+    } else if (proto === 1) {
+      if (p.icmpType < 0) return this.#invalid(rec, p);
+      if (icmpv4IsError(p.icmpType)) return this.#trackIcmpError(rec, p);
+      const reply = ICMP_QUERY_REPLY[p.icmpType];
+      if (reply === undefined) return this.#invalid(rec, p);
+      key = 1 | (p.icmpType << 8);
+      replyKey = 1 | (reply << 8);
+      sport = dport = pkt.view.getUint16(p.l4Off + 4);
+    }
+    const t = ct.lookup(key, p.src, p.dst, sport, dport);
+    if (t !== null) {
+      const c = t.conn;
+      const dir = t.dir;
+      if (dir === 1) c.status |= CtStatus.SEEN_REPLY;
+      c.packets[dir]++;
+      c.bytes[dir] += p.len;
+      if (proto === 6) {
+        if (ct.tcpUpdate(c, dir, p.tcpFlags) === TcpVerdict.INVALID) return this.#invalid(rec, p);
+      } else if (proto === 17) {
+        if (c.has(CtStatus.SEEN_REPLY)) {
+          c.status |= CtStatus.ASSURED;
+          ct.refresh(c, CT_TIMEOUTS.udpReplied);
+        } else ct.refresh(c, CT_TIMEOUTS.udpUnreplied);
+      } else ct.refresh(c, proto === 1 ? CT_TIMEOUTS.icmp : CT_TIMEOUTS.generic);
+      rec.conn = c;
+      rec.dir = dir;
+      const state = dir === 1 || c.has(CtStatus.SEEN_REPLY) ? CtBit.ESTABLISHED : CtBit.NEW;
+      return this.#setCt(rec, p, state | this.#natBits(c));
+    }
+    // A first packet: a new, unconfirmed connection.
+    let timeout: number = proto === 17
+      ? CT_TIMEOUTS.udpUnreplied
+      : proto === 1
+      ? CT_TIMEOUTS.icmp
+      : CT_TIMEOUTS.generic;
+    let tcpState = 0;
+    if (proto === 6) {
+      tcpState = Conntrack.tcpNewState(p.tcpFlags);
+      if (tcpState < 0) return this.#invalid(rec, p);
+      timeout = CT_TIMEOUTS.tcp[tcpState]!;
+    } else if (proto === 1) {
+      // Only requests (8, 13, 15, 17) start a connection; a reply without one is invalid.
+      const t = p.icmpType;
+      if (t !== 8 && t !== 13 && t !== 15 && t !== 17) return this.#invalid(rec, p);
+    }
+    const c = ct.create(key, p.src, p.dst, sport, dport, replyKey);
+    c.tcpState = tcpState;
+    c.expires = ct.clock.now() + timeout;
+    c.packets[0] = 1;
+    c.bytes[0] = p.len;
+    rec.conn = c;
+    this.#setCt(rec, p, CtBit.NEW);
+  }
+
+  /** RELATED when an ICMP error quotes a packet of a tracked connection (Linux icmp_error_message). */
+  #trackIcmpError(rec: PacketRecord, p: PacketInfo): void {
+    const pkt = p.pkt!;
+    const v = pkt.view, d = pkt.data;
+    const inner = p.l4Off + 8;
+    if (inner + 20 > pkt.end || (d[inner]! >> 4) !== 4) return this.#invalid(rec, p);
+    if ((v.getUint16(inner + 6) & 0x1fff) !== 0) return this.#invalid(rec, p);
+    const il4 = inner + ((d[inner]! & 0x0f) << 2);
+    const iproto = d[inner + 9]!;
+    const isrc = v.getUint32(inner + 12), idst = v.getUint32(inner + 16);
+    let key = iproto, sport = 0, dport = 0;
+    if (iproto === 6 || iproto === 17) {
+      if (il4 + 4 > pkt.end) return this.#invalid(rec, p);
+      sport = v.getUint16(il4);
+      dport = v.getUint16(il4 + 2);
+    } else if (iproto === 1) {
+      if (il4 + 8 > pkt.end) return this.#invalid(rec, p);
+      const reply = ICMP_QUERY_REPLY[d[il4]!];
+      if (reply === undefined) return this.#invalid(rec, p);
+      key = 1 | (reply << 8);
+      sport = dport = v.getUint16(il4 + 4);
+    }
+    // The error travels against the quoted packet: look up its inverse.
+    const t = this.conntrack.lookup(key, idst, isrc, dport, sport);
+    if (t === null) return this.#invalid(rec, p);
+    rec.conn = t.conn;
+    rec.dir = t.dir;
+    this.#setCt(rec, p, CtBit.RELATED | this.#natBits(t.conn));
+  }
+
+  #natBits(c: Conn): number {
+    return (c.has(CtStatus.SRC_NAT) ? CtBit.SNAT : 0) | (c.has(CtStatus.DST_NAT) ? CtBit.DNAT : 0);
+  }
+
+  #invalid(rec: PacketRecord, p: PacketInfo): void {
+    this.conntrack.stats.invalid++;
+    rec.conn = null;
+    this.#setCt(rec, p, CtBit.INVALID);
+  }
+
+  #setCt(rec: PacketRecord, p: PacketInfo, bits: number): void {
+    rec.ct = bits;
+    p.ctState = bits;
+  }
+
+  #confirm(rec: PacketRecord): boolean {
+    const c = rec.conn;
+    if (c === null || c.has(CtStatus.CONFIRMED)) return true;
+    return this.conntrack.confirm(c);
+  }
+
+  // ------------------------------------------------------------ NAT
+
+  /**
+   * The nat table's step at a hook: on a connection's first packet, run
+   * the chain to choose its mapping; then translate the packet.
+   *
+   * @returns false to drop (counted)
+   */
+  #natStep(rec: PacketRecord, p: PacketInfo, manip: number, chain: CompiledChain | null): boolean {
+    const c = rec.conn;
+    if (c === null) return true;
+    const pkt = p.pkt!;
+    if ((rec.ct & CtBit.RELATED) !== 0) {
+      if (p.proto === 1 && icmpv4IsError(p.icmpType)) {
+        natIcmpError(pkt, p.ipOff, c, rec.dir, manip);
+        this.#reload(rec, p);
+      }
+      return true;
+    }
+    const done = manip === Manip.SRC ? CtStatus.SRC_NAT_DONE : CtStatus.DST_NAT_DONE;
+    if (!c.has(CtStatus.CONFIRMED) && !c.has(done)) {
+      c.status |= done;
+      if (chain !== null) {
+        this.#natRule = null;
+        this.#runBuiltin(this.nat, chain, p, rec);
+        const r = this.#natRule as CompiledRule | null;
+        if (r !== null && !this.#setupNat(c, r, p, manip)) return false;
+        rec.ct = p.ctState = rec.ct | this.#natBits(c);
+      }
+    }
+    if (needsManip(c, rec.dir, manip)) {
+      natPacket(pkt, p.ipOff, c, rec.dir, manip);
+      this.#reload(rec, p);
+    }
+    return true;
+  }
+
+  #reload(rec: PacketRecord, p: PacketInfo): void {
+    const mark = p.mark, ct = p.ctState;
+    p.load(p.pkt!, p.ipOff, p.inNic, p.outNic);
+    p.mark = mark;
+    p.ctState = ct;
+    this.#save(rec, p);
+  }
+
+  #setupNat(c: Conn, r: CompiledRule, p: PacketInfo, manip: number): boolean {
+    const t = r.rule.target!;
+    let addr = 0;
+    let ports: { min: number; max: number } | undefined;
+    switch (t.kind) {
+      case "SNAT":
+      case "DNAT":
+        if (t.address.family !== 4) return true;
+        addr = t.address.address;
+        ports = t.ports;
+        break;
+      case "MASQUERADE": {
+        const out = p.outNic;
+        const a = out === null ? null : this.#stack.ipv4.sourceFor(out, p.dst);
+        if (a === null || out === null) {
+          this.stats.masqueradeNoAddress++;
+          return false;
+        }
+        addr = a;
+        ports = t.ports;
+        c.masqNic = out.id;
+        break;
+      }
+      case "REDIRECT": {
+        // To the ingress NIC's first address; locally generated: loopback.
+        const st = p.inNic === null ? undefined : this.#stack.ipv4.nicState(p.inNic);
+        addr = st === undefined ? 0x7f000001 : (st.addresses[0]?.address ?? 0);
+        if (addr === 0) return false;
+        ports = t.ports;
+        break;
+      }
+      default:
+        return true;
+    }
+    if (!setupNat(this.conntrack, this.#stack.random, c, manip, addr, ports)) {
+      this.stats.natPortsExhausted++;
+      return false;
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------ rules
+
+  /** Walk a builtin chain: its rules, then its policy (counted). */
+  #runBuiltin(
+    table: CompiledTable,
+    chain: CompiledChain,
+    p: PacketInfo,
+    rec: PacketRecord,
+  ): number {
+    this.#reject = null;
+    let v = this.#walk(table, chain, p, rec, 0);
+    if (v === Verdict.CONTINUE) {
+      chain.policyPackets++;
+      chain.policyBytes += p.len;
+      v = chain.policy;
+      if (this.#tracing) this.#traceLine(table, chain, "policy", chain.rules.length + 1, p);
+    }
+    if (this.#tracing) {
+      const line = `TRACE: ${table.name}:${chain.name}:verdict:${
+        v === Verdict.DROP ? (this.#reject !== null ? "REJECT" : "DROP") : "ACCEPT"
+      }`;
+      this.stats.traced++;
+      this.traceSink?.(line);
+      log.info("{line}", { line });
+    }
+    rec.mark = p.mark;
+    return v;
+  }
+
+  #walk(
+    table: CompiledTable,
+    chain: CompiledChain,
+    p: PacketInfo,
+    rec: PacketRecord,
+    depth: number,
+  ): number {
+    const rules = chain.rules;
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i]!;
+      if (!r.matches(p)) continue;
+      r.packets++;
+      r.bytes += p.len;
+      if (this.#tracing) this.#traceLine(table, chain, "rule", i + 1, p);
+      switch (r.kind) {
+        case TargetKind.ACCEPT:
+          return Verdict.ACCEPT;
+        case TargetKind.DROP:
+          return Verdict.DROP;
+        case TargetKind.REJECT:
+          this.#reject = r;
+          return Verdict.DROP;
+        case TargetKind.RETURN:
+          if (this.#tracing) this.#traceLine(table, chain, "return", i + 1, p);
+          return Verdict.CONTINUE;
+        case TargetKind.JUMP: {
+          if (depth >= 32) return Verdict.DROP;
+          const v = this.#walk(table, r.jump as CompiledChain, p, rec, depth + 1);
+          if (v !== Verdict.CONTINUE) return v;
+          break;
+        }
+        case TargetKind.LOG:
+          this.#log(r.rule.target!, p);
+          break;
+        case TargetKind.MARK: {
+          const t = r.rule.target as Extract<Target, { kind: "MARK" }>;
+          p.mark = ((p.mark & ~t.mask) ^ t.value) >>> 0;
+          break;
+        }
+        case TargetKind.NOTRACK:
+          rec.notrack = true;
+          break;
+        case TargetKind.TCPMSS:
+          this.#tcpmss(r.rule.target as Extract<Target, { kind: "TCPMSS" }>, p);
+          break;
+        case TargetKind.SNAT:
+        case TargetKind.DNAT:
+        case TargetKind.MASQUERADE:
+        case TargetKind.REDIRECT:
+          this.#natRule = r;
+          return Verdict.ACCEPT;
+      }
+    }
+    return Verdict.CONTINUE;
+  }
+
+  /** A rule or policy dropped the packet: count, and REJECT if a REJECT rule did. */
+  #drop(pkt: PacketBuffer, ipOff: number, inNic: Nic | null, p: PacketInfo): boolean {
+    this.stats.dropped++;
+    const r = this.#reject;
+    this.#reject = null;
+    if (r === null) return false;
+    const reason = (r.rule.target as Extract<Target, { kind: "REJECT" }>).reason;
+    const ipv4 = this.#stack.ipv4;
+    if (reason === "tcp-reset") {
+      // RFC 793 §3.4 reset generation, from the segment's destination.
+      if (p.proto === 6 && sendTcpReset(ipv4, inNic, pkt, this.#ip.reset(pkt, ipOff))) {
+        this.stats.rejectsSent++;
+      }
+      return false;
+    }
+    const code = REJECT_CODES[reason];
+    if (code !== undefined && ipv4.icmp.sendErrorAbout(pkt, ipOff, inNic, 3, code, 0)) {
+      this.stats.rejectsSent++;
+    }
+    return false;
+  }
+
+  /** TCPMSS: lower the MSS option of a SYN (never raise it). */
+  #tcpmss(t: Extract<Target, { kind: "TCPMSS" }>, p: PacketInfo): void {
+    if (p.proto !== 6 || !p.hasPorts || (p.tcpFlags & 0x02) === 0) return;
+    const pkt = p.pkt!;
+    const tcp = this.#tcp.reset(pkt, p.l4Off);
+    if (p.l4Off + 20 > pkt.end || p.l4Off + tcp.headerLen() > pkt.end) return;
+    const cur = tcp.mss();
+    if (cur < 0) return;
+    const want = t.mss === "pmtu" ? (p.outNic === null ? cur : p.outNic.mtu() - 40) : t.mss;
+    if (cur <= want) return;
+    if ((pkt.vnetFlags & 1) !== 0) {
+      // Partial checksum: the options are summed later; just write.
+      const at = tcp.findOption(2, 4);
+      pkt.view.setUint16(at, want);
+    } else tcp.setMss(want);
+  }
+
+  #describe(p: PacketInfo): string {
+    let s = `IN=${p.inNic?.name ?? ""} OUT=${p.outNic?.name ?? ""} SRC=${formatIpv4(p.src)} DST=${
+      formatIpv4(p.dst)
+    } LEN=${p.len} TTL=${p.ttl} ID=${p.id} PROTO=${PROTO_NAMES[p.proto] ?? p.proto}`;
+    if (p.hasPorts) s += ` SPT=${p.sport} DPT=${p.dport}`;
+    if (p.icmpType >= 0) s += ` TYPE=${p.icmpType} CODE=${p.icmpCode}`;
+    if (p.mark !== 0) s += ` MARK=0x${p.mark.toString(16)}`;
+    return s;
+  }
+
+  #log(t: Target, p: PacketInfo): void {
+    if (t.kind !== "LOG") return;
+    const line = `${t.prefix}${this.#describe(p)}`;
+    this.stats.logged++;
+    this.logSink?.(line, t.level);
+    if (t.level <= 3) log.error("{line}", { line });
+    else if (t.level === 4) log.warn("{line}", { line });
+    else if (t.level <= 6) log.info("{line}", { line });
+    else log.debug("{line}", { line });
+  }
+
+  #traceLine(table: CompiledTable, chain: CompiledChain, what: string, n: number, p: PacketInfo) {
+    const line = `TRACE: ${table.name}:${chain.name}:${what}:${n} ${this.#describe(p)}`;
+    this.stats.traced++;
+    this.traceSink?.(line);
+    log.info("{line}", { line });
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * Rule matching: a {@link PacketInfo} read once per hook from the packet's
+ * bytes, and {@link CompiledRule}s whose matches are plain numbers and
+ * strings, checked without allocation.
+ *
+ * @module
+ */
+import type { Nic } from "../nic.ts";
+import type { PacketBuffer } from "../wire/packet_buffer.ts";
+import type { Clock } from "../clock.ts";
+import { TokenBucket } from "../token_bucket.ts";
+import { ipv4Mask } from "../wire/ip_address.ts";
+import type { CtState, InterfaceMatch, Negatable, PortRange, Rule } from "./rule_types.ts";
+
+/** Connection tracking state bits of a packet (for `--ctstate`). */
+export const CtBit = {
+  NEW: 1,
+  ESTABLISHED: 2,
+  RELATED: 4,
+  INVALID: 8,
+  UNTRACKED: 16,
+  SNAT: 32,
+  DNAT: 64,
+} as const;
+
+const CT_BITS: Record<CtState, number> = CtBit;
+
+/** What the rules look at, read from the packet at each hook. */
+export class PacketInfo {
+  pkt: PacketBuffer | null = null;
+  ipOff = 0;
+  /** IP total length (the byte counters count it). */
+  len = 0;
+  src = 0;
+  dst = 0;
+  proto = 0;
+  ttl = 0;
+  id = 0;
+  /** A fragment other than the first: no transport header. */
+  laterFragment = false;
+  /** Offset of the transport header. */
+  l4Off = 0;
+  /** The transport header's first 4 (TCP/UDP: 20 resp. 8) bytes are there. */
+  hasPorts = false;
+  sport = 0;
+  dport = 0;
+  tcpFlags = 0;
+  /** ICMP type/code, −1 when not ICMP or too short. */
+  icmpType = -1;
+  icmpCode = -1;
+  inNic: Nic | null = null;
+  outNic: Nic | null = null;
+  /** {@link CtBit}s. */
+  ctState = 0;
+  mark = 0;
+
+  /** Read the packet's fields. */
+  load(pkt: PacketBuffer, ipOff: number, inNic: Nic | null, outNic: Nic | null): void {
+    const d = pkt.data, v = pkt.view;
+    this.pkt = pkt;
+    this.ipOff = ipOff;
+    this.inNic = inNic;
+    this.outNic = outNic;
+    this.len = v.getUint16(ipOff + 2);
+    this.ttl = d[ipOff + 8]!;
+    this.id = v.getUint16(ipOff + 4);
+    this.proto = d[ipOff + 9]!;
+    this.src = v.getUint32(ipOff + 12);
+    this.dst = v.getUint32(ipOff + 16);
+    this.laterFragment = (v.getUint16(ipOff + 6) & 0x1fff) !== 0;
+    const l4 = ipOff + ((d[ipOff]! & 0x0f) << 2);
+    this.l4Off = l4;
+    this.hasPorts = false;
+    this.sport = this.dport = this.tcpFlags = 0;
+    this.icmpType = this.icmpCode = -1;
+    if (this.laterFragment) return;
+    const end = pkt.end;
+    if (this.proto === 6 || this.proto === 17) {
+      if (l4 + (this.proto === 6 ? 14 : 8) <= end) {
+        this.hasPorts = true;
+        this.sport = v.getUint16(l4);
+        this.dport = v.getUint16(l4 + 2);
+        if (this.proto === 6) this.tcpFlags = d[l4 + 13]!;
+      }
+    } else if (this.proto === 1 && l4 + 8 <= end) {
+      this.icmpType = d[l4]!;
+      this.icmpCode = d[l4 + 1]!;
+    }
+  }
+}
+
+/** Kinds of target, as numbers. */
+export const TargetKind = {
+  ACCEPT: 0,
+  DROP: 1,
+  RETURN: 2,
+  NOTRACK: 3,
+  REJECT: 4,
+  LOG: 5,
+  JUMP: 6,
+  MARK: 7,
+  SNAT: 8,
+  DNAT: 9,
+  MASQUERADE: 10,
+  REDIRECT: 11,
+  TCPMSS: 12,
+  NONE: 13,
+} as const;
+
+function ranges(m: Negatable<PortRange[]> | undefined): Int32Array | null {
+  if (m === undefined) return null;
+  const a = new Int32Array(m.value.length * 2);
+  m.value.forEach((r, i) => {
+    a[2 * i] = r.min;
+    a[2 * i + 1] = r.max;
+  });
+  return a;
+}
+
+function inRanges(a: Int32Array, p: number): boolean {
+  for (let i = 0; i < a.length; i += 2) if (p >= a[i]! && p <= a[i + 1]!) return true;
+  return false;
+}
+
+function ifMatch(m: InterfaceMatch, nic: Nic | null): boolean {
+  if (nic === null) return false;
+  return m.prefix ? nic.name.startsWith(m.name) : nic.name === m.name;
+}
+
+/**
+ * One rule with its matches in numeric form, its counters and its target.
+ * `jump` is filled in by the table compiler.
+ */
+export class CompiledRule {
+  /** Packets and bytes that matched. */
+  packets = 0;
+  bytes = 0;
+  readonly kind: number;
+  /** Filled in for JUMP by the compiler. */
+  jump: unknown = null;
+  readonly limit: TokenBucket | null;
+  #srcAddr = 0;
+  #srcMask = 0;
+  #dstAddr = 0;
+  #dstMask = 0;
+  #sports: Int32Array | null;
+  #dports: Int32Array | null;
+  #ports: Int32Array | null;
+  #ctMask = 0;
+
+  /** @param rule the parsed rule; @param clock for `-m limit` */
+  constructor(readonly rule: Rule, clock: Clock) {
+    const r = rule;
+    if (r.source?.value.family === 4) {
+      this.#srcMask = ipv4Mask(r.source.value.prefixLen);
+      this.#srcAddr = (r.source.value.address & this.#srcMask) >>> 0;
+    }
+    if (r.destination?.value.family === 4) {
+      this.#dstMask = ipv4Mask(r.destination.value.prefixLen);
+      this.#dstAddr = (r.destination.value.address & this.#dstMask) >>> 0;
+    }
+    this.#sports = ranges(r.sourcePorts);
+    this.#dports = ranges(r.destinationPorts);
+    this.#ports = ranges(r.ports);
+    if (r.ctState) { for (const s of r.ctState.value) this.#ctMask |= CT_BITS[s]; }
+    this.limit = r.limit ? new TokenBucket(clock, r.limit.perSecond, r.limit.burst) : null;
+    this.kind = r.target === undefined ? TargetKind.NONE : TargetKind[r.target.kind];
+  }
+
+  /** Whether the packet matches every match of the rule (`-m limit` last: it takes a token). */
+  matches(p: PacketInfo): boolean {
+    const r = this.rule;
+    if (r.source && (((p.src & this.#srcMask) >>> 0) === this.#srcAddr) === r.source.invert) {
+      return false;
+    }
+    if (
+      r.destination &&
+      (((p.dst & this.#dstMask) >>> 0) === this.#dstAddr) === r.destination.invert
+    ) return false;
+    if (r.inInterface && ifMatch(r.inInterface.value, p.inNic) === r.inInterface.invert) {
+      return false;
+    }
+    if (r.outInterface && ifMatch(r.outInterface.value, p.outNic) === r.outInterface.invert) {
+      return false;
+    }
+    if (r.protocol && (p.proto === r.protocol.value) === r.protocol.invert) return false;
+    // Port, flag and type matches never match a later fragment (xt_tcpudp).
+    if (this.#sports !== null) {
+      if (!p.hasPorts || inRanges(this.#sports, p.sport) === r.sourcePorts!.invert) return false;
+    }
+    if (this.#dports !== null) {
+      if (!p.hasPorts || inRanges(this.#dports, p.dport) === r.destinationPorts!.invert) {
+        return false;
+      }
+    }
+    if (this.#ports !== null) {
+      if (
+        !p.hasPorts ||
+        (inRanges(this.#ports, p.sport) || inRanges(this.#ports, p.dport)) === r.ports!.invert
+      ) return false;
+    }
+    if (r.tcpFlags) {
+      if (p.proto !== 6 || !p.hasPorts) return false;
+      const f = r.tcpFlags.value;
+      if (((p.tcpFlags & f.mask) === f.comp) === r.tcpFlags.invert) return false;
+    }
+    if (r.icmpType) {
+      if (p.icmpType < 0) return false;
+      const t = r.icmpType.value;
+      const hit = p.icmpType === t.type && (t.code === undefined || p.icmpCode === t.code);
+      if (hit === r.icmpType.invert) return false;
+    }
+    if (r.ctState && ((p.ctState & this.#ctMask) !== 0) === r.ctState.invert) return false;
+    if (r.mark) {
+      const m = r.mark.value;
+      if ((((p.mark & m.mask) >>> 0) === m.value) === r.mark.invert) return false;
+    }
+    if (this.limit !== null && !this.limit.take()) return false;
+    return true;
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * The firewall: iptables-like tables and chains, connection tracking and
+ * NAT for IPv4, run at the IPv4 layer's netfilter-style hooks.
+ *
+ * @module
+ */
+export { Firewall, type FirewallStats } from "./firewall.ts";
+export {
+  Conn,
+  Conntrack,
+  type ConntrackStats,
+  CT_TIMEOUTS,
+  CtDir,
+  CtStatus,
+  CtTuple,
+  TCP_CT_STATE_NAMES,
+  TcpCtState,
+} from "./conntrack.ts";
+export { CompiledRule, CtBit, PacketInfo, TargetKind } from "./match.ts";
+export { CompiledChain, CompiledTable, compileTable, dumpTables, Verdict } from "./tables.ts";
+export { hasPorts, Manip, manipIpv4, natIcmpError, natPacket, setupNat } from "./nat.ts";
+export type * from "./rule_types.ts";

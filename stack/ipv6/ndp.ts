@@ -1,0 +1,339 @@
+/**
+ * Neighbor Discovery (RFC 4861) and Duplicate Address Detection
+ * (RFC 4862 §5.4, with the nonce of RFC 7527): NS/NA handling with the
+ * validity checks of §7.1, solicitations for the shared NUD cache,
+ * unsolicited NAs, and Redirects from a router (§8.2).
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { Nic } from "../nic.ts";
+import type { Ipv6, Ipv6InterfaceAddress } from "./ipv6.ts";
+import { ALL_NODES } from "./ipv6.ts";
+import {
+  NDP_HOP_LIMIT,
+  type NdpOptionRepr,
+  NdpPacket,
+  NdpRepr,
+  writeNdpPacket,
+} from "../wire/ndp.ts";
+import { IPV6_HEADER_LEN, IPV6_MIN_MTU, type Ipv6Packet } from "../wire/ipv6.ts";
+import {
+  formatIpv6,
+  ipv6IsMulticast,
+  ipv6IsUnspecified,
+  ipv6SolicitedNode,
+  parseIpv6,
+} from "../wire/ip_address.ts";
+import { ETHERNET_HEADER_LEN, EtherType, writeEthernetHeader } from "../wire/ethernet.ts";
+import { HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
+import { ipv6MulticastMac } from "../wire/mac_address.ts";
+
+const log = getLogger(["tapir", "ipv6"]);
+const UNSPECIFIED = new Uint8Array(16);
+/** RFC 4861 §10: MAX_RTR_SOLICITATION_DELAY bounds the random delay before the first DAD probe. */
+const MAX_DAD_DELAY_MS = 1000;
+
+function same(a: Uint8Array, b: Uint8Array, bOff = 0): boolean {
+  for (let i = 0; i < 16; i++) if (a[i] !== b[bOff + i]) return false;
+  return true;
+}
+
+/** NDP for one stack. */
+export class Ndp {
+  #ndp = new NdpPacket();
+
+  constructor(readonly ipv6: Ipv6) {}
+
+  /** An NDP message (types 133–137) arrived on `nic`. */
+  receive(nic: Nic, pkt: PacketBuffer, ip: Ipv6Packet, off: number, len: number): void {
+    const s = this.ipv6.stack.stats.ndp;
+    s.messagesReceived++;
+    // RFC 4861 §6.1, §7.1: hop limit 255 (so it came from this link) and code 0.
+    if (ip.hopLimit() !== NDP_HOP_LIMIT) {
+      s.invalidDropped++;
+      return;
+    }
+    const v = this.#ndp.reset(pkt, off);
+    const repr = NdpRepr.parse(v, ip.off, len);
+    if (repr === null) {
+      s.invalidDropped++;
+      return;
+    }
+    const d = pkt.data;
+    const srcOff = ip.srcOffset(), dstOff = ip.dstOffset();
+    const srcUnspecified = ipv6IsUnspecified(d, srcOff);
+    const lla = (kind: "sourceLinkLayerAddress" | "targetLinkLayerAddress") => {
+      const o = repr.options.find((x) => x.kind === kind) as { mac: Uint8Array } | undefined;
+      return o?.mac ?? null;
+    };
+    const st = this.ipv6.nicState(nic);
+    if (st === undefined) return;
+    switch (repr.kind) {
+      case "neighborSolicitation": {
+        // §7.1.1: the target is not multicast; from :: only to a
+        // solicited-node group and without a source link-layer option.
+        const slla = lla("sourceLinkLayerAddress");
+        if (
+          ipv6IsMulticast(repr.target) ||
+          (srcUnspecified && (!this.#isSolicitedNode(d, dstOff) || slla !== null))
+        ) {
+          s.invalidDropped++;
+          return;
+        }
+        s.solicitationsReceived++;
+        const addr = st.addresses.find((a) => same(repr.target, a.address));
+        if (addr === undefined) {
+          s.notForUs++;
+          return;
+        }
+        if (addr.state === "tentative") {
+          if (!srcUnspecified) return; // §5.4.3: a node doing address resolution; ignore.
+          const nonce = repr.options.find((x) => x.kind === "nonce") as
+            | { nonce: Uint8Array }
+            | undefined;
+          // RFC 7527: our own NS looped back carries our nonce.
+          if (
+            nonce !== undefined && addr.dadNonce !== null &&
+            nonce.nonce.every((b, i) => b === addr.dadNonce![i])
+          ) {
+            s.loopedBackSolicitations++;
+            return;
+          }
+          this.dadFailed(nic, addr, "a neighbor solicitation for it (another node's DAD)");
+          return;
+        }
+        if (addr.state === "duplicate") return;
+        if (!srcUnspecified && slla !== null) {
+          st.neighbors.handleSolicitation(this.ipv6.keys.key(d, srcOff), slla, true);
+        }
+        // §7.2.4: answer; to all-nodes without S when the source was ::.
+        this.sendAdvertisement(
+          nic,
+          addr.address,
+          srcUnspecified ? ALL_NODES : d.subarray(srcOff, srcOff + 16),
+          {
+            solicited: !srcUnspecified,
+            override: true,
+          },
+        );
+        return;
+      }
+      case "neighborAdvertisement": {
+        // §7.1.2: target not multicast; S is 0 when sent to a multicast address.
+        if (ipv6IsMulticast(repr.target) || (ipv6IsMulticast(d, dstOff) && repr.solicited)) {
+          s.invalidDropped++;
+          return;
+        }
+        s.advertisementsReceived++;
+        const addr = st.addresses.find((a) => same(repr.target, a.address));
+        if (addr !== undefined) {
+          if (addr.state === "tentative") {
+            this.dadFailed(nic, addr, "a neighbor advertisement for it");
+          } else {
+            s.duplicateAfterDad++;
+            log.warn("{nic}: {addr} is advertised by another node ({mac})", {
+              nic: nic.name,
+              addr: formatIpv6(addr.address),
+              mac: String(lla("targetLinkLayerAddress")),
+            });
+          }
+          return;
+        }
+        st.neighbors.handleAdvertisement(
+          this.ipv6.keys.key(repr.target, 0),
+          lla("targetLinkLayerAddress"),
+          {
+            solicited: repr.solicited,
+            override: repr.override,
+            isRouter: repr.router,
+          },
+        );
+        return;
+      }
+      case "routerSolicitation":
+      case "routerAdvertisement": {
+        // §6.3.4 / §6.2.6: a source link-layer option updates the cache.
+        const slla = lla("sourceLinkLayerAddress");
+        if (!srcUnspecified && slla !== null) {
+          st.neighbors.handleSolicitation(
+            this.ipv6.keys.key(d, srcOff),
+            slla,
+            repr.kind === "routerAdvertisement",
+          );
+        }
+        if (repr.kind === "routerAdvertisement") s.routerAdvertisementsReceived++;
+        else s.routerSolicitationsReceived++;
+        this.onRouterMessage?.(nic, pkt, ip, off, len);
+        return;
+      }
+      case "redirect":
+        // §8.1: a router never accepts Redirects; tapir as a host does not act on them yet.
+        s.redirectsIgnored++;
+        return;
+    }
+  }
+
+  /** Router Solicitations and Advertisements go here too (the RA/SLAAC code sets it). */
+  onRouterMessage:
+    | ((nic: Nic, pkt: PacketBuffer, ip: Ipv6Packet, off: number, len: number) => void)
+    | null = null;
+
+  #isSolicitedNode(d: Uint8Array, off: number): boolean {
+    return d[off] === 0xff && d[off + 1] === 0x02 && d[off + 11] === 0x01 && d[off + 12] === 0xff &&
+      d[off + 2] === 0 && d[off + 3] === 0 && d[off + 4] === 0 && d[off + 5] === 0 &&
+      d[off + 6] === 0 &&
+      d[off + 7] === 0 && d[off + 8] === 0 && d[off + 9] === 0 && d[off + 10] === 0;
+  }
+
+  /** Build an NDP packet and send it on `nic` to `dstMac` (or the group MAC of `dst`). */
+  #send(
+    nic: Nic,
+    src: Uint8Array,
+    dst: Uint8Array,
+    repr: NdpRepr,
+    dstMac: Uint8Array | null,
+  ): void {
+    const pool = this.ipv6.stack.pool;
+    const b = pool.get();
+    if (b === null) {
+      this.ipv6.stack.stats.bufferPoolExhausted++;
+      return;
+    }
+    try {
+      const ipOff = HEADROOM + ETHERNET_HEADER_LEN;
+      const n = writeNdpPacket(b, ipOff, src, dst, repr);
+      b.start = HEADROOM;
+      b.end = ipOff + n;
+      b.networkOffset = ipOff;
+      if (dstMac === null && !ipv6IsMulticast(dst)) {
+        // A unicast NA or redirect: let the normal output path resolve it.
+        this.ipv6.output(b, ipOff, { nic, noFragment: true });
+        return;
+      }
+      writeEthernetHeader(b, HEADROOM, dstMac ?? ipv6MulticastMac(dst), nic.mac, EtherType.IPV6);
+      nic.send(b);
+    } finally {
+      pool.put(b);
+    }
+  }
+
+  /** Solicit `key` (the neighbor cache's text key): multicast to its solicited-node group, or a unicast probe. */
+  sendSolicitation(nic: Nic, key: string, unicastTo: Uint8Array | null): void {
+    const target = parseIpv6(key);
+    const src = this.ipv6.selectSource(target, 0, nic);
+    if (src === null) return;
+    this.ipv6.stack.stats.ndp.solicitationsSent++;
+    const dst = unicastTo === null ? ipv6SolicitedNode(target) : target;
+    this.#send(nic, src, dst, {
+      kind: "neighborSolicitation",
+      target,
+      options: [{ kind: "sourceLinkLayerAddress", mac: nic.mac }],
+    }, unicastTo);
+  }
+
+  /** Send an NA for our `target` (R set when forwarding, §7.2.4). */
+  sendAdvertisement(
+    nic: Nic,
+    target: Uint8Array,
+    dst: Uint8Array,
+    f: { solicited: boolean; override: boolean },
+  ): void {
+    this.ipv6.stack.stats.ndp.advertisementsSent++;
+    this.#send(nic, target, dst, {
+      kind: "neighborAdvertisement",
+      router: this.ipv6.nicState(nic)?.forwarding ?? false,
+      solicited: f.solicited,
+      override: f.override,
+      target,
+      options: [{ kind: "targetLinkLayerAddress", mac: nic.mac }],
+    }, null);
+  }
+
+  /**
+   * RFC 4862 §5.4: probe a tentative address with `dadTransmits` NS from ::
+   * to its solicited-node group, after a random delay, RetransTimer apart;
+   * without an answer it becomes preferred.
+   */
+  startDad(nic: Nic, a: Ipv6InterfaceAddress): void {
+    const settings = this.ipv6.settings;
+    if (settings.dadTransmits === 0) {
+      this.#dadDone(nic, a);
+      return;
+    }
+    const r = this.ipv6.stack.random;
+    a.dadTransmitsLeft = settings.dadTransmits;
+    a.dadNonce = new Uint8Array(6);
+    for (let i = 0; i < 6; i++) a.dadNonce[i] = r.uint32() & 0xff;
+    const probe = () => {
+      a.dadTimer = null;
+      if (a.state !== "tentative") return;
+      if (a.dadTransmitsLeft === 0) {
+        this.#dadDone(nic, a);
+        return;
+      }
+      a.dadTransmitsLeft--;
+      this.ipv6.stack.stats.ndp.dadProbesSent++;
+      this.#send(nic, UNSPECIFIED, ipv6SolicitedNode(a.address), {
+        kind: "neighborSolicitation",
+        target: a.address,
+        options: [{ kind: "nonce", nonce: a.dadNonce! }],
+      }, null);
+      a.dadTimer = this.ipv6.stack.clock.schedule(settings.retransTimerMs, probe);
+    };
+    a.dadTimer = this.ipv6.stack.clock.schedule(Math.floor(r.float() * MAX_DAD_DELAY_MS), probe);
+  }
+
+  #dadDone(nic: Nic, a: Ipv6InterfaceAddress): void {
+    a.state = a.preferredUntil <= this.ipv6.stack.clock.now() ? "deprecated" : "preferred";
+    a.dadTimer = null;
+    this.ipv6.stack.stats.ndp.dadSucceeded++;
+    log.info("{nic}: {addr}/{len} passed DAD", {
+      nic: nic.name,
+      addr: formatIpv6(a.address),
+      len: a.prefixLen,
+    });
+    // RFC 4861 §7.2.6: tell the link (unsolicited NA, override set).
+    this.sendAdvertisement(nic, a.address, ALL_NODES, { solicited: false, override: true });
+    this.ipv6.onAddressChange?.(nic, a);
+  }
+
+  /** DAD found `a` in use elsewhere: it is never used (Linux marks it dadfailed). */
+  dadFailed(nic: Nic, a: Ipv6InterfaceAddress, why: string): void {
+    a.dadTimer?.cancel();
+    a.dadTimer = null;
+    a.state = "duplicate";
+    this.ipv6.stack.stats.ndp.dadFailed++;
+    log.warn("{nic}: duplicate address {addr} detected ({why}); marked dadfailed and not used", {
+      nic: nic.name,
+      addr: formatIpv6(a.address),
+      why,
+    });
+    this.ipv6.onAddressChange?.(nic, a);
+  }
+
+  /**
+   * RFC 4861 §8.2: a router tells a sender on the link about a better first
+   * hop (`target`) for the packet's destination; rate-limited with ICMP errors.
+   */
+  sendRedirect(nic: Nic, pkt: PacketBuffer, ipOff: number, target: Uint8Array): void {
+    const src = this.ipv6.linkLocalOf(nic);
+    if (src === null || !this.ipv6.icmp.bucket.take()) return;
+    const d = pkt.data;
+    const key = this.ipv6.keys.key(target, 0);
+    const mac = this.ipv6.nicState(nic)?.neighbors.get(key)?.mac ?? null;
+    const options: NdpOptionRepr[] = [];
+    if (mac !== null) options.push({ kind: "targetLinkLayerAddress", mac });
+    // The Redirected Header carries as much of the packet as fits in 1280 bytes.
+    const room = IPV6_MIN_MTU - IPV6_HEADER_LEN - 40 - (mac !== null ? 8 : 0) - 8;
+    const quote = Math.min(pkt.end - ipOff, room) & ~7;
+    options.push({ kind: "redirectedHeader", data: d.slice(ipOff, ipOff + quote) });
+    this.ipv6.stack.stats.ndp.redirectsSent++;
+    this.#send(nic, src, d.slice(ipOff + 8, ipOff + 24), {
+      kind: "redirect",
+      target,
+      destination: d.slice(ipOff + 24, ipOff + 40),
+      options,
+    }, null);
+  }
+}
