@@ -19,7 +19,7 @@
  * pps and TCP throughput with offloads, RTT ≤ 4× the kernel's) and the
  * JSON; `--out FILE` also writes the JSON to FILE.
  *
- *     deno task bench:e2e [--seconds 5] [--rounds 2] [--udp-rates 100000,200000,300000] [--out FILE] [--only tapir-on,kernel]
+ *     deno task bench:e2e [--seconds 5] [--rounds 2] [--udp-rates 50000,...,400000] [--udp-seconds 3] [--out FILE] [--only tapir-on,kernel]
  *
  * Every namespace is `tpf-bench-<pid>-*`, deleted at the end (also on
  * failure); every command has a timeout; the flood is bounded in count and
@@ -86,7 +86,9 @@ function parseArgs(args: string[]) {
   return {
     seconds: Number(opt("--seconds", "5")),
     rounds: Number(opt("--rounds", "2")),
-    udpRates: opt("--udp-rates", "100000,200000,300000").split(",").map(Number),
+    udpRates: opt("--udp-rates", "50000,100000,150000,200000,300000,400000").split(",").map(Number),
+    /** Seconds of each paced UDP run. */
+    udpSeconds: Number(opt("--udp-seconds", "3")),
     floodCount: Number(opt("--flood-count", "5000000")),
     out: opt("--out", ""),
     only: opt("--only", "tapir-on,tapir-off,kernel").split(","),
@@ -189,6 +191,7 @@ async function udpFlood(
   s: Setup,
   o: Opts,
   pps: number,
+  seconds: number,
 ): Promise<{ sent: number; recv: number; loss: number }> {
   const deno = Deno.execPath();
   const script = `${REPO}/bench/_netbench.ts`;
@@ -216,12 +219,12 @@ async function udpFlood(
       H2_ADDR,
       String(UDP_PORT),
       "--seconds",
-      String(o.seconds),
+      String(seconds),
       "--count",
       String(o.floodCount),
       "--pps",
       String(pps),
-    ], { timeoutMs: (o.seconds + 20) * 1000 });
+    ], { timeoutMs: (seconds + 20) * 1000 });
     const sent = JSON.parse(r.stdout.trim().split("\n").pop()!) as FloodResult;
     await sleep(300); // let the router's queues drain
     const after = (await s.h2.linkStats(s.h2Dev)).rx_packets;
@@ -268,10 +271,10 @@ async function measureRound(s: Setup, o: Opts): Promise<ForwardSample> {
     srv.kill("SIGTERM");
     await srv.wait(3000);
   }
-  const flood = await udpFlood(s, o, 0);
+  const flood = await udpFlood(s, o, 0, o.seconds);
   const paced = [];
   for (const rate of o.udpRates) {
-    const x = await udpFlood(s, o, rate);
+    const x = await udpFlood(s, o, rate, o.udpSeconds);
     paced.push({ rate, sentPps: x.sent, recvPps: x.recv, lossPct: x.loss });
   }
   const ok = paced.filter((p) => p.lossPct < 1).map((p) => p.rate);
@@ -428,6 +431,7 @@ async function main(): Promise<void> {
     rounds: o.rounds,
     udpPayloadBytes: 64,
     pacedRates: o.udpRates,
+    pacedSeconds: o.udpSeconds,
     floodCount: o.floodCount,
   };
   console.log(

@@ -79,6 +79,10 @@ export class LinkDriver {
   #pollView = new DataView(this.#pollfds.buffer);
   /** Endpoints in #pollfds order (index i + 1). */
   #polled: TapEndpoint[] = [];
+  /** Per #polled endpoint: the last poll reported it readable (or failed). */
+  #ready = new Uint8Array(0);
+  /** #ready holds the answer of the poll that just returned. */
+  #readyFresh = false;
   #dirty = true;
   #running = false;
   #stopped = false;
@@ -134,8 +138,13 @@ export class LinkDriver {
         let moved = 0;
         for (let pass = 0; pass < this.#maxPasses && !this.#stopped; pass++) {
           busy = false;
-          const eps = this.#eps;
+          // Right after a poll, read only the fds it reported readable: a
+          // read that only finds EAGAIN is a syscall (~1.3 µs on these VMs)
+          // per idle fd per wake-up. Later passes read every fd.
+          const onlyReady = pass === 0 && this.#readyFresh && !this.#dirty;
+          const eps = onlyReady ? this.#polled : this.#eps;
           for (let i = 0; i < eps.length; i++) {
+            if (onlyReady && this.#ready[i] === 0) continue;
             const ep = eps[i]!;
             const n = ep.drain(this.#batch);
             moved += n;
@@ -144,6 +153,7 @@ export class LinkDriver {
           }
           if (!busy) break;
         }
+        this.#readyFresh = false;
         if (this.#stopped) break;
         if (this.#dirty) this.#rebuild();
         const nfds = BigInt(this.#polled.length + 1);
@@ -167,6 +177,11 @@ export class LinkDriver {
         const r = await lib.sym.poll_async(this.#pollfds, nfds, busy ? 0 : this.#idleTimeout);
         lastAwait = performance.now();
         if (r > 0) this.#afterPoll();
+        else if (r === 0) {
+          // Nothing was readable when poll returned (poll is level-triggered).
+          this.#ready.fill(0);
+          this.#readyFresh = true;
+        }
       }
     } finally {
       lib.sym.close(this.#wakeFd);
@@ -190,6 +205,8 @@ export class LinkDriver {
     const n = this.#polled.length + 1;
     this.#pollfds = new Uint8Array(n * POLLFD_SIZE);
     this.#pollView = new DataView(this.#pollfds.buffer);
+    this.#ready = new Uint8Array(n - 1);
+    this.#readyFresh = false;
     const v = this.#pollView;
     v.setInt32(0, this.#wakeFd, true);
     v.setInt16(4, POLLIN, true);
@@ -207,6 +224,7 @@ export class LinkDriver {
     }
     for (let i = 1; i <= this.#polled.length; i++) {
       const re = v.getInt16(i * POLLFD_SIZE + 6, true);
+      this.#ready[i - 1] = (re & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) !== 0 ? 1 : 0;
       // POLLERR/POLLHUP: the next read reports the error and takes the link
       // down; POLLNVAL: the fd was closed under us. Either way, re-poll
       // without a dead fd so the loop cannot spin on it.
@@ -216,5 +234,6 @@ export class LinkDriver {
         this.#dirty = true;
       }
     }
+    this.#readyFresh = true;
   }
 }

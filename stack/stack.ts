@@ -16,6 +16,7 @@ import { Ipv4, type Ipv4Settings } from "./ipv4/ipv4.ts";
 import { Udp } from "./udp.ts";
 import type { Firewall } from "./firewall/firewall.ts";
 import { Ipv6, type Ipv6Settings } from "./ipv6/ipv6.ts";
+import { installIpv6Transports } from "./ipv6/transport6.ts";
 
 /** Options of {@link Stack}. */
 export interface StackOptions {
@@ -99,6 +100,7 @@ export class Stack {
     }
     this.udp = new Udp(this.ipv4);
     this.ipv6 = new Ipv6(this, opts.ipv6);
+    installIpv6Transports(this.ipv6);
     if (opts.icmpRateLimit !== undefined) {
       this.ipv6.icmp.bucket.rate = opts.icmpRateLimit.rate;
       this.ipv6.icmp.bucket.burst = opts.icmpRateLimit.burst;

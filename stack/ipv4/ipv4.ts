@@ -252,6 +252,8 @@ export class Ipv4 {
     const a = st.addresses[i]!;
     st.addresses.splice(i, 1);
     this.local.delete(address);
+    // MASQUERADE follows the egress address: its connections go with it.
+    this.stack.firewall?.addressRemoved(nic, address);
     const prefix = (address & ipv4Mask(a.prefixLen)) >>> 0;
     if (!st.addresses.some((b) => ((b.address & ipv4Mask(b.prefixLen)) >>> 0) === prefix)) {
       this.routes.remove(
@@ -514,12 +516,9 @@ export class Ipv4 {
     }
     ip.decrementTtl();
     s.packetsForwarded++;
-    if (tooBig) {
-      // DF clear: fragment (RFC 791; the first fragment keeps every option).
-      this.#fragmentAndSend(outNic, pkt, ipOff, nextHop, mtu);
-      return;
-    }
-    this.#sendToNextHop(outNic, pkt, ipOff, nextHop);
+    // DF clear and too big: fragmented after POSTROUTING (RFC 791; the
+    // first fragment keeps every option).
+    this.#postroute(outNic, pkt, ipOff, nextHop, tooBig);
   }
 
   /** IP bytes of one segment of a GSO super-frame: headers plus gso_size. */
@@ -606,63 +605,84 @@ export class Ipv4 {
   output(pkt: PacketBuffer, ipOff: number, opts: { nic?: Nic; skipHooks?: boolean } = {}): boolean {
     const s = this.stack.stats.ipv4;
     const ip = this.#ip2.reset(pkt, ipOff);
-    const dst = ip.dst();
     pkt.networkOffset = ipOff;
-    if (this.local.has(dst) || ipv4IsLoopback(dst)) {
-      if (ip.src() === 0) ip.setSrc(dst);
-      ip.fillChecksum();
-      s.packetsSent++;
+    let dst = ip.dst();
+    let r = this.#routeOutput(dst, opts.nic, pkt, ipOff);
+    if (r === null) return false;
+    if (ip.src() === 0) {
+      ip.setSrc(r.outNic === null ? dst : this.sourceFor(r.outNic, r.nextHop) ?? 0);
+    }
+    ip.fillChecksum();
+    // OUTPUT runs for every locally generated packet, loopback included.
+    if (!opts.skipHooks && this.hooks.output !== null) {
+      if (!this.hooks.output(pkt, ipOff, null, r.outNic)) {
+        s.firewallDropped++;
+        return false;
+      }
+      // A DNAT in OUTPUT changes the routing decision.
+      if (ip.dst() !== dst) {
+        dst = ip.dst();
+        r = this.#routeOutput(dst, opts.nic, pkt, ipOff);
+        if (r === null) return false;
+      }
+    }
+    s.packetsSent++;
+    if (r.outNic === null) {
       this.#loopback(pkt, ipOff);
       return true;
     }
-    let outNic: Nic | undefined = opts.nic;
-    let nextHop = dst;
-    if (ipv4IsLimitedBroadcast(dst) || ipv4IsMulticast(dst)) {
-      outNic ??= this.#firstNicWithAddress();
-    } else {
-      const route = this.routes.lookup(dst, 0);
-      if (route === null || route.type !== "unicast") {
-        s.outputNoRoute++;
-        if (route !== null && route.type !== "unicast") {
-          this.#routeTypeDrop(route, null, pkt, ipOff);
-        }
-        return false;
-      }
-      if (opts.nic === undefined) outNic = this.stack.nics.get(route.nicId);
-      nextHop = route.gateway ?? dst;
-    }
-    if (outNic === undefined) {
-      s.outputNoRoute++;
+    const outNic = r.outNic;
+    const tooBig = ip.totalLength() > outNic.mtu();
+    if (tooBig && ip.dontFragment()) {
+      s.fragmentationNeeded++;
+      // Tell the local sender as Linux does: an error from ourselves.
+      this.icmp.sendErrorAbout(
+        pkt,
+        ipOff,
+        null,
+        Icmpv4Type.DEST_UNREACHABLE,
+        Icmpv4Code.FRAGMENTATION_NEEDED,
+        outNic.mtu(),
+      );
       return false;
     }
-    if (ip.src() === 0) ip.setSrc(this.sourceFor(outNic, nextHop) ?? 0);
-    ip.fillChecksum();
-    if (
-      !opts.skipHooks && this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, outNic)
-    ) {
-      s.firewallDropped++;
-      return false;
-    }
-    s.packetsSent++;
-    if (ip.totalLength() > outNic.mtu()) {
-      if (ip.dontFragment()) {
-        s.fragmentationNeeded++;
-        // Tell the local sender as Linux does: an error from ourselves.
-        this.icmp.sendErrorAbout(
-          pkt,
-          ipOff,
-          null,
-          Icmpv4Type.DEST_UNREACHABLE,
-          Icmpv4Code.FRAGMENTATION_NEEDED,
-          outNic.mtu(),
-        );
-        return false;
-      }
-      this.#fragmentAndSend(outNic, pkt, ipOff, nextHop, outNic.mtu());
-      return true;
-    }
-    this.#sendToNextHop(outNic, pkt, ipOff, nextHop);
+    this.#postroute(outNic, pkt, ipOff, r.nextHop, tooBig);
     return true;
+  }
+
+  /**
+   * The output routing decision: the egress NIC and next hop, or
+   * `outNic: null` for a local destination (loopback); null when there is
+   * no route (counted, and answered for unreachable/prohibit routes).
+   */
+  #routeOutput(
+    dst: number,
+    pinned: Nic | undefined,
+    pkt: PacketBuffer,
+    ipOff: number,
+  ): { outNic: Nic | null; nextHop: number } | null {
+    const s = this.stack.stats.ipv4;
+    if (this.local.has(dst) || ipv4IsLoopback(dst)) return { outNic: null, nextHop: dst };
+    if (ipv4IsLimitedBroadcast(dst) || ipv4IsMulticast(dst)) {
+      const nic = pinned ?? this.#firstNicWithAddress();
+      if (nic === undefined) {
+        s.outputNoRoute++;
+        return null;
+      }
+      return { outNic: nic, nextHop: dst };
+    }
+    const route = this.routes.lookup(dst, 0);
+    if (route === null || route.type !== "unicast") {
+      s.outputNoRoute++;
+      if (route !== null) this.#routeTypeDrop(route, null, pkt, ipOff);
+      return null;
+    }
+    const nic = pinned ?? this.stack.nics.get(route.nicId);
+    if (nic === undefined) {
+      s.outputNoRoute++;
+      return null;
+    }
+    return { outNic: nic, nextHop: route.gateway ?? dst };
   }
 
   #firstNicWithAddress(): Nic | undefined {
@@ -693,17 +713,30 @@ export class Ipv4 {
     }
   }
 
-  #fragmentAndSend(
+  /**
+   * POSTROUTING once for the whole packet (so NAT sees the transport
+   * header even when the packet is fragmented afterwards), then fragments
+   * when `fragment` is set, then the link.
+   */
+  #postroute(
     outNic: Nic,
     pkt: PacketBuffer,
     ipOff: number,
     nextHop: number,
-    mtu: number,
+    fragment: boolean,
   ): void {
     const s = this.stack.stats.ipv4;
+    if (this.hooks.postrouting !== null && !this.hooks.postrouting(pkt, ipOff, null, outNic)) {
+      s.firewallDropped++;
+      return;
+    }
+    if (!fragment) {
+      this.#toLink(outNic, pkt, ipOff, nextHop);
+      return;
+    }
     if (pkt.isGso() || (pkt.vnetFlags & 1) !== 0) this.completeOffloads(pkt, ipOff);
-    const n = fragmentIpv4(pkt, ipOff, mtu, this.stack.pool, (frag, fragIpOff) => {
-      this.#sendToNextHop(outNic, frag, fragIpOff, nextHop);
+    const n = fragmentIpv4(pkt, ipOff, outNic.mtu(), this.stack.pool, (frag, fragIpOff) => {
+      this.#toLink(outNic, frag, fragIpOff, nextHop);
     });
     if (typeof n === "number") {
       s.packetsFragmented++;
@@ -735,15 +768,11 @@ export class Ipv4 {
   }
 
   /**
-   * The last step for any IPv4 packet leaving by `outNic`: POSTROUTING,
-   * software segmentation or checksum completion for a plain link,
-   * Ethernet header, neighbor resolution.
+   * The last step for any IPv4 packet leaving by `outNic`: software
+   * segmentation or checksum completion for a plain link, Ethernet header,
+   * neighbor resolution.
    */
-  #sendToNextHop(outNic: Nic, pkt: PacketBuffer, ipOff: number, nextHop: number): void {
-    if (this.hooks.postrouting !== null && !this.hooks.postrouting(pkt, ipOff, null, outNic)) {
-      this.stack.stats.ipv4.firewallDropped++;
-      return;
-    }
+  #toLink(outNic: Nic, pkt: PacketBuffer, ipOff: number, nextHop: number): void {
     if (!outNic.link.capabilities.offloads) {
       if (pkt.isGso()) {
         const ok = segmentGso(this.stack.pool, pkt, ipOff, (seg, segIpOff) => {

@@ -245,6 +245,21 @@ Deno.test("MTU and fragmentation on forwarding", async (t) => {
     });
   }
 
+  await t.step("fragmenting a packet with Record Route: the first fragment keeps it", () => {
+    const lab = routerLab({ wanMtu: 576 });
+    lab.a.sendIp(packet({ len: 1400, options: RR_EMPTY }));
+    lab.clock.advance(0);
+    const frags = lab.b.ipv4().map((f) => expectIpv4(f, { ttl: 63 }));
+    assert.ok(frags.length >= 3);
+    assert.deepEqual(
+      [...frags[0]!.header.subarray(20)],
+      [7, 11, 8, 198, 51, 100, 1, 0, 0, 0, 0, 0],
+      "recorded, then copied into the first fragment",
+    );
+    // RFC 791 §3.1: Record Route's copied flag is 0, so later fragments drop it.
+    for (const ip of frags.slice(1)) assert.equal(ip.headerLen, 20);
+  });
+
   for (const mtu of [576, 1280]) {
     await t.step(`ping -s 1400 across a ${mtu}-byte link gets replies`, async () => {
       const lab = hostLab({ wanMtu: mtu });

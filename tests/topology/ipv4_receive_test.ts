@@ -151,6 +151,21 @@ Deno.test("Ethernet padding is trimmed", async (t) => {
   });
 });
 
+Deno.test("TTL is not checked for packets to the router itself", () => {
+  const lab = routerLab();
+  lab.a.sendIp(
+    ipv4({
+      src: ADDR.a,
+      dst: ADDR.rWan,
+      ttl: 1,
+      protocol: PROTO.ICMP,
+      payload: echoRequest(3, 4, 8),
+    }),
+  );
+  lab.clock.advance(0);
+  expectIcmp(lab.a.icmp()[0]!, { type: 0, src: ADDR.rWan, dst: ADDR.a, rest: (3 << 16) | 4 });
+});
+
 Deno.test("reassembly of traffic to the stack itself", async (t) => {
   await t.step("ping -s 4000 to the router: request and reply are fragmented", async () => {
     const lab = hostLab();

@@ -1,0 +1,96 @@
+/**
+ * The upper layers IPv6 hands to when nothing else claims them: UDP to a
+ * port nobody listens on gets Port Unreachable (RFC 4443 §3.1 code 4, so
+ * `traceroute -6` to tapir ends), and TCP gets a reset (RFC 9293 §3.5.2),
+ * as a Linux host without listeners answers.
+ *
+ * @module
+ */
+import type { Nic } from "../nic.ts";
+import type { Ipv6 } from "./ipv6.ts";
+import { Ipv6 as Ipv6Layer } from "./ipv6.ts";
+import type { Ipv6Packet } from "../wire/ipv6.ts";
+import { IPV6_HEADER_LEN } from "../wire/ipv6.ts";
+import { Icmpv6Code, Icmpv6Type } from "../wire/icmpv6.ts";
+import { finishChecksum, ipv6PseudoHeaderSum, onesSum } from "../wire/checksum.ts";
+import { ipv6IsMulticast } from "../wire/ip_address.ts";
+import { VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM } from "../wire/packet_buffer.ts";
+import type { PacketBuffer } from "../wire/packet_buffer.ts";
+
+const UDP = 17, TCP = 6;
+const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
+
+function checksumOk(pkt: PacketBuffer, ip: Ipv6Packet, off: number, len: number, proto: number): boolean {
+  if ((pkt.vnetFlags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0) return true;
+  const sum = ipv6PseudoHeaderSum(pkt.data, ip.srcOffset(), ip.dstOffset(), proto, len);
+  return finishChecksum(onesSum(pkt.data, off, len, sum)) === 0;
+}
+
+/** Register UDP and TCP handlers for IPv6 local delivery. */
+export function installIpv6Transports(ipv6: Ipv6): void {
+  ipv6.transports.set(UDP, (nic, pkt, ip, off, len) => udp6(ipv6, nic, pkt, ip, off, len));
+  ipv6.transports.set(TCP, (nic, pkt, ip, off, len) => tcp6(ipv6, nic, pkt, ip, off, len));
+  ipv6.checksumFixers.set(TCP, (pkt, ipOff) => {
+    const l4 = ipOff + IPV6_HEADER_LEN;
+    const len = pkt.view.getUint16(ipOff + 4);
+    pkt.view.setUint16(l4 + 16, 0);
+    const sum = ipv6PseudoHeaderSum(pkt.data, ipOff + 8, ipOff + 24, TCP, len);
+    pkt.view.setUint16(l4 + 16, finishChecksum(onesSum(pkt.data, l4, len, sum)));
+  });
+}
+
+function udp6(ipv6: Ipv6, nic: Nic | null, pkt: PacketBuffer, ip: Ipv6Packet, off: number, len: number): void {
+  const s = ipv6.stack.stats.udp;
+  s.datagramsReceived++;
+  if (len < 8 || pkt.view.getUint16(off + 4) > len || pkt.view.getUint16(off + 4) < 8) {
+    s.malformedReceived++;
+    return;
+  }
+  // RFC 8200 §8.1: the UDP checksum is mandatory over IPv6; 0 is invalid.
+  if (pkt.view.getUint16(off + 6) === 0 || !checksumOk(pkt, ip, off, pkt.view.getUint16(off + 4), UDP)) {
+    s.checksumErrors++;
+    return;
+  }
+  s.unknownPortReceived++;
+  if (ipv6IsMulticast(pkt.data, ip.dstOffset())) return;
+  ipv6.icmp.sendErrorAbout(pkt, ip.off, nic, Icmpv6Type.DEST_UNREACHABLE, Icmpv6Code.PORT_UNREACHABLE, 0);
+}
+
+function tcp6(ipv6: Ipv6, nic: Nic | null, pkt: PacketBuffer, ip: Ipv6Packet, off: number, len: number): void {
+  if (len < 20 || ipv6IsMulticast(pkt.data, ip.dstOffset())) return;
+  const d = pkt.data, v = pkt.view;
+  const flags = d[off + 13]!;
+  if ((flags & RST) !== 0 || !checksumOk(pkt, ip, off, len, TCP)) return;
+  const dataOff = (d[off + 12]! >> 4) << 2;
+  const segLen = Math.max(0, len - dataOff) + ((flags & SYN) ? 1 : 0) + ((flags & FIN) ? 1 : 0);
+  const hasAck = (flags & ACK) !== 0;
+  const pool = ipv6.stack.pool;
+  const b = pool.get();
+  if (b === null) return;
+  try {
+    const ipOff = Ipv6Layer.buildHeader(b, {
+      src: d.subarray(ip.dstOffset(), ip.dstOffset() + 16),
+      dst: d.subarray(ip.srcOffset(), ip.srcOffset() + 16),
+      nextHeader: TCP,
+      payloadLen: 20,
+      hopLimit: ipv6.settings.defaultHopLimit,
+    });
+    const t = ipOff + IPV6_HEADER_LEN;
+    const w = b.view;
+    w.setUint16(t, v.getUint16(off + 2));
+    w.setUint16(t + 2, v.getUint16(off));
+    // RFC 9293 §3.5.2: with ACK, <SEQ=SEG.ACK><CTL=RST>; else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    w.setUint32(t + 4, hasAck ? v.getUint32(off + 8) : 0);
+    w.setUint32(t + 8, hasAck ? 0 : (v.getUint32(off + 4) + segLen) >>> 0);
+    w.setUint8(t + 12, 5 << 4);
+    w.setUint8(t + 13, hasAck ? RST : RST | ACK);
+    w.setUint16(t + 14, 0);
+    w.setUint32(t + 16, 0);
+    const sum = ipv6PseudoHeaderSum(b.data, ipOff + 8, ipOff + 24, TCP, 20);
+    w.setUint16(t + 16, finishChecksum(onesSum(b.data, t, 20, sum)));
+    ipv6.stack.stats.ipv4.tcpResetsSent++;
+    ipv6.output(b, ipOff, { nic: nic ?? undefined });
+  } finally {
+    pool.put(b);
+  }
+}
