@@ -6,7 +6,7 @@
  * @module
  */
 import type { Stack } from "../stack/mod.ts";
-import { formatIpv4, formatMac } from "../stack/wire/mod.ts";
+import { formatIpv4, formatIpv6, formatMac } from "../stack/wire/mod.ts";
 import { nudStateName } from "../stack/neighbor_cache.ts";
 
 /** The default socket path for a tapir whose hostname is `hostname`. */
@@ -21,17 +21,36 @@ export function controlAnswer(stack: Stack, what: string): unknown {
     case "stats":
       return stack.snapshotStats();
     case "routes":
-      return stack.ipv4.routes.routes().map((r) => ({
-        to: `${formatIpv4(r.prefix)}/${r.prefixLen}`,
-        type: r.type,
-        via: r.gateway === null ? null : formatIpv4(r.gateway),
-        dev: stack.nics.get(r.nicId)?.name ?? null,
-        metric: r.metric,
-        source: r.source,
-      }));
+      return [
+        ...stack.ipv4.routes.routes().map((r) => ({
+          to: `${formatIpv4(r.prefix)}/${r.prefixLen}`,
+          type: r.type,
+          via: r.gateway === null ? null : formatIpv4(r.gateway),
+          dev: stack.nics.get(r.nicId)?.name ?? null,
+          metric: r.metric,
+          source: r.source,
+        })),
+        ...stack.ipv6.routes.routes().map((r) => ({
+          to: `${formatIpv6(r.prefix)}/${r.prefixLen}`,
+          type: r.type,
+          via: r.gateway === null ? null : formatIpv6(r.gateway),
+          dev: stack.nics.get(r.nicId)?.name ?? null,
+          metric: r.metric,
+          source: r.source,
+        })),
+      ];
     case "neighbors": {
       const out: unknown[] = [];
       for (const nic of stack.nics.values()) {
+        for (const e of stack.ipv6.nicState(nic)?.neighbors.entries() ?? []) {
+          out.push({
+            dev: nic.name,
+            address: e.key,
+            mac: e.mac === null ? null : formatMac(e.mac),
+            state: e.state,
+            queued: e.queued,
+          });
+        }
         const st = stack.ipv4.nicState(nic);
         for (const e of st?.neighbors.entries() ?? []) {
           out.push({
@@ -53,6 +72,7 @@ export function controlAnswer(stack: Stack, what: string): unknown {
           mtu: nic.mtu(),
           up: nic.isUp(),
           ipv4: stack.ipv4.describeAddresses(nic),
+          ipv6: stack.ipv6.describeAddresses(nic),
         };
       }
       return out;

@@ -18,9 +18,12 @@ export type LogFormat = "text" | "json";
 
 /** Configure LogTape once: category `tapir` to stderr at `level`. */
 export function setupLogging(format: LogFormat, level: LogLevel = "info"): void {
-  const formatter = format === "json"
-    ? jsonLinesFormatter
-    : getTextFormatter({ timestamp: "date-time-tz", category: "." });
+  const formatter = format === "json" ? jsonLinesFormatter : getTextFormatter({
+    timestamp: "date-time-tz",
+    category: ".",
+    // Addresses and names read better bare than quoted.
+    value: (v: unknown) => typeof v === "string" ? v : Deno.inspect(v),
+  });
   const enc = new TextEncoder();
   const sink = (record: LogRecord) => {
     const line = formatter(record);

@@ -86,7 +86,7 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
     log.info("{nic} {mac} addresses {addrs}", {
       nic: nic.name,
       mac: nic.toString(),
-      addrs: stack.ipv4.describeAddresses(nic).join(" "),
+      addrs: [...stack.ipv4.describeAddresses(nic), ...stack.ipv6.describeAddresses(nic)].join(" "),
     });
   }
   const driver = new LinkDriver();

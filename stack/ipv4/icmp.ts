@@ -213,7 +213,10 @@ export class Icmpv4 {
       s.errorsSuppressed++;
       return false;
     }
-    if (!this.bucket.take()) {
+    // Linux (icmpv4_mask_allow) never rate-limits Fragmentation Needed:
+    // path MTU discovery depends on it.
+    const pmtu = type === Icmpv4Type.DEST_UNREACHABLE && code === 4;
+    if (!pmtu && !this.bucket.take()) {
       s.errorsRateLimited++;
       return false;
     }

@@ -255,7 +255,8 @@ export class Icmpv6 {
       s.errorsSuppressed++;
       return false;
     }
-    if (!this.bucket.take()) {
+    // Linux's default icmpv6 ratemask leaves Packet Too Big unlimited (PMTU discovery needs it).
+    if (type !== Icmpv6Type.PACKET_TOO_BIG && !this.bucket.take()) {
       s.errorsRateLimited++;
       return false;
     }
@@ -298,6 +299,12 @@ export class Icmpv6 {
   #isErrorOrRedirect(orig: PacketBuffer, ipOff: number): boolean {
     const it = this.#it.reset(this.#q.reset(orig, ipOff));
     while (it.next()) {
+      // A non-first fragment carries no ICMPv6 header to judge (RFC 8200 §4.5):
+      // its first data byte is not a message type.
+      if (
+        it.type === Ipv6NextHeader.FRAGMENT &&
+        ((orig.data[it.offset + 2]! << 8 | orig.data[it.offset + 3]!) & 0xfff8) !== 0
+      ) return false;
       if (!it.isUpperLayer) continue;
       if (it.type !== Ipv6NextHeader.ICMPV6 || it.length < 1) return false;
       const t = orig.data[it.offset]!;

@@ -22,8 +22,10 @@ import {
   Ipv6ExtHeaderIterator,
   Ipv6FragmentHeader,
   Ipv6NextHeader,
+  Ipv6OptionIterator,
   Ipv6OptionsResult,
   Ipv6OptionsVerdict,
+  Ipv6OptionType,
   Ipv6RoutingHeader,
   processIpv6Options,
   writeFragmentHeader,
@@ -126,6 +128,7 @@ export class Ipv6 {
   #ip2 = new Ipv6Packet();
   #ext = new Ipv6ExtHeaderIterator();
   #opts = new Ipv6OptionsResult();
+  #optIt = new Ipv6OptionIterator();
   #frag = new Ipv6FragmentHeader();
   #rh = new Ipv6RoutingHeader();
   #eth = new EthernetFrame();
@@ -476,8 +479,9 @@ export class Ipv6 {
             return;
           }
           if (hbh && this.#opts.routerAlert >= 0) {
-            // RFC 2711: at most one Router Alert.
-            if (sawRouterAlert) {
+            // RFC 2711 §2.1: at most one Router Alert per Hop-by-Hop header
+            // (gVisor and Linux drop the packet silently otherwise).
+            if (sawRouterAlert || this.#routerAlerts(d, it.offset, it.length, ipOff) > 1) {
               s.optionsDropped++;
               return;
             }
@@ -570,6 +574,14 @@ export class Ipv6 {
       return;
     }
     if (it.error !== Ipv6ExtError.NONE) s.malformedPacketsReceived++;
+  }
+
+  /** Router Alert options in the Hop-by-Hop header at `off` (`len` bytes). */
+  #routerAlerts(d: Uint8Array, off: number, len: number, ipOff: number): number {
+    const o = this.#optIt.reset(d, off, len, ipOff);
+    let n = 0;
+    while (o.next()) if (o.type === Ipv6OptionType.ROUTER_ALERT) n++;
+    return n;
   }
 
   #receiveFragment(
@@ -724,7 +736,12 @@ export class Ipv6 {
         s.malformedPacketsReceived++;
         return;
       }
-      const v = processIpv6Options(d, it.offset, it.length, ipOff, true, false, this.#opts);
+      let v = processIpv6Options(d, it.offset, it.length, ipOff, true, false, this.#opts);
+      // RFC 2711 §2.1: at most one Router Alert.
+      if (
+        v === Ipv6OptionsVerdict.ACCEPT && this.#opts.routerAlert >= 0 &&
+        this.#routerAlerts(d, it.offset, it.length, ipOff) > 1
+      ) v = Ipv6OptionsVerdict.DISCARD;
       if (v !== Ipv6OptionsVerdict.ACCEPT) {
         s.optionsDropped++;
         if (v === Ipv6OptionsVerdict.PARAMETER_PROBLEM) {
@@ -740,6 +757,13 @@ export class Ipv6 {
         }
         return;
       }
+    }
+    // NDP and MLD belong to their link: consumed, never forwarded (a
+    // forwarded NS arrives with hop limit 254 and poisons nothing, but it
+    // wastes the far link and can loop back an NA, RFC 4861 §7.1).
+    if (this.#isLinkControl(ip)) {
+      s.notForUsDropped++;
+      return;
     }
     // Link-local addresses never leave their link (RFC 4291 §2.5.6).
     if (ipv6IsLinkLocalUnicast(d, ip.srcOffset())) {
@@ -823,6 +847,19 @@ export class Ipv6 {
     ip.decrementHopLimit();
     s.packetsForwarded++;
     this.#sendToNextHop(outNic, pkt, ipOff, gw ?? d, gw === null ? ip.dstOffset() : 0);
+  }
+
+  /** True for NDP (133–137) and MLD (130–132, 143) messages. */
+  #isLinkControl(ip: Ipv6Packet): boolean {
+    const it = this.#ext.reset(ip);
+    while (it.next()) {
+      if (!it.isUpperLayer) continue;
+      if (it.type !== Ipv6NextHeader.ICMPV6 || it.length < 1) return false;
+      const t = ip.buf.data[it.offset]!;
+      return (t >= Icmpv6Type.MLD_QUERY && t <= Icmpv6Type.REDIRECT) ||
+        t === Icmpv6Type.MLD_REPORT_V2;
+    }
+    return false;
   }
 
   #onLink(st: Ipv6NicState, a: Uint8Array, off: number): boolean {

@@ -20,7 +20,13 @@ import type { PacketBuffer } from "../wire/packet_buffer.ts";
 const UDP = 17, TCP = 6;
 const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
 
-function checksumOk(pkt: PacketBuffer, ip: Ipv6Packet, off: number, len: number, proto: number): boolean {
+function checksumOk(
+  pkt: PacketBuffer,
+  ip: Ipv6Packet,
+  off: number,
+  len: number,
+  proto: number,
+): boolean {
   if ((pkt.vnetFlags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0) return true;
   const sum = ipv6PseudoHeaderSum(pkt.data, ip.srcOffset(), ip.dstOffset(), proto, len);
   return finishChecksum(onesSum(pkt.data, off, len, sum)) === 0;
@@ -39,7 +45,14 @@ export function installIpv6Transports(ipv6: Ipv6): void {
   });
 }
 
-function udp6(ipv6: Ipv6, nic: Nic | null, pkt: PacketBuffer, ip: Ipv6Packet, off: number, len: number): void {
+function udp6(
+  ipv6: Ipv6,
+  nic: Nic | null,
+  pkt: PacketBuffer,
+  ip: Ipv6Packet,
+  off: number,
+  len: number,
+): void {
   const s = ipv6.stack.stats.udp;
   s.datagramsReceived++;
   if (len < 8 || pkt.view.getUint16(off + 4) > len || pkt.view.getUint16(off + 4) < 8) {
@@ -47,16 +60,32 @@ function udp6(ipv6: Ipv6, nic: Nic | null, pkt: PacketBuffer, ip: Ipv6Packet, of
     return;
   }
   // RFC 8200 §8.1: the UDP checksum is mandatory over IPv6; 0 is invalid.
-  if (pkt.view.getUint16(off + 6) === 0 || !checksumOk(pkt, ip, off, pkt.view.getUint16(off + 4), UDP)) {
+  if (
+    pkt.view.getUint16(off + 6) === 0 || !checksumOk(pkt, ip, off, pkt.view.getUint16(off + 4), UDP)
+  ) {
     s.checksumErrors++;
     return;
   }
   s.unknownPortReceived++;
   if (ipv6IsMulticast(pkt.data, ip.dstOffset())) return;
-  ipv6.icmp.sendErrorAbout(pkt, ip.off, nic, Icmpv6Type.DEST_UNREACHABLE, Icmpv6Code.PORT_UNREACHABLE, 0);
+  ipv6.icmp.sendErrorAbout(
+    pkt,
+    ip.off,
+    nic,
+    Icmpv6Type.DEST_UNREACHABLE,
+    Icmpv6Code.PORT_UNREACHABLE,
+    0,
+  );
 }
 
-function tcp6(ipv6: Ipv6, nic: Nic | null, pkt: PacketBuffer, ip: Ipv6Packet, off: number, len: number): void {
+function tcp6(
+  ipv6: Ipv6,
+  nic: Nic | null,
+  pkt: PacketBuffer,
+  ip: Ipv6Packet,
+  off: number,
+  len: number,
+): void {
   if (len < 20 || ipv6IsMulticast(pkt.data, ip.dstOffset())) return;
   const d = pkt.data, v = pkt.view;
   const flags = d[off + 13]!;

@@ -456,7 +456,7 @@ export function defaultRoute(s: Stack, nic: Nic, gateway: string): void {
 
 // ------------------------------------------------------------ counters
 
-/** Every counter of `s` as a flat record: `ipv4.ttlExceeded`, `nic.lan0.framesSent`, `neigh.wan0.packetsQueued`. */
+/** Every counter of `s` as a flat record: `ipv4.ttlExceeded`, `nic.lan0.framesSent`, `neigh.wan0.packetsQueued`, `neigh6.wan0.packetsQueued`. */
 export function counters(s: Stack): Record<string, number> {
   const out: Record<string, number> = {};
   const walk = (prefix: string, o: object) => {
@@ -470,6 +470,8 @@ export function counters(s: Stack): Record<string, number> {
     walk(`nic.${n.name}.`, n.stats);
     const st = s.ipv4.nicState(n);
     if (st !== undefined) walk(`neigh.${n.name}.`, st.neighbors.stats);
+    const st6 = s.ipv6.nicState(n);
+    if (st6 !== undefined) walk(`neigh6.${n.name}.`, st6.neighbors.stats);
   }
   return out;
 }
