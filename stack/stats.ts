@@ -220,6 +220,8 @@ export interface Ipv6Stats {
   gsoSegmented: number;
   /** GSO super-frames that could not be segmented. */
   gsoDropped: number;
+  /** Packets dropped by a firewall hook. */
+  firewallDropped: number;
 }
 
 /** ICMPv6 counters. */
@@ -394,6 +396,7 @@ export function newStackStats(): StackStats {
       "fragmentsCreated",
       "gsoSegmented",
       "gsoDropped",
+      "firewallDropped",
     ]),
     icmpv6: zeroed<Icmpv6Stats>([
       "messagesReceived",

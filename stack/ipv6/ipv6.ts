@@ -9,6 +9,7 @@
  * @module
  */
 import type { Nic } from "../nic.ts";
+import type { Ipv4Hooks } from "../ipv4/ipv4.ts";
 import type { Stack } from "../stack.ts";
 import type { Timer } from "../clock.ts";
 import { flowHashV6, type Ipv6Route, Ipv6RouteTable } from "../route_table.ts";
@@ -118,6 +119,19 @@ export class Ipv6 {
     number,
     (nic: Nic | null, pkt: PacketBuffer, ip: Ipv6Packet, l4Off: number, l4Len: number) => void
   > = new Map();
+  /**
+   * Firewall hooks, placed where netfilter places them (false = drop): the
+   * same shape as IPv4's. PREROUTING after validation, INPUT before the
+   * upper layer, FORWARD after the routing decision, OUTPUT for local
+   * packets, POSTROUTING before fragmentation and the link.
+   */
+  readonly hooks: Ipv4Hooks = {
+    prerouting: null,
+    input: null,
+    forward: null,
+    output: null,
+    postrouting: null,
+  };
   /** Called when an address changes state (DAD done, dadfailed, deprecated, removed). */
   onAddressChange: ((nic: Nic, a: Ipv6InterfaceAddress) => void) | null = null;
   readonly keys: Ipv6KeyInterner = new Ipv6KeyInterner();
@@ -414,6 +428,10 @@ export class Ipv6 {
     }
     const st = this.#state.get(nic.id);
     if (st === undefined) return;
+    if (this.hooks.prerouting !== null && !this.hooks.prerouting(pkt, ipOff, nic, null)) {
+      s.firewallDropped++;
+      return;
+    }
     if (ipv6IsMulticast(d, dstOff)) {
       if (!st.groups.has(d, dstOff)) {
         s.multicastNotJoinedDropped++;
@@ -535,6 +553,11 @@ export class Ipv6 {
       if (tentative && it.type !== Ipv6NextHeader.ICMPV6) {
         // RFC 4862 §5.4: only NDP may use a tentative address.
         s.tentativeDropped++;
+        return;
+      }
+      pkt.transportOffset = it.offset;
+      if (this.hooks.input !== null && !this.hooks.input(pkt, ipOff, nic, null)) {
+        s.firewallDropped++;
         return;
       }
       const handler = this.transports.get(it.type);
@@ -844,18 +867,34 @@ export class Ipv6 {
         gw ?? d.subarray(ip.dstOffset(), ip.dstOffset() + 16),
       );
     }
+    if (this.hooks.forward !== null && !this.hooks.forward(pkt, ipOff, inNic, outNic)) {
+      s.firewallDropped++;
+      return;
+    }
     ip.decrementHopLimit();
     s.packetsForwarded++;
+    if (this.hooks.postrouting !== null && !this.hooks.postrouting(pkt, ipOff, null, outNic)) {
+      s.firewallDropped++;
+      return;
+    }
     this.#sendToNextHop(outNic, pkt, ipOff, gw ?? d, gw === null ? ip.dstOffset() : 0);
   }
 
   /** True for NDP (133–137) and MLD (130–132, 143) messages. */
   #isLinkControl(ip: Ipv6Packet): boolean {
     const it = this.#ext.reset(ip);
+    const d = ip.buf.data;
     while (it.next()) {
+      // The data of a non-first fragment has no ICMPv6 header.
+      if (
+        it.type === Ipv6NextHeader.FRAGMENT &&
+        (d[it.offset + 2]! | (d[it.offset + 3]! & 0xf8)) !== 0
+      ) {
+        return false;
+      }
       if (!it.isUpperLayer) continue;
       if (it.type !== Ipv6NextHeader.ICMPV6 || it.length < 1) return false;
-      const t = ip.buf.data[it.offset]!;
+      const t = d[it.offset]!;
       return (t >= Icmpv6Type.MLD_QUERY && t <= Icmpv6Type.REDIRECT) ||
         t === Icmpv6Type.MLD_REPORT_V2;
     }
@@ -940,6 +979,10 @@ export class Ipv6 {
         ip.setSrc(d, dstOff);
         this.#fixChecksum(pkt, ipOff);
       }
+      if (this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, null)) {
+        s.firewallDropped++;
+        return false;
+      }
       s.packetsSent++;
       this.#loopback(pkt, ipOff);
       return true;
@@ -976,6 +1019,14 @@ export class Ipv6 {
       }
       ip.setSrc(src);
       this.#fixChecksum(pkt, ipOff);
+    }
+    if (this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, outNic)) {
+      s.firewallDropped++;
+      return false;
+    }
+    if (this.hooks.postrouting !== null && !this.hooks.postrouting(pkt, ipOff, null, outNic)) {
+      s.firewallDropped++;
+      return false;
     }
     s.packetsSent++;
     const mtu = this.pathMtu(outNic, d, dstOff);

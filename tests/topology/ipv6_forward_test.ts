@@ -260,6 +260,7 @@ Deno.test("IPv6 forwarding: Redirects (RFC 4861 §8.2)", async (t) => {
       dst: ADDR6.c,
       route: null as string | null,
       target: ADDR6.c,
+      warm: true,
     },
     {
       name: "via a better router on the same link: Redirect with target = that router",
@@ -267,6 +268,7 @@ Deno.test("IPv6 forwarding: Redirects (RFC 4861 §8.2)", async (t) => {
       dst: "2001:db8:55::1",
       route: "fe80::c",
       target: "fe80::c",
+      warm: false,
     },
     {
       name: "sendRedirects=false: no Redirect, packet still forwarded",
@@ -274,6 +276,7 @@ Deno.test("IPv6 forwarding: Redirects (RFC 4861 §8.2)", async (t) => {
       dst: ADDR6.c,
       route: null,
       target: null,
+      warm: false,
     },
   ];
   for (const c of cases) {
@@ -281,6 +284,15 @@ Deno.test("IPv6 forwarding: Redirects (RFC 4861 §8.2)", async (t) => {
       const lab = routerLab6({ sendRedirects: c.sendRedirects });
       const host = new RawHost6(lab.lan.port("c"), rawMac(0x0c), [ADDR6.c, "fe80::c"]);
       if (c.route !== null) route6(lab.r, lab.rLan, "2001:db8:55::/48", c.route);
+      if (c.warm) {
+        // c solicits r with its link-layer address: r knows c's MAC.
+        const sn = "ff02::1:ff00:1";
+        host.sendMulticast(
+          ip6({ src: ADDR6.c, dst: sn, proto: NH.ICMP6, hopLimit: 255, payload: ns(ADDR6.c, sn, R, { slla: host.mac }) }),
+          sn,
+        );
+        lab.clock.advance(1);
+      }
       const d = watch(lab.r);
       const sent = probe({ dst: c.dst });
       lab.a.send(sent);
@@ -312,9 +324,14 @@ Deno.test("IPv6 forwarding: Redirects (RFC 4861 §8.2)", async (t) => {
       const rh = opts.find((o) => o.type === 4);
       assert.ok(rh !== undefined, "a Redirected Header option");
       assert.deepEqual(rh.data.subarray(6, 6 + sent.length), sent);
+      // §8.2: the target's link-layer address when r knows it.
       const tlla = opts.find((o) => o.type === 2);
-      assert.ok(tlla !== undefined, "a Target Link-Layer Address option");
-      assert.equal(formatMac(tlla.data), formatMac(host.mac));
+      if (c.warm) {
+        assert.ok(tlla !== undefined, "a Target Link-Layer Address option");
+        assert.equal(formatMac(tlla.data), formatMac(host.mac));
+      } else {
+        assert.equal(tlla, undefined, "no Target Link-Layer Address option while unresolved");
+      }
       assertDelta(d(), { "ndp.redirectsSent": 1, "ipv6.packetsForwarded": 1 });
     });
   }
