@@ -222,6 +222,8 @@ export interface Ipv6Stats {
   gsoDropped: number;
   /** Packets dropped by a firewall hook. */
   firewallDropped: number;
+  /** TCP resets sent for segments to closed ports over IPv6 (there is no TCP endpoint yet). */
+  tcpResetsSent: number;
 }
 
 /** ICMPv6 counters. */
@@ -397,6 +399,7 @@ export function newStackStats(): StackStats {
       "gsoSegmented",
       "gsoDropped",
       "firewallDropped",
+      "tcpResetsSent",
     ]),
     icmpv6: zeroed<Icmpv6Stats>([
       "messagesReceived",

@@ -117,7 +117,7 @@ function tcp6(
     w.setUint32(t + 16, 0);
     const sum = ipv6PseudoHeaderSum(b.data, ipOff + 8, ipOff + 24, TCP, 20);
     w.setUint16(t + 16, finishChecksum(onesSum(b.data, t, 20, sum)));
-    ipv6.stack.stats.ipv4.tcpResetsSent++;
+    ipv6.stack.stats.ipv6.tcpResetsSent++;
     ipv6.output(b, ipOff, { nic: nic ?? undefined });
   } finally {
     pool.put(b);
