@@ -77,6 +77,9 @@ export function controlAnswer(stack: Stack, what: string): unknown {
       }
       return out;
     }
+    case "firewall":
+      // The iptables-save -c style dump, as text (`tapir show firewall` prints it as is).
+      return { dump: stack.firewall?.dump() ?? "# no firewall rules configured\n" };
     default:
       return { error: `unknown request "${what}": use stats, routes, neighbors or addresses` };
   }

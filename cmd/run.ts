@@ -104,8 +104,11 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   };
   const onInt = () => stop("SIGINT");
   const onTerm = () => stop("SIGTERM");
-  const onUsr1 = () =>
+  const onUsr1 = () => {
     log.info("stats {stats}", { stats: JSON.stringify(controlAnswer(stack, "stats")) });
+    // The firewall's tables with counters, as `iptables-save -c` prints them.
+    if (stack.firewall !== null) log.info("firewall\n{dump}", { dump: stack.firewall.dump() });
+  };
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
   Deno.addSignalListener("SIGUSR1", onUsr1);

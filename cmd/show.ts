@@ -23,7 +23,7 @@ function flatten(prefix: string, v: unknown, out: string[]): void {
 
 /** Run `tapir show WHAT`; the exit code. */
 export async function showCommand(what: string, o: ShowOptions): Promise<number> {
-  const allowed = ["stats", "routes", "neighbors", "addresses"];
+  const allowed = ["stats", "routes", "neighbors", "addresses", "firewall"];
   if (!allowed.includes(what)) {
     console.error(`tapir show: unknown "${what}"; use one of ${allowed.join(", ")}`);
     return 2;
@@ -42,6 +42,9 @@ export async function showCommand(what: string, o: ShowOptions): Promise<number>
   }
   if (o.json) {
     console.log(JSON.stringify(answer, null, 2));
+  } else if (what === "firewall" && typeof (answer as { dump?: unknown }).dump === "string") {
+    // The dump is already iptables-save text: print it as is.
+    await Deno.stdout.write(new TextEncoder().encode((answer as { dump: string }).dump));
   } else if (Array.isArray(answer)) {
     for (const row of answer) {
       console.log(

@@ -224,6 +224,8 @@ export interface Ipv6Stats {
   firewallDropped: number;
   /** TCP resets sent for segments to closed ports over IPv6 (there is no TCP endpoint yet). */
   tcpResetsSent: number;
+  /** NDP and MLD messages that reached the forwarding path: link-local control is never forwarded. */
+  linkControlNotForwarded: number;
 }
 
 /** ICMPv6 counters. */
@@ -400,6 +402,7 @@ export function newStackStats(): StackStats {
       "gsoDropped",
       "firewallDropped",
       "tcpResetsSent",
+      "linkControlNotForwarded",
     ]),
     icmpv6: zeroed<Icmpv6Stats>([
       "messagesReceived",

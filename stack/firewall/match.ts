@@ -123,7 +123,8 @@ function inRanges(a: Int32Array, p: number): boolean {
 }
 
 function ifMatch(m: InterfaceMatch, nic: Nic | null): boolean {
-  if (nic === null) return false;
+  // Loopback packets have no NIC here; Linux names their device `lo`.
+  if (nic === null) return m.prefix ? "lo".startsWith(m.name) : m.name === "lo";
   return m.prefix ? nic.name.startsWith(m.name) : nic.name === m.name;
 }
 

@@ -550,8 +550,14 @@ export class Ipv6 {
         return;
       }
       // The upper layer.
-      if (tentative && it.type !== Ipv6NextHeader.ICMPV6) {
-        // RFC 4862 §5.4: only NDP may use a tentative address.
+      if (
+        tentative &&
+        (it.type !== Ipv6NextHeader.ICMPV6 || it.length < 1 ||
+          (d[it.offset] !== Icmpv6Type.NEIGHBOR_SOLICITATION &&
+            d[it.offset] !== Icmpv6Type.NEIGHBOR_ADVERTISEMENT))
+      ) {
+        // RFC 4862 §5.4: a tentative address takes only NS and NA; every
+        // other packet to it (an echo request too) is silently discarded.
         s.tentativeDropped++;
         return;
       }
@@ -785,7 +791,7 @@ export class Ipv6 {
     // forwarded NS arrives with hop limit 254 and poisons nothing, but it
     // wastes the far link and can loop back an NA, RFC 4861 §7.1).
     if (this.#isLinkControl(ip)) {
-      s.notForUsDropped++;
+      s.linkControlNotForwarded++;
       return;
     }
     // Link-local addresses never leave their link (RFC 4291 §2.5.6).

@@ -288,7 +288,13 @@ Deno.test("IPv6 forwarding: Redirects (RFC 4861 §8.2)", async (t) => {
         // c solicits r with its link-layer address: r knows c's MAC.
         const sn = "ff02::1:ff00:1";
         host.sendMulticast(
-          ip6({ src: ADDR6.c, dst: sn, proto: NH.ICMP6, hopLimit: 255, payload: ns(ADDR6.c, sn, R, { slla: host.mac }) }),
+          ip6({
+            src: ADDR6.c,
+            dst: sn,
+            proto: NH.ICMP6,
+            hopLimit: 255,
+            payload: ns(ADDR6.c, sn, R, { slla: host.mac }),
+          }),
           sn,
         );
         lab.clock.advance(1);
