@@ -301,6 +301,14 @@ function checkConfig(c: NeighborConfig): void {
 }
 
 /**
+ * The map key of `k`: an IPv4 address (u32) as int32, which V8 keeps as a
+ * small integer instead of boxing every address ≥ 2^31 per lookup.
+ */
+function nk<K extends number | string>(k: K): K {
+  return (typeof k === "number" ? (k | 0) : k) as K;
+}
+
+/**
  * A neighbor cache with NUD (RFC 4861 §7.3), keyed by protocol address
  * (`number` for IPv4, a string or number key of the caller's choice for
  * IPv6).
@@ -393,7 +401,7 @@ export class NeighborCache<K extends number | string> {
    */
   lookup(key: K): Uint8Array | null {
     this.stats.lookups++;
-    const e = this.#map.get(key);
+    const e = this.#map.get(nk(key));
     if (e !== undefined) {
       const s = e.state;
       if (s === REACHABLE || s === DELAY || s === PROBE || s === PERMANENT) return e.mac;
@@ -419,7 +427,7 @@ export class NeighborCache<K extends number | string> {
    * @param pkt the packet waiting for the address; not kept.
    */
   resolve(key: K, pkt: PacketBuffer): void {
-    const e = this.#map.get(key);
+    const e = this.#map.get(nk(key));
     if (e === undefined) {
       const now = this.#clock.now();
       const c = this.#create(key, INCOMPLETE, now);
@@ -458,7 +466,7 @@ export class NeighborCache<K extends number | string> {
    * @param flags the advertisement's S, O (and R) flags.
    */
   handleAdvertisement(key: K, mac: Uint8Array | null, flags: AdvertisementFlags): void {
-    const e = this.#map.get(key);
+    const e = this.#map.get(nk(key));
     // RFC 4861 §7.2.5: "If no entry exists, the advertisement SHOULD be
     // silently discarded." Static entries are the administrator's.
     if (e === undefined || e.state === PERMANENT) {
@@ -509,7 +517,7 @@ export class NeighborCache<K extends number | string> {
    */
   handleSolicitation(key: K, mac: Uint8Array, create: boolean): void {
     if (mac.length === 0) return;
-    let e = this.#map.get(key);
+    let e = this.#map.get(nk(key));
     const now = this.#clock.now();
     if (e === undefined) {
       if (!create) return;
@@ -542,7 +550,7 @@ export class NeighborCache<K extends number | string> {
    * @param key the neighbor's protocol address.
    */
   confirm(key: K): void {
-    const e = this.#map.get(key);
+    const e = this.#map.get(nk(key));
     if (e === undefined) return;
     const s = e.state;
     if (s === REACHABLE || s === STALE || s === DELAY || s === PROBE) {
@@ -559,13 +567,13 @@ export class NeighborCache<K extends number | string> {
    */
   addStatic(key: K, mac: Uint8Array): void {
     const now = this.#clock.now();
-    let e = this.#map.get(key);
+    let e = this.#map.get(nk(key));
     if (e === undefined) {
       e = new Entry(key, this.#onTimer);
       e.state = PERMANENT;
       e.updatedAt = now;
       this.#counts[PERMANENT]!++;
-      this.#map.set(key, e);
+      this.#map.set(nk(key), e);
       this.stats.entriesCreated++;
     } else {
       this.#cancelTimer(e);
@@ -583,7 +591,7 @@ export class NeighborCache<K extends number | string> {
    * @param key the neighbor's protocol address.
    */
   remove(key: K): void {
-    const e = this.#map.get(key);
+    const e = this.#map.get(nk(key));
     if (e !== undefined) this.#delete(e);
   }
 
@@ -664,7 +672,7 @@ export class NeighborCache<K extends number | string> {
    * @returns undefined when there is no entry.
    */
   get(key: K): { state: NudStateValue; mac: Uint8Array | null; isRouter: boolean } | undefined {
-    const e = this.#map.get(key);
+    const e = this.#map.get(nk(key));
     if (e === undefined) return undefined;
     return {
       state: e.state as NudStateValue,
@@ -730,7 +738,7 @@ export class NeighborCache<K extends number | string> {
     e.state = state;
     e.updatedAt = now;
     this.#counts[state]!++;
-    this.#map.set(key, e);
+    this.#map.set(nk(key), e);
     this.stats.entriesCreated++;
     return e;
   }
@@ -984,7 +992,7 @@ export class NeighborCache<K extends number | string> {
     this.#cancelTimer(e);
     e.dead = true;
     this.#counts[e.state]!--;
-    this.#map.delete(e.key);
+    this.#map.delete(nk(e.key));
     const q = e.queue;
     if (q.length > 0) {
       e.queue = [];

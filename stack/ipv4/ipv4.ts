@@ -105,6 +105,8 @@ export class Ipv4 {
   readonly transports: Map<number, Ipv4TransportHandler> = new Map();
   /** Local addresses → the NIC they are on. */
   readonly local: Map<number, Nic> = new Map();
+  /** The same addresses as int32, for the per-packet test (no boxed numbers, see isLocal). */
+  #localI32 = new Set<number>();
   readonly settings: Ipv4Settings;
   #state: Map<number, Ipv4NicState> = new Map();
   #ip = new Ipv4Packet();
@@ -231,6 +233,7 @@ export class Ipv4 {
     const bcast = prefixLen >= 31 ? null : ipv4Broadcast({ address, prefixLen });
     st.addresses.push({ address, prefixLen, broadcast: bcast });
     this.local.set(address, nic);
+    this.#localI32.add(address | 0);
     this.routes.add({
       prefix: (address & ipv4Mask(prefixLen)) >>> 0,
       prefixLen,
@@ -252,6 +255,7 @@ export class Ipv4 {
     const a = st.addresses[i]!;
     st.addresses.splice(i, 1);
     this.local.delete(address);
+    this.#localI32.delete(address | 0);
     // MASQUERADE follows the egress address: its connections go with it.
     this.stack.firewall?.addressRemoved(nic, address);
     const prefix = (address & ipv4Mask(a.prefixLen)) >>> 0;
@@ -262,6 +266,11 @@ export class Ipv4 {
         (r) => r.source === "connected" && r.nicId === nic.id,
       );
     }
+  }
+
+  /** True when `a` is one of our addresses (allocation-free on the per-packet path). */
+  isLocal(a: number): boolean {
+    return this.#localI32.has(a | 0);
   }
 
   /** The address `nic` should use as the source towards `dst` (same subnet first). */
@@ -325,7 +334,7 @@ export class Ipv4 {
         return;
       }
     }
-    if (this.local.has(dst2) || this.#isBroadcastFor(st, dst2) || dst2 === 0xe0000001) {
+    if (this.isLocal(dst2) || this.#isBroadcastFor(st, dst2) || dst2 === 0xe0000001) {
       this.deliverLocal(nic, pkt, ipOff);
       return;
     }
