@@ -357,6 +357,35 @@ function table(setups: Setup[], o: Opts): string {
       } |`,
     );
   }
+  const kernel = setups.find((s) => s.key === "kernel");
+  if (kernel !== undefined) {
+    // Ratios within one round (tapir and the kernel measured minutes apart
+    // under the same background load): median [min–max] over the rounds.
+    const keys: [Scalar, string][] = [
+      ["floodRecvPps", "flood recv pps"],
+      ["losslessPps", "lossless pps"],
+      ["tcpGbps", "TCP"],
+      ["tcpP2Gbps", "TCP -P 2"],
+      ["rttMs", "RTT"],
+    ];
+    lines.push(
+      "",
+      "Paired ratios tapir / kernel, same round: median [min–max].",
+      "",
+      `| setup | ${keys.map((k) => k[1]).join(" | ")} |`,
+      `|---|${keys.map(() => "---").join("|")}|`,
+    );
+    for (const s of setups) {
+      if (s === kernel) continue;
+      const cells = keys.map(([key]) => {
+        const rs = s.samples.map((x, i) => x[key] / (kernel.samples[i]?.[key] ?? NaN))
+          .filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+        if (rs.length === 0) return "—";
+        return `${fmt(rs[rs.length >> 1]!)} [${fmt(rs[0]!)}–${fmt(rs[rs.length - 1]!)}]`;
+      });
+      lines.push(`| ${s.label} | ${cells.join(" | ")} |`);
+    }
+  }
   const on = sums.get("tapir-on");
   if (on !== undefined && k !== undefined) {
     const pps = Math.max(

@@ -30,11 +30,6 @@ const SECONDS = Number(opt("--seconds", "5"));
 const UDP_PPS = Number(opt("--udp-pps", "150000"));
 const OUT = opt("--out", "");
 
-if (Deno.uid() !== 0) {
-  console.error("e2e_link_bench needs root (network namespaces and TAP devices)");
-  Deno.exit(1);
-}
-
 type Result = LinkResult;
 
 function measure(setup: string, client: Netns, server: Netns, dst: string): Promise<Result> {
@@ -64,62 +59,71 @@ async function veth(topo: Topology, a: Netns, b: Netns, n: string, aAddr: string
   void topo;
 }
 
-const results: Result[] = [];
-await withTopology("tpl-bench", async (topo) => {
-  for (const offload of [true, false]) {
-    const wire = await startLinkWire(topo, { offload, tag: offload ? "o" : "n" });
-    try {
-      results.push(
-        await measure(
-          `tapir TAP wire, offloads ${offload ? "on" : "off"}`,
-          wire.a,
-          wire.b,
-          "192.0.2.2",
-        ),
-      );
-    } finally {
-      const { stats } = await wire.stop();
-      console.error(JSON.stringify(stats));
-    }
+async function main(): Promise<void> {
+  if (Deno.uid() !== 0) {
+    console.error("e2e_link_bench needs root (network namespaces and TAP devices)");
+    Deno.exit(1);
   }
-  const va = await topo.netns("va"), vb = await topo.netns("vb");
-  await veth(topo, va, vb, "p", "192.0.2.1/24", "192.0.2.2/24");
-  results.push(await measure("kernel veth pair", va, vb, "192.0.2.2"));
+  const results: Result[] = [];
+  await withTopology("tpl-bench", async (topo) => {
+    for (const offload of [true, false]) {
+      const wire = await startLinkWire(topo, { offload, tag: offload ? "o" : "n" });
+      try {
+        results.push(
+          await measure(
+            `tapir TAP wire, offloads ${offload ? "on" : "off"}`,
+            wire.a,
+            wire.b,
+            "192.0.2.2",
+          ),
+        );
+      } finally {
+        const { stats } = await wire.stop();
+        console.error(JSON.stringify(stats));
+      }
+    }
+    const va = await topo.netns("va"), vb = await topo.netns("vb");
+    await veth(topo, va, vb, "p", "192.0.2.1/24", "192.0.2.2/24");
+    results.push(await measure("kernel veth pair", va, vb, "192.0.2.2"));
 
-  const ra = await topo.netns("ra"), rr = await topo.netns("rr"), rb = await topo.netns("rb");
-  await veth(topo, ra, rr, "x", "192.0.2.2/24", "192.0.2.1/24");
-  await veth(topo, rr, rb, "y", "198.51.100.1/24", "198.51.100.2/24");
-  await rr.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-  await ra.ip("route", "add", "default", "via", "192.0.2.1");
-  await rb.ip("route", "add", "default", "via", "198.51.100.1");
-  results.push(await measure("kernel router namespace", ra, rb, "198.51.100.2"));
-});
+    const ra = await topo.netns("ra"), rr = await topo.netns("rr"), rb = await topo.netns("rb");
+    await veth(topo, ra, rr, "x", "192.0.2.2/24", "192.0.2.1/24");
+    await veth(topo, rr, rb, "y", "198.51.100.1/24", "198.51.100.2/24");
+    await rr.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    await ra.ip("route", "add", "default", "via", "192.0.2.1");
+    await rb.ip("route", "add", "default", "via", "198.51.100.1");
+    results.push(await measure("kernel router namespace", ra, rb, "198.51.100.2"));
+  });
 
-const router = results.find((r) => r.setup.startsWith("kernel router"))!;
-const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
-const meta = {
-  date: new Date().toISOString(),
-  nproc: navigator.hardwareConcurrency,
-  cpu,
-  kernel: Deno.osRelease(),
-  deno: Deno.version.deno,
-  seconds: SECONDS,
-  udpOfferedPps: UDP_PPS,
-};
-const f = (n: number, d = 2) => Number.isFinite(n) ? n.toFixed(d) : "—";
-const lines = [
-  `${meta.date}, ${meta.nproc} CPUs (${cpu}), Linux ${meta.kernel}, Deno ${meta.deno}; ` +
-  `iperf3 -t ${SECONDS}; UDP 64 B offered at ${UDP_PPS} pps`,
-  "",
-  "| setup | TCP Gbit/s | × router | UDP 64 B recv pps | × router | UDP loss % | RTT ms |",
-  "|---|---|---|---|---|---|---|",
-  ...results.map((r) =>
-    `| ${r.setup} | ${f(r.tcpGbps)} | ${f(r.tcpGbps / router.tcpGbps)} | ${f(r.udpRecvPps, 0)} | ${
-      f(r.udpRecvPps / router.udpRecvPps)
-    } | ${f(r.udpLossPct, 1)} | ${f(r.rttMs, 3)} |`
-  ),
-];
-console.log(lines.join("\n"));
-const json = JSON.stringify({ meta, results }, null, 2);
-console.log(json);
-if (OUT) Deno.writeTextFileSync(OUT, json + "\n");
+  const router = results.find((r) => r.setup.startsWith("kernel router"))!;
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
+  const meta = {
+    date: new Date().toISOString(),
+    nproc: navigator.hardwareConcurrency,
+    cpu,
+    kernel: Deno.osRelease(),
+    deno: Deno.version.deno,
+    seconds: SECONDS,
+    udpOfferedPps: UDP_PPS,
+  };
+  const f = (n: number, d = 2) => Number.isFinite(n) ? n.toFixed(d) : "—";
+  const lines = [
+    `${meta.date}, ${meta.nproc} CPUs (${cpu}), Linux ${meta.kernel}, Deno ${meta.deno}; ` +
+    `iperf3 -t ${SECONDS}; UDP 64 B offered at ${UDP_PPS} pps`,
+    "",
+    "| setup | TCP Gbit/s | × router | UDP 64 B recv pps | × router | UDP loss % | RTT ms |",
+    "|---|---|---|---|---|---|---|",
+    ...results.map((r) =>
+      `| ${r.setup} | ${f(r.tcpGbps)} | ${f(r.tcpGbps / router.tcpGbps)} | ${
+        f(r.udpRecvPps, 0)
+      } | ${f(r.udpRecvPps / router.udpRecvPps)} | ${f(r.udpLossPct, 1)} | ${f(r.rttMs, 3)} |`
+    ),
+  ];
+  console.log(lines.join("\n"));
+  const json = JSON.stringify({ meta, results }, null, 2);
+  console.log(json);
+  if (OUT) Deno.writeTextFileSync(OUT, json + "\n");
+}
+
+// Only when run directly: `deno bench bench/` loads every *_bench.ts file.
+if (import.meta.main) await main();

@@ -1,6 +1,6 @@
 /**
  * The control socket of a running tapir: a Unix stream socket that answers
- * one request line (`stats`, `routes`, `neighbors`, `addresses`) with one
+ * one request line (`stats`, `routes`, `neighbors`, `addresses`, `ra`) with one
  * JSON document, then closes. `tapir show` is its client.
  *
  * @module
@@ -80,8 +80,20 @@ export function controlAnswer(stack: Stack, what: string): unknown {
     case "firewall":
       // The iptables-save -c style dump, as text (`tapir show firewall` prints it as is).
       return { dump: stack.firewall?.dump() ?? "# no firewall rules configured\n" };
+    case "ra": {
+      const out: Record<string, unknown> = {};
+      const advertising = new Set(stack.ra.routerNics());
+      for (const nic of stack.nics.values()) {
+        const host = stack.ra.hostState(nic);
+        if (host === null && !advertising.has(nic)) continue;
+        out[nic.name] = { advertising: advertising.has(nic), acceptRa: host !== null, ...host };
+      }
+      return { interfaces: out, stats: { ...stack.ra.stats } };
+    }
     default:
-      return { error: `unknown request "${what}": use stats, routes, neighbors or addresses` };
+      return {
+        error: `unknown request "${what}": use stats, routes, neighbors, addresses or ra`,
+      };
   }
 }
 

@@ -118,6 +118,9 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
     Deno.removeSignalListener("SIGUSR1", onUsr1);
+    // RFC 4861 §6.2.5: the final RAs (router lifetime 0) are written
+    // synchronously to the TAPs before anything closes them.
+    stack.ra.stop();
     control.close();
     stack.close();
   }

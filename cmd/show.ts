@@ -1,5 +1,5 @@
 /**
- * `tapir show stats|routes|neighbors|addresses`: ask a running tapir
+ * `tapir show stats|routes|neighbors|addresses|ra`: ask a running tapir
  * through its control socket.
  *
  * @module
@@ -23,7 +23,7 @@ function flatten(prefix: string, v: unknown, out: string[]): void {
 
 /** Run `tapir show WHAT`; the exit code. */
 export async function showCommand(what: string, o: ShowOptions): Promise<number> {
-  const allowed = ["stats", "routes", "neighbors", "addresses", "firewall"];
+  const allowed = ["stats", "routes", "neighbors", "addresses", "firewall", "ra"];
   if (!allowed.includes(what)) {
     console.error(`tapir show: unknown "${what}"; use one of ${allowed.join(", ")}`);
     return 2;

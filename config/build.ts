@@ -122,8 +122,20 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
           );
         }
       }
-      if (iface.ra.enabled) inactive.push(`interface ${iface.name}: [interface.ra]`);
-      if (iface.acceptRa) inactive.push(`interface ${iface.name}: accept_ra`);
+      if (v6 && iface.ra.enabled) stack.ra.enableRouter(nic, iface.ra);
+      else if (iface.ra.enabled) {
+        inactive.push(`interface ${iface.name}: [interface.ra] (mtu < 1280)`);
+      }
+      if (v6 && iface.acceptRa) {
+        // Like Linux accept_ra = 2: RAs are taken even while forwarding.
+        stack.ra.enableHost(nic, {
+          maxRouters: r.ipv6.maxRouters,
+          maxPrefixes: r.ipv6.maxPrefixes,
+          maxAddresses: r.ipv6.maxAddresses,
+          addrGenMode: r.ipv6.addrGenMode,
+          ...(r.ipv6.stableSecret !== undefined ? { stableSecret: r.ipv6.stableSecret } : {}),
+        });
+      } else if (iface.acceptRa) inactive.push(`interface ${iface.name}: accept_ra (mtu < 1280)`);
     }
     for (const route of config.routes) {
       if (route.to.family === 6) {
@@ -150,11 +162,11 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
       });
     }
     if (hasRules(config)) {
-      // IPv4: the shared tables' IPv4 rules and [firewall.ipv4.*].
+      // IPv4: the shared tables' IPv4 rules and [firewall.ipv4.*]; IPv6:
+      // their IPv6 rules and [firewall.ipv6.*] (filter and raw; no NAT).
       const fw = new Firewall(stack, config.firewall);
       fw.install();
       stack.firewall = fw;
-      if (hasIpv6Rules(config)) inactive.push("[firewall] IPv6 rules");
     }
   } catch (e) {
     stack.close();
@@ -212,17 +224,6 @@ function connectedNicFor(stack: Stack, gateway: number): number {
     if (st?.addresses.some((a) => ipv4CidrContains(a, gateway))) return nic.id;
   }
   return 0;
-}
-
-function hasIpv6Rules(config: Config): boolean {
-  const fw = config.firewall;
-  for (const t of [fw.ipv6.filter, fw.ipv6.raw, fw.shared.filter, fw.shared.raw]) {
-    for (const c of t.chains.values()) {
-      if (t.family === 6 && c.policy !== "accept") return true;
-      if (c.rules.some((r) => r.family === 6 || (t.family === 6 && r.family === 0))) return true;
-    }
-  }
-  return false;
 }
 
 function hasRules(config: Config): boolean {

@@ -36,15 +36,18 @@ export interface LinkDriverOptions {
   /**
    * After a round that moved frames, wait this many ms for the next frame
    * with a synchronous `poll` on the main thread before falling back to the
-   * `nonblocking` poll (0: never). A frame that arrives then is picked up
-   * without the hand-off through Deno's blocking pool — a ping's reply,
-   * a TCP ACK — which is most of the forwarding latency. Default 1.
+   * `nonblocking` poll (0: never). A frame picked up this way skips the
+   * hand-off through Deno's blocking pool, which costs ~0.1–0.2 ms per
+   * wake-up on these VMs (docs/benchmarks-forward.md), but the event loop
+   * (timers, signals, the control socket) waits meanwhile, up to
+   * `syncBudgetMs` in a row. Default 0 (off): at 1 ms it measured no gain
+   * for ping or UDP; at 20 ms with a 1 s budget ping's median RTT fell by
+   * a third, too long an event-loop stall to be a default.
    */
   syncPollMs?: number;
   /**
    * Longest time the loop keeps the event loop waiting (ms since its last
-   * `await`) before it awaits a poll again, so timers, signals and the
-   * control socket run at least this often under load. Default 2.
+   * `await`) before it awaits a poll again. Default 2.
    */
   syncBudgetMs?: number;
 }
@@ -95,7 +98,7 @@ export class LinkDriver {
     this.#batch = opts.batch ?? 64;
     this.#maxPasses = opts.maxPasses ?? 16;
     this.#idleTimeout = opts.idleTimeoutMs ?? -1;
-    this.#syncPollMs = opts.syncPollMs ?? 1;
+    this.#syncPollMs = opts.syncPollMs ?? 0;
     this.#syncBudgetMs = opts.syncBudgetMs ?? 2;
   }
 

@@ -17,6 +17,7 @@ import { Udp } from "./udp.ts";
 import type { Firewall } from "./firewall/firewall.ts";
 import { Ipv6, type Ipv6Settings } from "./ipv6/ipv6.ts";
 import { installIpv6Transports } from "./ipv6/transport6.ts";
+import { RouterAdvertisements } from "./ipv6/ra.ts";
 
 /** Options of {@link Stack}. */
 export interface StackOptions {
@@ -83,6 +84,8 @@ export class Stack {
   readonly udp: Udp;
   /** The IPv6 layer (NDP, MLD, ICMPv6, routing, forwarding). */
   readonly ipv6: Ipv6;
+  /** Router Advertisements: sending them (router side) and learning from them (accept_ra, SLAAC). */
+  readonly ra: RouterAdvertisements;
   /** The IPv4 firewall when one is installed (see `Firewall.install`). */
   firewall: Firewall | null = null;
   #nextNicId = 1;
@@ -101,6 +104,7 @@ export class Stack {
     this.udp = new Udp(this.ipv4);
     this.ipv6 = new Ipv6(this, opts.ipv6);
     installIpv6Transports(this.ipv6);
+    this.ra = new RouterAdvertisements(this.ipv6);
     if (opts.icmpRateLimit !== undefined) {
       this.ipv6.icmp.bucket.rate = opts.icmpRateLimit.rate;
       this.ipv6.icmp.bucket.burst = opts.icmpRateLimit.burst;
@@ -151,6 +155,8 @@ export class Stack {
 
   /** Stop every timer, release held packets, close every NIC (and its link). */
   close(): void {
+    // RFC 4861 §6.2.5: the final RAs leave while the links are still open.
+    this.ra.close();
     this.firewall?.close();
     this.ipv4.close();
     this.ipv6.close();

@@ -224,6 +224,8 @@ export class Conntrack {
   #mask: number;
   #head: Conn | null = null;
   #tail: Conn | null = null;
+  /** Called when a confirmed connection leaves the table (IPv6 releases its address ids). */
+  onRemove: ((c: Conn) => void) | null = null;
 
   /** @param max most entries (Linux nf_conntrack_max) */
   constructor(readonly clock: Clock, readonly max: number) {
@@ -367,6 +369,7 @@ export class Conntrack {
     c.timer?.cancel();
     c.timer = null;
     this.size--;
+    this.onRemove?.(c);
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
- * The IPv4 firewall: iptables-like `raw`, `nat` and `filter` tables run at
- * the IPv4 layer's hooks where netfilter runs them, on top of connection
- * tracking and NAT.
+ * The firewall: iptables-like `raw`, `nat` and `filter` tables run at the
+ * IPv4 layer's hooks where netfilter runs them, on top of connection
+ * tracking and NAT; and ip6tables-like `raw` and `filter` tables with
+ * connection tracking (no NAT) at the IPv6 layer's hooks.
  *
  * | hook        | order                                                         |
  * | ----------- | ------------------------------------------------------------- |
@@ -16,6 +17,12 @@
  * skb->_nfct); a hook that finds no record (loopback, reassembled or
  * fragmented packets) looks the connection up afresh.
  *
+ * IPv6 runs raw → conntrack in PREROUTING and OUTPUT, filter in INPUT,
+ * FORWARD and OUTPUT, and confirms in INPUT and POSTROUTING. Fragments are
+ * not reassembled first (Linux's nf_defrag_ipv6 does): a first fragment is
+ * tracked by its ports, later ones are UNTRACKED. NDP and MLD messages are
+ * UNTRACKED, ICMPv6 errors about a tracked connection RELATED.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
@@ -26,7 +33,7 @@ import { sendTcpReset } from "../ipv4/tcp_reset.ts";
 import { icmpv4IsError } from "../ipv4/icmp.ts";
 import { Ipv4Packet } from "../wire/ipv4.ts";
 import { TcpPacket } from "../wire/tcp.ts";
-import { formatIpv4 } from "../wire/ip_address.ts";
+import { formatIpv4, formatIpv6 } from "../wire/ip_address.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
 import { type Conn, Conntrack, CT_TIMEOUTS, CtStatus, TcpVerdict } from "./conntrack.ts";
 import { ICMP_QUERY_REPLY, Manip, natIcmpError, natPacket, needsManip, setupNat } from "./nat.ts";
@@ -39,6 +46,14 @@ import {
   Verdict,
 } from "./tables.ts";
 import type { FirewallSpec, FirewallTableName, RejectReason, Target } from "./rule_types.ts";
+import {
+  FragmentStates,
+  ICMPV6_QUERY_REPLY,
+  icmpv6Untracked,
+  Ipv6AddressIds,
+  REJECT6_CODES,
+  sendTcpReset6,
+} from "./ipv6_track.ts";
 
 const log = getLogger(["tapir", "firewall"]);
 
@@ -99,7 +114,16 @@ const REJECT_CODES: Partial<Record<RejectReason, number>> = {
   "admin-prohibited": 13,
 };
 
-const PROTO_NAMES: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP" };
+const PROTO_NAMES: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6" };
+
+/** The IPv6 builtin chains that have rules or a DROP policy. */
+interface ActiveChains6 {
+  rawPre: CompiledChain | null;
+  rawOut: CompiledChain | null;
+  filterIn: CompiledChain | null;
+  filterFwd: CompiledChain | null;
+  filterOut: CompiledChain | null;
+}
 
 /**
  * The firewall of one stack.
@@ -133,13 +157,28 @@ export class Firewall {
   readonly raw: CompiledTable;
   readonly nat: CompiledTable;
   readonly filter: CompiledTable;
+  /** IPv6 connections (addresses by {@link Ipv6AddressIds} id). */
+  readonly conntrack6: Conntrack;
+  /** Compiled IPv6 tables (no nat: IPv6 NAT is not supported). */
+  readonly raw6: CompiledTable;
+  readonly filter6: CompiledTable;
+  /** True when the IPv6 tables have something to do: {@link install} sets the IPv6 hooks. */
+  readonly ipv6Active: boolean;
   /** Also receives every trace line (tests, `tapir show`). */
   traceSink: ((line: string) => void) | null = null;
   /** Also receives every LOG line. */
   logSink: ((line: string, level: number) => void) | null = null;
   readonly #stack: Stack;
   readonly #trace: CompiledRule | null;
+  readonly #trace6: CompiledRule | null;
   readonly #p = new PacketInfo();
+  readonly #p6 = new PacketInfo();
+  readonly #inner6 = new PacketInfo();
+  readonly #ids6 = new Ipv6AddressIds();
+  readonly #frags6 = new FragmentStates();
+  /** The last IPv6 connection made and not yet confirmed (its address ids are released if it never is). */
+  #pending6: Conn | null = null;
+  #chains6: ActiveChains6;
   readonly #ring: PacketRecord[] = [];
   #cursor = 0;
   readonly #ip = new Ipv4Packet();
@@ -173,6 +212,26 @@ export class Firewall {
       filterFwd: this.filter.active("forward"),
       filterOut: this.filter.active("output"),
     };
+    this.conntrack6 = new Conntrack(stack.clock, spec.conntrack.max);
+    this.conntrack6.onRemove = (c) => {
+      this.#ids6.release(c.orig.src);
+      this.#ids6.release(c.orig.dst);
+    };
+    const compile6 = (n: FirewallTableName) =>
+      compileTable(n, [spec.shared[n], spec.ipv6[n]], stack.clock, 6);
+    this.raw6 = compile6("raw");
+    this.filter6 = compile6("filter");
+    this.#trace6 = spec.trace !== undefined && spec.trace.family !== 4
+      ? new CompiledRule(spec.trace, stack.clock)
+      : null;
+    this.#chains6 = {
+      rawPre: this.raw6.active("prerouting"),
+      rawOut: this.raw6.active("output"),
+      filterIn: this.filter6.active("input"),
+      filterFwd: this.filter6.active("forward"),
+      filterOut: this.filter6.active("output"),
+    };
+    this.ipv6Active = Object.values(this.#chains6).some((c) => c !== null);
   }
 
   /** Set the IPv4 layer's five hooks to this firewall. */
@@ -183,6 +242,13 @@ export class Firewall {
     h.forward = this.forward;
     h.output = this.output;
     h.postrouting = this.postrouting;
+    if (!this.ipv6Active) return;
+    const h6 = this.#stack.ipv6.hooks;
+    h6.prerouting = this.prerouting6;
+    h6.input = this.input6;
+    h6.forward = this.forward6;
+    h6.output = this.output6;
+    h6.postrouting = this.postrouting6;
   }
 
   /** Clear the hooks and forget every connection. */
@@ -196,12 +262,27 @@ export class Firewall {
         h.postrouting =
           null;
     }
+    const h6 = this.#stack.ipv6.hooks;
+    if (h6.prerouting === this.prerouting6) {
+      h6.prerouting =
+        h6.input =
+        h6.forward =
+        h6.output =
+        h6.postrouting =
+          null;
+    }
     this.conntrack.clear();
+    this.conntrack6.clear();
+    this.#frags6.clear();
   }
 
-  /** iptables-save -c style dump of the IPv4 tables with their counters. */
+  /**
+   * iptables-save -c style dump of the IPv4 tables with their counters,
+   * then (when IPv6 filtering is active) ip6tables-save -c of the IPv6 ones.
+   */
   dump(): string {
-    return dumpTables([this.raw, this.nat, this.filter]);
+    const v4 = dumpTables([this.raw, this.nat, this.filter]);
+    return this.ipv6Active ? v4 + dumpTables([this.raw6, this.filter6], 6) : v4;
   }
 
   /**
@@ -299,6 +380,81 @@ export class Firewall {
     return ok;
   };
 
+  // ------------------------------------------------------------ IPv6 hooks
+
+  /** IPv6 PREROUTING hook: raw, then conntrack. */
+  readonly prerouting6: Ipv4Hook = (pkt, ipOff, inNic) => {
+    const p = this.#p6;
+    p.load6(pkt, ipOff, inNic, null);
+    const rec = this.#newRecord6(pkt, ipOff, p);
+    const c = this.#chains6;
+    if (c.rawPre !== null && this.#runBuiltin(this.raw6, c.rawPre, p, rec) === Verdict.DROP) {
+      rec.pkt = null;
+      return this.#drop(pkt, ipOff, inNic, p);
+    }
+    this.#track6(rec, p);
+    return true;
+  };
+
+  /** IPv6 INPUT hook: filter, then confirm. */
+  readonly input6: Ipv4Hook = (pkt, ipOff, inNic) => {
+    const p = this.#p6;
+    p.load6(pkt, ipOff, inNic, null);
+    const rec = this.#recordFor6(pkt, ipOff, p);
+    rec.pkt = null;
+    const c = this.#chains6;
+    if (
+      c.filterIn !== null && this.#runBuiltin(this.filter6, c.filterIn, p, rec) === Verdict.DROP
+    ) {
+      return this.#drop(pkt, ipOff, inNic, p);
+    }
+    return this.#confirm6(rec);
+  };
+
+  /** IPv6 FORWARD hook: filter. */
+  readonly forward6: Ipv4Hook = (pkt, ipOff, inNic, outNic) => {
+    const p = this.#p6;
+    p.load6(pkt, ipOff, inNic, outNic);
+    const rec = this.#recordFor6(pkt, ipOff, p);
+    const c = this.#chains6;
+    if (
+      c.filterFwd !== null && this.#runBuiltin(this.filter6, c.filterFwd, p, rec) === Verdict.DROP
+    ) {
+      rec.pkt = null;
+      return this.#drop(pkt, ipOff, inNic, p);
+    }
+    return true;
+  };
+
+  /** IPv6 OUTPUT hook: raw, conntrack, filter. */
+  readonly output6: Ipv4Hook = (pkt, ipOff, _inNic, outNic) => {
+    const p = this.#p6;
+    p.load6(pkt, ipOff, null, outNic);
+    const rec = this.#newRecord6(pkt, ipOff, p);
+    const c = this.#chains6;
+    if (c.rawOut !== null && this.#runBuiltin(this.raw6, c.rawOut, p, rec) === Verdict.DROP) {
+      rec.pkt = null;
+      return this.#drop(pkt, ipOff, null, p);
+    }
+    this.#track6(rec, p);
+    if (
+      c.filterOut !== null && this.#runBuiltin(this.filter6, c.filterOut, p, rec) === Verdict.DROP
+    ) {
+      rec.pkt = null;
+      return this.#drop(pkt, ipOff, null, p);
+    }
+    return true;
+  };
+
+  /** IPv6 POSTROUTING hook: confirm. */
+  readonly postrouting6: Ipv4Hook = (pkt, ipOff, _inNic, outNic) => {
+    const p = this.#p6;
+    p.load6(pkt, ipOff, null, outNic);
+    const rec = this.#recordFor6(pkt, ipOff, p);
+    rec.pkt = null;
+    return this.#confirm6(rec);
+  };
+
   // ------------------------------------------------------------ records
 
   #newRecord(pkt: PacketBuffer, ipOff: number, p: PacketInfo): PacketRecord {
@@ -331,6 +487,48 @@ export class Firewall {
     const rec = this.#newRecord(pkt, ipOff, p);
     this.#track(rec, p);
     this.#save(rec, p);
+    return rec;
+  }
+
+  /** A fingerprint of an IPv6 packet (addresses' last words, payload length, next header). */
+  #fingerprint6(p: PacketInfo): number {
+    const v = p.pkt!.view;
+    return (v.getUint32(p.srcOff + 12) ^ Math.imul(v.getUint32(p.dstOff + 12), 31) ^
+      (v.getUint32(p.ipOff + 4) >>> 8)) >>> 0;
+  }
+
+  #newRecord6(pkt: PacketBuffer, ipOff: number, p: PacketInfo): PacketRecord {
+    this.#cursor = (this.#cursor + 1) % RING;
+    const rec = this.#ring[this.#cursor]!;
+    rec.pkt = pkt;
+    rec.ipOff = ipOff;
+    rec.src = this.#fingerprint6(p);
+    rec.dst = -1; // never equal to an IPv4 record's destination
+    rec.conn = null;
+    rec.dir = 0;
+    rec.ct = 0;
+    rec.mark = 0;
+    rec.notrack = false;
+    rec.traced = this.#trace6 !== null && this.#trace6.matches(p);
+    this.#tracing = rec.traced;
+    p.mark = 0;
+    return rec;
+  }
+
+  /** The record an earlier IPv6 hook left for this packet, or a fresh one (tracked now). */
+  #recordFor6(pkt: PacketBuffer, ipOff: number, p: PacketInfo): PacketRecord {
+    const fp = this.#fingerprint6(p);
+    for (let i = 0; i < RING; i++) {
+      const rec = this.#ring[(this.#cursor - i + RING) % RING]!;
+      if (rec.pkt === pkt && rec.ipOff === ipOff && rec.dst === -1 && rec.src === fp) {
+        p.ctState = rec.ct;
+        p.mark = rec.mark;
+        this.#tracing = rec.traced;
+        return rec;
+      }
+    }
+    const rec = this.#newRecord6(pkt, ipOff, p);
+    this.#track6(rec, p);
     return rec;
   }
 
@@ -445,6 +643,148 @@ export class Firewall {
 
   #natBits(c: Conn): number {
     return (c.has(CtStatus.SRC_NAT) ? CtBit.SNAT : 0) | (c.has(CtStatus.DST_NAT) ? CtBit.DNAT : 0);
+  }
+
+  /** Find or create an IPv6 packet's connection; set its ctstate. */
+  #track6(rec: PacketRecord, p: PacketInfo): void {
+    rec.conn = null;
+    rec.dir = 0;
+    if (rec.notrack) return this.#setCt(rec, p, CtBit.UNTRACKED);
+    if (p.laterFragment) {
+      const f = this.#frags6;
+      if (f.find(p.pkt!.data, p.ipOff, p.id)) {
+        rec.conn = f.conn;
+        rec.dir = f.dir;
+        return this.#setCt(rec, p, f.ct);
+      }
+      this.stats.laterFragmentsUntracked++;
+      return this.#setCt(rec, p, CtBit.UNTRACKED);
+    }
+    this.#track6Packet(rec, p);
+    if (p.fragment) this.#frags6.put(p.pkt!.data, p.ipOff, p.id, rec.conn, rec.dir, rec.ct);
+  }
+
+  #track6Packet(rec: PacketRecord, p: PacketInfo): void {
+    const ct = this.conntrack6;
+    const pkt = p.pkt!;
+    const proto = p.proto;
+    let key = proto, sport = 0, dport = 0, replyKey = proto;
+    if (proto === 6 || proto === 17) {
+      if (!p.hasPorts) return this.#invalid(rec, p);
+      sport = p.sport;
+      dport = p.dport;
+    } else if (proto === 58) {
+      const type = p.icmpType;
+      if (type < 0) return this.#invalid(rec, p);
+      // RFC 4443 §2.1: types below 128 are errors.
+      if (type < 128) return this.#trackIcmpv6Error(rec, p);
+      if (icmpv6Untracked(type)) return this.#setCt(rec, p, CtBit.UNTRACKED);
+      const reply = ICMPV6_QUERY_REPLY[type];
+      if (reply === undefined || p.l4Off + 8 > pkt.end) return this.#invalid(rec, p);
+      key = 58 | (type << 8);
+      replyKey = 58 | (reply << 8);
+      sport = dport = pkt.view.getUint16(p.l4Off + 4);
+    } else if (proto === 59) {
+      // No upper layer (or a header chain past the end): nothing to track by.
+      return this.#invalid(rec, p);
+    }
+    const ids = this.#ids6, d = pkt.data;
+    const srcId = ids.find(d, p.srcOff), dstId = ids.find(d, p.dstOff);
+    const t = srcId === 0 || dstId === 0 ? null : ct.lookup(key, srcId, dstId, sport, dport);
+    if (t !== null) {
+      const c = t.conn;
+      const dir = t.dir;
+      if (dir === 1) c.status |= CtStatus.SEEN_REPLY;
+      c.packets[dir]++;
+      c.bytes[dir] += p.len;
+      if (proto === 6) {
+        if (ct.tcpUpdate(c, dir, p.tcpFlags) === TcpVerdict.INVALID) return this.#invalid(rec, p);
+      } else if (proto === 17) {
+        if (c.has(CtStatus.SEEN_REPLY)) {
+          c.status |= CtStatus.ASSURED;
+          ct.refresh(c, CT_TIMEOUTS.udpReplied);
+        } else ct.refresh(c, CT_TIMEOUTS.udpUnreplied);
+      } else ct.refresh(c, proto === 58 ? CT_TIMEOUTS.icmp : CT_TIMEOUTS.generic);
+      rec.conn = c;
+      rec.dir = dir;
+      const state = dir === 1 || c.has(CtStatus.SEEN_REPLY) ? CtBit.ESTABLISHED : CtBit.NEW;
+      return this.#setCt(rec, p, state);
+    }
+    let timeout: number = proto === 17
+      ? CT_TIMEOUTS.udpUnreplied
+      : proto === 58
+      ? CT_TIMEOUTS.icmp
+      : CT_TIMEOUTS.generic;
+    let tcpState = 0;
+    if (proto === 6) {
+      tcpState = Conntrack.tcpNewState(p.tcpFlags);
+      if (tcpState < 0) return this.#invalid(rec, p);
+      timeout = CT_TIMEOUTS.tcp[tcpState]!;
+    } else if (proto === 58 && p.icmpType !== 128 && p.icmpType !== 139) {
+      // Only echo and node information requests start a connection.
+      return this.#invalid(rec, p);
+    }
+    // The previous new connection never made it into the table: forget its addresses.
+    const old = this.#pending6;
+    if (old !== null && !old.has(CtStatus.CONFIRMED)) {
+      ids.release(old.orig.src);
+      ids.release(old.orig.dst);
+    }
+    const c = ct.create(
+      key,
+      ids.acquire(d, p.srcOff),
+      ids.acquire(d, p.dstOff),
+      sport,
+      dport,
+      replyKey,
+    );
+    this.#pending6 = c;
+    c.tcpState = tcpState;
+    c.expires = ct.clock.now() + timeout;
+    c.packets[0] = 1;
+    c.bytes[0] = p.len;
+    rec.conn = c;
+    this.#setCt(rec, p, CtBit.NEW);
+  }
+
+  /** RELATED when an ICMPv6 error quotes a packet of a tracked connection. */
+  #trackIcmpv6Error(rec: PacketRecord, p: PacketInfo): void {
+    const pkt = p.pkt!;
+    const inner = p.l4Off + 8;
+    if (inner + 40 > pkt.end || (pkt.data[inner]! >> 4) !== 6) return this.#invalid(rec, p);
+    const q = this.#inner6;
+    q.load6(pkt, inner, null, null);
+    if (q.laterFragment) return this.#invalid(rec, p);
+    let key = q.proto, sport = 0, dport = 0;
+    if (q.proto === 6 || q.proto === 17) {
+      if (q.l4Off + 4 > pkt.end) return this.#invalid(rec, p);
+      sport = pkt.view.getUint16(q.l4Off);
+      dport = pkt.view.getUint16(q.l4Off + 2);
+    } else if (q.proto === 58) {
+      if (q.l4Off + 8 > pkt.end) return this.#invalid(rec, p);
+      const reply = ICMPV6_QUERY_REPLY[pkt.data[q.l4Off]!];
+      if (reply === undefined) return this.#invalid(rec, p);
+      key = 58 | (reply << 8);
+      sport = dport = pkt.view.getUint16(q.l4Off + 4);
+    }
+    const d = pkt.data;
+    const isrc = this.#ids6.find(d, q.srcOff), idst = this.#ids6.find(d, q.dstOff);
+    // The error travels against the quoted packet: look up its inverse.
+    const t = isrc === 0 || idst === 0
+      ? null
+      : this.conntrack6.lookup(key, idst, isrc, dport, sport);
+    if (t === null) return this.#invalid(rec, p);
+    rec.conn = t.conn;
+    rec.dir = t.dir;
+    this.#setCt(rec, p, CtBit.RELATED);
+  }
+
+  #confirm6(rec: PacketRecord): boolean {
+    const c = rec.conn;
+    if (c === null || c.has(CtStatus.CONFIRMED)) return true;
+    if (!this.conntrack6.confirm(c)) return false;
+    if (this.#pending6 === c) this.#pending6 = null;
+    return true;
   }
 
   #invalid(rec: PacketRecord, p: PacketInfo): void {
@@ -642,6 +982,7 @@ export class Firewall {
     this.#reject = null;
     if (r === null) return false;
     const reason = (r.rule.target as Extract<Target, { kind: "REJECT" }>).reason;
+    if (p.family === 6) return this.#reject6(reason, pkt, ipOff, inNic, p);
     const ipv4 = this.#stack.ipv4;
     if (reason === "tcp-reset") {
       // RFC 793 §3.4 reset generation, from the segment's destination.
@@ -652,6 +993,28 @@ export class Firewall {
     }
     const code = REJECT_CODES[reason];
     if (code !== undefined && ipv4.icmp.sendErrorAbout(pkt, ipOff, inNic, 3, code, 0)) {
+      this.stats.rejectsSent++;
+    }
+    return false;
+  }
+
+  /** REJECT over IPv6: a TCP reset or an ICMPv6 Destination Unreachable (RFC 4443 §3.1). */
+  #reject6(
+    reason: RejectReason,
+    pkt: PacketBuffer,
+    ipOff: number,
+    inNic: Nic | null,
+    p: PacketInfo,
+  ): boolean {
+    const ipv6 = this.#stack.ipv6;
+    if (reason === "tcp-reset") {
+      if (p.proto === 6 && p.hasPorts && sendTcpReset6(ipv6, inNic, pkt, ipOff, p.l4Off)) {
+        this.stats.rejectsSent++;
+      }
+      return false;
+    }
+    const code = REJECT6_CODES[reason];
+    if (code !== undefined && ipv6.icmp.sendErrorAbout(pkt, ipOff, inNic, 1, code, 0)) {
       this.stats.rejectsSent++;
     }
     return false;
@@ -675,9 +1038,15 @@ export class Firewall {
   }
 
   #describe(p: PacketInfo): string {
-    let s = `IN=${p.inNic?.name ?? ""} OUT=${p.outNic?.name ?? ""} SRC=${formatIpv4(p.src)} DST=${
-      formatIpv4(p.dst)
-    } LEN=${p.len} TTL=${p.ttl} ID=${p.id} PROTO=${PROTO_NAMES[p.proto] ?? p.proto}`;
+    const io = `IN=${p.inNic?.name ?? ""} OUT=${p.outNic?.name ?? ""}`;
+    const proto = `PROTO=${PROTO_NAMES[p.proto] ?? p.proto}`;
+    let s = p.family === 6
+      ? `${io} SRC=${formatIpv6(p.pkt!.data.subarray(p.srcOff, p.srcOff + 16))} DST=${
+        formatIpv6(p.pkt!.data.subarray(p.dstOff, p.dstOff + 16))
+      } LEN=${p.len} HOPLIMIT=${p.ttl} ${proto}`
+      : `${io} SRC=${formatIpv4(p.src)} DST=${
+        formatIpv4(p.dst)
+      } LEN=${p.len} TTL=${p.ttl} ID=${p.id} ${proto}`;
     if (p.hasPorts) s += ` SPT=${p.sport} DPT=${p.dport}`;
     if (p.icmpType >= 0) s += ` TYPE=${p.icmpType} CODE=${p.icmpCode}`;
     if (p.mark !== 0) s += ` MARK=0x${p.mark.toString(16)}`;

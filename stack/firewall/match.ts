@@ -25,19 +25,32 @@ export const CtBit = {
 
 const CT_BITS: Record<CtState, number> = CtBit;
 
+/** IPv6 extension headers walked to find the upper layer (RFC 8200 §4). */
+const HOP_BY_HOP = 0, ROUTING = 43, FRAGMENT = 44, AH = 51, NO_NEXT = 59, DEST_OPTS = 60;
+
 /** What the rules look at, read from the packet at each hook. */
 export class PacketInfo {
+  /** 4 or 6. */
+  family: 4 | 6 = 4;
   pkt: PacketBuffer | null = null;
   ipOff = 0;
-  /** IP total length (the byte counters count it). */
+  /** IP total length (the byte counters count it): IPv6 40 + payload length. */
   len = 0;
+  /** IPv4 addresses (IPv6: 0). */
   src = 0;
   dst = 0;
+  /** IPv6: offsets of the addresses in `pkt.data`. */
+  srcOff = 0;
+  dstOff = 0;
+  /** Upper-layer protocol (IPv6: after the extension headers; 59 when none). */
   proto = 0;
+  /** TTL or hop limit. */
   ttl = 0;
   id = 0;
   /** A fragment other than the first: no transport header. */
   laterFragment = false;
+  /** IPv6: the packet has a Fragment header (`id` is its Identification). */
+  fragment = false;
   /** Offset of the transport header. */
   l4Off = 0;
   /** The transport header's first 4 (TCP/UDP: 20 resp. 8) bytes are there. */
@@ -54,9 +67,10 @@ export class PacketInfo {
   ctState = 0;
   mark = 0;
 
-  /** Read the packet's fields. */
+  /** Read an IPv4 packet's fields. */
   load(pkt: PacketBuffer, ipOff: number, inNic: Nic | null, outNic: Nic | null): void {
     const d = pkt.data, v = pkt.view;
+    this.family = 4;
     this.pkt = pkt;
     this.ipOff = ipOff;
     this.inNic = inNic;
@@ -87,6 +101,80 @@ export class PacketInfo {
       this.icmpCode = d[l4 + 1]!;
     }
   }
+
+  /**
+   * Read an IPv6 packet's fields, walking its extension headers to the
+   * upper layer (ip6tables' ipv6_find_hdr). A fragment with a non-zero
+   * offset is a later fragment; a chain that runs past the packet leaves
+   * `proto` at the last header type and `hasPorts` false.
+   */
+  load6(pkt: PacketBuffer, ipOff: number, inNic: Nic | null, outNic: Nic | null): void {
+    const d = pkt.data, v = pkt.view;
+    this.family = 6;
+    this.pkt = pkt;
+    this.ipOff = ipOff;
+    this.inNic = inNic;
+    this.outNic = outNic;
+    this.len = 40 + v.getUint16(ipOff + 4);
+    this.ttl = d[ipOff + 7]!;
+    this.id = 0;
+    this.src = this.dst = 0;
+    this.srcOff = ipOff + 8;
+    this.dstOff = ipOff + 24;
+    this.hasPorts = false;
+    this.laterFragment = false;
+    this.fragment = false;
+    this.sport = this.dport = this.tcpFlags = 0;
+    this.icmpType = this.icmpCode = -1;
+    const end = pkt.end;
+    let nh = d[ipOff + 6]!;
+    let off = ipOff + 40;
+    for (let i = 0; i < 8; i++) {
+      if (nh !== HOP_BY_HOP && nh !== ROUTING && nh !== FRAGMENT && nh !== DEST_OPTS && nh !== AH) {
+        break;
+      }
+      if (off + 8 > end) {
+        nh = NO_NEXT;
+        break;
+      }
+      const next = d[off]!;
+      if (nh === FRAGMENT) {
+        this.fragment = true;
+        this.id = v.getUint32(off + 4);
+        if ((v.getUint16(off + 2) & 0xfff8) !== 0) {
+          this.laterFragment = true;
+          this.proto = next;
+          this.l4Off = off + 8;
+          return;
+        }
+        off += 8;
+      } else if (nh === AH) off += (d[off + 1]! + 2) << 2;
+      else off += (d[off + 1]! + 1) << 3;
+      nh = next;
+    }
+    this.proto = nh;
+    this.l4Off = off;
+    if (nh === 6 || nh === 17) {
+      if (off + (nh === 6 ? 14 : 8) <= end) {
+        this.hasPorts = true;
+        this.sport = v.getUint16(off);
+        this.dport = v.getUint16(off + 2);
+        if (nh === 6) this.tcpFlags = d[off + 13]!;
+      }
+    } else if (nh === 58 && off + 4 <= end) {
+      this.icmpType = d[off]!;
+      this.icmpCode = d[off + 1]!;
+    }
+  }
+}
+
+/** Whether the first `len` bits of `a[aOff..]` equal those of `prefix`. */
+function prefix6(a: Uint8Array, aOff: number, prefix: Uint8Array, len: number): boolean {
+  let i = 0;
+  for (; len >= 8; i++, len -= 8) if (a[aOff + i] !== prefix[i]) return false;
+  if (len === 0) return true;
+  const m = (0xff << (8 - len)) & 0xff;
+  return (a[aOff + i]! & m) === (prefix[i]! & m);
 }
 
 /** Kinds of target, as numbers. */
@@ -148,6 +236,8 @@ export class CompiledRule {
   #dports: Int32Array | null;
   #ports: Int32Array | null;
   #ctMask = 0;
+  #src6: Uint8Array | null = null;
+  #dst6: Uint8Array | null = null;
 
   /** @param rule the parsed rule; @param clock for `-m limit` */
   constructor(readonly rule: Rule, clock: Clock) {
@@ -160,6 +250,8 @@ export class CompiledRule {
       this.#dstMask = ipv4Mask(r.destination.value.prefixLen);
       this.#dstAddr = (r.destination.value.address & this.#dstMask) >>> 0;
     }
+    if (r.source?.value.family === 6) this.#src6 = r.source.value.address;
+    if (r.destination?.value.family === 6) this.#dst6 = r.destination.value.address;
     this.#sports = ranges(r.sourcePorts);
     this.#dports = ranges(r.destinationPorts);
     this.#ports = ranges(r.ports);
@@ -171,13 +263,28 @@ export class CompiledRule {
   /** Whether the packet matches every match of the rule (`-m limit` last: it takes a token). */
   matches(p: PacketInfo): boolean {
     const r = this.rule;
-    if (r.source && (((p.src & this.#srcMask) >>> 0) === this.#srcAddr) === r.source.invert) {
-      return false;
+    if (p.family === 6) {
+      if (
+        r.source &&
+        (this.#src6 !== null &&
+            prefix6(p.pkt!.data, p.srcOff, this.#src6, r.source.value.prefixLen)) ===
+          r.source.invert
+      ) return false;
+      if (
+        r.destination &&
+        (this.#dst6 !== null &&
+            prefix6(p.pkt!.data, p.dstOff, this.#dst6, r.destination.value.prefixLen)) ===
+          r.destination.invert
+      ) return false;
+    } else {
+      if (r.source && (((p.src & this.#srcMask) >>> 0) === this.#srcAddr) === r.source.invert) {
+        return false;
+      }
+      if (
+        r.destination &&
+        (((p.dst & this.#dstMask) >>> 0) === this.#dstAddr) === r.destination.invert
+      ) return false;
     }
-    if (
-      r.destination &&
-      (((p.dst & this.#dstMask) >>> 0) === this.#dstAddr) === r.destination.invert
-    ) return false;
     if (r.inInterface && ifMatch(r.inInterface.value, p.inNic) === r.inInterface.invert) {
       return false;
     }

@@ -258,8 +258,9 @@ Deno.test("examples parse", async (t) => {
   await t.step("lab.toml", async () => {
     const path = new URL("../../examples/lab.toml", import.meta.url).pathname;
     const lab = parseLabConfig(await Deno.readTextFile(path), path);
-    assert.deepEqual(lab.nodes.map((n) => n.name), ["h1", "r1", "h2"]);
-    assert.deepEqual(lab.links.map((l) => l.mtu), [1500, 1400]);
+    assert.deepEqual(lab.nodes.map((n) => n.name), ["h1", "r1", "h2", "h3"]);
+    assert.deepEqual(lab.links.map((l) => l.mtu), [1500, 1400, 1500]);
+    assert.deepEqual(lab.links.map((l) => l.delay), [1, 2, 0]);
     assert.deepEqual(lab.probes.map((p) => p.expect), [
       "reachable",
       "reachable",
@@ -268,7 +269,13 @@ Deno.test("examples parse", async (t) => {
       "reachable",
       "reachable",
       "host-unreachable",
+      "reachable",
+      "reachable",
+      "reachable",
+      "frag-needed",
+      "reachable",
     ]);
+    assert.equal(lab.probes[11]!.zone, "eth0");
     assert.equal(lab.probes[3]!.expectMtu, 1400);
     assert.equal(lab.probes[3]!.dontFragment, true);
     assert.deepEqual(lab.probes[1]!.expectPath!.map((a) => a === "*" ? a : formatIpAddress(a)), [
@@ -276,6 +283,6 @@ Deno.test("examples parse", async (t) => {
       "198.51.100.10",
     ]);
     assert.equal(lab.nodes[1]!.config.router.hostname, "r1");
-    assert.deepEqual(lab.nodes[1]!.config.interfaces[0]!.forwarding, { ipv4: true, ipv6: false });
+    assert.deepEqual(lab.nodes[1]!.config.interfaces[0]!.forwarding, { ipv4: true, ipv6: true });
   });
 });

@@ -1,0 +1,215 @@
+/**
+ * IPv6 helpers of the firewall: small numeric ids for the addresses of
+ * tracked connections (so the IPv4 connection table, keyed by numbers,
+ * tracks IPv6 too), the ICMPv6 types conntrack knows, and the TCP reset
+ * REJECT sends over IPv6.
+ *
+ * @module
+ */
+import type { Nic } from "../nic.ts";
+import { Ipv6 } from "../ipv6/ipv6.ts";
+import { Ipv6AddressMap, ipv6Hash } from "../ipv6/addr_map.ts";
+import type { Conn } from "./conntrack.ts";
+import { finishChecksum, ipv6PseudoHeaderSum, onesSum } from "../wire/checksum.ts";
+import type { PacketBuffer } from "../wire/packet_buffer.ts";
+
+interface AddressRef {
+  id: number;
+  refs: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * Reference-counted ids for IPv6 addresses. {@link find} never allocates;
+ * {@link acquire} interns an address for a new connection, {@link release}
+ * forgets it with its last connection.
+ *
+ * @example
+ * ```ts
+ * import { Ipv6AddressIds } from "./ipv6_track.ts";
+ * const ids = new Ipv6AddressIds();
+ * const a = new Uint8Array(16);
+ * a[15] = 1;
+ * const id = ids.acquire(a, 0);
+ * console.assert(ids.find(a, 0) === id);
+ * ids.release(id);
+ * console.assert(ids.find(a, 0) === 0 && ids.size === 0);
+ * ```
+ */
+export class Ipv6AddressIds {
+  readonly #map = new Ipv6AddressMap<AddressRef>();
+  readonly #byId = new Map<number, AddressRef>();
+  #next = 1;
+
+  /** Addresses held. */
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  /** The id of the address at `a[off]`, or 0 when no connection uses it. */
+  find(a: Uint8Array, off: number): number {
+    return this.#map.get(a, off)?.id ?? 0;
+  }
+
+  /** The id of the address at `a[off]`, interned if new; one more reference. */
+  acquire(a: Uint8Array, off: number): number {
+    let r = this.#map.get(a, off);
+    if (r === undefined) {
+      r = { id: this.#next++, refs: 0, bytes: a.slice(off, off + 16) };
+      this.#map.set(a, r, off);
+      this.#byId.set(r.id, r);
+    }
+    r.refs++;
+    return r.id;
+  }
+
+  /** Drop one reference of `id`; the address is forgotten with its last. */
+  release(id: number): void {
+    const r = this.#byId.get(id);
+    if (r === undefined) return;
+    if (--r.refs > 0) return;
+    this.#map.delete(r.bytes);
+    this.#byId.delete(id);
+  }
+
+  /** The address of `id`, if held. */
+  address(id: number): Uint8Array | undefined {
+    return this.#byId.get(id)?.bytes;
+  }
+}
+
+const FRAG_SLOTS = 64;
+
+/**
+ * The connection of recent first fragments, so that later fragments (which
+ * carry no ports) get the ctstate of their first one, as they would after
+ * Linux's nf_defrag_ipv6 reassembly. A fixed ring: fragments whose first
+ * one was not seen (or was pushed out) stay UNTRACKED.
+ */
+export class FragmentStates {
+  readonly #id = new Uint32Array(FRAG_SLOTS);
+  readonly #hash = new Uint32Array(FRAG_SLOTS);
+  readonly #ct = new Uint8Array(FRAG_SLOTS);
+  readonly #dir = new Uint8Array(FRAG_SLOTS);
+  readonly #conn: (Conn | null)[] = new Array(FRAG_SLOTS).fill(null);
+  #next = 0;
+  /** The found fragment's connection, direction and ctstate bits (after {@link find}). */
+  conn: Conn | null = null;
+  dir: 0 | 1 = 0;
+  ct = 0;
+
+  /** Remember a first fragment's connection state. */
+  put(d: Uint8Array, ipOff: number, id: number, conn: Conn | null, dir: 0 | 1, ct: number): void {
+    const i = this.#next;
+    this.#next = (i + 1) % FRAG_SLOTS;
+    this.#id[i] = id;
+    this.#hash[i] = (ipv6Hash(d, ipOff + 8) ^ Math.imul(ipv6Hash(d, ipOff + 24), 31)) >>> 0;
+    this.#ct[i] = ct;
+    this.#dir[i] = dir;
+    this.#conn[i] = conn;
+  }
+
+  /** Look up a later fragment's first one; true (and the fields set) when found. */
+  find(d: Uint8Array, ipOff: number, id: number): boolean {
+    const h = (ipv6Hash(d, ipOff + 8) ^ Math.imul(ipv6Hash(d, ipOff + 24), 31)) >>> 0;
+    for (let k = 1; k <= FRAG_SLOTS; k++) {
+      const i = (this.#next - k + FRAG_SLOTS) % FRAG_SLOTS;
+      if (this.#id[i] === id && this.#hash[i] === h && this.#ct[i] !== 0) {
+        this.conn = this.#conn[i]!;
+        this.dir = this.#dir[i] as 0 | 1;
+        this.ct = this.#ct[i]!;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Forget everything. */
+  clear(): void {
+    this.#ct.fill(0);
+    this.#conn.fill(null);
+  }
+}
+
+/** ICMPv6 query types and their answers (Linux nf_conntrack_proto_icmpv6 invmap). */
+export const ICMPV6_QUERY_REPLY: Readonly<Record<number, number>> = {
+  128: 129,
+  129: 128,
+  139: 140,
+  140: 139,
+};
+
+/**
+ * ICMPv6 messages conntrack leaves UNTRACKED: MLD (130–132, 143) and
+ * router/neighbour discovery (133–136), as Linux's noct_valid_new.
+ */
+export function icmpv6Untracked(type: number): boolean {
+  return (type >= 130 && type <= 136) || type === 143;
+}
+
+/** ICMPv6 Destination Unreachable codes (RFC 4443 §3.1) for each REJECT reason. */
+export const REJECT6_CODES: Readonly<Record<string, number>> = {
+  "no-route": 0,
+  "net-unreachable": 0,
+  "admin-prohibited": 1,
+  "net-prohibited": 1,
+  "host-prohibited": 1,
+  "addr-unreachable": 3,
+  "host-unreachable": 3,
+  "port-unreachable": 4,
+  "proto-unreachable": 4,
+};
+
+const TCP = 6, RST = 0x04, SYN = 0x02, FIN = 0x01, ACK = 0x10;
+
+/**
+ * Answer the TCP segment at `l4Off` of the IPv6 packet at `ipOff` with a
+ * reset from its destination (RFC 9293 §3.5.2), out of `inNic`.
+ *
+ * @returns true when a reset was sent (never for a reset)
+ */
+export function sendTcpReset6(
+  ipv6: Ipv6,
+  inNic: Nic | null,
+  pkt: PacketBuffer,
+  ipOff: number,
+  l4Off: number,
+): boolean {
+  const d = pkt.data, v = pkt.view;
+  const len = ipOff + 40 + v.getUint16(ipOff + 4) - l4Off;
+  if (len < 20 || l4Off + 20 > pkt.end) return false;
+  const flags = d[l4Off + 13]!;
+  if ((flags & RST) !== 0) return false;
+  const dataOff = (d[l4Off + 12]! >> 4) << 2;
+  const segLen = Math.max(0, len - dataOff) + ((flags & SYN) ? 1 : 0) + ((flags & FIN) ? 1 : 0);
+  const hasAck = (flags & ACK) !== 0;
+  const pool = ipv6.stack.pool;
+  const b = pool.get();
+  if (b === null) return false;
+  try {
+    const off = Ipv6.buildHeader(b, {
+      src: d.subarray(ipOff + 24, ipOff + 40),
+      dst: d.subarray(ipOff + 8, ipOff + 24),
+      nextHeader: TCP,
+      payloadLen: 20,
+      hopLimit: ipv6.settings.defaultHopLimit,
+    });
+    const t = off + 40;
+    const w = b.view;
+    w.setUint16(t, v.getUint16(l4Off + 2));
+    w.setUint16(t + 2, v.getUint16(l4Off));
+    // With ACK: <SEQ=SEG.ACK><CTL=RST>; else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    w.setUint32(t + 4, hasAck ? v.getUint32(l4Off + 8) : 0);
+    w.setUint32(t + 8, hasAck ? 0 : (v.getUint32(l4Off + 4) + segLen) >>> 0);
+    w.setUint8(t + 12, 5 << 4);
+    w.setUint8(t + 13, hasAck ? RST : RST | ACK);
+    w.setUint16(t + 14, 0);
+    w.setUint32(t + 16, 0);
+    const sum = ipv6PseudoHeaderSum(b.data, off + 8, off + 24, TCP, 20);
+    w.setUint16(t + 16, finishChecksum(onesSum(b.data, t, 20, sum)));
+    ipv6.stack.stats.ipv6.tcpResetsSent++;
+    return ipv6.output(b, off, { nic: inNic ?? undefined });
+  } finally {
+    pool.put(b);
+  }
+}
