@@ -133,7 +133,12 @@ export class Ipv6 {
     postrouting: null,
   };
   /** Called when an address changes state (DAD done, dadfailed, deprecated, removed). */
-  onAddressChange: ((nic: Nic, a: Ipv6InterfaceAddress) => void) | null = null;
+  readonly addressListeners: Set<(nic: Nic, a: Ipv6InterfaceAddress) => void> = new Set();
+
+  /** Tell every listener that `a` changed state. */
+  addressChanged(nic: Nic, a: Ipv6InterfaceAddress): void {
+    for (const l of this.addressListeners) l(nic, a);
+  }
   readonly keys: Ipv6KeyInterner = new Ipv6KeyInterner();
   /** The packet being delivered when it was reassembled from fragments (RFC 6980 checks), else null. */
   reassembledNow: PacketBuffer | null = null;
@@ -325,7 +330,7 @@ export class Ipv6 {
         (r) => r.source === "connected" && r.nicId === nic.id,
       );
     }
-    this.onAddressChange?.(nic, a);
+    this.addressChanged(nic, a);
   }
 
   /** Join a multicast group on `nic` (reference counted; MLD reports it). */

@@ -295,7 +295,7 @@ export class Ndp {
     });
     // RFC 4861 §7.2.6: tell the link (unsolicited NA, override set).
     this.sendAdvertisement(nic, a.address, ALL_NODES, { solicited: false, override: true });
-    this.ipv6.onAddressChange?.(nic, a);
+    this.ipv6.addressChanged(nic, a);
   }
 
   /** DAD found `a` in use elsewhere: it is never used (Linux marks it dadfailed). */
@@ -309,7 +309,7 @@ export class Ndp {
       addr: formatIpv6(a.address),
       why,
     });
-    this.ipv6.onAddressChange?.(nic, a);
+    this.ipv6.addressChanged(nic, a);
   }
 
   /**

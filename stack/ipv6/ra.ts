@@ -205,11 +205,7 @@ export class RouterAdvertisements {
       (nic, src, dst, repr) => this.send(nic, src, dst, repr),
     );
     ipv6.ndp.onRouterMessage = (nic, pkt, ip, off, len) => this.#receive(nic, pkt, ip, off, len);
-    const prev = ipv6.onAddressChange;
-    ipv6.onAddressChange = (nic, a) => {
-      prev?.(nic, a);
-      this.#addressChanged(nic, a);
-    };
+    ipv6.addressListeners.add((nic, a) => this.#addressChanged(nic, a));
   }
 
   // ------------------------------------------------------------ router side

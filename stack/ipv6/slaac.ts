@@ -544,7 +544,7 @@ export class RaHost {
       nic: h.nic.name,
       addr: formatIpv6(a.address),
     });
-    this.ipv6.onAddressChange?.(h.nic, a);
+    this.ipv6.addressChanged(h.nic, a);
   }
 
   /** RFC 4191 §3.1: Route Information into the routing table, via the router. */
