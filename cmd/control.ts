@@ -1,6 +1,6 @@
 /**
  * The control socket of a running tapir: a Unix stream socket that answers
- * one request line (`stats`, `routes`, `neighbors`, `addresses`, `ra`) with one
+ * one request line (`stats`, `routes`, `neighbors`, `addresses`, `ra`, `firewall`) with one
  * JSON document, then closes. `tapir show` is its client.
  *
  * @module
@@ -92,7 +92,7 @@ export function controlAnswer(stack: Stack, what: string): unknown {
     }
     default:
       return {
-        error: `unknown request "${what}": use stats, routes, neighbors, addresses or ra`,
+        error: `unknown request "${what}": use stats, routes, neighbors, addresses, ra or firewall`,
       };
   }
 }
