@@ -87,38 +87,57 @@ function tcp6(
   len: number,
 ): void {
   if (len < 20 || ipv6IsMulticast(pkt.data, ip.dstOffset())) return;
+  if (!checksumOk(pkt, ip, off, len, TCP)) return;
+  sendTcpReset6(ipv6, nic, pkt, ip.off, off);
+}
+
+/**
+ * Answer the TCP segment at `l4Off` of the IPv6 packet at `ipOff` with a
+ * reset from its destination (RFC 9293 §3.5.2), out of `inNic`.
+ *
+ * @returns true when a reset was sent (never for a reset)
+ */
+export function sendTcpReset6(
+  ipv6: Ipv6,
+  inNic: Nic | null,
+  pkt: PacketBuffer,
+  ipOff: number,
+  l4Off: number,
+): boolean {
   const d = pkt.data, v = pkt.view;
-  const flags = d[off + 13]!;
-  if ((flags & RST) !== 0 || !checksumOk(pkt, ip, off, len, TCP)) return;
-  const dataOff = (d[off + 12]! >> 4) << 2;
+  const len = ipOff + 40 + v.getUint16(ipOff + 4) - l4Off;
+  if (len < 20 || l4Off + 20 > pkt.end) return false;
+  const flags = d[l4Off + 13]!;
+  if ((flags & RST) !== 0) return false;
+  const dataOff = (d[l4Off + 12]! >> 4) << 2;
   const segLen = Math.max(0, len - dataOff) + ((flags & SYN) ? 1 : 0) + ((flags & FIN) ? 1 : 0);
   const hasAck = (flags & ACK) !== 0;
   const pool = ipv6.stack.pool;
   const b = pool.get();
-  if (b === null) return;
+  if (b === null) return false;
   try {
-    const ipOff = Ipv6Layer.buildHeader(b, {
-      src: d.subarray(ip.dstOffset(), ip.dstOffset() + 16),
-      dst: d.subarray(ip.srcOffset(), ip.srcOffset() + 16),
+    const off = Ipv6Layer.buildHeader(b, {
+      src: d.subarray(ipOff + 24, ipOff + 40),
+      dst: d.subarray(ipOff + 8, ipOff + 24),
       nextHeader: TCP,
       payloadLen: 20,
       hopLimit: ipv6.settings.defaultHopLimit,
     });
-    const t = ipOff + IPV6_HEADER_LEN;
+    const t = off + 40;
     const w = b.view;
-    w.setUint16(t, v.getUint16(off + 2));
-    w.setUint16(t + 2, v.getUint16(off));
-    // RFC 9293 §3.5.2: with ACK, <SEQ=SEG.ACK><CTL=RST>; else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
-    w.setUint32(t + 4, hasAck ? v.getUint32(off + 8) : 0);
-    w.setUint32(t + 8, hasAck ? 0 : (v.getUint32(off + 4) + segLen) >>> 0);
+    w.setUint16(t, v.getUint16(l4Off + 2));
+    w.setUint16(t + 2, v.getUint16(l4Off));
+    // With ACK: <SEQ=SEG.ACK><CTL=RST>; else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    w.setUint32(t + 4, hasAck ? v.getUint32(l4Off + 8) : 0);
+    w.setUint32(t + 8, hasAck ? 0 : (v.getUint32(l4Off + 4) + segLen) >>> 0);
     w.setUint8(t + 12, 5 << 4);
     w.setUint8(t + 13, hasAck ? RST : RST | ACK);
     w.setUint16(t + 14, 0);
     w.setUint32(t + 16, 0);
-    const sum = ipv6PseudoHeaderSum(b.data, ipOff + 8, ipOff + 24, TCP, 20);
+    const sum = ipv6PseudoHeaderSum(b.data, off + 8, off + 24, TCP, 20);
     w.setUint16(t + 16, finishChecksum(onesSum(b.data, t, 20, sum)));
     ipv6.stack.stats.ipv6.tcpResetsSent++;
-    ipv6.output(b, ipOff, { nic: nic ?? undefined });
+    return ipv6.output(b, off, { nic: inNic ?? undefined });
   } finally {
     pool.put(b);
   }
