@@ -6,7 +6,8 @@
  * Run as a script it is the flood itself, sending or counting 64-byte UDP
  * datagrams through synchronous FFI calls into libc (`sendmmsg` /
  * `recvmmsg`, 64 datagrams a call), which offers several times the load a
- * single iperf3 UDP stream can (~40k pps on 2 vCPUs):
+ * single iperf3 UDP stream can (~40k pps on 2 vCPUs). The address picks the
+ * family: dotted IPv4 (AF_INET) or IPv6 with colons (AF_INET6):
  *
  *     deno run --allow-ffi bench/_netbench.ts send DST_IP PORT --seconds 5 --count 3000000 [--pps N] [--payload 64]
  *     deno run --allow-ffi bench/_netbench.ts recv BIND_IP PORT --seconds 12 [--idle-ms 1500] [--sink]
@@ -15,11 +16,13 @@
  * themselves: the sender after `--count` datagrams or `--seconds`, the
  * receiver `--idle-ms` after the last datagram or at `--seconds` (with
  * `--sink` it only holds the port open, reading nothing, for `--seconds`).
- * Addresses must be the benchmark's own namespaces' (documentation ranges).
+ * Addresses must be the benchmark's own namespaces' (documentation ranges:
+ * 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32).
  *
  * @module
  */
 import type { Netns } from "../tests/e2e/harness.ts";
+import { parseIpv6 } from "../stack/wire/ip_address.ts";
 
 /** One measurement of {@link measure}. */
 export interface LinkResult {
@@ -164,6 +167,7 @@ const FLOOD_SYMBOLS = {
 } as const;
 
 const AF_INET = 2;
+const AF_INET6 = 10;
 const SOCK_DGRAM = 2;
 const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
@@ -187,6 +191,19 @@ function sockaddrIn(ip: string, port: number): Uint8Array {
     throw new Error(`bad IPv4 address ${ip}`);
   }
   b.set(parts, 4);
+  return b;
+}
+
+/**
+ * struct sockaddr_in6 (28 bytes): family (host order), port (network order),
+ * flowinfo 0, the 16-byte address, scope id 0 (global addresses only).
+ */
+function sockaddrIn6(ip: string, port: number): Uint8Array {
+  const b = new Uint8Array(28);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, AF_INET6, true);
+  v.setUint16(2, port, false);
+  b.set(parseIpv6(ip), 8);
   return b;
 }
 
@@ -221,14 +238,15 @@ function floodMain(args: string[]): FloodResult {
   const errnoPtr = sym.__errno_location()!;
   const errno = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(errnoPtr, 4));
   const seconds = opt("--seconds", 5);
-  const fd = sym.socket(AF_INET, SOCK_DGRAM, 0);
+  const v6 = ip.includes(":");
+  const fd = sym.socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
   if (fd < 0) throw new Error(`socket: errno ${errno[0]}`);
-  const addr = sockaddrIn(ip, Number(portS));
+  const addr = v6 ? sockaddrIn6(ip, Number(portS)) : sockaddrIn(ip, Number(portS));
   const bufSize = new Uint8Array(new Int32Array([4 << 20]).buffer);
   try {
     if (mode === "send") {
       sym.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, bufSize, 4);
-      if (sym.connect(fd, addr, 16) < 0) throw new Error(`connect: errno ${errno[0]}`);
+      if (sym.connect(fd, addr, addr.length) < 0) throw new Error(`connect: errno ${errno[0]}`);
       const count = opt("--count", 3_000_000);
       const pps = opt("--pps", 0);
       const payload = opt("--payload", 64);
@@ -258,7 +276,7 @@ function floodMain(args: string[]): FloodResult {
       return { packets: sent, seconds: secs, pps: sent / secs };
     }
     sym.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, bufSize, 4);
-    if (sym.bind(fd, addr, 16) < 0) throw new Error(`bind: errno ${errno[0]}`);
+    if (sym.bind(fd, addr, addr.length) < 0) throw new Error(`bind: errno ${errno[0]}`);
     if (args.includes("--sink")) {
       // Hold the port open (no ICMP port unreachable) without reading: the
       // benchmark counts arrivals on the interface, and a reader would take

@@ -1,25 +1,31 @@
 /**
- * End-to-end IPv4 forwarding benchmark (root only): two host namespaces
- * h1 (192.0.2.2/24) and h2 (198.51.100.2/24) with a router between them —
- * tapir (`main.ts run`, offloads on; and again with `offload = false` on
- * both interfaces), and a kernel router namespace (ip_forward=1, two veth
- * pairs) — all set up in the same run and measured in interleaved rounds.
+ * End-to-end IPv4 and IPv6 forwarding benchmark (root only): two host
+ * namespaces h1 (192.0.2.2/24, 2001:db8:1::2/64) and h2 (198.51.100.2/24,
+ * 2001:db8:2::2/64) with a router between them — tapir (`main.ts run`,
+ * offloads on; and again with `offload = false` on both interfaces), and a
+ * kernel router namespace (ip_forward=1 and net.ipv6.conf.all.forwarding=1,
+ * two veth pairs) — all set up in the same run and measured in interleaved
+ * rounds. `--family 4|6|both` (default both) picks the families measured;
+ * IPv6 addresses are only configured when IPv6 is measured (dual stack), and
+ * measuring starts once no IPv6 address is tentative (DAD done) on tapir and
+ * in every kernel namespace.
  *
- * Per setup and round:
- * - RTT: mean of `ping -c 50 -i 0.01` h1 → h2;
+ * Per family, setup and round:
+ * - RTT: mean of `ping [-6] -c 50 -i 0.01` h1 → h2;
  * - TCP: `iperf3 -t S` and `iperf3 -P 2 -t S`, h1 → h2 (received rate);
  * - UDP, 64-byte payload: the FFI `sendmmsg` flood of bench/_netbench.ts in
- *   h1, unpaced (the highest load one sender offers), then paced at each of
- *   `--udp-rates` (the highest with < 1 % loss is the "lossless" rate); h2
+ *   h1 (AF_INET or AF_INET6), unpaced (the highest load one sender offers),
+ *   then paced at each of `--udp-rates` (the highest with < 1 % loss is the
+ *   "lossless" rate); h2
  *   holds the port open and the packets received at h2 are its interface's
  *   rx counter delta. Offered pps = sent / send time.
  *
- * It prints a markdown table (best of the rounds, the spread, and the
+ * It prints, per family, a markdown table (best of the rounds, the spread, and the
  * ratios tapir / kernel against the goals: ≥ 0.5 of the kernel's 64-byte
  * pps and TCP throughput with offloads, RTT ≤ 4× the kernel's) and the
  * JSON; `--out FILE` also writes the JSON to FILE.
  *
- *     deno task bench:e2e [--seconds 5] [--rounds 2] [--udp-rates 50000,...,400000] [--udp-seconds 3] [--out FILE] [--only tapir-on,kernel]
+ *     deno task bench:e2e [--family 4|6|both] [--seconds 5] [--rounds 2] [--udp-rates 50000,...,400000] [--udp-seconds 3] [--out FILE] [--only tapir-on,kernel]
  *
  * Every namespace is `tpf-bench-<pid>-*`, deleted at the end (also on
  * failure); every command has a timeout; the flood is bounded in count and
@@ -35,6 +41,7 @@ import {
   startTapir,
   type Tapir,
   type Topology,
+  waitFor,
   withTopology,
 } from "../tests/e2e/harness.ts";
 import {
@@ -71,19 +78,44 @@ interface Setup {
   /** h2's interface towards the router. */
   h2Dev: string;
   tapir?: Tapir;
-  samples: ForwardSample[];
+  /** Every namespace of the setup (for the DAD wait). */
+  namespaces: Netns[];
+  /** One list of rounds per address family. */
+  samples: Record<Family, ForwardSample[]>;
 }
 
-const H1_ADDR = "192.0.2.2";
-const H2_ADDR = "198.51.100.2";
+/** An address family measured. */
+type Family = 4 | 6;
+
+/** Addresses of h1, h2 and the router's two sides, per family. */
+const NET = {
+  4: { h1: "192.0.2.2", r1: "192.0.2.1", r2: "198.51.100.1", h2: "198.51.100.2", len: 24 },
+  6: {
+    h1: "2001:db8:1::2",
+    r1: "2001:db8:1::1",
+    r2: "2001:db8:2::1",
+    h2: "2001:db8:2::2",
+    len: 64,
+  },
+} as const;
+const H1_ADDR = NET[4].h1;
+const H2_ADDR = NET[4].h2;
 const UDP_PORT = 9000;
+
+/** `-6` for the IPv6 variants of ping and iperf3, nothing for IPv4 (unchanged commands). */
+function famFlag(fam: Family): string[] {
+  return fam === 6 ? ["-6"] : [];
+}
 
 function parseArgs(args: string[]) {
   const opt = (name: string, def: string) => {
     const i = args.indexOf(name);
     return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
   };
+  const family = opt("--family", "both");
+  if (!["4", "6", "both"].includes(family)) throw new Error(`--family 4|6|both, not ${family}`);
   return {
+    families: (family === "both" ? [4, 6] : [Number(family)]) as Family[],
     seconds: Number(opt("--seconds", "5")),
     rounds: Number(opt("--rounds", "2")),
     udpRates: opt("--udp-rates", "50000,100000,150000,200000,300000,400000").split(",").map(Number),
@@ -97,8 +129,16 @@ function parseArgs(args: string[]) {
 
 type Opts = ReturnType<typeof parseArgs>;
 
-function tapirConfig(tag: string, lanTap: string, wanTap: string, offload: boolean): string {
+function tapirConfig(
+  tag: string,
+  lanTap: string,
+  wanTap: string,
+  offload: boolean,
+  v6: boolean,
+): string {
   const off = offload ? "" : "offload = false\n";
+  const lan = v6 ? `"192.0.2.1/24", "${NET[6].r1}/64"` : `"192.0.2.1/24"`;
+  const wan = v6 ? `"198.51.100.1/24", "${NET[6].r2}/64"` : `"198.51.100.1/24"`;
   return `
 [router]
 hostname = "bench-${tag}"
@@ -107,16 +147,66 @@ forwarding = true
 [[interface]]
 name = "lan0"
 tap = "${lanTap}"
-addresses = ["192.0.2.1/24"]
+addresses = [${lan}]
 ${off}
 [[interface]]
 name = "wan0"
 tap = "${wanTap}"
-addresses = ["198.51.100.1/24"]
+addresses = [${wan}]
 ${off}`;
 }
 
-async function tapirSetup(topo: Topology, key: string, offload: boolean): Promise<Setup> {
+/** `tapir show addresses --json` of a running tapir: per NIC, its IPv6 addresses ("a/len [state]"). */
+async function tapirAddresses(tapir: Tapir): Promise<Record<string, { ipv6?: string[] }>> {
+  const r = await run([
+    Deno.execPath(),
+    "run",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    "--allow-net",
+    `${REPO}/main.ts`,
+    "show",
+    "addresses",
+    "--control",
+    tapir.controlPath,
+    "--json",
+  ], { timeoutMs: 10_000 });
+  return JSON.parse(r.stdout);
+}
+
+/**
+ * Wait (≤ 15 s) until no IPv6 address is tentative: tapir's own (its DAD,
+ * RFC 4862 §5.4: ≤ 1 s delay + 1 s per probe) and the kernel's in every
+ * namespace of the setup (hosts' globals are added `nodad`; link-locals and
+ * the kernel router's are not).
+ */
+async function waitDad(s: Setup): Promise<void> {
+  if (s.tapir !== undefined) {
+    const tapir = s.tapir;
+    await waitFor(`tapir's IPv6 addresses to pass DAD (${s.label})`, async () => {
+      const a = await tapirAddresses(tapir);
+      const all = Object.values(a).flatMap((n) => n.ipv6 ?? []);
+      return all.length > 0 && all.every((x) => !x.includes("tentative"));
+    }, 15_000);
+  }
+  for (const ns of s.namespaces) {
+    await waitFor(`IPv6 DAD in ${ns.name}`, async () => {
+      const r = await ns.exec(["ip", "-6", "addr", "show", "tentative"], {
+        check: false,
+        timeoutMs: 5000,
+      });
+      return r.code === 0 && r.stdout.trim() === "";
+    }, 15_000);
+  }
+}
+
+async function tapirSetup(
+  topo: Topology,
+  key: string,
+  offload: boolean,
+  v6: boolean,
+): Promise<Setup> {
   const tag = offload ? "o" : "n";
   const id = String(Deno.pid % 100000);
   const lanTap = `tpf${tag}${id}l`, wanTap = `tpf${tag}${id}w`;
@@ -124,15 +214,22 @@ async function tapirSetup(topo: Topology, key: string, offload: boolean): Promis
   const h1 = await topo.netns(`${tag}h1`);
   const h2 = await topo.netns(`${tag}h2`);
   const tapir = await startTapir({
-    config: tapirConfig(tag, lanTap, wanTap, offload),
+    config: tapirConfig(tag, lanTap, wanTap, offload, v6),
     ns: r,
     topo,
     extraArgs: ["--log-level", "warning"],
   });
-  await moveTapToNs(lanTap, r, h1, { address: `${H1_ADDR}/24` });
-  await moveTapToNs(wanTap, r, h2, { address: `${H2_ADDR}/24` });
+  // moveTapToNs adds IPv6 addresses with `nodad`.
+  const h1Addrs = [`${H1_ADDR}/24`, ...(v6 ? [`${NET[6].h1}/64`] : [])];
+  const h2Addrs = [`${H2_ADDR}/24`, ...(v6 ? [`${NET[6].h2}/64`] : [])];
+  await moveTapToNs(lanTap, r, h1, { address: h1Addrs });
+  await moveTapToNs(wanTap, r, h2, { address: h2Addrs });
   await h1.ip("route", "add", "default", "via", "192.0.2.1");
   await h2.ip("route", "add", "default", "via", "198.51.100.1");
+  if (v6) {
+    await h1.ip("-6", "route", "add", "default", "via", NET[6].r1);
+    await h2.ip("-6", "route", "add", "default", "via", NET[6].r2);
+  }
   return {
     key,
     label: `tapir, offloads ${offload ? "on" : "off"}`,
@@ -140,11 +237,19 @@ async function tapirSetup(topo: Topology, key: string, offload: boolean): Promis
     h2,
     h2Dev: wanTap,
     tapir,
-    samples: [],
+    namespaces: [r, h1, h2],
+    samples: { 4: [], 6: [] },
   };
 }
 
-async function veth(a: Netns, aDev: string, aAddr: string, b: Netns, bDev: string, bAddr: string) {
+async function veth(
+  a: Netns,
+  aDev: string,
+  aAddr: string[],
+  b: Netns,
+  bDev: string,
+  bAddr: string[],
+) {
   await run([
     "ip",
     "link",
@@ -160,29 +265,47 @@ async function veth(a: Netns, aDev: string, aAddr: string, b: Netns, bDev: strin
     "netns",
     b.name,
   ]);
-  await a.ip("addr", "add", aAddr, "dev", aDev);
-  await b.ip("addr", "add", bAddr, "dev", bDev);
+  const nodad = (x: string) => x.includes(":") ? ["nodad"] : [];
+  for (const x of aAddr) await a.ip("addr", "add", x, "dev", aDev, ...nodad(x));
+  for (const x of bAddr) await b.ip("addr", "add", x, "dev", bDev, ...nodad(x));
   await a.ip("link", "set", aDev, "up");
   await b.ip("link", "set", bDev, "up");
 }
 
-async function kernelSetup(topo: Topology): Promise<Setup> {
+async function kernelSetup(topo: Topology, v6: boolean): Promise<Setup> {
   const id = String(Deno.pid % 100000);
   const r = await topo.netns("kr");
   const h1 = await topo.netns("kh1");
   const h2 = await topo.netns("kh2");
-  await veth(h1, `tpfk${id}a`, `${H1_ADDR}/24`, r, `tpfk${id}b`, "192.0.2.1/24");
-  await veth(r, `tpfk${id}c`, "198.51.100.1/24", h2, `tpfk${id}d`, `${H2_ADDR}/24`);
+  const six = (x: string) => v6 ? [`${x}/64`] : [];
+  if (v6) {
+    // Before the veths exist, so that they are created forwarding (a router
+    // neither autoconfigures from RAs nor sends Router Solicitations).
+    await r.exec(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+  }
+  await veth(h1, `tpfk${id}a`, [`${H1_ADDR}/24`, ...six(NET[6].h1)], r, `tpfk${id}b`, [
+    "192.0.2.1/24",
+    ...six(NET[6].r1),
+  ]);
+  await veth(r, `tpfk${id}c`, ["198.51.100.1/24", ...six(NET[6].r2)], h2, `tpfk${id}d`, [
+    `${H2_ADDR}/24`,
+    ...six(NET[6].h2),
+  ]);
   await r.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
   await h1.ip("route", "add", "default", "via", "192.0.2.1");
   await h2.ip("route", "add", "default", "via", "198.51.100.1");
+  if (v6) {
+    await h1.ip("-6", "route", "add", "default", "via", NET[6].r1);
+    await h2.ip("-6", "route", "add", "default", "via", NET[6].r2);
+  }
   return {
     key: "kernel",
     label: "kernel router namespace",
     h1,
     h2,
     h2Dev: `tpfk${id}d`,
-    samples: [],
+    namespaces: [r, h1, h2],
+    samples: { 4: [], 6: [] },
   };
 }
 
@@ -190,9 +313,11 @@ async function kernelSetup(topo: Topology): Promise<Setup> {
 async function udpFlood(
   s: Setup,
   o: Opts,
+  fam: Family,
   pps: number,
   seconds: number,
 ): Promise<{ sent: number; recv: number; loss: number }> {
+  const dst = NET[fam].h2;
   const deno = Deno.execPath();
   const script = `${REPO}/bench/_netbench.ts`;
   const sink = s.h2.spawn([
@@ -201,7 +326,7 @@ async function udpFlood(
     "--allow-ffi",
     script,
     "recv",
-    H2_ADDR,
+    dst,
     String(UDP_PORT),
     "--sink",
     "--seconds",
@@ -216,7 +341,7 @@ async function udpFlood(
       "--allow-ffi",
       script,
       "send",
-      H2_ADDR,
+      dst,
       String(UDP_PORT),
       "--seconds",
       String(seconds),
@@ -240,41 +365,54 @@ async function udpFlood(
   }
 }
 
-async function iperfTcp(s: Setup, o: Opts, parallel: number): Promise<number> {
+async function iperfTcp(s: Setup, o: Opts, fam: Family, parallel: number): Promise<number> {
   const r = await s.h1.exec(
-    ["iperf3", "-c", H2_ADDR, "-t", String(o.seconds), "-P", String(parallel), "-J"],
+    [
+      "iperf3",
+      ...famFlag(fam),
+      "-c",
+      NET[fam].h2,
+      "-t",
+      String(o.seconds),
+      "-P",
+      String(parallel),
+      "-J",
+    ],
     { timeoutMs: (o.seconds + 25) * 1000, check: false },
   );
   try {
     return JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9;
   } catch {
     console.error(
-      `iperf3 -P ${parallel} failed on ${s.label}: ${r.stdout.slice(0, 500)}${r.stderr}`,
+      `iperf3 -P ${parallel} (IPv${fam}) failed on ${s.label}: ${
+        r.stdout.slice(0, 500)
+      }${r.stderr}`,
     );
     return NaN;
   }
 }
 
-async function measureRound(s: Setup, o: Opts): Promise<ForwardSample> {
-  const ping = await s.h1.exec(["ping", "-n", "-c", "50", "-i", "0.01", "-w", "10", H2_ADDR], {
-    check: false,
-    timeoutMs: 15_000,
-  });
+async function measureRound(s: Setup, o: Opts, fam: Family): Promise<ForwardSample> {
+  const dst = NET[fam].h2;
+  const ping = await s.h1.exec(
+    ["ping", ...famFlag(fam), "-n", "-c", "50", "-i", "0.01", "-w", "10", dst],
+    { check: false, timeoutMs: 15_000 },
+  );
   const rttMs = pingAvgMs(ping.stdout);
-  const srv = s.h2.spawn(["iperf3", "-s", "-B", H2_ADDR]);
+  const srv = s.h2.spawn(["iperf3", ...famFlag(fam), "-s", "-B", dst]);
   let tcpGbps = NaN, tcpP2Gbps = NaN;
   try {
     await sleep(400);
-    tcpGbps = await iperfTcp(s, o, 1);
-    tcpP2Gbps = await iperfTcp(s, o, 2);
+    tcpGbps = await iperfTcp(s, o, fam, 1);
+    tcpP2Gbps = await iperfTcp(s, o, fam, 2);
   } finally {
     srv.kill("SIGTERM");
     await srv.wait(3000);
   }
-  const flood = await udpFlood(s, o, 0, o.seconds);
+  const flood = await udpFlood(s, o, fam, 0, o.seconds);
   const paced = [];
   for (const rate of o.udpRates) {
-    const x = await udpFlood(s, o, rate, o.udpSeconds);
+    const x = await udpFlood(s, o, fam, rate, o.udpSeconds);
     paced.push({ rate, sentPps: x.sent, recvPps: x.recv, lossPct: x.loss });
   }
   const ok = paced.filter((p) => p.lossPct < 1).map((p) => p.rate);
@@ -301,24 +439,27 @@ const FIELDS: { key: Scalar; lower?: boolean }[] = [
   { key: "losslessPps" },
 ];
 
-function summarize(s: Setup): Record<string, Spread> {
+function summarize(s: Setup, fam: Family): Record<string, Spread> {
+  const samples = s.samples[fam];
   const out: Record<string, Spread> = {};
-  for (const f of FIELDS) out[f.key] = spread(s.samples.map((x) => x[f.key]), f.lower);
-  const rates = s.samples[0]?.paced.map((p) => p.rate) ?? [];
+  for (const f of FIELDS) out[f.key] = spread(samples.map((x) => x[f.key]), f.lower);
+  const rates = samples[0]?.paced.map((p) => p.rate) ?? [];
   rates.forEach((rate, i) => {
-    out[`paced${rate}RecvPps`] = spread(s.samples.map((x) => x.paced[i]?.recvPps ?? NaN));
-    out[`paced${rate}LossPct`] = spread(s.samples.map((x) => x.paced[i]?.lossPct ?? NaN), true);
+    out[`paced${rate}RecvPps`] = spread(samples.map((x) => x.paced[i]?.recvPps ?? NaN));
+    out[`paced${rate}LossPct`] = spread(samples.map((x) => x.paced[i]?.lossPct ?? NaN), true);
   });
   return out;
 }
 
-function table(setups: Setup[], o: Opts): string {
-  const sums = new Map(setups.map((s) => [s.key, summarize(s)]));
+function table(setups: Setup[], o: Opts, fam: Family): string {
+  const sums = new Map(setups.map((s) => [s.key, summarize(s, fam)]));
   const k = sums.get("kernel");
   const cell = (sp: Spread, d: number) =>
     sp.samples.length > 1 ? `${fmt(sp.best, d)} (${fmt(sp.worst, d)})` : fmt(sp.best, d);
   const ratio = (a: Spread, b: Spread | undefined) => b === undefined ? "—" : fmt(a.best / b.best);
   const lines = [
+    `IPv${fam}, h1 ${NET[fam].h1} → h2 ${NET[fam].h2}.`,
+    "",
     `Best of ${o.rounds} round(s), worst in parentheses; × kernel = best / kernel's best.`,
     "",
     "| setup | 64 B flood offered pps | recv pps at h2 | × kernel | loss % | " +
@@ -378,10 +519,13 @@ function table(setups: Setup[], o: Opts): string {
     for (const s of setups) {
       if (s === kernel) continue;
       const cells = keys.map(([key]) => {
-        const rs = s.samples.map((x, i) => x[key] / (kernel.samples[i]?.[key] ?? NaN))
+        const rs = s.samples[fam].map((x, i) => x[key] / (kernel.samples[fam][i]?.[key] ?? NaN))
           .filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
         if (rs.length === 0) return "—";
-        return `${fmt(rs[rs.length >> 1]!)} [${fmt(rs[0]!)}–${fmt(rs[rs.length - 1]!)}]`;
+        // An even count takes the mean of the two middle ratios (before, the upper one).
+        const h = rs.length >> 1;
+        const median = rs.length % 2 === 1 ? rs[h]! : (rs[h - 1]! + rs[h]!) / 2;
+        return `${fmt(median)} [${fmt(rs[0]!)}–${fmt(rs[rs.length - 1]!)}]`;
       });
       lines.push(`| ${s.label} | ${cells.join(" | ")} |`);
     }
@@ -396,7 +540,7 @@ function table(setups: Setup[], o: Opts): string {
     const rtt = on.rttMs!.best / k.rttMs!.best;
     lines.push(
       "",
-      `Goals (tapir, offloads on): 64 B pps ≥ 0.5× kernel: ${fmt(pps)} ${
+      `Goals (IPv${fam}, tapir, offloads on): 64 B pps ≥ 0.5× kernel: ${fmt(pps)} ${
         pps >= 0.5 ? "met" : "NOT met"
       }; ` +
         `TCP ≥ 0.5× kernel: ${fmt(tcp)} ${tcp >= 0.5 ? "met" : "NOT met"}; ` +
@@ -421,23 +565,33 @@ async function main(): Promise<void> {
   }
   const setups: Setup[] = [];
   const tapirStats: Record<string, unknown> = {};
+  const v6 = o.families.includes(6);
   await withTopology("tpf-bench", async (topo) => {
-    if (o.only.includes("tapir-on")) setups.push(await tapirSetup(topo, "tapir-on", true));
-    if (o.only.includes("tapir-off")) setups.push(await tapirSetup(topo, "tapir-off", false));
-    if (o.only.includes("kernel")) setups.push(await kernelSetup(topo));
+    if (o.only.includes("tapir-on")) setups.push(await tapirSetup(topo, "tapir-on", true, v6));
+    if (o.only.includes("tapir-off")) setups.push(await tapirSetup(topo, "tapir-off", false, v6));
+    if (o.only.includes("kernel")) setups.push(await kernelSetup(topo, v6));
+    if (v6) { for (const s of setups) await waitDad(s); }
     // Resolve neighbours everywhere before measuring.
-    for (const s of setups) {
-      await s.h1.exec(["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", H2_ADDR], { check: false });
+    for (const fam of o.families) {
+      for (const s of setups) {
+        await s.h1.exec(
+          ["ping", ...famFlag(fam), "-n", "-c", "3", "-i", "0.2", "-W", "2", NET[fam].h2],
+          { check: false, timeoutMs: 10_000 },
+        );
+      }
     }
     for (let round = 0; round < o.rounds; round++) {
-      for (const s of setups) {
-        const t0 = performance.now();
-        const x = await measureRound(s, o);
-        s.samples.push(x);
-        console.error(
-          `round ${round + 1} ${s.label} (${((performance.now() - t0) / 1000).toFixed(1)} s): ` +
-            JSON.stringify(x),
-        );
+      for (const fam of o.families) {
+        for (const s of setups) {
+          const t0 = performance.now();
+          const x = await measureRound(s, o, fam);
+          s.samples[fam].push(x);
+          console.error(
+            `round ${round + 1} IPv${fam} ${s.label} (${
+              ((performance.now() - t0) / 1000).toFixed(1)
+            } s): ` + JSON.stringify(x),
+          );
+        }
       }
     }
     for (const s of setups) {
@@ -456,6 +610,7 @@ async function main(): Promise<void> {
     cpu: await cpuModel(),
     kernel: Deno.osRelease(),
     deno: Deno.version.deno,
+    families: o.families,
     seconds: o.seconds,
     rounds: o.rounds,
     udpPayloadBytes: 64,
@@ -467,16 +622,19 @@ async function main(): Promise<void> {
     `${meta.date}, ${meta.nproc} CPUs (${meta.cpu}), Linux ${meta.kernel}, Deno ${meta.deno}; ` +
       `iperf3 -t ${o.seconds}; UDP 64 B payload\n`,
   );
-  console.log(table(setups, o));
+  for (const fam of o.families) console.log(table(setups, o, fam) + "\n");
   const json = JSON.stringify(
     {
       meta,
-      results: setups.map((s) => ({
-        setup: s.key,
-        label: s.label,
-        summary: summarize(s),
-        samples: s.samples,
-      })),
+      results: o.families.flatMap((fam) =>
+        setups.map((s) => ({
+          family: fam,
+          setup: s.key,
+          label: s.label,
+          summary: summarize(s, fam),
+          samples: s.samples[fam],
+        }))
+      ),
       tapirStats,
     },
     null,

@@ -54,6 +54,8 @@ const PROBE_KEYS = [
   "at",
   "ping",
   "traceroute",
+  "udp",
+  "port",
   "count",
   "size",
   "dont_fragment",
@@ -198,12 +200,17 @@ function validateProbe(
     );
   }
   const startAt = duration(ctx, pt, "at", path, 0, 0, labDuration);
-  let kind: "ping" | "traceroute" | undefined;
-  if (pt.ping !== undefined && pt.traceroute !== undefined) {
-    ctx.err(at(path, "traceroute"), `a probe has exactly one of "ping" and "traceroute"`);
-  } else if (pt.ping !== undefined) kind = "ping";
-  else if (pt.traceroute !== undefined) kind = "traceroute";
-  else ctx.err(path, `a probe needs "ping = ADDRESS" or "traceroute = ADDRESS"`);
+  let kind: "ping" | "traceroute" | "udp" | undefined;
+  const kinds = (["ping", "traceroute", "udp"] as const).filter((k) => pt[k] !== undefined);
+  if (kinds.length > 1) {
+    ctx.err(at(path, kinds[1]!), `a probe has exactly one of "ping", "traceroute" and "udp"`);
+  } else if (kinds.length === 1) kind = kinds[0];
+  else ctx.err(path, `a probe needs "ping = ADDRESS", "traceroute = ADDRESS" or "udp = ADDRESS"`);
+  const port = optInt(ctx, pt, "port", path, 1, 65535);
+  if (kind === "udp" && port === undefined) {
+    ctx.err(at(path, "udp"), `a udp probe needs "port = N"`);
+  }
+  if (kind !== "udp" && port !== undefined) ctx.err(at(path, "port"), `port is for udp probes`);
   let target: IpAddress | undefined;
   let zone: string | undefined;
   if (kind) {
@@ -231,7 +238,21 @@ function validateProbe(
       }
     }
   }
-  const expect = oneOf(ctx, pt, "expect", path, EXPECTS, "reachable");
+  const expect = oneOf(
+    ctx,
+    pt,
+    "expect",
+    path,
+    EXPECTS,
+    kind === "udp" ? "port-unreachable" : "reachable",
+  );
+  if (kind === "udp" && (expect === "reachable" || expect === "frag-needed")) {
+    // tapir's UDP probe waits for ICMP errors, not for answers.
+    ctx.err(
+      at(path, "expect"),
+      `a udp probe expects port-unreachable, admin-prohibited, host-unreachable, net-unreachable, unreachable or timeout`,
+    );
+  }
   const expectMtu = optInt(ctx, pt, "expect_mtu", path, 68, 65535);
   if (expectMtu !== undefined && expect !== "frag-needed") {
     ctx.err(at(path, "expect_mtu"), `expect_mtu goes with expect = "frag-needed"`);
@@ -267,6 +288,7 @@ function validateProbe(
     at: startAt,
     kind,
     target,
+    ...(port !== undefined ? { port } : {}),
     ...(zone !== undefined ? { zone } : {}),
     count,
     size,

@@ -16,6 +16,7 @@ import {
   SystemClock,
   traceroute,
   type TracerouteHop,
+  udpProbe,
 } from "../stack/mod.ts";
 import { describeIcmpv4Error, describeIcmpv6Error } from "../stack/ping.ts";
 import { formatIpAddress } from "../stack/wire/mod.ts";
@@ -172,6 +173,18 @@ async function runProbe(stack: Stack, p: ProbeConfig): Promise<ProbeOutcome> {
   const lines: string[] = [];
   const out = (passed: boolean, reason = ""): ProbeOutcome => ({ probe: p, lines, passed, reason });
   const dst = p.target.address;
+  if (p.kind === "udp") {
+    const r = await udpProbe(stack, {
+      dst,
+      port: p.port!,
+      nic: p.zone,
+      count: p.count,
+      intervalMs: p.interval,
+      timeoutMs: p.timeout,
+    }, (l) => lines.push(l));
+    const why = judgePing(p, r);
+    return out(why === "", why);
+  }
   if (p.kind === "ping") {
     const r = await ping(stack, {
       dst,

@@ -267,7 +267,9 @@ export interface ProbeConfig {
   from: string;
   /** Virtual start time, ms. */
   at: number;
-  kind: "ping" | "traceroute";
+  kind: "ping" | "traceroute" | "udp";
+  /** For `udp` probes: the destination port. */
+  port?: number;
   target: IpAddress;
   /** Interface name after `%` of a link-local target. */
   zone?: string;

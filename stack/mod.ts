@@ -30,6 +30,8 @@ export {
   traceroute,
   type TracerouteHop,
   type TracerouteOptions,
+  udpProbe,
+  type UdpProbeOptions,
 } from "./ping.ts";
 export {
   Ipv6,

@@ -14,6 +14,7 @@ import type { Icmpv4Event } from "./ipv4/icmp.ts";
 import type { Icmpv6Event } from "./ipv6/icmp.ts";
 import { Ipv4 } from "./ipv4/ipv4.ts";
 import { Ipv6 } from "./ipv6/ipv6.ts";
+import { sendUdp6 } from "./ipv6/transport6.ts";
 import { IpProtocol, writeIpv4Header } from "./wire/ipv4.ts";
 import { Icmpv4Type } from "./wire/icmpv4.ts";
 import { Icmpv6Type } from "./wire/icmpv6.ts";
@@ -162,8 +163,8 @@ interface Family {
   /** IP + ICMP header bytes, for the "56(84) bytes" line. */
   overhead: number;
   sendEcho(ident: number, seq: number, size: number, ttl: number, df: boolean): boolean;
-  /** Send a UDP probe (IPv4 only; IPv6 traceroute uses ICMP). */
-  sendUdp?(srcPort: number, dstPort: number, ttl: number): boolean;
+  /** Send a UDP datagram (traceroute's probes, {@link udpProbe}). */
+  sendUdp(srcPort: number, dstPort: number, ttl: number): boolean;
   listen(fn: (e: EchoEvent) => void): () => void;
   describe(type: number, code: number, mtu: number): string;
   isUnreachable(type: number): boolean;
@@ -302,6 +303,12 @@ function family6(stack: Stack, dst: Uint8Array, nic: Nic | undefined): Family {
       };
       stack.ipv6.icmp.listeners.add(l);
       return () => stack.ipv6.icmp.listeners.delete(l);
+    },
+    sendUdp(srcPort, dstPort, ttl) {
+      return sendUdp6(stack.ipv6, dst, srcPort, dstPort, new Uint8Array(32), {
+        hopLimit: ttl,
+        nic: pinned,
+      });
     },
     describe: describeIcmpv6Error,
     isUnreachable: (t) => t === Icmpv6Type.DEST_UNREACHABLE,
@@ -449,7 +456,7 @@ export function traceroute(
   const maxHops = opts.maxHops ?? 30;
   const probes = opts.probes ?? 1;
   const timeout = opts.timeoutMs ?? 2000;
-  const method = f.sendUdp === undefined ? "icmp" : opts.method ?? "udp";
+  const method = opts.method ?? (f.v === 4 ? "udp" : "icmp");
   const clock = stack.clock;
   const ident = stack.random.uint32() & 0xffff;
   onLine?.(`traceroute to ${f.dstText} (${f.dstText}), ${maxHops} hops max`);
@@ -479,7 +486,7 @@ export function traceroute(
       seq++;
       const s = seq;
       const at = clock.now();
-      if (method === "udp") f.sendUdp!(sock!.port, 33434 + s, hop.ttl);
+      if (method === "udp") f.sendUdp(sock!.port, 33434 + s, hop.ttl);
       else f.sendEcho(ident, s, 32, hop.ttl, false);
       const timer = clock.schedule(timeout, () => {
         if (current?.seq !== s) return;
@@ -514,5 +521,78 @@ export function traceroute(
       nextProbe(c.hop, c.probe + 1);
     });
     startHop(1);
+  });
+}
+
+/** Options of {@link udpProbe}. */
+export interface UdpProbeOptions {
+  dst: ProbeTarget;
+  /** Destination port. */
+  port: number;
+  /** Interface for link-scoped IPv6 destinations. */
+  nic?: string;
+  /** Datagrams to send (default 3). */
+  count?: number;
+  intervalMs?: number;
+  timeoutMs?: number;
+}
+
+/**
+ * Send UDP datagrams to `dst:port` and collect the ICMP errors that come
+ * back about them: Port Unreachable (nothing listens: the host is there),
+ * Administratively Prohibited (a firewall REJECT), or nothing (dropped, or
+ * something listened and did not answer). Replies are not waited for.
+ * Shaped like {@link PingResult}, with `received` always 0.
+ */
+export function udpProbe(
+  stack: Stack,
+  opts: UdpProbeOptions,
+  onLine?: (line: string) => void,
+): Promise<PingResult> {
+  const f = family(stack, opts.dst, opts.nic);
+  const count = opts.count ?? 3;
+  const interval = opts.intervalMs ?? 1000;
+  const timeout = opts.timeoutMs ?? 2000;
+  const clock = stack.clock;
+  const sock = stack.udp.bind(0, () => {});
+  const result: PingResult = {
+    dst: f.dstText,
+    family: f.v,
+    sent: 0,
+    received: 0,
+    replies: [],
+    errors: [],
+  };
+  onLine?.(`UDP ${f.dstText} port ${opts.port}: ${count} datagrams`);
+  return new Promise((resolve) => {
+    const timers: Timer[] = [];
+    const unlisten = f.listen((e) => {
+      if (e.reply || e.quotedProtocol !== IpProtocol.UDP || !e.quotedDstMatches) return;
+      if (e.quotedSrcPort !== sock.port || e.quotedDstPort !== opts.port) return;
+      result.errors.push({
+        seq: result.errors.length + 1,
+        from: e.from,
+        type: e.type,
+        code: e.code,
+        mtu: e.mtu,
+      });
+      onLine?.(`From ${e.from}: ${f.describe(e.type, e.code, e.mtu)}`);
+    });
+    for (let i = 0; i < count; i++) {
+      timers.push(clock.schedule(i * interval, () => {
+        result.sent++;
+        f.sendUdp(sock.port, opts.port, 64);
+      }));
+    }
+    timers.push(clock.schedule((count - 1) * interval + timeout, () => {
+      unlisten();
+      sock.close();
+      onLine?.(
+        `${result.sent} sent, ${result.errors.length} ICMP errors${
+          result.errors.length === 0 ? " (silence)" : ""
+        }`,
+      );
+      resolve(result);
+    }));
   });
 }

@@ -36,6 +36,15 @@ function checksumOk(
 export function installIpv6Transports(ipv6: Ipv6): void {
   ipv6.transports.set(UDP, (nic, pkt, ip, off, len) => udp6(ipv6, nic, pkt, ip, off, len));
   ipv6.transports.set(TCP, (nic, pkt, ip, off, len) => tcp6(ipv6, nic, pkt, ip, off, len));
+  ipv6.checksumFixers.set(UDP, (pkt, ipOff) => {
+    const l4 = ipOff + IPV6_HEADER_LEN;
+    const len = pkt.view.getUint16(ipOff + 4);
+    pkt.view.setUint16(l4 + 6, 0);
+    const sum = ipv6PseudoHeaderSum(pkt.data, ipOff + 8, ipOff + 24, UDP, len);
+    const c = finishChecksum(onesSum(pkt.data, l4, len, sum));
+    // RFC 8200 §8.1: a computed 0 is sent as 0xffff.
+    pkt.view.setUint16(l4 + 6, c === 0 ? 0xffff : c);
+  });
   ipv6.checksumFixers.set(TCP, (pkt, ipOff) => {
     const l4 = ipOff + IPV6_HEADER_LEN;
     const len = pkt.view.getUint16(ipOff + 4);
@@ -138,6 +147,44 @@ export function sendTcpReset6(
     w.setUint16(t + 16, finishChecksum(onesSum(b.data, t, 20, sum)));
     ipv6.stack.stats.ipv6.tcpResetsSent++;
     return ipv6.output(b, off, { nic: inNic ?? undefined });
+  } finally {
+    pool.put(b);
+  }
+}
+
+/**
+ * Send one UDP datagram over IPv6 from tapir (the source is selected and
+ * the checksum filled by the output path). `nic` pins link-scoped
+ * destinations.
+ */
+export function sendUdp6(
+  ipv6: Ipv6,
+  dst: Uint8Array,
+  srcPort: number,
+  dstPort: number,
+  payload: Uint8Array,
+  opts: { hopLimit?: number; nic?: Nic } = {},
+): boolean {
+  const pool = ipv6.stack.pool;
+  const b = pool.get();
+  if (b === null) return false;
+  try {
+    const len = 8 + payload.length;
+    const ipOff = Ipv6Layer.buildHeader(b, {
+      src: null,
+      dst,
+      nextHeader: UDP,
+      payloadLen: len,
+      hopLimit: opts.hopLimit ?? ipv6.settings.defaultHopLimit,
+    });
+    const u = ipOff + IPV6_HEADER_LEN;
+    b.view.setUint16(u, srcPort);
+    b.view.setUint16(u + 2, dstPort);
+    b.view.setUint16(u + 4, len);
+    b.view.setUint16(u + 6, 0);
+    b.data.set(payload, u + 8);
+    ipv6.stack.stats.udp.datagramsSent++;
+    return ipv6.output(b, ipOff, { nic: opts.nic });
   } finally {
     pool.put(b);
   }

@@ -342,6 +342,23 @@ const CASES: BadCase[] = [
     message: `expect_mtu goes with expect = "frag-needed"`,
   },
   {
+    name: "lab udp probe without a port",
+    lab: true,
+    text: `[lab]\n[[lab.node]]\nname = "h1"\n[[lab.probe]]\nfrom = "h1"\nudp = "192.0.2.1"\n`,
+    path: "lab.probe[0].udp",
+    line: 6,
+    message: `a udp probe needs "port = N"`,
+  },
+  {
+    name: "lab udp probe expecting a reply",
+    lab: true,
+    text:
+      `[lab]\n[[lab.node]]\nname = "h1"\n[[lab.probe]]\nfrom = "h1"\nudp = "192.0.2.1"\nport = 53\nexpect = "reachable"\n`,
+    path: "lab.probe[0].expect",
+    line: 8,
+    message: "a udp probe expects port-unreachable",
+  },
+  {
     name: "lab interface on two links",
     lab: true,
     text:

@@ -274,8 +274,11 @@ Deno.test("examples parse", async (t) => {
       "reachable",
       "frag-needed",
       "reachable",
+      "port-unreachable",
     ]);
     assert.equal(lab.probes[11]!.zone, "eth0");
+    assert.equal(lab.probes[12]!.kind, "udp");
+    assert.equal(lab.probes[12]!.port, 9);
     assert.equal(lab.probes[3]!.expectMtu, 1400);
     assert.equal(lab.probes[3]!.dontFragment, true);
     assert.deepEqual(lab.probes[1]!.expectPath!.map((a) => a === "*" ? a : formatIpAddress(a)), [

@@ -116,6 +116,23 @@ at = "15s"
 ping = "2001:db8:10::20"
 count = 1
 expect = "admin-prohibited"
+# A new inbound UDP "connection" from the WAN: dropped silently by the forward policy.
+[[lab.probe]]
+from = "h2"
+at = "20s"
+udp = "192.0.2.10"
+port = 5353
+count = 1
+expect = "timeout"
+# The same from the LAN side to the WAN host goes out (through the NAT) and is refused there.
+[[lab.probe]]
+from = "h1"
+at = "20s"
+udp = "198.51.100.10"
+port = 5353
+count = 1
+expect = "port-unreachable"
+expect_from = "198.51.100.10"
 `;
 
 Deno.test("lab: probes see the firewall's verdicts (answered, dropped, rejected)", async () => {
@@ -124,5 +141,5 @@ Deno.test("lab: probes see the firewall's verdicts (answered, dropped, rejected)
     `${o.probe.from} ${o.probe.kind} ${o.probe.target.address}: ${o.reason}\n${o.lines.join("\n")}`
   );
   assert.deepEqual(failed, []);
-  assert.equal(r.passed, 9);
+  assert.equal(r.passed, 11);
 });
