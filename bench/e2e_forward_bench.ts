@@ -28,7 +28,8 @@
  *     deno task bench:e2e [--family 4|6|both] [--seconds 5] [--rounds 2] [--udp-rates 50000,...,400000] [--udp-seconds 3] [--out FILE] [--only tapir-on,kernel]
  *
  * Every namespace is `tpf-bench-<pid>-*`, deleted at the end (also on
- * failure); every command has a timeout; the flood is bounded in count and
+ * failure, SIGINT or SIGTERM); every command has a timeout; DAD waits are
+ * bounded to 15 s; the flood is bounded in count and
  * time; all traffic stays between these namespaces (documentation ranges).
  *
  * @module
@@ -550,6 +551,52 @@ function table(setups: Setup[], o: Opts, fam: Family): string {
   return lines.join("\n");
 }
 
+/** Set up the routers in `topo`, wait for DAD, measure every round, collect tapir's counters. */
+async function runBench(
+  topo: Topology,
+  o: Opts,
+  setups: Setup[],
+  tapirStats: Record<string, unknown>,
+): Promise<void> {
+  const v6 = o.families.includes(6);
+  if (o.only.includes("tapir-on")) setups.push(await tapirSetup(topo, "tapir-on", true, v6));
+  if (o.only.includes("tapir-off")) setups.push(await tapirSetup(topo, "tapir-off", false, v6));
+  if (o.only.includes("kernel")) setups.push(await kernelSetup(topo, v6));
+  if (v6) { for (const s of setups) await waitDad(s); }
+  // Resolve neighbours everywhere before measuring.
+  for (const fam of o.families) {
+    for (const s of setups) {
+      await s.h1.exec(
+        ["ping", ...famFlag(fam), "-n", "-c", "3", "-i", "0.2", "-W", "2", NET[fam].h2],
+        { check: false, timeoutMs: 10_000 },
+      );
+    }
+  }
+  for (let round = 0; round < o.rounds; round++) {
+    for (const fam of o.families) {
+      for (const s of setups) {
+        const t0 = performance.now();
+        const x = await measureRound(s, o, fam);
+        s.samples[fam].push(x);
+        console.error(
+          `round ${round + 1} IPv${fam} ${s.label} (${
+            ((performance.now() - t0) / 1000).toFixed(1)
+          } s): ` + JSON.stringify(x),
+        );
+      }
+    }
+  }
+  for (const s of setups) {
+    if (s.tapir === undefined) continue;
+    try {
+      tapirStats[s.key] = await s.tapir.stats();
+    } catch (e) {
+      tapirStats[s.key] = String(e);
+    }
+    await s.tapir.stop("SIGTERM");
+  }
+}
+
 async function main(): Promise<void> {
   const o = parseArgs(Deno.args);
   if (Deno.uid() !== 0) {
@@ -565,43 +612,22 @@ async function main(): Promise<void> {
   }
   const setups: Setup[] = [];
   const tapirStats: Record<string, unknown> = {};
-  const v6 = o.families.includes(6);
   await withTopology("tpf-bench", async (topo) => {
-    if (o.only.includes("tapir-on")) setups.push(await tapirSetup(topo, "tapir-on", true, v6));
-    if (o.only.includes("tapir-off")) setups.push(await tapirSetup(topo, "tapir-off", false, v6));
-    if (o.only.includes("kernel")) setups.push(await kernelSetup(topo, v6));
-    if (v6) { for (const s of setups) await waitDad(s); }
-    // Resolve neighbours everywhere before measuring.
-    for (const fam of o.families) {
-      for (const s of setups) {
-        await s.h1.exec(
-          ["ping", ...famFlag(fam), "-n", "-c", "3", "-i", "0.2", "-W", "2", NET[fam].h2],
-          { check: false, timeoutMs: 10_000 },
-        );
-      }
-    }
-    for (let round = 0; round < o.rounds; round++) {
-      for (const fam of o.families) {
-        for (const s of setups) {
-          const t0 = performance.now();
-          const x = await measureRound(s, o, fam);
-          s.samples[fam].push(x);
-          console.error(
-            `round ${round + 1} IPv${fam} ${s.label} (${
-              ((performance.now() - t0) / 1000).toFixed(1)
-            } s): ` + JSON.stringify(x),
-          );
-        }
-      }
-    }
-    for (const s of setups) {
-      if (s.tapir === undefined) continue;
-      try {
-        tapirStats[s.key] = await s.tapir.stats();
-      } catch (e) {
-        tapirStats[s.key] = String(e);
-      }
-      await s.tapir.stop("SIGTERM");
+    // withTopology's finally does not run when a signal ends the process
+    // (Ctrl-C, `timeout`): clean up here too, then exit.
+    const onSignal = (sig: Deno.Signal) => () => {
+      console.error(`${sig}: deleting the benchmark's namespaces`);
+      topo.cleanup().finally(() => Deno.exit(sig === "SIGINT" ? 130 : 143));
+    };
+    const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
+      const h = onSignal(sig);
+      Deno.addSignalListener(sig, h);
+      return [sig, h] as const;
+    });
+    try {
+      await runBench(topo, o, setups, tapirStats);
+    } finally {
+      for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
     }
   });
   const meta = {
