@@ -40,16 +40,23 @@ export interface LinkDriverOptions {
    * hand-off through Deno's blocking pool, which costs ~0.1–0.2 ms per
    * wake-up on these VMs (docs/benchmarks-forward.md), but the event loop
    * (timers, signals, the control socket) waits meanwhile, up to
-   * `syncBudgetMs` in a row. Default 0 (off): at 1 ms it measured no gain
-   * for ping or UDP; at 20 ms with a 1 s budget ping's median RTT fell by
-   * a third, too long an event-loop stall to be a default.
+   * `syncBudgetMs` in a row. Default 1 ms: on the TAP wire benchmark it
+   * took TCP from 0.43–0.51 to 0.66–0.68 of the kernel router's throughput
+   * (docs/benchmarks-link.md); 0 turns it off.
    */
   syncPollMs?: number;
   /**
    * Longest time the loop keeps the event loop waiting (ms since its last
-   * `await`) before it awaits a poll again. Default 2.
+   * `await`) before it awaits a poll again, so timers, signals and the
+   * control socket are never held up longer. Default 2.
    */
   syncBudgetMs?: number;
+  /**
+   * How long after the last frame the loop keeps waiting in synchronous
+   * polls (traffic is "flowing"); after that it sleeps in the nonblocking
+   * poll. Default 200 ms.
+   */
+  activeWindowMs?: number;
 }
 
 /**
@@ -71,6 +78,7 @@ export class LinkDriver {
   readonly #idleTimeout: number;
   readonly #syncPollMs: number;
   readonly #syncBudgetMs: number;
+  readonly #activeWindowMs: number;
   #eps: TapEndpoint[] = [];
   #lib: Libc | null = null;
   #wakeFd = -1;
@@ -98,8 +106,9 @@ export class LinkDriver {
     this.#batch = opts.batch ?? 64;
     this.#maxPasses = opts.maxPasses ?? 16;
     this.#idleTimeout = opts.idleTimeoutMs ?? -1;
-    this.#syncPollMs = opts.syncPollMs ?? 0;
+    this.#syncPollMs = opts.syncPollMs ?? 1;
     this.#syncBudgetMs = opts.syncBudgetMs ?? 2;
+    this.#activeWindowMs = opts.activeWindowMs ?? 200;
   }
 
   /** Start reading `ep` (wakes a running loop). */
@@ -135,6 +144,7 @@ export class LinkDriver {
     }
     this.#dirty = true;
     let lastAwait = performance.now();
+    let lastTraffic = -Infinity;
     try {
       while (!this.#stopped) {
         let busy = false;
@@ -160,24 +170,34 @@ export class LinkDriver {
         if (this.#stopped) break;
         if (this.#dirty) this.#rebuild();
         const nfds = BigInt(this.#polled.length + 1);
-        if (
-          moved > 0 && !busy && this.#syncPollMs > 0 &&
-          performance.now() - lastAwait < this.#syncBudgetMs
-        ) {
-          // Traffic just moved: the next frame (a reply, the flow's next
-          // segment) usually follows within a fraction of a ms. A blocking
-          // poll here is woken by the kernel directly, without the two
-          // thread hand-offs of a nonblocking FFI call; it blocks the event
-          // loop for at most syncPollMs, and at most syncBudgetMs in a row.
+        const now = performance.now();
+        if (moved > 0) lastTraffic = now;
+        // While traffic is flowing (frames moved in the last activeWindowMs),
+        // wait for the next frame in a synchronous poll: the kernel wakes it
+        // directly, without the two thread hand-offs of a nonblocking FFI
+        // call (~0.1–0.2 ms here). It holds the event loop at most
+        // syncPollMs at a time and syncBudgetMs in a row; then a
+        // nonblocking poll with timeout 0 lets timers, signals and the
+        // control socket run. Idle, the loop sleeps in the nonblocking poll.
+        const active = this.#syncPollMs > 0 && now - lastTraffic < this.#activeWindowMs;
+        if (active && !busy && now - lastAwait < this.#syncBudgetMs) {
           this.syncPolls++;
           const r = lib.sym.poll(this.#pollfds, nfds, this.#syncPollMs);
           if (r > 0) {
             this.#afterPoll();
             continue;
           }
+          // Nothing readable: no fd needs a read (poll is level-triggered).
+          this.#ready.fill(0);
+          this.#readyFresh = true;
+          if (performance.now() - lastAwait < this.#syncBudgetMs) continue;
         }
         this.polls++;
-        const r = await lib.sym.poll_async(this.#pollfds, nfds, busy ? 0 : this.#idleTimeout);
+        const r = await lib.sym.poll_async(
+          this.#pollfds,
+          nfds,
+          busy || active ? 0 : this.#idleTimeout,
+        );
         lastAwait = performance.now();
         if (r > 0) this.#afterPoll();
         else if (r === 0) {
