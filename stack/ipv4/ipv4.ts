@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { LoopbackQueue } from "../loopback.ts";
 import type { Nic } from "../nic.ts";
 import type { Stack } from "../stack.ts";
 import type { Timer } from "../clock.ts";
@@ -113,11 +114,17 @@ export class Ipv4 {
   #ip2 = new Ipv4Packet();
   #eth = new EthernetFrame();
   #nextId: number;
-  #loopbackQueue: PacketBuffer[] = [];
-  #loopbackScheduled = false;
+  #loopback: LoopbackQueue;
   #gcTimer: Timer | null = null;
 
   constructor(readonly stack: Stack, settings: Partial<Ipv4Settings> = {}) {
+    // Loopback traffic skips PREROUTING (as netfilter): straight to local delivery.
+    this.#loopback = new LoopbackQueue(
+      stack.clock,
+      stack.pool,
+      stack.stats,
+      (b) => this.deliverLocal(null, b, b.networkOffset),
+    );
     this.settings = {
       defaultTtl: settings.defaultTtl ?? 64,
       reassemblyTimeoutMs: settings.reassemblyTimeoutMs ?? 30_000,
@@ -637,7 +644,7 @@ export class Ipv4 {
     }
     s.packetsSent++;
     if (r.outNic === null) {
-      this.#loopback(pkt, ipOff);
+      this.#loopback.push(pkt, ipOff);
       return true;
     }
     const outNic = r.outNic;
@@ -697,29 +704,6 @@ export class Ipv4 {
   #firstNicWithAddress(): Nic | undefined {
     for (const [id, st] of this.#state) if (st.addresses.length > 0) return this.stack.nics.get(id);
     return undefined;
-  }
-
-  /** Deliver a locally addressed packet on a later turn (no recursion). */
-  #loopback(pkt: PacketBuffer, ipOff: number): void {
-    const copy = this.stack.pool.clone(pkt);
-    if (copy === null) {
-      this.stack.stats.bufferPoolExhausted++;
-      return;
-    }
-    copy.networkOffset = ipOff;
-    this.#loopbackQueue.push(copy);
-    if (!this.#loopbackScheduled) {
-      this.#loopbackScheduled = true;
-      this.stack.clock.schedule(0, () => {
-        this.#loopbackScheduled = false;
-        const q = this.#loopbackQueue.splice(0);
-        for (const b of q) {
-          // Loopback traffic skips PREROUTING (netfilter does the same).
-          this.deliverLocal(null, b, b.networkOffset);
-          this.stack.pool.put(b);
-        }
-      });
-    }
   }
 
   /**

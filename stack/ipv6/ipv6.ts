@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { LoopbackQueue } from "../loopback.ts";
 import type { Nic } from "../nic.ts";
 import type { Ipv4Hooks } from "../ipv4/ipv4.ts";
 import type { Stack } from "../stack.ts";
@@ -152,10 +153,16 @@ export class Ipv6 {
   #rh = new Ipv6RoutingHeader();
   #eth = new EthernetFrame();
   #nextFragId: number;
-  #loopbackQueue: PacketBuffer[] = [];
-  #loopbackScheduled = false;
+  #loopback: LoopbackQueue;
 
   constructor(readonly stack: Stack, settings: Partial<Ipv6Settings> = {}) {
+    // Loopback traffic skips PREROUTING (as netfilter): straight to local delivery.
+    this.#loopback = new LoopbackQueue(
+      stack.clock,
+      stack.pool,
+      stack.stats,
+      (b) => this.deliverLocal(null, b, b.networkOffset, false),
+    );
     this.settings = {
       defaultHopLimit: settings.defaultHopLimit ?? 64,
       reassemblyTimeoutMs: settings.reassemblyTimeoutMs ?? 60_000,
@@ -995,7 +1002,7 @@ export class Ipv6 {
         return false;
       }
       s.packetsSent++;
-      this.#loopback(pkt, ipOff);
+      this.#loopback.push(pkt, ipOff);
       return true;
     }
     let outNic = opts.nic;
@@ -1079,25 +1086,6 @@ export class Ipv6 {
       mtu: Math.max(IPV6_MIN_MTU, mtu),
       expires: this.stack.clock.now() + PMTU_AGE_MS,
     }, off);
-  }
-
-  #loopback(pkt: PacketBuffer, ipOff: number): void {
-    const copy = this.stack.pool.clone(pkt);
-    if (copy === null) {
-      this.stack.stats.bufferPoolExhausted++;
-      return;
-    }
-    copy.networkOffset = ipOff;
-    this.#loopbackQueue.push(copy);
-    if (this.#loopbackScheduled) return;
-    this.#loopbackScheduled = true;
-    this.stack.clock.schedule(0, () => {
-      this.#loopbackScheduled = false;
-      for (const b of this.#loopbackQueue.splice(0)) {
-        this.deliverLocal(null, b, b.networkOffset, false);
-        this.stack.pool.put(b);
-      }
-    });
   }
 
   /**
