@@ -14,7 +14,12 @@ import {
   ipv6PseudoHeaderSum,
   onesSum,
 } from "./wire/checksum.ts";
-import { type BufferPool, HEADROOM, type PacketBuffer } from "./wire/packet_buffer.ts";
+import {
+  type BufferPool,
+  HEADROOM,
+  type PacketBuffer,
+  VNET_F_NEEDS_CSUM,
+} from "./wire/packet_buffer.ts";
 
 const TCP = 6;
 const FIN = 0x01, PSH = 0x08, CWR = 0x80;
@@ -100,4 +105,35 @@ export function segmentGso(
     pool.put(b);
   }
   return true;
+}
+
+/**
+ * IP bytes of one segment of a GSO super-frame: the IP header, the TCP
+ * header and gso_size. (hdr_len from a TAP is skb_headlen, not always the
+ * header length, so the headers are measured.)
+ */
+export function gsoSegmentLen(pkt: PacketBuffer, ipOff: number, ipHeaderLen: number): number {
+  const l4 = ipOff + ipHeaderLen;
+  const tcpHl = l4 + 13 <= pkt.end ? (pkt.data[l4 + 12]! >> 4) << 2 : 20;
+  return ipHeaderLen + tcpHl + pkt.gsoSize;
+}
+
+/**
+ * Complete a partial checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM) before the
+ * frame leaves by a link without offloads or is fragmented: the field at
+ * csum_start + csum_offset holds the pseudo-header sum, so summing the L4
+ * bytes with it in place gives the checksum. A UDP checksum (csum_offset
+ * 6) that computes to 0 is sent as 0xffff (RFC 768, RFC 8200 §8.1). The
+ * frame is plain afterwards.
+ */
+export function completePartialChecksum(pkt: PacketBuffer): void {
+  if ((pkt.vnetFlags & VNET_F_NEEDS_CSUM) !== 0) {
+    const start = pkt.start + pkt.csumStart;
+    const at = start + pkt.csumOffset;
+    if (at + 2 <= pkt.end) {
+      const c = internetChecksum(pkt.data, start, pkt.end - start);
+      pkt.view.setUint16(at, c === 0 && pkt.csumOffset === 6 ? 0xffff : c);
+    }
+  }
+  pkt.vnetFlags = 0;
 }

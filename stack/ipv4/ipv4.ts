@@ -33,10 +33,9 @@ import {
 } from "../wire/ip_address.ts";
 import { BROADCAST_MAC, ipv4MulticastMac } from "../wire/mac_address.ts";
 import { HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
-import { internetChecksum } from "../wire/checksum.ts";
 import { Icmpv4 } from "./icmp.ts";
 import { Arp } from "./arp.ts";
-import { segmentGso } from "../gso.ts";
+import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
 import { sendTcpReset } from "./tcp_reset.ts";
 
 /** An IPv4 address assigned to a NIC. */
@@ -488,7 +487,7 @@ export class Ipv4 {
     // MTU: a GSO super-frame is judged by its segment size.
     const mtu = outNic.mtu();
     const len = ip.totalLength();
-    const tooBig = (pkt.isGso() ? this.#gsoSegmentLen(pkt, ip) : len) > mtu;
+    const tooBig = (pkt.isGso() ? gsoSegmentLen(pkt, ipOff, ip.headerLen()) : len) > mtu;
     if (tooBig && ip.dontFragment()) {
       s.fragmentationNeeded++;
       // RFC 1191: the next-hop MTU goes in the low 16 bits of the rest-of-header.
@@ -535,15 +534,6 @@ export class Ipv4 {
     // DF clear and too big: fragmented after POSTROUTING (RFC 791; the
     // first fragment keeps every option).
     this.#postroute(outNic, pkt, ipOff, nextHop, tooBig);
-  }
-
-  /** IP bytes of one segment of a GSO super-frame: headers plus gso_size. */
-  #gsoSegmentLen(pkt: PacketBuffer, ip: Ipv4Packet): number {
-    // hdr_len from a TAP is skb_headlen, not always the header length, so
-    // measure the headers: IP header plus the TCP data offset.
-    const l4 = ip.off + ip.headerLen();
-    const tcpHl = l4 + 13 <= pkt.end ? (pkt.data[l4 + 12]! >> 4) * 4 : 20;
-    return ip.headerLen() + tcpHl + pkt.gsoSize;
   }
 
   #routeTypeDrop(route: Ipv4Route, inNic: Nic | null, pkt: PacketBuffer, ipOff: number): void {
@@ -727,7 +717,7 @@ export class Ipv4 {
       this.#toLink(outNic, pkt, ipOff, nextHop);
       return;
     }
-    if (pkt.isGso() || (pkt.vnetFlags & 1) !== 0) this.completeOffloads(pkt, ipOff);
+    if (pkt.isGso() || (pkt.vnetFlags & 1) !== 0) completePartialChecksum(pkt);
     const n = fragmentIpv4(pkt, ipOff, outNic.mtu(), this.stack.pool, (frag, fragIpOff) => {
       this.#toLink(outNic, frag, fragIpOff, nextHop);
     });
@@ -737,27 +727,6 @@ export class Ipv4 {
     } else {
       s.fragmentationFailed++;
     }
-  }
-
-  /**
-   * Make a frame plain before it leaves by a link without offloads or is
-   * fragmented: complete a partial checksum. (GSO frames are segmented by
-   * {@link segmentGso} instead.)
-   */
-  completeOffloads(pkt: PacketBuffer, _ipOff: number): void {
-    if ((pkt.vnetFlags & 1) !== 0) {
-      const start = pkt.start + pkt.csumStart;
-      const at = start + pkt.csumOffset;
-      if (at + 2 <= pkt.end) {
-        // The field holds the pseudo-header sum; summing the L4 bytes with it completes it.
-        const c = internetChecksum(pkt.data, start, pkt.end - start);
-        pkt.view.setUint16(
-          at,
-          c === 0 && pkt.data[pkt.networkOffset + 9] === IpProtocol.UDP ? 0xffff : c,
-        );
-      }
-    }
-    pkt.vnetFlags = 0;
   }
 
   /**
@@ -775,7 +744,7 @@ export class Ipv4 {
         else this.stack.stats.ipv4.gsoDropped++;
         return;
       }
-      if (pkt.vnetFlags !== 0) this.completeOffloads(pkt, ipOff);
+      if (pkt.vnetFlags !== 0) completePartialChecksum(pkt);
     }
     this.#resolveAndSend(outNic, pkt, ipOff, nextHop);
   }

@@ -49,7 +49,7 @@ import { Ipv6AddressMap, Ipv6KeyInterner } from "./addr_map.ts";
 import { Icmpv6 } from "./icmp.ts";
 import { Ndp } from "./ndp.ts";
 import { Mld } from "./mld.ts";
-import { segmentGso } from "../gso.ts";
+import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
 import { linkLocalFromMac } from "./interface_id.ts";
 import { type CandidateAddress, selectSourceAddress } from "./address_selection.ts";
 
@@ -867,7 +867,7 @@ export class Ipv6 {
     }
     const mtu = outNic.mtu();
     const len = ip.totalLength();
-    const segLen = pkt.isGso() ? this.#gsoSegmentLen(pkt, ipOff) : len;
+    const segLen = pkt.isGso() ? gsoSegmentLen(pkt, ipOff, IPV6_HEADER_LEN) : len;
     // RFC 8200 §5: routers never fragment; Packet Too Big with the link MTU.
     if (segLen > mtu) {
       s.packetTooBig++;
@@ -900,8 +900,16 @@ export class Ipv6 {
 
   /** True for NDP (133–137) and MLD (130–132, 143) messages. */
   #isLinkControl(ip: Ipv6Packet): boolean {
-    const it = this.#ext.reset(ip);
     const d = ip.buf.data;
+    // The common cases without walking a chain: TCP/UDP, or ICMPv6 right after the header.
+    const nh = ip.nextHeader();
+    if (nh === 6 || nh === 17) return false;
+    if (nh === Ipv6NextHeader.ICMPV6) {
+      const t = ip.off + IPV6_HEADER_LEN < ip.buf.end ? d[ip.off + IPV6_HEADER_LEN]! : 0;
+      return (t >= Icmpv6Type.MLD_QUERY && t <= Icmpv6Type.REDIRECT) ||
+        t === Icmpv6Type.MLD_REPORT_V2;
+    }
+    const it = this.#ext.reset(ip);
     while (it.next()) {
       // The data of a non-first fragment has no ICMPv6 header.
       if (
@@ -922,12 +930,6 @@ export class Ipv6 {
   #onLink(st: Ipv6NicState, a: Uint8Array, off: number): boolean {
     for (const x of st.addresses) if (ipv6CidrContains(x, a, off)) return true;
     return false;
-  }
-
-  #gsoSegmentLen(pkt: PacketBuffer, ipOff: number): number {
-    const l4 = ipOff + IPV6_HEADER_LEN;
-    const tcpHl = l4 + 13 <= pkt.end ? (pkt.data[l4 + 12]! >> 4) * 4 : 20;
-    return IPV6_HEADER_LEN + tcpHl + pkt.gsoSize;
   }
 
   #flowHash(pkt: PacketBuffer, ip: Ipv6Packet): number {
@@ -1167,7 +1169,7 @@ export class Ipv6 {
         else this.stack.stats.ipv6.gsoDropped++;
         return;
       }
-      if (pkt.vnetFlags !== 0) this.stack.ipv4.completeOffloads(pkt, ipOff);
+      if (pkt.vnetFlags !== 0) completePartialChecksum(pkt);
     }
     this.#resolveAndSend(outNic, pkt, ipOff, nh, nhOff);
   }
