@@ -1,7 +1,7 @@
 /**
  * Shared helpers of the end-to-end benchmarks (bench/e2e_link_bench.ts,
- * bench/e2e_forward_bench.ts): iperf3/ping measurement between two
- * namespaces, statistics over repeated samples, and a bounded UDP flood.
+ * bench/e2e_forward_bench.ts): ping, iperf3 and a bounded 64-byte UDP flood
+ * between two namespaces, and statistics over repeated samples.
  *
  * Run as a script it is the flood itself, sending or counting 64-byte UDP
  * datagrams through synchronous FFI calls into libc (`sendmmsg` /
@@ -24,68 +24,136 @@
 import type { Netns } from "../tests/e2e/harness.ts";
 import { parseIpv6 } from "../stack/wire/ip_address.ts";
 
-/** One measurement of {@link measure}. */
-export interface LinkResult {
-  setup: string;
-  tcpGbps: number;
-  udpSentPps: number;
-  udpRecvPps: number;
-  udpLossPct: number;
-  rttMs: number;
+/** One run of {@link udpFlood}. */
+export interface FloodRun {
+  /** Offered datagrams/s (sent / send time). */
+  sent: number;
+  /** Datagrams/s received on the receiver's interface (its rx counter delta / send time). */
+  recv: number;
+  /** Per cent of the sent datagrams that did not arrive. */
+  loss: number;
 }
 
-/** Options of {@link measure}. */
-export interface MeasureOptions {
-  /** iperf3 -t. */
+/** Options of {@link udpFlood}. */
+export interface FloodOptions {
+  /** Destination address (in `receiver`); dotted IPv4 or IPv6. */
+  dst: string;
+  /** UDP port the receiver holds open. */
+  port: number;
+  /** Paced rate in datagrams/s; 0 floods unpaced. */
+  pps: number;
+  /** Longest send time. */
   seconds: number;
-  /** Offered 64-byte UDP rate of iperf3 -u. */
-  udpPps: number;
+  /** Most datagrams sent. */
+  count: number;
 }
 
 /**
- * iperf3 TCP (-t seconds), iperf3 64-byte UDP at a bounded rate, and the
- * mean RTT of `ping -c 20 -i 0.05`, from `client` to `dst` in `server`.
- * (The measurement of bench/e2e_link_bench.ts.)
+ * One bounded 64-byte UDP flood from `sender` to `opts.dst` in `receiver`,
+ * with this file's FFI `sendmmsg` sender. The receiver holds the port open
+ * without reading (no port unreachable, no CPU taken from the path under
+ * test); what arrived is the rx packet counter delta of `receiverDev`.
  */
-export async function measure(
-  setup: string,
-  client: Netns,
-  server: Netns,
-  dst: string,
-  opts: MeasureOptions,
-): Promise<LinkResult> {
-  const SECONDS = opts.seconds;
-  const rtt = await client.exec(["ping", "-c", "20", "-i", "0.05", "-w", "5", dst], {
-    check: false,
-  });
-  const m = rtt.stdout.match(/= [\d.]+\/([\d.]+)\//);
-  const srv = server.spawn(["iperf3", "-s", "-B", dst]);
+export async function udpFlood(
+  sender: Netns,
+  receiver: Netns,
+  receiverDev: string,
+  opts: FloodOptions,
+): Promise<FloodRun> {
+  const deno = Deno.execPath();
+  const script = new URL("./_netbench.ts", import.meta.url).pathname;
+  const port = String(opts.port);
+  const sink = receiver.spawn([
+    deno,
+    "run",
+    "--allow-ffi",
+    script,
+    "recv",
+    opts.dst,
+    port,
+    "--sink",
+    "--seconds",
+    String(opts.seconds + 15),
+  ]);
   try {
-    await sleep(400);
-    const tcp = JSON.parse(
-      (await client.exec(["iperf3", "-c", dst, "-t", String(SECONDS), "-J"], {
-        timeoutMs: (SECONDS + 20) * 1000,
-      })).stdout,
-    );
-    const bits = opts.udpPps * 64 * 8;
-    const udp = JSON.parse(
-      (await client.exec(
-        ["iperf3", "-c", dst, "-u", "-l", "64", "-b", String(bits), "-t", String(SECONDS), "-J"],
-        { timeoutMs: (SECONDS + 20) * 1000 },
-      )).stdout,
-    );
-    const s = udp.end.sum;
+    await sleep(300);
+    const before = (await receiver.linkStats(receiverDev)).rx_packets;
+    const r = await sender.exec([
+      deno,
+      "run",
+      "--allow-ffi",
+      script,
+      "send",
+      opts.dst,
+      port,
+      "--seconds",
+      String(opts.seconds),
+      "--count",
+      String(opts.count),
+      "--pps",
+      String(opts.pps),
+    ], { timeoutMs: (opts.seconds + 20) * 1000 });
+    const sent = JSON.parse(r.stdout.trim().split("\n").pop()!) as FloodResult;
+    await sleep(300); // let the queues on the way drain
+    const after = (await receiver.linkStats(receiverDev)).rx_packets;
+    const got = Math.min(after - before, sent.packets);
     return {
-      setup,
-      tcpGbps: tcp.end.sum_received.bits_per_second / 1e9,
-      udpSentPps: s.packets / s.seconds,
-      udpRecvPps: (s.packets - s.lost_packets) / s.seconds,
-      udpLossPct: s.lost_percent,
-      rttMs: m ? Number(m[1]) : NaN,
+      sent: sent.pps,
+      recv: got / sent.seconds,
+      loss: sent.packets > 0 ? 100 * (1 - got / sent.packets) : NaN,
     };
   } finally {
-    srv.kill("SIGTERM");
-    await srv.wait(3000);
+    sink.kill("SIGTERM");
+    await sink.wait(3000);
+  }
+}
+
+/** One paced run of a sweep: the rate asked for and what came of it. */
+export interface PacedRun {
+  rate: number;
+  sentPps: number;
+  recvPps: number;
+  lossPct: number;
+}
+
+/**
+ * The lossless rate of a paced sweep: the received rate of the fastest run
+ * that lost < 1 %. The received rate, not the rate asked for: a sender that
+ * cannot keep up offers less than it was asked to (0: no run was lossless).
+ */
+export function losslessPps(paced: readonly PacedRun[]): number {
+  let best = 0;
+  for (const p of paced) if (p.lossPct < 1 && p.recvPps > best) best = p.recvPps;
+  return best;
+}
+
+/** The mean RTT of `ping [-6] -c 50 -i 0.01` from `client` to `dst`, in ms. */
+export async function pingRttMs(client: Netns, dst: string): Promise<number> {
+  const six = dst.includes(":") ? ["-6"] : [];
+  const r = await client.exec(
+    ["ping", ...six, "-n", "-c", "50", "-i", "0.01", "-w", "10", dst],
+    { check: false, timeoutMs: 15_000 },
+  );
+  return pingAvgMs(r.stdout);
+}
+
+/** iperf3 TCP from `client` to the server `dst` (already listening), received Gbit/s (NaN on failure). */
+export async function iperfTcpGbps(
+  client: Netns,
+  dst: string,
+  seconds: number,
+  parallel = 1,
+): Promise<number> {
+  const six = dst.includes(":") ? ["-6"] : [];
+  const r = await client.exec(
+    ["iperf3", ...six, "-c", dst, "-t", String(seconds), "-P", String(parallel), "-J"],
+    { timeoutMs: (seconds + 25) * 1000, check: false },
+  );
+  try {
+    return JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9;
+  } catch {
+    console.error(`iperf3 -P ${parallel} to ${dst} failed: ${r.stdout.slice(0, 500)}${r.stderr}`);
+    return NaN;
   }
 }
 

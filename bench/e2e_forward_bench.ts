@@ -15,8 +15,8 @@
  * - TCP: `iperf3 -t S` and `iperf3 -P 2 -t S`, h1 → h2 (received rate);
  * - UDP, 64-byte payload: the FFI `sendmmsg` flood of bench/_netbench.ts in
  *   h1 (AF_INET or AF_INET6), unpaced (the highest load one sender offers),
- *   then paced at each of `--udp-rates` (the highest with < 1 % loss is the
- *   "lossless" rate); h2
+ *   then paced at each of `--udp-rates` (the received rate of the fastest
+ *   run with < 1 % loss is the "lossless" rate); h2
  *   holds the port open and the packets received at h2 are its interface's
  *   rx counter delta. Offered pps = sent / send time.
  *
@@ -47,12 +47,16 @@ import {
 } from "../tests/e2e/harness.ts";
 import {
   cpuModel,
-  type FloodResult,
+  type FloodRun,
   fmt,
-  pingAvgMs,
+  iperfTcpGbps,
+  losslessPps,
+  type PacedRun,
+  pingRttMs,
   sleep,
   type Spread,
   spread,
+  udpFlood,
 } from "./_netbench.ts";
 
 /** One round's figures of one setup. */
@@ -65,8 +69,8 @@ export interface ForwardSample {
   floodRecvPps: number;
   floodLossPct: number;
   /** The flood paced at each rate of --udp-rates: offered, received, loss. */
-  paced: { rate: number; sentPps: number; recvPps: number; lossPct: number }[];
-  /** The highest paced rate forwarded with < 1 % loss (0: none). */
+  paced: PacedRun[];
+  /** The received rate of the fastest paced run with < 1 % loss (0: none). */
   losslessPps: number;
 }
 
@@ -310,122 +314,44 @@ async function kernelSetup(topo: Topology, v6: boolean): Promise<Setup> {
   };
 }
 
-/** One UDP flood h1 → h2; received = h2's interface rx delta. */
-async function udpFlood(
-  s: Setup,
-  o: Opts,
-  fam: Family,
-  pps: number,
-  seconds: number,
-): Promise<{ sent: number; recv: number; loss: number }> {
-  const dst = NET[fam].h2;
-  const deno = Deno.execPath();
-  const script = `${REPO}/bench/_netbench.ts`;
-  const sink = s.h2.spawn([
-    deno,
-    "run",
-    "--allow-ffi",
-    script,
-    "recv",
-    dst,
-    String(UDP_PORT),
-    "--sink",
-    "--seconds",
-    String(o.seconds + 15),
-  ]);
-  try {
-    await sleep(300);
-    const before = (await s.h2.linkStats(s.h2Dev)).rx_packets;
-    const r = await s.h1.exec([
-      deno,
-      "run",
-      "--allow-ffi",
-      script,
-      "send",
-      dst,
-      String(UDP_PORT),
-      "--seconds",
-      String(seconds),
-      "--count",
-      String(o.floodCount),
-      "--pps",
-      String(pps),
-    ], { timeoutMs: (seconds + 20) * 1000 });
-    const sent = JSON.parse(r.stdout.trim().split("\n").pop()!) as FloodResult;
-    await sleep(300); // let the router's queues drain
-    const after = (await s.h2.linkStats(s.h2Dev)).rx_packets;
-    const got = Math.min(after - before, sent.packets);
-    return {
-      sent: sent.pps,
-      recv: got / sent.seconds,
-      loss: sent.packets > 0 ? 100 * (1 - got / sent.packets) : NaN,
-    };
-  } finally {
-    sink.kill("SIGTERM");
-    await sink.wait(3000);
-  }
-}
-
-async function iperfTcp(s: Setup, o: Opts, fam: Family, parallel: number): Promise<number> {
-  const r = await s.h1.exec(
-    [
-      "iperf3",
-      ...famFlag(fam),
-      "-c",
-      NET[fam].h2,
-      "-t",
-      String(o.seconds),
-      "-P",
-      String(parallel),
-      "-J",
-    ],
-    { timeoutMs: (o.seconds + 25) * 1000, check: false },
-  );
-  try {
-    return JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9;
-  } catch {
-    console.error(
-      `iperf3 -P ${parallel} (IPv${fam}) failed on ${s.label}: ${
-        r.stdout.slice(0, 500)
-      }${r.stderr}`,
-    );
-    return NaN;
-  }
+function flood(s: Setup, o: Opts, fam: Family, pps: number, seconds: number): Promise<FloodRun> {
+  return udpFlood(s.h1, s.h2, s.h2Dev, {
+    dst: NET[fam].h2,
+    port: UDP_PORT,
+    pps,
+    seconds,
+    count: o.floodCount,
+  });
 }
 
 async function measureRound(s: Setup, o: Opts, fam: Family): Promise<ForwardSample> {
   const dst = NET[fam].h2;
-  const ping = await s.h1.exec(
-    ["ping", ...famFlag(fam), "-n", "-c", "50", "-i", "0.01", "-w", "10", dst],
-    { check: false, timeoutMs: 15_000 },
-  );
-  const rttMs = pingAvgMs(ping.stdout);
+  const rttMs = await pingRttMs(s.h1, dst);
   const srv = s.h2.spawn(["iperf3", ...famFlag(fam), "-s", "-B", dst]);
   let tcpGbps = NaN, tcpP2Gbps = NaN;
   try {
     await sleep(400);
-    tcpGbps = await iperfTcp(s, o, fam, 1);
-    tcpP2Gbps = await iperfTcp(s, o, fam, 2);
+    tcpGbps = await iperfTcpGbps(s.h1, dst, o.seconds, 1);
+    tcpP2Gbps = await iperfTcpGbps(s.h1, dst, o.seconds, 2);
   } finally {
     srv.kill("SIGTERM");
     await srv.wait(3000);
   }
-  const flood = await udpFlood(s, o, fam, 0, o.seconds);
-  const paced = [];
+  const f = await flood(s, o, fam, 0, o.seconds);
+  const paced: PacedRun[] = [];
   for (const rate of o.udpRates) {
-    const x = await udpFlood(s, o, fam, rate, o.udpSeconds);
+    const x = await flood(s, o, fam, rate, o.udpSeconds);
     paced.push({ rate, sentPps: x.sent, recvPps: x.recv, lossPct: x.loss });
   }
-  const ok = paced.filter((p) => p.lossPct < 1).map((p) => p.rate);
   return {
     rttMs,
     tcpGbps,
     tcpP2Gbps,
-    floodSentPps: flood.sent,
-    floodRecvPps: flood.recv,
-    floodLossPct: flood.loss,
+    floodSentPps: f.sent,
+    floodRecvPps: f.recv,
+    floodLossPct: f.loss,
     paced,
-    losslessPps: ok.length ? Math.max(...ok) : 0,
+    losslessPps: losslessPps(paced),
   };
 }
 
@@ -464,7 +390,7 @@ function table(setups: Setup[], o: Opts, fam: Family): string {
     `Best of ${o.rounds} round(s), worst in parentheses; × kernel = best / kernel's best.`,
     "",
     "| setup | 64 B flood offered pps | recv pps at h2 | × kernel | loss % | " +
-    "lossless pps (of the paced rates) | × kernel | TCP Gbit/s | × kernel | TCP -P 2 Gbit/s | " +
+    "lossless pps (received, paced runs) | × kernel | TCP Gbit/s | × kernel | TCP -P 2 Gbit/s | " +
     "× kernel | RTT ms | × kernel |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
@@ -613,6 +539,7 @@ async function main(): Promise<void> {
   }
   const setups: Setup[] = [];
   const tapirStats: Record<string, unknown> = {};
+  const loadStart = Deno.loadavg();
   await withTopology("tpf-bench", async (topo) => {
     // withTopology's finally does not run when a signal ends the process
     // (Ctrl-C, `timeout`): clean up here too, then exit.
@@ -637,6 +564,8 @@ async function main(): Promise<void> {
     cpu: await cpuModel(),
     kernel: Deno.osRelease(),
     deno: Deno.version.deno,
+    /** 1-, 5- and 15-minute load averages before and after the run (other work on the machine). */
+    loadavg: { start: loadStart, end: Deno.loadavg() },
     families: o.families,
     seconds: o.seconds,
     rounds: o.rounds,
@@ -646,7 +575,8 @@ async function main(): Promise<void> {
     floodCount: o.floodCount,
   };
   console.log(
-    `${meta.date}, ${meta.nproc} CPUs (${meta.cpu}), Linux ${meta.kernel}, Deno ${meta.deno}; ` +
+    `${meta.date}, ${meta.nproc} CPUs (${meta.cpu}), Linux ${meta.kernel}, Deno ${meta.deno}, ` +
+      `load average ${meta.loadavg.start[0]} → ${meta.loadavg.end[0]}; ` +
       `iperf3 -t ${o.seconds}; UDP 64 B payload\n`,
   );
   for (const fam of o.families) console.log(table(setups, o, fam) + "\n");
