@@ -11,7 +11,8 @@
  * in every kernel namespace.
  *
  * Per family, setup and round:
- * - RTT: mean of `ping [-6] -c 50 -i 0.01` h1 → h2;
+ * - RTT: mean of `ping [-6] -c 50 -i 0.01` h1 → h2, and of `ping -c 5 -i 1`
+ *   (the idle path a plain ping sees);
  * - TCP: `iperf3 -t S` and `iperf3 -P 2 -t S`, h1 → h2 (received rate);
  * - UDP, 64-byte payload: the FFI `sendmmsg` flood of bench/_netbench.ts in
  *   h1 (AF_INET or AF_INET6), unpaced (the highest load one sender offers),
@@ -62,6 +63,8 @@ import {
 /** One round's figures of one setup. */
 export interface ForwardSample {
   rttMs: number;
+  /** Mean RTT of `ping -c 5 -i 1`: the idle path a user's plain ping sees. */
+  rttIdleMs: number;
   tcpGbps: number;
   tcpP2Gbps: number;
   /** Unpaced flood: offered (sent / send time) and received at h2's interface. */
@@ -327,6 +330,7 @@ function flood(s: Setup, o: Opts, fam: Family, pps: number, seconds: number): Pr
 async function measureRound(s: Setup, o: Opts, fam: Family): Promise<ForwardSample> {
   const dst = NET[fam].h2;
   const rttMs = await pingRttMs(s.h1, dst);
+  const rttIdleMs = await pingRttMs(s.h1, dst, 5, 1);
   const srv = s.h2.spawn(["iperf3", ...famFlag(fam), "-s", "-B", dst]);
   let tcpGbps = NaN, tcpP2Gbps = NaN;
   try {
@@ -345,6 +349,7 @@ async function measureRound(s: Setup, o: Opts, fam: Family): Promise<ForwardSamp
   }
   return {
     rttMs,
+    rttIdleMs,
     tcpGbps,
     tcpP2Gbps,
     floodSentPps: f.sent,
@@ -358,6 +363,7 @@ async function measureRound(s: Setup, o: Opts, fam: Family): Promise<ForwardSamp
 type Scalar = Exclude<keyof ForwardSample, "paced">;
 const FIELDS: { key: Scalar; lower?: boolean }[] = [
   { key: "rttMs", lower: true },
+  { key: "rttIdleMs", lower: true },
   { key: "tcpGbps" },
   { key: "tcpP2Gbps" },
   { key: "floodSentPps" },
@@ -391,8 +397,8 @@ function table(setups: Setup[], o: Opts, fam: Family): string {
     "",
     "| setup | 64 B flood offered pps | recv pps at h2 | × kernel | loss % | " +
     "lossless pps (received, paced runs) | × kernel | TCP Gbit/s | × kernel | TCP -P 2 Gbit/s | " +
-    "× kernel | RTT ms | × kernel |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "× kernel | RTT ms (-i 0.01) | × kernel | RTT ms (-i 1) | × kernel |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const s of setups) {
     const m = sums.get(s.key)!;
@@ -403,7 +409,9 @@ function table(setups: Setup[], o: Opts, fam: Family): string {
         ratio(m.losslessPps!, k?.losslessPps)
       } | ${cell(m.tcpGbps!, 2)} | ${ratio(m.tcpGbps!, k?.tcpGbps)} | ${cell(m.tcpP2Gbps!, 2)} | ${
         ratio(m.tcpP2Gbps!, k?.tcpP2Gbps)
-      } | ${cell(m.rttMs!, 3)} | ${ratio(m.rttMs!, k?.rttMs)} |`,
+      } | ${cell(m.rttMs!, 3)} | ${ratio(m.rttMs!, k?.rttMs)} | ${cell(m.rttIdleMs!, 3)} | ${
+        ratio(m.rttIdleMs!, k?.rttIdleMs)
+      } |`,
     );
   }
   lines.push(
@@ -435,6 +443,7 @@ function table(setups: Setup[], o: Opts, fam: Family): string {
       ["tcpGbps", "TCP"],
       ["tcpP2Gbps", "TCP -P 2"],
       ["rttMs", "RTT"],
+      ["rttIdleMs", "RTT -i 1"],
     ];
     lines.push(
       "",

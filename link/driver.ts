@@ -34,27 +34,30 @@ export interface LinkDriverOptions {
   /** Longest wait in one idle poll, in ms (-1: until woken). Default -1. */
   idleTimeoutMs?: number;
   /**
-   * After a round that moved frames, wait this many ms for the next frame
-   * with a synchronous `poll` on the main thread before falling back to the
-   * `nonblocking` poll (0: never). A frame picked up this way skips the
-   * hand-off through Deno's blocking pool, which costs ~0.1–0.2 ms per
-   * wake-up on these VMs (docs/benchmarks-forward.md), but the event loop
-   * (timers, signals, the control socket) waits meanwhile, up to
-   * `syncBudgetMs` in a row. Default 1 ms: on the TAP wire benchmark it
-   * took TCP from 0.43–0.51 to 0.66–0.68 of the kernel router's throughput
-   * (docs/benchmarks-link.md); 0 turns it off.
+   * While traffic flows (see `activeWindowMs`), wait for the next frame
+   * with a synchronous `poll` on the main thread, at most this many ms at a
+   * time, before falling back to the `nonblocking` poll (0: never). A frame
+   * picked up this way skips the hand-off through Deno's blocking pool: a
+   * second thread wake-up, 30–200 µs on these VMs depending on their load
+   * (docs/benchmarks-forward.md). The event loop (timers, signals, the
+   * control socket) waits meanwhile, up to `syncBudgetMs` in a row.
+   * Default 10 ms; 0 turns it off.
    */
   syncPollMs?: number;
   /**
    * Longest time the loop keeps the event loop waiting (ms since its last
    * `await`) before it awaits a poll again, so timers, signals and the
-   * control socket are never held up longer. Default 2.
+   * control socket are never held up longer. Default 10: the stack's
+   * timers (NUD, RA, DAD, reassembly) run at second scale.
    */
   syncBudgetMs?: number;
   /**
    * How long after the last frame the loop keeps waiting in synchronous
    * polls (traffic is "flowing"); after that it sleeps in the nonblocking
-   * poll. Default 200 ms.
+   * poll, which costs nothing while idle. Default 2000 ms, longer than
+   * ping's 1 s interval: a pinged router answers from the synchronous poll
+   * (0.19 ms against 0.31–0.36 ms through the nonblocking one, measured
+   * through tapir with `ping -i 1`), for about 100 wake-ups a second.
    */
   activeWindowMs?: number;
 }
@@ -106,9 +109,9 @@ export class LinkDriver {
     this.#batch = opts.batch ?? 64;
     this.#maxPasses = opts.maxPasses ?? 16;
     this.#idleTimeout = opts.idleTimeoutMs ?? -1;
-    this.#syncPollMs = opts.syncPollMs ?? 1;
-    this.#syncBudgetMs = opts.syncBudgetMs ?? 2;
-    this.#activeWindowMs = opts.activeWindowMs ?? 200;
+    this.#syncPollMs = opts.syncPollMs ?? 10;
+    this.#syncBudgetMs = opts.syncBudgetMs ?? 10;
+    this.#activeWindowMs = opts.activeWindowMs ?? 2000;
   }
 
   /** Start reading `ep` (wakes a running loop). */
@@ -174,15 +177,20 @@ export class LinkDriver {
         if (moved > 0) lastTraffic = now;
         // While traffic is flowing (frames moved in the last activeWindowMs),
         // wait for the next frame in a synchronous poll: the kernel wakes it
-        // directly, without the two thread hand-offs of a nonblocking FFI
-        // call (~0.1–0.2 ms here). It holds the event loop at most
-        // syncPollMs at a time and syncBudgetMs in a row; then a
-        // nonblocking poll with timeout 0 lets timers, signals and the
-        // control socket run. Idle, the loop sleeps in the nonblocking poll.
+        // directly, without the thread hand-offs of a nonblocking FFI call.
+        // It holds the event loop at most syncPollMs at a time and
+        // syncBudgetMs in a row; then a nonblocking poll with timeout 0 lets
+        // timers, signals and the control socket run. Idle, the loop sleeps
+        // in the nonblocking poll.
         const active = this.#syncPollMs > 0 && now - lastTraffic < this.#activeWindowMs;
-        if (active && !busy && now - lastAwait < this.#syncBudgetMs) {
+        const budget = this.#syncBudgetMs - (now - lastAwait);
+        if (active && !busy && budget > 0) {
           this.syncPolls++;
-          const r = lib.sym.poll(this.#pollfds, nfds, this.#syncPollMs);
+          const r = lib.sym.poll(
+            this.#pollfds,
+            nfds,
+            Math.max(1, Math.min(this.#syncPollMs, Math.ceil(budget))),
+          );
           if (r > 0) {
             this.#afterPoll();
             continue;
