@@ -21,7 +21,7 @@
  *
  * @module
  */
-import type { Netns } from "../tests/e2e/harness.ts";
+import { type Netns, type Topology, withTopology } from "../tests/e2e/harness.ts";
 import { parseIpv6 } from "../stack/wire/ip_address.ts";
 
 /** One run of {@link udpFlood}. */
@@ -114,6 +114,49 @@ export interface PacedRun {
   sentPps: number;
   recvPps: number;
   lossPct: number;
+}
+
+/**
+ * `flood` paced at each of `rates` for `seconds`, in order: what was asked
+ * for, offered, received and lost.
+ */
+export async function pacedSweep(
+  flood: (pps: number, seconds: number) => Promise<FloodRun>,
+  rates: readonly number[],
+  seconds: number,
+): Promise<PacedRun[]> {
+  const out: PacedRun[] = [];
+  for (const rate of rates) {
+    const x = await flood(rate, seconds);
+    out.push({ rate, sentPps: x.sent, recvPps: x.recv, lossPct: x.loss });
+  }
+  return out;
+}
+
+/**
+ * {@link withTopology} for a benchmark: its namespaces are also deleted
+ * when SIGINT or SIGTERM ends the run (Ctrl-C, `timeout`), where
+ * withTopology's `finally` would not run; the process then exits 130/143.
+ */
+export async function withBenchTopology(
+  prefix: string,
+  fn: (topo: Topology) => Promise<void>,
+): Promise<void> {
+  await withTopology(prefix, async (topo) => {
+    const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
+      const h = () => {
+        console.error(`${sig}: deleting the benchmark's namespaces`);
+        topo.cleanup().finally(() => Deno.exit(sig === "SIGINT" ? 130 : 143));
+      };
+      Deno.addSignalListener(sig, h);
+      return [sig, h] as const;
+    });
+    try {
+      await fn(topo);
+    } finally {
+      for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+    }
+  });
 }
 
 /**

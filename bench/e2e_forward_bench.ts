@@ -44,7 +44,6 @@ import {
   type Tapir,
   type Topology,
   waitFor,
-  withTopology,
 } from "../tests/e2e/harness.ts";
 import {
   cpuModel,
@@ -53,11 +52,13 @@ import {
   iperfTcpGbps,
   losslessPps,
   type PacedRun,
+  pacedSweep,
   pingRttMs,
   sleep,
   type Spread,
   spread,
   udpFlood,
+  withBenchTopology,
 } from "./_netbench.ts";
 
 /** One round's figures of one setup. */
@@ -342,11 +343,7 @@ async function measureRound(s: Setup, o: Opts, fam: Family): Promise<ForwardSamp
     await srv.wait(3000);
   }
   const f = await flood(s, o, fam, 0, o.seconds);
-  const paced: PacedRun[] = [];
-  for (const rate of o.udpRates) {
-    const x = await flood(s, o, fam, rate, o.udpSeconds);
-    paced.push({ rate, sentPps: x.sent, recvPps: x.recv, lossPct: x.loss });
-  }
+  const paced = await pacedSweep((pps, t) => flood(s, o, fam, pps, t), o.udpRates, o.udpSeconds);
   return {
     rttMs,
     rttIdleMs,
@@ -549,24 +546,7 @@ async function main(): Promise<void> {
   const setups: Setup[] = [];
   const tapirStats: Record<string, unknown> = {};
   const loadStart = Deno.loadavg();
-  await withTopology("tpf-bench", async (topo) => {
-    // withTopology's finally does not run when a signal ends the process
-    // (Ctrl-C, `timeout`): clean up here too, then exit.
-    const onSignal = (sig: Deno.Signal) => () => {
-      console.error(`${sig}: deleting the benchmark's namespaces`);
-      topo.cleanup().finally(() => Deno.exit(sig === "SIGINT" ? 130 : 143));
-    };
-    const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
-      const h = onSignal(sig);
-      Deno.addSignalListener(sig, h);
-      return [sig, h] as const;
-    });
-    try {
-      await runBench(topo, o, setups, tapirStats);
-    } finally {
-      for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
-    }
-  });
+  await withBenchTopology("tpf-bench", (topo) => runBench(topo, o, setups, tapirStats));
   const meta = {
     date: new Date().toISOString(),
     nproc: navigator.hardwareConcurrency,

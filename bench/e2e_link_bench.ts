@@ -18,24 +18,20 @@
  *
  * @module
  */
-import {
-  type Netns,
-  run,
-  startLinkWire,
-  type Topology,
-  withTopology,
-} from "../tests/e2e/harness.ts";
+import { type Netns, run, startLinkWire, type Topology } from "../tests/e2e/harness.ts";
 import {
   cpuModel,
   fmt,
   iperfTcpGbps,
   losslessPps,
   type PacedRun,
+  pacedSweep,
   pingRttMs,
   sleep,
   type Spread,
   spread,
   udpFlood,
+  withBenchTopology,
 } from "./_netbench.ts";
 
 function parseArgs(args: string[]) {
@@ -146,11 +142,7 @@ async function measureRound(s: Setup, o: Opts): Promise<LinkSample> {
   const flood = (pps: number, seconds: number) =>
     udpFlood(s.a, s.b, s.bDev, { dst: s.dst, port: UDP_PORT, pps, seconds, count: o.floodCount });
   const f = await flood(0, o.seconds);
-  const paced: PacedRun[] = [];
-  for (const rate of o.udpRates) {
-    const x = await flood(rate, o.udpSeconds);
-    paced.push({ rate, sentPps: x.sent, recvPps: x.recv, lossPct: x.loss });
-  }
+  const paced = await pacedSweep(flood, o.udpRates, o.udpSeconds);
   return {
     rttMs,
     tcpGbps,
@@ -217,39 +209,26 @@ async function main(): Promise<void> {
   const o = parseArgs(Deno.args);
   let all: Setup[] = [];
   const loadStart = Deno.loadavg();
-  await withTopology("tpl-bench", async (topo) => {
-    // withTopology's finally does not run when a signal ends the process.
-    const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
-      const h = () => {
-        console.error(`${sig}: deleting the benchmark's namespaces`);
-        topo.cleanup().finally(() => Deno.exit(sig === "SIGINT" ? 130 : 143));
-      };
-      Deno.addSignalListener(sig, h);
-      return [sig, h] as const;
-    });
-    try {
-      all = await setups(topo);
-      for (const s of all) {
-        await s.a.exec(["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", s.dst], {
-          check: false,
-          timeoutMs: 10_000,
-        });
-      }
-      for (let round = 0; round < o.rounds; round++) {
-        for (const s of all) {
-          const t0 = performance.now();
-          const x = await measureRound(s, o);
-          s.samples.push(x);
-          console.error(
-            `round ${round + 1} ${s.label} (${((performance.now() - t0) / 1000).toFixed(1)} s): ` +
-              JSON.stringify(x),
-          );
-        }
-      }
-      for (const s of all) await s.stop?.();
-    } finally {
-      for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+  await withBenchTopology("tpl-bench", async (topo) => {
+    all = await setups(topo);
+    for (const s of all) {
+      await s.a.exec(["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", s.dst], {
+        check: false,
+        timeoutMs: 10_000,
+      });
     }
+    for (let round = 0; round < o.rounds; round++) {
+      for (const s of all) {
+        const t0 = performance.now();
+        const x = await measureRound(s, o);
+        s.samples.push(x);
+        console.error(
+          `round ${round + 1} ${s.label} (${((performance.now() - t0) / 1000).toFixed(1)} s): ` +
+            JSON.stringify(x),
+        );
+      }
+    }
+    for (const s of all) await s.stop?.();
   });
   const meta = {
     date: new Date().toISOString(),
