@@ -189,6 +189,27 @@ export async function pingRttMs(
   return pingAvgMs(r.stdout);
 }
 
+/**
+ * Resolve neighbours and warm the path up: 3 ordinary pings, then (when
+ * `count` > 0) a `ping -f -c COUNT` flood from `client` to `dst`, bounded to
+ * 30 s. A freshly started tapir runs its forwarding path in unoptimized
+ * code for its first few thousand packets (50–95 µs each at first, under 1
+ * µs after ~20 000 on memory links), so measuring without this would time
+ * V8's tiering rather than the router. Every setup gets the same warm-up.
+ */
+export async function warmUp(client: Netns, dst: string, count: number): Promise<void> {
+  const six = dst.includes(":") ? ["-6"] : [];
+  await client.exec(["ping", ...six, "-n", "-c", "3", "-i", "0.2", "-W", "2", dst], {
+    check: false,
+    timeoutMs: 10_000,
+  });
+  if (count <= 0) return;
+  await client.exec(["ping", ...six, "-n", "-q", "-f", "-c", String(count), "-w", "30", dst], {
+    check: false,
+    timeoutMs: 40_000,
+  });
+}
+
 /** iperf3 TCP from `client` to the server `dst` (already listening), received Gbit/s (NaN on failure). */
 export async function iperfTcpGbps(
   client: Netns,

@@ -21,12 +21,15 @@
  *   holds the port open and the packets received at h2 are its interface's
  *   rx counter delta. Offered pps = sent / send time.
  *
+ * Before round 1 every setup gets the same warm-up (`--warmup N` flood
+ * pings per family, default 20000; see warmUp in bench/_netbench.ts).
+ *
  * It prints, per family, a markdown table (best of the rounds, the spread, and the
  * ratios tapir / kernel against the goals: ≥ 0.5 of the kernel's 64-byte
  * pps and TCP throughput with offloads, RTT ≤ 4× the kernel's) and the
  * JSON; `--out FILE` also writes the JSON to FILE.
  *
- *     deno task bench:e2e [--family 4|6|both] [--seconds 5] [--rounds 2] [--udp-rates 50000,...,400000] [--udp-seconds 3] [--out FILE] [--only tapir-on,kernel]
+ *     deno task bench:e2e [--family 4|6|both] [--seconds 5] [--rounds 2] [--udp-rates 50000,...,400000] [--udp-seconds 3] [--warmup 20000] [--out FILE] [--only tapir-on,kernel]
  *
  * Every namespace is `tpf-bench-<pid>-*`, deleted at the end (also on
  * failure, SIGINT or SIGTERM); every command has a timeout; DAD waits are
@@ -58,6 +61,7 @@ import {
   type Spread,
   spread,
   udpFlood,
+  warmUp,
   withBenchTopology,
 } from "./_netbench.ts";
 
@@ -131,6 +135,8 @@ function parseArgs(args: string[]) {
     /** Seconds of each paced UDP run. */
     udpSeconds: Number(opt("--udp-seconds", "3")),
     floodCount: Number(opt("--flood-count", "5000000")),
+    /** Flood pings per setup and family before round 1 (0: only 3 pings to resolve neighbours). */
+    warmup: Number(opt("--warmup", "20000")),
     out: opt("--out", ""),
     only: opt("--only", "tapir-on,tapir-off,kernel").split(","),
   };
@@ -495,14 +501,9 @@ async function runBench(
   if (o.only.includes("tapir-off")) setups.push(await tapirSetup(topo, "tapir-off", false, v6));
   if (o.only.includes("kernel")) setups.push(await kernelSetup(topo, v6));
   if (v6) { for (const s of setups) await waitDad(s); }
-  // Resolve neighbours everywhere before measuring.
+  // Resolve neighbours everywhere and warm every path up before measuring.
   for (const fam of o.families) {
-    for (const s of setups) {
-      await s.h1.exec(
-        ["ping", ...famFlag(fam), "-n", "-c", "3", "-i", "0.2", "-W", "2", NET[fam].h2],
-        { check: false, timeoutMs: 10_000 },
-      );
-    }
+    for (const s of setups) await warmUp(s.h1, NET[fam].h2, o.warmup);
   }
   for (let round = 0; round < o.rounds; round++) {
     for (const fam of o.families) {
@@ -558,6 +559,7 @@ async function main(): Promise<void> {
     families: o.families,
     seconds: o.seconds,
     rounds: o.rounds,
+    warmupFloodPings: o.warmup,
     udpPayloadBytes: 64,
     pacedRates: o.udpRates,
     pacedSeconds: o.udpSeconds,

@@ -10,7 +10,7 @@
  * to the kernel router and to the veth pair) and the JSON; `--out FILE` also
  * writes the JSON to FILE.
  *
- *     deno task bench:link [--seconds 5] [--rounds 2] [--udp-rates 50000,...] [--udp-seconds 3] [--out FILE]
+ *     deno task bench:link [--seconds 5] [--rounds 2] [--udp-rates 50000,...] [--udp-seconds 3] [--warmup 20000] [--out FILE]
  *
  * Every namespace is `tpl-bench-<pid>-*` and is deleted at the end (also on
  * SIGINT or SIGTERM); every command has a timeout and the flood is bounded
@@ -31,6 +31,7 @@ import {
   type Spread,
   spread,
   udpFlood,
+  warmUp,
   withBenchTopology,
 } from "./_netbench.ts";
 
@@ -45,6 +46,8 @@ function parseArgs(args: string[]) {
     udpRates: opt("--udp-rates", "50000,100000,150000,200000,300000").split(",").map(Number),
     udpSeconds: Number(opt("--udp-seconds", "3")),
     floodCount: Number(opt("--flood-count", "5000000")),
+    /** Flood pings per setup before round 1 (0: only 3 pings to resolve neighbours). */
+    warmup: Number(opt("--warmup", "20000")),
     out: opt("--out", ""),
   };
 }
@@ -211,12 +214,7 @@ async function main(): Promise<void> {
   const loadStart = Deno.loadavg();
   await withBenchTopology("tpl-bench", async (topo) => {
     all = await setups(topo);
-    for (const s of all) {
-      await s.a.exec(["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", s.dst], {
-        check: false,
-        timeoutMs: 10_000,
-      });
-    }
+    for (const s of all) await warmUp(s.a, s.dst, o.warmup);
     for (let round = 0; round < o.rounds; round++) {
       for (const s of all) {
         const t0 = performance.now();
@@ -240,6 +238,7 @@ async function main(): Promise<void> {
     loadavg: { start: loadStart, end: Deno.loadavg() },
     seconds: o.seconds,
     rounds: o.rounds,
+    warmupFloodPings: o.warmup,
     pacedRates: o.udpRates,
     pacedSeconds: o.udpSeconds,
   };
