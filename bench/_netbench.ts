@@ -278,6 +278,45 @@ export async function cpuModel(): Promise<string> {
   }
 }
 
+/**
+ * Exit unless root: a benchmark of namespaces and TAPs needs it. With
+ * `--if-root` (as `deno task bench` passes) that is a skip, exit 0.
+ */
+export function requireRoot(name: string): void {
+  if (Deno.uid() === 0) return;
+  console.error(`${name} needs root (network namespaces and TAP devices)`);
+  Deno.exit(Deno.args.includes("--if-root") ? 0 : 1);
+}
+
+/** Where and when a benchmark ran. */
+export interface BenchMeta {
+  date: string;
+  nproc: number;
+  cpu: string;
+  kernel: string;
+  deno: string;
+  /** 1-, 5- and 15-minute load averages before and after the run (other work on the machine). */
+  loadavg: { start: number[]; end: number[] };
+}
+
+/** {@link BenchMeta} now, for a run that started at load `loadStart` (`Deno.loadavg()`). */
+export async function benchMeta(loadStart: number[]): Promise<BenchMeta> {
+  return {
+    date: new Date().toISOString(),
+    nproc: navigator.hardwareConcurrency,
+    cpu: await cpuModel(),
+    kernel: Deno.osRelease(),
+    deno: Deno.version.deno,
+    loadavg: { start: loadStart, end: Deno.loadavg() },
+  };
+}
+
+/** The first line of a benchmark's report: machine, versions, load, then `detail`. */
+export function benchHeader(m: BenchMeta, detail: string): string {
+  return `${m.date}, ${m.nproc} CPUs (${m.cpu}), Linux ${m.kernel}, Deno ${m.deno}, ` +
+    `load average ${m.loadavg.start[0]} → ${m.loadavg.end[0]}; ${detail}`;
+}
+
 /** What the flood script prints. */
 export interface FloodResult {
   /** Datagrams sent (send) or received (recv). */

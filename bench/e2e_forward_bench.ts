@@ -49,7 +49,8 @@ import {
   waitFor,
 } from "../tests/e2e/harness.ts";
 import {
-  cpuModel,
+  benchHeader,
+  benchMeta,
   type FloodRun,
   fmt,
   iperfTcpGbps,
@@ -57,6 +58,7 @@ import {
   type PacedRun,
   pacedSweep,
   pingRttMs,
+  requireRoot,
   sleep,
   type Spread,
   spread,
@@ -532,11 +534,7 @@ async function runBench(
 
 async function main(): Promise<void> {
   const o = parseArgs(Deno.args);
-  if (Deno.uid() !== 0) {
-    console.error("e2e_forward_bench needs root (network namespaces and TAP devices)");
-    // `deno task bench` passes --if-root: without root it is a skip, not a failure.
-    Deno.exit(Deno.args.includes("--if-root") ? 0 : 1);
-  }
+  requireRoot("e2e_forward_bench");
   for (const tool of ["ip", "ping", "iperf3"]) {
     const r = await run(["sh", "-c", `command -v ${tool}`], { check: false });
     if (r.code !== 0) {
@@ -549,13 +547,7 @@ async function main(): Promise<void> {
   const loadStart = Deno.loadavg();
   await withBenchTopology("tpf-bench", (topo) => runBench(topo, o, setups, tapirStats));
   const meta = {
-    date: new Date().toISOString(),
-    nproc: navigator.hardwareConcurrency,
-    cpu: await cpuModel(),
-    kernel: Deno.osRelease(),
-    deno: Deno.version.deno,
-    /** 1-, 5- and 15-minute load averages before and after the run (other work on the machine). */
-    loadavg: { start: loadStart, end: Deno.loadavg() },
+    ...(await benchMeta(loadStart)),
     families: o.families,
     seconds: o.seconds,
     rounds: o.rounds,
@@ -565,11 +557,7 @@ async function main(): Promise<void> {
     pacedSeconds: o.udpSeconds,
     floodCount: o.floodCount,
   };
-  console.log(
-    `${meta.date}, ${meta.nproc} CPUs (${meta.cpu}), Linux ${meta.kernel}, Deno ${meta.deno}, ` +
-      `load average ${meta.loadavg.start[0]} → ${meta.loadavg.end[0]}; ` +
-      `iperf3 -t ${o.seconds}; UDP 64 B payload\n`,
-  );
+  console.log(benchHeader(meta, `iperf3 -t ${o.seconds}; UDP 64 B payload\n`));
   for (const fam of o.families) console.log(table(setups, o, fam) + "\n");
   const json = JSON.stringify(
     {

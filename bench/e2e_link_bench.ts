@@ -20,13 +20,15 @@
  */
 import { type Netns, run, startLinkWire, type Topology } from "../tests/e2e/harness.ts";
 import {
-  cpuModel,
+  benchHeader,
+  benchMeta,
   fmt,
   iperfTcpGbps,
   losslessPps,
   type PacedRun,
   pacedSweep,
   pingRttMs,
+  requireRoot,
   sleep,
   type Spread,
   spread,
@@ -204,11 +206,7 @@ function table(all: Setup[], o: Opts): string {
 }
 
 async function main(): Promise<void> {
-  if (Deno.uid() !== 0) {
-    console.error("e2e_link_bench needs root (network namespaces and TAP devices)");
-    // `deno task bench` passes --if-root: without root it is a skip, not a failure.
-    Deno.exit(Deno.args.includes("--if-root") ? 0 : 1);
-  }
+  requireRoot("e2e_link_bench");
   const o = parseArgs(Deno.args);
   let all: Setup[] = [];
   const loadStart = Deno.loadavg();
@@ -229,24 +227,14 @@ async function main(): Promise<void> {
     for (const s of all) await s.stop?.();
   });
   const meta = {
-    date: new Date().toISOString(),
-    nproc: navigator.hardwareConcurrency,
-    cpu: await cpuModel(),
-    kernel: Deno.osRelease(),
-    deno: Deno.version.deno,
-    /** 1-, 5- and 15-minute load averages before and after the run (other work on the machine). */
-    loadavg: { start: loadStart, end: Deno.loadavg() },
+    ...(await benchMeta(loadStart)),
     seconds: o.seconds,
     rounds: o.rounds,
     warmupFloodPings: o.warmup,
     pacedRates: o.udpRates,
     pacedSeconds: o.udpSeconds,
   };
-  console.log(
-    `${meta.date}, ${meta.nproc} CPUs (${meta.cpu}), Linux ${meta.kernel}, Deno ${meta.deno}, ` +
-      `load average ${meta.loadavg.start[0]} → ${meta.loadavg.end[0]}; ` +
-      `iperf3 -t ${o.seconds}; UDP 64 B payload\n`,
-  );
+  console.log(benchHeader(meta, `iperf3 -t ${o.seconds}; UDP 64 B payload\n`));
   console.log(table(all, o));
   const json = JSON.stringify(
     { meta, results: all.map((s) => ({ setup: s.key, label: s.label, samples: s.samples })) },
