@@ -153,13 +153,16 @@ export class Ndp {
       }
       case "routerSolicitation":
       case "routerAdvertisement": {
-        // §6.3.4 / §6.2.6: a source link-layer option updates the cache.
+        // §6.3.4 (an RA to a host) and §6.2.6 (an RS to a router): a source
+        // link-layer option creates or updates the sender's entry (STALE),
+        // as Linux's ndisc_router_discovery and ndisc_recv_rs do, so a
+        // unicast answer to the RS needs no Neighbor Solicitation first.
         const slla = lla("sourceLinkLayerAddress");
         if (!srcUnspecified && slla !== null) {
           st.neighbors.handleSolicitation(
             this.ipv6.keys.key(d, srcOff),
             slla,
-            repr.kind === "routerAdvertisement",
+            repr.kind === "routerAdvertisement" || st.forwarding,
           );
         }
         if (repr.kind === "routerAdvertisement") s.routerAdvertisementsReceived++;

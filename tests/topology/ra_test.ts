@@ -9,7 +9,18 @@ import { ALL_ROUTERS } from "../../stack/ipv6/ipv6.ts";
 import type { RaAdvertSettings } from "../../stack/ipv6/ra.ts";
 import { parseIpv6 } from "../../stack/wire/mod.ts";
 import { Hub, rawMac } from "./_topology.ts";
-import { icmp6, ip6, llaOption, NH, RawHost6, readIcmp6, readIpv6, T6 } from "./_topology6.ts";
+import {
+  icmp6,
+  ip6,
+  isIcmp6,
+  llaOption,
+  neighbor6,
+  NH,
+  RawHost6,
+  readIcmp6,
+  readIpv6,
+  T6,
+} from "./_topology6.ts";
 
 const S = 1000;
 
@@ -173,6 +184,12 @@ Deno.test("RA router: answers to Router Solicitations (RFC 4861 §6.2.6)", async
     const ip = readIpv6(ra[0]!.f);
     assert.equal(ip.dst, "fe80::a");
     assert.deepEqual([...ip.ethDst], [...rawMac(10)]);
+    // §6.2.6: the RS's link-layer option made the neighbor entry, so the
+    // answer went out without a Neighbor Solicitation first.
+    const ns = l.hub.frames("r").filter((x) => x.at >= 60 * S && isIcmp6(x.bytes, T6.NS));
+    assert.equal(ns.length, 0, "no NS before the unicast RA");
+    // Made STALE by the RS, then DELAY once the RA used it (§7.3.3).
+    assert.equal(neighbor6(l.r, l.nic, "fe80::a")?.state, "DELAY");
     l.r.close();
   });
   await t.step("an RS from :: is answered by multicast even with unicast_solicited", () => {
