@@ -533,7 +533,9 @@ function validateRa(ctx: Ctx, raw: unknown, path: string, ifMtu: number): RaConf
     preference: oneOf(ctx, t, "preference", path, PREFERENCES, "medium"),
     ...(mtu !== undefined ? { mtu } : {}),
     sourceLinkLayer: bool(ctx, t, "source_link_layer", path, true),
-    unicastSolicited: bool(ctx, t, "unicast_solicited", path, false),
+    // radvd's AdvRASolicitedUnicast defaults to on (RFC 7772 §5.1.1): a
+    // unicast answer skips the 3 s spacing of multicast RAs (RFC 4861 §6.2.6).
+    unicastSolicited: bool(ctx, t, "unicast_solicited", path, true),
     prefixes,
     rdnss,
     dnssl,

@@ -126,6 +126,8 @@ routes = [{ prefix = "2001:db8:ff::/48", preference = "low" }]
   assert.equal(ra.preference, "high");
   assert.equal(ra.mtu, 1500);
   assert.equal(ra.sourceLinkLayer, true);
+  // As radvd's AdvRASolicitedUnicast (on by default, RFC 7772 §5.1.1).
+  assert.equal(ra.unicastSolicited, true);
   assert.deepEqual(
     ra.prefixes.map((
       p,
