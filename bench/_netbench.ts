@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { type Netns, type Topology, withTopology } from "../tests/e2e/harness.ts";
+import { type Netns, run, type Topology, withTopology } from "../tests/e2e/harness.ts";
 import { parseIpv6 } from "../stack/wire/ip_address.ts";
 
 /** One run of {@link udpFlood}. */
@@ -187,6 +187,27 @@ export async function pingRttMs(
     { check: false, timeoutMs: 20_000 },
   );
   return pingAvgMs(r.stdout);
+}
+
+/**
+ * A veth pair `aDev` (in `a`) ↔ `bDev` (in `b`) with these addresses, both
+ * ends up; IPv6 addresses are added `nodad` so they are usable at once.
+ */
+export async function veth(
+  a: Netns,
+  aDev: string,
+  aAddr: readonly string[],
+  b: Netns,
+  bDev: string,
+  bAddr: readonly string[],
+): Promise<void> {
+  await run(["ip", "link", "add", aDev, "netns", a.name, "type", "veth", "peer", "name", bDev]
+    .concat(["netns", b.name]));
+  const nodad = (x: string) => x.includes(":") ? ["nodad"] : [];
+  for (const x of aAddr) await a.ip("addr", "add", x, "dev", aDev, ...nodad(x));
+  for (const x of bAddr) await b.ip("addr", "add", x, "dev", bDev, ...nodad(x));
+  await a.ip("link", "set", aDev, "up");
+  await b.ip("link", "set", bDev, "up");
 }
 
 /**

@@ -63,6 +63,7 @@ import {
   type Spread,
   spread,
   udpFlood,
+  veth,
   warmUp,
   withBenchTopology,
 } from "./_netbench.ts";
@@ -257,36 +258,6 @@ async function tapirSetup(
     namespaces: [r, h1, h2],
     samples: { 4: [], 6: [] },
   };
-}
-
-async function veth(
-  a: Netns,
-  aDev: string,
-  aAddr: string[],
-  b: Netns,
-  bDev: string,
-  bAddr: string[],
-) {
-  await run([
-    "ip",
-    "link",
-    "add",
-    aDev,
-    "netns",
-    a.name,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    bDev,
-    "netns",
-    b.name,
-  ]);
-  const nodad = (x: string) => x.includes(":") ? ["nodad"] : [];
-  for (const x of aAddr) await a.ip("addr", "add", x, "dev", aDev, ...nodad(x));
-  for (const x of bAddr) await b.ip("addr", "add", x, "dev", bDev, ...nodad(x));
-  await a.ip("link", "set", aDev, "up");
-  await b.ip("link", "set", bDev, "up");
 }
 
 async function kernelSetup(topo: Topology, v6: boolean): Promise<Setup> {

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { type Netns, run, startLinkWire, type Topology } from "../tests/e2e/harness.ts";
+import { type Netns, startLinkWire, type Topology } from "../tests/e2e/harness.ts";
 import {
   benchHeader,
   benchMeta,
@@ -33,6 +33,7 @@ import {
   type Spread,
   spread,
   udpFlood,
+  veth,
   warmUp,
   withBenchTopology,
 } from "./_netbench.ts";
@@ -80,15 +81,6 @@ interface Setup {
 
 const UDP_PORT = 9000;
 
-async function veth(a: Netns, aDev: string, aAddr: string, b: Netns, bDev: string, bAddr: string) {
-  await run(["ip", "link", "add", aDev, "netns", a.name, "type", "veth", "peer", "name", bDev]
-    .concat(["netns", b.name]));
-  await a.ip("addr", "add", aAddr, "dev", aDev);
-  await b.ip("addr", "add", bAddr, "dev", bDev);
-  await a.ip("link", "set", aDev, "up");
-  await b.ip("link", "set", bDev, "up");
-}
-
 async function setups(topo: Topology): Promise<Setup[]> {
   const out: Setup[] = [];
   for (const offload of [true, false]) {
@@ -105,7 +97,7 @@ async function setups(topo: Topology): Promise<Setup[]> {
     });
   }
   const va = await topo.netns("va"), vb = await topo.netns("vb");
-  await veth(va, "tplvpa", "192.0.2.1/24", vb, "tplvpb", "192.0.2.2/24");
+  await veth(va, "tplvpa", ["192.0.2.1/24"], vb, "tplvpb", ["192.0.2.2/24"]);
   out.push({
     key: "veth",
     label: "kernel veth pair",
@@ -116,8 +108,8 @@ async function setups(topo: Topology): Promise<Setup[]> {
     samples: [],
   });
   const ra = await topo.netns("ra"), rr = await topo.netns("rr"), rb = await topo.netns("rb");
-  await veth(ra, "tplvxa", "192.0.2.2/24", rr, "tplvxb", "192.0.2.1/24");
-  await veth(rr, "tplvya", "198.51.100.1/24", rb, "tplvyb", "198.51.100.2/24");
+  await veth(ra, "tplvxa", ["192.0.2.2/24"], rr, "tplvxb", ["192.0.2.1/24"]);
+  await veth(rr, "tplvya", ["198.51.100.1/24"], rb, "tplvyb", ["198.51.100.2/24"]);
   await rr.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
   await ra.ip("route", "add", "default", "via", "192.0.2.1");
   await rb.ip("route", "add", "default", "via", "198.51.100.1");

@@ -186,10 +186,11 @@ export class LinkDriver {
         const budget = this.#syncBudgetMs - (now - lastAwait);
         if (active && !busy && budget > 0) {
           this.syncPolls++;
+          // budget > 0, so the timeout is at least 1 ms.
           const r = lib.sym.poll(
             this.#pollfds,
             nfds,
-            Math.max(1, Math.min(this.#syncPollMs, Math.ceil(budget))),
+            Math.min(this.#syncPollMs, Math.ceil(budget)),
           );
           if (r > 0) {
             this.#afterPoll();
