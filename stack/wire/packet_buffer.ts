@@ -27,6 +27,15 @@ export const GSO_UDP = 3;
 export const GSO_TCPV6 = 4;
 export const GSO_ECN = 0x80;
 
+/** {@link PacketBuffer.fragment}: not a fragment. */
+export const FRAG_NONE = 0;
+/** {@link PacketBuffer.fragment}: the first fragment (offset 0, more fragments). */
+export const FRAG_FIRST = 1;
+/** {@link PacketBuffer.fragment}: a later fragment (offset above 0): no upper-layer header. */
+export const FRAG_LATER = 2;
+/** {@link PacketBuffer.fragment}: the More Fragments bit. */
+export const FRAG_MORE = 4;
+
 /**
  * A frame in a pooled buffer. The frame is `data[start, end)`. Layers
  * prepend headers by moving `start` back; nothing on the datapath copies.
@@ -52,6 +61,22 @@ export class PacketBuffer {
   networkOffset = 0;
   /** Offset of the transport header, set by the stack while it handles the frame. */
   transportOffset = 0;
+
+  // Per-packet metadata: what a layer parsed once rides on the packet
+  // (Linux's skb fields, gVisor's PacketBuffer.NetworkPacketInfo / tuple), so
+  // nothing re-walks a header chain or re-finds a packet's state. Cleared by
+  // setFrame() when the buffer carries a new frame.
+
+  /** Upper-layer protocol (IPv4 protocol / IPv6 last Next Header), or -1 when not parsed yet. */
+  l4Protocol = -1;
+  /** Offset of the upper-layer header (after every IPv6 extension header), or -1. */
+  l4Offset = -1;
+  /** Fragment bits as parsed: {@link FRAG_NONE}, or FRAG_FIRST / FRAG_LATER, ORed with FRAG_MORE. */
+  fragment = 0;
+  /** Opaque connection-tracking slot owned by the firewall (Linux's skb->_nfct), or null. */
+  ct: unknown = null;
+  /** Packet mark (Linux's skb->mark); 0 unless a rule set it. */
+  mark = 0;
 
   /** virtio_net_hdr.flags (VNET_F_*). */
   vnetFlags = 0;
@@ -85,8 +110,18 @@ export class PacketBuffer {
     this.end = start + len;
     this.networkOffset = 0;
     this.transportOffset = 0;
+    this.clearMeta();
     this.clearOffload();
     return this;
+  }
+
+  /** Forget the per-packet metadata (protocol, offsets, fragment bits, conntrack slot, mark). */
+  clearMeta(): void {
+    this.l4Protocol = -1;
+    this.l4Offset = -1;
+    this.fragment = 0;
+    this.ct = null;
+    this.mark = 0;
   }
 
   /** Forget the virtio-net metadata: an ordinary, fully checksummed frame. */
