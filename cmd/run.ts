@@ -11,6 +11,7 @@ import type { LinkEndpoint } from "../stack/mod.ts";
 import { LinkDriver, openTap, PcapEndpoint, type TapEndpoint, TapError } from "../link/mod.ts";
 import { controlAnswer, defaultControlPath, serveControl } from "./control.ts";
 import { type LogFormat, setupLogging } from "./log.ts";
+import { formatStatsText } from "./_stats_format.ts";
 
 /** Options of {@link runCommand}. */
 export interface RunOptions {
@@ -91,6 +92,7 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   }
   const driver = new LinkDriver();
   for (const t of taps) driver.add(t);
+  stack.statsSources.set("driver", () => ({ polls: driver.polls, syncPolls: driver.syncPolls }));
   const controlPath = o.control ?? defaultControlPath(config.router.hostname);
   const control = serveControl(stack, controlPath);
   log.info("control socket at {path}", { path: controlPath });
@@ -105,7 +107,7 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   const onInt = () => stop("SIGINT");
   const onTerm = () => stop("SIGTERM");
   const onUsr1 = () => {
-    log.info("stats {stats}", { stats: JSON.stringify(controlAnswer(stack, "stats")) });
+    log.info("stats\n{stats}", { stats: formatStatsText(controlAnswer(stack, "stats")) });
     // The firewall's tables with counters, as `iptables-save -c` prints them.
     if (stack.firewall !== null) log.info("firewall\n{dump}", { dump: stack.firewall.dump() });
   };

@@ -18,6 +18,7 @@ import type { Firewall } from "./firewall/firewall.ts";
 import { Ipv6, type Ipv6Settings } from "./ipv6/ipv6.ts";
 import { installIpv6Transports } from "./ipv6/transport6.ts";
 import { RouterAdvertisements } from "./ipv6/ra.ts";
+import { ExceptionLog } from "./exception_log.ts";
 
 /** Options of {@link Stack}. */
 export interface StackOptions {
@@ -88,6 +89,14 @@ export class Stack {
   readonly ra: RouterAdvertisements;
   /** The IPv4 firewall when one is installed (see `Firewall.install`). */
   firewall: Firewall | null = null;
+  /** Exceptions that escaped a handler while a frame was dispatched: counted and logged. */
+  readonly exceptions: ExceptionLog;
+  /**
+   * Counters of owners outside the stack (the link driver), by name: each
+   * function returns a tree of numbers that {@link Stack.snapshotStats}
+   * includes under its name.
+   */
+  readonly statsSources: Map<string, () => StatsTree> = new Map();
   #nextNicId = 1;
 
   constructor(opts: StackOptions = {}) {
@@ -96,6 +105,7 @@ export class Stack {
     this.hostname = opts.hostname ?? "tapir";
     this.pool = new BufferPool(opts.poolLimit ?? 4096);
     this.neighborConfig = { ...DEFAULT_NEIGHBOR_CONFIG, ...opts.neighbor };
+    this.exceptions = new ExceptionLog(this.clock);
     this.ipv4 = new Ipv4(this, opts.ipv4);
     if (opts.icmpRateLimit !== undefined) {
       this.ipv4.icmp.bucket.rate = opts.icmpRateLimit.rate;
@@ -123,6 +133,7 @@ export class Stack {
       mtu: opts.mtu,
     });
     nic.onUnknownEtherType = () => this.stats.unknownEtherTypeFramesDropped++;
+    nic.onException = (e) => this.exceptions.report(opts.name, e);
     this.nics.set(id, nic);
     this.ipv4.attachNic(nic, {
       forwarding: opts.forwardingV4 ?? false,
@@ -146,11 +157,72 @@ export class Stack {
     return undefined;
   }
 
-  /** A snapshot of every counter: the stack's and each NIC's. */
-  snapshotStats(): { stack: StackStats; nics: Record<string, Nic["stats"]> } {
+  /**
+   * A snapshot of every counter of every owner, as one tree of plain
+   * numbers (JSON-able): `stack` (the protocol counters: IPv4, ICMP, ARP,
+   * UDP, IPv6, ICMPv6, NDP, MLD), `nics` and `links` (per interface),
+   * `neighbors` (per interface and family), `reassembly` (per family),
+   * `ra` (RA sending and SLAAC), `firewall` (when installed, with
+   * conntrack per family), `dispatch` (escaped exceptions), `tables` (the
+   * sizes of routes, neighbors, addresses and conntrack: gauges, not
+   * counters), then every entry of {@link Stack.statsSources}.
+   */
+  snapshotStats(): StatsSnapshot {
     const nics: Record<string, Nic["stats"]> = {};
-    for (const n of this.nics.values()) nics[n.name] = { ...n.stats };
-    return { stack: structuredClone(this.stats), nics };
+    const links: Record<string, StatsTree> = {};
+    const neighbors: Record<string, StatsTree> = {};
+    const neighborCount: Record<string, StatsTree> = {};
+    const addressCount: Record<string, StatsTree> = {};
+    for (const n of this.nics.values()) {
+      nics[n.name] = { ...n.stats };
+      const ls = linkStats(n.link);
+      if (ls !== null) links[n.name] = ls;
+      const v4 = this.ipv4.nicState(n);
+      const v6 = this.ipv6.nicState(n);
+      const nb: StatsTree = {};
+      const nc: StatsTree = {};
+      if (v4 !== undefined) {
+        nb.ipv4 = { ...v4.neighbors.stats };
+        nc.ipv4 = count(v4.neighbors.entries());
+      }
+      if (v6 !== undefined) {
+        nb.ipv6 = { ...v6.neighbors.stats };
+        nc.ipv6 = count(v6.neighbors.entries());
+      }
+      neighbors[n.name] = nb;
+      neighborCount[n.name] = nc;
+      addressCount[n.name] = {
+        ipv4: this.ipv4.describeAddresses(n).length,
+        ipv6: v6 === undefined ? 0 : this.ipv6.describeAddresses(n).length,
+      };
+    }
+    const out: StatsSnapshot = {
+      stack: structuredClone(this.stats),
+      nics,
+      links,
+      neighbors,
+      reassembly: {
+        ipv4: { ...this.ipv4.reassembler.stats },
+        ipv6: { ...this.ipv6.reassembler.stats },
+      },
+      ra: { ...this.ra.stats },
+      dispatch: { exceptions: this.exceptions.count },
+      tables: {
+        routes: { ipv4: this.ipv4.routes.size, ipv6: this.ipv6.routes.size },
+        neighbors: neighborCount,
+        addresses: addressCount,
+      },
+    };
+    const fw = this.firewall;
+    if (fw !== null) {
+      out.firewall = {
+        filter: { ...fw.stats },
+        conntrack: { ipv4: { ...fw.conntrack.stats }, ipv6: { ...fw.conntrack6.stats } },
+      };
+      out.tables.conntrack = { ipv4: fw.conntrack.size, ipv6: fw.conntrack6.size };
+    }
+    for (const [name, fn] of this.statsSources) out[name] = fn();
+    return out;
   }
 
   /** Stop every timer, release held packets, close every NIC (and its link). */
@@ -162,4 +234,44 @@ export class Stack {
     this.ipv6.close();
     for (const n of this.nics.values()) n.close();
   }
+}
+
+/** A tree of counters: numbers, nested by owner. */
+export interface StatsTree {
+  [key: string]: number | StatsTree;
+}
+
+/** What {@link Stack.snapshotStats} returns. */
+export interface StatsSnapshot {
+  stack: StackStats;
+  nics: Record<string, Nic["stats"]>;
+  links: Record<string, StatsTree>;
+  neighbors: Record<string, StatsTree>;
+  reassembly: StatsTree;
+  ra: StatsTree;
+  firewall?: StatsTree;
+  dispatch: StatsTree;
+  tables: StatsTree & { routes: StatsTree; neighbors: StatsTree; addresses: StatsTree };
+  [owner: string]: unknown;
+}
+
+function count(it: Iterable<unknown>): number {
+  let n = 0;
+  for (const _ of it) n++;
+  return n;
+}
+
+/** The numeric counters of a link endpoint (and of the links it wraps), or null. */
+function linkStats(link: LinkEndpoint): StatsTree | null {
+  const l = link as LinkEndpoint & { stats?: unknown; inner?: LinkEndpoint };
+  let out: StatsTree | null = null;
+  if (l.stats !== null && typeof l.stats === "object") {
+    out = {};
+    for (const [k, v] of Object.entries(l.stats)) if (typeof v === "number") out[k] = v;
+  }
+  if (l.inner !== undefined) {
+    const inner = linkStats(l.inner);
+    if (inner !== null) out = out === null ? inner : { ...inner, capture: out };
+  }
+  return out;
 }
