@@ -12,6 +12,7 @@ import { LinkDriver, openTap, PcapEndpoint, type TapEndpoint, TapError } from ".
 import { controlAnswer, defaultControlPath, serveControl } from "./control.ts";
 import { type LogFormat, setupLogging } from "./log.ts";
 import { formatStatsText } from "./_stats_format.ts";
+import { serveMetrics } from "./metrics.ts";
 
 /** Options of {@link runCommand}. */
 export interface RunOptions {
@@ -50,6 +51,16 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
       "tapir run: TAP devices need FFI: run deno with --allow-ffi (deno task tapir does)",
     );
     return 1;
+  }
+  if (config.metrics !== undefined) {
+    const { hostname, port } = config.metrics.listen;
+    const q = await Deno.permissions.query({ name: "net", host: `${hostname}:${port}` });
+    if (q.state !== "granted") {
+      console.error(
+        `tapir run: [metrics] listen = "${hostname}:${port}" needs network access: run deno with --allow-net (deno task tapir does)`,
+      );
+      return 1;
+    }
   }
   if (o.capture !== undefined) Deno.mkdirSync(o.capture, { recursive: true });
   const taps: TapEndpoint[] = [];
@@ -96,6 +107,20 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   const controlPath = o.control ?? defaultControlPath(config.router.hostname);
   const control = serveControl(stack, controlPath);
   log.info("control socket at {path}", { path: controlPath });
+  let metrics: Deno.HttpServer | null = null;
+  if (config.metrics !== undefined) {
+    try {
+      metrics = serveMetrics(stack, config.metrics.listen);
+    } catch (e) {
+      const { hostname, port } = config.metrics.listen;
+      console.error(
+        `tapir run: cannot serve metrics on ${hostname}:${port}: ${(e as Error).message}`,
+      );
+      control.close();
+      stack.close();
+      return 1;
+    }
+  }
 
   let stopping = false;
   const stop = (sig: string) => {
@@ -123,6 +148,7 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
     // RFC 4861 §6.2.5: the final RAs (router lifetime 0) are written
     // synchronously to the TAPs before anything closes them.
     stack.ra.stop();
+    await metrics?.shutdown();
     control.close();
     stack.close();
   }
