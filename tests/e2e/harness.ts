@@ -331,6 +331,8 @@ export interface Tapir {
   readonly configPath: string;
   readonly controlPath: string;
   readonly captureDir: string | undefined;
+  /** The checkout it runs from. */
+  readonly repo: string;
   /** Signal tapir and wait for it to exit (SIGKILL after `timeoutMs`). */
   stop(
     signal?: Deno.Signal,
@@ -359,6 +361,8 @@ export interface StartTapirOptions {
   extraArgs?: string[];
   /** How long to wait for every TAP to appear. Default 15 000 ms. */
   startTimeoutMs?: number;
+  /** Checkout whose main.ts runs (default this repository; benchmarks compare against another). */
+  repo?: string;
 }
 
 const TAPIR_PERMS = [
@@ -387,11 +391,12 @@ export async function startTapir(opts: StartTapirOptions): Promise<Tapir> {
   Deno.writeTextFileSync(configPath, opts.config);
   const captureDir = opts.capture ? `${dir}/capture` : undefined;
   if (captureDir) Deno.mkdirSync(captureDir);
+  const repo = opts.repo ?? REPO;
   const cmd = [
     Deno.execPath(),
     "run",
     ...TAPIR_PERMS,
-    `${REPO}/main.ts`,
+    `${repo}/main.ts`,
     "run",
     configPath,
     ...(captureDir ? ["--capture", captureDir] : []),
@@ -423,6 +428,7 @@ export async function startTapir(opts: StartTapirOptions): Promise<Tapir> {
     configPath,
     controlPath,
     captureDir,
+    repo,
     async stop(signal: Deno.Signal = "SIGTERM", timeoutMs = 5000) {
       const t0 = performance.now();
       proc.kill(signal);
@@ -439,7 +445,7 @@ export async function startTapir(opts: StartTapirOptions): Promise<Tapir> {
         Deno.execPath(),
         "run",
         ...TAPIR_PERMS,
-        `${REPO}/main.ts`,
+        `${repo}/main.ts`,
         "show",
         "stats",
         "--control",
