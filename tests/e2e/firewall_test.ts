@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import {
-  ignoreUnlessRoot,
+  ignoreUnlessReady,
   moveTapToNs,
   type Netns,
   REPO,
@@ -98,13 +98,15 @@ async function iperf(
   return { server: JSON.parse(sr.stdout), client: JSON.parse(c.stdout) };
 }
 
+const FIREWALL_TOOLS = ["ping", "traceroute", "iperf3", "nc", "tcpdump", "ss"];
+
 Deno.test({
   name: "firewall e2e: examples/gateway.toml between kernel namespaces",
-  ignore: ignoreUnlessRoot("firewall e2e"),
+  ignore: ignoreUnlessReady("firewall e2e", FIREWALL_TOOLS),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async (t) => {
-    for (const tool of ["ping", "traceroute", "iperf3", "nc", "tcpdump", "ss"]) {
+    for (const tool of FIREWALL_TOOLS) {
       if (!(await requireTool(tool))) return;
     }
     await withTopology("tpw", async (topo) => {
