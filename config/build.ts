@@ -137,30 +137,7 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
         });
       } else if (iface.acceptRa) inactive.push(`interface ${iface.name}: accept_ra (mtu < 1280)`);
     }
-    for (const route of config.routes) {
-      if (route.to.family === 6) {
-        addIpv6Route(stack, nics, route);
-        continue;
-      }
-      let nicId = 0;
-      let gateway: number | null = null;
-      if (route.type === "unicast") {
-        if (route.dev !== undefined) nicId = nics.get(route.dev)!.id;
-        if (route.via !== undefined && route.via.family === 4) {
-          gateway = route.via.address;
-          if (nicId === 0) nicId = connectedNicFor(stack, gateway);
-        }
-      }
-      stack.ipv4.routes.add({
-        prefix: (route.to.address & ipv4Mask(route.to.prefixLen)) >>> 0,
-        prefixLen: route.to.prefixLen,
-        type: route.type,
-        nicId,
-        gateway,
-        metric: route.metric,
-        source: "static",
-      });
-    }
+    addRoutes(stack, nics, config.routes);
     if (hasRules(config)) {
       // IPv4: the shared tables' IPv4 rules and [firewall.ipv4.*]; IPv6:
       // their IPv6 rules and [firewall.ipv6.*] (filter and raw; no NAT).
@@ -176,6 +153,34 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
     log.warn("{what} is valid but not acted on yet by this version of tapir", { what });
   }
   return { stack, nics, inactive };
+}
+
+/** Add `routes` (`[[route]]`) to the stack's tables as static routes. */
+export function addRoutes(stack: Stack, nics: Map<string, Nic>, routes: Config["routes"]): void {
+  for (const route of routes) {
+    if (route.to.family === 6) {
+      addIpv6Route(stack, nics, route);
+      continue;
+    }
+    let nicId = 0;
+    let gateway: number | null = null;
+    if (route.type === "unicast") {
+      if (route.dev !== undefined) nicId = nics.get(route.dev)!.id;
+      if (route.via !== undefined && route.via.family === 4) {
+        gateway = route.via.address;
+        if (nicId === 0) nicId = connectedNicFor(stack, gateway);
+      }
+    }
+    stack.ipv4.routes.add({
+      prefix: (route.to.address & ipv4Mask(route.to.prefixLen)) >>> 0,
+      prefixLen: route.to.prefixLen,
+      type: route.type,
+      nicId,
+      gateway,
+      metric: route.metric,
+      source: "static",
+    });
+  }
 }
 
 /** RFC 4291 link-local: EUI-64 from the MAC, or RFC 7217 stable-privacy with the configured secret. */
@@ -226,7 +231,8 @@ function connectedNicFor(stack: Stack, gateway: number): number {
   return 0;
 }
 
-function hasRules(config: Config): boolean {
+/** True when the config's firewall has a rule or a non-ACCEPT policy. */
+export function hasRules(config: Config): boolean {
   const fw = config.firewall;
   for (const fam of [fw.shared, fw.ipv4, fw.ipv6]) {
     for (const t of [fam.filter, fam.nat, fam.raw]) {

@@ -153,24 +153,24 @@ export class Firewall {
     logged: 0,
     traced: 0,
   };
-  /** Compiled IPv4 tables. */
-  readonly raw: CompiledTable;
-  readonly nat: CompiledTable;
-  readonly filter: CompiledTable;
+  /** Compiled IPv4 tables (replaced whole by {@link reconfigure}). */
+  raw!: CompiledTable;
+  nat!: CompiledTable;
+  filter!: CompiledTable;
   /** IPv6 connections (addresses by {@link Ipv6AddressIds} id). */
   readonly conntrack6: Conntrack;
   /** Compiled IPv6 tables (no nat: IPv6 NAT is not supported). */
-  readonly raw6: CompiledTable;
-  readonly filter6: CompiledTable;
+  raw6!: CompiledTable;
+  filter6!: CompiledTable;
   /** True when the IPv6 tables have something to do: {@link install} sets the IPv6 hooks. */
-  readonly ipv6Active: boolean;
+  ipv6Active = false;
   /** Also receives every trace line (tests, `tapir show`). */
   traceSink: ((line: string) => void) | null = null;
   /** Also receives every LOG line. */
   logSink: ((line: string, level: number) => void) | null = null;
   readonly #stack: Stack;
-  readonly #trace: CompiledRule | null;
-  readonly #trace6: CompiledRule | null;
+  #trace: CompiledRule | null = null;
+  #trace6: CompiledRule | null = null;
   readonly #p = new PacketInfo();
   readonly #p6 = new PacketInfo();
   readonly #inner6 = new PacketInfo();
@@ -178,7 +178,7 @@ export class Firewall {
   readonly #frags6 = new FragmentStates();
   /** The last IPv6 connection made and not yet confirmed (its address ids are released if it never is). */
   #pending6: Conn | null = null;
-  #chains6: ActiveChains6;
+  #chains6!: ActiveChains6;
   readonly #ring: PacketRecord[] = [];
   #cursor = 0;
   readonly #ip = new Ipv4Packet();
@@ -186,21 +186,33 @@ export class Firewall {
   #reject: CompiledRule | null = null;
   #natRule: CompiledRule | null = null;
   #tracing = false;
-  #chains: ActiveChains;
+  #chains!: ActiveChains;
+  #installed = false;
 
   /** @param stack the stack whose IPv4 layer it filters; @param spec tables and settings */
   constructor(stack: Stack, spec: FirewallSpec) {
     this.#stack = stack;
     this.conntrack = new Conntrack(stack.clock, spec.conntrack.max);
+    for (let i = 0; i < RING; i++) this.#ring.push(new PacketRecord());
+    this.conntrack6 = new Conntrack(stack.clock, spec.conntrack.max);
+    this.conntrack6.onRemove = (c) => {
+      this.#ids6.release(c.orig.src);
+      this.#ids6.release(c.orig.dst);
+    };
+    this.#compile(spec);
+  }
+
+  /** Compile `spec`'s tables for both families and point the hooks' chain shortcuts at them. */
+  #compile(spec: FirewallSpec): void {
+    const clock = this.#stack.clock;
     const compile = (n: FirewallTableName) =>
-      compileTable(n, [spec.shared[n], spec.ipv4[n]], stack.clock);
+      compileTable(n, [spec.shared[n], spec.ipv4[n]], clock);
     this.raw = compile("raw");
     this.nat = compile("nat");
     this.filter = compile("filter");
     this.#trace = spec.trace !== undefined && spec.trace.family !== 6
-      ? new CompiledRule(spec.trace, stack.clock)
+      ? new CompiledRule(spec.trace, clock)
       : null;
-    for (let i = 0; i < RING; i++) this.#ring.push(new PacketRecord());
     this.#chains = {
       rawPre: this.raw.active("prerouting"),
       rawOut: this.raw.active("output"),
@@ -212,17 +224,12 @@ export class Firewall {
       filterFwd: this.filter.active("forward"),
       filterOut: this.filter.active("output"),
     };
-    this.conntrack6 = new Conntrack(stack.clock, spec.conntrack.max);
-    this.conntrack6.onRemove = (c) => {
-      this.#ids6.release(c.orig.src);
-      this.#ids6.release(c.orig.dst);
-    };
     const compile6 = (n: FirewallTableName) =>
-      compileTable(n, [spec.shared[n], spec.ipv6[n]], stack.clock, 6);
+      compileTable(n, [spec.shared[n], spec.ipv6[n]], clock, 6);
     this.raw6 = compile6("raw");
     this.filter6 = compile6("filter");
     this.#trace6 = spec.trace !== undefined && spec.trace.family !== 4
-      ? new CompiledRule(spec.trace, stack.clock)
+      ? new CompiledRule(spec.trace, clock)
       : null;
     this.#chains6 = {
       rawPre: this.raw6.active("prerouting"),
@@ -234,16 +241,37 @@ export class Firewall {
     this.ipv6Active = Object.values(this.#chains6).some((c) => c !== null);
   }
 
+  /**
+   * Swap in new tables, as `iptables-restore` does: one step between two
+   * packets, so no packet sees half of each. Connections and NAT bindings
+   * stay (they live in conntrack, not in the rules); a rule that is in both
+   * the old and the new tables (same table, chain and text) keeps its
+   * packet and byte counters, and so does each builtin chain's policy.
+   * The conntrack size (`spec.conntrack.max`) is fixed at construction.
+   */
+  reconfigure(spec: FirewallSpec): void {
+    const old = [this.raw, this.nat, this.filter, this.raw6, this.filter6];
+    this.#compile(spec);
+    carryCounters(old, [this.raw, this.nat, this.filter, this.raw6, this.filter6]);
+    if (this.#installed) this.install();
+  }
+
   /** Set the IPv4 layer's five hooks to this firewall. */
   install(): void {
+    this.#installed = true;
     const h = this.#stack.ipv4.hooks;
     h.prerouting = this.prerouting;
     h.input = this.input;
     h.forward = this.forward;
     h.output = this.output;
     h.postrouting = this.postrouting;
-    if (!this.ipv6Active) return;
     const h6 = this.#stack.ipv6.hooks;
+    if (!this.ipv6Active) {
+      if (h6.prerouting === this.prerouting6) {
+        h6.prerouting = h6.input = h6.forward = h6.output = h6.postrouting = null;
+      }
+      return;
+    }
     h6.prerouting = this.prerouting6;
     h6.input = this.input6;
     h6.forward = this.forward6;
@@ -1070,4 +1098,38 @@ export class Firewall {
     this.traceSink?.(line);
     log.info("{line}", { line });
   }
+}
+
+/** Carry packet/byte counters from `old` tables to the same rules and policies in `next`. */
+function carryCounters(old: CompiledTable[], next: CompiledTable[]): void {
+  const rules = new Map<string, CompiledRule[]>();
+  const policies = new Map<string, CompiledChain>();
+  const chains = (t: CompiledTable) => [...t.builtins.values(), ...t.userChains];
+  old.forEach((t, i) => {
+    for (const c of chains(t)) {
+      policies.set(`${i}/${c.name}`, c);
+      for (const r of c.rules) {
+        const k = `${i}/${c.name}/${r.rule.text}`;
+        const list = rules.get(k);
+        if (list === undefined) rules.set(k, [r]);
+        else list.push(r);
+      }
+    }
+  });
+  next.forEach((t, i) => {
+    for (const c of chains(t)) {
+      const p = policies.get(`${i}/${c.name}`);
+      if (p !== undefined && c.builtin) {
+        c.policyPackets = p.policyPackets;
+        c.policyBytes = p.policyBytes;
+      }
+      for (const r of c.rules) {
+        const prev = rules.get(`${i}/${c.name}/${r.rule.text}`)?.shift();
+        if (prev !== undefined) {
+          r.packets = prev.packets;
+          r.bytes = prev.bytes;
+        }
+      }
+    }
+  });
 }
