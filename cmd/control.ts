@@ -1,19 +1,56 @@
 /**
- * The control socket of a running tapir: a Unix stream socket that answers
- * one request line (`stats`, `routes`, `neighbors`, `addresses`, `ra`, `firewall`) with one
- * JSON document, then closes. `tapir show` is its client.
+ * The control socket of a running tapir: a Unix stream socket (mode 0600)
+ * that answers one request line (`stats`, `routes`, `neighbors`,
+ * `addresses`, `ra`, `firewall`, `reload`) with one JSON document, then
+ * closes. `tapir show` and `tapir reload` are its clients.
+ *
+ * One socket per instance: the default path names the hostname and the
+ * network namespace (`$TMPDIR/tapir-<hostname>-<netns inode>.sock`), so two
+ * tapirs with one hostname in two namespaces each have their own, and a
+ * `tapir show` run in a namespace finds the tapir of that namespace. A
+ * start whose socket answers from a live tapir refuses; a stale file (no
+ * one answers) is replaced.
  *
  * @module
  */
 import type { Stack } from "../stack/mod.ts";
 import { formatIpv4, formatIpv6, formatMac } from "../stack/wire/mod.ts";
 import { nudStateName } from "../stack/neighbor_cache.ts";
+import { inodeOf } from "./_sys.ts";
 
-/** The default socket path for a tapir whose hostname is `hostname`. */
+/**
+ * The inode of this process's network namespace (`/proc/self/ns/net`, what
+ * `ip netns identify` compares), or null without `--allow-ffi`.
+ */
+export function netnsId(): string | null {
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
+  try {
+    return inodeOf("/proc/self/ns/net")?.toString() ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The default socket path for a tapir whose hostname is `hostname`, in this network namespace. */
 export function defaultControlPath(hostname: string): string {
   const dir = Deno.env.get("TMPDIR") ?? "/tmp";
-  return `${dir}/tapir-${hostname}.sock`;
+  const ns = netnsId();
+  return ns === null ? `${dir}/tapir-${hostname}.sock` : `${dir}/tapir-${hostname}-${ns}.sock`;
 }
+
+/** Another tapir answers on the control socket path. */
+export class ControlInUseError extends Error {
+  constructor(readonly path: string) {
+    super(
+      `another tapir answers on the control socket ${path}; stop it, or give this one its own ` +
+        `socket with --control PATH`,
+    );
+    this.name = "ControlInUseError";
+  }
+}
+
+/** Requests the running program answers itself (beyond the stack's read-only ones). */
+export type ControlHandlers = Record<string, () => unknown | Promise<unknown>>;
 
 /** What the socket answers for each request. */
 export function controlAnswer(stack: Stack, what: string): unknown {
@@ -92,19 +129,42 @@ export function controlAnswer(stack: Stack, what: string): unknown {
     }
     default:
       return {
-        error: `unknown request "${what}": use stats, routes, neighbors, addresses, ra or firewall`,
+        error:
+          `unknown request "${what}": use stats, routes, neighbors, addresses, ra, firewall or reload`,
       };
   }
 }
 
-/** Serve `stack` on the Unix socket at `path` until `close()`. */
-export function serveControl(stack: Stack, path: string): { close(): void } {
+/** True when something accepts connections on the Unix socket at `path`. */
+async function answers(path: string): Promise<boolean> {
+  try {
+    const c = await Deno.connect({ transport: "unix", path });
+    c.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Serve `stack` on the Unix socket at `path` until `close()`.
+ *
+ * @throws ControlInUseError when a live tapir answers at `path`
+ */
+export async function serveControl(
+  stack: Stack,
+  path: string,
+  handlers: ControlHandlers = {},
+): Promise<{ close(): void }> {
+  if (await answers(path)) throw new ControlInUseError(path);
   try {
     Deno.removeSync(path);
   } catch {
     // No stale socket to remove.
   }
   const listener = Deno.listen({ transport: "unix", path });
+  // Only the owner (root for a TAP router) may read counters or reload.
+  Deno.chmodSync(path, 0o600);
   const loop = (async () => {
     for await (const conn of listener) {
       (async () => {
@@ -112,7 +172,9 @@ export function serveControl(stack: Stack, path: string): { close(): void } {
           const buf = new Uint8Array(256);
           const n = await conn.read(buf);
           const what = new TextDecoder().decode(buf.subarray(0, n ?? 0)).trim();
-          const body = JSON.stringify(controlAnswer(stack, what)) + "\n";
+          const h = handlers[what];
+          const answer = h !== undefined ? await h() : controlAnswer(stack, what);
+          const body = JSON.stringify(answer) + "\n";
           const bytes = new TextEncoder().encode(body);
           let off = 0;
           while (off < bytes.length) off += await conn.write(bytes.subarray(off));

@@ -5,6 +5,7 @@
  * @module
  */
 import { defaultControlPath, queryControl } from "./control.ts";
+import { formatStatsText } from "./_stats_text.ts";
 
 /** Options of {@link showCommand}. */
 export interface ShowOptions {
@@ -42,6 +43,8 @@ export async function showCommand(what: string, o: ShowOptions): Promise<number>
   }
   if (o.json) {
     console.log(JSON.stringify(answer, null, 2));
+  } else if (what === "stats") {
+    await Deno.stdout.write(new TextEncoder().encode(formatStatsText(answer)));
   } else if (what === "firewall" && typeof (answer as { dump?: unknown }).dump === "string") {
     // The dump is already iptables-save text: print it as is.
     await Deno.stdout.write(new TextEncoder().encode((answer as { dump: string }).dump));

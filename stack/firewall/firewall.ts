@@ -268,7 +268,12 @@ export class Firewall {
     const h6 = this.#stack.ipv6.hooks;
     if (!this.ipv6Active) {
       if (h6.prerouting === this.prerouting6) {
-        h6.prerouting = h6.input = h6.forward = h6.output = h6.postrouting = null;
+        h6.prerouting =
+          h6.input =
+          h6.forward =
+          h6.output =
+          h6.postrouting =
+            null;
       }
       return;
     }

@@ -36,7 +36,9 @@ function build(text: string) {
     clock,
     openLink: (iface) => {
       const [a, b] = MemoryLink.pair({ clock });
-      if (iface.name === "lan0") b.attach({ deliverFrame: (f) => sent.push(f.data.slice(f.start, f.end)) });
+      if (iface.name === "lan0") {
+        b.attach({ deliverFrame: (f) => sent.push(f.data.slice(f.start, f.end)) });
+      }
       return a;
     },
   });

@@ -391,7 +391,8 @@ export interface StartTapirOptions {
   repo?: string;
 }
 
-const TAPIR_PERMS = [
+/** The permissions `tapir run` gets in tests (those of `deno task tapir`). */
+export const TAPIR_PERMS = [
   "--allow-ffi",
   "--allow-read",
   "--allow-write",
