@@ -23,6 +23,7 @@ export const TOOLS: Readonly<Record<string, string>> = {
   nc: "netcat-openbsd",
   socat: "socat",
   radvd: "radvd",
+  "systemd-analyze": "systemd",
   "/usr/bin/python3": "python3",
   scapy: "python3-scapy",
 };
