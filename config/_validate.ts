@@ -38,6 +38,7 @@ import {
   type Ctx,
   didYouMean,
   duration,
+  editDistance,
   idx,
   int,
   isTable,
@@ -433,7 +434,15 @@ function validateRa(ctx: Ctx, raw: unknown, path: string, ifMtu: number): RaConf
       ctx.err(at(pp, "preferred_lifetime"), `preferred_lifetime is longer than valid_lifetime`);
     }
     if (prefix) {
-      if (ipv6IsLinkLocalUnicast(prefix.address) || ipv6IsMulticast(prefix.address)) {
+      if (ipv6IsUnspecified(prefix.address)) {
+        // radvd reads "::/64" as "every /64 on this interface"; advertised
+        // literally it would make hosts configure addresses in ::/64.
+        ctx.err(
+          at(pp, "prefix"),
+          `${formatCidr(prefix)} is radvd's "every prefix of this interface", which tapir ` +
+            `does not expand: list the interface's prefixes (e.g. "2001:db8:1::/64")`,
+        );
+      } else if (ipv6IsLinkLocalUnicast(prefix.address) || ipv6IsMulticast(prefix.address)) {
         ctx.err(
           at(pp, "prefix"),
           `${formatCidr(prefix)} is link-local or multicast; RA prefixes must not be`,
@@ -1058,6 +1067,20 @@ function validateTable(
       }
     });
     edges.set(c.name, list);
+  }
+  // A user chain nobody jumps to, named within two edits of a builtin
+  // chain, is a typo of that chain (`forwrd`): its rules would never run.
+  const jumpedTo = new Set([...edges.values()].flat().map((e) => e.to));
+  for (const c of out.chains.values()) {
+    if (c.builtin || jumpedTo.has(c.name)) continue;
+    const near = builtins.find((b) => editDistance(c.name.toLowerCase(), b) <= 2);
+    if (near !== undefined) {
+      ctx.err(
+        at(path, c.name),
+        `user chain "${c.name}" is never jumped to, so its rules never run ` +
+          `(did you mean the builtin chain "${near}"?)`,
+      );
+    }
   }
   findLoops(ctx, edges);
   return out;
