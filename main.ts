@@ -60,7 +60,7 @@ function program(setCode: (c: number) => void): Command {
     .description(
       "ask a running tapir (through its control socket) for stats, routes, neighbors or addresses",
     )
-    .argument("<what>", "stats | routes | neighbors | addresses | ra | firewall")
+    .argument("<what>", "stats | routes | neighbors | addresses | ra | conntrack | firewall")
     .option("--control <path>", "control socket path")
     .option("--hostname <name>", "hostname of the running tapir, to find its default socket")
     .option("--json", "print JSON")

@@ -35,7 +35,14 @@ import { Ipv4Packet } from "../wire/ipv4.ts";
 import { TcpPacket } from "../wire/tcp.ts";
 import { formatIpv4, formatIpv6 } from "../wire/ip_address.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
-import { type Conn, Conntrack, CT_TIMEOUTS, CtStatus, TcpVerdict } from "./conntrack.ts";
+import {
+  type Conn,
+  Conntrack,
+  CT_TIMEOUTS,
+  CtStatus,
+  TCP_CT_STATE_NAMES,
+  TcpVerdict,
+} from "./conntrack.ts";
 import { ICMP_QUERY_REPLY, Manip, natIcmpError, natPacket, needsManip, setupNat } from "./nat.ts";
 import { CompiledRule, CtBit, PacketInfo, TargetKind } from "./match.ts";
 import {
@@ -316,6 +323,47 @@ export class Firewall {
   dump(): string {
     const v4 = dumpTables([this.raw, this.nat, this.filter]);
     return this.ipv6Active ? v4 + dumpTables([this.raw6, this.filter6], 6) : v4;
+  }
+
+  /**
+   * Every tracked connection of both families, as `conntrack -L` lists
+   * them: protocol, state, seconds left, both tuples (the reply tuple shows
+   * the NAT), flags and counters.
+   */
+  connections(): ConnectionInfo[] {
+    const now = this.#stack.clock.now();
+    const out: ConnectionInfo[] = [];
+    const protoName = (c: Conn) => PROTO_NAMES[c.proto]?.toLowerCase() ?? String(c.proto);
+    const row = (c: Conn, family: 4 | 6, addr: (x: number) => string): ConnectionInfo => {
+      const tuple = (t: Conn["orig"]) => ({
+        src: addr(t.src),
+        dst: addr(t.dst),
+        ...(c.proto === 6 || c.proto === 17 ? { sport: t.sport, dport: t.dport } : {}),
+      });
+      return {
+        family,
+        proto: protoName(c),
+        protoNumber: c.proto,
+        state: c.proto === 6 ? (TCP_CT_STATE_NAMES[c.tcpState] ?? "NONE") : null,
+        timeout: Math.max(0, Math.ceil((c.expires - now) / 1000)),
+        orig: tuple(c.orig),
+        reply: tuple(c.reply),
+        seenReply: c.has(CtStatus.SEEN_REPLY),
+        assured: c.has(CtStatus.ASSURED),
+        srcNat: c.has(CtStatus.SRC_NAT),
+        dstNat: c.has(CtStatus.DST_NAT),
+        packets: [...c.packets],
+        bytes: [...c.bytes],
+      };
+    };
+    for (const c of this.conntrack.entries()) out.push(row(c, 4, formatIpv4));
+    for (const c of this.conntrack6.entries()) {
+      out.push(row(c, 6, (id) => {
+        const a = this.#ids6.address(id);
+        return a === undefined ? "?" : formatIpv6(a);
+      }));
+    }
+    return out;
   }
 
   /**
@@ -1103,6 +1151,27 @@ export class Firewall {
     this.traceSink?.(line);
     log.info("{line}", { line });
   }
+}
+
+/** One tracked connection as {@link Firewall.connections} lists it. */
+export interface ConnectionInfo {
+  family: 4 | 6;
+  /** `tcp`, `udp`, `icmp`, `icmpv6` or the protocol number. */
+  proto: string;
+  protoNumber: number;
+  /** TCP state (ESTABLISHED, TIME_WAIT, ...), null for other protocols. */
+  state: string | null;
+  /** Seconds until the entry expires. */
+  timeout: number;
+  orig: { src: string; dst: string; sport?: number; dport?: number };
+  reply: { src: string; dst: string; sport?: number; dport?: number };
+  seenReply: boolean;
+  assured: boolean;
+  srcNat: boolean;
+  dstNat: boolean;
+  /** Original and reply direction. */
+  packets: number[];
+  bytes: number[];
 }
 
 /** Carry packet/byte counters from `old` tables to the same rules and policies in `next`. */
