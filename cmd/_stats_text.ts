@@ -6,6 +6,8 @@
  * @module
  */
 
+const PER_NIC: Record<string, string> = { nics: "nic", neighbors: "neighbors", links: "link" };
+
 function flatten(prefix: string, v: unknown, out: [string, string][]): void {
   if (v !== null && typeof v === "object" && !Array.isArray(v)) {
     for (const [k, x] of Object.entries(v)) flatten(prefix === "" ? k : `${prefix}.${k}`, x, out);
@@ -32,9 +34,10 @@ export function formatStatsText(snapshot: unknown, nonZero = false): string {
   };
   if (snapshot === null || typeof snapshot !== "object") return String(snapshot) + "\n";
   for (const [owner, v] of Object.entries(snapshot)) {
-    // A map of same-kind owners (nics, links) gets one block each.
-    if (owner === "nics" && v !== null && typeof v === "object") {
-      for (const [name, x] of Object.entries(v)) block(`nic ${name}`, x);
+    // Owners kept per NIC get one block each: "nic lan0", "neighbors lan0", "link lan0".
+    const per = PER_NIC[owner];
+    if (per !== undefined && v !== null && typeof v === "object") {
+      for (const [name, x] of Object.entries(v)) block(`${per} ${name}`, x);
     } else {
       block(owner, v);
     }

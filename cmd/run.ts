@@ -24,6 +24,7 @@ import {
 import { LOG_LEVELS, type LogFormat, setupLogging } from "./log.ts";
 import { formatStatsText } from "./_stats_text.ts";
 import { monotonicUsec, neutraliseSigusr1, notifier } from "./_sys.ts";
+import { serveMetrics } from "./metrics.ts";
 
 /** Options of {@link runCommand}. */
 export interface RunOptions {
@@ -171,6 +172,28 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
     throw e;
   }
   log.info("control socket at {path}", { path: controlPath });
+  const listen = config.metrics.listen;
+  let metrics: { close(): Promise<void> } | null = null;
+  if (listen !== undefined) {
+    try {
+      metrics = serveMetrics(stack, listen, (a) => {
+        log.info("metrics at http://{host}:{port}/metrics", {
+          host: a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname,
+          port: a.port,
+        });
+      });
+    } catch (e) {
+      control.close();
+      stack.ra.stop();
+      stack.close();
+      console.error(
+        `tapir run: cannot listen for metrics on ${listen.hostname}:${listen.port}: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+      return 1;
+    }
+  }
 
   let stopping = false;
   const stop = (sig: string) => {
@@ -214,6 +237,7 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
     // synchronously to the TAPs before anything closes them.
     stack.ra.stop();
     control.close();
+    await metrics?.close();
     stack.close();
     notify?.close();
   }

@@ -61,6 +61,7 @@ import type {
   FamilyTables,
   FirewallConfig,
   InterfaceConfig,
+  MetricsConfig,
   RaConfig,
   RaDnsslConfig,
   RaPrefixConfig,
@@ -1167,7 +1168,33 @@ function validateFirewall(ctx: Ctx, raw: unknown, path: string): FirewallConfig 
 // ------------------------------------------------------------------ config
 
 /** Top-level keys of a configuration file. */
-export const CONFIG_KEYS = ["router", "interface", "route", "firewall"] as const;
+export const CONFIG_KEYS = ["router", "interface", "route", "firewall", "metrics"] as const;
+
+/** `[metrics] listen = "127.0.0.1:9430"` (or `"[::1]:9430"`). */
+function validateMetrics(ctx: Ctx, v: unknown, path: string): MetricsConfig {
+  if (v === undefined) return {};
+  const t = readTable(ctx, v, path, ["listen"]);
+  if (!t) return {};
+  const listen = optStr(ctx, t, "listen", path);
+  if (listen === undefined) return {};
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(listen);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || !(port >= 1 && port <= 65535)) {
+    ctx.err(
+      at(path, "listen"),
+      `Cannot parse listen address "${listen}": write ADDRESS:PORT, e.g. "127.0.0.1:9430" or "[::1]:9430"`,
+    );
+    return {};
+  }
+  const hostname = m[1] ?? m[2]!;
+  try {
+    parseIpAddress(hostname);
+  } catch (e) {
+    ctx.err(at(path, "listen"), e instanceof Error ? e.message : String(e));
+    return {};
+  }
+  return { listen: { hostname, port } };
+}
 
 /**
  * Validate a parsed TOML tree (the whole file, or a lab node) into a Config.
@@ -1193,7 +1220,8 @@ export function validateConfig(
   const interfaces = ifs.map((f) => f.cfg);
   const routes = validateRoutes(ctx, arr(ctx, raw, "route", base), at(base, "route"), interfaces);
   const firewall = validateFirewall(ctx, raw.firewall, at(base, "firewall"));
-  return { router, interfaces, routes, firewall };
+  const metrics = validateMetrics(ctx, raw.metrics, at(base, "metrics"));
+  return { router, interfaces, routes, firewall, metrics };
 }
 
 /** Counts for `tapir check`'s summary line. */

@@ -11,7 +11,7 @@
  * `iptables-restore`, counters of unchanged rules kept). What needs new
  * devices or a new stack — an interface added or removed, its TAP, MAC,
  * MTU or offloads, `accept_ra`, static neighbors, `[router]` settings other
- * than forwarding, the conntrack size — is reported as not applied, and
+ * than forwarding, the conntrack size, `[metrics]` — is reported as not applied, and
  * the running value stays until tapir is restarted.
  *
  * @module
@@ -77,6 +77,7 @@ export function applyConfig(
     }
     applyInterface(stack, nic, p, n, applied, notApplied);
   }
+  if (!same(prev.metrics, next.metrics)) notApplied.push("metrics.listen changed");
   if (!same(prev.routes, next.routes)) {
     const n4 = stack.ipv4.routes.removeWhere((r) => r.source === "static");
     const n6 = stack.ipv6.routes.removeWhere((r) => r.source === "static");

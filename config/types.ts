@@ -232,6 +232,13 @@ export interface Config {
   interfaces: InterfaceConfig[];
   routes: RouteConfig[];
   firewall: FirewallConfig;
+  metrics: MetricsConfig;
+}
+
+/** `[metrics]`: Prometheus text exposition on the host's own network (not tapir's stack). */
+export interface MetricsConfig {
+  /** Address and port `tapir run` serves `/metrics` on; absent: no metrics listener. */
+  listen?: { hostname: string; port: number };
 }
 
 /** `a`/`b` of a lab link. */

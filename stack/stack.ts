@@ -8,7 +8,7 @@ import { type Clock, SystemClock } from "./clock.ts";
 import type { LinkEndpoint } from "./link_endpoint.ts";
 import { Nic } from "./nic.ts";
 import { type Random, SystemRandom } from "./random.ts";
-import { newStackStats, type StackStats } from "./stats.ts";
+import { newStackStats, type NicStats, type StackStats } from "./stats.ts";
 import { macFromName } from "./wire/mac_address.ts";
 import { BufferPool } from "./wire/packet_buffer.ts";
 import { DEFAULT_NEIGHBOR_CONFIG, type NeighborConfig } from "./neighbor_cache.ts";
@@ -18,6 +18,24 @@ import type { Firewall } from "./firewall/firewall.ts";
 import { Ipv6, type Ipv6Settings } from "./ipv6/ipv6.ts";
 import { installIpv6Transports } from "./ipv6/transport6.ts";
 import { RouterAdvertisements } from "./ipv6/ra.ts";
+
+/** Every counter of a stack, by owner (see {@link Stack.snapshotStats}). */
+export interface StatsSnapshot {
+  /** Protocol counters (IPv4, ICMP, ARP, UDP, IPv6, ICMPv6, NDP, MLD). */
+  stack: StackStats;
+  /** Per NIC. */
+  nics: Record<string, NicStats>;
+  /** Per NIC: its ARP and NDP caches. */
+  neighbors: Record<string, Record<string, unknown>>;
+  /** Per NIC: its link endpoint's counters (TAP, memory link, pcap), where it keeps any. */
+  links: Record<string, unknown>;
+  reassembly: { ipv4: unknown; ipv6: unknown };
+  /** Router Advertisements and SLAAC. */
+  ra: unknown;
+  /** The firewall and its connection tables, when one is installed. */
+  firewall?: unknown;
+  conntrack?: { ipv4: unknown; ipv6: unknown };
+}
 
 /** Options of {@link Stack}. */
 export interface StackOptions {
@@ -146,11 +164,45 @@ export class Stack {
     return undefined;
   }
 
-  /** A snapshot of every counter: the stack's and each NIC's. */
-  snapshotStats(): { stack: StackStats; nics: Record<string, Nic["stats"]> } {
-    const nics: Record<string, Nic["stats"]> = {};
-    for (const n of this.nics.values()) nics[n.name] = { ...n.stats };
-    return { stack: structuredClone(this.stats), nics };
+  /**
+   * A snapshot of every counter, nested by owner: the stack's protocol
+   * counters, each NIC's, each NIC's neighbor caches (ARP, NDP) and link
+   * endpoint, both reassemblers, RA/SLAAC, and the firewall with its
+   * connection tables when one is installed. Plain numbers only (JSON-able).
+   */
+  snapshotStats(): StatsSnapshot {
+    const nics: Record<string, NicStats> = {};
+    const neighbors: Record<string, Record<string, unknown>> = {};
+    const links: Record<string, unknown> = {};
+    for (const n of this.nics.values()) {
+      nics[n.name] = { ...n.stats };
+      const v4 = this.ipv4.nicState(n)?.neighbors.stats;
+      const v6 = this.ipv6.nicState(n)?.neighbors.stats;
+      neighbors[n.name] = {
+        ...(v4 !== undefined ? { arp: { ...v4 } } : {}),
+        ...(v6 !== undefined ? { ndp: { ...v6 } } : {}),
+      };
+      const ls = (n.link as { stats?: unknown }).stats;
+      if (ls !== undefined && ls !== null && typeof ls === "object") links[n.name] = { ...ls };
+    }
+    const fw = this.firewall;
+    return {
+      stack: structuredClone(this.stats),
+      nics,
+      neighbors,
+      links,
+      reassembly: {
+        ipv4: { ...this.ipv4.reassembler.stats },
+        ipv6: { ...this.ipv6.reassembler.stats },
+      },
+      ra: { ...this.ra.stats },
+      ...(fw !== null
+        ? {
+          firewall: { ...fw.stats },
+          conntrack: { ipv4: { ...fw.conntrack.stats }, ipv6: { ...fw.conntrack6.stats } },
+        }
+        : {}),
+    };
   }
 
   /** Stop every timer, release held packets, close every NIC (and its link). */

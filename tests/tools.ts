@@ -24,6 +24,7 @@ export const TOOLS: Readonly<Record<string, string>> = {
   socat: "socat",
   radvd: "radvd",
   "systemd-analyze": "systemd",
+  promtool: "prometheus",
   "/usr/bin/python3": "python3",
   scapy: "python3-scapy",
 };
