@@ -9,7 +9,7 @@
  * @module
  */
 import { getLogger, type LogLevel } from "@logtape/logtape";
-import { type Config, ConfigErrors, loadConfig } from "../config/mod.ts";
+import { type Config, ConfigErrors, type InterfaceConfig, loadConfig } from "../config/mod.ts";
 import { buildStack } from "../config/build.ts";
 import { applyConfig, type ReloadResult } from "../config/reload.ts";
 import type { LinkEndpoint } from "../stack/mod.ts";
@@ -93,27 +93,28 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   }
   if (o.capture !== undefined) Deno.mkdirSync(o.capture, { recursive: true });
   const taps: TapEndpoint[] = [];
+  const tapOf = new Map<string, TapEndpoint>();
+  const openLink = (iface: InterfaceConfig): LinkEndpoint => {
+    const tap = openTap({
+      device: iface.tap,
+      mtu: iface.mtu,
+      offload: iface.offload,
+      up: iface.up,
+    });
+    taps.push(tap);
+    tapOf.set(iface.name, tap);
+    const capture = o.capture !== undefined ? `${o.capture}/${iface.name}.pcap` : iface.capture;
+    log.info("attached {iface} to TAP {tap} (mtu {mtu}, offloads {offload})", {
+      iface: iface.name,
+      tap: iface.tap,
+      mtu: iface.mtu,
+      offload: tap.capabilities.offloads,
+    });
+    return capture === undefined ? tap : new PcapEndpoint(tap, { path: capture });
+  };
   let built;
   try {
-    built = buildStack(config, {
-      openLink: (iface): LinkEndpoint => {
-        const tap = openTap({
-          device: iface.tap,
-          mtu: iface.mtu,
-          offload: iface.offload,
-          up: iface.up,
-        });
-        taps.push(tap);
-        const capture = o.capture !== undefined ? `${o.capture}/${iface.name}.pcap` : iface.capture;
-        log.info("attached {iface} to TAP {tap} (mtu {mtu}, offloads {offload})", {
-          iface: iface.name,
-          tap: iface.tap,
-          mtu: iface.mtu,
-          offload: tap.capabilities.offloads,
-        });
-        return capture === undefined ? tap : new PcapEndpoint(tap, { path: capture });
-      },
-    });
+    built = buildStack(config, { openLink });
   } catch (e) {
     for (const t of taps) t.close();
     if (e instanceof TapError) {
@@ -146,7 +147,20 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
         });
         return { ok: false, errors: next };
       }
-      const r = applyConfig(stack, nics, config, next);
+      const r = applyConfig(stack, nics, config, next, {
+        openLink: (iface) => {
+          const link = openLink(iface);
+          driver.add(tapOf.get(iface.name)!);
+          return link;
+        },
+        removed: (name) => {
+          const tap = tapOf.get(name);
+          if (tap === undefined) return;
+          driver.remove(tap);
+          tapOf.delete(name);
+          taps.splice(taps.indexOf(tap), 1);
+        },
+      });
       config = next;
       for (const what of r.applied) log.info("reload: {what}", { what });
       for (const what of r.notApplied) {

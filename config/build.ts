@@ -89,53 +89,7 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
   const inactive: string[] = [];
   try {
     for (const iface of config.interfaces) {
-      const link = opts.openLink(iface);
-      const mac = iface.mac ?? macFromName(`${r.hostname}/${iface.name}`);
-      // IPv6 runs on every interface that can carry it (RFC 8200 §5: MTU ≥ 1280), as on Linux.
-      const v6 = iface.mtu >= 1280;
-      const nic = stack.addNic(link, {
-        name: iface.name,
-        mac,
-        mtu: iface.mtu,
-        forwardingV4: iface.forwarding.ipv4,
-        sendRedirects: iface.sendRedirects.ipv4,
-        ipv6: v6
-          ? {
-            forwarding: iface.forwarding.ipv6,
-            sendRedirects: iface.sendRedirects.ipv6,
-            linkLocal: linkLocalFor(r, iface.name, mac),
-          }
-          : false,
-      });
-      nics.set(iface.name, nic);
-      for (const a of iface.addresses) {
-        if (a.family === 4) stack.ipv4.addAddress(nic, a.address, a.prefixLen);
-        else stack.ipv6.addAddress(nic, a.address, a.prefixLen);
-      }
-      for (const n of iface.neighbors) {
-        if (n.address.family === 4) {
-          stack.ipv4.nicState(nic)!.neighbors.addStatic(n.address.address, n.mac);
-        } else {
-          stack.ipv6.nicState(nic)?.neighbors.addStatic(
-            stack.ipv6.keys.key(n.address.address),
-            n.mac,
-          );
-        }
-      }
-      if (v6 && iface.ra.enabled) stack.ra.enableRouter(nic, iface.ra);
-      else if (iface.ra.enabled) {
-        inactive.push(`interface ${iface.name}: [interface.ra] (mtu < 1280)`);
-      }
-      if (v6 && iface.acceptRa) {
-        // Like Linux accept_ra = 2: RAs are taken even while forwarding.
-        stack.ra.enableHost(nic, {
-          maxRouters: r.ipv6.maxRouters,
-          maxPrefixes: r.ipv6.maxPrefixes,
-          maxAddresses: r.ipv6.maxAddresses,
-          addrGenMode: r.ipv6.addrGenMode,
-          ...(r.ipv6.stableSecret !== undefined ? { stableSecret: r.ipv6.stableSecret } : {}),
-        });
-      } else if (iface.acceptRa) inactive.push(`interface ${iface.name}: accept_ra (mtu < 1280)`);
+      nics.set(iface.name, addInterface(stack, r, iface, opts.openLink(iface), inactive));
     }
     addRoutes(stack, nics, config.routes);
     if (hasRules(config)) {
@@ -153,6 +107,66 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
     log.warn("{what} is valid but not acted on yet by this version of tapir", { what });
   }
   return { stack, nics, inactive };
+}
+
+/**
+ * Add one `[[interface]]` to `stack` on `link`: the NIC, its addresses and
+ * static neighbors, its RA sending and accepting. Parts it cannot act on
+ * (RA on an MTU below 1280) are appended to `inactive`.
+ */
+export function addInterface(
+  stack: Stack,
+  r: Config["router"],
+  iface: InterfaceConfig,
+  link: LinkEndpoint,
+  inactive: string[] = [],
+): Nic {
+  const mac = iface.mac ?? macFromName(`${r.hostname}/${iface.name}`);
+  // IPv6 runs on every interface that can carry it (RFC 8200 §5: MTU ≥ 1280), as on Linux.
+  const v6 = iface.mtu >= 1280;
+  const nic = stack.addNic(link, {
+    name: iface.name,
+    mac,
+    mtu: iface.mtu,
+    forwardingV4: iface.forwarding.ipv4,
+    sendRedirects: iface.sendRedirects.ipv4,
+    ipv6: v6
+      ? {
+        forwarding: iface.forwarding.ipv6,
+        sendRedirects: iface.sendRedirects.ipv6,
+        linkLocal: linkLocalFor(r, iface.name, mac),
+      }
+      : false,
+  });
+  for (const a of iface.addresses) {
+    if (a.family === 4) stack.ipv4.addAddress(nic, a.address, a.prefixLen);
+    else stack.ipv6.addAddress(nic, a.address, a.prefixLen);
+  }
+  for (const n of iface.neighbors) {
+    if (n.address.family === 4) {
+      stack.ipv4.nicState(nic)!.neighbors.addStatic(n.address.address, n.mac);
+    } else {
+      stack.ipv6.nicState(nic)?.neighbors.addStatic(
+        stack.ipv6.keys.key(n.address.address),
+        n.mac,
+      );
+    }
+  }
+  if (v6 && iface.ra.enabled) stack.ra.enableRouter(nic, iface.ra);
+  else if (iface.ra.enabled) {
+    inactive.push(`interface ${iface.name}: [interface.ra] (mtu < 1280)`);
+  }
+  if (v6 && iface.acceptRa) {
+    // Like Linux accept_ra = 2: RAs are taken even while forwarding.
+    stack.ra.enableHost(nic, {
+      maxRouters: r.ipv6.maxRouters,
+      maxPrefixes: r.ipv6.maxPrefixes,
+      maxAddresses: r.ipv6.maxAddresses,
+      addrGenMode: r.ipv6.addrGenMode,
+      ...(r.ipv6.stableSecret !== undefined ? { stableSecret: r.ipv6.stableSecret } : {}),
+    });
+  } else if (iface.acceptRa) inactive.push(`interface ${iface.name}: accept_ra (mtu < 1280)`);
+  return nic;
 }
 
 /** Add `routes` (`[[route]]`) to the stack's tables as static routes. */

@@ -4,12 +4,13 @@
  * NAT bindings, neighbor caches, SLAAC addresses, RA timers of unchanged
  * interfaces).
  *
- * Applied live: each interface's addresses, forwarding and redirect flags
+ * Applied live: interfaces added (when the caller can open links) and
+ * removed, each interface's addresses, forwarding and redirect flags
  * and `[interface.ra]` (an RA with the new settings leaves at once; an
  * interface that stops advertising sends its final RAs), the static
  * routes, and the firewall tables (swapped in one step like
  * `iptables-restore`, counters of unchanged rules kept). What needs new
- * devices or a new stack — an interface added or removed, its TAP, MAC,
+ * devices or a new stack — an interface's TAP, MAC,
  * MTU or offloads, `accept_ra`, static neighbors, `[router]` settings other
  * than forwarding, the conntrack size, `[metrics]` — is reported as not applied, and
  * the running value stays until tapir is restarted.
@@ -19,7 +20,8 @@
 import type { Nic, Stack } from "../stack/mod.ts";
 import { Firewall } from "../stack/firewall/mod.ts";
 import { formatIpv4, formatIpv6 } from "../stack/wire/mod.ts";
-import { addRoutes, hasRules } from "./build.ts";
+import type { LinkEndpoint } from "../stack/mod.ts";
+import { addInterface, addRoutes, hasRules } from "./build.ts";
 import type { Config, InterfaceConfig } from "./types.ts";
 
 /** What {@link applyConfig} did. */
@@ -28,6 +30,14 @@ export interface ReloadResult {
   applied: string[];
   /** One line per change that only a restart applies. */
   notApplied: string[];
+}
+
+/** How {@link applyConfig} adds and removes interfaces (without them, that needs a restart). */
+export interface ReloadLinks {
+  /** Open (or make) the link of a new interface. May throw (the interface is then not added). */
+  openLink(iface: InterfaceConfig): LinkEndpoint;
+  /** An interface was removed: its NIC is closed; release what the caller keeps for it. */
+  removed?(name: string, nic: Nic): void;
 }
 
 /** A stable text of a config value (Maps, Sets and byte arrays included), for equality. */
@@ -55,6 +65,7 @@ export function applyConfig(
   nics: Map<string, Nic>,
   prev: Config,
   next: Config,
+  links?: ReloadLinks,
 ): ReloadResult {
   const applied: string[] = [];
   const notApplied: string[] = [];
@@ -66,16 +77,37 @@ export function applyConfig(
   const prevIfaces = new Map(prev.interfaces.map((i) => [i.name, i]));
   const nextIfaces = new Map(next.interfaces.map((i) => [i.name, i]));
   for (const name of prevIfaces.keys()) {
-    if (!nextIfaces.has(name)) notApplied.push(`interface ${name} removed`);
+    if (nextIfaces.has(name)) continue;
+    const nic = nics.get(name);
+    if (links === undefined || nic === undefined) {
+      notApplied.push(`interface ${name} removed`);
+      continue;
+    }
+    // As `ip link del`: final RAs, then addresses, neighbors and its routes go.
+    stack.removeNic(nic);
+    nics.delete(name);
+    links.removed?.(name, nic);
+    applied.push(`interface ${name} removed`);
   }
   for (const [name, n] of nextIfaces) {
     const p = prevIfaces.get(name);
     const nic = nics.get(name);
-    if (p === undefined || nic === undefined) {
+    if (p !== undefined && nic !== undefined) {
+      applyInterface(stack, nic, p, n, applied, notApplied);
+      continue;
+    }
+    if (links === undefined) {
       notApplied.push(`interface ${name} added`);
       continue;
     }
-    applyInterface(stack, nic, p, n, applied, notApplied);
+    try {
+      const inactive: string[] = [];
+      nics.set(name, addInterface(stack, next.router, n, links.openLink(n), inactive));
+      applied.push(`interface ${name} added`);
+      for (const what of inactive) notApplied.push(`${what}: not acted on`);
+    } catch (e) {
+      notApplied.push(`interface ${name} added: ${e instanceof Error ? e.message : e}`);
+    }
   }
   if (!same(prev.metrics, next.metrics)) notApplied.push("metrics.listen changed");
   if (!same(prev.routes, next.routes)) {

@@ -158,6 +158,21 @@ export class Stack {
     return nic;
   }
 
+  /**
+   * Remove an interface, as `ip link del`: it stops advertising (final RAs
+   * first) and accepting RAs, its addresses, neighbors and every route out
+   * of it go, and its link is closed.
+   */
+  removeNic(nic: Nic): void {
+    if (this.nics.get(nic.id) !== nic) return;
+    this.ra.disableRouter(nic, true);
+    this.ra.host.disable(nic);
+    this.ipv4.detachNic(nic);
+    this.ipv6.detachNic(nic);
+    nic.close();
+    this.nics.delete(nic.id);
+  }
+
   /** The NIC named `name`, or undefined. */
   nicByName(name: string): Nic | undefined {
     for (const n of this.nics.values()) if (n.name === name) return n;

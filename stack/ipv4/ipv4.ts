@@ -225,6 +225,20 @@ export class Ipv4 {
     return st;
   }
 
+  /**
+   * Stop handling IPv4 on `nic` (it is being removed): its addresses go
+   * (with their connected routes), its neighbor cache is flushed, and every
+   * route out of it is removed, as Linux does when a device goes away.
+   */
+  detachNic(nic: Nic): void {
+    const st = this.#state.get(nic.id);
+    if (st === undefined) return;
+    for (const a of [...st.addresses]) this.removeAddress(nic, a.address);
+    st.neighbors.flush();
+    this.routes.removeWhere((r) => r.nicId === nic.id);
+    this.#state.delete(nic.id);
+  }
+
   /** IPv4 state of a NIC (undefined when IPv4 is not attached). */
   nicState(nic: Nic): Ipv4NicState | undefined {
     return this.#state.get(nic.id);

@@ -254,6 +254,19 @@ export class Ipv6 {
     return st;
   }
 
+  /**
+   * Stop handling IPv6 on `nic` (it is being removed): its addresses go,
+   * its neighbor cache is flushed, and every route out of it is removed.
+   */
+  detachNic(nic: Nic): void {
+    const st = this.#state.get(nic.id);
+    if (st === undefined) return;
+    for (const a of [...st.addresses]) this.removeAddress(nic, a.address);
+    st.neighbors.flush();
+    this.routes.removeWhere((r) => r.nicId === nic.id);
+    this.#state.delete(nic.id);
+  }
+
   /** IPv6 state of a NIC (undefined when IPv6 is not on). */
   nicState(nic: Nic): Ipv6NicState | undefined {
     return this.#state.get(nic.id);

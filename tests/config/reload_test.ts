@@ -152,3 +152,47 @@ Deno.test("Firewall.reconfigure keeps NAT bindings and the counters of unchanged
   const smtp = udp({ src: "192.0.2.10", dst: "198.51.100.10", sport: 40001, dport: 25 });
   assert.ok(forwardThrough(fw, smtp, t.rLan, t.rWan), "UDP to 25 is not the TCP rule's");
 });
+
+Deno.test("reload adds and removes interfaces when it can open links", () => {
+  const b = build(BASE);
+  const removed: string[] = [];
+  const opened: string[] = [];
+  const next = BASE.replace(
+    `[[interface]]
+name = "wan0"
+addresses = ["198.51.100.2/24"]
+
+[[route]]
+to = "0.0.0.0/0"
+via = "198.51.100.1"
+`,
+    `[[interface]]
+name = "dmz0"
+addresses = ["203.0.113.1/24"]
+`,
+  );
+  const wan = b.nics.get("wan0")!;
+  const r = applyConfig(b.stack, b.nics, parseConfig(BASE), parseConfig(next), {
+    openLink: (iface) => {
+      opened.push(iface.name);
+      return MemoryLink.pair({ clock: b.clock })[0];
+    },
+    removed: (name) => removed.push(name),
+  });
+  assert.deepEqual(r.notApplied, []);
+  assert.ok(r.applied.includes("interface wan0 removed"), r.applied.join("\n"));
+  assert.ok(r.applied.includes("interface dmz0 added"));
+  assert.deepEqual(opened, ["dmz0"]);
+  assert.deepEqual(removed, ["wan0"]);
+  assert.equal(b.stack.nicByName("wan0"), undefined);
+  assert.equal(b.stack.ipv4.nicState(wan), undefined);
+  assert.equal(b.stack.ipv4.isLocal(0xc6336402), false);
+  assert.equal(b.stack.ipv4.isLocal(0xcb007101), true);
+  // Every route out of wan0 went with it; dmz0's connected route came.
+  assert.deepEqual(routesText(b.stack), ["192.0.2.0/24 connected", "203.0.113.0/24 connected"]);
+  // The new NIC runs: its link-local passes DAD.
+  b.clock.advance(5000);
+  const dmz = b.stack.nicByName("dmz0")!;
+  assert.ok(b.stack.ipv6.nicState(dmz)!.addresses.every((a) => a.state === "preferred"));
+  b.stack.close();
+});

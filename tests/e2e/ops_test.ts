@@ -122,6 +122,22 @@ Deno.test({
         },
       );
 
+      await t.step("reload adds an interface (its TAP appears) and removes it again", async () => {
+        const tap2 = `tpo${Deno.pid % 100000}b`;
+        const extra =
+          `\n[[interface]]\nname = "lan1"\ntap = "${tap2}"\naddresses = ["203.0.113.1/24"]\n`;
+        Deno.writeTextFileSync(tapir.configPath, config(tap, "ops1", extra));
+        const add = await r.exec(cli(["reload", "--control", tapir.controlPath]));
+        assert.match(add.stdout, /applied: interface lan1 added/);
+        assert.ok(await r.hasLink(tap2), "the new TAP exists");
+        const a = await r.exec(cli(["show", "addresses", "--control", tapir.controlPath]));
+        assert.match(a.stdout, /inet 203\.0\.113\.1\/24 brd 203\.0\.113\.255 scope global lan1/);
+        Deno.writeTextFileSync(tapir.configPath, config(tap, "ops1"));
+        const del = await r.exec(cli(["reload", "--control", tapir.controlPath]));
+        assert.match(del.stdout, /applied: interface lan1 removed/);
+        await waitFor("the removed interface's TAP to go", async () => !(await r.hasLink(tap2)));
+      });
+
       await t.step("SIGTERM: exit 0, the socket file is gone", async () => {
         const s = await tapir.stop("SIGTERM");
         assert.equal(s.code, 0, s.stderr);
