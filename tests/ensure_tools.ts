@@ -5,7 +5,7 @@
  * another user it names them and the tests that need them are ignored.
  * Exit code 1 only when an install as root failed.
  *
- *     deno run --allow-run --allow-read --allow-env tests/ensure_tools.ts [--check]
+ *     deno run --allow-run --allow-read --allow-env --allow-sys tests/ensure_tools.ts [--check]
  *
  * `--check` only reports (never installs).
  *
