@@ -271,7 +271,7 @@ Deno.test({
         },
       );
 
-      await t.step("tapir show firewall and SIGUSR1 print the dump with counters", async () => {
+      await t.step("tapir show firewall and SIGUSR2 print the dump with counters", async () => {
         const dump = await showFirewall(tapir);
         assert.match(dump, /^\*nat$/m);
         assert.match(dump, /^\*filter$/m);
@@ -307,8 +307,8 @@ Deno.test({
         },
       );
 
-      // SIGUSR1 logs the stats and the dump; SIGTERM stops.
-      Deno.kill(tapir.pid, "SIGUSR1");
+      // SIGUSR2 logs the stats and the dump; SIGTERM stops.
+      Deno.kill(tapir.pid, "SIGUSR2");
       await new Promise((r) => setTimeout(r, 500));
       const stop = await tapir.stop("SIGTERM");
       assert.equal(stop.code, 0, stop.stderr);

@@ -143,6 +143,8 @@ Deno.test({
         assert.equal(s.code, 0, s.stderr);
         assert.doesNotMatch(s.stderr, /Debugger listening/);
         assert.match(s.stderr, /SIGHUP: reloading/);
+        // SIGUSR2's dump is readable text, one counter a line, grouped by owner.
+        assert.match(s.stderr, /counters \(non-zero\)\n(stack|nic lan0)\n {2}\S+ +\d+\n/);
         assert.throws(() => Deno.statSync(tapir.controlPath));
       });
     });
