@@ -14,7 +14,6 @@ import type { Icmpv4Event } from "./ipv4/icmp.ts";
 import type { Icmpv6Event } from "./ipv6/icmp.ts";
 import { Ipv4 } from "./ipv4/ipv4.ts";
 import { Ipv6 } from "./ipv6/ipv6.ts";
-import { sendUdp6 } from "./ipv6/transport6.ts";
 import { IpProtocol, writeIpv4Header } from "./wire/ipv4.ts";
 import { Icmpv4Type } from "./wire/icmpv4.ts";
 import { Icmpv6Type } from "./wire/icmpv6.ts";
@@ -305,9 +304,9 @@ function family6(stack: Stack, dst: Uint8Array, nic: Nic | undefined): Family {
       return () => stack.ipv6.icmp.listeners.delete(l);
     },
     sendUdp(srcPort, dstPort, ttl) {
-      return sendUdp6(stack.ipv6, dst, srcPort, dstPort, new Uint8Array(32), {
-        hopLimit: ttl,
-        nic: pinned,
+      return stack.udp.send(srcPort, dst, dstPort, new Uint8Array(32), {
+        ttl,
+        ...(pinned !== undefined ? { nic: pinned } : {}),
       });
     },
     describe: describeIcmpv6Error,

@@ -13,7 +13,8 @@ import { macFromName } from "./wire/mac_address.ts";
 import { BufferPool } from "./wire/packet_buffer.ts";
 import { DEFAULT_NEIGHBOR_CONFIG, type NeighborConfig } from "./neighbor_cache.ts";
 import { Ipv4, type Ipv4Settings } from "./ipv4/ipv4.ts";
-import { Udp } from "./udp.ts";
+import { Udp } from "./transport/udp.ts";
+import { type ListenDatagramOptions, TapirDatagramConn } from "./transport/datagram.ts";
 import type { Firewall } from "./firewall/firewall.ts";
 import { Ipv6, type Ipv6Settings } from "./ipv6/ipv6.ts";
 import { installIpv6Transports } from "./ipv6/transport6.ts";
@@ -98,7 +99,7 @@ export class Stack {
   readonly neighborConfig: NeighborConfig;
   /** The IPv4 layer (ARP, ICMP, routing, forwarding). */
   readonly ipv4: Ipv4;
-  /** UDP over IPv4. */
+  /** UDP for both families (the port demultiplexer; sockets with callbacks). */
   readonly udp: Udp;
   /** The IPv6 layer (NDP, MLD, ICMPv6, routing, forwarding). */
   readonly ipv6: Ipv6;
@@ -119,9 +120,9 @@ export class Stack {
       this.ipv4.icmp.bucket.rate = opts.icmpRateLimit.rate;
       this.ipv4.icmp.bucket.burst = opts.icmpRateLimit.burst;
     }
-    this.udp = new Udp(this.ipv4);
     this.ipv6 = new Ipv6(this, opts.ipv6);
     installIpv6Transports(this.ipv6);
+    this.udp = new Udp(this, this.ipv4, this.ipv6);
     this.ra = new RouterAdvertisements(this.ipv6);
     if (opts.icmpRateLimit !== undefined) {
       this.ipv6.icmp.bucket.rate = opts.icmpRateLimit.rate;
@@ -171,6 +172,31 @@ export class Stack {
     this.ipv6.detachNic(nic);
     nic.close();
     this.nics.delete(nic.id);
+  }
+
+  /**
+   * A UDP socket on this stack, shaped like `Deno.listenDatagram`: the same
+   * options (`hostname`, `port`, `transport: "udp"`, `reuseAddress`), the
+   * same methods (`send`, `receive`, async iteration, `addr`, `close`,
+   * `joinMulticastV4`/`V6`) and `Deno.errors`. Plus `interface` (bind to
+   * one NIC), `receiveFrom` (the arriving interface and destination) and
+   * `sendTo` (out of a chosen NIC, to a chosen MAC, from any source).
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "./stack.ts";
+   * import { ManualClock } from "./clock.ts";
+   * const s = new Stack({ clock: new ManualClock() });
+   * const conn = s.listenDatagram({ hostname: "0.0.0.0", port: 0, transport: "udp" });
+   * console.assert(conn.addr.port >= 32768);
+   * conn.close();
+   * ```
+   *
+   * @throws Deno.errors.AddrInUse when the address and port are taken
+   * @throws Deno.errors.AddrNotAvailable when `hostname` is not one of this stack's addresses
+   */
+  listenDatagram(opts: ListenDatagramOptions): TapirDatagramConn {
+    return new TapirDatagramConn(this, opts);
   }
 
   /** The NIC named `name`, or undefined. */
