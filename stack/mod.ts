@@ -32,7 +32,7 @@ export {
   type TracerouteOptions,
   udpProbe,
   type UdpProbeOptions,
-} from "./ping.ts";
+} from "./apps/ping.ts";
 export {
   Ipv6,
   type Ipv6AddressState,
