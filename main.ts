@@ -9,6 +9,7 @@ import { checkCommand } from "./cmd/check.ts";
 import { runCommand } from "./cmd/run.ts";
 import { labCommand } from "./cmd/lab.ts";
 import { showCommand } from "./cmd/show.ts";
+import { reloadCommand } from "./cmd/reload.ts";
 
 /** tapir's version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -31,11 +32,20 @@ function program(setCode: (c: number) => void): Command {
     .option("--capture <dir>", "write <dir>/<interface>.pcap for every interface")
     .option(
       "--control <path>",
-      "control socket for `tapir show` (default: $TMPDIR/tapir-<hostname>.sock)",
+      "control socket for `tapir show` (default: $TMPDIR/tapir-<hostname>-<netns inode>.sock)",
     )
     .option("--log-format <format>", "text or json", "text")
-    .option("--log-level <level>", "trace, debug, info, warning, error", "info")
+    .option("--log-level <level>", "trace, debug, info, warning, error, fatal", "info")
     .action(async (file: string, o) => setCode(await runCommand(file, o)));
+
+  p.command("reload")
+    .description(
+      "make a running tapir re-read its config file and apply the difference (like SIGHUP)",
+    )
+    .option("--control <path>", "control socket path")
+    .option("--hostname <name>", "hostname of the running tapir, to find its default socket")
+    .option("--json", "print JSON")
+    .action(async (o) => setCode(await reloadCommand(o)));
 
   p.command("lab")
     .description(
@@ -50,7 +60,7 @@ function program(setCode: (c: number) => void): Command {
     .description(
       "ask a running tapir (through its control socket) for stats, routes, neighbors or addresses",
     )
-    .argument("<what>", "stats | routes | neighbors | addresses | ra | firewall")
+    .argument("<what>", "stats | routes | neighbors | addresses | ra | conntrack | firewall")
     .option("--control <path>", "control socket path")
     .option("--hostname <name>", "hostname of the running tapir, to find its default socket")
     .option("--json", "print JSON")

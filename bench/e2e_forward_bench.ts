@@ -29,7 +29,13 @@
  * pps and TCP throughput with offloads, RTT ≤ 4× the kernel's) and the
  * JSON; `--out FILE` also writes the JSON to FILE.
  *
- *     deno task bench:e2e [--family 4|6|both] [--seconds 5] [--rounds 2] [--udp-rates 50000,...,400000] [--udp-seconds 3] [--warmup 20000] [--out FILE] [--only tapir-on,kernel]
+ * `--baseline DIR` adds a fourth setup, "tapir-base": the tapir of another
+ * checkout (DIR/main.ts, offloads on; e.g. a `git worktree` of the old main),
+ * measured in the same interleaved rounds, and a table of the paired ratios
+ * this tapir / baseline per round — how a restructure is held to "no figure
+ * more than 5 % worse".
+ *
+ *     deno task bench:e2e [--family 4|6|both] [--baseline DIR] [--seconds 5] [--rounds 2] [--udp-rates 50000,...,400000] [--udp-seconds 3] [--warmup 20000] [--out FILE] [--only tapir-on,kernel]
  *
  * Every namespace is `tpf-bench-<pid>-*`, deleted at the end (also on
  * failure, SIGINT or SIGTERM); every command has a timeout; DAD waits are
@@ -41,7 +47,6 @@
 import {
   moveTapToNs,
   type Netns,
-  REPO,
   run,
   startTapir,
   type Tapir,
@@ -142,6 +147,8 @@ function parseArgs(args: string[]) {
     warmup: Number(opt("--warmup", "20000")),
     out: opt("--out", ""),
     only: opt("--only", "tapir-on,tapir-off,kernel").split(","),
+    /** Another checkout whose tapir is measured alongside as "tapir-base" (offloads on). */
+    baseline: opt("--baseline", ""),
   };
 }
 
@@ -183,7 +190,7 @@ async function tapirAddresses(tapir: Tapir): Promise<Record<string, { ipv6?: str
     "--allow-write",
     "--allow-env",
     "--allow-net",
-    `${REPO}/main.ts`,
+    `${tapir.repo}/main.ts`,
     "show",
     "addresses",
     "--control",
@@ -224,8 +231,9 @@ async function tapirSetup(
   key: string,
   offload: boolean,
   v6: boolean,
+  repo?: string,
 ): Promise<Setup> {
-  const tag = offload ? "o" : "n";
+  const tag = repo !== undefined ? "b" : offload ? "o" : "n";
   const id = String(Deno.pid % 100000);
   const lanTap = `tpf${tag}${id}l`, wanTap = `tpf${tag}${id}w`;
   const r = await topo.netns(`${tag}r`);
@@ -236,6 +244,7 @@ async function tapirSetup(
     ns: r,
     topo,
     extraArgs: ["--log-level", "warning"],
+    repo,
   });
   // moveTapToNs adds IPv6 addresses with `nodad`.
   const h1Addrs = [`${H1_ADDR}/24`, ...(v6 ? [`${NET[6].h1}/64`] : [])];
@@ -250,7 +259,9 @@ async function tapirSetup(
   }
   return {
     key,
-    label: `tapir, offloads ${offload ? "on" : "off"}`,
+    label: repo !== undefined
+      ? `tapir baseline (${repo}), offloads on`
+      : `tapir, offloads ${offload ? "on" : "off"}`,
     h1,
     h2,
     h2Dev: wanTap,
@@ -360,6 +371,35 @@ function summarize(s: Setup, fam: Family): Record<string, Spread> {
   return out;
 }
 
+const PAIRED: [Scalar, string][] = [
+  ["floodRecvPps", "flood recv pps"],
+  ["losslessPps", "lossless pps"],
+  ["tcpGbps", "TCP"],
+  ["tcpP2Gbps", "TCP -P 2"],
+  ["rttMs", "RTT"],
+  ["rttIdleMs", "RTT -i 1"],
+];
+
+/** Paired ratios `s` / `ref` of the same round: median [min–max] over the rounds. */
+function pairedTable(s: Setup, ref: Setup, fam: Family, refName: string): string {
+  const cells = PAIRED.map(([key]) => {
+    const rs = s.samples[fam].map((x, i) => x[key] / (ref.samples[fam][i]?.[key] ?? NaN))
+      .filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+    if (rs.length === 0) return "—";
+    // An even count takes the mean of the two middle ratios.
+    const h = rs.length >> 1;
+    const median = rs.length % 2 === 1 ? rs[h]! : (rs[h - 1]! + rs[h]!) / 2;
+    return `${fmt(median)} [${fmt(rs[0]!)}–${fmt(rs[rs.length - 1]!)}]`;
+  });
+  return [
+    `Paired ratios ${s.label} / ${refName}, same round: median [min–max].`,
+    "",
+    `| setup | ${PAIRED.map((k) => k[1]).join(" | ")} |`,
+    `|---|${PAIRED.map(() => "---").join("|")}|`,
+    `| ${s.label} | ${cells.join(" | ")} |`,
+  ].join("\n");
+}
+
 function table(setups: Setup[], o: Opts, fam: Family): string {
   const sums = new Map(setups.map((s) => [s.key, summarize(s, fam)]));
   const k = sums.get("kernel");
@@ -410,36 +450,16 @@ function table(setups: Setup[], o: Opts, fam: Family): string {
     );
   }
   const kernel = setups.find((s) => s.key === "kernel");
+  const base = setups.find((s) => s.key === "tapir-base");
+  const cur = setups.find((s) => s.key === "tapir-on");
+  if (base !== undefined && cur !== undefined) {
+    lines.push("", pairedTable(cur, base, fam, "baseline"));
+  }
   if (kernel !== undefined) {
     // Ratios within one round (tapir and the kernel measured minutes apart
     // under the same background load): median [min–max] over the rounds.
-    const keys: [Scalar, string][] = [
-      ["floodRecvPps", "flood recv pps"],
-      ["losslessPps", "lossless pps"],
-      ["tcpGbps", "TCP"],
-      ["tcpP2Gbps", "TCP -P 2"],
-      ["rttMs", "RTT"],
-      ["rttIdleMs", "RTT -i 1"],
-    ];
-    lines.push(
-      "",
-      "Paired ratios tapir / kernel, same round: median [min–max].",
-      "",
-      `| setup | ${keys.map((k) => k[1]).join(" | ")} |`,
-      `|---|${keys.map(() => "---").join("|")}|`,
-    );
     for (const s of setups) {
-      if (s === kernel) continue;
-      const cells = keys.map(([key]) => {
-        const rs = s.samples[fam].map((x, i) => x[key] / (kernel.samples[fam][i]?.[key] ?? NaN))
-          .filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-        if (rs.length === 0) return "—";
-        // An even count takes the mean of the two middle ratios (before, the upper one).
-        const h = rs.length >> 1;
-        const median = rs.length % 2 === 1 ? rs[h]! : (rs[h - 1]! + rs[h]!) / 2;
-        return `${fmt(median)} [${fmt(rs[0]!)}–${fmt(rs[rs.length - 1]!)}]`;
-      });
-      lines.push(`| ${s.label} | ${cells.join(" | ")} |`);
+      if (s !== kernel) lines.push("", pairedTable(s, kernel, fam, "kernel"));
     }
   }
   const on = sums.get("tapir-on");
@@ -472,6 +492,9 @@ async function runBench(
   const v6 = o.families.includes(6);
   if (o.only.includes("tapir-on")) setups.push(await tapirSetup(topo, "tapir-on", true, v6));
   if (o.only.includes("tapir-off")) setups.push(await tapirSetup(topo, "tapir-off", false, v6));
+  if (o.baseline !== "") {
+    setups.push(await tapirSetup(topo, "tapir-base", true, v6, Deno.realPathSync(o.baseline)));
+  }
   if (o.only.includes("kernel")) setups.push(await kernelSetup(topo, v6));
   if (v6) { for (const s of setups) await waitDad(s); }
   // Resolve neighbours everywhere and warm every path up before measuring.

@@ -1,18 +1,233 @@
 /**
- * The control socket of a running tapir: a Unix stream socket that answers
- * one request line (`stats`, `routes`, `neighbors`, `addresses`, `ra`, `firewall`) with one
- * JSON document, then closes. `tapir show` is its client.
+ * The control socket of a running tapir: a Unix stream socket (mode 0600)
+ * that answers one request line (`stats`, `routes`, `neighbors`,
+ * `addresses`, `ra`, `firewall`, `reload`) with one JSON document, then
+ * closes. `tapir show` and `tapir reload` are its clients.
+ *
+ * One socket per instance: the default path names the hostname and the
+ * network namespace (`$TMPDIR/tapir-<hostname>-<netns inode>.sock`), so two
+ * tapirs with one hostname in two namespaces each have their own, and a
+ * `tapir show` run in a namespace finds the tapir of that namespace. A
+ * start whose socket answers from a live tapir refuses; a stale file (no
+ * one answers) is replaced.
  *
  * @module
  */
 import type { Stack } from "../stack/mod.ts";
 import { formatIpv4, formatIpv6, formatMac } from "../stack/wire/mod.ts";
 import { nudStateName } from "../stack/neighbor_cache.ts";
+import { inodeOf } from "./_sys.ts";
 
-/** The default socket path for a tapir whose hostname is `hostname`. */
+/**
+ * The inode of this process's network namespace (`/proc/self/ns/net`, what
+ * `ip netns identify` compares), or null without `--allow-ffi`.
+ */
+export function netnsId(): string | null {
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
+  try {
+    return inodeOf("/proc/self/ns/net")?.toString() ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The default socket path for a tapir whose hostname is `hostname`, in this network namespace. */
 export function defaultControlPath(hostname: string): string {
   const dir = Deno.env.get("TMPDIR") ?? "/tmp";
-  return `${dir}/tapir-${hostname}.sock`;
+  const ns = netnsId();
+  return ns === null ? `${dir}/tapir-${hostname}.sock` : `${dir}/tapir-${hostname}-${ns}.sock`;
+}
+
+/** Another tapir answers on the control socket path. */
+export class ControlInUseError extends Error {
+  constructor(readonly path: string) {
+    super(
+      `another tapir answers on the control socket ${path}; stop it, or give this one its own ` +
+        `socket with --control PATH`,
+    );
+    this.name = "ControlInUseError";
+  }
+}
+
+/** Requests the running program answers itself (beyond the stack's read-only ones). */
+export type ControlHandlers = Record<string, () => unknown | Promise<unknown>>;
+
+const formatAny = (a: number | Uint8Array) => typeof a === "number" ? formatIpv4(a) : formatIpv6(a);
+
+/** `ip`'s scope of an address. */
+function scopeOf(a: number | Uint8Array): "host" | "link" | "global" {
+  if (typeof a === "number") return (a >>> 24) === 127 ? "host" : "global";
+  if (a.every((x, i) => x === (i === 15 ? 1 : 0))) return "host";
+  return a[0] === 0xfe && (a[1]! & 0xc0) === 0x80 ? "link" : "global";
+}
+
+/** Seconds left until clock time `until` (null: forever). */
+function lft(until: number, now: number): number | null {
+  return Number.isFinite(until) ? Math.max(0, Math.floor((until - now) / 1000)) : null;
+}
+
+/** One route as `ip -j route` would name its parts. */
+export interface RouteInfo {
+  to: string;
+  type: string;
+  via: string | null;
+  dev: string | null;
+  /** `kernel` (connected), `static`, `ra`. */
+  proto: string;
+  scope: "link" | "global";
+  /** The preferred source of a connected route. */
+  src: string | null;
+  metric: number;
+  /** Who added it (connected, static, ra, local). */
+  source: string;
+  /** RFC 4191 preference of an IPv6 route. */
+  pref?: string;
+}
+
+function routes(stack: Stack): RouteInfo[] {
+  const out: RouteInfo[] = [];
+  const proto = (s: string) => s === "connected" ? "kernel" : s === "ra" ? "ra" : s;
+  for (const r of stack.ipv4.routes.routes()) {
+    const nic = stack.nics.get(r.nicId);
+    const connected = r.source === "connected";
+    out.push({
+      to: `${formatIpv4(r.prefix)}/${r.prefixLen}`,
+      type: r.type,
+      via: r.gateway === null ? null : formatIpv4(r.gateway),
+      dev: nic?.name ?? null,
+      proto: proto(r.source),
+      scope: connected ? "link" : "global",
+      src: connected && nic !== undefined
+        ? (() => {
+          const s = stack.ipv4.sourceFor(nic, r.prefix);
+          return s === null ? null : formatIpv4(s);
+        })()
+        : null,
+      metric: r.metric,
+      source: r.source,
+    });
+  }
+  for (const r of stack.ipv6.routes.routes()) {
+    const pref = (r as { preference?: number }).preference ?? 0;
+    out.push({
+      to: `${formatIpv6(r.prefix)}/${r.prefixLen}`,
+      type: r.type,
+      via: r.gateway === null ? null : formatIpv6(r.gateway),
+      dev: stack.nics.get(r.nicId)?.name ?? null,
+      proto: proto(r.source),
+      scope: r.source === "connected" ? "link" : "global",
+      src: null,
+      metric: r.metric,
+      source: r.source,
+      pref: pref > 0 ? "high" : pref < 0 ? "low" : "medium",
+    });
+  }
+  return out;
+}
+
+/** One address as `ip -j addr`'s addr_info names its parts. */
+export interface AddressInfo {
+  family: "inet" | "inet6";
+  local: string;
+  prefixlen: number;
+  broadcast?: string;
+  scope: "host" | "link" | "global";
+  /** static, link-local, slaac. */
+  origin: string;
+  /** IPv6 DAD/lifetime state: tentative, preferred, deprecated, dadfailed. */
+  state: string;
+  /** Seconds (null: forever). */
+  valid_lft: number | null;
+  preferred_lft: number | null;
+}
+
+function addresses(stack: Stack): Record<string, unknown> {
+  const now = stack.clock.now();
+  const out: Record<string, unknown> = {};
+  for (const nic of stack.nics.values()) {
+    const info: AddressInfo[] = [];
+    for (const a of stack.ipv4.nicState(nic)?.addresses ?? []) {
+      info.push({
+        family: "inet",
+        local: formatIpv4(a.address),
+        prefixlen: a.prefixLen,
+        ...(a.broadcast !== null ? { broadcast: formatIpv4(a.broadcast) } : {}),
+        scope: scopeOf(a.address),
+        origin: "static",
+        state: "preferred",
+        valid_lft: null,
+        preferred_lft: null,
+      });
+    }
+    for (const a of stack.ipv6.nicState(nic)?.addresses ?? []) {
+      info.push({
+        family: "inet6",
+        local: formatIpv6(a.address),
+        prefixlen: a.prefixLen,
+        scope: scopeOf(a.address),
+        origin: a.origin,
+        state: a.state === "duplicate" ? "dadfailed" : a.state,
+        valid_lft: lft(a.validUntil, now),
+        preferred_lft: lft(a.preferredUntil, now),
+      });
+    }
+    out[nic.name] = {
+      ifindex: nic.id,
+      mac: formatMac(nic.mac),
+      mtu: nic.mtu(),
+      up: nic.isUp(),
+      // "a/len" and IPv6 "a/len state" strings, kept for scripts written against them.
+      ipv4: stack.ipv4.describeAddresses(nic),
+      ipv6: stack.ipv6.describeAddresses(nic),
+      addr_info: info,
+    };
+  }
+  return out;
+}
+
+function ra(stack: Stack): unknown {
+  const out: Record<string, unknown> = {};
+  const advertising = new Set(stack.ra.routerNics());
+  for (const nic of stack.nics.values()) {
+    const host = stack.ra.hostState(nic);
+    const adv = stack.ra.advertState(nic);
+    if (host === null && adv === null) continue;
+    const c = adv?.settings;
+    out[nic.name] = {
+      advertising: advertising.has(nic),
+      acceptRa: host !== null,
+      ...(c === undefined ? {} : {
+        advertised: {
+          interval: { min: c.minInterval / 1000, max: c.maxInterval / 1000 },
+          routerLifetime: c.routerLifetime / 1000,
+          preference: c.preference,
+          managed: c.managed,
+          otherConfig: c.otherConfig,
+          curHopLimit: c.curHopLimit,
+          reachableTime: c.reachableTime,
+          retransTimer: c.retransTimer,
+          ...(c.mtu !== undefined ? { mtu: c.mtu } : {}),
+          prefixes: c.prefixes.map((p) => ({
+            prefix: `${formatIpv6(p.prefix.address)}/${p.prefix.prefixLen}`,
+            onLink: p.onLink,
+            autonomous: p.autonomous,
+            validLifetime: p.validLifetime / 1000,
+            preferredLifetime: p.preferredLifetime / 1000,
+          })),
+          rdnss: c.rdnss.flatMap((r) => r.addresses.map((a) => formatIpv6(a))),
+          dnssl: c.dnssl.flatMap((d) => d.domains),
+          routes: c.routes.map((r) => ({
+            prefix: `${formatIpv6(r.prefix.address)}/${r.prefix.prefixLen}`,
+            preference: r.preference,
+            lifetime: r.lifetime / 1000,
+          })),
+        },
+        nextRaInSeconds: adv!.nextInMs === null ? null : adv!.nextInMs / 1000,
+      }),
+      ...host,
+    };
+  }
+  return { interfaces: out, stats: { ...stack.ra.stats } };
 }
 
 /** What the socket answers for each request. */
@@ -21,36 +236,10 @@ export function controlAnswer(stack: Stack, what: string): unknown {
     case "stats":
       return stack.snapshotStats();
     case "routes":
-      return [
-        ...stack.ipv4.routes.routes().map((r) => ({
-          to: `${formatIpv4(r.prefix)}/${r.prefixLen}`,
-          type: r.type,
-          via: r.gateway === null ? null : formatIpv4(r.gateway),
-          dev: stack.nics.get(r.nicId)?.name ?? null,
-          metric: r.metric,
-          source: r.source,
-        })),
-        ...stack.ipv6.routes.routes().map((r) => ({
-          to: `${formatIpv6(r.prefix)}/${r.prefixLen}`,
-          type: r.type,
-          via: r.gateway === null ? null : formatIpv6(r.gateway),
-          dev: stack.nics.get(r.nicId)?.name ?? null,
-          metric: r.metric,
-          source: r.source,
-        })),
-      ];
+      return routes(stack);
     case "neighbors": {
       const out: unknown[] = [];
       for (const nic of stack.nics.values()) {
-        for (const e of stack.ipv6.nicState(nic)?.neighbors.entries() ?? []) {
-          out.push({
-            dev: nic.name,
-            address: e.key,
-            mac: e.mac === null ? null : formatMac(e.mac),
-            state: e.state,
-            queued: e.queued,
-          });
-        }
         const st = stack.ipv4.nicState(nic);
         for (const e of st?.neighbors.entries() ?? []) {
           out.push({
@@ -58,53 +247,70 @@ export function controlAnswer(stack: Stack, what: string): unknown {
             address: formatIpv4(e.key as number),
             mac: e.mac === null ? null : formatMac(e.mac),
             state: typeof e.state === "number" ? nudStateName(e.state) : e.state,
+            router: false,
+            queued: e.queued,
+          });
+        }
+        for (const e of stack.ipv6.nicState(nic)?.neighbors.entries() ?? []) {
+          out.push({
+            dev: nic.name,
+            address: e.key,
+            mac: e.mac === null ? null : formatMac(e.mac),
+            state: e.state,
+            router: e.isRouter,
             queued: e.queued,
           });
         }
       }
       return out;
     }
-    case "addresses": {
-      const out: Record<string, unknown> = {};
-      for (const nic of stack.nics.values()) {
-        out[nic.name] = {
-          mac: formatMac(nic.mac),
-          mtu: nic.mtu(),
-          up: nic.isUp(),
-          ipv4: stack.ipv4.describeAddresses(nic),
-          ipv6: stack.ipv6.describeAddresses(nic),
-        };
-      }
-      return out;
-    }
+    case "addresses":
+      return addresses(stack);
     case "firewall":
       // The iptables-save -c style dump, as text (`tapir show firewall` prints it as is).
       return { dump: stack.firewall?.dump() ?? "# no firewall rules configured\n" };
-    case "ra": {
-      const out: Record<string, unknown> = {};
-      const advertising = new Set(stack.ra.routerNics());
-      for (const nic of stack.nics.values()) {
-        const host = stack.ra.hostState(nic);
-        if (host === null && !advertising.has(nic)) continue;
-        out[nic.name] = { advertising: advertising.has(nic), acceptRa: host !== null, ...host };
-      }
-      return { interfaces: out, stats: { ...stack.ra.stats } };
-    }
+    case "conntrack":
+      return stack.firewall?.connections() ?? [];
+    case "ra":
+      return ra(stack);
     default:
       return {
-        error: `unknown request "${what}": use stats, routes, neighbors, addresses, ra or firewall`,
+        error: `unknown request "${what}": use stats, routes, neighbors, addresses, ra, ` +
+          `conntrack, firewall or reload`,
       };
   }
 }
 
-/** Serve `stack` on the Unix socket at `path` until `close()`. */
-export function serveControl(stack: Stack, path: string): { close(): void } {
+/** True when something accepts connections on the Unix socket at `path`. */
+async function answers(path: string): Promise<boolean> {
+  try {
+    const c = await Deno.connect({ transport: "unix", path });
+    c.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Serve `stack` on the Unix socket at `path` until `close()`.
+ *
+ * @throws ControlInUseError when a live tapir answers at `path`
+ */
+export async function serveControl(
+  stack: Stack,
+  path: string,
+  handlers: ControlHandlers = {},
+): Promise<{ close(): void }> {
+  if (await answers(path)) throw new ControlInUseError(path);
   try {
     Deno.removeSync(path);
   } catch {
     // No stale socket to remove.
   }
   const listener = Deno.listen({ transport: "unix", path });
+  // Only the owner (root for a TAP router) may read counters or reload.
+  Deno.chmodSync(path, 0o600);
   const loop = (async () => {
     for await (const conn of listener) {
       (async () => {
@@ -112,7 +318,9 @@ export function serveControl(stack: Stack, path: string): { close(): void } {
           const buf = new Uint8Array(256);
           const n = await conn.read(buf);
           const what = new TextDecoder().decode(buf.subarray(0, n ?? 0)).trim();
-          const body = JSON.stringify(controlAnswer(stack, what)) + "\n";
+          const h = handlers[what];
+          const answer = h !== undefined ? await h() : controlAnswer(stack, what);
+          const body = JSON.stringify(answer) + "\n";
           const bytes = new TextEncoder().encode(body);
           let off = 0;
           while (off < bytes.length) off += await conn.write(bytes.subarray(off));

@@ -6,7 +6,7 @@
 import type { LogLevel } from "@logtape/logtape";
 import { ConfigErrors, parseLabConfig } from "../config/mod.ts";
 import { runLab } from "../config/lab_runner.ts";
-import { setupLogging } from "./log.ts";
+import { LOG_LEVELS, setupLogging } from "./log.ts";
 import { formatIpAddress, type IpAddress } from "../stack/wire/mod.ts";
 
 /** Options of {@link labCommand}. */
@@ -17,7 +17,12 @@ export interface LabOptions {
 
 /** Run `tapir lab FILE`; the exit code (0 all expectations held, 1 some failed or invalid, 2 unreadable). */
 export async function labCommand(file: string, o: LabOptions): Promise<number> {
-  setupLogging("text", (o.logLevel ?? "warning") as LogLevel);
+  const level = (o.logLevel ?? "warning") as LogLevel;
+  if (!LOG_LEVELS.includes(level)) {
+    console.error(`tapir lab: --log-level must be one of ${LOG_LEVELS.join(", ")}, not "${level}"`);
+    return 2;
+  }
+  setupLogging("text", level);
   let text: string;
   try {
     text = await Deno.readTextFile(file);

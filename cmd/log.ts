@@ -6,6 +6,7 @@
  */
 import {
   configureSync,
+  getLogLevels,
   getTextFormatter,
   jsonLinesFormatter,
   type LogLevel,
@@ -13,13 +14,32 @@ import {
   resetSync,
 } from "@logtape/logtape";
 
+/** The levels `--log-level` takes, lowest first. */
+export const LOG_LEVELS: readonly LogLevel[] = getLogLevels();
+
+/**
+ * True when stderr is the journal (systemd sets JOURNAL_STREAM to the
+ * stream's `device:inode`): journald stamps every line itself.
+ */
+export function stderrIsJournal(): boolean {
+  const js = Deno.env.get("JOURNAL_STREAM");
+  if (js === undefined) return false;
+  try {
+    const st = Deno.statSync("/proc/self/fd/2");
+    return `${st.dev}:${st.ino}` === js;
+  } catch {
+    return false;
+  }
+}
+
 /** Log output formats of `--log-format`. */
 export type LogFormat = "text" | "json";
 
 /** Configure LogTape once: category `tapir` to stderr at `level`. */
 export function setupLogging(format: LogFormat, level: LogLevel = "info"): void {
   const formatter = format === "json" ? jsonLinesFormatter : getTextFormatter({
-    timestamp: "date-time-tz",
+    // journald adds its own timestamp to every line.
+    timestamp: stderrIsJournal() ? "none" : "date-time-tz",
     category: ".",
     // Addresses and names read better bare than quoted.
     value: (v: unknown) => typeof v === "string" ? v : Deno.inspect(v),

@@ -5,7 +5,14 @@
  * @module
  */
 import { defaultControlPath, queryControl } from "./control.ts";
-import { formatStatsText } from "./_stats_format.ts";
+import { formatStatsText } from "./_stats_text.ts";
+import {
+  formatAddresses,
+  formatConntrack,
+  formatNeighbors,
+  formatRa,
+  formatRoutes,
+} from "./_show_text.ts";
 
 /** Options of {@link showCommand}. */
 export interface ShowOptions {
@@ -14,17 +21,25 @@ export interface ShowOptions {
   json?: boolean;
 }
 
-function flatten(prefix: string, v: unknown, out: string[]): void {
-  if (v !== null && typeof v === "object" && !Array.isArray(v)) {
-    for (const [k, x] of Object.entries(v)) flatten(prefix === "" ? k : `${prefix}.${k}`, x, out);
-  } else {
-    out.push(`${prefix} ${typeof v === "string" ? v : JSON.stringify(v)}`);
-  }
+async function print(text: string): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  let off = 0;
+  while (off < bytes.length) off += await Deno.stdout.write(bytes.subarray(off));
 }
+
+// deno-lint-ignore no-explicit-any
+const TEXT: Record<string, (answer: any) => string> = {
+  stats: (a) => formatStatsText(a),
+  routes: formatRoutes,
+  addresses: formatAddresses,
+  neighbors: formatNeighbors,
+  conntrack: formatConntrack,
+  ra: formatRa,
+};
 
 /** Run `tapir show WHAT`; the exit code. */
 export async function showCommand(what: string, o: ShowOptions): Promise<number> {
-  const allowed = ["stats", "routes", "neighbors", "addresses", "firewall", "ra"];
+  const allowed = ["stats", "routes", "neighbors", "addresses", "firewall", "ra", "conntrack"];
   if (!allowed.includes(what)) {
     console.error(`tapir show: unknown "${what}"; use one of ${allowed.join(", ")}`);
     return 2;
@@ -43,21 +58,11 @@ export async function showCommand(what: string, o: ShowOptions): Promise<number>
   }
   if (o.json) {
     console.log(JSON.stringify(answer, null, 2));
-  } else if (what === "stats") {
-    await Deno.stdout.write(new TextEncoder().encode(formatStatsText(answer)));
   } else if (what === "firewall" && typeof (answer as { dump?: unknown }).dump === "string") {
     // The dump is already iptables-save text: print it as is.
-    await Deno.stdout.write(new TextEncoder().encode((answer as { dump: string }).dump));
-  } else if (Array.isArray(answer)) {
-    for (const row of answer) {
-      console.log(
-        Object.entries(row as Record<string, unknown>).map(([k, v]) => `${k} ${v}`).join("  "),
-      );
-    }
+    await print((answer as { dump: string }).dump);
   } else {
-    const lines: string[] = [];
-    flatten("", answer, lines);
-    for (const l of lines) console.log(l);
+    await print(TEXT[what]!(answer));
   }
   return 0;
 }

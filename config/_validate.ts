@@ -38,6 +38,7 @@ import {
   type Ctx,
   didYouMean,
   duration,
+  editDistance,
   idx,
   int,
   isTable,
@@ -60,6 +61,7 @@ import type {
   FamilyTables,
   FirewallConfig,
   InterfaceConfig,
+  MetricsConfig,
   RaConfig,
   RaDnsslConfig,
   RaPrefixConfig,
@@ -433,7 +435,15 @@ function validateRa(ctx: Ctx, raw: unknown, path: string, ifMtu: number): RaConf
       ctx.err(at(pp, "preferred_lifetime"), `preferred_lifetime is longer than valid_lifetime`);
     }
     if (prefix) {
-      if (ipv6IsLinkLocalUnicast(prefix.address) || ipv6IsMulticast(prefix.address)) {
+      if (ipv6IsUnspecified(prefix.address)) {
+        // radvd reads "::/64" as "every /64 on this interface"; advertised
+        // literally it would make hosts configure addresses in ::/64.
+        ctx.err(
+          at(pp, "prefix"),
+          `${formatCidr(prefix)} is radvd's "every prefix of this interface", which tapir ` +
+            `does not expand: list the interface's prefixes (e.g. "2001:db8:1::/64")`,
+        );
+      } else if (ipv6IsLinkLocalUnicast(prefix.address) || ipv6IsMulticast(prefix.address)) {
         ctx.err(
           at(pp, "prefix"),
           `${formatCidr(prefix)} is link-local or multicast; RA prefixes must not be`,
@@ -1059,6 +1069,20 @@ function validateTable(
     });
     edges.set(c.name, list);
   }
+  // A user chain nobody jumps to, named within two edits of a builtin
+  // chain, is a typo of that chain (`forwrd`): its rules would never run.
+  const jumpedTo = new Set([...edges.values()].flat().map((e) => e.to));
+  for (const c of out.chains.values()) {
+    if (c.builtin || jumpedTo.has(c.name)) continue;
+    const near = builtins.find((b) => editDistance(c.name.toLowerCase(), b) <= 2);
+    if (near !== undefined) {
+      ctx.err(
+        at(path, c.name),
+        `user chain "${c.name}" is never jumped to, so its rules never run ` +
+          `(did you mean the builtin chain "${near}"?)`,
+      );
+    }
+  }
   findLoops(ctx, edges);
   return out;
 }
@@ -1144,7 +1168,33 @@ function validateFirewall(ctx: Ctx, raw: unknown, path: string): FirewallConfig 
 // ------------------------------------------------------------------ config
 
 /** Top-level keys of a configuration file. */
-export const CONFIG_KEYS = ["router", "interface", "route", "firewall"] as const;
+export const CONFIG_KEYS = ["router", "interface", "route", "firewall", "metrics"] as const;
+
+/** `[metrics] listen = "127.0.0.1:9430"` (or `"[::1]:9430"`). */
+function validateMetrics(ctx: Ctx, v: unknown, path: string): MetricsConfig {
+  if (v === undefined) return {};
+  const t = readTable(ctx, v, path, ["listen"]);
+  if (!t) return {};
+  const listen = optStr(ctx, t, "listen", path);
+  if (listen === undefined) return {};
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(listen);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || !(port >= 1 && port <= 65535)) {
+    ctx.err(
+      at(path, "listen"),
+      `Cannot parse listen address "${listen}": write ADDRESS:PORT, e.g. "127.0.0.1:9430" or "[::1]:9430"`,
+    );
+    return {};
+  }
+  const hostname = m[1] ?? m[2]!;
+  try {
+    parseIpAddress(hostname);
+  } catch (e) {
+    ctx.err(at(path, "listen"), e instanceof Error ? e.message : String(e));
+    return {};
+  }
+  return { listen: { hostname, port } };
+}
 
 /**
  * Validate a parsed TOML tree (the whole file, or a lab node) into a Config.
@@ -1170,7 +1220,8 @@ export function validateConfig(
   const interfaces = ifs.map((f) => f.cfg);
   const routes = validateRoutes(ctx, arr(ctx, raw, "route", base), at(base, "route"), interfaces);
   const firewall = validateFirewall(ctx, raw.firewall, at(base, "firewall"));
-  return { router, interfaces, routes, firewall };
+  const metrics = validateMetrics(ctx, raw.metrics, at(base, "metrics"));
+  return { router, interfaces, routes, firewall, metrics };
 }
 
 /** Counts for `tapir check`'s summary line. */

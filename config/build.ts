@@ -89,78 +89,9 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
   const inactive: string[] = [];
   try {
     for (const iface of config.interfaces) {
-      const link = opts.openLink(iface);
-      const mac = iface.mac ?? macFromName(`${r.hostname}/${iface.name}`);
-      // IPv6 runs on every interface that can carry it (RFC 8200 §5: MTU ≥ 1280), as on Linux.
-      const v6 = iface.mtu >= 1280;
-      const nic = stack.addNic(link, {
-        name: iface.name,
-        mac,
-        mtu: iface.mtu,
-        forwardingV4: iface.forwarding.ipv4,
-        sendRedirects: iface.sendRedirects.ipv4,
-        ipv6: v6
-          ? {
-            forwarding: iface.forwarding.ipv6,
-            sendRedirects: iface.sendRedirects.ipv6,
-            linkLocal: linkLocalFor(r, iface.name, mac),
-          }
-          : false,
-      });
-      nics.set(iface.name, nic);
-      for (const a of iface.addresses) {
-        if (a.family === 4) stack.ipv4.addAddress(nic, a.address, a.prefixLen);
-        else stack.ipv6.addAddress(nic, a.address, a.prefixLen);
-      }
-      for (const n of iface.neighbors) {
-        if (n.address.family === 4) {
-          stack.ipv4.nicState(nic)!.neighbors.addStatic(n.address.address, n.mac);
-        } else {
-          stack.ipv6.nicState(nic)?.neighbors.addStatic(
-            stack.ipv6.keys.key(n.address.address),
-            n.mac,
-          );
-        }
-      }
-      if (v6 && iface.ra.enabled) stack.ra.enableRouter(nic, iface.ra);
-      else if (iface.ra.enabled) {
-        inactive.push(`interface ${iface.name}: [interface.ra] (mtu < 1280)`);
-      }
-      if (v6 && iface.acceptRa) {
-        // Like Linux accept_ra = 2: RAs are taken even while forwarding.
-        stack.ra.enableHost(nic, {
-          maxRouters: r.ipv6.maxRouters,
-          maxPrefixes: r.ipv6.maxPrefixes,
-          maxAddresses: r.ipv6.maxAddresses,
-          addrGenMode: r.ipv6.addrGenMode,
-          ...(r.ipv6.stableSecret !== undefined ? { stableSecret: r.ipv6.stableSecret } : {}),
-        });
-      } else if (iface.acceptRa) inactive.push(`interface ${iface.name}: accept_ra (mtu < 1280)`);
+      nics.set(iface.name, addInterface(stack, r, iface, opts.openLink(iface), inactive));
     }
-    for (const route of config.routes) {
-      if (route.to.family === 6) {
-        addIpv6Route(stack, nics, route);
-        continue;
-      }
-      let nicId = 0;
-      let gateway: number | null = null;
-      if (route.type === "unicast") {
-        if (route.dev !== undefined) nicId = nics.get(route.dev)!.id;
-        if (route.via !== undefined && route.via.family === 4) {
-          gateway = route.via.address;
-          if (nicId === 0) nicId = connectedNicFor(stack, gateway);
-        }
-      }
-      stack.ipv4.routes.add({
-        prefix: (route.to.address & ipv4Mask(route.to.prefixLen)) >>> 0,
-        prefixLen: route.to.prefixLen,
-        type: route.type,
-        nicId,
-        gateway,
-        metric: route.metric,
-        source: "static",
-      });
-    }
+    addRoutes(stack, nics, config.routes);
     if (hasRules(config)) {
       // IPv4: the shared tables' IPv4 rules and [firewall.ipv4.*]; IPv6:
       // their IPv6 rules and [firewall.ipv6.*] (filter and raw; no NAT).
@@ -176,6 +107,94 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
     log.warn("{what} is valid but not acted on yet by this version of tapir", { what });
   }
   return { stack, nics, inactive };
+}
+
+/**
+ * Add one `[[interface]]` to `stack` on `link`: the NIC, its addresses and
+ * static neighbors, its RA sending and accepting. Parts it cannot act on
+ * (RA on an MTU below 1280) are appended to `inactive`.
+ */
+export function addInterface(
+  stack: Stack,
+  r: Config["router"],
+  iface: InterfaceConfig,
+  link: LinkEndpoint,
+  inactive: string[] = [],
+): Nic {
+  const mac = iface.mac ?? macFromName(`${r.hostname}/${iface.name}`);
+  // IPv6 runs on every interface that can carry it (RFC 8200 §5: MTU ≥ 1280), as on Linux.
+  const v6 = iface.mtu >= 1280;
+  const nic = stack.addNic(link, {
+    name: iface.name,
+    mac,
+    mtu: iface.mtu,
+    forwardingV4: iface.forwarding.ipv4,
+    sendRedirects: iface.sendRedirects.ipv4,
+    ipv6: v6
+      ? {
+        forwarding: iface.forwarding.ipv6,
+        sendRedirects: iface.sendRedirects.ipv6,
+        linkLocal: linkLocalFor(r, iface.name, mac),
+      }
+      : false,
+  });
+  for (const a of iface.addresses) {
+    if (a.family === 4) stack.ipv4.addAddress(nic, a.address, a.prefixLen);
+    else stack.ipv6.addAddress(nic, a.address, a.prefixLen);
+  }
+  for (const n of iface.neighbors) {
+    if (n.address.family === 4) {
+      stack.ipv4.nicState(nic)!.neighbors.addStatic(n.address.address, n.mac);
+    } else {
+      stack.ipv6.nicState(nic)?.neighbors.addStatic(
+        stack.ipv6.keys.key(n.address.address),
+        n.mac,
+      );
+    }
+  }
+  if (v6 && iface.ra.enabled) stack.ra.enableRouter(nic, iface.ra);
+  else if (iface.ra.enabled) {
+    inactive.push(`interface ${iface.name}: [interface.ra] (mtu < 1280)`);
+  }
+  if (v6 && iface.acceptRa) {
+    // Like Linux accept_ra = 2: RAs are taken even while forwarding.
+    stack.ra.enableHost(nic, {
+      maxRouters: r.ipv6.maxRouters,
+      maxPrefixes: r.ipv6.maxPrefixes,
+      maxAddresses: r.ipv6.maxAddresses,
+      addrGenMode: r.ipv6.addrGenMode,
+      ...(r.ipv6.stableSecret !== undefined ? { stableSecret: r.ipv6.stableSecret } : {}),
+    });
+  } else if (iface.acceptRa) inactive.push(`interface ${iface.name}: accept_ra (mtu < 1280)`);
+  return nic;
+}
+
+/** Add `routes` (`[[route]]`) to the stack's tables as static routes. */
+export function addRoutes(stack: Stack, nics: Map<string, Nic>, routes: Config["routes"]): void {
+  for (const route of routes) {
+    if (route.to.family === 6) {
+      addIpv6Route(stack, nics, route);
+      continue;
+    }
+    let nicId = 0;
+    let gateway: number | null = null;
+    if (route.type === "unicast") {
+      if (route.dev !== undefined) nicId = nics.get(route.dev)!.id;
+      if (route.via !== undefined && route.via.family === 4) {
+        gateway = route.via.address;
+        if (nicId === 0) nicId = connectedNicFor(stack, gateway);
+      }
+    }
+    stack.ipv4.routes.add({
+      prefix: (route.to.address & ipv4Mask(route.to.prefixLen)) >>> 0,
+      prefixLen: route.to.prefixLen,
+      type: route.type,
+      nicId,
+      gateway,
+      metric: route.metric,
+      source: "static",
+    });
+  }
 }
 
 /** RFC 4291 link-local: EUI-64 from the MAC, or RFC 7217 stable-privacy with the configured secret. */
@@ -226,7 +245,8 @@ function connectedNicFor(stack: Stack, gateway: number): number {
   return 0;
 }
 
-function hasRules(config: Config): boolean {
+/** True when the config's firewall has a rule or a non-ACCEPT policy. */
+export function hasRules(config: Config): boolean {
   const fw = config.firewall;
   for (const fam of [fw.shared, fw.ipv4, fw.ipv6]) {
     for (const t of [fam.filter, fam.nat, fam.raw]) {

@@ -7,7 +7,6 @@
 import { parse, TomlError } from "smol-toml";
 import { Ctx, isTable, type Tbl } from "./_check.ts";
 import { Locator } from "./_locate.ts";
-import { validateMetrics } from "./_metrics.ts";
 import { CONFIG_KEYS, configCounts, validateConfig } from "./_validate.ts";
 import { checkKeys } from "./_check.ts";
 import { ConfigError, ConfigErrors } from "./errors.ts";
@@ -76,10 +75,8 @@ export function parseConfig(text: string, file?: string): Config {
   if (isLab) {
     ctx.err("lab", `this is a lab file (it has a [lab] table): use "tapir lab" or parseLabConfig`);
   }
-  checkKeys(ctx, tree, "", isLab ? [...CONFIG_KEYS, "lab"] : [...CONFIG_KEYS, "metrics"]);
+  checkKeys(ctx, tree, "", isLab ? [...CONFIG_KEYS, "lab"] : CONFIG_KEYS);
   const config = validateConfig(ctx, tree, "");
-  const metrics = validateMetrics(ctx, tree.metrics, "metrics");
-  if (metrics !== undefined) config.metrics = metrics;
   throwIfErrors(ctx, locator, file);
   return config;
 }

@@ -18,7 +18,7 @@ import {
   type TracerouteHop,
   udpProbe,
 } from "../stack/mod.ts";
-import { describeIcmpv4Error, describeIcmpv6Error } from "../stack/ping.ts";
+import { describeIcmpv4Error, describeIcmpv6Error } from "../stack/apps/ping.ts";
 import { formatIpAddress } from "../stack/wire/mod.ts";
 import { MemoryLink } from "../link/mod.ts";
 import type { LinkEndpoint } from "../stack/mod.ts";

@@ -208,6 +208,54 @@ export const BUILTIN_TARGETS: readonly string[] = [
   "TCPMSS",
 ];
 
+/** iptables commands that name a chain, which a rule string in TOML must not carry. */
+const CHAIN_COMMANDS: readonly string[] = [
+  "-A",
+  "--append",
+  "-I",
+  "--insert",
+  "-D",
+  "--delete",
+  "-R",
+  "--replace",
+];
+
+/**
+ * iptables/ip6tables targets tapir does not implement: named as such, not
+ * taken for a jump to a user chain of that name.
+ */
+export const UNSUPPORTED_TARGETS: readonly string[] = [
+  "NFQUEUE",
+  "QUEUE",
+  "NFLOG",
+  "ULOG",
+  "CT",
+  "TPROXY",
+  "CONNMARK",
+  "CLASSIFY",
+  "DSCP",
+  "TOS",
+  "TTL",
+  "HL",
+  "HMARK",
+  "TEE",
+  "TRACE",
+  "AUDIT",
+  "CHECKSUM",
+  "CONNSECMARK",
+  "SECMARK",
+  "IDLETIMER",
+  "LED",
+  "NETMAP",
+  "SET",
+  "SYNPROXY",
+  "ECN",
+  "NPTV6",
+  "SNPT",
+  "DNPT",
+  "MASQUERADE6",
+];
+
 /** Options each target takes. */
 const TARGET_OPTIONS: Record<string, string[]> = {
   REJECT: ["--reject-with"],
@@ -493,6 +541,16 @@ export function parseRule(text: string, ctx: RuleContext = {}): Rule {
     if (invert) throw new RuleError(`"!" cannot be used with "${opt}"`);
   };
 
+  const first = toks[0];
+  if (first !== undefined && CHAIN_COMMANDS.includes(first)) {
+    const chain = toks[1] ?? "CHAIN";
+    // `-I CHAIN 3 ...` carries a position too.
+    const rest = toks.slice(/^\d+$/.test(toks[2] ?? "") ? 3 : 2).join(" ");
+    throw new RuleError(
+      `a rule does not name its chain: the chain is the TOML key (write ` +
+        `${chain.toLowerCase()} = { rules = ["${rest}"] } instead of "${first} ${chain} ...")`,
+    );
+  }
   while (i < toks.length) {
     const tok = toks[i++]!;
     if (tok === "!") {
@@ -697,6 +755,12 @@ export function parseRule(text: string, ctx: RuleContext = {}): Rule {
         if (ctx.matchOnly) throw new RuleError(`a match-only rule takes no target ("${tok}")`);
         once("-j", tok);
         targetName = next(tok);
+        if (UNSUPPORTED_TARGETS.includes(targetName.toUpperCase())) {
+          throw new RuleError(
+            `unsupported target "${targetName}" (tapir's targets: ${BUILTIN_TARGETS.join(", ")}, ` +
+              `or a user chain of this table)`,
+          );
+        }
         break;
       }
       case "-g":

@@ -232,14 +232,13 @@ export interface Config {
   interfaces: InterfaceConfig[];
   routes: RouteConfig[];
   firewall: FirewallConfig;
-  /** `[metrics]`: serve Prometheus metrics (`tapir run` only); absent when not configured. */
-  metrics?: MetricsConfig;
+  metrics: MetricsConfig;
 }
 
-/** `[metrics]` of a configuration file. */
+/** `[metrics]`: Prometheus text exposition on the host's own network (not tapir's stack). */
 export interface MetricsConfig {
-  /** `listen = "127.0.0.1:9430"`: the host's address and TCP port to serve `/metrics` on. */
-  listen: { hostname: string; port: number };
+  /** Address and port `tapir run` serves `/metrics` on; absent: no metrics listener. */
+  listen?: { hostname: string; port: number };
 }
 
 /** `a`/`b` of a lab link. */

@@ -32,7 +32,7 @@ export {
   type TracerouteOptions,
   udpProbe,
   type UdpProbeOptions,
-} from "./ping.ts";
+} from "./apps/ping.ts";
 export {
   Ipv6,
   type Ipv6AddressState,
@@ -43,6 +43,6 @@ export {
 export { type Icmpv6Event } from "./ipv6/icmp.ts";
 export * from "./ipv6/address_selection.ts";
 export * from "./ipv6/interface_id.ts";
-export { Udp, type UdpDatagram, type UdpSocket } from "./udp.ts";
+export * from "./transport/mod.ts";
 export * from "./ipv6/ra.ts";
 export * from "./ipv6/slaac.ts";

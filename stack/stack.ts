@@ -8,17 +8,40 @@ import { type Clock, SystemClock } from "./clock.ts";
 import type { LinkEndpoint } from "./link_endpoint.ts";
 import { Nic } from "./nic.ts";
 import { type Random, SystemRandom } from "./random.ts";
-import { newStackStats, type StackStats } from "./stats.ts";
+import { newStackStats, type NicStats, type StackStats } from "./stats.ts";
 import { macFromName } from "./wire/mac_address.ts";
 import { BufferPool } from "./wire/packet_buffer.ts";
 import { DEFAULT_NEIGHBOR_CONFIG, type NeighborConfig } from "./neighbor_cache.ts";
 import { Ipv4, type Ipv4Settings } from "./ipv4/ipv4.ts";
-import { Udp } from "./udp.ts";
+import { Udp } from "./transport/udp.ts";
+import { type ListenDatagramOptions, TapirDatagramConn } from "./transport/datagram.ts";
 import type { Firewall } from "./firewall/firewall.ts";
 import { Ipv6, type Ipv6Settings } from "./ipv6/ipv6.ts";
 import { installIpv6Transports } from "./ipv6/transport6.ts";
 import { RouterAdvertisements } from "./ipv6/ra.ts";
 import { ExceptionLog } from "./exception_log.ts";
+
+/** Every counter of a stack, by owner (see {@link Stack.snapshotStats}). */
+export interface StatsSnapshot {
+  /** Protocol counters (IPv4, ICMP, ARP, UDP, IPv6, ICMPv6, NDP, MLD). */
+  stack: StackStats;
+  /** Per NIC. */
+  nics: Record<string, NicStats>;
+  /** Per NIC: its ARP and NDP caches. */
+  neighbors: Record<string, Record<string, unknown>>;
+  /** Per NIC: its link endpoint's counters (TAP, memory link, pcap), where it keeps any. */
+  links: Record<string, unknown>;
+  reassembly: { ipv4: unknown; ipv6: unknown };
+  /** Router Advertisements and SLAAC. */
+  ra: unknown;
+  /** The firewall and its connection tables, when one is installed. */
+  firewall?: unknown;
+  conntrack?: { ipv4: unknown; ipv6: unknown };
+  /** Exceptions that escaped a handler while a frame was dispatched (each NIC's share is in `nics`). */
+  dispatch: { exceptions: number };
+  /** Owners outside the stack ({@link Stack.statsSources}: the link driver), by name. */
+  [owner: string]: unknown;
+}
 
 /** Options of {@link Stack}. */
 export interface StackOptions {
@@ -81,7 +104,7 @@ export class Stack {
   readonly neighborConfig: NeighborConfig;
   /** The IPv4 layer (ARP, ICMP, routing, forwarding). */
   readonly ipv4: Ipv4;
-  /** UDP over IPv4. */
+  /** UDP for both families (the port demultiplexer; sockets with callbacks). */
   readonly udp: Udp;
   /** The IPv6 layer (NDP, MLD, ICMPv6, routing, forwarding). */
   readonly ipv6: Ipv6;
@@ -92,11 +115,11 @@ export class Stack {
   /** Exceptions that escaped a handler while a frame was dispatched: counted and logged. */
   readonly exceptions: ExceptionLog;
   /**
-   * Counters of owners outside the stack (the link driver), by name: each
-   * function returns a tree of numbers that {@link Stack.snapshotStats}
-   * includes under its name.
+   * Counters of owners outside the stack (`tapir run` adds the link
+   * driver's), by name: {@link Stack.snapshotStats} includes what each
+   * function returns under its name.
    */
-  readonly statsSources: Map<string, () => StatsTree> = new Map();
+  readonly statsSources: Map<string, () => Record<string, number>> = new Map();
   #nextNicId = 1;
 
   constructor(opts: StackOptions = {}) {
@@ -111,9 +134,9 @@ export class Stack {
       this.ipv4.icmp.bucket.rate = opts.icmpRateLimit.rate;
       this.ipv4.icmp.bucket.burst = opts.icmpRateLimit.burst;
     }
-    this.udp = new Udp(this.ipv4);
     this.ipv6 = new Ipv6(this, opts.ipv6);
     installIpv6Transports(this.ipv6);
+    this.udp = new Udp(this, this.ipv4, this.ipv6);
     this.ra = new RouterAdvertisements(this.ipv6);
     if (opts.icmpRateLimit !== undefined) {
       this.ipv6.icmp.bucket.rate = opts.icmpRateLimit.rate;
@@ -151,6 +174,46 @@ export class Stack {
     return nic;
   }
 
+  /**
+   * Remove an interface, as `ip link del`: it stops advertising (final RAs
+   * first) and accepting RAs, its addresses, neighbors and every route out
+   * of it go, and its link is closed.
+   */
+  removeNic(nic: Nic): void {
+    if (this.nics.get(nic.id) !== nic) return;
+    this.ra.disableRouter(nic, true);
+    this.ra.host.disable(nic);
+    this.ipv4.detachNic(nic);
+    this.ipv6.detachNic(nic);
+    nic.close();
+    this.nics.delete(nic.id);
+  }
+
+  /**
+   * A UDP socket on this stack, shaped like `Deno.listenDatagram`: the same
+   * options (`hostname`, `port`, `transport: "udp"`, `reuseAddress`), the
+   * same methods (`send`, `receive`, async iteration, `addr`, `close`,
+   * `joinMulticastV4`/`V6`) and `Deno.errors`. Plus `interface` (bind to
+   * one NIC), `receiveFrom` (the arriving interface and destination) and
+   * `sendTo` (out of a chosen NIC, to a chosen MAC, from any source).
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "./stack.ts";
+   * import { ManualClock } from "./clock.ts";
+   * const s = new Stack({ clock: new ManualClock() });
+   * const conn = s.listenDatagram({ hostname: "0.0.0.0", port: 0, transport: "udp" });
+   * console.assert(conn.addr.port >= 32768);
+   * conn.close();
+   * ```
+   *
+   * @throws Deno.errors.AddrInUse when the address and port are taken
+   * @throws Deno.errors.AddrNotAvailable when `hostname` is not one of this stack's addresses
+   */
+  listenDatagram(opts: ListenDatagramOptions): TapirDatagramConn {
+    return new TapirDatagramConn(this, opts);
+  }
+
   /** The NIC named `name`, or undefined. */
   nicByName(name: string): Nic | undefined {
     for (const n of this.nics.values()) if (n.name === name) return n;
@@ -158,69 +221,45 @@ export class Stack {
   }
 
   /**
-   * A snapshot of every counter of every owner, as one tree of plain
-   * numbers (JSON-able): `stack` (the protocol counters: IPv4, ICMP, ARP,
-   * UDP, IPv6, ICMPv6, NDP, MLD), `nics` and `links` (per interface),
-   * `neighbors` (per interface and family), `reassembly` (per family),
-   * `ra` (RA sending and SLAAC), `firewall` (when installed, with
-   * conntrack per family), `dispatch` (escaped exceptions), `tables` (the
-   * sizes of routes, neighbors, addresses and conntrack: gauges, not
-   * counters), then every entry of {@link Stack.statsSources}.
+   * A snapshot of every counter, nested by owner: the stack's protocol
+   * counters, each NIC's, each NIC's neighbor caches (ARP, NDP) and link
+   * endpoint, both reassemblers, RA/SLAAC, and the firewall with its
+   * connection tables when one is installed. Plain numbers only (JSON-able).
    */
   snapshotStats(): StatsSnapshot {
-    const nics: Record<string, Nic["stats"]> = {};
-    const links: Record<string, StatsTree> = {};
-    const neighbors: Record<string, StatsTree> = {};
-    const neighborCount: Record<string, StatsTree> = {};
-    const addressCount: Record<string, StatsTree> = {};
+    const nics: Record<string, NicStats> = {};
+    const neighbors: Record<string, Record<string, unknown>> = {};
+    const links: Record<string, unknown> = {};
     for (const n of this.nics.values()) {
       nics[n.name] = { ...n.stats };
-      const ls = linkStats(n.link);
-      if (ls !== null) links[n.name] = ls;
-      const v4 = this.ipv4.nicState(n);
-      const v6 = this.ipv6.nicState(n);
-      const nb: StatsTree = {};
-      const nc: StatsTree = {};
-      if (v4 !== undefined) {
-        nb.ipv4 = { ...v4.neighbors.stats };
-        nc.ipv4 = count(v4.neighbors.entries());
-      }
-      if (v6 !== undefined) {
-        nb.ipv6 = { ...v6.neighbors.stats };
-        nc.ipv6 = count(v6.neighbors.entries());
-      }
-      neighbors[n.name] = nb;
-      neighborCount[n.name] = nc;
-      addressCount[n.name] = {
-        ipv4: this.ipv4.describeAddresses(n).length,
-        ipv6: v6 === undefined ? 0 : this.ipv6.describeAddresses(n).length,
+      const v4 = this.ipv4.nicState(n)?.neighbors.stats;
+      const v6 = this.ipv6.nicState(n)?.neighbors.stats;
+      neighbors[n.name] = {
+        ...(v4 !== undefined ? { arp: { ...v4 } } : {}),
+        ...(v6 !== undefined ? { ndp: { ...v6 } } : {}),
       };
+      const ls = (n.link as { stats?: unknown }).stats;
+      if (ls !== undefined && ls !== null && typeof ls === "object") links[n.name] = { ...ls };
     }
+    const fw = this.firewall;
     const out: StatsSnapshot = {
       stack: structuredClone(this.stats),
       nics,
-      links,
       neighbors,
+      links,
       reassembly: {
         ipv4: { ...this.ipv4.reassembler.stats },
         ipv6: { ...this.ipv6.reassembler.stats },
       },
       ra: { ...this.ra.stats },
+      ...(fw !== null
+        ? {
+          firewall: { ...fw.stats },
+          conntrack: { ipv4: { ...fw.conntrack.stats }, ipv6: { ...fw.conntrack6.stats } },
+        }
+        : {}),
       dispatch: { exceptions: this.exceptions.count },
-      tables: {
-        routes: { ipv4: this.ipv4.routes.size, ipv6: this.ipv6.routes.size },
-        neighbors: neighborCount,
-        addresses: addressCount,
-      },
     };
-    const fw = this.firewall;
-    if (fw !== null) {
-      out.firewall = {
-        filter: { ...fw.stats },
-        conntrack: { ipv4: { ...fw.conntrack.stats }, ipv6: { ...fw.conntrack6.stats } },
-      };
-      out.tables.conntrack = { ipv4: fw.conntrack.size, ipv6: fw.conntrack6.size };
-    }
     for (const [name, fn] of this.statsSources) out[name] = fn();
     return out;
   }
@@ -234,44 +273,4 @@ export class Stack {
     this.ipv6.close();
     for (const n of this.nics.values()) n.close();
   }
-}
-
-/** A tree of counters: numbers, nested by owner. */
-export interface StatsTree {
-  [key: string]: number | StatsTree;
-}
-
-/** What {@link Stack.snapshotStats} returns. */
-export interface StatsSnapshot {
-  stack: StackStats;
-  nics: Record<string, Nic["stats"]>;
-  links: Record<string, StatsTree>;
-  neighbors: Record<string, StatsTree>;
-  reassembly: StatsTree;
-  ra: StatsTree;
-  firewall?: StatsTree;
-  dispatch: StatsTree;
-  tables: StatsTree & { routes: StatsTree; neighbors: StatsTree; addresses: StatsTree };
-  [owner: string]: unknown;
-}
-
-function count(it: Iterable<unknown>): number {
-  let n = 0;
-  for (const _ of it) n++;
-  return n;
-}
-
-/** The numeric counters of a link endpoint (and of the links it wraps), or null. */
-function linkStats(link: LinkEndpoint): StatsTree | null {
-  const l = link as LinkEndpoint & { stats?: unknown; inner?: LinkEndpoint };
-  let out: StatsTree | null = null;
-  if (l.stats !== null && typeof l.stats === "object") {
-    out = {};
-    for (const [k, v] of Object.entries(l.stats)) if (typeof v === "number") out[k] = v;
-  }
-  if (l.inner !== undefined) {
-    const inner = linkStats(l.inner);
-    if (inner !== null) out = out === null ? inner : { ...inner, capture: out };
-  }
-  return out;
 }

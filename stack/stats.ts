@@ -161,6 +161,10 @@ export interface UdpStats {
   unknownPortReceived: number;
   /** Datagrams sent by local sockets. */
   datagramsSent: number;
+  /** Datagrams dropped because their socket's receive queue was full. */
+  receiveQueueFullDropped: number;
+  /** Datagrams a socket could not send: no route, no source address, or no buffer. */
+  sendFailed: number;
 }
 
 /** IPv6 counters. */
@@ -443,6 +447,8 @@ export function newStackStats(): StackStats {
       "checksumErrors",
       "unknownPortReceived",
       "datagramsSent",
+      "receiveQueueFullDropped",
+      "sendFailed",
     ]),
   };
 }

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
+import { ignoreUnlessRoot, requireRoot, waitFor, withTopology } from "./e2e/harness.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const deno = Deno.execPath();
@@ -82,5 +83,63 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+/** The permission flags of `deno task compile`, read from deno.json so the test cannot drift. */
+function compileFlags(): string[] {
+  const task = (denoJson as { tasks: Record<string, string> }).tasks.compile!;
+  return task.split(/\s+/).filter((w) => w.startsWith("--allow-"));
+}
+
+Deno.test({
+  name:
+    "the bundle with exactly the compile task's permissions runs, shows, reloads, labs and checks",
+  ignore: ignoreUnlessRoot("compile permissions e2e"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    if (!requireRoot(t)) return;
+    const flags = compileFlags();
+    assert.ok(flags.includes("--allow-net"), "the control socket is a Unix socket: --allow-net");
+    await withTopology("tpc", async (topo) => {
+      const dir = topo.tempDir();
+      const js = `${dir}/tapir.js`;
+      const b = await run(deno, ["bundle", "--platform", "deno", "-o", js, `${root}main.ts`], root);
+      assert.equal(b.code, 0, b.stderr);
+      const tapir = (args: string[]) => [deno, "run", ...flags, js, ...args];
+      const cfg = `${dir}/router.toml`;
+      Deno.writeTextFileSync(
+        cfg,
+        CONFIG.replace('name = "lan0"', `name = "lan0"\ntap = "tpc${Deno.pid % 100000}l"`)
+          .replace('name = "wan0"', `name = "wan0"\ntap = "tpc${Deno.pid % 100000}w"`),
+      );
+      const ns = await topo.netns("r");
+      const sock = `${dir}/control.sock`;
+      const proc = ns.spawn(tapir(["run", cfg, "--control", sock]));
+      await waitFor("the bundled tapir's control socket", () => {
+        try {
+          return Deno.statSync(sock).isSocket === true;
+        } catch {
+          return false;
+        }
+      }, 20_000);
+      const routes = await ns.exec(tapir(["show", "routes", "--control", sock]));
+      assert.match(routes.stdout, /192\.0\.2\.0\/24/);
+      assert.match(routes.stdout, /198\.51\.100\.1/);
+      const reload = await ns.exec(tapir(["reload", "--control", sock]));
+      assert.match(reload.stdout, /no changes/);
+      proc.kill("SIGTERM");
+      const exit = await proc.wait(10_000);
+      assert.equal(exit.code, 0, exit.stderr);
+      const check = await run(deno, ["run", ...flags, js, "check", cfg], dir);
+      assert.equal(check.code, 0, check.stderr);
+      const lab = await run(
+        deno,
+        ["run", ...flags, js, "lab", `${root}examples/lab.toml`, "--virtual-time"],
+        root,
+      );
+      assert.equal(lab.code, 0, lab.stdout + lab.stderr);
+    });
   },
 });

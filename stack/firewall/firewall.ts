@@ -35,7 +35,14 @@ import { Ipv4Packet } from "../wire/ipv4.ts";
 import { TcpPacket } from "../wire/tcp.ts";
 import { formatIpv4, formatIpv6 } from "../wire/ip_address.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
-import { type Conn, Conntrack, CT_TIMEOUTS, CtStatus, TcpVerdict } from "./conntrack.ts";
+import {
+  type Conn,
+  Conntrack,
+  CT_TIMEOUTS,
+  CtStatus,
+  TCP_CT_STATE_NAMES,
+  TcpVerdict,
+} from "./conntrack.ts";
 import { ICMP_QUERY_REPLY, Manip, natIcmpError, natPacket, needsManip, setupNat } from "./nat.ts";
 import { CompiledRule, CtBit, PacketInfo, TargetKind } from "./match.ts";
 import {
@@ -153,24 +160,24 @@ export class Firewall {
     logged: 0,
     traced: 0,
   };
-  /** Compiled IPv4 tables. */
-  readonly raw: CompiledTable;
-  readonly nat: CompiledTable;
-  readonly filter: CompiledTable;
+  /** Compiled IPv4 tables (replaced whole by {@link reconfigure}). */
+  raw!: CompiledTable;
+  nat!: CompiledTable;
+  filter!: CompiledTable;
   /** IPv6 connections (addresses by {@link Ipv6AddressIds} id). */
   readonly conntrack6: Conntrack;
   /** Compiled IPv6 tables (no nat: IPv6 NAT is not supported). */
-  readonly raw6: CompiledTable;
-  readonly filter6: CompiledTable;
+  raw6!: CompiledTable;
+  filter6!: CompiledTable;
   /** True when the IPv6 tables have something to do: {@link install} sets the IPv6 hooks. */
-  readonly ipv6Active: boolean;
+  ipv6Active = false;
   /** Also receives every trace line (tests, `tapir show`). */
   traceSink: ((line: string) => void) | null = null;
   /** Also receives every LOG line. */
   logSink: ((line: string, level: number) => void) | null = null;
   readonly #stack: Stack;
-  readonly #trace: CompiledRule | null;
-  readonly #trace6: CompiledRule | null;
+  #trace: CompiledRule | null = null;
+  #trace6: CompiledRule | null = null;
   readonly #p = new PacketInfo();
   readonly #p6 = new PacketInfo();
   readonly #inner6 = new PacketInfo();
@@ -178,7 +185,7 @@ export class Firewall {
   readonly #frags6 = new FragmentStates();
   /** The last IPv6 connection made and not yet confirmed (its address ids are released if it never is). */
   #pending6: Conn | null = null;
-  #chains6: ActiveChains6;
+  #chains6!: ActiveChains6;
   readonly #ring: PacketRecord[] = [];
   #cursor = 0;
   readonly #ip = new Ipv4Packet();
@@ -186,21 +193,33 @@ export class Firewall {
   #reject: CompiledRule | null = null;
   #natRule: CompiledRule | null = null;
   #tracing = false;
-  #chains: ActiveChains;
+  #chains!: ActiveChains;
+  #installed = false;
 
   /** @param stack the stack whose IPv4 layer it filters; @param spec tables and settings */
   constructor(stack: Stack, spec: FirewallSpec) {
     this.#stack = stack;
     this.conntrack = new Conntrack(stack.clock, spec.conntrack.max);
+    for (let i = 0; i < RING; i++) this.#ring.push(new PacketRecord());
+    this.conntrack6 = new Conntrack(stack.clock, spec.conntrack.max);
+    this.conntrack6.onRemove = (c) => {
+      this.#ids6.release(c.orig.src);
+      this.#ids6.release(c.orig.dst);
+    };
+    this.#compile(spec);
+  }
+
+  /** Compile `spec`'s tables for both families and point the hooks' chain shortcuts at them. */
+  #compile(spec: FirewallSpec): void {
+    const clock = this.#stack.clock;
     const compile = (n: FirewallTableName) =>
-      compileTable(n, [spec.shared[n], spec.ipv4[n]], stack.clock);
+      compileTable(n, [spec.shared[n], spec.ipv4[n]], clock);
     this.raw = compile("raw");
     this.nat = compile("nat");
     this.filter = compile("filter");
     this.#trace = spec.trace !== undefined && spec.trace.family !== 6
-      ? new CompiledRule(spec.trace, stack.clock)
+      ? new CompiledRule(spec.trace, clock)
       : null;
-    for (let i = 0; i < RING; i++) this.#ring.push(new PacketRecord());
     this.#chains = {
       rawPre: this.raw.active("prerouting"),
       rawOut: this.raw.active("output"),
@@ -212,17 +231,12 @@ export class Firewall {
       filterFwd: this.filter.active("forward"),
       filterOut: this.filter.active("output"),
     };
-    this.conntrack6 = new Conntrack(stack.clock, spec.conntrack.max);
-    this.conntrack6.onRemove = (c) => {
-      this.#ids6.release(c.orig.src);
-      this.#ids6.release(c.orig.dst);
-    };
     const compile6 = (n: FirewallTableName) =>
-      compileTable(n, [spec.shared[n], spec.ipv6[n]], stack.clock, 6);
+      compileTable(n, [spec.shared[n], spec.ipv6[n]], clock, 6);
     this.raw6 = compile6("raw");
     this.filter6 = compile6("filter");
     this.#trace6 = spec.trace !== undefined && spec.trace.family !== 4
-      ? new CompiledRule(spec.trace, stack.clock)
+      ? new CompiledRule(spec.trace, clock)
       : null;
     this.#chains6 = {
       rawPre: this.raw6.active("prerouting"),
@@ -234,16 +248,42 @@ export class Firewall {
     this.ipv6Active = Object.values(this.#chains6).some((c) => c !== null);
   }
 
+  /**
+   * Swap in new tables, as `iptables-restore` does: one step between two
+   * packets, so no packet sees half of each. Connections and NAT bindings
+   * stay (they live in conntrack, not in the rules); a rule that is in both
+   * the old and the new tables (same table, chain and text) keeps its
+   * packet and byte counters, and so does each builtin chain's policy.
+   * The conntrack size (`spec.conntrack.max`) is fixed at construction.
+   */
+  reconfigure(spec: FirewallSpec): void {
+    const old = [this.raw, this.nat, this.filter, this.raw6, this.filter6];
+    this.#compile(spec);
+    carryCounters(old, [this.raw, this.nat, this.filter, this.raw6, this.filter6]);
+    if (this.#installed) this.install();
+  }
+
   /** Set the IPv4 layer's five hooks to this firewall. */
   install(): void {
+    this.#installed = true;
     const h = this.#stack.ipv4.hooks;
     h.prerouting = this.prerouting;
     h.input = this.input;
     h.forward = this.forward;
     h.output = this.output;
     h.postrouting = this.postrouting;
-    if (!this.ipv6Active) return;
     const h6 = this.#stack.ipv6.hooks;
+    if (!this.ipv6Active) {
+      if (h6.prerouting === this.prerouting6) {
+        h6.prerouting =
+          h6.input =
+          h6.forward =
+          h6.output =
+          h6.postrouting =
+            null;
+      }
+      return;
+    }
     h6.prerouting = this.prerouting6;
     h6.input = this.input6;
     h6.forward = this.forward6;
@@ -283,6 +323,47 @@ export class Firewall {
   dump(): string {
     const v4 = dumpTables([this.raw, this.nat, this.filter]);
     return this.ipv6Active ? v4 + dumpTables([this.raw6, this.filter6], 6) : v4;
+  }
+
+  /**
+   * Every tracked connection of both families, as `conntrack -L` lists
+   * them: protocol, state, seconds left, both tuples (the reply tuple shows
+   * the NAT), flags and counters.
+   */
+  connections(): ConnectionInfo[] {
+    const now = this.#stack.clock.now();
+    const out: ConnectionInfo[] = [];
+    const protoName = (c: Conn) => PROTO_NAMES[c.proto]?.toLowerCase() ?? String(c.proto);
+    const row = (c: Conn, family: 4 | 6, addr: (x: number) => string): ConnectionInfo => {
+      const tuple = (t: Conn["orig"]) => ({
+        src: addr(t.src),
+        dst: addr(t.dst),
+        ...(c.proto === 6 || c.proto === 17 ? { sport: t.sport, dport: t.dport } : {}),
+      });
+      return {
+        family,
+        proto: protoName(c),
+        protoNumber: c.proto,
+        state: c.proto === 6 ? (TCP_CT_STATE_NAMES[c.tcpState] ?? "NONE") : null,
+        timeout: Math.max(0, Math.ceil((c.expires - now) / 1000)),
+        orig: tuple(c.orig),
+        reply: tuple(c.reply),
+        seenReply: c.has(CtStatus.SEEN_REPLY),
+        assured: c.has(CtStatus.ASSURED),
+        srcNat: c.has(CtStatus.SRC_NAT),
+        dstNat: c.has(CtStatus.DST_NAT),
+        packets: [...c.packets],
+        bytes: [...c.bytes],
+      };
+    };
+    for (const c of this.conntrack.entries()) out.push(row(c, 4, formatIpv4));
+    for (const c of this.conntrack6.entries()) {
+      out.push(row(c, 6, (id) => {
+        const a = this.#ids6.address(id);
+        return a === undefined ? "?" : formatIpv6(a);
+      }));
+    }
+    return out;
   }
 
   /**
@@ -1070,4 +1151,59 @@ export class Firewall {
     this.traceSink?.(line);
     log.info("{line}", { line });
   }
+}
+
+/** One tracked connection as {@link Firewall.connections} lists it. */
+export interface ConnectionInfo {
+  family: 4 | 6;
+  /** `tcp`, `udp`, `icmp`, `icmpv6` or the protocol number. */
+  proto: string;
+  protoNumber: number;
+  /** TCP state (ESTABLISHED, TIME_WAIT, ...), null for other protocols. */
+  state: string | null;
+  /** Seconds until the entry expires. */
+  timeout: number;
+  orig: { src: string; dst: string; sport?: number; dport?: number };
+  reply: { src: string; dst: string; sport?: number; dport?: number };
+  seenReply: boolean;
+  assured: boolean;
+  srcNat: boolean;
+  dstNat: boolean;
+  /** Original and reply direction. */
+  packets: number[];
+  bytes: number[];
+}
+
+/** Carry packet/byte counters from `old` tables to the same rules and policies in `next`. */
+function carryCounters(old: CompiledTable[], next: CompiledTable[]): void {
+  const rules = new Map<string, CompiledRule[]>();
+  const policies = new Map<string, CompiledChain>();
+  const chains = (t: CompiledTable) => [...t.builtins.values(), ...t.userChains];
+  old.forEach((t, i) => {
+    for (const c of chains(t)) {
+      policies.set(`${i}/${c.name}`, c);
+      for (const r of c.rules) {
+        const k = `${i}/${c.name}/${r.rule.text}`;
+        const list = rules.get(k);
+        if (list === undefined) rules.set(k, [r]);
+        else list.push(r);
+      }
+    }
+  });
+  next.forEach((t, i) => {
+    for (const c of chains(t)) {
+      const p = policies.get(`${i}/${c.name}`);
+      if (p !== undefined && c.builtin) {
+        c.policyPackets = p.policyPackets;
+        c.policyBytes = p.policyBytes;
+      }
+      for (const r of c.rules) {
+        const prev = rules.get(`${i}/${c.name}/${r.rule.text}`)?.shift();
+        if (prev !== undefined) {
+          r.packets = prev.packets;
+          r.bytes = prev.bytes;
+        }
+      }
+    }
+  });
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-export { Firewall, type FirewallStats } from "./firewall.ts";
+export { type ConnectionInfo, Firewall, type FirewallStats } from "./firewall.ts";
 export {
   Conn,
   Conntrack,

@@ -72,6 +72,8 @@ export interface Ipv4NicState {
   forwarding: boolean;
   sendRedirects: boolean;
   neighbors: NeighborCache<number>;
+  /** Multicast groups joined by sockets (beyond all-hosts), with reference counts. */
+  groups: Map<number, number>;
 }
 
 /** Settings of the IPv4 layer. */
@@ -201,6 +203,7 @@ export class Ipv4 {
       addresses: [],
       forwarding: opts.forwarding,
       sendRedirects: opts.sendRedirects,
+      groups: new Map(),
       neighbors: new NeighborCache<number>({
         clock: this.stack.clock,
         random: this.stack.random,
@@ -223,6 +226,48 @@ export class Ipv4 {
     nic.ipv4 = { handleFrame: (n, p) => this.receive(n, p) };
     nic.arp = { handleFrame: (n, p) => this.arp.receive(n, p) };
     return st;
+  }
+
+  /**
+   * Stop handling IPv4 on `nic` (it is being removed): its addresses go
+   * (with their connected routes), its neighbor cache is flushed, and every
+   * route out of it is removed, as Linux does when a device goes away.
+   */
+  detachNic(nic: Nic): void {
+    const st = this.#state.get(nic.id);
+    if (st === undefined) return;
+    for (const a of [...st.addresses]) this.removeAddress(nic, a.address);
+    st.neighbors.flush();
+    this.routes.removeWhere((r) => r.nicId === nic.id);
+    this.#state.delete(nic.id);
+  }
+
+  /**
+   * Receive the multicast group `group` on `nic` (a socket joined it;
+   * reference counted). The NIC accepts the group's MAC. No IGMP reports
+   * are sent yet: on a switched LAN without IGMP snooping that is enough.
+   */
+  joinGroup(nic: Nic, group: number): void {
+    const st = this.#state.get(nic.id);
+    if (st === undefined || group === 0xe0000001) return;
+    const n = st.groups.get(group) ?? 0;
+    st.groups.set(group, n + 1);
+    if (n === 0) nic.groupMacs.push(ipv4MulticastMac(group));
+  }
+
+  /** Undo one {@link joinGroup}. */
+  leaveGroup(nic: Nic, group: number): void {
+    const st = this.#state.get(nic.id);
+    const n = st?.groups.get(group);
+    if (st === undefined || n === undefined) return;
+    if (n > 1) {
+      st.groups.set(group, n - 1);
+      return;
+    }
+    st.groups.delete(group);
+    const mac = ipv4MulticastMac(group);
+    const i = nic.groupMacs.findIndex((m) => m.every((b, j) => b === mac[j]));
+    if (i >= 0) nic.groupMacs.splice(i, 1);
   }
 
   /** IPv4 state of a NIC (undefined when IPv4 is not attached). */
@@ -340,7 +385,10 @@ export class Ipv4 {
         return;
       }
     }
-    if (this.isLocal(dst2) || this.#isBroadcastFor(st, dst2) || dst2 === 0xe0000001) {
+    if (
+      this.isLocal(dst2) || this.#isBroadcastFor(st, dst2) || dst2 === 0xe0000001 ||
+      (st.groups.size > 0 && st.groups.has(dst2))
+    ) {
       this.deliverLocal(nic, pkt, ipOff);
       return;
     }
@@ -608,14 +656,20 @@ export class Ipv4 {
    *
    * @returns false when it could not be sent (no route, DF and too big).
    */
-  output(pkt: PacketBuffer, ipOff: number, opts: { nic?: Nic; skipHooks?: boolean } = {}): boolean {
+  output(
+    pkt: PacketBuffer,
+    ipOff: number,
+    opts: { nic?: Nic; skipHooks?: boolean; linkDst?: Uint8Array; keepSource?: boolean } = {},
+  ): boolean {
     const s = this.stack.stats.ipv4;
     const ip = this.#ip2.reset(pkt, ipOff);
     pkt.networkOffset = ipOff;
+    pkt.linkDst = opts.linkDst ?? null;
     let dst = ip.dst();
     let r = this.#routeOutput(dst, opts.nic, pkt, ipOff);
     if (r === null) return false;
-    if (ip.src() === 0) {
+    // keepSource: 0.0.0.0 stays (RFC 2131 §4.1: a client without an address sends from it).
+    if (ip.src() === 0 && !opts.keepSource) {
       ip.setSrc(r.outNic === null ? dst : this.sourceFor(r.outNic, r.nextHop) ?? 0);
     }
     ip.fillChecksum();
@@ -755,6 +809,12 @@ export class Ipv4 {
     const eth = this.#eth.reset(pkt, pkt.start);
     eth.setSrc(outNic.mac);
     eth.setEtherType(EtherType.IPV4);
+    if (pkt.linkDst !== null) {
+      // The sender named the link-layer destination: no ARP.
+      eth.setDst(pkt.linkDst);
+      outNic.send(pkt);
+      return;
+    }
     if (
       ipv4IsLimitedBroadcast(nextHop) || this.#isBroadcastFor(this.#state.get(outNic.id)!, nextHop)
     ) {

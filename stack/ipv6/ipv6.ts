@@ -254,6 +254,19 @@ export class Ipv6 {
     return st;
   }
 
+  /**
+   * Stop handling IPv6 on `nic` (it is being removed): its addresses go,
+   * its neighbor cache is flushed, and every route out of it is removed.
+   */
+  detachNic(nic: Nic): void {
+    const st = this.#state.get(nic.id);
+    if (st === undefined) return;
+    for (const a of [...st.addresses]) this.removeAddress(nic, a.address);
+    st.neighbors.flush();
+    this.routes.removeWhere((r) => r.nicId === nic.id);
+    this.#state.delete(nic.id);
+  }
+
   /** IPv6 state of a NIC (undefined when IPv6 is not on). */
   nicState(nic: Nic): Ipv6NicState | undefined {
     return this.#state.get(nic.id);
@@ -986,13 +999,14 @@ export class Ipv6 {
   output(
     pkt: PacketBuffer,
     ipOff: number,
-    opts: { nic?: Nic; noFragment?: boolean } = {},
+    opts: { nic?: Nic; noFragment?: boolean; linkDst?: Uint8Array; keepSource?: boolean } = {},
   ): boolean {
     const s = this.stack.stats.ipv6;
     const ip = this.#ip2.reset(pkt, ipOff);
     const d = pkt.data;
     const dstOff = ip.dstOffset();
     pkt.networkOffset = ipOff;
+    pkt.linkDst = opts.linkDst ?? null;
     const localDst = this.local.get(d, dstOff);
     if (localDst !== undefined && !ipv6IsMulticast(d, dstOff)) {
       if (ipv6IsUnspecified(d, ip.srcOffset())) {
@@ -1031,7 +1045,7 @@ export class Ipv6 {
       s.outputNoRoute++;
       return false;
     }
-    if (ipv6IsUnspecified(d, ip.srcOffset())) {
+    if (ipv6IsUnspecified(d, ip.srcOffset()) && !opts.keepSource) {
       const src = this.selectSource(d, dstOff, outNic);
       if (src === null) {
         s.outputNoSource++;
@@ -1185,6 +1199,12 @@ export class Ipv6 {
     const eth = this.#eth.reset(pkt, pkt.start);
     eth.setSrc(outNic.mac);
     eth.setEtherType(EtherType.IPV6);
+    if (pkt.linkDst !== null) {
+      // The sender named the link-layer destination: no NDP.
+      eth.setDst(pkt.linkDst);
+      outNic.send(pkt);
+      return;
+    }
     if (ipv6IsMulticast(nh, nhOff)) {
       const o = pkt.start;
       pkt.data[o] = 0x33;

@@ -176,6 +176,8 @@ interface RouterNic {
   started: boolean;
   /** True once stopped (final RAs sent). */
   stopped: boolean;
+  /** Clock time the next unsolicited RA is due (null: not scheduled yet). */
+  nextAt: number | null;
 }
 
 /**
@@ -233,6 +235,7 @@ export class RouterAdvertisements {
       })),
       started: false,
       stopped: false,
+      nextAt: null,
     };
     this.#routers.set(nic.id, r);
     // §6.2.2: an advertising interface joins all-routers (reference counted with forwarding).
@@ -249,6 +252,20 @@ export class RouterAdvertisements {
     r.stopped = true;
     this.#routers.delete(nic.id);
     this.ipv6.leaveGroup(nic, ALL_ROUTERS);
+  }
+
+  /**
+   * What `nic` advertises and when its next unsolicited RA leaves (ms from
+   * now, null while waiting for its link-local address); null when `nic`
+   * does not advertise.
+   */
+  advertState(nic: Nic): { settings: RaAdvertSettings; nextInMs: number | null } | null {
+    const r = this.#routers.get(nic.id);
+    if (r === undefined) return null;
+    return {
+      settings: r.cfg,
+      nextInMs: r.nextAt === null ? null : Math.max(0, r.nextAt - this.ipv6.stack.clock.now()),
+    };
   }
 
   /** NICs that advertise. */
@@ -314,6 +331,7 @@ export class RouterAdvertisements {
     if (r.initialSent < RA_CONSTANTS.MAX_INITIAL_RTR_ADVERTISEMENTS) {
       ms = Math.min(ms, RA_CONSTANTS.MAX_INITIAL_RTR_ADVERT_INTERVAL_MS);
     }
+    r.nextAt = this.ipv6.stack.clock.now() + ms;
     r.timer = this.ipv6.stack.clock.schedule(ms, () => this.#periodic(r));
   }
 

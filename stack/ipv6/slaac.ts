@@ -184,6 +184,14 @@ export class RaHost {
     }
   }
 
+  /** Stop accepting RAs on `nic` (it is going away): its timer stops, its learned state is forgotten. */
+  disable(nic: Nic): void {
+    const h = this.#nics.get(nic.id);
+    if (h === undefined) return;
+    h.rsTimer?.cancel();
+    this.#nics.delete(nic.id);
+  }
+
   /** True when `nic` accepts RAs. */
   enabled(nic: Nic): boolean {
     return this.#nics.has(nic.id);

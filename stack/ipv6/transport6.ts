@@ -1,8 +1,8 @@
 /**
- * The upper layers IPv6 hands to when nothing else claims them: UDP to a
- * port nobody listens on gets Port Unreachable (RFC 4443 §3.1 code 4, so
- * `traceroute -6` to tapir ends), and TCP gets a reset (RFC 9293 §3.5.2),
- * as a Linux host without listeners answers.
+ * IPv6's TCP answer when nothing listens: a reset (RFC 9293 §3.5.2), as a
+ * Linux host without listeners answers; and the upper-layer checksum
+ * fixers the output path uses once it chose a source. UDP lives in
+ * stack/transport/udp.ts.
  *
  * @module
  */
@@ -32,9 +32,8 @@ function checksumOk(
   return finishChecksum(onesSum(pkt.data, off, len, sum)) === 0;
 }
 
-/** Register UDP and TCP handlers for IPv6 local delivery. */
+/** Register the TCP handler and the UDP/TCP checksum fixers for IPv6. */
 export function installIpv6Transports(ipv6: Ipv6): void {
-  ipv6.transports.set(UDP, (nic, pkt, ip, off, len) => udp6(ipv6, nic, pkt, ip, off, len));
   ipv6.transports.set(TCP, (nic, pkt, ip, off, len) => tcp6(ipv6, nic, pkt, ip, off, len));
   ipv6.checksumFixers.set(UDP, (pkt, ipOff) => {
     const l4 = ipOff + IPV6_HEADER_LEN;
@@ -52,39 +51,6 @@ export function installIpv6Transports(ipv6: Ipv6): void {
     const sum = ipv6PseudoHeaderSum(pkt.data, ipOff + 8, ipOff + 24, TCP, len);
     pkt.view.setUint16(l4 + 16, finishChecksum(onesSum(pkt.data, l4, len, sum)));
   });
-}
-
-function udp6(
-  ipv6: Ipv6,
-  nic: Nic | null,
-  pkt: PacketBuffer,
-  ip: Ipv6Packet,
-  off: number,
-  len: number,
-): void {
-  const s = ipv6.stack.stats.udp;
-  s.datagramsReceived++;
-  if (len < 8 || pkt.view.getUint16(off + 4) > len || pkt.view.getUint16(off + 4) < 8) {
-    s.malformedReceived++;
-    return;
-  }
-  // RFC 8200 §8.1: the UDP checksum is mandatory over IPv6; 0 is invalid.
-  if (
-    pkt.view.getUint16(off + 6) === 0 || !checksumOk(pkt, ip, off, pkt.view.getUint16(off + 4), UDP)
-  ) {
-    s.checksumErrors++;
-    return;
-  }
-  s.unknownPortReceived++;
-  if (ipv6IsMulticast(pkt.data, ip.dstOffset())) return;
-  ipv6.icmp.sendErrorAbout(
-    pkt,
-    ip.off,
-    nic,
-    Icmpv6Type.DEST_UNREACHABLE,
-    Icmpv6Code.PORT_UNREACHABLE,
-    0,
-  );
 }
 
 function tcp6(
@@ -147,44 +113,6 @@ export function sendTcpReset6(
     w.setUint16(t + 16, finishChecksum(onesSum(b.data, t, 20, sum)));
     ipv6.stack.stats.ipv6.tcpResetsSent++;
     return ipv6.output(b, off, { nic: inNic ?? undefined });
-  } finally {
-    pool.put(b);
-  }
-}
-
-/**
- * Send one UDP datagram over IPv6 from tapir (the source is selected and
- * the checksum filled by the output path). `nic` pins link-scoped
- * destinations.
- */
-export function sendUdp6(
-  ipv6: Ipv6,
-  dst: Uint8Array,
-  srcPort: number,
-  dstPort: number,
-  payload: Uint8Array,
-  opts: { hopLimit?: number; nic?: Nic } = {},
-): boolean {
-  const pool = ipv6.stack.pool;
-  const b = pool.get();
-  if (b === null) return false;
-  try {
-    const len = 8 + payload.length;
-    const ipOff = Ipv6Layer.buildHeader(b, {
-      src: null,
-      dst,
-      nextHeader: UDP,
-      payloadLen: len,
-      hopLimit: opts.hopLimit ?? ipv6.settings.defaultHopLimit,
-    });
-    const u = ipOff + IPV6_HEADER_LEN;
-    b.view.setUint16(u, srcPort);
-    b.view.setUint16(u + 2, dstPort);
-    b.view.setUint16(u + 4, len);
-    b.view.setUint16(u + 6, 0);
-    b.data.set(payload, u + 8);
-    ipv6.stack.stats.udp.datagramsSent++;
-    return ipv6.output(b, ipOff, { nic: opts.nic });
   } finally {
     pool.put(b);
   }

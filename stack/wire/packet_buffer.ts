@@ -77,6 +77,12 @@ export class PacketBuffer {
   ct: unknown = null;
   /** Packet mark (Linux's skb->mark); 0 unless a rule set it. */
   mark = 0;
+  /**
+   * Link-layer destination chosen by the sender (a DHCP server answering a
+   * client that has no address yet): the output path writes it instead of
+   * resolving the next hop with ARP/NDP. Null: resolve as usual.
+   */
+  linkDst: Uint8Array | null = null;
 
   /** virtio_net_hdr.flags (VNET_F_*). */
   vnetFlags = 0;
@@ -122,6 +128,7 @@ export class PacketBuffer {
     this.fragment = 0;
     this.ct = null;
     this.mark = 0;
+    this.linkDst = null;
   }
 
   /** Forget the virtio-net metadata: an ordinary, fully checksummed frame. */

@@ -132,3 +132,21 @@ Deno.test("tapir show without a running tapir says how to start one", async () =
   assert.equal(r.code, 1);
   assert.match(r.stderr, /tapir run/);
 });
+
+Deno.test("a bad --log-level names every level", async () => {
+  for (const cmd of [["run", "examples/host.toml"], ["lab", "examples/lab.toml"]]) {
+    const r = await tapir([...cmd, "--log-level", "loud"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--log-level must be one of trace, debug, info, warning, error, fatal/);
+  }
+});
+
+Deno.test("tapir reload without a running tapir says where it looked", async () => {
+  const r = await tapir(["reload", "--control", "/nonexistent/tapir.sock"], [
+    "--allow-read",
+    "--allow-env",
+    "--allow-net",
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cannot reach a running tapir at \/nonexistent\/tapir\.sock/);
+});

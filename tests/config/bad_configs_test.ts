@@ -29,6 +29,41 @@ interface BadCase {
 
 const CASES: BadCase[] = [
   {
+    name: "a user chain named like a builtin chain and never jumped to is a typo",
+    text: `[firewall.filter]\nforwrd = { rules = ["-j ACCEPT"] }\n`,
+    path: "firewall.filter.forwrd",
+    line: 2,
+    message: 'did you mean the builtin chain "forward"?',
+  },
+  {
+    name: "a rule that starts with -A CHAIN gets the TOML-key hint",
+    text: `[firewall.filter]\ninput = { rules = ["-A INPUT -i lan0 -j ACCEPT"] }\n`,
+    path: "firewall.filter.input.rules[0]",
+    line: 2,
+    message: 'the chain is the TOML key (write input = { rules = ["-i lan0 -j ACCEPT"] }',
+  },
+  {
+    name: "-I CHAIN N is stripped in the hint too",
+    text: `[firewall.filter]\ninput = { rules = ["-I INPUT 1 -p icmp -j ACCEPT"] }\n`,
+    path: "firewall.filter.input.rules[0]",
+    line: 2,
+    message: 'write input = { rules = ["-p icmp -j ACCEPT"] }',
+  },
+  {
+    name: "NFQUEUE is an unsupported target, not a jump to an undefined chain",
+    text: `[firewall.filter]\ninput = { rules = ["-p tcp -j NFQUEUE --queue-num 1"] }\n`,
+    path: "firewall.filter.input.rules[0]",
+    line: 2,
+    message: 'unsupported target "NFQUEUE"',
+  },
+  {
+    name: "radvd's ::/64 is rejected with what it means",
+    text: LAN + `[interface.ra]\nenabled = true\nprefixes = [{ prefix = "::/64" }]\n`,
+    path: "interface[0].ra.prefixes[0].prefix",
+    line: 6,
+    message: `radvd's "every prefix of this interface"`,
+  },
+  {
     name: "TOML syntax error",
     text: `[router]\nhostname = "x\n`,
     path: "",

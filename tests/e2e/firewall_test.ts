@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import {
-  ignoreUnlessRoot,
+  ignoreUnlessReady,
   moveTapToNs,
   type Netns,
   REPO,
@@ -98,13 +98,15 @@ async function iperf(
   return { server: JSON.parse(sr.stdout), client: JSON.parse(c.stdout) };
 }
 
+const FIREWALL_TOOLS = ["ping", "traceroute", "iperf3", "nc", "tcpdump", "ss"];
+
 Deno.test({
   name: "firewall e2e: examples/gateway.toml between kernel namespaces",
-  ignore: ignoreUnlessRoot("firewall e2e"),
+  ignore: ignoreUnlessReady("firewall e2e", FIREWALL_TOOLS),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async (t) => {
-    for (const tool of ["ping", "traceroute", "iperf3", "nc", "tcpdump", "ss"]) {
+    for (const tool of FIREWALL_TOOLS) {
       if (!(await requireTool(tool))) return;
     }
     await withTopology("tpw", async (topo) => {
@@ -269,7 +271,7 @@ Deno.test({
         },
       );
 
-      await t.step("tapir show firewall and SIGUSR1 print the dump with counters", async () => {
+      await t.step("tapir show firewall and SIGUSR2 print the dump with counters", async () => {
         const dump = await showFirewall(tapir);
         assert.match(dump, /^\*nat$/m);
         assert.match(dump, /^\*filter$/m);
@@ -305,8 +307,8 @@ Deno.test({
         },
       );
 
-      // SIGUSR1 logs the stats and the dump; SIGTERM stops.
-      Deno.kill(tapir.pid, "SIGUSR1");
+      // SIGUSR2 logs the stats and the dump; SIGTERM stops.
+      Deno.kill(tapir.pid, "SIGUSR2");
       await new Promise((r) => setTimeout(r, 500));
       const stop = await tapir.stop("SIGTERM");
       assert.equal(stop.code, 0, stop.stderr);

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import {
-  ignoreUnlessRoot,
+  ignoreUnlessReady,
   moveTapToNs,
   requireRoot,
   requireTool,
@@ -35,7 +35,7 @@ addresses = ["198.51.100.1/24"]
 
 Deno.test({
   name: NAME,
-  ignore: ignoreUnlessRoot(NAME),
+  ignore: ignoreUnlessReady(NAME, ["arping", "ping", "tshark"]),
   async fn(t) {
     if (!requireRoot(t)) return;
     for (const tool of ["arping", "ping", "tshark"]) if (!(await requireTool(tool))) return;

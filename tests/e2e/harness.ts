@@ -11,6 +11,7 @@
  * @module
  */
 import type { TapStats } from "../../link/mod.ts";
+import { hasTool, missingTools, packagesFor } from "../tools.ts";
 
 /** Absolute path of the repository. */
 export const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
@@ -31,8 +32,26 @@ export function isCi(): boolean {
  * test runs and {@link requireRoot} fails it.
  */
 export function ignoreUnlessRoot(what: string): boolean {
-  if (isRoot() || isCi()) return false;
-  console.error(`ignored "${what}": needs root (network namespaces and TAP devices)`);
+  return ignoreUnlessReady(what, []);
+}
+
+/**
+ * The `Deno.test` `ignore` value of an end-to-end test that needs root and
+ * `tools` (keys of tests/tools.ts): ignored, with a message saying what is
+ * missing, when it cannot run — never reported as ok. Under `CI=true` it is
+ * never ignored: the test runs, and {@link requireRoot} / {@link requireTool}
+ * fail it.
+ */
+export function ignoreUnlessReady(what: string, tools: readonly string[]): boolean {
+  if (isCi()) return false;
+  const why: string[] = [];
+  if (!isRoot()) why.push("root (network namespaces and TAP devices)");
+  const missing = missingTools(tools);
+  if (missing.length > 0) {
+    why.push(`${missing.join(", ")} (apt-get install ${packagesFor(missing).join(" ")})`);
+  }
+  if (why.length === 0) return false;
+  console.error(`ignored "${what}": needs ${why.join(" and ")}`);
   return true;
 }
 
@@ -48,13 +67,20 @@ export function requireRoot(t?: Deno.TestContext): boolean {
   return false;
 }
 
-/** Fail (CI) or report false when `tool` is not on PATH. */
-export async function requireTool(tool: string): Promise<boolean> {
-  const r = await run(["sh", "-c", `command -v ${tool}`], { check: false });
-  if (r.code === 0) return true;
-  if (isCi()) throw new Error(`${tool} is required (CI=true)`);
+/**
+ * Fail (CI) or report false when `tool` is not installed. A test that can
+ * be missing a tool declares it in {@link ignoreUnlessReady} too, so that
+ * outside CI it is reported as ignored rather than as an empty ok.
+ */
+export function requireTool(tool: string): Promise<boolean> {
+  if (hasTool(tool)) return Promise.resolve(true);
+  if (isCi()) {
+    return Promise.reject(
+      new Error(`${tool} is required (CI=true; apt-get install ${packagesFor([tool]).join(" ")})`),
+    );
+  }
   console.error(`skipped: ${tool} is not installed`);
-  return false;
+  return Promise.resolve(false);
 }
 
 /** The result of a finished command. */
@@ -331,6 +357,8 @@ export interface Tapir {
   readonly configPath: string;
   readonly controlPath: string;
   readonly captureDir: string | undefined;
+  /** The checkout it runs from. */
+  readonly repo: string;
   /** Signal tapir and wait for it to exit (SIGKILL after `timeoutMs`). */
   stop(
     signal?: Deno.Signal,
@@ -359,9 +387,12 @@ export interface StartTapirOptions {
   extraArgs?: string[];
   /** How long to wait for every TAP to appear. Default 15 000 ms. */
   startTimeoutMs?: number;
+  /** Checkout whose main.ts runs (default this repository; benchmarks compare against another). */
+  repo?: string;
 }
 
-const TAPIR_PERMS = [
+/** The permissions `tapir run` gets in tests (those of `deno task tapir`). */
+export const TAPIR_PERMS = [
   "--allow-ffi",
   "--allow-read",
   "--allow-write",
@@ -387,11 +418,12 @@ export async function startTapir(opts: StartTapirOptions): Promise<Tapir> {
   Deno.writeTextFileSync(configPath, opts.config);
   const captureDir = opts.capture ? `${dir}/capture` : undefined;
   if (captureDir) Deno.mkdirSync(captureDir);
+  const repo = opts.repo ?? REPO;
   const cmd = [
     Deno.execPath(),
     "run",
     ...TAPIR_PERMS,
-    `${REPO}/main.ts`,
+    `${repo}/main.ts`,
     "run",
     configPath,
     ...(captureDir ? ["--capture", captureDir] : []),
@@ -423,6 +455,7 @@ export async function startTapir(opts: StartTapirOptions): Promise<Tapir> {
     configPath,
     controlPath,
     captureDir,
+    repo,
     async stop(signal: Deno.Signal = "SIGTERM", timeoutMs = 5000) {
       const t0 = performance.now();
       proc.kill(signal);
@@ -439,7 +472,7 @@ export async function startTapir(opts: StartTapirOptions): Promise<Tapir> {
         Deno.execPath(),
         "run",
         ...TAPIR_PERMS,
-        `${REPO}/main.ts`,
+        `${repo}/main.ts`,
         "show",
         "stats",
         "--control",

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import {
-  ignoreUnlessRoot,
+  ignoreUnlessReady,
   moveTapToNs,
   type Netns,
   requireTool,
@@ -45,13 +45,15 @@ async function sh(ns: Netns, cmd: string, timeoutMs = 20_000) {
   return await ns.exec(["sh", "-c", cmd], { check: false, timeoutMs });
 }
 
+const IPV4_TOOLS = ["ping", "traceroute", "tracepath", "iperf3", "nc"];
+
 Deno.test({
   name: "IPv4 e2e: tapir routes between two kernel hosts",
-  ignore: ignoreUnlessRoot("IPv4 e2e"),
+  ignore: ignoreUnlessReady("IPv4 e2e", IPV4_TOOLS),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async (t) => {
-    for (const tool of ["ping", "traceroute", "tracepath", "iperf3", "nc"]) {
+    for (const tool of IPV4_TOOLS) {
       if (!(await requireTool(tool))) return;
     }
     await withTopology("tpe4", async (topo) => {

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import {
-  ignoreUnlessRoot,
+  ignoreUnlessReady,
   moveTapToNs,
   type Netns,
   REPO,
@@ -66,15 +66,15 @@ async function addresses(tapir: Tapir): Promise<Addresses> {
   return JSON.parse(r.stdout);
 }
 
+const IPV6_TOOLS = ["ping", "traceroute", "tracepath", "ndisc6", "tshark", "scapy"];
+
 Deno.test({
   name: "IPv6 e2e: tapir routes, answers NDP and ICMPv6 like the kernel expects",
-  ignore: ignoreUnlessRoot("IPv6 e2e"),
+  ignore: ignoreUnlessReady("IPv6 e2e", IPV6_TOOLS),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async (t) => {
-    for (
-      const tool of ["ping", "traceroute", "tracepath", "ndisc6", "tshark", "/usr/bin/python3"]
-    ) {
+    for (const tool of IPV6_TOOLS) {
       if (!(await requireTool(tool))) return;
     }
     await withTopology("tpe6", async (topo) => {
@@ -243,7 +243,7 @@ Deno.test({
 const DAD_TAP = `t6d${id}`;
 Deno.test({
   name: "IPv6 e2e: tapir's DAD sees a kernel host's address as taken",
-  ignore: ignoreUnlessRoot("IPv6 DAD e2e"),
+  ignore: ignoreUnlessReady("IPv6 DAD e2e", ["ip"]),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {

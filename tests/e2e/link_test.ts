@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import {
-  ignoreUnlessRoot,
+  ignoreUnlessReady,
   requireRoot,
   requireTool,
   startLinkWire,
@@ -17,7 +17,7 @@ for (const offload of [true, false]) {
   const name = `TAP wire between two namespaces, offloads ${offload ? "on" : "off"}`;
   Deno.test({
     name,
-    ignore: ignoreUnlessRoot(name),
+    ignore: ignoreUnlessReady(name, ["iperf3"]),
     async fn(t) {
       if (!requireRoot(t)) return;
       if (!(await requireTool("iperf3"))) return;

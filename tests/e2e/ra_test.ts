@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import {
-  ignoreUnlessRoot,
+  ignoreUnlessReady,
   moveTapToNs,
   type Netns,
   REPO,
@@ -99,7 +99,7 @@ async function raIn(ns: Netns): Promise<number> {
 
 Deno.test({
   name: "RA e2e: the kernel autoconfigures from tapir's RAs; rdisc6 sees every option",
-  ignore: ignoreUnlessRoot("RA e2e (router)"),
+  ignore: ignoreUnlessReady("RA e2e (router)", ["ping", "rdisc6", "tshark"]),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async (t) => {
@@ -232,7 +232,7 @@ Deno.test({
 
 Deno.test({
   name: "RA e2e: tapir (accept_ra) autoconfigures from radvd and the address ages out",
-  ignore: ignoreUnlessRoot("RA e2e (host)"),
+  ignore: ignoreUnlessReady("RA e2e (host)", ["ping", "radvd"]),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async (t) => {

@@ -9,7 +9,8 @@ import { buildStack } from "../../config/build.ts";
 import { type MemoryEndpoint, MemoryLink } from "../../link/mod.ts";
 import { ManualClock, type Nic, type Stack } from "../../stack/mod.ts";
 import { HEADROOM, PacketBuffer } from "../../stack/wire/mod.ts";
-import { formatStatsText } from "../../cmd/_stats_format.ts";
+import { formatStatsText } from "../../cmd/_stats_text.ts";
+import { renderMetrics } from "../../cmd/metrics.ts";
 
 const CONFIG = `
 [router]
@@ -47,92 +48,24 @@ function build(): { clock: ManualClock; stack: Stack; peers: MemoryEndpoint[] } 
   return { clock, stack, peers };
 }
 
-/** Every leaf of `v` is a number; the count of leaves. */
-function leaves(v: unknown, path = ""): number {
-  if (typeof v === "number") return 1;
-  assert.ok(v !== null && typeof v === "object", `${path} is ${JSON.stringify(v)}`);
-  let n = 0;
-  for (const [k, x] of Object.entries(v)) n += leaves(x, `${path}.${k}`);
-  return n;
-}
-
-Deno.test("Stack.snapshotStats() has every owner's counters", () => {
-  const { clock, stack } = build();
-  clock.advance(5_000); // DAD, MLD reports and the first RAs go out.
-  const s = stack.snapshotStats();
-  const owners: [string, unknown][] = [
-    ["stack.ipv4", s.stack.ipv4],
-    ["stack.icmpv4", s.stack.icmpv4],
-    ["stack.arp", s.stack.arp],
-    ["stack.udp", s.stack.udp],
-    ["stack.ipv6", s.stack.ipv6],
-    ["stack.icmpv6", s.stack.icmpv6],
-    ["stack.ndp", s.stack.ndp],
-    ["stack.mld", s.stack.mld],
-    ["nics.lan0", s.nics.lan0],
-    ["nics.wan0", s.nics.wan0],
-    ["links.lan0", s.links.lan0],
-    ["links.wan0", s.links.wan0],
-    ["neighbors.lan0.ipv4", s.neighbors.lan0?.ipv4],
-    ["neighbors.lan0.ipv6", s.neighbors.lan0?.ipv6],
-    ["neighbors.wan0.ipv4", s.neighbors.wan0?.ipv4],
-    ["reassembly.ipv4", s.reassembly.ipv4],
-    ["reassembly.ipv6", s.reassembly.ipv6],
-    ["ra", s.ra],
-    ["firewall.filter", (s.firewall as Record<string, unknown> | undefined)?.filter],
-    ["firewall.conntrack", (s.firewall as Record<string, unknown> | undefined)?.conntrack],
-    ["dispatch", s.dispatch],
-    ["tables", s.tables],
-  ];
-  for (const [name, v] of owners) {
-    assert.ok(v !== undefined, `${name} is missing`);
-    assert.ok(leaves(v, name) > 0, `${name} has no counters`);
-  }
-  // Counters that moved: the RAs sent on lan0, frames sent on both NICs.
-  assert.ok((s.ra as { unsolicitedSent: number }).unsolicitedSent >= 1);
-  assert.ok(s.nics.lan0!.framesSent >= 1 && s.links.lan0!.txFrames === s.nics.lan0!.framesSent);
-  assert.equal(s.tables.routes.ipv4, stack.ipv4.routes.size);
-  assert.equal((s.tables.addresses as Record<string, Record<string, number>>).lan0!.ipv4, 1);
-  assert.ok(
-    ((s.tables.addresses as Record<string, Record<string, number>>).lan0?.ipv6 ?? 0) >= 2,
-    "lan0 has a link-local and a global IPv6 address",
-  );
-  assert.deepEqual(s.tables.conntrack, { ipv4: 0, ipv6: 0 });
-  // JSON-able as it is.
-  assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
-  stack.statsSources.set("driver", () => ({ polls: 7 }));
-  assert.deepEqual(stack.snapshotStats().driver, { polls: 7 });
-  stack.close();
-});
-
-Deno.test("formatStatsText() prints every counter, one block per owner", () => {
+Deno.test("snapshotStats(), show stats and /metrics include dispatch exceptions and outside owners", () => {
   const { clock, stack } = build();
   clock.advance(5_000);
+  stack.statsSources.set("driver", () => ({ polls: 7, syncPolls: 2 }));
   const s = stack.snapshotStats();
-  const text = formatStatsText(s);
-  const lines = text.split("\n");
-  for (
-    const heading of [
-      "stack ipv4",
-      "stack ndp",
-      "nics lan0",
-      "nics wan0",
-      "links lan0",
-      "neighbors lan0 ipv6",
-      "reassembly ipv4",
-      "ra",
-      "firewall filter",
-      "firewall conntrack ipv4",
-      "dispatch",
-      "tables routes",
-    ]
-  ) assert.ok(lines.includes(heading), `no "${heading}" block in\n${text}`);
-  // One line per counter: as many value lines as the tree has leaves.
-  const valueLines = lines.filter((l) => /^ {4}\S+ +\d+$/.test(l));
-  assert.equal(valueLines.length, leaves(s));
-  const i = lines.indexOf("nics lan0");
-  const framesSent = lines.slice(i).find((l) => l.trim().startsWith("framesSent "));
-  assert.equal(framesSent?.trim().split(/ +/)[1], String(s.nics.lan0!.framesSent));
+  assert.deepEqual(s.dispatch, { exceptions: 0 });
+  assert.deepEqual(s.driver, { polls: 7, syncPolls: 2 });
+  assert.equal(s.nics.lan0!.dispatchExceptions, 0);
+  assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
+  const text = formatStatsText(s).split("\n");
+  const at = text.indexOf("driver");
+  assert.ok(at >= 0, "a driver block");
+  assert.match(text[at + 1]!, /^\s+polls\s+7$/);
+  assert.ok(text.includes("dispatch"));
+  const m = renderMetrics(stack);
+  assert.match(m, /^tapir_driver_polls_total 7$/m);
+  assert.match(m, /^tapir_dispatch_exceptions_total 0$/m);
+  assert.match(m, /^tapir_nic_dispatch_exceptions_total\{interface="lan0"\} 0$/m);
   stack.close();
 });
 
@@ -172,6 +105,10 @@ Deno.test("an exception thrown while a frame is dispatched is counted and logged
     sendFrames(5);
     assert.equal(lan0.stats.dispatchExceptions - before, 5);
     assert.equal(stack.snapshotStats().dispatch.exceptions, 5);
+    assert.match(
+      renderMetrics(stack),
+      /^tapir_nic_dispatch_exceptions_total\{interface="lan0"\} 5$/m,
+    );
     // The first with its stack trace; the next four only counted so far.
     assert.equal(records.length, 1);
     assert.equal(records[0]!.level, "error");

@@ -7,25 +7,24 @@
  *
  * @module
  */
-import type { Stack } from "./stack.ts";
-import type { Nic } from "./nic.ts";
-import type { Timer } from "./clock.ts";
-import type { Icmpv4Event } from "./ipv4/icmp.ts";
-import type { Icmpv6Event } from "./ipv6/icmp.ts";
-import { Ipv4 } from "./ipv4/ipv4.ts";
-import { Ipv6 } from "./ipv6/ipv6.ts";
-import { sendUdp6 } from "./ipv6/transport6.ts";
-import { IpProtocol, writeIpv4Header } from "./wire/ipv4.ts";
-import { Icmpv4Type } from "./wire/icmpv4.ts";
-import { Icmpv6Type } from "./wire/icmpv6.ts";
-import { internetChecksum } from "./wire/checksum.ts";
+import type { Stack } from "../stack.ts";
+import type { Nic } from "../nic.ts";
+import type { Timer } from "../clock.ts";
+import type { Icmpv4Event } from "../ipv4/icmp.ts";
+import type { Icmpv6Event } from "../ipv6/icmp.ts";
+import { Ipv4 } from "../ipv4/ipv4.ts";
+import { Ipv6 } from "../ipv6/ipv6.ts";
+import { IpProtocol, writeIpv4Header } from "../wire/ipv4.ts";
+import { Icmpv4Type } from "../wire/icmpv4.ts";
+import { Icmpv6Type } from "../wire/icmpv6.ts";
+import { internetChecksum } from "../wire/checksum.ts";
 import {
   formatIpv4,
   formatIpv6,
   ipv6IsLinkLocalUnicast,
   ipv6IsMulticast,
-} from "./wire/ip_address.ts";
-import { ETHERNET_HEADER_LEN } from "./wire/ethernet.ts";
+} from "../wire/ip_address.ts";
+import { ETHERNET_HEADER_LEN } from "../wire/ethernet.ts";
 
 /** Where a probe goes: an IPv4 address (number) or an IPv6 address (16 bytes). */
 export type ProbeTarget = number | Uint8Array;
@@ -305,9 +304,9 @@ function family6(stack: Stack, dst: Uint8Array, nic: Nic | undefined): Family {
       return () => stack.ipv6.icmp.listeners.delete(l);
     },
     sendUdp(srcPort, dstPort, ttl) {
-      return sendUdp6(stack.ipv6, dst, srcPort, dstPort, new Uint8Array(32), {
-        hopLimit: ttl,
-        nic: pinned,
+      return stack.udp.send(srcPort, dst, dstPort, new Uint8Array(32), {
+        ttl,
+        ...(pinned !== undefined ? { nic: pinned } : {}),
       });
     },
     describe: describeIcmpv6Error,
