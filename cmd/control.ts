@@ -52,8 +52,6 @@ export class ControlInUseError extends Error {
 /** Requests the running program answers itself (beyond the stack's read-only ones). */
 export type ControlHandlers = Record<string, () => unknown | Promise<unknown>>;
 
-const formatAny = (a: number | Uint8Array) => typeof a === "number" ? formatIpv4(a) : formatIpv6(a);
-
 /** `ip`'s scope of an address. */
 function scopeOf(a: number | Uint8Array): "host" | "link" | "global" {
   if (typeof a === "number") return (a >>> 24) === 127 ? "host" : "global";

@@ -7,7 +7,21 @@
  *
  * @module
  */
-import type { Stack } from "../stack.ts";
+import type { Clock } from "../clock.ts";
+import type { Random } from "../random.ts";
+import type { BufferPool } from "../wire/packet_buffer.ts";
+import type { Udp } from "../transport/udp.ts";
+
+/** What ping, traceroute and the UDP probe need of a stack (its public layers). */
+export interface ProbeHost {
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly pool: BufferPool;
+  readonly ipv4: Ipv4;
+  readonly ipv6: Ipv6;
+  readonly udp: Udp;
+  nicByName(name: string): Nic | undefined;
+}
 import type { Nic } from "../nic.ts";
 import type { Timer } from "../clock.ts";
 import type { Icmpv4Event } from "../ipv4/icmp.ts";
@@ -169,14 +183,14 @@ interface Family {
   isUnreachable(type: number): boolean;
 }
 
-function family(stack: Stack, dst: ProbeTarget, nicName?: string): Family {
+function family(stack: ProbeHost, dst: ProbeTarget, nicName?: string): Family {
   const nic: Nic | undefined = nicName === undefined ? undefined : stack.nicByName(nicName);
   if (nicName !== undefined && nic === undefined) throw new Error(`no interface "${nicName}"`);
   if (typeof dst === "number") return family4(stack, dst);
   return family6(stack, dst, nic);
 }
 
-function family4(stack: Stack, dst: number): Family {
+function family4(stack: ProbeHost, dst: number): Family {
   return {
     v: 4,
     dstText: formatIpv4(dst),
@@ -242,7 +256,7 @@ function family4(stack: Stack, dst: number): Family {
   };
 }
 
-function family6(stack: Stack, dst: Uint8Array, nic: Nic | undefined): Family {
+function family6(stack: ProbeHost, dst: Uint8Array, nic: Nic | undefined): Family {
   const pinned = ipv6IsLinkLocalUnicast(dst) || ipv6IsMulticast(dst) ? nic : undefined;
   if ((ipv6IsLinkLocalUnicast(dst) || ipv6IsMulticast(dst)) && nic === undefined) {
     throw new Error(`${formatIpv6(dst)} is link-scoped: name the interface (ADDRESS%IFACE)`);
@@ -329,7 +343,7 @@ function family6(stack: Stack, dst: Uint8Array, nic: Nic | undefined): Family {
  * ```
  */
 export function ping(
-  stack: Stack,
+  stack: ProbeHost,
   opts: PingOptions,
   onLine?: (line: string) => void,
 ): Promise<PingResult> {
@@ -447,7 +461,7 @@ export interface TracerouteHop {
  * destination (port unreachable or echo reply) or at an unreachable error.
  */
 export function traceroute(
-  stack: Stack,
+  stack: ProbeHost,
   opts: TracerouteOptions,
   onLine?: (line: string) => void,
 ): Promise<TracerouteHop[]> {
@@ -544,7 +558,7 @@ export interface UdpProbeOptions {
  * Shaped like {@link PingResult}, with `received` always 0.
  */
 export function udpProbe(
-  stack: Stack,
+  stack: ProbeHost,
   opts: UdpProbeOptions,
   onLine?: (line: string) => void,
 ): Promise<PingResult> {

@@ -27,7 +27,10 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Nic } from "../nic.ts";
-import type { Stack } from "../stack.ts";
+import type { Clock } from "../clock.ts";
+import type { Random } from "../random.ts";
+import type { Ipv4 } from "../ipv4/ipv4.ts";
+import type { Ipv6 } from "../ipv6/ipv6.ts";
 import type { Ipv4Hook } from "../ipv4/ipv4.ts";
 import { sendTcpReset } from "../ipv4/tcp_reset.ts";
 import { icmpv4IsError } from "../ipv4/icmp.ts";
@@ -175,7 +178,9 @@ export class Firewall {
   traceSink: ((line: string) => void) | null = null;
   /** Also receives every LOG line. */
   logSink: ((line: string, level: number) => void) | null = null;
-  readonly #stack: Stack;
+  readonly #stack: FirewallHost;
+  readonly #onAddressRemoved = (nic: Nic, address: number) =>
+    void this.addressRemoved(nic, address);
   #trace: CompiledRule | null = null;
   #trace6: CompiledRule | null = null;
   readonly #p = new PacketInfo();
@@ -197,7 +202,7 @@ export class Firewall {
   #installed = false;
 
   /** @param stack the stack whose IPv4 layer it filters; @param spec tables and settings */
-  constructor(stack: Stack, spec: FirewallSpec) {
+  constructor(stack: FirewallHost, spec: FirewallSpec) {
     this.#stack = stack;
     this.conntrack = new Conntrack(stack.clock, spec.conntrack.max);
     for (let i = 0; i < RING; i++) this.#ring.push(new PacketRecord());
@@ -266,6 +271,8 @@ export class Firewall {
   /** Set the IPv4 layer's five hooks to this firewall. */
   install(): void {
     this.#installed = true;
+    // MASQUERADE follows the egress address: its connections go with it.
+    this.#stack.ipv4.addressRemovedListeners.add(this.#onAddressRemoved);
     const h = this.#stack.ipv4.hooks;
     h.prerouting = this.prerouting;
     h.input = this.input;
@@ -293,6 +300,7 @@ export class Firewall {
 
   /** Clear the hooks and forget every connection. */
   close(): void {
+    this.#stack.ipv4.addressRemovedListeners.delete(this.#onAddressRemoved);
     const h = this.#stack.ipv4.hooks;
     if (h.prerouting === this.prerouting) {
       h.prerouting =
@@ -368,8 +376,8 @@ export class Firewall {
 
   /**
    * An address left `nic`: forget the connections MASQUERADE mapped to it
-   * (Linux masq_inet_event). The IPv4 layer should call this from
-   * `removeAddress`; until it does, the caller (config, tests) must.
+   * (Linux masq_inet_event). An installed firewall hears of it from the
+   * IPv4 layer's address listeners.
    *
    * @returns how many connections were removed
    */
@@ -1151,6 +1159,14 @@ export class Firewall {
     this.traceSink?.(line);
     log.info("{line}", { line });
   }
+}
+
+/** What the firewall needs of the stack: the clock, randomness and both IP layers. */
+export interface FirewallHost {
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly ipv4: Ipv4;
+  readonly ipv6: Ipv6;
 }
 
 /** One tracked connection as {@link Firewall.connections} lists it. */

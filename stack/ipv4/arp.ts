@@ -6,7 +6,7 @@
  * @module
  */
 import type { Nic } from "../nic.ts";
-import type { Ipv4 } from "./ipv4.ts";
+import type { Ipv4Layer as Ipv4 } from "./_layer.ts";
 import { ArpOp, ArpPacket, ArpRepr } from "../wire/arp.ts";
 import { EtherType, writeEthernetHeader } from "../wire/ethernet.ts";
 import { ipv4CidrContains } from "../wire/ip_address.ts";

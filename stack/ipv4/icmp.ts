@@ -7,7 +7,7 @@
  * @module
  */
 import type { Nic } from "../nic.ts";
-import type { Ipv4 } from "./ipv4.ts";
+import type { Ipv4Layer as Ipv4 } from "./_layer.ts";
 import { TokenBucket } from "../token_bucket.ts";
 import { IpProtocol, Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
 import { Icmpv4Type } from "../wire/icmpv4.ts";

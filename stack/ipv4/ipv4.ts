@@ -11,7 +11,8 @@
  */
 import { LoopbackQueue } from "../loopback.ts";
 import type { Nic } from "../nic.ts";
-import type { Stack } from "../stack.ts";
+import type { StackContext } from "../ip/context.ts";
+import type { AddressRemovedListener, IpHook, IpHooks } from "../ip/hooks.ts";
 import type { Timer } from "../clock.ts";
 import { flowHashV4, type Ipv4Route, Ipv4RouteTable } from "../route_table.ts";
 import { NeighborCache } from "../neighbor_cache.ts";
@@ -37,51 +38,17 @@ import { Icmpv4 } from "./icmp.ts";
 import { Arp } from "./arp.ts";
 import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
 import { sendTcpReset } from "./tcp_reset.ts";
+import type { Ipv4Layer, Ipv4NicState, Ipv4Settings } from "./_layer.ts";
+export type { Ipv4InterfaceAddress, Ipv4Layer, Ipv4NicState, Ipv4Settings } from "./_layer.ts";
 
-/** An IPv4 address assigned to a NIC. */
-export interface Ipv4InterfaceAddress {
-  readonly address: number;
-  readonly prefixLen: number;
-  /** The subnet's directed broadcast address (none for /31 and /32). */
-  readonly broadcast: number | null;
-}
+/** A firewall hook (the family-neutral {@link IpHook}). */
+export type Ipv4Hook = IpHook;
 
-/** A firewall hook: returns false to drop the packet (it counts why itself). */
-export type Ipv4Hook = (
-  pkt: PacketBuffer,
-  ipOff: number,
-  inNic: Nic | null,
-  outNic: Nic | null,
-) => boolean;
-
-/** Hook points, as netfilter names them. */
-export interface Ipv4Hooks {
-  prerouting: Ipv4Hook | null;
-  input: Ipv4Hook | null;
-  forward: Ipv4Hook | null;
-  output: Ipv4Hook | null;
-  postrouting: Ipv4Hook | null;
-}
+/** Hook points, as netfilter names them (the family-neutral {@link IpHooks}). */
+export type Ipv4Hooks = IpHooks;
 
 /** A transport protocol's receive function for local delivery. */
 export type Ipv4TransportHandler = (nic: Nic | null, pkt: PacketBuffer, ip: Ipv4Packet) => void;
-
-/** Per-NIC IPv4 state. */
-export interface Ipv4NicState {
-  addresses: Ipv4InterfaceAddress[];
-  forwarding: boolean;
-  sendRedirects: boolean;
-  neighbors: NeighborCache<number>;
-  /** Multicast groups joined by sockets (beyond all-hosts), with reference counts. */
-  groups: Map<number, number>;
-}
-
-/** Settings of the IPv4 layer. */
-export interface Ipv4Settings {
-  defaultTtl: number;
-  reassemblyTimeoutMs: number;
-  reassemblyMemory: number;
-}
 
 /** Source of a reassembly key: (src, dst, protocol, id) per RFC 791. */
 function fragKey(ip: Ipv4Packet): string {
@@ -91,7 +58,7 @@ function fragKey(ip: Ipv4Packet): string {
 /**
  * The IPv4 network layer of one {@link Stack}.
  */
-export class Ipv4 {
+export class Ipv4 implements Ipv4Layer {
   readonly routes: Ipv4RouteTable = new Ipv4RouteTable();
   readonly hooks: Ipv4Hooks = {
     prerouting: null,
@@ -118,7 +85,10 @@ export class Ipv4 {
   #loopback: LoopbackQueue;
   #gcTimer: Timer | null = null;
 
-  constructor(readonly stack: Stack, settings: Partial<Ipv4Settings> = {}) {
+  /** Called when an address leaves a NIC (the firewall's MASQUERADE forgets its connections). */
+  readonly addressRemovedListeners: Set<AddressRemovedListener> = new Set();
+
+  constructor(readonly stack: StackContext, settings: Partial<Ipv4Settings> = {}) {
     // Loopback traffic skips PREROUTING (as netfilter): straight to local delivery.
     this.#loopback = new LoopbackQueue(
       stack.clock,
@@ -308,7 +278,7 @@ export class Ipv4 {
     this.local.delete(address);
     this.#localI32.delete(address | 0);
     // MASQUERADE follows the egress address: its connections go with it.
-    this.stack.firewall?.addressRemoved(nic, address);
+    for (const l of this.addressRemovedListeners) l(nic, address);
     const prefix = (address & ipv4Mask(a.prefixLen)) >>> 0;
     if (!st.addresses.some((b) => ((b.address & ipv4Mask(b.prefixLen)) >>> 0) === prefix)) {
       this.routes.remove(

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Nic } from "../nic.ts";
-import type { Ipv4 } from "./ipv4.ts";
+import type { Ipv4Layer as Ipv4 } from "./_layer.ts";
 import { IpProtocol, type Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
 import { finishChecksum, ipv4PseudoHeaderSum, onesSum } from "../wire/checksum.ts";
 import { ETHERNET_HEADER_LEN } from "../wire/ethernet.ts";

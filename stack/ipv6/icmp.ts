@@ -7,7 +7,7 @@
  * @module
  */
 import type { Nic } from "../nic.ts";
-import type { Ipv6 } from "./ipv6.ts";
+import type { Ipv6Layer as Ipv6 } from "./_layer.ts";
 import { TokenBucket } from "../token_bucket.ts";
 import { IPV6_HEADER_LEN, IPV6_MIN_MTU, type Ipv6Packet } from "../wire/ipv6.ts";
 import { Ipv6ExtHeaderIterator, Ipv6NextHeader } from "../wire/ipv6_ext.ts";
@@ -16,7 +16,7 @@ import { finishChecksum, ipv6PseudoHeaderSum, onesSum } from "../wire/checksum.t
 import { ipv6IsLinkLocalUnicast, ipv6IsMulticast, ipv6IsUnspecified } from "../wire/ip_address.ts";
 import { ETHERNET_HEADER_LEN } from "../wire/ethernet.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
-import { Ipv6 as Ipv6Layer } from "./ipv6.ts";
+import { buildIpv6Packet } from "../wire/ipv6.ts";
 import { Ipv6Packet as Ipv6View } from "../wire/ipv6.ts";
 
 /** What a local listener learns of an ICMPv6 message addressed to us. */
@@ -194,7 +194,7 @@ export class Icmpv6 {
       const d = pkt.data;
       const dstMulticast = ipv6IsMulticast(d, ip.dstOffset());
       const src = dstMulticast ? null : d.subarray(ip.dstOffset(), ip.dstOffset() + 16);
-      const ipOff = Ipv6Layer.buildHeader(b, {
+      const ipOff = buildIpv6Packet(b, {
         src,
         dst: d.subarray(ip.srcOffset(), ip.srcOffset() + 16),
         nextHeader: Ipv6NextHeader.ICMPV6,
@@ -274,7 +274,7 @@ export class Icmpv6 {
       const src = local !== undefined && !ipv6IsMulticast(d, dstOff)
         ? d.subarray(dstOff, dstOff + 16)
         : null;
-      const off = Ipv6Layer.buildHeader(b, {
+      const off = buildIpv6Packet(b, {
         src,
         dst: d.subarray(srcOff, srcOff + 16),
         nextHeader: Ipv6NextHeader.ICMPV6,

@@ -10,14 +10,20 @@
  */
 import { LoopbackQueue } from "../loopback.ts";
 import type { Nic } from "../nic.ts";
-import type { Ipv4Hooks } from "../ipv4/ipv4.ts";
-import type { Stack } from "../stack.ts";
-import type { Timer } from "../clock.ts";
+import type { IpHooks } from "../ip/hooks.ts";
+import type { StackContext } from "../ip/context.ts";
 import { flowHashV6, type Ipv6Route, Ipv6RouteTable } from "../route_table.ts";
 import { NeighborCache } from "../neighbor_cache.ts";
 import { Reassembler } from "../reassembly.ts";
 import { ETHERNET_HEADER_LEN, EthernetFrame, EtherType } from "../wire/ethernet.ts";
-import { IPV6_HEADER_LEN, IPV6_MIN_MTU, Ipv6Packet, writeIpv6Header } from "../wire/ipv6.ts";
+import {
+  buildIpv6Packet,
+  IPV6_ALL_NODES as ALL_NODES,
+  IPV6_ALL_ROUTERS as ALL_ROUTERS,
+  IPV6_HEADER_LEN,
+  IPV6_MIN_MTU,
+  Ipv6Packet,
+} from "../wire/ipv6.ts";
 import {
   IPV6_FRAGMENT_HEADER_LEN,
   Ipv6ExtError,
@@ -51,51 +57,16 @@ import { Ndp } from "./ndp.ts";
 import { Mld } from "./mld.ts";
 import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
 import { linkLocalFromMac } from "./interface_id.ts";
+import type { Ipv6InterfaceAddress, Ipv6Layer, Ipv6NicState, Ipv6Settings } from "./_layer.ts";
+export type {
+  Ipv6AddressState,
+  Ipv6InterfaceAddress,
+  Ipv6Layer,
+  Ipv6NicState,
+  Ipv6Settings,
+} from "./_layer.ts";
 import { type CandidateAddress, selectSourceAddress } from "./address_selection.ts";
 
-/** DAD and lifetime states of an address (RFC 4862 §5.5.4; "duplicate" is Linux's dadfailed). */
-export type Ipv6AddressState = "tentative" | "preferred" | "deprecated" | "duplicate";
-
-/** An IPv6 address on a NIC. */
-export interface Ipv6InterfaceAddress {
-  readonly address: Uint8Array;
-  readonly prefixLen: number;
-  state: Ipv6AddressState;
-  /** Where it came from. */
-  readonly origin: "static" | "link-local" | "slaac";
-  /** Clock time the address stops being valid / preferred (Infinity: never). */
-  validUntil: number;
-  preferredUntil: number;
-  /** DAD in progress: the nonce of our NS (RFC 7527), NS still to send, the timer. */
-  dadNonce: Uint8Array | null;
-  dadTransmitsLeft: number;
-  dadTimer: Timer | null;
-}
-
-/** Per-NIC IPv6 state. */
-export interface Ipv6NicState {
-  readonly nic: Nic;
-  readonly addresses: Ipv6InterfaceAddress[];
-  forwarding: boolean;
-  sendRedirects: boolean;
-  readonly neighbors: NeighborCache<string>;
-  /** Multicast groups joined, with reference counts. */
-  readonly groups: Ipv6AddressMap<number>;
-  /** Current hop limit for packets we originate on this link. */
-  hopLimit: number;
-}
-
-/** Settings of the IPv6 layer. */
-export interface Ipv6Settings {
-  defaultHopLimit: number;
-  reassemblyTimeoutMs: number;
-  reassemblyMemory: number;
-  dadTransmits: number;
-  retransTimerMs: number;
-}
-
-const ALL_NODES = new Uint8Array([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-const ALL_ROUTERS = new Uint8Array([0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
 const UNSPECIFIED = new Uint8Array(16);
 
 /** RFC 8201 §5.3: a learned PMTU ages out after 10 minutes. */
@@ -104,7 +75,7 @@ const PMTU_AGE_MS = 10 * 60_000;
 /**
  * The IPv6 network layer of one {@link Stack}.
  */
-export class Ipv6 {
+export class Ipv6 implements Ipv6Layer {
   readonly routes: Ipv6RouteTable = new Ipv6RouteTable();
   readonly icmp: Icmpv6;
   readonly ndp: Ndp;
@@ -126,7 +97,7 @@ export class Ipv6 {
    * upper layer, FORWARD after the routing decision, OUTPUT for local
    * packets, POSTROUTING before fragmentation and the link.
    */
-  readonly hooks: Ipv4Hooks = {
+  readonly hooks: IpHooks = {
     prerouting: null,
     input: null,
     forward: null,
@@ -155,7 +126,7 @@ export class Ipv6 {
   #nextFragId: number;
   #loopback: LoopbackQueue;
 
-  constructor(readonly stack: Stack, settings: Partial<Ipv6Settings> = {}) {
+  constructor(readonly stack: StackContext, settings: Partial<Ipv6Settings> = {}) {
     // Loopback traffic skips PREROUTING (as netfilter): straight to local delivery.
     this.#loopback = new LoopbackQueue(
       stack.clock,
@@ -1238,17 +1209,7 @@ export class Ipv6 {
       hopLimit: number;
     },
   ): number {
-    const off = HEADROOM + ETHERNET_HEADER_LEN;
-    writeIpv6Header(buf, off, {
-      src: f.src ?? UNSPECIFIED,
-      dst: f.dst,
-      nextHeader: f.nextHeader,
-      payloadLen: f.payloadLen,
-      hopLimit: f.hopLimit,
-    });
-    buf.start = HEADROOM;
-    buf.end = off + IPV6_HEADER_LEN + f.payloadLen;
-    return off;
+    return buildIpv6Packet(buf, f);
   }
 
   /** Stop timers and release held buffers. */

@@ -8,7 +8,7 @@
  */
 import type { Nic } from "../nic.ts";
 import type { Timer } from "../clock.ts";
-import type { Ipv6 } from "./ipv6.ts";
+import type { Ipv6Layer as Ipv6 } from "./_layer.ts";
 import { MldPacket, type MldRecord, MldRecordType, writeMldPacket } from "../wire/mld.ts";
 import type { Ipv6Packet } from "../wire/ipv6.ts";
 import { ipv6IsLinkLocalUnicast, ipv6IsUnspecified, parseIpv6 } from "../wire/ip_address.ts";

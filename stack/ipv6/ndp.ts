@@ -8,8 +8,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Nic } from "../nic.ts";
-import type { Ipv6, Ipv6InterfaceAddress } from "./ipv6.ts";
-import { ALL_NODES } from "./ipv6.ts";
+import type { Ipv6InterfaceAddress, Ipv6Layer as Ipv6 } from "./_layer.ts";
+import { IPV6_ALL_NODES as ALL_NODES } from "../wire/ipv6.ts";
 import {
   NDP_HOP_LIMIT,
   type NdpOptionRepr,

@@ -18,7 +18,7 @@ import { IPV6_MIN_MTU, type Ipv6Packet } from "../wire/ipv6.ts";
 import { formatIpv6, ipv6IsLinkLocalUnicast, ipv6Masked } from "../wire/ip_address.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
 import { addressFromInterfaceId, eui64InterfaceId, stablePrivacyIid } from "./interface_id.ts";
-import type { RaStats } from "./ra.ts";
+import type { RaStats } from "./ra_stats.ts";
 
 const log = getLogger(["tapir", "ra"]);
 

@@ -11,7 +11,6 @@ import type { Ipv6 } from "./ipv6.ts";
 import { Ipv6 as Ipv6Layer } from "./ipv6.ts";
 import type { Ipv6Packet } from "../wire/ipv6.ts";
 import { IPV6_HEADER_LEN } from "../wire/ipv6.ts";
-import { Icmpv6Code, Icmpv6Type } from "../wire/icmpv6.ts";
 import { finishChecksum, ipv6PseudoHeaderSum, onesSum } from "../wire/checksum.ts";
 import { ipv6IsMulticast } from "../wire/ip_address.ts";
 import { VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM } from "../wire/packet_buffer.ts";

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import type { PacketBuffer } from "./packet_buffer.ts";
+import { HEADROOM, type PacketBuffer } from "./packet_buffer.ts";
 
 /** Bytes of the IPv6 fixed header. */
 export const IPV6_HEADER_LEN = 40;
@@ -335,3 +335,73 @@ export const Ipv6Repr: {
     writeIpv6Header(buf, off, repr);
   },
 };
+
+/** ff02::1, all nodes on the link (RFC 4291 §2.7.1). */
+export const IPV6_ALL_NODES: Uint8Array = new Uint8Array([
+  0xff,
+  2,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  1,
+]);
+/** ff02::2, all routers on the link (RFC 4291 §2.7.1). */
+export const IPV6_ALL_ROUTERS: Uint8Array = new Uint8Array([
+  0xff,
+  2,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  2,
+]);
+
+/**
+ * Write an IPv6 header for a locally built packet at the build offset of
+ * `buf` (headroom for the Ethernet header in front), and set the frame's
+ * bounds to the header plus `payloadLen`. A null `src` is written as ::
+ * (the output path chooses one).
+ *
+ * @returns the offset of the IPv6 header
+ */
+export function buildIpv6Packet(
+  buf: PacketBuffer,
+  f: {
+    src: Uint8Array | null;
+    dst: Uint8Array;
+    nextHeader: number;
+    payloadLen: number;
+    hopLimit: number;
+  },
+): number {
+  const off = HEADROOM + 14;
+  writeIpv6Header(buf, off, {
+    src: f.src ?? new Uint8Array(16),
+    dst: f.dst,
+    nextHeader: f.nextHeader,
+    payloadLen: f.payloadLen,
+    hopLimit: f.hopLimit,
+  });
+  buf.start = HEADROOM;
+  buf.end = off + IPV6_HEADER_LEN + f.payloadLen;
+  return off;
+}

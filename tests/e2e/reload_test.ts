@@ -14,7 +14,6 @@ import {
   REPO,
   requireRoot,
   requireTool,
-  run,
   startTapir,
   TAPIR_PERMS,
   waitFor,
