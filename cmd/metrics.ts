@@ -13,6 +13,37 @@
  * @module
  */
 import type { Stack } from "../stack/mod.ts";
+import { METRIC_HELP } from "./_metric_help.ts";
+
+/** Each owner's stats interfaces, whose JSDoc is the HELP text (cmd/_gen_metric_help.ts). */
+const DOCS: Record<string, string[]> = {
+  stack: ["StackStats"],
+  ip: ["Ipv4Stats", "Ipv6Stats"],
+  icmp: ["Icmpv4Stats", "Icmpv6Stats"],
+  arp: ["ArpStats"],
+  udp: ["UdpStats"],
+  ndp: ["NdpStats"],
+  mld: ["MldStats"],
+  nic: ["NicStats"],
+  neighbor: ["NeighborStats"],
+  link: ["TapStats", "MemoryLinkStats"],
+  reassembly: ["ReassemblyStats"],
+  ra: ["RaStats"],
+  firewall: ["FirewallStats"],
+  conntrack: ["ConntrackStats"],
+};
+
+/** What the counter `key` of `owner` counts (its JSDoc), or a fallback naming it. */
+function helpOf(owner: string, path: string, key: string): string {
+  const found = new Set<string>();
+  for (const d of DOCS[owner] ?? []) {
+    const h = METRIC_HELP[d]?.[key];
+    if (h !== undefined) found.add(h.replace(/\s+/g, " ").replace(/\\/g, "\\\\"));
+  }
+  return found.size > 0
+    ? [...found].join(" / ")
+    : `tapir counter ${owner}.${path.replaceAll("_", ".")}${key}`;
+}
 
 interface Family {
   type: "counter" | "gauge";
@@ -66,7 +97,7 @@ class Exposition {
           this.add(
             name,
             "counter",
-            `tapir counter ${owner}.${path.replaceAll("_", ".")}${k}`,
+            helpOf(owner, path, k),
             labels,
             v,
           );

@@ -64,6 +64,9 @@ Deno.test("snapshotStats(), show stats and /metrics include dispatch exceptions 
   assert.ok(text.includes("dispatch"));
   const m = renderMetrics(stack);
   assert.match(m, /^tapir_driver_polls_total 7$/m);
+  // HELP is the counter's JSDoc (cmd/_metric_help.ts, generated from the stats interfaces).
+  assert.match(m, /^# HELP tapir_nic_frames_received_total Frames read from the link\.$/m);
+  assert.match(m, /^# HELP tapir_neighbor_lookups_total Calls to `lookup\(\)`\.$/m);
   assert.match(m, /^tapir_dispatch_exceptions_total 0$/m);
   assert.match(m, /^tapir_nic_dispatch_exceptions_total\{interface="lan0"\} 0$/m);
   stack.close();

@@ -522,3 +522,33 @@ export function buildLab(o: BuildLabOptions): BuiltLab {
   b.clear();
   return Object.assign(lab, { a, b });
 }
+
+/** A lab with stacks on both ends, as `hostLab`/`hostLab6` return it. */
+export interface HostsLab {
+  clock: ManualClock;
+  h1: Stack;
+  r: Stack;
+  h2: Stack;
+  h1nic: Nic;
+  h2nic: Nic;
+  rLan: Nic;
+  rWan: Nic;
+  lan: Hub;
+  wan: Hub;
+}
+
+/** The stacks-on-both-ends view of a lab built with `raw: false`. */
+export function hostsOf(l: BuiltLab): HostsLab {
+  return {
+    clock: l.clock,
+    h1: l.h1!,
+    r: l.r,
+    h2: l.h2!,
+    h1nic: l.h1nic!,
+    h2nic: l.h2nic!,
+    rLan: l.rLan,
+    rWan: l.rWan,
+    lan: l.lan,
+    wan: l.wan,
+  };
+}

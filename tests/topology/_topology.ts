@@ -7,7 +7,7 @@ import { ManualClock, SeededRandom, Stack } from "../../stack/mod.ts";
 import type { Ipv4Route, Nic, StackOptions } from "../../stack/mod.ts";
 import { MemoryLink } from "../../link/mod.ts";
 import { parseIpv4 } from "../../stack/wire/mod.ts";
-import { buildLab, type Hub, type RawHost } from "./_lab.ts";
+import { buildLab, hostsOf, type Hub, type RawHost } from "./_lab.ts";
 
 export { Hub, HubPort, type HubPortStats, RawHost, rawMac, type TappedFrame } from "./_lab.ts";
 
@@ -142,18 +142,7 @@ export interface HostLab {
 /** Like {@link triangle}, but over hubs that record every frame. */
 export function hostLab(opts: { lanMtu?: number; wanMtu?: number } = {}): HostLab {
   const l = buildLab({ family: 4, addrs: { ...ADDR, prefixLen: 24 }, raw: false, ...opts });
-  return {
-    clock: l.clock,
-    h1: l.h1!,
-    r: l.r,
-    h2: l.h2!,
-    h1nic: l.h1nic!,
-    h2nic: l.h2nic!,
-    rLan: l.rLan,
-    rWan: l.rWan,
-    lan: l.lan,
-    wan: l.wan,
-  };
+  return hostsOf(l);
 }
 
 /** Add `prefix/len` via `gateway` (null: on-link) out of `nic` to `s`. */

@@ -6,7 +6,7 @@
 import type { ManualClock, Stack } from "../../stack/mod.ts";
 import type { Ipv6Route, Nic, StackOptions } from "../../stack/mod.ts";
 import { formatIpv6, formatMac, parseIpv6 } from "../../stack/wire/mod.ts";
-import { buildLab, type Hub, RawHost } from "./_lab.ts";
+import { buildLab, hostsOf, type Hub, RawHost } from "./_lab.ts";
 
 /** The raw host of both families (it answers ARP and NS). */
 export const RawHost6 = RawHost;
@@ -125,18 +125,7 @@ export function hostLab6(opts: { lanMtu?: number; wanMtu?: number } = {}): HostL
     settleMs: 3000,
     ...opts,
   });
-  return {
-    clock: l.clock,
-    h1: l.h1!,
-    r: l.r,
-    h2: l.h2!,
-    h1nic: l.h1nic!,
-    h2nic: l.h2nic!,
-    rLan: l.rLan,
-    rWan: l.rWan,
-    lan: l.lan,
-    wan: l.wan,
-  };
+  return hostsOf(l);
 }
 
 /** The IPv6 neighbor cache entry of `key` on `nic` (state name and MAC), or undefined. */
