@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { DispatchErrorReporter } from "./_dispatch_errors.ts";
 import type { Clock, Timer } from "../stack/clock.ts";
 import type { LinkEndpoint, NetworkDispatcher } from "../stack/link_endpoint.ts";
 import { ETHERNET_HEADER_LEN } from "../stack/wire/ethernet.ts";
@@ -46,6 +47,8 @@ export interface MemoryLinkStats {
   txDownDrops: number;
   /** Frames delivered while no dispatcher was attached, dropped. */
   rxNoDispatcherDrops: number;
+  /** Exceptions thrown by the dispatcher (logged, rate-limited), caught so delivery goes on. */
+  dispatchErrors: number;
 }
 
 function newStats(): MemoryLinkStats {
@@ -57,6 +60,7 @@ function newStats(): MemoryLinkStats {
     txPoolDrops: 0,
     txDownDrops: 0,
     rxNoDispatcherDrops: 0,
+    dispatchErrors: 0,
   };
 }
 
@@ -72,6 +76,7 @@ export class MemoryEndpoint implements LinkEndpoint {
   peer: MemoryEndpoint | null = null;
 
   readonly #clock: Clock;
+  readonly #errors: DispatchErrorReporter;
   readonly #pool: BufferPool;
   readonly #mtu: number;
   readonly #delayMs: number;
@@ -95,6 +100,7 @@ export class MemoryEndpoint implements LinkEndpoint {
   ) {
     this.name = name;
     this.#clock = clock;
+    this.#errors = new DispatchErrorReporter(`memory link ${name}`, () => clock.now());
     this.#pool = pool;
     this.#mtu = mtu;
     this.#delayMs = delayMs;
@@ -179,6 +185,9 @@ export class MemoryEndpoint implements LinkEndpoint {
         this.stats.rxFrames++;
         try {
           d.deliverFrame(b);
+        } catch (e) {
+          this.stats.dispatchErrors++;
+          this.#errors.report(e);
         } finally {
           this.#pool.put(b);
         }

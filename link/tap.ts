@@ -12,6 +12,7 @@
  * @module
  */
 import type { LinkEndpoint, NetworkDispatcher } from "../stack/link_endpoint.ts";
+import { DispatchErrorReporter } from "./_dispatch_errors.ts";
 import { HEADROOM, PacketBuffer, VNET_HDR_LEN } from "../stack/wire/packet_buffer.ts";
 import {
   AF_INET,
@@ -194,6 +195,7 @@ export class TapEndpoint implements LinkEndpoint {
   readonly stats: TapStats = newTapStats();
   /** Why the link went down, once it has. */
   downReason: string | null = null;
+  readonly #errors: DispatchErrorReporter;
 
   readonly #lib: Libc;
   readonly #mtu: number;
@@ -210,6 +212,7 @@ export class TapEndpoint implements LinkEndpoint {
   /** Use {@link openTap}. */
   constructor(lib: Libc, fd: number, name: string, mtu: number, offloads: boolean) {
     this.#lib = lib;
+    this.#errors = new DispatchErrorReporter(`TAP ${name}`, () => performance.now());
     this.fd = fd;
     this.name = name;
     this.#mtu = mtu;
@@ -271,8 +274,9 @@ export class TapEndpoint implements LinkEndpoint {
       if (d !== null) {
         try {
           d.deliverFrame(pkt);
-        } catch {
+        } catch (e) {
           this.stats.dispatchErrors++;
+          this.#errors.report(e);
         }
       }
     }
