@@ -17,8 +17,6 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
       "Received 802.1Q/802.1ad tagged frames, dropped: VLANs are not supported yet.",
     "unknownEtherTypeFramesDropped":
       "Received frames with an EtherType tapir does not handle, dropped.",
-    "dispatchExceptions":
-      "Received frames whose handler threw an exception (a bug: each is logged, rate-limited).",
   },
   "Ipv4Stats": {
     "packetsReceived": "IPv4 packets handed to the IPv4 layer.",
@@ -288,5 +286,7 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "txPoolDrops": "Frames dropped because every buffer of the pool was in flight.",
     "txDownDrops": "Frames written while this end or its peer was closed, dropped.",
     "rxNoDispatcherDrops": "Frames delivered while no dispatcher was attached, dropped.",
+    "dispatchErrors":
+      "Exceptions thrown by the dispatcher (logged, rate-limited), caught so delivery goes on.",
   },
 };

@@ -143,7 +143,6 @@ export function renderMetrics(stack: Stack): string {
   for (const [nic, v] of Object.entries(s.links)) x.counters("link", v, { interface: nic });
   for (const [fam, v] of Object.entries(s.reassembly)) x.counters("reassembly", v, { family: fam });
   x.counters("ra", s.ra, {});
-  x.counters("dispatch", s.dispatch, {});
   // Owners outside the stack (the link driver).
   for (const name of stack.statsSources.keys()) x.counters(name, s[name], {});
   if (s.firewall !== undefined) x.counters("firewall", s.firewall, {});

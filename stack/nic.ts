@@ -44,12 +44,6 @@ export class Nic implements NetworkDispatcher {
   ipv4: FrameHandler | null = null;
   arp: FrameHandler | null = null;
   ipv6: FrameHandler | null = null;
-  /**
-   * Called with every exception a handler throws while a frame is
-   * dispatched, after it is counted (the stack logs it); the frame is
-   * dropped and the receive loop goes on.
-   */
-  onException: ((err: unknown) => void) | null = null;
   /** Called for every frame dropped for an unknown EtherType (the stack's total). */
   onUnknownEtherType: (() => void) | null = null;
   /** Group MAC addresses this NIC accepts besides broadcast (e.g. IPv6 multicast). */
@@ -80,15 +74,6 @@ export class Nic implements NetworkDispatcher {
   }
 
   deliverFrame(pkt: PacketBuffer): void {
-    try {
-      this.#dispatch(pkt);
-    } catch (e) {
-      this.stats.dispatchExceptions++;
-      this.onException?.(e);
-    }
-  }
-
-  #dispatch(pkt: PacketBuffer): void {
     const s = this.stats;
     const len = pkt.end - pkt.start;
     s.framesReceived++;

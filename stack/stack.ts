@@ -19,7 +19,6 @@ import type { Firewall } from "./firewall/firewall.ts";
 import { Ipv6, type Ipv6Settings } from "./ipv6/ipv6.ts";
 import { installIpv6Transports } from "./ipv6/transport6.ts";
 import { RouterAdvertisements } from "./ipv6/ra.ts";
-import { ExceptionLog } from "./exception_log.ts";
 
 /** Every counter of a stack, by owner (see {@link Stack.snapshotStats}). */
 export interface StatsSnapshot {
@@ -37,8 +36,6 @@ export interface StatsSnapshot {
   /** The firewall and its connection tables, when one is installed. */
   firewall?: unknown;
   conntrack?: { ipv4: unknown; ipv6: unknown };
-  /** Exceptions that escaped a handler while a frame was dispatched (each NIC's share is in `nics`). */
-  dispatch: { exceptions: number };
   /** Owners outside the stack ({@link Stack.statsSources}: the link driver), by name. */
   [owner: string]: unknown;
 }
@@ -112,8 +109,6 @@ export class Stack {
   readonly ra: RouterAdvertisements;
   /** The IPv4 firewall when one is installed (see `Firewall.install`). */
   firewall: Firewall | null = null;
-  /** Exceptions that escaped a handler while a frame was dispatched: counted and logged. */
-  readonly exceptions: ExceptionLog;
   /**
    * Counters of owners outside the stack (`tapir run` adds the link
    * driver's), by name: {@link Stack.snapshotStats} includes what each
@@ -128,7 +123,6 @@ export class Stack {
     this.hostname = opts.hostname ?? "tapir";
     this.pool = new BufferPool(opts.poolLimit ?? 4096);
     this.neighborConfig = { ...DEFAULT_NEIGHBOR_CONFIG, ...opts.neighbor };
-    this.exceptions = new ExceptionLog(this.clock);
     this.ipv4 = new Ipv4(this, opts.ipv4);
     if (opts.icmpRateLimit !== undefined) {
       this.ipv4.icmp.bucket.rate = opts.icmpRateLimit.rate;
@@ -156,7 +150,6 @@ export class Stack {
       mtu: opts.mtu,
     });
     nic.onUnknownEtherType = () => this.stats.unknownEtherTypeFramesDropped++;
-    nic.onException = (e) => this.exceptions.report(opts.name, e);
     this.nics.set(id, nic);
     this.ipv4.attachNic(nic, {
       forwarding: opts.forwardingV4 ?? false,
@@ -258,7 +251,6 @@ export class Stack {
           conntrack: { ipv4: { ...fw.conntrack.stats }, ipv6: { ...fw.conntrack6.stats } },
         }
         : {}),
-      dispatch: { exceptions: this.exceptions.count },
     };
     for (const [name, fn] of this.statsSources) out[name] = fn();
     return out;

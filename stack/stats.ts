@@ -32,8 +32,6 @@ export interface NicStats {
   vlanTaggedFramesDropped: number;
   /** Received frames with an EtherType tapir does not handle, dropped. */
   unknownEtherTypeFramesDropped: number;
-  /** Received frames whose handler threw an exception (a bug: each is logged, rate-limited). */
-  dispatchExceptions: number;
 }
 
 /** A zeroed {@link NicStats}. */
@@ -51,7 +49,6 @@ export function newNicStats(): NicStats {
     ipv6FramesReceived: 0,
     vlanTaggedFramesDropped: 0,
     unknownEtherTypeFramesDropped: 0,
-    dispatchExceptions: 0,
   };
 }
 
