@@ -6,3 +6,4 @@
  */
 export * from "./context.ts";
 export * from "./hooks.ts";
+export * from "./tcp_reset.ts";
