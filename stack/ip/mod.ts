@@ -6,4 +6,3 @@
  */
 export * from "./context.ts";
 export * from "./hooks.ts";
-export * from "./tcp_reset.ts";

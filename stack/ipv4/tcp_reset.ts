@@ -11,7 +11,8 @@ import { IpProtocol, type Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
 import { finishChecksum, ipv4PseudoHeaderSum, onesSum } from "../wire/checksum.ts";
 import { ETHERNET_HEADER_LEN } from "../wire/ethernet.ts";
 import { HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
-import { tcpResetApplies, writeTcpReset } from "../ip/tcp_reset.ts";
+
+const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
 
 /**
  * Answer the TCP segment in `pkt` (IP header viewed by `ip`) with a reset,
@@ -27,9 +28,20 @@ export function sendTcpReset(
   ip: Ipv4Packet,
 ): boolean {
   const t = ip.off + ip.headerLen();
-  const l4Len = ip.totalLength() - ip.headerLen();
-  if (!tcpResetApplies(pkt, t, l4Len)) return false;
+  if (t + 20 > pkt.end) return false;
+  const v = pkt.view;
+  const flags = pkt.data[t + 13]!;
+  if ((flags & RST) !== 0) return false;
+  const dataOff = (pkt.data[t + 12]! >> 4) << 2;
+  const segLen = Math.max(0, ip.totalLength() - ip.headerLen() - dataOff) +
+    ((flags & SYN) ? 1 : 0) +
+    ((flags & FIN) ? 1 : 0);
   const src = ip.dst(), dst = ip.src();
+  const sport = v.getUint16(t + 2), dport = v.getUint16(t);
+  // RFC 793: with ACK, <SEQ=SEG.ACK><CTL=RST>; without, <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+  const hasAck = (flags & ACK) !== 0;
+  const seq = hasAck ? v.getUint32(t + 8) : 0;
+  const ack = hasAck ? 0 : (v.getUint32(t + 4) + segLen) >>> 0;
   const pool = ipv4.stack.pool;
   const b = pool.get();
   if (b === null) {
@@ -49,7 +61,15 @@ export function sendTcpReset(
     });
     const r = off + 20;
     const w = b.view;
-    writeTcpReset(pkt, t, l4Len, b, r);
+    w.setUint16(r, sport);
+    w.setUint16(r + 2, dport);
+    w.setUint32(r + 4, seq);
+    w.setUint32(r + 8, ack);
+    w.setUint8(r + 12, 5 << 4);
+    w.setUint8(r + 13, hasAck ? RST : RST | ACK);
+    w.setUint16(r + 14, 0);
+    w.setUint16(r + 16, 0);
+    w.setUint16(r + 18, 0);
     w.setUint16(
       r + 16,
       finishChecksum(onesSum(b.data, r, 20, ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, 20))),

@@ -15,9 +15,9 @@ import { finishChecksum, ipv6PseudoHeaderSum, onesSum } from "../wire/checksum.t
 import { ipv6IsMulticast } from "../wire/ip_address.ts";
 import { VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM } from "../wire/packet_buffer.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
-import { tcpResetApplies, writeTcpReset } from "../ip/tcp_reset.ts";
 
 const UDP = 17, TCP = 6;
+const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
 
 function checksumOk(
   pkt: PacketBuffer,
@@ -80,7 +80,12 @@ export function sendTcpReset6(
 ): boolean {
   const d = pkt.data, v = pkt.view;
   const len = ipOff + 40 + v.getUint16(ipOff + 4) - l4Off;
-  if (!tcpResetApplies(pkt, l4Off, len)) return false;
+  if (len < 20 || l4Off + 20 > pkt.end) return false;
+  const flags = d[l4Off + 13]!;
+  if ((flags & RST) !== 0) return false;
+  const dataOff = (d[l4Off + 12]! >> 4) << 2;
+  const segLen = Math.max(0, len - dataOff) + ((flags & SYN) ? 1 : 0) + ((flags & FIN) ? 1 : 0);
+  const hasAck = (flags & ACK) !== 0;
   const pool = ipv6.stack.pool;
   const b = pool.get();
   if (b === null) return false;
@@ -94,7 +99,15 @@ export function sendTcpReset6(
     });
     const t = off + 40;
     const w = b.view;
-    writeTcpReset(pkt, l4Off, len, b, t);
+    w.setUint16(t, v.getUint16(l4Off + 2));
+    w.setUint16(t + 2, v.getUint16(l4Off));
+    // With ACK: <SEQ=SEG.ACK><CTL=RST>; else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    w.setUint32(t + 4, hasAck ? v.getUint32(l4Off + 8) : 0);
+    w.setUint32(t + 8, hasAck ? 0 : (v.getUint32(l4Off + 4) + segLen) >>> 0);
+    w.setUint8(t + 12, 5 << 4);
+    w.setUint8(t + 13, hasAck ? RST : RST | ACK);
+    w.setUint16(t + 14, 0);
+    w.setUint32(t + 16, 0);
     const sum = ipv6PseudoHeaderSum(b.data, off + 8, off + 24, TCP, 20);
     w.setUint16(t + 16, finishChecksum(onesSum(b.data, t, 20, sum)));
     ipv6.stack.stats.ipv6.tcpResetsSent++;
