@@ -32,7 +32,7 @@ import type { Random } from "../random.ts";
 import type { Ipv4 } from "../ipv4/ipv4.ts";
 import type { Ipv6 } from "../ipv6/ipv6.ts";
 import type { Ipv4Hook } from "../ipv4/ipv4.ts";
-import { sendTcpReset } from "../ipv4/tcp_reset.ts";
+import { sendTcpReset } from "../ip/tcp_reset.ts";
 import { icmpv4IsError } from "../ipv4/icmp.ts";
 import { Ipv4Packet } from "../wire/ipv4.ts";
 import { TcpPacket } from "../wire/tcp.ts";
@@ -62,7 +62,6 @@ import {
   icmpv6Untracked,
   Ipv6AddressIds,
   REJECT6_CODES,
-  sendTcpReset6,
 } from "./ipv6_track.ts";
 
 const log = getLogger(["tapir", "firewall"]);
@@ -1075,7 +1074,12 @@ export class Firewall {
     const ipv4 = this.#stack.ipv4;
     if (reason === "tcp-reset") {
       // RFC 793 §3.4 reset generation, from the segment's destination.
-      if (p.proto === 6 && sendTcpReset(ipv4, inNic, pkt, this.#ip.reset(pkt, ipOff))) {
+      const ip = this.#ip.reset(pkt, ipOff);
+      const l4 = ipOff + ip.headerLen();
+      const end = ipOff + ip.totalLength();
+      if (
+        p.proto === 6 && sendTcpReset(4, ipv4, ipv4.settings.defaultTtl, inNic, pkt, ipOff, l4, end)
+      ) {
         this.stats.rejectsSent++;
       }
       return false;
@@ -1097,7 +1101,12 @@ export class Firewall {
   ): boolean {
     const ipv6 = this.#stack.ipv6;
     if (reason === "tcp-reset") {
-      if (p.proto === 6 && p.hasPorts && sendTcpReset6(ipv6, inNic, pkt, ipOff, p.l4Off)) {
+      const end = ipOff + 40 + pkt.view.getUint16(ipOff + 4);
+      if (
+        p.proto === 6 && p.hasPorts &&
+        sendTcpReset(6, ipv6, ipv6.settings.defaultHopLimit, inNic, pkt, ipOff, p.l4Off, end)
+      ) {
+        ipv6.stack.stats.ipv6.tcpResetsSent++;
         this.stats.rejectsSent++;
       }
       return false;

@@ -157,4 +157,3 @@ export const REJECT6_CODES: Readonly<Record<string, number>> = {
 };
 
 // The TCP reset REJECT sends is the one the IPv6 layer sends for closed ports.
-export { sendTcpReset6 } from "../ipv6/transport6.ts";

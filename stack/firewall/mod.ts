@@ -24,7 +24,6 @@ export {
   icmpv6Untracked,
   Ipv6AddressIds,
   REJECT6_CODES,
-  sendTcpReset6,
 } from "./ipv6_track.ts";
 export { hasPorts, Manip, manipIpv4, natIcmpError, natPacket, setupNat } from "./nat.ts";
 export type * from "./rule_types.ts";

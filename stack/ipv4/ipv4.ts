@@ -44,7 +44,7 @@ import {
 import { Icmpv4 } from "./icmp.ts";
 import { Arp } from "./arp.ts";
 import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
-import { sendTcpReset } from "./tcp_reset.ts";
+import { sendTcpReset } from "../ip/tcp_reset.ts";
 import type { Ipv4Layer, Ipv4NicState, Ipv4Settings } from "./_layer.ts";
 export type { Ipv4InterfaceAddress, Ipv4Layer, Ipv4NicState, Ipv4Settings } from "./_layer.ts";
 
@@ -140,7 +140,18 @@ export class Ipv4 implements Ipv4Layer {
     // No TCP endpoint yet: every segment to us is for a closed port, which a
     // host answers with a reset (RFC 793 §3.4), as Linux does.
     this.transports.set(IpProtocol.TCP, (nic, pkt, ip) => {
-      this.stack.stats.ipv4.tcpResetsSent += sendTcpReset(this, nic, pkt, ip) ? 1 : 0;
+      const l4 = ip.off + ip.headerLen();
+      const ok = sendTcpReset(
+        4,
+        this,
+        this.settings.defaultTtl,
+        nic,
+        pkt,
+        ip.off,
+        l4,
+        ip.off + ip.totalLength(),
+      );
+      if (ok) this.stack.stats.ipv4.tcpResetsSent++;
     });
   }
 

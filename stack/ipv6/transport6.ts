@@ -8,7 +8,7 @@
  */
 import type { Nic } from "../nic.ts";
 import type { Ipv6 } from "./ipv6.ts";
-import { Ipv6 as Ipv6Layer } from "./ipv6.ts";
+import { sendTcpReset } from "../ip/tcp_reset.ts";
 import type { Ipv6Packet } from "../wire/ipv6.ts";
 import { IPV6_HEADER_LEN } from "../wire/ipv6.ts";
 import { finishChecksum, ipv6PseudoHeaderSum, onesSum } from "../wire/checksum.ts";
@@ -17,7 +17,6 @@ import { VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM } from "../wire/packet_buffer.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
 
 const UDP = 17, TCP = 6;
-const FIN = 0x01, SYN = 0x02, RST = 0x04, ACK = 0x10;
 
 function checksumOk(
   pkt: PacketBuffer,
@@ -62,57 +61,7 @@ function tcp6(
 ): void {
   if (len < 20 || ipv6IsMulticast(pkt.data, ip.dstOffset())) return;
   if (!checksumOk(pkt, ip, off, len, TCP)) return;
-  sendTcpReset6(ipv6, nic, pkt, ip.off, off);
-}
-
-/**
- * Answer the TCP segment at `l4Off` of the IPv6 packet at `ipOff` with a
- * reset from its destination (RFC 9293 §3.5.2), out of `inNic`.
- *
- * @returns true when a reset was sent (never for a reset)
- */
-export function sendTcpReset6(
-  ipv6: Ipv6,
-  inNic: Nic | null,
-  pkt: PacketBuffer,
-  ipOff: number,
-  l4Off: number,
-): boolean {
-  const d = pkt.data, v = pkt.view;
-  const len = ipOff + 40 + v.getUint16(ipOff + 4) - l4Off;
-  if (len < 20 || l4Off + 20 > pkt.end) return false;
-  const flags = d[l4Off + 13]!;
-  if ((flags & RST) !== 0) return false;
-  const dataOff = (d[l4Off + 12]! >> 4) << 2;
-  const segLen = Math.max(0, len - dataOff) + ((flags & SYN) ? 1 : 0) + ((flags & FIN) ? 1 : 0);
-  const hasAck = (flags & ACK) !== 0;
-  const pool = ipv6.stack.pool;
-  const b = pool.get();
-  if (b === null) return false;
-  try {
-    const off = Ipv6Layer.buildHeader(b, {
-      src: d.subarray(ipOff + 24, ipOff + 40),
-      dst: d.subarray(ipOff + 8, ipOff + 24),
-      nextHeader: TCP,
-      payloadLen: 20,
-      hopLimit: ipv6.settings.defaultHopLimit,
-    });
-    const t = off + 40;
-    const w = b.view;
-    w.setUint16(t, v.getUint16(l4Off + 2));
-    w.setUint16(t + 2, v.getUint16(l4Off));
-    // With ACK: <SEQ=SEG.ACK><CTL=RST>; else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
-    w.setUint32(t + 4, hasAck ? v.getUint32(l4Off + 8) : 0);
-    w.setUint32(t + 8, hasAck ? 0 : (v.getUint32(l4Off + 4) + segLen) >>> 0);
-    w.setUint8(t + 12, 5 << 4);
-    w.setUint8(t + 13, hasAck ? RST : RST | ACK);
-    w.setUint16(t + 14, 0);
-    w.setUint32(t + 16, 0);
-    const sum = ipv6PseudoHeaderSum(b.data, off + 8, off + 24, TCP, 20);
-    w.setUint16(t + 16, finishChecksum(onesSum(b.data, t, 20, sum)));
+  if (sendTcpReset(6, ipv6, ipv6.settings.defaultHopLimit, nic, pkt, ip.off, off, off + len)) {
     ipv6.stack.stats.ipv6.tcpResetsSent++;
-    return ipv6.output(b, off, { nic: inNic ?? undefined });
-  } finally {
-    pool.put(b);
   }
 }
