@@ -33,7 +33,14 @@ import {
   ipv4Mask,
 } from "../wire/ip_address.ts";
 import { BROADCAST_MAC, ipv4MulticastMac } from "../wire/mac_address.ts";
-import { HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
+import {
+  FRAG_FIRST,
+  FRAG_LATER,
+  FRAG_MORE,
+  FRAG_NONE,
+  HEADROOM,
+  type PacketBuffer,
+} from "../wire/packet_buffer.ts";
 import { Icmpv4 } from "./icmp.ts";
 import { Arp } from "./arp.ts";
 import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
@@ -49,6 +56,19 @@ export type Ipv4Hooks = IpHooks;
 
 /** A transport protocol's receive function for local delivery. */
 export type Ipv4TransportHandler = (nic: Nic | null, pkt: PacketBuffer, ip: Ipv4Packet) => void;
+
+/**
+ * Record on the packet what its IPv4 header says of the upper layer
+ * (protocol, offset, fragment bits), once per packet, for the hooks and the
+ * transports (DESIGN "The datapath": nothing re-parses it).
+ */
+function setL4Meta(pkt: PacketBuffer, ip: Ipv4Packet): void {
+  pkt.l4Protocol = ip.protocol();
+  pkt.l4Offset = ip.off + ip.headerLen();
+  const fo = ip.fragmentOffset();
+  const mf = ip.moreFragments();
+  pkt.fragment = (fo !== 0 ? FRAG_LATER : mf ? FRAG_FIRST : FRAG_NONE) | (mf ? FRAG_MORE : 0);
+}
 
 /** Source of a reassembly key: (src, dst, protocol, id) per RFC 791. */
 function fragKey(ip: Ipv4Packet): string {
@@ -352,6 +372,7 @@ export class Ipv4 implements Ipv4Layer {
     }
     const st = this.#state.get(nic.id);
     if (st === undefined) return;
+    setL4Meta(pkt, ip);
     if (this.hooks.prerouting !== null && !this.hooks.prerouting(pkt, ipOff, nic, null)) {
       s.firewallDropped++;
       return;
@@ -412,6 +433,7 @@ export class Ipv4 implements Ipv4Layer {
     let ip = this.#ip.reset(pkt, ipOff);
     let buf = pkt;
     let reassembled: PacketBuffer | null = null;
+    setL4Meta(pkt, ip);
     if (ip.moreFragments() || ip.fragmentOffset() !== 0) {
       const hl = ip.headerLen();
       const r = this.reassembler.add(
@@ -434,6 +456,7 @@ export class Ipv4 implements Ipv4Layer {
       ip.fillChecksum();
       buf.networkOffset = r.headerOffset;
       buf.end = r.headerOffset + r.headerLen + r.payloadLen;
+      setL4Meta(buf, ip);
     }
     try {
       if (this.hooks.input !== null && !this.hooks.input(buf, ip.off, nic, null)) {
@@ -654,6 +677,7 @@ export class Ipv4 implements Ipv4Layer {
       ip.setSrc(r.outNic === null ? dst : this.sourceFor(r.outNic, r.nextHop) ?? 0);
     }
     ip.fillChecksum();
+    setL4Meta(pkt, ip);
     // OUTPUT runs for every locally generated packet, loopback included.
     if (!opts.skipHooks && this.hooks.output !== null) {
       if (!this.hooks.output(pkt, ipOff, null, r.outNic)) {

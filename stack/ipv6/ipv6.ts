@@ -50,7 +50,14 @@ import {
   ipv6SolicitedNode,
 } from "../wire/ip_address.ts";
 import { ipv6MulticastMac } from "../wire/mac_address.ts";
-import { HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
+import {
+  FRAG_FIRST,
+  FRAG_LATER,
+  FRAG_MORE,
+  FRAG_NONE,
+  HEADROOM,
+  type PacketBuffer,
+} from "../wire/packet_buffer.ts";
 import { Ipv6AddressMap, Ipv6KeyInterner } from "./addr_map.ts";
 import { Icmpv6 } from "./icmp.ts";
 import { Ndp } from "./ndp.ts";
@@ -118,6 +125,7 @@ export class Ipv6 implements Ipv6Layer {
   #ip = new Ipv6Packet();
   #ip2 = new Ipv6Packet();
   #ext = new Ipv6ExtHeaderIterator();
+  #metaIt = new Ipv6ExtHeaderIterator();
   #opts = new Ipv6OptionsResult();
   #optIt = new Ipv6OptionIterator();
   #frag = new Ipv6FragmentHeader();
@@ -424,6 +432,7 @@ export class Ipv6 implements Ipv6Layer {
     }
     const st = this.#state.get(nic.id);
     if (st === undefined) return;
+    this.#setL4Meta(pkt, ip);
     if (this.hooks.prerouting !== null && !this.hooks.prerouting(pkt, ipOff, nic, null)) {
       s.firewallDropped++;
       return;
@@ -882,33 +891,54 @@ export class Ipv6 implements Ipv6Layer {
     this.#sendToNextHop(outNic, pkt, ipOff, gw ?? d, gw === null ? ip.dstOffset() : 0);
   }
 
-  /** True for NDP (133–137) and MLD (130–132, 143) messages. */
-  #isLinkControl(ip: Ipv6Packet): boolean {
-    const d = ip.buf.data;
-    // The common cases without walking a chain: TCP/UDP, or ICMPv6 right after the header.
+  /**
+   * Walk the header chain once and record on the packet the upper-layer
+   * protocol and offset and the fragment bits (a later fragment has no
+   * upper-layer header: its protocol is the Fragment header's Next Header,
+   * its offset -1). A chain that does not parse leaves -1 in both.
+   */
+  #setL4Meta(pkt: PacketBuffer, ip: Ipv6Packet): void {
     const nh = ip.nextHeader();
-    if (nh === 6 || nh === 17) return false;
-    if (nh === Ipv6NextHeader.ICMPV6) {
-      const t = ip.off + IPV6_HEADER_LEN < ip.buf.end ? d[ip.off + IPV6_HEADER_LEN]! : 0;
-      return (t >= Icmpv6Type.MLD_QUERY && t <= Icmpv6Type.REDIRECT) ||
-        t === Icmpv6Type.MLD_REPORT_V2;
+    pkt.fragment = FRAG_NONE;
+    // The common cases without walking a chain.
+    if (nh === 6 || nh === 17 || nh === Ipv6NextHeader.ICMPV6) {
+      pkt.l4Protocol = nh;
+      pkt.l4Offset = ip.off + IPV6_HEADER_LEN;
+      return;
     }
-    const it = this.#ext.reset(ip);
+    pkt.l4Protocol = -1;
+    pkt.l4Offset = -1;
+    const d = pkt.data;
+    const it = this.#metaIt.reset(ip);
     while (it.next()) {
-      // The data of a non-first fragment has no ICMPv6 header.
-      if (
-        it.type === Ipv6NextHeader.FRAGMENT &&
-        (d[it.offset + 2]! | (d[it.offset + 3]! & 0xf8)) !== 0
-      ) {
-        return false;
+      if (it.type === Ipv6NextHeader.FRAGMENT) {
+        const mf = (d[it.offset + 3]! & 1) !== 0;
+        if ((d[it.offset + 2]! | (d[it.offset + 3]! & 0xf8)) !== 0) {
+          pkt.fragment = FRAG_LATER | (mf ? FRAG_MORE : 0);
+          pkt.l4Protocol = d[it.offset]!;
+          return;
+        }
+        pkt.fragment = mf ? FRAG_FIRST | FRAG_MORE : FRAG_NONE;
+        continue;
       }
-      if (!it.isUpperLayer) continue;
-      if (it.type !== Ipv6NextHeader.ICMPV6 || it.length < 1) return false;
-      const t = d[it.offset]!;
-      return (t >= Icmpv6Type.MLD_QUERY && t <= Icmpv6Type.REDIRECT) ||
-        t === Icmpv6Type.MLD_REPORT_V2;
+      if (it.isUpperLayer || it.type === Ipv6NextHeader.NO_NEXT_HEADER) {
+        pkt.l4Protocol = it.type;
+        pkt.l4Offset = it.offset;
+        return;
+      }
     }
-    return false;
+  }
+
+  /** True for NDP (133–137) and MLD (130–132, 143) messages, from what receive recorded on the packet. */
+  #isLinkControl(ip: Ipv6Packet): boolean {
+    const pkt = ip.buf;
+    // The data of a non-first fragment has no ICMPv6 header.
+    if (pkt.l4Protocol !== Ipv6NextHeader.ICMPV6 || pkt.l4Offset < 0 || pkt.l4Offset >= pkt.end) {
+      return false;
+    }
+    const t = pkt.data[pkt.l4Offset]!;
+    return (t >= Icmpv6Type.MLD_QUERY && t <= Icmpv6Type.REDIRECT) ||
+      t === Icmpv6Type.MLD_REPORT_V2;
   }
 
   #onLink(st: Ipv6NicState, a: Uint8Array, off: number): boolean {
@@ -984,6 +1014,7 @@ export class Ipv6 implements Ipv6Layer {
         ip.setSrc(d, dstOff);
         this.#fixChecksum(pkt, ipOff);
       }
+      this.#setL4Meta(pkt, ip);
       if (this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, null)) {
         s.firewallDropped++;
         return false;
@@ -1025,6 +1056,7 @@ export class Ipv6 implements Ipv6Layer {
       ip.setSrc(src);
       this.#fixChecksum(pkt, ipOff);
     }
+    this.#setL4Meta(pkt, ip);
     if (this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, outNic)) {
       s.firewallDropped++;
       return false;
