@@ -6,7 +6,14 @@
  * @module
  */
 import type { IpAddress, IpCidr, Ipv6Cidr } from "../stack/wire/mod.ts";
-import type { Rule } from "./rule.ts";
+import type { RaAdvertPrefix, RaAdvertSettings } from "../stack/mod.ts";
+import type {
+  FirewallChainSpec,
+  FirewallFamilyTablesSpec,
+  FirewallSpec,
+  FirewallTableName,
+  FirewallTableSpec,
+} from "../stack/firewall/mod.ts";
 
 /** Whether each family forwards (or any other per-family flag). */
 export interface FamilyFlags {
@@ -86,67 +93,34 @@ export interface StaticNeighborConfig {
   mac: Uint8Array;
 }
 
-/** A Prefix Information option (RFC 4861 §4.6.2). Lifetimes in ms, `Infinity` for "infinity". */
-export interface RaPrefixConfig {
+/**
+ * A Prefix Information option (RFC 4861 §4.6.2): the stack's
+ * {@link RaAdvertPrefix} with a typed IPv6 prefix. Lifetimes in ms,
+ * `Infinity` for "infinity".
+ */
+export type RaPrefixConfig = Omit<RaAdvertPrefix, "prefix"> & { prefix: Ipv6Cidr };
+
+/** A Recursive DNS Server option (RFC 8106 §5.1); lifetime in ms or `Infinity`. */
+export type RaRdnssConfig = RaAdvertSettings["rdnss"][number];
+
+/** A DNS Search List option (RFC 8106 §5.2); lifetime in ms or `Infinity`. */
+export type RaDnsslConfig = RaAdvertSettings["dnssl"][number];
+
+/** A Route Information option (RFC 4191 §2.3); lifetime in ms or `Infinity`. */
+export type RaRouteConfig = Omit<RaAdvertSettings["routes"][number], "prefix"> & {
   prefix: Ipv6Cidr;
-  onLink: boolean;
-  autonomous: boolean;
-  validLifetime: number;
-  preferredLifetime: number;
-  /** Count lifetimes down in successive RAs (radvd `DecrementLifetimes`). */
-  decrementLifetimes: boolean;
-}
+};
 
-/** A Recursive DNS Server option (RFC 8106 §5.1). */
-export interface RaRdnssConfig {
-  addresses: Uint8Array[];
-  /** ms, or `Infinity`. */
-  lifetime: number;
-}
-
-/** A DNS Search List option (RFC 8106 §5.2). */
-export interface RaDnsslConfig {
-  domains: string[];
-  /** ms, or `Infinity`. */
-  lifetime: number;
-}
-
-/** A Route Information option (RFC 4191 §2.3). */
-export interface RaRouteConfig {
-  prefix: Ipv6Cidr;
-  preference: "high" | "medium" | "low";
-  /** ms, or `Infinity`. */
-  lifetime: number;
-}
-
-/** `[interface.ra]`: Router Advertisements this interface sends (RFC 4861 §6.2.1). */
-export interface RaConfig {
+/**
+ * `[interface.ra]`: Router Advertisements this interface sends (RFC 4861
+ * §6.2.1): the stack's {@link RaAdvertSettings} (times in ms) plus
+ * `enabled`, with typed prefixes.
+ */
+export type RaConfig = Omit<RaAdvertSettings, "prefixes" | "routes"> & {
   enabled: boolean;
-  /** ms; MinRtrAdvInterval. */
-  minInterval: number;
-  /** ms; MaxRtrAdvInterval. */
-  maxInterval: number;
-  /** ms; AdvDefaultLifetime. */
-  routerLifetime: number;
-  /** ms; AdvReachableTime (0 = unspecified). */
-  reachableTime: number;
-  /** ms; AdvRetransTimer (0 = unspecified). */
-  retransTimer: number;
-  curHopLimit: number;
-  managed: boolean;
-  otherConfig: boolean;
-  /** Default router preference (RFC 4191 §2.2). */
-  preference: "high" | "medium" | "low";
-  /** MTU option value; absent = no MTU option. */
-  mtu?: number;
-  sourceLinkLayer: boolean;
-  /** Answer solicitations by unicast (radvd `AdvRASolicitedUnicast`). */
-  unicastSolicited: boolean;
   prefixes: RaPrefixConfig[];
-  rdnss: RaRdnssConfig[];
-  dnssl: RaDnsslConfig[];
   routes: RaRouteConfig[];
-}
+};
 
 /** One `[[interface]]`. */
 export interface InterfaceConfig {
@@ -183,48 +157,23 @@ export interface RouteConfig {
   type: RouteType;
 }
 
-/** The three tables and which builtin chains each has. */
-export type TableName = "filter" | "nat" | "raw";
+/** The three tables (the firewall's own type). */
+export type TableName = FirewallTableName;
 
-/** A chain: builtin chains have a policy; user chains don't. */
-export interface ChainConfig {
-  name: string;
-  builtin: boolean;
-  /** Policy of a builtin chain (always "accept" for a user chain, where it is unused). */
-  policy: "accept" | "drop";
-  rules: Rule[];
-}
+/** A chain: builtin chains have a policy; user chains don't (the firewall's own type). */
+export type ChainConfig = FirewallChainSpec;
 
-/** One table of one family scope. Builtin chains are always present. */
-export interface TableConfig {
-  table: TableName;
-  /** 0 = the shared table (`[firewall.filter]`) applying to both families. */
-  family: 0 | 4 | 6;
-  /** True when the file defines this table. */
-  defined: boolean;
-  /** Chains by name (builtin names lower case: input, forward, output, prerouting, postrouting). */
-  chains: Map<string, ChainConfig>;
-}
+/**
+ * One table of one family scope (family 0 = the shared `[firewall.filter]`
+ * tables); builtin chains are always present. The firewall's own type.
+ */
+export type TableConfig = FirewallTableSpec;
 
 /** The tables of one family scope. */
-export interface FamilyTables {
-  filter: TableConfig;
-  nat: TableConfig;
-  raw: TableConfig;
-}
+export type FamilyTables = FirewallFamilyTablesSpec;
 
-/** `[firewall]`. */
-export interface FirewallConfig {
-  /** Match-only rule; matching packets are traced. */
-  trace?: Rule;
-  conntrack: { max: number };
-  /** `[firewall.filter]` etc.: rules for both families. */
-  shared: FamilyTables;
-  /** `[firewall.ipv4.*]`. */
-  ipv4: FamilyTables;
-  /** `[firewall.ipv6.*]` (nat is never defined: NAT66 is unsupported). */
-  ipv6: FamilyTables;
-}
+/** `[firewall]`: the firewall's own spec (`shared`, `ipv4`, `ipv6`; NAT66 is never defined). */
+export type FirewallConfig = FirewallSpec;
 
 /** A validated configuration file. */
 export interface Config {
