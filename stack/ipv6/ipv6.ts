@@ -1231,16 +1231,7 @@ export class Ipv6 implements Ipv6Layer {
   }
 
   /** Build an IPv6 header for a locally generated packet at the standard offset; returns the offset. */
-  static buildHeader(
-    buf: PacketBuffer,
-    f: {
-      src: Uint8Array | null;
-      dst: Uint8Array;
-      nextHeader: number;
-      payloadLen: number;
-      hopLimit: number;
-    },
-  ): number {
+  static buildHeader(buf: PacketBuffer, f: Parameters<typeof buildIpv6Packet>[1]): number {
     return buildIpv6Packet(buf, f);
   }
 
