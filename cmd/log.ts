@@ -22,6 +22,10 @@ export const LOG_LEVELS: readonly LogLevel[] = getLogLevels();
  * stream's `device:inode`): journald stamps every line itself.
  */
 export function stderrIsJournal(): boolean {
+  // `tapir lab` runs with no env permission (deno task start): no journal then.
+  if (Deno.permissions.querySync({ name: "env", variable: "JOURNAL_STREAM" }).state !== "granted") {
+    return false;
+  }
   const js = Deno.env.get("JOURNAL_STREAM");
   if (js === undefined) return false;
   try {

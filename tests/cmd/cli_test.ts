@@ -150,3 +150,17 @@ Deno.test("tapir reload without a running tapir says where it looked", async () 
   assert.equal(r.code, 1);
   assert.match(r.stderr, /cannot reach a running tapir at \/nonexistent\/tapir\.sock/);
 });
+
+Deno.test("deno task start (the quick start's first command) runs the lab with exactly its flags", async () => {
+  const task = (denoJson as { tasks: Record<string, string> }).tasks.start!;
+  const args = task.split(/\s+/).slice(2); // drop "deno run"
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...args],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  assert.equal(out.code, 0, dec.decode(out.stdout) + dec.decode(out.stderr));
+  assert.match(dec.decode(out.stdout), /\d+ passed, 0 failed/);
+});
