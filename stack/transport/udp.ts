@@ -292,7 +292,10 @@ export class Udp {
   ): boolean {
     const s = this.ctx.stats.udp;
     const len = UDP_HEADER_LEN + payload.length;
-    if (len > 65_535) {
+    // A source of the other family than the destination cannot be sent.
+    const mixed = opts.src !== undefined &&
+      (typeof opts.src === "number") !== (typeof dst === "number");
+    if (len > 65_535 || mixed) {
       s.sendFailed++;
       return false;
     }
