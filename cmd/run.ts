@@ -136,7 +136,15 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   stack.statsSources.set("driver", () => ({ polls: driver.polls, syncPolls: driver.syncPolls }));
   const notify = notifier();
 
-  const reload = async (why: string): Promise<ReloadAnswer> => {
+  // One reload at a time: a SIGHUP during a `tapir reload` waits for it, so
+  // each diff is taken against the configuration the other one left.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (why: string): Promise<ReloadAnswer> => {
+    const next = reloading.then(() => reloadNow(why));
+    reloading = next.catch(() => {});
+    return next;
+  };
+  const reloadNow = async (why: string): Promise<ReloadAnswer> => {
     log.info("{why}: reloading {file}", { why, file });
     notify?.send(`RELOADING=1\nMONOTONIC_USEC=${monotonicUsec()}`);
     try {
@@ -176,7 +184,15 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
 
   let control;
   try {
-    control = await serveControl(stack, controlPath, { reload: () => reload("tapir reload") });
+    control = await serveControl(stack, controlPath, {
+      reload: () =>
+        reload("tapir reload").catch((e): ReloadAnswer => {
+          log.error("reload failed: {error}", {
+            error: e instanceof Error ? (e.stack ?? e.message) : e,
+          });
+          return { ok: false, errors: [`reload failed: ${e instanceof Error ? e.message : e}`] };
+        }),
+    });
   } catch (e) {
     stack.ra.stop();
     stack.close();
@@ -220,7 +236,13 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   };
   const onInt = () => stop("SIGINT");
   const onTerm = () => stop("SIGTERM");
-  const onHup = () => void reload("SIGHUP");
+  const onHup = () => {
+    reload("SIGHUP").catch((e) => {
+      log.error("reload failed: {error}", {
+        error: e instanceof Error ? (e.stack ?? e.message) : e,
+      });
+    });
+  };
   const onUsr2 = () => {
     const text = formatStatsText(controlAnswer(stack, "stats"), true);
     log.info("counters (non-zero)\n{text}", { text: text.trimEnd() });
