@@ -33,23 +33,33 @@ function libc(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
 /**
  * Make SIGUSR1 ignored for the life of the process. Deno installs its
  * inspector trigger about 500 ms after start (a grace period for short
- * programs), which would replace an earlier SIG_IGN, so this sets SIG_IGN
- * now (a SIGUSR1 before Deno's handler would otherwise kill the process)
- * and again every 10 ms until it sees Deno's handler replaced it, for at
- * most `withinMs`.
+ * programs), which replaces an earlier SIG_IGN, so this sets SIG_IGN now
+ * (a SIGUSR1 before Deno's handler would otherwise kill the process) and
+ * again on a timer for as long as the process runs: every 10 ms for the
+ * first `fastMs`, then every 250 ms. There is no deadline after which a
+ * late handler would stay: when startup blocks the event loop past Deno's
+ * grace period (a loaded machine), the first tick after it still resets the
+ * handler. Each tick is one signal(2) call.
  *
- * @returns a cancel function (stops the watching early)
+ * @returns a cancel function (stops the watching)
  */
-export function neutraliseSigusr1(withinMs = 5000): () => void {
+export function neutraliseSigusr1(fastMs = 5000): () => void {
   const c = libc();
   c.signal(SIGUSR1, SIG_IGN);
   const t0 = Date.now();
-  const timer = setInterval(() => {
-    const prev = c.signal(SIGUSR1, SIG_IGN);
-    if (prev !== SIG_IGN || Date.now() - t0 > withinMs) clearInterval(timer);
+  let slow: number | undefined;
+  const fast = setInterval(() => {
+    c.signal(SIGUSR1, SIG_IGN);
+    if (Date.now() - t0 < fastMs) return;
+    clearInterval(fast);
+    slow = setInterval(() => c.signal(SIGUSR1, SIG_IGN), 250);
+    Deno.unrefTimer(slow);
   }, 10);
-  Deno.unrefTimer(timer);
-  return () => clearInterval(timer);
+  Deno.unrefTimer(fast);
+  return () => {
+    clearInterval(fast);
+    if (slow !== undefined) clearInterval(slow);
+  };
 }
 
 /** A sender of sd_notify(3) messages, or null when `NOTIFY_SOCKET` is not set. */
