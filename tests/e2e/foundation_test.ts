@@ -92,9 +92,10 @@ Deno.test({
       };
 
       const stop = await tapir.stop("SIGTERM");
-      await t.step("SIGTERM ends tapir within 1 s with exit 0", () => {
+      // A hang bound, not a speed figure: a loaded CI machine once took 1025 ms.
+      await t.step("SIGTERM ends tapir (within 3 s) with exit 0", () => {
         assert.equal(stop.code, 0, stop.stderr);
-        assert.ok(stop.ms < 1000, `took ${stop.ms.toFixed(0)} ms`);
+        assert.ok(stop.ms < 3000, `took ${stop.ms.toFixed(0)} ms`);
       });
       await t.step("both TAP devices are gone", async () => {
         for (const ns of [r, a, b]) {
