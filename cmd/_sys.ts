@@ -47,13 +47,14 @@ export function neutraliseSigusr1(fastMs = 5000): () => void {
   const c = libc();
   c.signal(SIGUSR1, SIG_IGN);
   const t0 = Date.now();
-  let slow: number | undefined;
+  let slow: ReturnType<typeof setInterval> | undefined;
   const fast = setInterval(() => {
     c.signal(SIGUSR1, SIG_IGN);
     if (Date.now() - t0 < fastMs) return;
     clearInterval(fast);
-    slow = setInterval(() => c.signal(SIGUSR1, SIG_IGN), 250);
-    Deno.unrefTimer(slow);
+    const t = setInterval(() => c.signal(SIGUSR1, SIG_IGN), 250);
+    Deno.unrefTimer(t);
+    slow = t;
   }, 10);
   Deno.unrefTimer(fast);
   return () => {
