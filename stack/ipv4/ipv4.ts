@@ -45,7 +45,10 @@ import { Icmpv4 } from "./icmp.ts";
 import { Arp } from "./arp.ts";
 import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
 import { sendTcpReset } from "../ip/tcp_reset.ts";
+import { Dropper, DropReason as R } from "../ip/drop.ts";
+import { IPV4_DROPS, type Ipv4DropReason } from "./drops.ts";
 import type { Ipv4Layer, Ipv4NicState, Ipv4Settings } from "./_layer.ts";
+import type { Ipv4Stats } from "../stats.ts";
 export type { Ipv4InterfaceAddress, Ipv4Layer, Ipv4NicState, Ipv4Settings } from "./_layer.ts";
 
 /** A firewall hook (the family-neutral {@link IpHook}). */
@@ -68,6 +71,23 @@ function setL4Meta(pkt: PacketBuffer, ip: Ipv4Packet): void {
   const fo = ip.fragmentOffset();
   const mf = ip.moreFragments();
   pkt.fragment = (fo !== 0 ? FRAG_LATER : mf ? FRAG_FIRST : FRAG_NONE) | (mf ? FRAG_MORE : 0);
+}
+
+/** What a path returns: OK, or why it gave up (the caller's drop handler acts on it). */
+type Verdict = typeof R.OK | Ipv4DropReason;
+
+/** The drop reason of a route that is not unicast. */
+function routeTypeReason(route: Ipv4Route): Ipv4DropReason {
+  switch (route.type) {
+    case "blackhole":
+      return R.BLACKHOLE_ROUTE;
+    case "unreachable":
+      return R.UNREACHABLE_ROUTE;
+    case "prohibit":
+      return R.PROHIBIT_ROUTE;
+    default:
+      return R.NO_ROUTE;
+  }
 }
 
 /** Source of a reassembly key: (src, dst, protocol, id) per RFC 791. */
@@ -107,6 +127,10 @@ export class Ipv4 implements Ipv4Layer {
 
   /** Called when an address leaves a NIC (the firewall's MASQUERADE forgets its connections). */
   readonly addressRemovedListeners: Set<AddressRemovedListener> = new Set();
+  /** The one drop handler: {@link IPV4_DROPS} applied. */
+  readonly drops: Dropper<Ipv4DropReason, keyof Ipv4Stats>;
+  /** The value a failing path hands its drop's ICMP error (a pointer, an MTU). */
+  #param = 0;
 
   constructor(readonly stack: StackContext, settings: Partial<Ipv4Settings> = {}) {
     // Loopback traffic skips PREROUTING (as netfilter): straight to local delivery.
@@ -123,6 +147,12 @@ export class Ipv4 implements Ipv4Layer {
     };
     this.#nextId = stack.random.uint32() & 0xffff;
     this.icmp = new Icmpv4(this);
+    this.drops = new Dropper(
+      IPV4_DROPS,
+      stack.stats.ipv4,
+      (orig, off, inNic, type, code, rest) =>
+        this.icmp.sendErrorAbout(orig, off, inNic, type, code, rest),
+    );
     this.arp = new Arp(this);
     this.reassembler = new Reassembler<string>({
       clock: stack.clock,
@@ -343,21 +373,25 @@ export class Ipv4 implements Ipv4Layer {
 
   /** Receive path for one IPv4 frame from `nic`. */
   receive(nic: Nic, pkt: PacketBuffer): void {
-    const s = this.stack.stats.ipv4;
-    s.packetsReceived++;
-    const ipOff = pkt.networkOffset;
+    this.stack.stats.ipv4.packetsReceived++;
+    this.#param = 0;
+    const r = this.#receive(nic, pkt, pkt.networkOffset);
+    if (r !== R.OK) this.drops.drop(r, pkt, pkt.networkOffset, nic, this.#param);
+  }
+
+  /** A drop with a value for its error (a pointer, an MTU). */
+  #fail(reason: Ipv4DropReason, param: number): Ipv4DropReason {
+    this.#param = param;
+    return reason;
+  }
+
+  #receive(nic: Nic, pkt: PacketBuffer, ipOff: number): Verdict {
     const ip = this.#ip.reset(pkt, ipOff);
     // check() leaves the version to the caller (RFC 1812 §5.2.2: version 4).
-    if (!ip.check() || ip.version() !== 4) {
-      s.malformedPacketsReceived++;
-      return;
-    }
+    if (!ip.check() || ip.version() !== 4) return R.MALFORMED;
     // Drop Ethernet padding: the IP total length says where the packet ends.
     pkt.end = ipOff + ip.totalLength();
-    if (!ip.verifyChecksum()) {
-      s.checksumErrors++;
-      return;
-    }
+    if (!ip.verifyChecksum()) return R.BAD_CHECKSUM;
     const src = ip.src();
     const dst = ip.dst();
     // Martians (RFC 1812 §5.3.7, Linux ip_route_input_slow): a loopback,
@@ -366,57 +400,38 @@ export class Ipv4 implements Ipv4Layer {
     if (
       ipv4IsLoopback(src) || ipv4IsMulticast(src) || ipv4IsLimitedBroadcast(src) ||
       (src >>> 28) === 0xf || ipv4IsLoopback(dst)
-    ) {
-      s.invalidAddressesReceived++;
-      return;
-    }
+    ) return R.INVALID_ADDRESS;
     const st = this.#state.get(nic.id);
-    if (st === undefined) return;
+    // A NIC being detached: its frames are not for this layer any more.
+    if (st === undefined) return R.NOT_FOR_US;
     setL4Meta(pkt, ip);
     if (this.hooks.prerouting !== null && !this.hooks.prerouting(pkt, ipOff, nic, null)) {
-      s.firewallDropped++;
-      return;
+      return R.FIREWALL;
     }
     // A hook may have rewritten the destination (DNAT).
     const dst2 = ip.dst();
     if (ip.headerLen() > IPV4_MIN_HEADER_LEN) {
       const v = validateIpv4Options(ip);
-      if (!v.ok) {
-        s.malformedOptionsReceived++;
-        this.icmp.sendErrorAbout(pkt, ipOff, nic, Icmpv4Type.PARAMETER_PROBLEM, 0, v.pointer << 24);
-        return;
-      }
+      if (!v.ok) return this.#fail(R.BAD_OPTIONS, v.pointer);
     }
     if (
       this.isLocal(dst2) || this.#isBroadcastFor(st, dst2) || dst2 === 0xe0000001 ||
       (st.groups.size > 0 && st.groups.has(dst2))
     ) {
       this.deliverLocal(nic, pkt, ipOff);
-      return;
+      return R.OK;
     }
-    if (ipv4IsMulticast(dst2)) {
-      s.multicastNotJoinedDropped++;
-      return;
-    }
-    if (!st.forwarding) {
-      s.notForUsDropped++;
-      return;
-    }
+    if (ipv4IsMulticast(dst2)) return R.MULTICAST_NOT_JOINED;
+    if (!st.forwarding) return R.NOT_FOR_US;
     // RFC 1812 §5.3.4: a unicast packet received as a link-layer broadcast
     // or multicast is not forwarded (Linux ip_forward: pkt_type != HOST).
     if (
       ipOff >= pkt.start + ETHERNET_HEADER_LEN && (pkt.data[ipOff - ETHERNET_HEADER_LEN]! & 1) !== 0
-    ) {
-      s.notForUsDropped++;
-      return;
-    }
+    ) return R.NOT_FOR_US;
     // RFC 1812 §5.3.7: a packet from network 0 may reach us (DHCP) but is
     // not forwarded.
-    if (ipv4IsThisNetwork(src)) {
-      s.invalidAddressesReceived++;
-      return;
-    }
-    this.forward(nic, pkt, ipOff);
+    if (ipv4IsThisNetwork(src)) return R.INVALID_ADDRESS;
+    return this.#forward(nic, pkt, ipOff);
   }
 
   #isBroadcastFor(st: Ipv4NicState, dst: number): boolean {
@@ -459,166 +474,75 @@ export class Ipv4 implements Ipv4Layer {
       setL4Meta(buf, ip);
     }
     try {
-      if (this.hooks.input !== null && !this.hooks.input(buf, ip.off, nic, null)) {
-        s.firewallDropped++;
-        return;
-      }
-      s.packetsDelivered++;
-      buf.transportOffset = ip.off + ip.headerLen();
-      const handler = this.transports.get(ip.protocol());
-      if (handler !== undefined) {
-        handler(nic, buf, ip);
-        return;
-      }
-      s.unknownProtocolReceived++;
-      // RFC 1122 §3.2.2.1: protocol unreachable for an unknown protocol.
-      this.icmp.sendErrorAbout(
-        buf,
-        ip.off,
-        nic,
-        Icmpv4Type.DEST_UNREACHABLE,
-        Icmpv4Code.PROTOCOL_UNREACHABLE,
-        0,
-      );
+      const r = this.#deliver(nic, buf, ip);
+      if (r !== R.OK) this.drops.drop(r, buf, ip.off, nic);
     } finally {
       if (reassembled !== null) this.stack.pool.put(reassembled);
     }
+  }
+
+  /** INPUT and the transport of a whole (reassembled) datagram. */
+  #deliver(nic: Nic | null, buf: PacketBuffer, ip: Ipv4Packet): Verdict {
+    if (this.hooks.input !== null && !this.hooks.input(buf, ip.off, nic, null)) return R.FIREWALL;
+    this.stack.stats.ipv4.packetsDelivered++;
+    buf.transportOffset = ip.off + ip.headerLen();
+    const handler = this.transports.get(ip.protocol());
+    if (handler === undefined) return R.UNKNOWN_PROTOCOL;
+    handler(nic, buf, ip);
+    return R.OK;
   }
 
   // ------------------------------------------------------------ forward
 
   /** Forward a validated packet that arrived on `inNic` and is not for us. */
   forward(inNic: Nic, pkt: PacketBuffer, ipOff: number): void {
+    this.#param = 0;
+    const r = this.#forward(inNic, pkt, ipOff);
+    if (r !== R.OK) this.drops.drop(r, pkt, ipOff, inNic, this.#param);
+  }
+
+  #forward(inNic: Nic, pkt: PacketBuffer, ipOff: number): Verdict {
     const s = this.stack.stats.ipv4;
     const ip = this.#ip.reset(pkt, ipOff);
     const dst = ip.dst();
     // RFC 1812 §5.3.1: a packet whose TTL would reach 0 is not forwarded;
     // Time Exceeded code 0 goes back to the source.
-    if (ip.ttl() <= 1) {
-      s.ttlExceeded++;
-      this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.TIME_EXCEEDED, 0, 0);
-      return;
-    }
+    if (ip.ttl() <= 1) return R.TTL_EXCEEDED;
     const route = this.routes.lookup(dst, this.#flowHash(pkt, ip));
-    if (route === null) {
-      s.noRoute++;
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        inNic,
-        Icmpv4Type.DEST_UNREACHABLE,
-        Icmpv4Code.NET_UNREACHABLE,
-        0,
-      );
-      return;
-    }
-    if (route.type !== "unicast") {
-      this.#routeTypeDrop(route, inNic, pkt, ipOff);
-      return;
-    }
+    if (route === null) return R.NO_ROUTE;
+    if (route.type !== "unicast") return routeTypeReason(route);
     const outNic = this.stack.nics.get(route.nicId);
-    if (outNic === undefined || !outNic.isUp()) {
-      s.noRoute++;
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        inNic,
-        Icmpv4Type.DEST_UNREACHABLE,
-        Icmpv4Code.HOST_UNREACHABLE,
-        0,
-      );
-      return;
-    }
+    if (outNic === undefined || !outNic.isUp()) return R.LINK_DOWN;
     const nextHop = route.gateway ?? dst;
     const outState = this.#state.get(outNic.id)!;
-    if (this.#isBroadcastFor(outState, dst)) {
-      // Directed broadcast forwarding is off (RFC 1812 §5.3.5.2 default, Linux too).
-      s.notForUsDropped++;
-      return;
-    }
+    // Directed broadcast forwarding is off (RFC 1812 §5.3.5.2 default, Linux too).
+    if (this.#isBroadcastFor(outState, dst)) return R.NOT_FOR_US;
     // MTU: a GSO super-frame is judged by its segment size.
     const mtu = outNic.mtu();
     const len = ip.totalLength();
     const tooBig = (pkt.isGso() ? gsoSegmentLen(pkt, ipOff, ip.headerLen()) : len) > mtu;
-    if (tooBig && ip.dontFragment()) {
-      s.fragmentationNeeded++;
-      // RFC 1191: the next-hop MTU goes in the low 16 bits of the rest-of-header.
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        inNic,
-        Icmpv4Type.DEST_UNREACHABLE,
-        Icmpv4Code.FRAGMENTATION_NEEDED,
-        mtu & 0xffff,
-      );
-      return;
-    }
+    if (tooBig && ip.dontFragment()) return this.#fail(R.TOO_BIG, mtu);
     // RFC 1812 §5.2.7.2: redirect when the packet leaves by the interface it
     // came in on and its source is on that subnet; the packet still goes on.
     const inState = this.#state.get(inNic.id)!;
     if (outNic === inNic && inState.sendRedirects && this.#onSubnet(inState, ip.src())) {
       s.redirectsSent++;
-      this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.REDIRECT, 1, nextHop, true);
+      this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.REDIRECT, 1, nextHop);
     }
     if (this.hooks.forward !== null && !this.hooks.forward(pkt, ipOff, inNic, outNic)) {
-      s.firewallDropped++;
-      return;
+      return R.FIREWALL;
     }
     if (ip.headerLen() > IPV4_MIN_HEADER_LEN) {
       const outAddr = this.sourceFor(outNic, nextHop) ?? 0;
       const res = processForwardingOptions(ip, outAddr, this.#msSinceMidnight());
-      if (!res.ok) {
-        s.malformedOptionsReceived++;
-        this.icmp.sendErrorAbout(
-          pkt,
-          ipOff,
-          inNic,
-          Icmpv4Type.PARAMETER_PROBLEM,
-          0,
-          res.pointer << 24,
-        );
-        return;
-      }
+      if (!res.ok) return this.#fail(R.BAD_OPTIONS, res.pointer);
       ip.fillChecksum();
     }
     ip.decrementTtl();
     s.packetsForwarded++;
     // DF clear and too big: fragmented after POSTROUTING (RFC 791; the
     // first fragment keeps every option).
-    this.#postroute(outNic, pkt, ipOff, nextHop, tooBig);
-  }
-
-  #routeTypeDrop(route: Ipv4Route, inNic: Nic | null, pkt: PacketBuffer, ipOff: number): void {
-    const s = this.stack.stats.ipv4;
-    switch (route.type) {
-      case "blackhole":
-        s.blackholeDropped++;
-        return;
-      case "unreachable":
-        s.unreachableRouteDropped++;
-        this.icmp.sendErrorAbout(
-          pkt,
-          ipOff,
-          inNic,
-          Icmpv4Type.DEST_UNREACHABLE,
-          Icmpv4Code.NET_UNREACHABLE,
-          0,
-        );
-        return;
-      case "prohibit":
-        s.prohibitRouteDropped++;
-        this.icmp.sendErrorAbout(
-          pkt,
-          ipOff,
-          inNic,
-          Icmpv4Type.DEST_UNREACHABLE,
-          Icmpv4Code.ADMIN_PROHIBITED,
-          0,
-        );
-        return;
-      default:
-        s.noRoute++;
-    }
+    return this.#postroute(outNic, pkt, ipOff, nextHop, tooBig);
   }
 
   #onSubnet(st: Ipv4NicState, a: number): boolean {
@@ -665,89 +589,81 @@ export class Ipv4 implements Ipv4Layer {
     ipOff: number,
     opts: { nic?: Nic; skipHooks?: boolean; linkDst?: Uint8Array; keepSource?: boolean } = {},
   ): boolean {
-    const s = this.stack.stats.ipv4;
+    this.#param = 0;
+    const r = this.#output(pkt, ipOff, opts);
+    if (r === R.OK) return true;
+    // Errors about our own packets go to ourselves (inNic null), as Linux tells the sender.
+    this.drops.drop(r, pkt, ipOff, null, this.#param);
+    return false;
+  }
+
+  #output(
+    pkt: PacketBuffer,
+    ipOff: number,
+    opts: { nic?: Nic; skipHooks?: boolean; linkDst?: Uint8Array; keepSource?: boolean },
+  ): Verdict {
     const ip = this.#ip2.reset(pkt, ipOff);
     pkt.networkOffset = ipOff;
     pkt.linkDst = opts.linkDst ?? null;
     let dst = ip.dst();
-    let r = this.#routeOutput(dst, opts.nic, pkt, ipOff);
-    if (r === null) return false;
+    let r = this.#routeOutput(dst, opts.nic);
+    if (r !== R.OK) return r;
     // keepSource: 0.0.0.0 stays (RFC 2131 §4.1: a client without an address sends from it).
     if (ip.src() === 0 && !opts.keepSource) {
-      ip.setSrc(r.outNic === null ? dst : this.sourceFor(r.outNic, r.nextHop) ?? 0);
+      ip.setSrc(this.#outNic === null ? dst : this.sourceFor(this.#outNic, this.#nextHop) ?? 0);
     }
     ip.fillChecksum();
     setL4Meta(pkt, ip);
     // OUTPUT runs for every locally generated packet, loopback included.
     if (!opts.skipHooks && this.hooks.output !== null) {
-      if (!this.hooks.output(pkt, ipOff, null, r.outNic)) {
-        s.firewallDropped++;
-        return false;
-      }
+      if (!this.hooks.output(pkt, ipOff, null, this.#outNic)) return R.FIREWALL;
       // A DNAT in OUTPUT changes the routing decision.
       if (ip.dst() !== dst) {
         dst = ip.dst();
-        r = this.#routeOutput(dst, opts.nic, pkt, ipOff);
-        if (r === null) return false;
+        r = this.#routeOutput(dst, opts.nic);
+        if (r !== R.OK) return r;
       }
     }
-    s.packetsSent++;
-    if (r.outNic === null) {
+    this.stack.stats.ipv4.packetsSent++;
+    const outNic = this.#outNic;
+    if (outNic === null) {
       this.#loopback.push(pkt, ipOff);
-      return true;
+      return R.OK;
     }
-    const outNic = r.outNic;
     const tooBig = ip.totalLength() > outNic.mtu();
-    if (tooBig && ip.dontFragment()) {
-      s.fragmentationNeeded++;
-      // Tell the local sender as Linux does: an error from ourselves.
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        null,
-        Icmpv4Type.DEST_UNREACHABLE,
-        Icmpv4Code.FRAGMENTATION_NEEDED,
-        outNic.mtu(),
-      );
-      return false;
-    }
-    this.#postroute(outNic, pkt, ipOff, r.nextHop, tooBig);
-    return true;
+    if (tooBig && ip.dontFragment()) return this.#fail(R.OUTPUT_TOO_BIG, outNic.mtu());
+    return this.#postroute(outNic, pkt, ipOff, this.#nextHop, tooBig);
   }
 
+  /** The egress of the last {@link #routeOutput} (null: local, loopback). */
+  #outNic: Nic | null = null;
+  /** The next hop of the last {@link #routeOutput}. */
+  #nextHop = 0;
+
   /**
-   * The output routing decision: the egress NIC and next hop, or
-   * `outNic: null` for a local destination (loopback); null when there is
-   * no route (counted, and answered for unreachable/prohibit routes).
+   * The output routing decision: the egress NIC and next hop into
+   * `#outNic` and `#nextHop` (`#outNic` null for a local destination,
+   * loopback), or why there is none (an unreachable or prohibit route
+   * answers the local sender).
    */
-  #routeOutput(
-    dst: number,
-    pinned: Nic | undefined,
-    pkt: PacketBuffer,
-    ipOff: number,
-  ): { outNic: Nic | null; nextHop: number } | null {
-    const s = this.stack.stats.ipv4;
-    if (this.local.has(dst) || ipv4IsLoopback(dst)) return { outNic: null, nextHop: dst };
+  #routeOutput(dst: number, pinned: Nic | undefined): Verdict {
+    this.#outNic = null;
+    this.#nextHop = dst;
+    if (this.local.has(dst) || ipv4IsLoopback(dst)) return R.OK;
     if (ipv4IsLimitedBroadcast(dst) || ipv4IsMulticast(dst)) {
       const nic = pinned ?? this.#firstNicWithAddress();
-      if (nic === undefined) {
-        s.outputNoRoute++;
-        return null;
-      }
-      return { outNic: nic, nextHop: dst };
+      if (nic === undefined) return R.OUTPUT_NO_ROUTE;
+      this.#outNic = nic;
+      return R.OK;
     }
     const route = this.routes.lookup(dst, 0);
-    if (route === null || route.type !== "unicast") {
-      s.outputNoRoute++;
-      if (route !== null) this.#routeTypeDrop(route, null, pkt, ipOff);
-      return null;
-    }
+    if (route === null) return R.OUTPUT_NO_ROUTE;
+    if (route.type !== "unicast") return routeTypeReason(route);
     const nic = pinned ?? this.stack.nics.get(route.nicId);
-    if (nic === undefined) {
-      s.outputNoRoute++;
-      return null;
-    }
-    return { outNic: nic, nextHop: route.gateway ?? dst };
+    if (nic === undefined) return R.OUTPUT_NO_ROUTE;
+    this.#outNic = nic;
+    this.#nextHop = route.gateway ?? dst;
+    return R.OK;
   }
 
   #firstNicWithAddress(): Nic | undefined {
@@ -766,15 +682,14 @@ export class Ipv4 implements Ipv4Layer {
     ipOff: number,
     nextHop: number,
     fragment: boolean,
-  ): void {
+  ): Verdict {
     const s = this.stack.stats.ipv4;
     if (this.hooks.postrouting !== null && !this.hooks.postrouting(pkt, ipOff, null, outNic)) {
-      s.firewallDropped++;
-      return;
+      return R.FIREWALL;
     }
     if (!fragment) {
       this.#toLink(outNic, pkt, ipOff, nextHop);
-      return;
+      return R.OK;
     }
     if (pkt.isGso() || (pkt.vnetFlags & 1) !== 0) completePartialChecksum(pkt);
     const n = fragmentIpv4(pkt, ipOff, outNic.mtu(), this.stack.pool, (frag, fragIpOff) => {
@@ -786,6 +701,7 @@ export class Ipv4 implements Ipv4Layer {
     } else {
       s.fragmentationFailed++;
     }
+    return R.OK;
   }
 
   /**

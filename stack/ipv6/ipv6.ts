@@ -64,6 +64,9 @@ import { Ndp } from "./ndp.ts";
 import { Mld } from "./mld.ts";
 import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
 import { linkLocalFromMac } from "./interface_id.ts";
+import { Dropper, DropReason as R } from "../ip/drop.ts";
+import type { Ipv6Stats } from "../stats.ts";
+import { IPV6_DROPS, type Ipv6DropReason } from "./drops.ts";
 import type { Ipv6InterfaceAddress, Ipv6Layer, Ipv6NicState, Ipv6Settings } from "./_layer.ts";
 export type {
   Ipv6AddressState,
@@ -78,6 +81,21 @@ const UNSPECIFIED = new Uint8Array(16);
 
 /** RFC 8201 §5.3: a learned PMTU ages out after 10 minutes. */
 const PMTU_AGE_MS = 10 * 60_000;
+
+/** What a path returns: OK, or why it gave up (the caller's drop handler acts on it). */
+type Verdict = typeof R.OK | Ipv6DropReason;
+
+/** The drop reason of a route that is not unicast. */
+function routeTypeReason(route: Ipv6Route): Ipv6DropReason {
+  switch (route.type) {
+    case "blackhole":
+      return R.BLACKHOLE_ROUTE;
+    case "prohibit":
+      return R.PROHIBIT_ROUTE;
+    default:
+      return R.UNREACHABLE_ROUTE;
+  }
+}
 
 /**
  * The IPv6 network layer of one {@link Stack}.
@@ -133,6 +151,10 @@ export class Ipv6 implements Ipv6Layer {
   #eth = new EthernetFrame();
   #nextFragId: number;
   #loopback: LoopbackQueue;
+  /** The one drop handler: {@link IPV6_DROPS} applied. */
+  readonly drops: Dropper<Ipv6DropReason, keyof Ipv6Stats>;
+  /** The value a failing path hands its drop's ICMP error (a pointer, an MTU). */
+  #param = 0;
 
   constructor(readonly stack: StackContext, settings: Partial<Ipv6Settings> = {}) {
     // Loopback traffic skips PREROUTING (as netfilter): straight to local delivery.
@@ -151,6 +173,12 @@ export class Ipv6 implements Ipv6Layer {
     };
     this.#nextFragId = stack.random.uint32();
     this.icmp = new Icmpv6(this);
+    this.drops = new Dropper(
+      IPV6_DROPS,
+      stack.stats.ipv6,
+      (orig, off, inNic, type, code, rest, toMulticast) =>
+        this.icmp.sendErrorAbout(orig, off, inNic, type, code, rest, toMulticast),
+    );
     this.ndp = new Ndp(this);
     this.mld = new Mld(this);
     this.reassembler = new Reassembler<string>({
@@ -410,14 +438,21 @@ export class Ipv6 implements Ipv6Layer {
 
   /** Receive path for one IPv6 frame from `nic`. */
   receive(nic: Nic, pkt: PacketBuffer): void {
-    const s = this.stack.stats.ipv6;
-    s.packetsReceived++;
-    const ipOff = pkt.networkOffset;
+    this.stack.stats.ipv6.packetsReceived++;
+    this.#param = 0;
+    const r = this.#receive(nic, pkt, pkt.networkOffset);
+    if (r !== R.OK) this.drops.drop(r, pkt, pkt.networkOffset, nic, this.#param);
+  }
+
+  /** A drop with a value for its error (a pointer, an MTU). */
+  #fail(reason: Ipv6DropReason, param: number): Ipv6DropReason {
+    this.#param = param;
+    return reason;
+  }
+
+  #receive(nic: Nic, pkt: PacketBuffer, ipOff: number): Verdict {
     const ip = this.#ip.reset(pkt, ipOff);
-    if (!ip.check()) {
-      s.malformedPacketsReceived++;
-      return;
-    }
+    if (!ip.check()) return R.MALFORMED;
     pkt.end = ip.endOffset();
     const d = pkt.data;
     const srcOff = ip.srcOffset(), dstOff = ip.dstOffset();
@@ -426,36 +461,25 @@ export class Ipv6 implements Ipv6Layer {
     if (
       ipv6IsMulticast(d, srcOff) || ipv6IsLoopback(d, srcOff) || ipv6IsLoopback(d, dstOff) ||
       ipv6IsUnspecified(d, dstOff)
-    ) {
-      s.invalidAddressesReceived++;
-      return;
-    }
+    ) return R.INVALID_ADDRESS;
     const st = this.#state.get(nic.id);
-    if (st === undefined) return;
+    // A NIC being detached: its frames are not for this layer any more.
+    if (st === undefined) return R.NOT_FOR_US;
     this.#setL4Meta(pkt, ip);
     if (this.hooks.prerouting !== null && !this.hooks.prerouting(pkt, ipOff, nic, null)) {
-      s.firewallDropped++;
-      return;
+      return R.FIREWALL;
     }
     if (ipv6IsMulticast(d, dstOff)) {
-      if (!st.groups.has(d, dstOff)) {
-        s.multicastNotJoinedDropped++;
-        return;
-      }
-      this.deliverLocal(nic, pkt, ipOff, false);
-      return;
+      if (!st.groups.has(d, dstOff)) return R.MULTICAST_NOT_JOINED;
+      return this.#deliverLocal(nic, pkt, ipOff, false);
     }
     const local = this.local.get(d, dstOff);
     // Link-local addresses belong to their link (RFC 4291 §2.5.6).
     if (local !== undefined && (local.nic === nic || !ipv6IsLinkLocalUnicast(d, dstOff))) {
-      this.deliverLocal(nic, pkt, ipOff, false);
-      return;
+      return this.#deliverLocal(nic, pkt, ipOff, false);
     }
-    if (!st.forwarding) {
-      s.notForUsDropped++;
-      return;
-    }
-    this.forward(nic, pkt, ipOff);
+    if (!st.forwarding) return R.NOT_FOR_US;
+    return this.#forward(nic, pkt, ipOff);
   }
 
   /**
@@ -463,6 +487,12 @@ export class Ipv6 implements Ipv6Layer {
    * and hand the upper layer to its transport.
    */
   deliverLocal(nic: Nic | null, pkt: PacketBuffer, ipOff: number, reassembled: boolean): void {
+    this.#param = 0;
+    const r = this.#deliverLocal(nic, pkt, ipOff, reassembled);
+    if (r !== R.OK) this.drops.drop(r, pkt, ipOff, nic, this.#param);
+  }
+
+  #deliverLocal(nic: Nic | null, pkt: PacketBuffer, ipOff: number, reassembled: boolean): Verdict {
     const s = this.stack.stats.ipv6;
     const ip = this.#ip.reset(pkt, ipOff);
     const d = pkt.data;
@@ -485,28 +515,15 @@ export class Ipv6 implements Ipv6Layer {
             dstMulticast,
             this.#opts,
           );
-          if (v !== Ipv6OptionsVerdict.ACCEPT) {
-            s.optionsDropped++;
-            if (v === Ipv6OptionsVerdict.PARAMETER_PROBLEM) {
-              // RFC 8200 §4.2: code 2 even to a multicast destination for action 10.
-              this.icmp.sendErrorAbout(
-                pkt,
-                ipOff,
-                nic,
-                Icmpv6Type.PARAMETER_PROBLEM,
-                Icmpv6Code.UNRECOGNIZED_OPTION,
-                this.#opts.pointer,
-                true,
-              );
-            }
-            return;
+          if (v === Ipv6OptionsVerdict.PARAMETER_PROBLEM) {
+            return this.#fail(R.OPTIONS_PARAMETER_PROBLEM, this.#opts.pointer);
           }
+          if (v !== Ipv6OptionsVerdict.ACCEPT) return R.OPTIONS_DISCARD;
           if (hbh && this.#opts.routerAlert >= 0) {
             // RFC 2711 §2.1: at most one Router Alert per Hop-by-Hop header
             // (gVisor and Linux drop the packet silently otherwise).
             if (sawRouterAlert || this.#routerAlerts(d, it.offset, it.length, ipOff) > 1) {
-              s.optionsDropped++;
-              return;
+              return R.OPTIONS_DISCARD;
             }
             sawRouterAlert = true;
           }
@@ -517,43 +534,19 @@ export class Ipv6 implements Ipv6Layer {
           if (rh.segmentsLeft() === 0) continue;
           // RFC 8200 §4.4: no routing type is supported; with Segments Left
           // non-zero, Parameter Problem code 0 pointing at the Routing Type.
-          s.routingHeaderDropped++;
-          this.icmp.sendErrorAbout(
-            pkt,
-            ipOff,
-            nic,
-            Icmpv6Type.PARAMETER_PROBLEM,
-            Icmpv6Code.ERRONEOUS_HEADER_FIELD,
-            rh.routingTypeOffset() - ipOff,
-          );
-          return;
+          return this.#fail(R.ROUTING_HEADER, rh.routingTypeOffset() - ipOff);
         }
         case Ipv6NextHeader.FRAGMENT: {
-          if (reassembled) {
-            s.malformedPacketsReceived++;
-            return;
-          }
-          this.#receiveFragment(nic, pkt, ipOff, it.offset, it.typeOffset);
-          return;
+          if (reassembled) return R.MALFORMED;
+          return this.#receiveFragment(nic, pkt, ipOff, it.offset, it.typeOffset);
         }
         case Ipv6NextHeader.NO_NEXT_HEADER:
-          return;
+          return R.OK;
         default:
           break;
       }
-      if (!it.isUpperLayer) {
-        // ESP/AH and other headers tapir does not process.
-        s.unknownNextHeaderReceived++;
-        this.icmp.sendErrorAbout(
-          pkt,
-          ipOff,
-          nic,
-          Icmpv6Type.PARAMETER_PROBLEM,
-          Icmpv6Code.UNRECOGNIZED_NEXT_HEADER,
-          it.typeOffset - ipOff,
-        );
-        return;
-      }
+      // ESP/AH and other headers tapir does not process.
+      if (!it.isUpperLayer) return this.#fail(R.UNKNOWN_PROTOCOL, it.typeOffset - ipOff);
       // The upper layer.
       if (
         tentative &&
@@ -563,28 +556,15 @@ export class Ipv6 implements Ipv6Layer {
       ) {
         // RFC 4862 §5.4: a tentative address takes only NS and NA; every
         // other packet to it (an echo request too) is silently discarded.
-        s.tentativeDropped++;
-        return;
+        return R.TENTATIVE_ADDRESS;
       }
       pkt.transportOffset = it.offset;
       if (this.hooks.input !== null && !this.hooks.input(pkt, ipOff, nic, null)) {
-        s.firewallDropped++;
-        return;
+        return R.FIREWALL;
       }
       const handler = this.transports.get(it.type);
-      if (handler === undefined) {
-        s.unknownNextHeaderReceived++;
-        // RFC 8200 §4: unrecognized Next Header → Parameter Problem code 1.
-        this.icmp.sendErrorAbout(
-          pkt,
-          ipOff,
-          nic,
-          Icmpv6Type.PARAMETER_PROBLEM,
-          Icmpv6Code.UNRECOGNIZED_NEXT_HEADER,
-          it.typeOffset - ipOff,
-        );
-        return;
-      }
+      // RFC 8200 §4: unrecognized Next Header → Parameter Problem code 1.
+      if (handler === undefined) return this.#fail(R.UNKNOWN_PROTOCOL, it.typeOffset - ipOff);
       s.packetsDelivered++;
       pkt.transportOffset = it.offset;
       this.reassembledNow = reassembled ? pkt : null;
@@ -593,21 +573,13 @@ export class Ipv6 implements Ipv6Layer {
       } finally {
         this.reassembledNow = null;
       }
-      return;
+      return R.OK;
     }
     if (it.error === Ipv6ExtError.HOP_BY_HOP_NOT_FIRST) {
-      s.unknownNextHeaderReceived++;
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        nic,
-        Icmpv6Type.PARAMETER_PROBLEM,
-        Icmpv6Code.UNRECOGNIZED_NEXT_HEADER,
-        it.errorPointer,
-      );
-      return;
+      return this.#fail(R.UNKNOWN_PROTOCOL, it.errorPointer);
     }
-    if (it.error !== Ipv6ExtError.NONE) s.malformedPacketsReceived++;
+    // A chain that ends without an upper layer and without error: nothing to deliver.
+    return it.error !== Ipv6ExtError.NONE ? R.MALFORMED : R.OK;
   }
 
   /** Router Alert options in the Hop-by-Hop header at `off` (`len` bytes). */
@@ -624,65 +596,31 @@ export class Ipv6 implements Ipv6Layer {
     ipOff: number,
     fragOff: number,
     typeOff: number,
-  ): void {
+  ): Verdict {
     const s = this.stack.stats.ipv6;
     const ip = this.#ip.reset(pkt, ipOff);
     const f = this.#frag.reset(pkt, fragOff);
-    if (!f.check()) {
-      s.malformedPacketsReceived++;
-      return;
-    }
+    if (!f.check()) return R.MALFORMED;
     const dataOff = fragOff + IPV6_FRAGMENT_HEADER_LEN;
     const dataLen = ip.endOffset() - dataOff;
     // RFC 6946: an atomic fragment is processed as if it had no Fragment header.
     if (f.isAtomic()) {
       s.atomicFragmentsReceived++;
       this.#deliverWithoutFragmentHeader(nic, pkt, ipOff, fragOff, typeOff);
-      return;
+      return R.OK;
     }
     // RFC 8200 §4.5: a fragment other than the last must be a multiple of
     // 8 bytes long: Parameter Problem code 0 at the Payload Length.
-    if (f.moreFragments() && (dataLen & 7) !== 0) {
-      s.fragmentsMalformed++;
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        nic,
-        Icmpv6Type.PARAMETER_PROBLEM,
-        Icmpv6Code.ERRONEOUS_HEADER_FIELD,
-        4,
-      );
-      return;
-    }
+    if (f.moreFragments() && (dataLen & 7) !== 0) return this.#fail(R.FRAGMENT_BAD_LENGTH, 4);
     // ... and the reassembled payload must fit in 65535 bytes: code 0 at the Fragment Offset.
     const unfragmentable = fragOff - ipOff - IPV6_HEADER_LEN;
     if (unfragmentable + IPV6_FRAGMENT_HEADER_LEN + f.fragmentOffset() + dataLen > 65_535) {
-      s.fragmentsMalformed++;
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        nic,
-        Icmpv6Type.PARAMETER_PROBLEM,
-        Icmpv6Code.ERRONEOUS_HEADER_FIELD,
-        fragOff + 2 - ipOff,
-      );
-      return;
+      return this.#fail(R.FRAGMENT_TOO_LONG, fragOff + 2 - ipOff);
     }
     // RFC 7112: the first fragment must hold the whole header chain.
     if (
       f.fragmentOffset() === 0 && !this.#chainComplete(pkt, dataOff, ip.endOffset(), f.nextHeader())
-    ) {
-      s.fragmentsMalformed++;
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        nic,
-        Icmpv6Type.PARAMETER_PROBLEM,
-        Icmpv6Code.INCOMPLETE_HEADER_CHAIN,
-        0,
-      );
-      return;
-    }
+    ) return R.FRAGMENT_INCOMPLETE_CHAIN;
     const key = `${formatIpv6(pkt.data, ip.srcOffset())}|${
       formatIpv6(pkt.data, ip.dstOffset())
     }|${f.identification()}`;
@@ -697,11 +635,8 @@ export class Ipv6 implements Ipv6Layer {
       ipOff,
       fragOff - ipOff,
     );
-    if (r.kind === "dropped") {
-      if (r.reason === "overlap") s.fragmentOverlapsDropped++;
-      return;
-    }
-    if (r.kind !== "complete") return;
+    if (r.kind === "dropped") return r.reason === "overlap" ? R.FRAGMENT_OVERLAP : R.OK;
+    if (r.kind !== "complete") return R.OK;
     const buf = r.buffer;
     try {
       // The header part is the unfragmentable part: point the Next Header
@@ -714,6 +649,7 @@ export class Ipv6 implements Ipv6Layer {
     } finally {
       this.stack.pool.put(buf);
     }
+    return R.OK;
   }
 
   /** True when the chain starting with header `next` at `off` reaches an upper layer before `end`. */
@@ -760,113 +696,47 @@ export class Ipv6 implements Ipv6Layer {
 
   /** Forward a packet that arrived on `inNic` and is not for us (RFC 8200, Linux ip6_forward). */
   forward(inNic: Nic, pkt: PacketBuffer, ipOff: number): void {
+    this.#param = 0;
+    const r = this.#forward(inNic, pkt, ipOff);
+    if (r !== R.OK) this.drops.drop(r, pkt, ipOff, inNic, this.#param);
+  }
+
+  #forward(inNic: Nic, pkt: PacketBuffer, ipOff: number): Verdict {
     const s = this.stack.stats.ipv6;
     const ip = this.#ip.reset(pkt, ipOff);
     const d = pkt.data;
     // Hop-by-Hop is the one header a router processes (RFC 8200 §4).
     if (ip.nextHeader() === Ipv6NextHeader.HOP_BY_HOP) {
       const it = this.#ext.reset(ip);
-      if (!it.next()) {
-        s.malformedPacketsReceived++;
-        return;
+      if (!it.next()) return R.MALFORMED;
+      const v = processIpv6Options(d, it.offset, it.length, ipOff, true, false, this.#opts);
+      if (v === Ipv6OptionsVerdict.PARAMETER_PROBLEM) {
+        return this.#fail(R.OPTIONS_PARAMETER_PROBLEM, this.#opts.pointer);
       }
-      let v = processIpv6Options(d, it.offset, it.length, ipOff, true, false, this.#opts);
+      if (v !== Ipv6OptionsVerdict.ACCEPT) return R.OPTIONS_DISCARD;
       // RFC 2711 §2.1: at most one Router Alert.
       if (
-        v === Ipv6OptionsVerdict.ACCEPT && this.#opts.routerAlert >= 0 &&
-        this.#routerAlerts(d, it.offset, it.length, ipOff) > 1
-      ) v = Ipv6OptionsVerdict.DISCARD;
-      if (v !== Ipv6OptionsVerdict.ACCEPT) {
-        s.optionsDropped++;
-        if (v === Ipv6OptionsVerdict.PARAMETER_PROBLEM) {
-          this.icmp.sendErrorAbout(
-            pkt,
-            ipOff,
-            inNic,
-            Icmpv6Type.PARAMETER_PROBLEM,
-            Icmpv6Code.UNRECOGNIZED_OPTION,
-            this.#opts.pointer,
-            true,
-          );
-        }
-        return;
-      }
+        this.#opts.routerAlert >= 0 && this.#routerAlerts(d, it.offset, it.length, ipOff) > 1
+      ) return R.OPTIONS_DISCARD;
     }
     // NDP and MLD belong to their link: consumed, never forwarded (a
     // forwarded NS arrives with hop limit 254 and poisons nothing, but it
     // wastes the far link and can loop back an NA, RFC 4861 §7.1).
-    if (this.#isLinkControl(ip)) {
-      s.linkControlNotForwarded++;
-      return;
-    }
+    if (this.#isLinkControl(ip)) return R.LINK_CONTROL;
     // Link-local addresses never leave their link (RFC 4291 §2.5.6).
-    if (ipv6IsLinkLocalUnicast(d, ip.srcOffset())) {
-      s.linkLocalNotForwarded++;
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        inNic,
-        Icmpv6Type.DEST_UNREACHABLE,
-        Icmpv6Code.BEYOND_SCOPE,
-        0,
-      );
-      return;
-    }
-    if (ipv6IsLinkLocalUnicast(d, ip.dstOffset())) {
-      s.linkLocalNotForwarded++;
-      return;
-    }
-    if (ip.hopLimit() <= 1) {
-      s.hopLimitExceeded++;
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        inNic,
-        Icmpv6Type.TIME_EXCEEDED,
-        Icmpv6Code.HOP_LIMIT_EXCEEDED,
-        0,
-      );
-      return;
-    }
+    if (ipv6IsLinkLocalUnicast(d, ip.srcOffset())) return R.LINK_LOCAL_SOURCE;
+    if (ipv6IsLinkLocalUnicast(d, ip.dstOffset())) return R.LINK_LOCAL_DESTINATION;
+    if (ip.hopLimit() <= 1) return R.TTL_EXCEEDED;
     const route = this.routes.lookup(d, ip.dstOffset(), this.#flowHash(pkt, ip));
-    if (route === null) {
-      s.noRoute++;
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        inNic,
-        Icmpv6Type.DEST_UNREACHABLE,
-        Icmpv6Code.NO_ROUTE,
-        0,
-      );
-      return;
-    }
-    if (route.type !== "unicast") {
-      this.#routeTypeDrop(route, inNic, pkt, ipOff);
-      return;
-    }
+    if (route === null) return R.NO_ROUTE;
+    if (route.type !== "unicast") return routeTypeReason(route);
     const outNic = this.stack.nics.get(route.nicId);
-    if (outNic === undefined || !outNic.isUp()) {
-      s.noRoute++;
-      this.icmp.sendErrorAbout(
-        pkt,
-        ipOff,
-        inNic,
-        Icmpv6Type.DEST_UNREACHABLE,
-        Icmpv6Code.NO_ROUTE,
-        0,
-      );
-      return;
-    }
+    if (outNic === undefined || !outNic.isUp()) return R.LINK_DOWN;
     const mtu = outNic.mtu();
     const len = ip.totalLength();
     const segLen = pkt.isGso() ? gsoSegmentLen(pkt, ipOff, IPV6_HEADER_LEN) : len;
     // RFC 8200 §5: routers never fragment; Packet Too Big with the link MTU.
-    if (segLen > mtu) {
-      s.packetTooBig++;
-      this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv6Type.PACKET_TOO_BIG, 0, mtu, true);
-      return;
-    }
+    if (segLen > mtu) return this.#fail(R.TOO_BIG, mtu);
     const gw = route.gateway;
     const inState = this.#state.get(inNic.id)!;
     if (outNic === inNic && inState.sendRedirects && this.#onLink(inState, d, ip.srcOffset())) {
@@ -879,16 +749,15 @@ export class Ipv6 implements Ipv6Layer {
       );
     }
     if (this.hooks.forward !== null && !this.hooks.forward(pkt, ipOff, inNic, outNic)) {
-      s.firewallDropped++;
-      return;
+      return R.FIREWALL;
     }
     ip.decrementHopLimit();
     s.packetsForwarded++;
     if (this.hooks.postrouting !== null && !this.hooks.postrouting(pkt, ipOff, null, outNic)) {
-      s.firewallDropped++;
-      return;
+      return R.FIREWALL;
     }
     this.#sendToNextHop(outNic, pkt, ipOff, gw ?? d, gw === null ? ip.dstOffset() : 0);
+    return R.OK;
   }
 
   /**
@@ -957,37 +826,6 @@ export class Ipv6 implements Ipv6Layer {
     return flowHashV6(pkt.data, ip.srcOffset(), ip.dstOffset(), nh, sport, dport, ip.flowLabel());
   }
 
-  #routeTypeDrop(route: Ipv6Route, inNic: Nic | null, pkt: PacketBuffer, ipOff: number): void {
-    const s = this.stack.stats.ipv6;
-    switch (route.type) {
-      case "blackhole":
-        s.blackholeDropped++;
-        return;
-      case "prohibit":
-        s.prohibitRouteDropped++;
-        this.icmp.sendErrorAbout(
-          pkt,
-          ipOff,
-          inNic,
-          Icmpv6Type.DEST_UNREACHABLE,
-          Icmpv6Code.ADMIN_PROHIBITED,
-          0,
-        );
-        return;
-      default:
-        // Linux answers an `unreachable` route with code 0 (no route).
-        s.unreachableRouteDropped++;
-        this.icmp.sendErrorAbout(
-          pkt,
-          ipOff,
-          inNic,
-          Icmpv6Type.DEST_UNREACHABLE,
-          Icmpv6Code.NO_ROUTE,
-          0,
-        );
-    }
-  }
-
   // ------------------------------------------------------------ output
 
   /**
@@ -1002,6 +840,17 @@ export class Ipv6 implements Ipv6Layer {
     ipOff: number,
     opts: { nic?: Nic; noFragment?: boolean; linkDst?: Uint8Array; keepSource?: boolean } = {},
   ): boolean {
+    const r = this.#output(pkt, ipOff, opts);
+    if (r === R.OK) return true;
+    this.drops.drop(r, pkt, ipOff, null);
+    return false;
+  }
+
+  #output(
+    pkt: PacketBuffer,
+    ipOff: number,
+    opts: { nic?: Nic; noFragment?: boolean; linkDst?: Uint8Array; keepSource?: boolean },
+  ): Verdict {
     const s = this.stack.stats.ipv6;
     const ip = this.#ip2.reset(pkt, ipOff);
     const d = pkt.data;
@@ -1016,63 +865,48 @@ export class Ipv6 implements Ipv6Layer {
       }
       this.#setL4Meta(pkt, ip);
       if (this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, null)) {
-        s.firewallDropped++;
-        return false;
+        return R.FIREWALL;
       }
       s.packetsSent++;
       this.#loopback.push(pkt, ipOff);
-      return true;
+      return R.OK;
     }
     let outNic = opts.nic;
     let nextHop: Uint8Array = d;
     let nextHopOff = dstOff;
     if (ipv6IsMulticast(d, dstOff) || (ipv6IsLinkLocalUnicast(d, dstOff) && outNic !== undefined)) {
-      if (outNic === undefined) {
-        s.outputNoRoute++;
-        return false;
-      }
+      if (outNic === undefined) return R.OUTPUT_NO_ROUTE;
     } else {
       const route = this.routes.lookup(d, dstOff, 0);
-      if (route === null || route.type !== "unicast") {
-        s.outputNoRoute++;
-        return false;
-      }
+      if (route === null || route.type !== "unicast") return R.OUTPUT_NO_ROUTE;
       outNic ??= this.stack.nics.get(route.nicId);
       if (route.gateway !== null) {
         nextHop = route.gateway;
         nextHopOff = 0;
       }
     }
-    if (outNic === undefined) {
-      s.outputNoRoute++;
-      return false;
-    }
+    if (outNic === undefined) return R.OUTPUT_NO_ROUTE;
     if (ipv6IsUnspecified(d, ip.srcOffset()) && !opts.keepSource) {
       const src = this.selectSource(d, dstOff, outNic);
-      if (src === null) {
-        s.outputNoSource++;
-        return false;
-      }
+      if (src === null) return R.OUTPUT_NO_SOURCE;
       ip.setSrc(src);
       this.#fixChecksum(pkt, ipOff);
     }
     this.#setL4Meta(pkt, ip);
     if (this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, outNic)) {
-      s.firewallDropped++;
-      return false;
+      return R.FIREWALL;
     }
     if (this.hooks.postrouting !== null && !this.hooks.postrouting(pkt, ipOff, null, outNic)) {
-      s.firewallDropped++;
-      return false;
+      return R.FIREWALL;
     }
     s.packetsSent++;
     const mtu = this.pathMtu(outNic, d, dstOff);
     if (ip.totalLength() > mtu && !opts.noFragment) {
       this.#fragmentAndSend(outNic, pkt, ipOff, nextHop, nextHopOff, mtu);
-      return true;
+      return R.OK;
     }
     this.#sendToNextHop(outNic, pkt, ipOff, nextHop, nextHopOff);
-    return true;
+    return R.OK;
   }
 
   /** Fill the upper-layer checksum of a packet whose source was just chosen. */

@@ -1,0 +1,81 @@
+/**
+ * The IPv4 drop table: for each reason the IPv4 paths return, the counter
+ * it moves and the ICMP error it sends (RFC 792, RFC 1122 §3.2.2, RFC 1812
+ * §5.2–5.3, RFC 1191), as Linux's ip_rcv / ip_forward / ip_route answer.
+ *
+ * @module
+ */
+import { DropReason as R, type DropTable } from "../ip/drop.ts";
+import type { Ipv4Stats } from "../stats.ts";
+import { Icmpv4Code, Icmpv4Type } from "../wire/icmpv4.ts";
+
+/** The reasons an IPv4 path may return. */
+export type Ipv4DropReason =
+  | typeof R.MALFORMED
+  | typeof R.BAD_CHECKSUM
+  | typeof R.INVALID_ADDRESS
+  | typeof R.FIREWALL
+  | typeof R.MULTICAST_NOT_JOINED
+  | typeof R.NOT_FOR_US
+  | typeof R.BAD_OPTIONS
+  | typeof R.UNKNOWN_PROTOCOL
+  | typeof R.TTL_EXCEEDED
+  | typeof R.NO_ROUTE
+  | typeof R.LINK_DOWN
+  | typeof R.BLACKHOLE_ROUTE
+  | typeof R.UNREACHABLE_ROUTE
+  | typeof R.PROHIBIT_ROUTE
+  | typeof R.TOO_BIG
+  | typeof R.OUTPUT_NO_ROUTE
+  | typeof R.OUTPUT_TOO_BIG;
+
+const unreachable = (code: number) => ({ type: Icmpv4Type.DEST_UNREACHABLE, code });
+/** RFC 792: the Parameter Problem pointer is the first byte of the rest-of-header. */
+const pointer = (p: number) => p << 24;
+/** RFC 1191: the next-hop MTU in the low 16 bits. */
+const mtu = (m: number) => m & 0xffff;
+
+/** What each IPv4 drop reason does. */
+export const IPV4_DROPS: DropTable<Ipv4DropReason, keyof Ipv4Stats> = {
+  [R.MALFORMED]: { counter: "malformedPacketsReceived", icmp: null },
+  [R.BAD_CHECKSUM]: { counter: "checksumErrors", icmp: null },
+  [R.INVALID_ADDRESS]: { counter: "invalidAddressesReceived", icmp: null },
+  [R.FIREWALL]: { counter: "firewallDropped", icmp: null },
+  [R.MULTICAST_NOT_JOINED]: { counter: "multicastNotJoinedDropped", icmp: null },
+  [R.NOT_FOR_US]: { counter: "notForUsDropped", icmp: null },
+  [R.BAD_OPTIONS]: {
+    counter: "malformedOptionsReceived",
+    icmp: { type: Icmpv4Type.PARAMETER_PROBLEM, code: 0 },
+    rest: pointer,
+  },
+  // RFC 1122 §3.2.2.1.
+  [R.UNKNOWN_PROTOCOL]: {
+    counter: "unknownProtocolReceived",
+    icmp: unreachable(Icmpv4Code.PROTOCOL_UNREACHABLE),
+  },
+  // RFC 1812 §5.3.1.
+  [R.TTL_EXCEEDED]: { counter: "ttlExceeded", icmp: { type: Icmpv4Type.TIME_EXCEEDED, code: 0 } },
+  [R.NO_ROUTE]: { counter: "noRoute", icmp: unreachable(Icmpv4Code.NET_UNREACHABLE) },
+  [R.LINK_DOWN]: { counter: "noRoute", icmp: unreachable(Icmpv4Code.HOST_UNREACHABLE) },
+  [R.BLACKHOLE_ROUTE]: { counter: "blackholeDropped", icmp: null },
+  [R.UNREACHABLE_ROUTE]: {
+    counter: "unreachableRouteDropped",
+    icmp: unreachable(Icmpv4Code.NET_UNREACHABLE),
+  },
+  [R.PROHIBIT_ROUTE]: {
+    counter: "prohibitRouteDropped",
+    icmp: unreachable(Icmpv4Code.ADMIN_PROHIBITED),
+  },
+  [R.TOO_BIG]: {
+    counter: "fragmentationNeeded",
+    icmp: unreachable(Icmpv4Code.FRAGMENTATION_NEEDED),
+    rest: mtu,
+  },
+  [R.OUTPUT_NO_ROUTE]: { counter: "outputNoRoute", icmp: null },
+  // Linux tells the local sender with an error from ourselves.
+  [R.OUTPUT_TOO_BIG]: {
+    counter: "fragmentationNeeded",
+    icmp: unreachable(Icmpv4Code.FRAGMENTATION_NEEDED),
+    rest: mtu,
+  },
+};
