@@ -444,7 +444,6 @@ export class Ipv4 implements Ipv4Layer {
 
   /** Local delivery: reassembly, INPUT hook, transport dispatch. */
   deliverLocal(nic: Nic | null, pkt: PacketBuffer, ipOff: number): void {
-    const s = this.stack.stats.ipv4;
     let ip = this.#ip.reset(pkt, ipOff);
     let buf = pkt;
     let reassembled: PacketBuffer | null = null;
