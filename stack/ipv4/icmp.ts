@@ -10,7 +10,14 @@ import type { Nic } from "../nic.ts";
 import type { Ipv4Layer as Ipv4 } from "./_layer.ts";
 import { TokenBucket } from "../token_bucket.ts";
 import { IpProtocol, Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
-import { Icmpv4Type } from "../wire/icmpv4.ts";
+import { Icmpv4Code, Icmpv4Type } from "../wire/icmpv4.ts";
+import type { StackContext } from "../ip/context.ts";
+import {
+  arrivedAsLinkGroup,
+  type IcmpErrorFamily,
+  type IcmpErrorStats,
+  sendIcmpError,
+} from "../ip/icmp_error.ts";
 import { checksumUpdate16, internetChecksum } from "../wire/checksum.ts";
 import {
   ipv4IsLimitedBroadcast,
@@ -58,7 +65,7 @@ export function icmpv4IsError(type: number): boolean {
 }
 
 /** ICMPv4 for one stack. */
-export class Icmpv4 {
+export class Icmpv4 implements IcmpErrorFamily {
   /** Listeners for replies and errors addressed to us. */
   readonly listeners: Set<(e: Icmpv4Event) => void> = new Set();
   /** The shared ICMP error token bucket (Linux icmp_ratelimit/icmp_msgs_per_sec). */
@@ -176,11 +183,10 @@ export class Icmpv4 {
   /**
    * Send an ICMP error about the datagram at `orig.data[ipOff]`, unless the
    * rules of RFC 1122 §3.2.2 / RFC 1812 §4.3.2.7 forbid it or the rate limit
-   * says no.
+   * says no (the shared core, {@link sendIcmpError}).
    *
    * @param inNic where the original arrived (null: generated locally)
    * @param rest the 32-bit rest-of-header (MTU, pointer << 24, gateway)
-   * @param isRedirect true for a redirect (which must not fail the packet)
    */
   sendErrorAbout(
     orig: PacketBuffer,
@@ -189,74 +195,73 @@ export class Icmpv4 {
     type: number,
     code: number,
     rest: number,
-    _isRedirect = false,
   ): boolean {
-    const s = this.ipv4.stack.stats.icmpv4;
+    return sendIcmpError(this, orig, ipOff, inNic, type, code, rest);
+  }
+
+  // ---------------------------------------- IcmpErrorFamily (the shared core's questions)
+
+  get stack(): StackContext {
+    return this.ipv4.stack;
+  }
+
+  get errorStats(): IcmpErrorStats {
+    return this.ipv4.stack.stats.icmpv4;
+  }
+
+  /**
+   * Never about: a broadcast/multicast (IP or link layer), a non-initial
+   * fragment, an invalid source, or an ICMP error.
+   */
+  neverAbout(orig: PacketBuffer, ipOff: number, inNic: Nic | null): boolean {
     const q = this.#q.reset(orig, ipOff);
     const src = q.src();
     const dst = q.dst();
     const hl = (orig.data[ipOff]! & 0x0f) << 2;
-    // Never about: a broadcast/multicast (IP or link layer), a non-initial
-    // fragment, an invalid source, or an ICMP error.
-    const linkGroup = inNic !== null && ipOff >= ETHERNET_HEADER_LEN &&
-      orig.start <= ipOff - ETHERNET_HEADER_LEN &&
-      (orig.data[ipOff - ETHERNET_HEADER_LEN]! & 1) === 1;
-    let suppress = linkGroup || ipv4IsMulticast(dst) || ipv4IsLimitedBroadcast(dst) ||
-      q.fragmentOffset() !== 0 || ipv4IsThisNetwork(src) || ipv4IsMulticast(src) ||
-      ipv4IsLimitedBroadcast(src) || (ipv4IsLoopback(src) && inNic !== null) ||
-      (src >>> 28) === 0xf ||
-      this.#isDirectedBroadcast(dst);
-    if (!suppress && q.protocol() === IpProtocol.ICMP && ipOff + hl < orig.end) {
-      suppress = icmpv4IsError(orig.data[ipOff + hl]!);
-    }
-    if (suppress) {
-      s.errorsSuppressed++;
-      return false;
-    }
-    // Linux (icmpv4_mask_allow) never rate-limits Fragmentation Needed:
-    // path MTU discovery depends on it.
-    const pmtu = type === Icmpv4Type.DEST_UNREACHABLE && code === 4;
-    if (!pmtu && !this.bucket.take()) {
-      s.errorsRateLimited++;
-      return false;
-    }
-    const pool = this.ipv4.stack.pool;
-    const b = pool.get();
-    if (b === null) {
-      this.ipv4.stack.stats.bufferPoolExhausted++;
-      return false;
-    }
-    try {
-      const origLen = Math.min(q.totalLength(), orig.end - ipOff);
-      const quote = Math.min(origLen, ICMPV4_ERROR_MAX_LEN - 28);
-      const off = b.start + ETHERNET_HEADER_LEN;
-      // The source: the original's destination when it was for us; else the
-      // route back to the sender picks it (the ingress interface's address).
-      const from = this.ipv4.local.has(dst) ? dst : 0;
-      writeIpv4Header(b, off, {
-        payloadLen: 8 + quote,
-        id: this.ipv4.nextId(),
-        dontFragment: false,
-        ttl: this.ipv4.settings.defaultTtl,
-        protocol: IpProtocol.ICMP,
-        src: from,
-        dst: src,
-        dscpEcn: 0xc0, // Linux sends errors with precedence "internetwork control".
-      });
-      b.start = off - ETHERNET_HEADER_LEN;
-      b.end = off + 28 + quote;
-      const m = off + 20;
-      b.view.setUint8(m, type);
-      b.view.setUint8(m + 1, code);
-      b.view.setUint16(m + 2, 0);
-      b.view.setUint32(m + 4, rest >>> 0);
-      b.data.set(orig.data.subarray(ipOff, ipOff + quote), m + 8);
-      b.view.setUint16(m + 2, internetChecksum(b.data, m, 8 + quote));
-      s.errorsSent++;
-      return this.ipv4.output(b, off);
-    } finally {
-      pool.put(b);
-    }
+    if (
+      arrivedAsLinkGroup(orig, ipOff, inNic) || ipv4IsMulticast(dst) ||
+      ipv4IsLimitedBroadcast(dst) || q.fragmentOffset() !== 0 || ipv4IsThisNetwork(src) ||
+      ipv4IsMulticast(src) || ipv4IsLimitedBroadcast(src) ||
+      (ipv4IsLoopback(src) && inNic !== null) || (src >>> 28) === 0xf ||
+      this.#isDirectedBroadcast(dst)
+    ) return true;
+    return q.protocol() === IpProtocol.ICMP && ipOff + hl < orig.end &&
+      icmpv4IsError(orig.data[ipOff + hl]!);
+  }
+
+  /** Linux (icmpv4_mask_allow) never rate-limits Fragmentation Needed: path MTU discovery depends on it. */
+  pathMtuError(type: number, code: number): boolean {
+    return type === Icmpv4Type.DEST_UNREACHABLE && code === Icmpv4Code.FRAGMENTATION_NEEDED;
+  }
+
+  quoteLen(orig: PacketBuffer, ipOff: number): number {
+    const origLen = Math.min(this.#q.reset(orig, ipOff).totalLength(), orig.end - ipOff);
+    return Math.min(origLen, ICMPV4_ERROR_MAX_LEN - 28);
+  }
+
+  writeIpHeader(b: PacketBuffer, orig: PacketBuffer, ipOff: number, icmpLen: number): number {
+    const q = this.#q.reset(orig, ipOff);
+    const dst = q.dst();
+    const off = b.start + ETHERNET_HEADER_LEN;
+    // The source: the original's destination when it was for us; else the
+    // route back to the sender picks it (the ingress interface's address).
+    writeIpv4Header(b, off, {
+      payloadLen: icmpLen,
+      id: this.ipv4.nextId(),
+      dontFragment: false,
+      ttl: this.ipv4.settings.defaultTtl,
+      protocol: IpProtocol.ICMP,
+      src: this.ipv4.local.has(dst) ? dst : 0,
+      dst: q.src(),
+      dscpEcn: 0xc0, // Linux sends errors with precedence "internetwork control".
+    });
+    b.start = off - ETHERNET_HEADER_LEN;
+    return off + 20;
+  }
+
+  finishAndSend(b: PacketBuffer, m: number, icmpLen: number): boolean {
+    b.view.setUint16(m + 2, internetChecksum(b.data, m, icmpLen));
+    return this.ipv4.output(b, m - 20);
   }
 
   #isDirectedBroadcast(dst: number): boolean {

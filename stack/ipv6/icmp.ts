@@ -14,7 +14,13 @@ import { Ipv6ExtHeaderIterator, Ipv6NextHeader } from "../wire/ipv6_ext.ts";
 import { ICMPV6_HEADER_LEN, icmpv6IsError, Icmpv6Type } from "../wire/icmpv6.ts";
 import { finishChecksum, ipv6PseudoHeaderSum, onesSum } from "../wire/checksum.ts";
 import { ipv6IsLinkLocalUnicast, ipv6IsMulticast, ipv6IsUnspecified } from "../wire/ip_address.ts";
-import { ETHERNET_HEADER_LEN } from "../wire/ethernet.ts";
+import type { StackContext } from "../ip/context.ts";
+import {
+  arrivedAsLinkGroup,
+  type IcmpErrorFamily,
+  type IcmpErrorStats,
+  sendIcmpError,
+} from "../ip/icmp_error.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
 import { buildIpv6Packet } from "../wire/ipv6.ts";
 import { Ipv6Packet as Ipv6View } from "../wire/ipv6.ts";
@@ -55,7 +61,7 @@ export function fillIcmpv6Checksum(
 }
 
 /** ICMPv6 for one stack. */
-export class Icmpv6 {
+export class Icmpv6 implements IcmpErrorFamily {
   /** Listeners for replies and errors addressed to us. */
   readonly listeners: Set<(e: Icmpv6Event) => void> = new Set();
   /** ICMPv6 error rate limit (RFC 4443 §2.4 (f)); Linux: 1000/s, burst 50. */
@@ -227,7 +233,8 @@ export class Icmpv6 {
 
   /**
    * Send an ICMPv6 error about the packet at `orig.data[ipOff]`, unless the
-   * rules of RFC 4443 §2.4 (e) forbid it or the rate limit says no.
+   * rules of RFC 4443 §2.4 (e) forbid it or the rate limit says no (the
+   * shared core, {@link sendIcmpError}).
    *
    * @param rest the 32-bit field after the checksum (MTU, pointer)
    * @param toMulticast allowed about a multicast destination (Packet Too
@@ -242,57 +249,74 @@ export class Icmpv6 {
     rest: number,
     toMulticast = false,
   ): boolean {
-    const s = this.ipv6.stack.stats.icmpv6;
+    return sendIcmpError(this, orig, ipOff, inNic, type, code, rest, toMulticast);
+  }
+
+  // ---------------------------------------- IcmpErrorFamily (the shared core's questions)
+
+  get stack(): StackContext {
+    return this.ipv6.stack;
+  }
+
+  get errorStats(): IcmpErrorStats {
+    return this.ipv6.stack.stats.icmpv6;
+  }
+
+  /** RFC 4443 §2.4 (e): never about an unspecified or multicast source, a multicast destination (unless allowed), an error or a Redirect. */
+  neverAbout(orig: PacketBuffer, ipOff: number, inNic: Nic | null, toMulticast: boolean): boolean {
     const d = orig.data;
     const q = this.#q.reset(orig, ipOff);
     const srcOff = q.srcOffset(), dstOff = q.dstOffset();
-    const linkGroup = inNic !== null && orig.start <= ipOff - ETHERNET_HEADER_LEN &&
-      (d[ipOff - ETHERNET_HEADER_LEN]! & 1) === 1;
-    let suppress = ipv6IsUnspecified(d, srcOff) || ipv6IsMulticast(d, srcOff) ||
-      (!toMulticast && (ipv6IsMulticast(d, dstOff) || linkGroup));
-    if (!suppress) suppress = this.#isErrorOrRedirect(orig, ipOff);
-    if (suppress) {
-      s.errorsSuppressed++;
-      return false;
-    }
-    // Linux's default icmpv6 ratemask leaves Packet Too Big unlimited (PMTU discovery needs it).
-    if (type !== Icmpv6Type.PACKET_TOO_BIG && !this.bucket.take()) {
-      s.errorsRateLimited++;
-      return false;
-    }
-    const pool = this.ipv6.stack.pool;
-    const b = pool.get();
-    if (b === null) {
-      this.ipv6.stack.stats.bufferPoolExhausted++;
-      return false;
-    }
-    try {
-      const origLen = Math.min(q.totalLength(), orig.end - ipOff);
-      // RFC 4443 §2.4 (c): as much of the invoking packet as fits in the minimum MTU.
-      const quote = Math.min(origLen, IPV6_MIN_MTU - IPV6_HEADER_LEN - ICMPV6_HEADER_LEN);
-      const local = this.ipv6.local.get(d, dstOff);
-      const src = local !== undefined && !ipv6IsMulticast(d, dstOff)
-        ? d.subarray(dstOff, dstOff + 16)
-        : null;
-      const off = buildIpv6Packet(b, {
-        src,
-        dst: d.subarray(srcOff, srcOff + 16),
-        nextHeader: Ipv6NextHeader.ICMPV6,
-        payloadLen: ICMPV6_HEADER_LEN + quote,
-        hopLimit: this.ipv6.settings.defaultHopLimit,
-      });
-      const m = off + IPV6_HEADER_LEN;
-      b.data[m] = type;
-      b.data[m + 1] = code;
-      b.view.setUint16(m + 2, 0);
-      b.view.setUint32(m + 4, rest >>> 0);
-      b.data.set(d.subarray(ipOff, ipOff + quote), m + ICMPV6_HEADER_LEN);
-      if (src !== null) fillIcmpv6Checksum(b, off, m, ICMPV6_HEADER_LEN + quote);
-      s.errorsSent++;
-      return this.ipv6.output(b, off, { nic: this.#pinnedNic(inNic, d, srcOff) });
-    } finally {
-      pool.put(b);
-    }
+    if (
+      ipv6IsUnspecified(d, srcOff) || ipv6IsMulticast(d, srcOff) ||
+      (!toMulticast && (ipv6IsMulticast(d, dstOff) || arrivedAsLinkGroup(orig, ipOff, inNic)))
+    ) return true;
+    return this.#isErrorOrRedirect(orig, ipOff);
+  }
+
+  /** Linux's default icmpv6 ratemask leaves Packet Too Big unlimited (PMTU discovery needs it). */
+  pathMtuError(type: number): boolean {
+    return type === Icmpv6Type.PACKET_TOO_BIG;
+  }
+
+  /** RFC 4443 §2.4 (c): as much of the invoking packet as fits in the minimum MTU. */
+  quoteLen(orig: PacketBuffer, ipOff: number): number {
+    const origLen = Math.min(this.#q.reset(orig, ipOff).totalLength(), orig.end - ipOff);
+    return Math.min(origLen, IPV6_MIN_MTU - IPV6_HEADER_LEN - ICMPV6_HEADER_LEN);
+  }
+
+  writeIpHeader(b: PacketBuffer, orig: PacketBuffer, ipOff: number, icmpLen: number): number {
+    const d = orig.data;
+    const q = this.#q.reset(orig, ipOff);
+    const srcOff = q.srcOffset(), dstOff = q.dstOffset();
+    // From the address the packet was for when it is ours; else chosen on output.
+    const local = this.ipv6.local.get(d, dstOff);
+    const src = local !== undefined && !ipv6IsMulticast(d, dstOff)
+      ? d.subarray(dstOff, dstOff + 16)
+      : null;
+    const off = buildIpv6Packet(b, {
+      src,
+      dst: d.subarray(srcOff, srcOff + 16),
+      nextHeader: Ipv6NextHeader.ICMPV6,
+      payloadLen: icmpLen,
+      hopLimit: this.ipv6.settings.defaultHopLimit,
+    });
+    return off + IPV6_HEADER_LEN;
+  }
+
+  finishAndSend(
+    b: PacketBuffer,
+    m: number,
+    icmpLen: number,
+    orig: PacketBuffer,
+    ipOff: number,
+    inNic: Nic | null,
+  ): boolean {
+    const off = m - IPV6_HEADER_LEN;
+    // An unspecified source is chosen on output, which fills the checksum then.
+    if (!ipv6IsUnspecified(b.data, off + 8)) fillIcmpv6Checksum(b, off, m, icmpLen);
+    const srcOff = this.#q.reset(orig, ipOff).srcOffset();
+    return this.ipv6.output(b, off, { nic: this.#pinnedNic(inNic, orig.data, srcOff) });
   }
 
   /** RFC 4443 §2.4 (e.1, e.2): no error about an ICMPv6 error or a Redirect. */

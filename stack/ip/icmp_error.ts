@@ -1,0 +1,116 @@
+/**
+ * The ICMP error core both families share: the order of the rules (never
+ * about what RFC 1122 §3.2.2 / RFC 4443 §2.4 (e) forbid, then the rate
+ * limit, which path MTU errors skip as Linux's ratemask does), the buffer,
+ * the error header with its quote, the counters. A family supplies its
+ * never-about rules, the IP header it builds and how it sends.
+ *
+ * @module
+ */
+import type { Nic } from "../nic.ts";
+import type { TokenBucket } from "../token_bucket.ts";
+import type { StackContext } from "./context.ts";
+import { ETHERNET_HEADER_LEN } from "../wire/ethernet.ts";
+import type { PacketBuffer } from "../wire/packet_buffer.ts";
+
+/** The counters of an ICMP error sender (fields of Icmpv4Stats / Icmpv6Stats). */
+export interface IcmpErrorStats {
+  errorsSent: number;
+  errorsSuppressed: number;
+  errorsRateLimited: number;
+}
+
+/** What a family supplies to {@link sendIcmpError}. */
+export interface IcmpErrorFamily {
+  readonly stack: StackContext;
+  readonly errorStats: IcmpErrorStats;
+  /** The shared error token bucket (Linux icmp_ratelimit / icmp_msgs_per_sec). */
+  readonly bucket: TokenBucket;
+  /** True when no error may be sent about the packet at `orig.data[ipOff]`. */
+  neverAbout(orig: PacketBuffer, ipOff: number, inNic: Nic | null, toMulticast: boolean): boolean;
+  /** True for the errors path MTU discovery needs: never rate-limited. */
+  pathMtuError(type: number, code: number): boolean;
+  /**
+   * Write the error's IP header into `b` for an ICMP message of `icmpLen`
+   * bytes about the packet at `orig.data[ipOff]`.
+   *
+   * @returns the offset of the ICMP message in `b`
+   */
+  writeIpHeader(b: PacketBuffer, orig: PacketBuffer, ipOff: number, icmpLen: number): number;
+  /**
+   * How much of the original the error quotes: as much as fits (RFC 1812
+   * §4.3.2.3: 576 bytes in all; RFC 4443 §2.4 (c): the minimum MTU), never
+   * past the original's own length.
+   */
+  quoteLen(orig: PacketBuffer, ipOff: number): number;
+  /** Fill the ICMP checksum (ICMPv6's covers a pseudo-header) and send. */
+  finishAndSend(
+    b: PacketBuffer,
+    icmpOff: number,
+    icmpLen: number,
+    orig: PacketBuffer,
+    ipOff: number,
+    inNic: Nic | null,
+  ): boolean;
+}
+
+/** The ICMP header (type, code, zero checksum, rest) and the quote, in both families' layout. */
+const ICMP_ERROR_HEADER_LEN = 8;
+
+/**
+ * Send an ICMP error about the packet at `orig.data[ipOff]`, unless the
+ * family's rules forbid it or the rate limit says no.
+ *
+ * @param inNic where the original arrived (null: generated locally)
+ * @param rest the 32-bit rest-of-header (MTU, pointer, gateway)
+ * @param toMulticast the error may answer a multicast destination
+ * @returns true when the error was sent
+ */
+export function sendIcmpError(
+  f: IcmpErrorFamily,
+  orig: PacketBuffer,
+  ipOff: number,
+  inNic: Nic | null,
+  type: number,
+  code: number,
+  rest: number,
+  toMulticast = false,
+): boolean {
+  const s = f.errorStats;
+  if (f.neverAbout(orig, ipOff, inNic, toMulticast)) {
+    s.errorsSuppressed++;
+    return false;
+  }
+  if (!f.pathMtuError(type, code) && !f.bucket.take()) {
+    s.errorsRateLimited++;
+    return false;
+  }
+  const pool = f.stack.pool;
+  const b = pool.get();
+  if (b === null) {
+    f.stack.stats.bufferPoolExhausted++;
+    return false;
+  }
+  try {
+    const quote = f.quoteLen(orig, ipOff);
+    const icmpLen = ICMP_ERROR_HEADER_LEN + quote;
+    const m = f.writeIpHeader(b, orig, ipOff, icmpLen);
+    b.end = m + icmpLen;
+    b.data[m] = type;
+    b.data[m + 1] = code;
+    b.view.setUint16(m + 2, 0);
+    b.view.setUint32(m + 4, rest >>> 0);
+    b.data.set(orig.data.subarray(ipOff, ipOff + quote), m + ICMP_ERROR_HEADER_LEN);
+    s.errorsSent++;
+    return f.finishAndSend(b, m, icmpLen, orig, ipOff, inNic);
+  } finally {
+    pool.put(b);
+  }
+}
+
+/** True when `orig` arrived on `inNic` in a link-layer broadcast or multicast frame. */
+export function arrivedAsLinkGroup(orig: PacketBuffer, ipOff: number, inNic: Nic | null): boolean {
+  return inNic !== null && ipOff >= ETHERNET_HEADER_LEN &&
+    orig.start <= ipOff - ETHERNET_HEADER_LEN &&
+    (orig.data[ipOff - ETHERNET_HEADER_LEN]! & 1) === 1;
+}
