@@ -128,11 +128,39 @@ export type IcmpErrorSender = (
  * its error.
  */
 export class Dropper<R extends DropReason, C extends string> {
+  /** The value the last {@link fail} gave for its error. */
+  #param = 0;
+
   constructor(
     readonly table: DropTable<R, C>,
     readonly stats: { [K in C]: number },
     readonly sendError: IcmpErrorSender,
   ) {}
+
+  /** Give up with `reason`, handing its error `param` (a pointer, an MTU): a path's `return`. */
+  fail(reason: R, param: number): R {
+    this.#param = param;
+    return reason;
+  }
+
+  /**
+   * Act on what a path returned: nothing for OK, else the drop (with the
+   * value of the path's {@link fail}, if it gave one).
+   *
+   * @returns true for OK
+   */
+  verdict(
+    r: R | typeof DropReason.OK,
+    pkt: PacketBuffer,
+    ipOff: number,
+    inNic: Nic | null,
+  ): boolean {
+    if (r === DropReason.OK) return true;
+    const param = this.#param;
+    this.#param = 0;
+    this.drop(r as R, pkt, ipOff, inNic, param);
+    return false;
+  }
 
   /**
    * Account for a packet the layer gave up on.

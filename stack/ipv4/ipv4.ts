@@ -129,8 +129,6 @@ export class Ipv4 implements Ipv4Layer {
   readonly addressRemovedListeners: Set<AddressRemovedListener> = new Set();
   /** The one drop handler: {@link IPV4_DROPS} applied. */
   readonly drops: Dropper<Ipv4DropReason, keyof Ipv4Stats>;
-  /** The value a failing path hands its drop's ICMP error (a pointer, an MTU). */
-  #param = 0;
 
   constructor(readonly stack: StackContext, settings: Partial<Ipv4Settings> = {}) {
     // Loopback traffic skips PREROUTING (as netfilter): straight to local delivery.
@@ -374,15 +372,7 @@ export class Ipv4 implements Ipv4Layer {
   /** Receive path for one IPv4 frame from `nic`. */
   receive(nic: Nic, pkt: PacketBuffer): void {
     this.stack.stats.ipv4.packetsReceived++;
-    this.#param = 0;
-    const r = this.#receive(nic, pkt, pkt.networkOffset);
-    if (r !== R.OK) this.drops.drop(r, pkt, pkt.networkOffset, nic, this.#param);
-  }
-
-  /** A drop with a value for its error (a pointer, an MTU). */
-  #fail(reason: Ipv4DropReason, param: number): Ipv4DropReason {
-    this.#param = param;
-    return reason;
+    this.drops.verdict(this.#receive(nic, pkt, pkt.networkOffset), pkt, pkt.networkOffset, nic);
   }
 
   #receive(nic: Nic, pkt: PacketBuffer, ipOff: number): Verdict {
@@ -412,7 +402,7 @@ export class Ipv4 implements Ipv4Layer {
     const dst2 = ip.dst();
     if (ip.headerLen() > IPV4_MIN_HEADER_LEN) {
       const v = validateIpv4Options(ip);
-      if (!v.ok) return this.#fail(R.BAD_OPTIONS, v.pointer);
+      if (!v.ok) return this.drops.fail(R.BAD_OPTIONS, v.pointer);
     }
     if (
       this.isLocal(dst2) || this.#isBroadcastFor(st, dst2) || dst2 === 0xe0000001 ||
@@ -473,8 +463,7 @@ export class Ipv4 implements Ipv4Layer {
       setL4Meta(buf, ip);
     }
     try {
-      const r = this.#deliver(nic, buf, ip);
-      if (r !== R.OK) this.drops.drop(r, buf, ip.off, nic);
+      this.drops.verdict(this.#deliver(nic, buf, ip), buf, ip.off, nic);
     } finally {
       if (reassembled !== null) this.stack.pool.put(reassembled);
     }
@@ -495,9 +484,7 @@ export class Ipv4 implements Ipv4Layer {
 
   /** Forward a validated packet that arrived on `inNic` and is not for us. */
   forward(inNic: Nic, pkt: PacketBuffer, ipOff: number): void {
-    this.#param = 0;
-    const r = this.#forward(inNic, pkt, ipOff);
-    if (r !== R.OK) this.drops.drop(r, pkt, ipOff, inNic, this.#param);
+    this.drops.verdict(this.#forward(inNic, pkt, ipOff), pkt, ipOff, inNic);
   }
 
   #forward(inNic: Nic, pkt: PacketBuffer, ipOff: number): Verdict {
@@ -520,7 +507,7 @@ export class Ipv4 implements Ipv4Layer {
     const mtu = outNic.mtu();
     const len = ip.totalLength();
     const tooBig = (pkt.isGso() ? gsoSegmentLen(pkt, ipOff, ip.headerLen()) : len) > mtu;
-    if (tooBig && ip.dontFragment()) return this.#fail(R.TOO_BIG, mtu);
+    if (tooBig && ip.dontFragment()) return this.drops.fail(R.TOO_BIG, mtu);
     // RFC 1812 §5.2.7.2: redirect when the packet leaves by the interface it
     // came in on and its source is on that subnet; the packet still goes on.
     const inState = this.#state.get(inNic.id)!;
@@ -534,7 +521,7 @@ export class Ipv4 implements Ipv4Layer {
     if (ip.headerLen() > IPV4_MIN_HEADER_LEN) {
       const outAddr = this.sourceFor(outNic, nextHop) ?? 0;
       const res = processForwardingOptions(ip, outAddr, this.#msSinceMidnight());
-      if (!res.ok) return this.#fail(R.BAD_OPTIONS, res.pointer);
+      if (!res.ok) return this.drops.fail(R.BAD_OPTIONS, res.pointer);
       ip.fillChecksum();
     }
     ip.decrementTtl();
@@ -588,12 +575,8 @@ export class Ipv4 implements Ipv4Layer {
     ipOff: number,
     opts: { nic?: Nic; skipHooks?: boolean; linkDst?: Uint8Array; keepSource?: boolean } = {},
   ): boolean {
-    this.#param = 0;
-    const r = this.#output(pkt, ipOff, opts);
-    if (r === R.OK) return true;
     // Errors about our own packets go to ourselves (inNic null), as Linux tells the sender.
-    this.drops.drop(r, pkt, ipOff, null, this.#param);
-    return false;
+    return this.drops.verdict(this.#output(pkt, ipOff, opts), pkt, ipOff, null);
   }
 
   #output(
@@ -630,7 +613,7 @@ export class Ipv4 implements Ipv4Layer {
       return R.OK;
     }
     const tooBig = ip.totalLength() > outNic.mtu();
-    if (tooBig && ip.dontFragment()) return this.#fail(R.OUTPUT_TOO_BIG, outNic.mtu());
+    if (tooBig && ip.dontFragment()) return this.drops.fail(R.OUTPUT_TOO_BIG, outNic.mtu());
     return this.#postroute(outNic, pkt, ipOff, this.#nextHop, tooBig);
   }
 

@@ -153,8 +153,6 @@ export class Ipv6 implements Ipv6Layer {
   #loopback: LoopbackQueue;
   /** The one drop handler: {@link IPV6_DROPS} applied. */
   readonly drops: Dropper<Ipv6DropReason, keyof Ipv6Stats>;
-  /** The value a failing path hands its drop's ICMP error (a pointer, an MTU). */
-  #param = 0;
 
   constructor(readonly stack: StackContext, settings: Partial<Ipv6Settings> = {}) {
     // Loopback traffic skips PREROUTING (as netfilter): straight to local delivery.
@@ -439,15 +437,7 @@ export class Ipv6 implements Ipv6Layer {
   /** Receive path for one IPv6 frame from `nic`. */
   receive(nic: Nic, pkt: PacketBuffer): void {
     this.stack.stats.ipv6.packetsReceived++;
-    this.#param = 0;
-    const r = this.#receive(nic, pkt, pkt.networkOffset);
-    if (r !== R.OK) this.drops.drop(r, pkt, pkt.networkOffset, nic, this.#param);
-  }
-
-  /** A drop with a value for its error (a pointer, an MTU). */
-  #fail(reason: Ipv6DropReason, param: number): Ipv6DropReason {
-    this.#param = param;
-    return reason;
+    this.drops.verdict(this.#receive(nic, pkt, pkt.networkOffset), pkt, pkt.networkOffset, nic);
   }
 
   #receive(nic: Nic, pkt: PacketBuffer, ipOff: number): Verdict {
@@ -487,9 +477,7 @@ export class Ipv6 implements Ipv6Layer {
    * and hand the upper layer to its transport.
    */
   deliverLocal(nic: Nic | null, pkt: PacketBuffer, ipOff: number, reassembled: boolean): void {
-    this.#param = 0;
-    const r = this.#deliverLocal(nic, pkt, ipOff, reassembled);
-    if (r !== R.OK) this.drops.drop(r, pkt, ipOff, nic, this.#param);
+    this.drops.verdict(this.#deliverLocal(nic, pkt, ipOff, reassembled), pkt, ipOff, nic);
   }
 
   #deliverLocal(nic: Nic | null, pkt: PacketBuffer, ipOff: number, reassembled: boolean): Verdict {
@@ -516,7 +504,7 @@ export class Ipv6 implements Ipv6Layer {
             this.#opts,
           );
           if (v === Ipv6OptionsVerdict.PARAMETER_PROBLEM) {
-            return this.#fail(R.OPTIONS_PARAMETER_PROBLEM, this.#opts.pointer);
+            return this.drops.fail(R.OPTIONS_PARAMETER_PROBLEM, this.#opts.pointer);
           }
           if (v !== Ipv6OptionsVerdict.ACCEPT) return R.OPTIONS_DISCARD;
           if (hbh && this.#opts.routerAlert >= 0) {
@@ -534,7 +522,7 @@ export class Ipv6 implements Ipv6Layer {
           if (rh.segmentsLeft() === 0) continue;
           // RFC 8200 §4.4: no routing type is supported; with Segments Left
           // non-zero, Parameter Problem code 0 pointing at the Routing Type.
-          return this.#fail(R.ROUTING_HEADER, rh.routingTypeOffset() - ipOff);
+          return this.drops.fail(R.ROUTING_HEADER, rh.routingTypeOffset() - ipOff);
         }
         case Ipv6NextHeader.FRAGMENT: {
           if (reassembled) return R.MALFORMED;
@@ -546,7 +534,7 @@ export class Ipv6 implements Ipv6Layer {
           break;
       }
       // ESP/AH and other headers tapir does not process.
-      if (!it.isUpperLayer) return this.#fail(R.UNKNOWN_PROTOCOL, it.typeOffset - ipOff);
+      if (!it.isUpperLayer) return this.drops.fail(R.UNKNOWN_PROTOCOL, it.typeOffset - ipOff);
       // The upper layer.
       if (
         tentative &&
@@ -564,7 +552,7 @@ export class Ipv6 implements Ipv6Layer {
       }
       const handler = this.transports.get(it.type);
       // RFC 8200 §4: unrecognized Next Header → Parameter Problem code 1.
-      if (handler === undefined) return this.#fail(R.UNKNOWN_PROTOCOL, it.typeOffset - ipOff);
+      if (handler === undefined) return this.drops.fail(R.UNKNOWN_PROTOCOL, it.typeOffset - ipOff);
       s.packetsDelivered++;
       pkt.transportOffset = it.offset;
       this.reassembledNow = reassembled ? pkt : null;
@@ -576,7 +564,7 @@ export class Ipv6 implements Ipv6Layer {
       return R.OK;
     }
     if (it.error === Ipv6ExtError.HOP_BY_HOP_NOT_FIRST) {
-      return this.#fail(R.UNKNOWN_PROTOCOL, it.errorPointer);
+      return this.drops.fail(R.UNKNOWN_PROTOCOL, it.errorPointer);
     }
     // A chain that ends without an upper layer and without error: nothing to deliver.
     return it.error !== Ipv6ExtError.NONE ? R.MALFORMED : R.OK;
@@ -611,11 +599,11 @@ export class Ipv6 implements Ipv6Layer {
     }
     // RFC 8200 §4.5: a fragment other than the last must be a multiple of
     // 8 bytes long: Parameter Problem code 0 at the Payload Length.
-    if (f.moreFragments() && (dataLen & 7) !== 0) return this.#fail(R.FRAGMENT_BAD_LENGTH, 4);
+    if (f.moreFragments() && (dataLen & 7) !== 0) return this.drops.fail(R.FRAGMENT_BAD_LENGTH, 4);
     // ... and the reassembled payload must fit in 65535 bytes: code 0 at the Fragment Offset.
     const unfragmentable = fragOff - ipOff - IPV6_HEADER_LEN;
     if (unfragmentable + IPV6_FRAGMENT_HEADER_LEN + f.fragmentOffset() + dataLen > 65_535) {
-      return this.#fail(R.FRAGMENT_TOO_LONG, fragOff + 2 - ipOff);
+      return this.drops.fail(R.FRAGMENT_TOO_LONG, fragOff + 2 - ipOff);
     }
     // RFC 7112: the first fragment must hold the whole header chain.
     if (
@@ -696,9 +684,7 @@ export class Ipv6 implements Ipv6Layer {
 
   /** Forward a packet that arrived on `inNic` and is not for us (RFC 8200, Linux ip6_forward). */
   forward(inNic: Nic, pkt: PacketBuffer, ipOff: number): void {
-    this.#param = 0;
-    const r = this.#forward(inNic, pkt, ipOff);
-    if (r !== R.OK) this.drops.drop(r, pkt, ipOff, inNic, this.#param);
+    this.drops.verdict(this.#forward(inNic, pkt, ipOff), pkt, ipOff, inNic);
   }
 
   #forward(inNic: Nic, pkt: PacketBuffer, ipOff: number): Verdict {
@@ -711,7 +697,7 @@ export class Ipv6 implements Ipv6Layer {
       if (!it.next()) return R.MALFORMED;
       const v = processIpv6Options(d, it.offset, it.length, ipOff, true, false, this.#opts);
       if (v === Ipv6OptionsVerdict.PARAMETER_PROBLEM) {
-        return this.#fail(R.OPTIONS_PARAMETER_PROBLEM, this.#opts.pointer);
+        return this.drops.fail(R.OPTIONS_PARAMETER_PROBLEM, this.#opts.pointer);
       }
       if (v !== Ipv6OptionsVerdict.ACCEPT) return R.OPTIONS_DISCARD;
       // RFC 2711 §2.1: at most one Router Alert.
@@ -736,7 +722,7 @@ export class Ipv6 implements Ipv6Layer {
     const len = ip.totalLength();
     const segLen = pkt.isGso() ? gsoSegmentLen(pkt, ipOff, IPV6_HEADER_LEN) : len;
     // RFC 8200 §5: routers never fragment; Packet Too Big with the link MTU.
-    if (segLen > mtu) return this.#fail(R.TOO_BIG, mtu);
+    if (segLen > mtu) return this.drops.fail(R.TOO_BIG, mtu);
     const gw = route.gateway;
     const inState = this.#state.get(inNic.id)!;
     if (outNic === inNic && inState.sendRedirects && this.#onLink(inState, d, ip.srcOffset())) {
@@ -840,10 +826,7 @@ export class Ipv6 implements Ipv6Layer {
     ipOff: number,
     opts: { nic?: Nic; noFragment?: boolean; linkDst?: Uint8Array; keepSource?: boolean } = {},
   ): boolean {
-    const r = this.#output(pkt, ipOff, opts);
-    if (r === R.OK) return true;
-    this.drops.drop(r, pkt, ipOff, null);
-    return false;
+    return this.drops.verdict(this.#output(pkt, ipOff, opts), pkt, ipOff, null);
   }
 
   #output(
