@@ -14,6 +14,7 @@
  */
 import type { Nic } from "../nic.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
+import type { RouteType } from "../route_table.ts";
 
 /**
  * The reasons of both families. A family's table names the ones its paths
@@ -83,6 +84,26 @@ export const DropReason = {
 
 /** One of {@link DropReason}'s values. */
 export type DropReason = typeof DropReason[keyof typeof DropReason];
+
+/** The drop reason of a route that is not unicast (a `local` route is no route to forward by). */
+export function routeTypeReason(
+  type: RouteType,
+):
+  | typeof DropReason.BLACKHOLE_ROUTE
+  | typeof DropReason.UNREACHABLE_ROUTE
+  | typeof DropReason.PROHIBIT_ROUTE
+  | typeof DropReason.NO_ROUTE {
+  switch (type) {
+    case "blackhole":
+      return DropReason.BLACKHOLE_ROUTE;
+    case "unreachable":
+      return DropReason.UNREACHABLE_ROUTE;
+    case "prohibit":
+      return DropReason.PROHIBIT_ROUTE;
+    default:
+      return DropReason.NO_ROUTE;
+  }
+}
 
 /** The names of {@link DropReason}, by value (for tests and logs). */
 export const DROP_REASON_NAMES: readonly string[] = (() => {

@@ -114,3 +114,30 @@ export function arrivedAsLinkGroup(orig: PacketBuffer, ipOff: number, inNic: Nic
     orig.start <= ipOff - ETHERNET_HEADER_LEN &&
     (orig.data[ipOff - ETHERNET_HEADER_LEN]! & 1) === 1;
 }
+
+/**
+ * Send an error about a packet the layer kept only as bytes (the first
+ * fragment of a datagram whose reassembly timed out), from ourselves.
+ */
+export function sendAboutBytes(
+  f: IcmpErrorFamily,
+  bytes: Uint8Array,
+  type: number,
+  code: number,
+): boolean {
+  const pool = f.stack.pool;
+  const b = pool.get();
+  if (b === null) {
+    f.stack.stats.bufferPoolExhausted++;
+    return false;
+  }
+  try {
+    const off = b.start + ETHERNET_HEADER_LEN;
+    const n = Math.min(bytes.length, b.data.length - off);
+    b.data.set(bytes.subarray(0, n), off);
+    b.end = off + n;
+    return sendIcmpError(f, b, off, null, type, code, 0);
+  } finally {
+    pool.put(b);
+  }
+}

@@ -9,14 +9,14 @@
  *
  * @module
  */
-import { LoopbackQueue } from "../loopback.ts";
+import type { LoopbackQueue } from "../loopback.ts";
 import type { Nic } from "../nic.ts";
 import type { StackContext } from "../ip/context.ts";
 import type { AddressRemovedListener, IpHook, IpHooks } from "../ip/hooks.ts";
 import type { Timer } from "../clock.ts";
-import { flowHashV4, type Ipv4Route, Ipv4RouteTable } from "../route_table.ts";
+import { flowHashV4, Ipv4RouteTable } from "../route_table.ts";
 import { NeighborCache } from "../neighbor_cache.ts";
-import { type FirstFragmentInfo, Reassembler } from "../reassembly.ts";
+import type { Reassembler } from "../reassembly.ts";
 import { fragmentIpv4 } from "./fragmentation.ts";
 import { ETHERNET_HEADER_LEN, EthernetFrame, EtherType } from "../wire/ethernet.ts";
 import { IpProtocol, IPV4_MIN_HEADER_LEN, Ipv4Packet } from "../wire/ipv4.ts";
@@ -45,7 +45,14 @@ import { Icmpv4 } from "./icmp.ts";
 import { Arp } from "./arp.ts";
 import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
 import { sendTcpReset } from "../ip/tcp_reset.ts";
-import { Dropper, DropReason as R } from "../ip/drop.ts";
+import { Dropper, DropReason as R, routeTypeReason } from "../ip/drop.ts";
+import {
+  detachNicState,
+  type IpOutputOptions,
+  loopbackFor,
+  reassemblerFor,
+  sendOnLink,
+} from "../ip/layer.ts";
 import { IPV4_DROPS, type Ipv4DropReason } from "./drops.ts";
 import type { Ipv4Layer, Ipv4NicState, Ipv4Settings } from "./_layer.ts";
 import type { Ipv4Stats } from "../stats.ts";
@@ -75,20 +82,6 @@ function setL4Meta(pkt: PacketBuffer, ip: Ipv4Packet): void {
 
 /** What a path returns: OK, or why it gave up (the caller's drop handler acts on it). */
 type Verdict = typeof R.OK | Ipv4DropReason;
-
-/** The drop reason of a route that is not unicast. */
-function routeTypeReason(route: Ipv4Route): Ipv4DropReason {
-  switch (route.type) {
-    case "blackhole":
-      return R.BLACKHOLE_ROUTE;
-    case "unreachable":
-      return R.UNREACHABLE_ROUTE;
-    case "prohibit":
-      return R.PROHIBIT_ROUTE;
-    default:
-      return R.NO_ROUTE;
-  }
-}
 
 /** Source of a reassembly key: (src, dst, protocol, id) per RFC 791. */
 function fragKey(ip: Ipv4Packet): string {
@@ -131,13 +124,7 @@ export class Ipv4 implements Ipv4Layer {
   readonly drops: Dropper<Ipv4DropReason, keyof Ipv4Stats>;
 
   constructor(readonly stack: StackContext, settings: Partial<Ipv4Settings> = {}) {
-    // Loopback traffic skips PREROUTING (as netfilter): straight to local delivery.
-    this.#loopback = new LoopbackQueue(
-      stack.clock,
-      stack.pool,
-      stack.stats,
-      (b) => this.deliverLocal(null, b, b.networkOffset),
-    );
+    this.#loopback = loopbackFor(stack, (b) => this.deliverLocal(null, b, b.networkOffset));
     this.settings = {
       defaultTtl: settings.defaultTtl ?? 64,
       reassemblyTimeoutMs: settings.reassemblyTimeoutMs ?? 30_000,
@@ -152,17 +139,9 @@ export class Ipv4 implements Ipv4Layer {
         this.icmp.sendErrorAbout(orig, off, inNic, type, code, rest),
     );
     this.arp = new Arp(this);
-    this.reassembler = new Reassembler<string>({
-      clock: stack.clock,
-      pool: stack.pool,
-      timeoutMs: this.settings.reassemblyTimeoutMs,
-      memoryLimit: this.settings.reassemblyMemory,
-      maxDatagramLen: 65_535,
-      onTimeout: (_key, first) => {
-        // RFC 792 / RFC 1122 §3.3.2: time exceeded code 1, only when the
-        // first fragment arrived (it is what the error quotes).
-        if (first !== null) this.#reassemblyTimedOut(first);
-      },
+    this.reassembler = reassemblerFor(stack, this.settings, this.icmp, {
+      type: Icmpv4Type.TIME_EXCEEDED,
+      code: Icmpv4Code.REASSEMBLY_TIME_EXCEEDED,
     });
     this.transports.set(IpProtocol.ICMP, (nic, pkt, ip) => this.icmp.receive(nic, pkt, ip));
     // No TCP endpoint yet: every segment to us is for a closed port, which a
@@ -206,25 +185,6 @@ export class Ipv4 implements Ipv4Layer {
     for (const st of this.#state.values()) st.neighbors.flush();
   }
 
-  #reassemblyTimedOut(first: FirstFragmentInfo): void {
-    const b = this.stack.pool.get();
-    if (b === null) return;
-    const off = Ipv4.BUILD_OFFSET;
-    const n = Math.min(first.bytes.length, b.data.length - off);
-    b.data.set(first.bytes.subarray(0, n), off);
-    b.start = off - ETHERNET_HEADER_LEN;
-    b.end = off + n;
-    this.icmp.sendErrorAbout(
-      b,
-      off,
-      null,
-      Icmpv4Type.TIME_EXCEEDED,
-      Icmpv4Code.REASSEMBLY_TIME_EXCEEDED,
-      0,
-    );
-    this.stack.pool.put(b);
-  }
-
   /** Start handling IPv4 on `nic`. */
   attachNic(nic: Nic, opts: { forwarding: boolean; sendRedirects: boolean }): Ipv4NicState {
     const cfg = this.stack.neighborConfig;
@@ -263,12 +223,7 @@ export class Ipv4 implements Ipv4Layer {
    * route out of it is removed, as Linux does when a device goes away.
    */
   detachNic(nic: Nic): void {
-    const st = this.#state.get(nic.id);
-    if (st === undefined) return;
-    for (const a of [...st.addresses]) this.removeAddress(nic, a.address);
-    st.neighbors.flush();
-    this.routes.removeWhere((r) => r.nicId === nic.id);
-    this.#state.delete(nic.id);
+    detachNicState(this.#state, nic, (n, a) => this.removeAddress(n, a), this.routes);
   }
 
   /**
@@ -496,7 +451,7 @@ export class Ipv4 implements Ipv4Layer {
     if (ip.ttl() <= 1) return R.TTL_EXCEEDED;
     const route = this.routes.lookup(dst, this.#flowHash(pkt, ip));
     if (route === null) return R.NO_ROUTE;
-    if (route.type !== "unicast") return routeTypeReason(route);
+    if (route.type !== "unicast") return routeTypeReason(route.type);
     const outNic = this.stack.nics.get(route.nicId);
     if (outNic === undefined || !outNic.isUp()) return R.LINK_DOWN;
     const nextHop = route.gateway ?? dst;
@@ -573,7 +528,7 @@ export class Ipv4 implements Ipv4Layer {
   output(
     pkt: PacketBuffer,
     ipOff: number,
-    opts: { nic?: Nic; skipHooks?: boolean; linkDst?: Uint8Array; keepSource?: boolean } = {},
+    opts: IpOutputOptions = {},
   ): boolean {
     // Errors about our own packets go to ourselves (inNic null), as Linux tells the sender.
     return this.drops.verdict(this.#output(pkt, ipOff, opts), pkt, ipOff, null);
@@ -582,7 +537,7 @@ export class Ipv4 implements Ipv4Layer {
   #output(
     pkt: PacketBuffer,
     ipOff: number,
-    opts: { nic?: Nic; skipHooks?: boolean; linkDst?: Uint8Array; keepSource?: boolean },
+    opts: IpOutputOptions,
   ): Verdict {
     const ip = this.#ip2.reset(pkt, ipOff);
     pkt.networkOffset = ipOff;
@@ -640,7 +595,7 @@ export class Ipv4 implements Ipv4Layer {
     }
     const route = this.routes.lookup(dst, 0);
     if (route === null) return R.OUTPUT_NO_ROUTE;
-    if (route.type !== "unicast") return routeTypeReason(route);
+    if (route.type !== "unicast") return routeTypeReason(route.type);
     const nic = pinned ?? this.stack.nics.get(route.nicId);
     if (nic === undefined) return R.OUTPUT_NO_ROUTE;
     this.#outNic = nic;
@@ -707,37 +662,13 @@ export class Ipv4 implements Ipv4Layer {
   }
 
   #resolveAndSend(outNic: Nic, pkt: PacketBuffer, ipOff: number, nextHop: number): void {
-    // The Ethernet header goes right in front of the IP header.
-    pkt.start = ipOff - ETHERNET_HEADER_LEN;
-    const eth = this.#eth.reset(pkt, pkt.start);
-    eth.setSrc(outNic.mac);
-    eth.setEtherType(EtherType.IPV4);
-    if (pkt.linkDst !== null) {
-      // The sender named the link-layer destination: no ARP.
-      eth.setDst(pkt.linkDst);
-      outNic.send(pkt);
-      return;
-    }
-    if (
-      ipv4IsLimitedBroadcast(nextHop) || this.#isBroadcastFor(this.#state.get(outNic.id)!, nextHop)
-    ) {
-      eth.setDst(BROADCAST_MAC);
-      outNic.send(pkt);
-      return;
-    }
-    if (ipv4IsMulticast(nextHop)) {
-      eth.setDst(ipv4MulticastMac(nextHop));
-      outNic.send(pkt);
-      return;
-    }
     const st = this.#state.get(outNic.id)!;
-    const mac = st.neighbors.lookup(nextHop);
-    if (mac !== null) {
-      eth.setDst(mac);
-      outNic.send(pkt);
-      return;
-    }
-    st.neighbors.resolve(nextHop, pkt);
+    const group = ipv4IsLimitedBroadcast(nextHop) || this.#isBroadcastFor(st, nextHop)
+      ? BROADCAST_MAC
+      : ipv4IsMulticast(nextHop)
+      ? ipv4MulticastMac(nextHop)
+      : null;
+    sendOnLink(this.#eth, outNic, pkt, ipOff, EtherType.IPV4, group, st.neighbors, nextHop);
   }
 
   #sendResolved(nic: Nic, pkt: PacketBuffer, mac: Uint8Array): void {

@@ -8,13 +8,13 @@
  *
  * @module
  */
-import { LoopbackQueue } from "../loopback.ts";
+import type { LoopbackQueue } from "../loopback.ts";
 import type { Nic } from "../nic.ts";
 import type { IpHooks } from "../ip/hooks.ts";
 import type { StackContext } from "../ip/context.ts";
-import { flowHashV6, type Ipv6Route, Ipv6RouteTable } from "../route_table.ts";
+import { flowHashV6, Ipv6RouteTable } from "../route_table.ts";
 import { NeighborCache } from "../neighbor_cache.ts";
-import { Reassembler } from "../reassembly.ts";
+import type { Reassembler } from "../reassembly.ts";
 import { ETHERNET_HEADER_LEN, EthernetFrame, EtherType } from "../wire/ethernet.ts";
 import {
   buildIpv6Packet,
@@ -64,7 +64,14 @@ import { Ndp } from "./ndp.ts";
 import { Mld } from "./mld.ts";
 import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
 import { linkLocalFromMac } from "./interface_id.ts";
-import { Dropper, DropReason as R } from "../ip/drop.ts";
+import { Dropper, DropReason as R, routeTypeReason } from "../ip/drop.ts";
+import {
+  detachNicState,
+  type IpOutputOptions,
+  loopbackFor,
+  reassemblerFor,
+  sendOnLink,
+} from "../ip/layer.ts";
 import type { Ipv6Stats } from "../stats.ts";
 import { IPV6_DROPS, type Ipv6DropReason } from "./drops.ts";
 import type { Ipv6InterfaceAddress, Ipv6Layer, Ipv6NicState, Ipv6Settings } from "./_layer.ts";
@@ -84,18 +91,6 @@ const PMTU_AGE_MS = 10 * 60_000;
 
 /** What a path returns: OK, or why it gave up (the caller's drop handler acts on it). */
 type Verdict = typeof R.OK | Ipv6DropReason;
-
-/** The drop reason of a route that is not unicast. */
-function routeTypeReason(route: Ipv6Route): Ipv6DropReason {
-  switch (route.type) {
-    case "blackhole":
-      return R.BLACKHOLE_ROUTE;
-    case "prohibit":
-      return R.PROHIBIT_ROUTE;
-    default:
-      return R.UNREACHABLE_ROUTE;
-  }
-}
 
 /**
  * The IPv6 network layer of one {@link Stack}.
@@ -155,13 +150,7 @@ export class Ipv6 implements Ipv6Layer {
   readonly drops: Dropper<Ipv6DropReason, keyof Ipv6Stats>;
 
   constructor(readonly stack: StackContext, settings: Partial<Ipv6Settings> = {}) {
-    // Loopback traffic skips PREROUTING (as netfilter): straight to local delivery.
-    this.#loopback = new LoopbackQueue(
-      stack.clock,
-      stack.pool,
-      stack.stats,
-      (b) => this.deliverLocal(null, b, b.networkOffset, false),
-    );
+    this.#loopback = loopbackFor(stack, (b) => this.deliverLocal(null, b, b.networkOffset, false));
     this.settings = {
       defaultHopLimit: settings.defaultHopLimit ?? 64,
       reassemblyTimeoutMs: settings.reassemblyTimeoutMs ?? 60_000,
@@ -179,34 +168,10 @@ export class Ipv6 implements Ipv6Layer {
     );
     this.ndp = new Ndp(this);
     this.mld = new Mld(this);
-    this.reassembler = new Reassembler<string>({
-      clock: stack.clock,
-      pool: stack.pool,
-      timeoutMs: this.settings.reassemblyTimeoutMs,
-      memoryLimit: this.settings.reassemblyMemory,
-      maxDatagramLen: 65_535,
-      fixedHeaderLen: IPV6_HEADER_LEN,
-      onTimeout: (_key, first) => {
-        // RFC 8200 §4.5: Time Exceeded code 1 when the first fragment arrived.
-        if (first === null) return;
-        const b = stack.pool.get();
-        if (b === null) return;
-        const off = HEADROOM + ETHERNET_HEADER_LEN;
-        const n = Math.min(first.bytes.length, b.data.length - off);
-        b.data.set(first.bytes.subarray(0, n), off);
-        b.start = HEADROOM;
-        b.end = off + n;
-        this.icmp.sendErrorAbout(
-          b,
-          off,
-          null,
-          Icmpv6Type.TIME_EXCEEDED,
-          Icmpv6Code.REASSEMBLY_TIME_EXCEEDED,
-          0,
-        );
-        stack.pool.put(b);
-      },
-    });
+    this.reassembler = reassemblerFor(stack, this.settings, this.icmp, {
+      type: Icmpv6Type.TIME_EXCEEDED,
+      code: Icmpv6Code.REASSEMBLY_TIME_EXCEEDED,
+    }, IPV6_HEADER_LEN);
   }
 
   /** Start IPv6 on `nic`: link-local address (with DAD), all-nodes group, all-routers when forwarding. */
@@ -264,12 +229,7 @@ export class Ipv6 implements Ipv6Layer {
    * its neighbor cache is flushed, and every route out of it is removed.
    */
   detachNic(nic: Nic): void {
-    const st = this.#state.get(nic.id);
-    if (st === undefined) return;
-    for (const a of [...st.addresses]) this.removeAddress(nic, a.address);
-    st.neighbors.flush();
-    this.routes.removeWhere((r) => r.nicId === nic.id);
-    this.#state.delete(nic.id);
+    detachNicState(this.#state, nic, (n, a) => this.removeAddress(n, a), this.routes);
   }
 
   /** IPv6 state of a NIC (undefined when IPv6 is not on). */
@@ -715,7 +675,7 @@ export class Ipv6 implements Ipv6Layer {
     if (ip.hopLimit() <= 1) return R.TTL_EXCEEDED;
     const route = this.routes.lookup(d, ip.dstOffset(), this.#flowHash(pkt, ip));
     if (route === null) return R.NO_ROUTE;
-    if (route.type !== "unicast") return routeTypeReason(route);
+    if (route.type !== "unicast") return routeTypeReason(route.type);
     const outNic = this.stack.nics.get(route.nicId);
     if (outNic === undefined || !outNic.isUp()) return R.LINK_DOWN;
     const mtu = outNic.mtu();
@@ -824,7 +784,7 @@ export class Ipv6 implements Ipv6Layer {
   output(
     pkt: PacketBuffer,
     ipOff: number,
-    opts: { nic?: Nic; noFragment?: boolean; linkDst?: Uint8Array; keepSource?: boolean } = {},
+    opts: IpOutputOptions = {},
   ): boolean {
     return this.drops.verdict(this.#output(pkt, ipOff, opts), pkt, ipOff, null);
   }
@@ -832,7 +792,7 @@ export class Ipv6 implements Ipv6Layer {
   #output(
     pkt: PacketBuffer,
     ipOff: number,
-    opts: { nic?: Nic; noFragment?: boolean; linkDst?: Uint8Array; keepSource?: boolean },
+    opts: IpOutputOptions,
   ): Verdict {
     const s = this.stack.stats.ipv6;
     const ip = this.#ip2.reset(pkt, ipOff);
@@ -1015,37 +975,19 @@ export class Ipv6 implements Ipv6Layer {
     nh: Uint8Array,
     nhOff: number,
   ): void {
-    pkt.start = ipOff - ETHERNET_HEADER_LEN;
-    const eth = this.#eth.reset(pkt, pkt.start);
-    eth.setSrc(outNic.mac);
-    eth.setEtherType(EtherType.IPV6);
-    if (pkt.linkDst !== null) {
-      // The sender named the link-layer destination: no NDP.
-      eth.setDst(pkt.linkDst);
-      outNic.send(pkt);
-      return;
-    }
-    if (ipv6IsMulticast(nh, nhOff)) {
-      const o = pkt.start;
-      pkt.data[o] = 0x33;
-      pkt.data[o + 1] = 0x33;
-      pkt.data[o + 2] = nh[nhOff + 12]!;
-      pkt.data[o + 3] = nh[nhOff + 13]!;
-      pkt.data[o + 4] = nh[nhOff + 14]!;
-      pkt.data[o + 5] = nh[nhOff + 15]!;
-      outNic.send(pkt);
-      return;
-    }
     const st = this.#state.get(outNic.id)!;
-    const key = this.keys.key(nh, nhOff);
-    const mac = st.neighbors.lookup(key);
-    if (mac !== null) {
-      eth.setDst(mac);
-      outNic.send(pkt);
-      return;
+    let group: Uint8Array | null = null;
+    if (ipv6IsMulticast(nh, nhOff)) {
+      // RFC 2464 §7: 33:33 and the group's last 32 bits.
+      group = this.#groupMac;
+      group.set(nh.subarray(nhOff + 12, nhOff + 16), 2);
     }
-    st.neighbors.resolve(key, pkt);
+    const key = group === null && pkt.linkDst === null ? this.keys.key(nh, nhOff) : "";
+    sendOnLink(this.#eth, outNic, pkt, ipOff, EtherType.IPV6, group, st.neighbors, key);
   }
+
+  /** The scratch destination MAC of a multicast frame. */
+  #groupMac = new Uint8Array([0x33, 0x33, 0, 0, 0, 0]);
 
   /** Build an IPv6 header for a locally generated packet at the standard offset; returns the offset. */
   static buildHeader(buf: PacketBuffer, f: Parameters<typeof buildIpv6Packet>[1]): number {
