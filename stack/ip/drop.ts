@@ -15,6 +15,7 @@
 import type { Nic } from "../nic.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
 import type { RouteType } from "../route_table.ts";
+import type { IcmpErrorSender } from "./icmp_error.ts";
 
 /**
  * The reasons of both families. A family's table names the ones its paths
@@ -133,16 +134,26 @@ export interface DropRule<C extends string> {
 /** A family's drop table: a rule for each reason its paths return. */
 export type DropTable<R extends DropReason, C extends string> = { readonly [K in R]: DropRule<C> };
 
-/** How a family sends an ICMP error (its ICMP module's `sendErrorAbout`). */
-export type IcmpErrorSender = (
-  orig: PacketBuffer,
-  ipOff: number,
-  inNic: Nic | null,
-  type: number,
-  code: number,
-  rest: number,
-  toMulticast: boolean,
-) => boolean;
+/** The reasons both families drop alike: silently, moving a counter of the same name. */
+export type CommonDropReason =
+  | typeof DropReason.MALFORMED
+  | typeof DropReason.INVALID_ADDRESS
+  | typeof DropReason.FIREWALL
+  | typeof DropReason.MULTICAST_NOT_JOINED
+  | typeof DropReason.NOT_FOR_US
+  | typeof DropReason.BLACKHOLE_ROUTE
+  | typeof DropReason.OUTPUT_NO_ROUTE;
+
+/** The part of both families' drop tables that is the same (their stats share these names). */
+export const COMMON_DROPS = {
+  [DropReason.MALFORMED]: { counter: "malformedPacketsReceived", icmp: null },
+  [DropReason.INVALID_ADDRESS]: { counter: "invalidAddressesReceived", icmp: null },
+  [DropReason.FIREWALL]: { counter: "firewallDropped", icmp: null },
+  [DropReason.MULTICAST_NOT_JOINED]: { counter: "multicastNotJoinedDropped", icmp: null },
+  [DropReason.NOT_FOR_US]: { counter: "notForUsDropped", icmp: null },
+  [DropReason.BLACKHOLE_ROUTE]: { counter: "blackholeDropped", icmp: null },
+  [DropReason.OUTPUT_NO_ROUTE]: { counter: "outputNoRoute", icmp: null },
+} as const satisfies DropTable<CommonDropReason, string>;
 
 /**
  * The one drop handler of a family: moves the reason's counter and sends

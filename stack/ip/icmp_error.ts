@@ -85,13 +85,7 @@ export function sendIcmpError(
     s.errorsRateLimited++;
     return false;
   }
-  const pool = f.stack.pool;
-  const b = pool.get();
-  if (b === null) {
-    f.stack.stats.bufferPoolExhausted++;
-    return false;
-  }
-  try {
+  return withBuffer(f.stack, (b) => {
     const quote = f.quoteLen(orig, ipOff);
     const icmpLen = ICMP_ERROR_HEADER_LEN + quote;
     const m = f.writeIpHeader(b, orig, ipOff, icmpLen);
@@ -103,9 +97,7 @@ export function sendIcmpError(
     b.data.set(orig.data.subarray(ipOff, ipOff + quote), m + ICMP_ERROR_HEADER_LEN);
     s.errorsSent++;
     return f.finishAndSend(b, m, icmpLen, orig, ipOff, inNic);
-  } finally {
-    pool.put(b);
-  }
+  });
 }
 
 /** True when `orig` arrived on `inNic` in a link-layer broadcast or multicast frame. */
@@ -125,19 +117,39 @@ export function sendAboutBytes(
   type: number,
   code: number,
 ): boolean {
-  const pool = f.stack.pool;
-  const b = pool.get();
-  if (b === null) {
-    f.stack.stats.bufferPoolExhausted++;
-    return false;
-  }
-  try {
+  return withBuffer(f.stack, (b) => {
     const off = b.start + ETHERNET_HEADER_LEN;
     const n = Math.min(bytes.length, b.data.length - off);
     b.data.set(bytes.subarray(0, n), off);
     b.end = off + n;
     return sendIcmpError(f, b, off, null, type, code, 0);
+  });
+}
+
+/**
+ * Run `fn` with a buffer from the stack's pool, given back afterwards;
+ * false (and `bufferPoolExhausted` counted) when the pool is empty.
+ */
+export function withBuffer(stack: StackContext, fn: (b: PacketBuffer) => boolean): boolean {
+  const b = stack.pool.get();
+  if (b === null) {
+    stack.stats.bufferPoolExhausted++;
+    return false;
+  }
+  try {
+    return fn(b);
   } finally {
-    pool.put(b);
+    stack.pool.put(b);
   }
 }
+
+/** How a family sends an ICMP error about a packet (its ICMP module's `sendErrorAbout`). */
+export type IcmpErrorSender = (
+  orig: PacketBuffer,
+  ipOff: number,
+  inNic: Nic | null,
+  type: number,
+  code: number,
+  rest: number,
+  toMulticast?: boolean,
+) => boolean;

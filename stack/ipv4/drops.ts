@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { DropReason as R, type DropTable } from "../ip/drop.ts";
+import { COMMON_DROPS, DropReason as R, type DropTable } from "../ip/drop.ts";
 import type { Ipv4Stats } from "../stats.ts";
 import { Icmpv4Code, Icmpv4Type } from "../wire/icmpv4.ts";
 
@@ -37,12 +37,8 @@ const mtu = (m: number) => m & 0xffff;
 
 /** What each IPv4 drop reason does. */
 export const IPV4_DROPS: DropTable<Ipv4DropReason, keyof Ipv4Stats> = {
-  [R.MALFORMED]: { counter: "malformedPacketsReceived", icmp: null },
+  ...COMMON_DROPS,
   [R.BAD_CHECKSUM]: { counter: "checksumErrors", icmp: null },
-  [R.INVALID_ADDRESS]: { counter: "invalidAddressesReceived", icmp: null },
-  [R.FIREWALL]: { counter: "firewallDropped", icmp: null },
-  [R.MULTICAST_NOT_JOINED]: { counter: "multicastNotJoinedDropped", icmp: null },
-  [R.NOT_FOR_US]: { counter: "notForUsDropped", icmp: null },
   [R.BAD_OPTIONS]: {
     counter: "malformedOptionsReceived",
     icmp: { type: Icmpv4Type.PARAMETER_PROBLEM, code: 0 },
@@ -57,7 +53,6 @@ export const IPV4_DROPS: DropTable<Ipv4DropReason, keyof Ipv4Stats> = {
   [R.TTL_EXCEEDED]: { counter: "ttlExceeded", icmp: { type: Icmpv4Type.TIME_EXCEEDED, code: 0 } },
   [R.NO_ROUTE]: { counter: "noRoute", icmp: unreachable(Icmpv4Code.NET_UNREACHABLE) },
   [R.LINK_DOWN]: { counter: "noRoute", icmp: unreachable(Icmpv4Code.HOST_UNREACHABLE) },
-  [R.BLACKHOLE_ROUTE]: { counter: "blackholeDropped", icmp: null },
   [R.UNREACHABLE_ROUTE]: {
     counter: "unreachableRouteDropped",
     icmp: unreachable(Icmpv4Code.NET_UNREACHABLE),
@@ -71,7 +66,6 @@ export const IPV4_DROPS: DropTable<Ipv4DropReason, keyof Ipv4Stats> = {
     icmp: unreachable(Icmpv4Code.FRAGMENTATION_NEEDED),
     rest: mtu,
   },
-  [R.OUTPUT_NO_ROUTE]: { counter: "outputNoRoute", icmp: null },
   // Linux tells the local sender with an error from ourselves.
   [R.OUTPUT_TOO_BIG]: {
     counter: "fragmentationNeeded",

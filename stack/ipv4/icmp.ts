@@ -15,6 +15,7 @@ import type { StackContext } from "../ip/context.ts";
 import {
   arrivedAsLinkGroup,
   type IcmpErrorFamily,
+  type IcmpErrorSender,
   type IcmpErrorStats,
   sendIcmpError,
 } from "../ip/icmp_error.ts";
@@ -188,16 +189,8 @@ export class Icmpv4 implements IcmpErrorFamily {
    * @param inNic where the original arrived (null: generated locally)
    * @param rest the 32-bit rest-of-header (MTU, pointer << 24, gateway)
    */
-  sendErrorAbout(
-    orig: PacketBuffer,
-    ipOff: number,
-    inNic: Nic | null,
-    type: number,
-    code: number,
-    rest: number,
-  ): boolean {
-    return sendIcmpError(this, orig, ipOff, inNic, type, code, rest);
-  }
+  readonly sendErrorAbout: IcmpErrorSender = (orig, ipOff, inNic, type, code, rest, toMc) =>
+    sendIcmpError(this, orig, ipOff, inNic, type, code, rest, toMc);
 
   // ---------------------------------------- IcmpErrorFamily (the shared core's questions)
 

@@ -132,12 +132,7 @@ export class Ipv4 implements Ipv4Layer {
     };
     this.#nextId = stack.random.uint32() & 0xffff;
     this.icmp = new Icmpv4(this);
-    this.drops = new Dropper(
-      IPV4_DROPS,
-      stack.stats.ipv4,
-      (orig, off, inNic, type, code, rest) =>
-        this.icmp.sendErrorAbout(orig, off, inNic, type, code, rest),
-    );
+    this.drops = new Dropper(IPV4_DROPS, stack.stats.ipv4, this.icmp.sendErrorAbout);
     this.arp = new Arp(this);
     this.reassembler = reassemblerFor(stack, this.settings, this.icmp, {
       type: Icmpv4Type.TIME_EXCEEDED,
@@ -525,20 +520,12 @@ export class Ipv4 implements Ipv4Layer {
    *
    * @returns false when it could not be sent (no route, DF and too big).
    */
-  output(
-    pkt: PacketBuffer,
-    ipOff: number,
-    opts: IpOutputOptions = {},
-  ): boolean {
+  output(pkt: PacketBuffer, ipOff: number, opts: IpOutputOptions = {}): boolean {
     // Errors about our own packets go to ourselves (inNic null), as Linux tells the sender.
     return this.drops.verdict(this.#output(pkt, ipOff, opts), pkt, ipOff, null);
   }
 
-  #output(
-    pkt: PacketBuffer,
-    ipOff: number,
-    opts: IpOutputOptions,
-  ): Verdict {
+  #output(pkt: PacketBuffer, ipOff: number, opts: IpOutputOptions): Verdict {
     const ip = this.#ip2.reset(pkt, ipOff);
     pkt.networkOffset = ipOff;
     pkt.linkDst = opts.linkDst ?? null;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { DropReason as R, type DropTable } from "../ip/drop.ts";
+import { COMMON_DROPS, DropReason as R, type DropTable } from "../ip/drop.ts";
 import type { Ipv6Stats } from "../stats.ts";
 import { Icmpv6Code, Icmpv6Type } from "../wire/icmpv6.ts";
 
@@ -45,11 +45,7 @@ const asIs = (p: number) => p;
 
 /** What each IPv6 drop reason does. */
 export const IPV6_DROPS: DropTable<Ipv6DropReason, keyof Ipv6Stats> = {
-  [R.MALFORMED]: { counter: "malformedPacketsReceived", icmp: null },
-  [R.INVALID_ADDRESS]: { counter: "invalidAddressesReceived", icmp: null },
-  [R.FIREWALL]: { counter: "firewallDropped", icmp: null },
-  [R.MULTICAST_NOT_JOINED]: { counter: "multicastNotJoinedDropped", icmp: null },
-  [R.NOT_FOR_US]: { counter: "notForUsDropped", icmp: null },
+  ...COMMON_DROPS,
   [R.OPTIONS_DISCARD]: { counter: "optionsDropped", icmp: null },
   // RFC 8200 §4.2: code 2, even to a multicast destination for action 10
   // (the option walk turns action 11 to a multicast destination into a discard).
@@ -96,7 +92,6 @@ export const IPV6_DROPS: DropTable<Ipv6DropReason, keyof Ipv6Stats> = {
   },
   [R.NO_ROUTE]: { counter: "noRoute", icmp: unreachable(Icmpv6Code.NO_ROUTE) },
   [R.LINK_DOWN]: { counter: "noRoute", icmp: unreachable(Icmpv6Code.NO_ROUTE) },
-  [R.BLACKHOLE_ROUTE]: { counter: "blackholeDropped", icmp: null },
   // Linux answers an `unreachable` route with code 0 (no route).
   [R.UNREACHABLE_ROUTE]: {
     counter: "unreachableRouteDropped",
@@ -121,6 +116,5 @@ export const IPV6_DROPS: DropTable<Ipv6DropReason, keyof Ipv6Stats> = {
   },
   [R.LINK_LOCAL_DESTINATION]: { counter: "linkLocalNotForwarded", icmp: null },
   [R.LINK_CONTROL]: { counter: "linkControlNotForwarded", icmp: null },
-  [R.OUTPUT_NO_ROUTE]: { counter: "outputNoRoute", icmp: null },
   [R.OUTPUT_NO_SOURCE]: { counter: "outputNoSource", icmp: null },
 };

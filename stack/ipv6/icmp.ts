@@ -18,6 +18,7 @@ import type { StackContext } from "../ip/context.ts";
 import {
   arrivedAsLinkGroup,
   type IcmpErrorFamily,
+  type IcmpErrorSender,
   type IcmpErrorStats,
   sendIcmpError,
 } from "../ip/icmp_error.ts";
@@ -240,17 +241,8 @@ export class Icmpv6 implements IcmpErrorFamily {
    * @param toMulticast allowed about a multicast destination (Packet Too
    *   Big, and Parameter Problem code 2 for an option of action 10)
    */
-  sendErrorAbout(
-    orig: PacketBuffer,
-    ipOff: number,
-    inNic: Nic | null,
-    type: number,
-    code: number,
-    rest: number,
-    toMulticast = false,
-  ): boolean {
-    return sendIcmpError(this, orig, ipOff, inNic, type, code, rest, toMulticast);
-  }
+  readonly sendErrorAbout: IcmpErrorSender = (orig, ipOff, inNic, type, code, rest, toMc) =>
+    sendIcmpError(this, orig, ipOff, inNic, type, code, rest, toMc);
 
   // ---------------------------------------- IcmpErrorFamily (the shared core's questions)
 

@@ -160,12 +160,7 @@ export class Ipv6 implements Ipv6Layer {
     };
     this.#nextFragId = stack.random.uint32();
     this.icmp = new Icmpv6(this);
-    this.drops = new Dropper(
-      IPV6_DROPS,
-      stack.stats.ipv6,
-      (orig, off, inNic, type, code, rest, toMulticast) =>
-        this.icmp.sendErrorAbout(orig, off, inNic, type, code, rest, toMulticast),
-    );
+    this.drops = new Dropper(IPV6_DROPS, stack.stats.ipv6, this.icmp.sendErrorAbout);
     this.ndp = new Ndp(this);
     this.mld = new Mld(this);
     this.reassembler = reassemblerFor(stack, this.settings, this.icmp, {
@@ -781,19 +776,11 @@ export class Ipv6 implements Ipv6Layer {
    * the next hop. `nic` pins the egress (needed for link-local and
    * multicast destinations).
    */
-  output(
-    pkt: PacketBuffer,
-    ipOff: number,
-    opts: IpOutputOptions = {},
-  ): boolean {
+  output(pkt: PacketBuffer, ipOff: number, opts: IpOutputOptions = {}): boolean {
     return this.drops.verdict(this.#output(pkt, ipOff, opts), pkt, ipOff, null);
   }
 
-  #output(
-    pkt: PacketBuffer,
-    ipOff: number,
-    opts: IpOutputOptions,
-  ): Verdict {
+  #output(pkt: PacketBuffer, ipOff: number, opts: IpOutputOptions): Verdict {
     const s = this.stack.stats.ipv6;
     const ip = this.#ip2.reset(pkt, ipOff);
     const d = pkt.data;
