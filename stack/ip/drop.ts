@@ -144,6 +144,17 @@ export type CommonDropReason =
   | typeof DropReason.BLACKHOLE_ROUTE
   | typeof DropReason.OUTPUT_NO_ROUTE;
 
+/** The forwarding and delivery reasons both families have (each with its own error). */
+export type SharedDropReason =
+  | CommonDropReason
+  | typeof DropReason.UNKNOWN_PROTOCOL
+  | typeof DropReason.TTL_EXCEEDED
+  | typeof DropReason.NO_ROUTE
+  | typeof DropReason.LINK_DOWN
+  | typeof DropReason.UNREACHABLE_ROUTE
+  | typeof DropReason.PROHIBIT_ROUTE
+  | typeof DropReason.TOO_BIG;
+
 /** The part of both families' drop tables that is the same (their stats share these names). */
 export const COMMON_DROPS = {
   [DropReason.MALFORMED]: { counter: "malformedPacketsReceived", icmp: null },

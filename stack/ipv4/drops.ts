@@ -5,28 +5,20 @@
  *
  * @module
  */
-import { COMMON_DROPS, DropReason as R, type DropTable } from "../ip/drop.ts";
+import {
+  COMMON_DROPS,
+  DropReason as R,
+  type DropTable,
+  type SharedDropReason,
+} from "../ip/drop.ts";
 import type { Ipv4Stats } from "../stats.ts";
 import { Icmpv4Code, Icmpv4Type } from "../wire/icmpv4.ts";
 
 /** The reasons an IPv4 path may return. */
 export type Ipv4DropReason =
-  | typeof R.MALFORMED
+  | SharedDropReason
   | typeof R.BAD_CHECKSUM
-  | typeof R.INVALID_ADDRESS
-  | typeof R.FIREWALL
-  | typeof R.MULTICAST_NOT_JOINED
-  | typeof R.NOT_FOR_US
   | typeof R.BAD_OPTIONS
-  | typeof R.UNKNOWN_PROTOCOL
-  | typeof R.TTL_EXCEEDED
-  | typeof R.NO_ROUTE
-  | typeof R.LINK_DOWN
-  | typeof R.BLACKHOLE_ROUTE
-  | typeof R.UNREACHABLE_ROUTE
-  | typeof R.PROHIBIT_ROUTE
-  | typeof R.TOO_BIG
-  | typeof R.OUTPUT_NO_ROUTE
   | typeof R.OUTPUT_TOO_BIG;
 
 const unreachable = (code: number) => ({ type: Icmpv4Type.DEST_UNREACHABLE, code });

@@ -76,7 +76,13 @@ export class Icmpv4 implements IcmpErrorFamily {
   #q = new Ipv4Packet();
   #event: Icmpv4Event;
 
+  /** The stack and the counters the shared error core uses. */
+  readonly stack: StackContext;
+  readonly errorStats: IcmpErrorStats;
+
   constructor(readonly ipv4: Ipv4) {
+    this.stack = ipv4.stack;
+    this.errorStats = ipv4.stack.stats.icmpv4;
     this.bucket = new TokenBucket(ipv4.stack.clock, 1000, 50);
     this.#event = {
       type: 0,
@@ -193,14 +199,6 @@ export class Icmpv4 implements IcmpErrorFamily {
     sendIcmpError(this, orig, ipOff, inNic, type, code, rest, toMc);
 
   // ---------------------------------------- IcmpErrorFamily (the shared core's questions)
-
-  get stack(): StackContext {
-    return this.ipv4.stack;
-  }
-
-  get errorStats(): IcmpErrorStats {
-    return this.ipv4.stack.stats.icmpv4;
-  }
 
   /**
    * Never about: a broadcast/multicast (IP or link layer), a non-initial

@@ -5,37 +5,29 @@
  *
  * @module
  */
-import { COMMON_DROPS, DropReason as R, type DropTable } from "../ip/drop.ts";
+import {
+  COMMON_DROPS,
+  DropReason as R,
+  type DropTable,
+  type SharedDropReason,
+} from "../ip/drop.ts";
 import type { Ipv6Stats } from "../stats.ts";
 import { Icmpv6Code, Icmpv6Type } from "../wire/icmpv6.ts";
 
 /** The reasons an IPv6 path may return. */
 export type Ipv6DropReason =
-  | typeof R.MALFORMED
-  | typeof R.INVALID_ADDRESS
-  | typeof R.FIREWALL
-  | typeof R.MULTICAST_NOT_JOINED
-  | typeof R.NOT_FOR_US
+  | SharedDropReason
   | typeof R.OPTIONS_DISCARD
   | typeof R.OPTIONS_PARAMETER_PROBLEM
-  | typeof R.UNKNOWN_PROTOCOL
   | typeof R.ROUTING_HEADER
   | typeof R.TENTATIVE_ADDRESS
   | typeof R.FRAGMENT_BAD_LENGTH
   | typeof R.FRAGMENT_TOO_LONG
   | typeof R.FRAGMENT_INCOMPLETE_CHAIN
   | typeof R.FRAGMENT_OVERLAP
-  | typeof R.TTL_EXCEEDED
-  | typeof R.NO_ROUTE
-  | typeof R.LINK_DOWN
-  | typeof R.BLACKHOLE_ROUTE
-  | typeof R.UNREACHABLE_ROUTE
-  | typeof R.PROHIBIT_ROUTE
-  | typeof R.TOO_BIG
   | typeof R.LINK_LOCAL_SOURCE
   | typeof R.LINK_LOCAL_DESTINATION
   | typeof R.LINK_CONTROL
-  | typeof R.OUTPUT_NO_ROUTE
   | typeof R.OUTPUT_NO_SOURCE;
 
 const unreachable = (code: number) => ({ type: Icmpv6Type.DEST_UNREACHABLE, code });

@@ -71,7 +71,13 @@ export class Icmpv6 implements IcmpErrorFamily {
   #q = new Ipv6View();
   #event: Icmpv6Event;
 
+  /** The stack and the counters the shared error core uses. */
+  readonly stack: StackContext;
+  readonly errorStats: IcmpErrorStats;
+
   constructor(readonly ipv6: Ipv6) {
+    this.stack = ipv6.stack;
+    this.errorStats = ipv6.stack.stats.icmpv6;
     this.bucket = new TokenBucket(ipv6.stack.clock, 1000, 50);
     this.#event = {
       type: 0,
@@ -245,14 +251,6 @@ export class Icmpv6 implements IcmpErrorFamily {
     sendIcmpError(this, orig, ipOff, inNic, type, code, rest, toMc);
 
   // ---------------------------------------- IcmpErrorFamily (the shared core's questions)
-
-  get stack(): StackContext {
-    return this.ipv6.stack;
-  }
-
-  get errorStats(): IcmpErrorStats {
-    return this.ipv6.stack.stats.icmpv6;
-  }
 
   /** RFC 4443 §2.4 (e): never about an unspecified or multicast source, a multicast destination (unless allowed), an error or a Redirect. */
   neverAbout(orig: PacketBuffer, ipOff: number, inNic: Nic | null, toMulticast: boolean): boolean {
