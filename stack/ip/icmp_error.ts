@@ -8,7 +8,7 @@
  * @module
  */
 import type { Nic } from "../nic.ts";
-import type { TokenBucket } from "../token_bucket.ts";
+import { TokenBucket } from "../token_bucket.ts";
 import type { StackContext } from "./context.ts";
 import { ETHERNET_HEADER_LEN } from "../wire/ethernet.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
@@ -153,3 +153,38 @@ export type IcmpErrorSender = (
   rest: number,
   toMulticast?: boolean,
 ) => boolean;
+
+/**
+ * What both ICMP modules are as error senders: the shared token bucket
+ * (Linux's icmp_ratelimit / icmp_msgs_per_sec and ICMPv6's ratelimit, 1000
+ * a second with bursts of 50) and {@link sendIcmpError} bound as their
+ * `sendErrorAbout`; each family answers the core's questions.
+ */
+export abstract class IcmpErrorCore implements IcmpErrorFamily {
+  readonly bucket: TokenBucket;
+  /** Send an error about a packet (see {@link sendIcmpError}). */
+  readonly sendErrorAbout: IcmpErrorSender = (orig, ipOff, inNic, type, code, rest, toMc) =>
+    sendIcmpError(this, orig, ipOff, inNic, type, code, rest, toMc);
+
+  constructor(readonly stack: StackContext, readonly errorStats: IcmpErrorStats) {
+    this.bucket = new TokenBucket(stack.clock, 1000, 50);
+  }
+
+  abstract neverAbout(
+    orig: PacketBuffer,
+    ipOff: number,
+    inNic: Nic | null,
+    toMulticast: boolean,
+  ): boolean;
+  abstract pathMtuError(type: number, code: number): boolean;
+  abstract quoteLen(orig: PacketBuffer, ipOff: number): number;
+  abstract writeIpHeader(b: PacketBuffer, orig: PacketBuffer, ipOff: number, len: number): number;
+  abstract finishAndSend(
+    b: PacketBuffer,
+    icmpOff: number,
+    icmpLen: number,
+    orig: PacketBuffer,
+    ipOff: number,
+    inNic: Nic | null,
+  ): boolean;
+}

@@ -8,17 +8,9 @@
  */
 import type { Nic } from "../nic.ts";
 import type { Ipv4Layer as Ipv4 } from "./_layer.ts";
-import { TokenBucket } from "../token_bucket.ts";
 import { IpProtocol, Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
 import { Icmpv4Code, Icmpv4Type } from "../wire/icmpv4.ts";
-import type { StackContext } from "../ip/context.ts";
-import {
-  arrivedAsLinkGroup,
-  type IcmpErrorFamily,
-  type IcmpErrorSender,
-  type IcmpErrorStats,
-  sendIcmpError,
-} from "../ip/icmp_error.ts";
+import { arrivedAsLinkGroup, IcmpErrorCore } from "../ip/icmp_error.ts";
 import { checksumUpdate16, internetChecksum } from "../wire/checksum.ts";
 import {
   ipv4IsLimitedBroadcast,
@@ -66,24 +58,16 @@ export function icmpv4IsError(type: number): boolean {
 }
 
 /** ICMPv4 for one stack. */
-export class Icmpv4 implements IcmpErrorFamily {
+export class Icmpv4 extends IcmpErrorCore {
   /** Listeners for replies and errors addressed to us. */
   readonly listeners: Set<(e: Icmpv4Event) => void> = new Set();
-  /** The shared ICMP error token bucket (Linux icmp_ratelimit/icmp_msgs_per_sec). */
-  readonly bucket: TokenBucket;
   /** Answer echo requests sent to a broadcast address (Linux: icmp_echo_ignore_broadcasts=1, so false). */
   answerBroadcastEchoes = false;
   #q = new Ipv4Packet();
   #event: Icmpv4Event;
 
-  /** The stack and the counters the shared error core uses. */
-  readonly stack: StackContext;
-  readonly errorStats: IcmpErrorStats;
-
   constructor(readonly ipv4: Ipv4) {
-    this.stack = ipv4.stack;
-    this.errorStats = ipv4.stack.stats.icmpv4;
-    this.bucket = new TokenBucket(ipv4.stack.clock, 1000, 50);
+    super(ipv4.stack, ipv4.stack.stats.icmpv4);
     this.#event = {
       type: 0,
       code: 0,
@@ -186,17 +170,6 @@ export class Icmpv4 implements IcmpErrorFamily {
     );
     this.ipv4.output(pkt, ip.off, { nic: undefined });
   }
-
-  /**
-   * Send an ICMP error about the datagram at `orig.data[ipOff]`, unless the
-   * rules of RFC 1122 §3.2.2 / RFC 1812 §4.3.2.7 forbid it or the rate limit
-   * says no (the shared core, {@link sendIcmpError}).
-   *
-   * @param inNic where the original arrived (null: generated locally)
-   * @param rest the 32-bit rest-of-header (MTU, pointer << 24, gateway)
-   */
-  readonly sendErrorAbout: IcmpErrorSender = (orig, ipOff, inNic, type, code, rest, toMc) =>
-    sendIcmpError(this, orig, ipOff, inNic, type, code, rest, toMc);
 
   // ---------------------------------------- IcmpErrorFamily (the shared core's questions)
 

@@ -8,20 +8,12 @@
  */
 import type { Nic } from "../nic.ts";
 import type { Ipv6Layer as Ipv6 } from "./_layer.ts";
-import { TokenBucket } from "../token_bucket.ts";
 import { IPV6_HEADER_LEN, IPV6_MIN_MTU, type Ipv6Packet } from "../wire/ipv6.ts";
 import { Ipv6ExtHeaderIterator, Ipv6NextHeader } from "../wire/ipv6_ext.ts";
 import { ICMPV6_HEADER_LEN, icmpv6IsError, Icmpv6Type } from "../wire/icmpv6.ts";
 import { finishChecksum, ipv6PseudoHeaderSum, onesSum } from "../wire/checksum.ts";
 import { ipv6IsLinkLocalUnicast, ipv6IsMulticast, ipv6IsUnspecified } from "../wire/ip_address.ts";
-import type { StackContext } from "../ip/context.ts";
-import {
-  arrivedAsLinkGroup,
-  type IcmpErrorFamily,
-  type IcmpErrorSender,
-  type IcmpErrorStats,
-  sendIcmpError,
-} from "../ip/icmp_error.ts";
+import { arrivedAsLinkGroup, IcmpErrorCore } from "../ip/icmp_error.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
 import { buildIpv6Packet } from "../wire/ipv6.ts";
 import { Ipv6Packet as Ipv6View } from "../wire/ipv6.ts";
@@ -62,23 +54,15 @@ export function fillIcmpv6Checksum(
 }
 
 /** ICMPv6 for one stack. */
-export class Icmpv6 implements IcmpErrorFamily {
+export class Icmpv6 extends IcmpErrorCore {
   /** Listeners for replies and errors addressed to us. */
   readonly listeners: Set<(e: Icmpv6Event) => void> = new Set();
-  /** ICMPv6 error rate limit (RFC 4443 §2.4 (f)); Linux: 1000/s, burst 50. */
-  readonly bucket: TokenBucket;
   #it = new Ipv6ExtHeaderIterator();
   #q = new Ipv6View();
   #event: Icmpv6Event;
 
-  /** The stack and the counters the shared error core uses. */
-  readonly stack: StackContext;
-  readonly errorStats: IcmpErrorStats;
-
   constructor(readonly ipv6: Ipv6) {
-    this.stack = ipv6.stack;
-    this.errorStats = ipv6.stack.stats.icmpv6;
-    this.bucket = new TokenBucket(ipv6.stack.clock, 1000, 50);
+    super(ipv6.stack, ipv6.stack.stats.icmpv6);
     this.#event = {
       type: 0,
       code: 0,
@@ -237,18 +221,6 @@ export class Icmpv6 implements IcmpErrorFamily {
     if (nic === null) return undefined;
     return ipv6IsLinkLocalUnicast(a, off) || ipv6IsMulticast(a, off) ? nic : undefined;
   }
-
-  /**
-   * Send an ICMPv6 error about the packet at `orig.data[ipOff]`, unless the
-   * rules of RFC 4443 §2.4 (e) forbid it or the rate limit says no (the
-   * shared core, {@link sendIcmpError}).
-   *
-   * @param rest the 32-bit field after the checksum (MTU, pointer)
-   * @param toMulticast allowed about a multicast destination (Packet Too
-   *   Big, and Parameter Problem code 2 for an option of action 10)
-   */
-  readonly sendErrorAbout: IcmpErrorSender = (orig, ipOff, inNic, type, code, rest, toMc) =>
-    sendIcmpError(this, orig, ipOff, inNic, type, code, rest, toMc);
 
   // ---------------------------------------- IcmpErrorFamily (the shared core's questions)
 
