@@ -20,40 +20,6 @@ export interface IcmpErrorStats {
   errorsRateLimited: number;
 }
 
-/** What a family supplies to {@link sendIcmpError}. */
-export interface IcmpErrorFamily {
-  readonly stack: StackContext;
-  readonly errorStats: IcmpErrorStats;
-  /** The shared error token bucket (Linux icmp_ratelimit / icmp_msgs_per_sec). */
-  readonly bucket: TokenBucket;
-  /** True when no error may be sent about the packet at `orig.data[ipOff]`. */
-  neverAbout(orig: PacketBuffer, ipOff: number, inNic: Nic | null, toMulticast: boolean): boolean;
-  /** True for the errors path MTU discovery needs: never rate-limited. */
-  pathMtuError(type: number, code: number): boolean;
-  /**
-   * Write the error's IP header into `b` for an ICMP message of `icmpLen`
-   * bytes about the packet at `orig.data[ipOff]`.
-   *
-   * @returns the offset of the ICMP message in `b`
-   */
-  writeIpHeader(b: PacketBuffer, orig: PacketBuffer, ipOff: number, icmpLen: number): number;
-  /**
-   * How much of the original the error quotes: as much as fits (RFC 1812
-   * §4.3.2.3: 576 bytes in all; RFC 4443 §2.4 (c): the minimum MTU), never
-   * past the original's own length.
-   */
-  quoteLen(orig: PacketBuffer, ipOff: number): number;
-  /** Fill the ICMP checksum (ICMPv6's covers a pseudo-header) and send. */
-  finishAndSend(
-    b: PacketBuffer,
-    icmpOff: number,
-    icmpLen: number,
-    orig: PacketBuffer,
-    ipOff: number,
-    inNic: Nic | null,
-  ): boolean;
-}
-
 /** The ICMP header (type, code, zero checksum, rest) and the quote, in both families' layout. */
 const ICMP_ERROR_HEADER_LEN = 8;
 
@@ -67,7 +33,7 @@ const ICMP_ERROR_HEADER_LEN = 8;
  * @returns true when the error was sent
  */
 export function sendIcmpError(
-  f: IcmpErrorFamily,
+  f: IcmpErrorCore,
   orig: PacketBuffer,
   ipOff: number,
   inNic: Nic | null,
@@ -112,7 +78,7 @@ export function arrivedAsLinkGroup(orig: PacketBuffer, ipOff: number, inNic: Nic
  * fragment of a datagram whose reassembly timed out), from ourselves.
  */
 export function sendAboutBytes(
-  f: IcmpErrorFamily,
+  f: IcmpErrorCore,
   bytes: Uint8Array,
   type: number,
   code: number,
@@ -160,7 +126,7 @@ export type IcmpErrorSender = (
  * a second with bursts of 50) and {@link sendIcmpError} bound as their
  * `sendErrorAbout`; each family answers the core's questions.
  */
-export abstract class IcmpErrorCore implements IcmpErrorFamily {
+export abstract class IcmpErrorCore {
   readonly bucket: TokenBucket;
   /** Send an error about a packet (see {@link sendIcmpError}). */
   readonly sendErrorAbout: IcmpErrorSender = (orig, ipOff, inNic, type, code, rest, toMc) =>
@@ -170,15 +136,34 @@ export abstract class IcmpErrorCore implements IcmpErrorFamily {
     this.bucket = new TokenBucket(stack.clock, 1000, 50);
   }
 
+  /** True when no error may be sent about the packet at `orig.data[ipOff]`. */
   abstract neverAbout(
     orig: PacketBuffer,
     ipOff: number,
     inNic: Nic | null,
     toMulticast: boolean,
   ): boolean;
+  /** True for the errors path MTU discovery needs: never rate-limited. */
   abstract pathMtuError(type: number, code: number): boolean;
+  /**
+   * How much of the original the error quotes: as much as fits (RFC 1812
+   * §4.3.2.3: 576 bytes in all; RFC 4443 §2.4 (c): the minimum MTU), never
+   * past the original's own length.
+   */
   abstract quoteLen(orig: PacketBuffer, ipOff: number): number;
-  abstract writeIpHeader(b: PacketBuffer, orig: PacketBuffer, ipOff: number, len: number): number;
+  /**
+   * Write the error's IP header into `b` for an ICMP message of `icmpLen`
+   * bytes about the packet at `orig.data[ipOff]`.
+   *
+   * @returns the offset of the ICMP message in `b`
+   */
+  abstract writeIpHeader(
+    b: PacketBuffer,
+    orig: PacketBuffer,
+    ipOff: number,
+    icmpLen: number,
+  ): number;
+  /** Fill the ICMP checksum (ICMPv6's covers a pseudo-header) and send. */
   abstract finishAndSend(
     b: PacketBuffer,
     icmpOff: number,

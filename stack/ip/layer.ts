@@ -13,7 +13,7 @@ import { Reassembler } from "../reassembly.ts";
 import { ETHERNET_HEADER_LEN, type EthernetFrame } from "../wire/ethernet.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
 import type { StackContext } from "./context.ts";
-import { type IcmpErrorFamily, sendAboutBytes } from "./icmp_error.ts";
+import { type IcmpErrorCore, sendAboutBytes } from "./icmp_error.ts";
 
 /** How a locally built packet is sent (both families' `output`). */
 export interface IpOutputOptions {
@@ -53,7 +53,7 @@ export interface ReassemblySettings {
 export function reassemblerFor(
   stack: StackContext,
   settings: ReassemblySettings,
-  icmp: IcmpErrorFamily,
+  icmp: IcmpErrorCore,
   timeExceeded: { type: number; code: number },
   fixedHeaderLen?: number,
 ): Reassembler<string> {

@@ -171,7 +171,7 @@ export class Icmpv4 extends IcmpErrorCore {
     this.ipv4.output(pkt, ip.off, { nic: undefined });
   }
 
-  // ---------------------------------------- IcmpErrorFamily (the shared core's questions)
+  // ---------------------------------------- IcmpErrorCore: the shared core's questions
 
   /**
    * Never about: a broadcast/multicast (IP or link layer), a non-initial

@@ -222,7 +222,7 @@ export class Icmpv6 extends IcmpErrorCore {
     return ipv6IsLinkLocalUnicast(a, off) || ipv6IsMulticast(a, off) ? nic : undefined;
   }
 
-  // ---------------------------------------- IcmpErrorFamily (the shared core's questions)
+  // ---------------------------------------- IcmpErrorCore: the shared core's questions
 
   /** RFC 4443 §2.4 (e): never about an unspecified or multicast source, a multicast destination (unless allowed), an error or a Redirect. */
   neverAbout(orig: PacketBuffer, ipOff: number, inNic: Nic | null, toMulticast: boolean): boolean {
