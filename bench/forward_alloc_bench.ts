@@ -190,7 +190,7 @@ function main(): void {
   const report = {
     packets: N,
     forwardedToWan: forwarded,
-    ipv4PacketsForwarded: s.packetsForwarded,
+    ipv4PacketsForwarded: s.forwarding.packets,
     seconds: ms / 1000,
     pps: N / (ms / 1000),
     nsPerPacket: (ms * 1e6) / N,

@@ -18,36 +18,58 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "unknownEtherTypeFramesDropped":
       "Received frames with an EtherType tapir does not handle, dropped.",
   },
-  "Ipv4Stats": {
-    "packetsReceived": "IPv4 packets handed to the IPv4 layer.",
-    "malformedPacketsReceived":
-      "Packets too short, with a version other than 4, IHL below 5, or a total length that does not fit.",
-    "checksumErrors": "Packets whose header checksum is wrong.",
-    "invalidAddressesReceived":
-      "Packets with a loopback, multicast, broadcast or class E source, or a loopback destination, on a non-loopback NIC (martians).",
-    "malformedOptionsReceived":
-      "Packets whose options are malformed (answered with Parameter Problem).",
-    "packetsDelivered": "Packets delivered to a local protocol (after reassembly).",
-    "notForUsDropped":
-      "Packets neither for a local address nor forwardable (forwarding off on the ingress NIC).",
-    "multicastNotJoinedDropped": "Multicast packets for groups tapir did not join.",
-    "packetsForwarded": "Packets forwarded to the next hop (or queued for its resolution).",
-    "ttlExceeded": "Forwarded packets whose TTL ran out (answered with Time Exceeded).",
-    "noRoute": "Forwarded packets with no route (answered with Destination Unreachable).",
-    "blackholeDropped": "Packets that hit a blackhole route (dropped silently).",
+  "IpForwardingStats": {
+    "packets": "Packets forwarded to the next hop (or queued for its resolution).",
+    "ttlExceeded": "Packets whose TTL / hop limit ran out (answered with Time Exceeded).",
+    "noRoute":
+      "Packets with no route, or whose route's interface is down (answered with Destination Unreachable).",
+    "blackholeDropped":
+      "Packets that hit a blackhole route (dropped silently; local IPv4 packets too).",
     "unreachableRouteDropped":
-      "Packets that hit an unreachable route (answered with Net Unreachable).",
-    "prohibitRouteDropped": "Packets that hit a prohibit route (answered with Admin Prohibited).",
-    "fragmentationNeeded":
-      "Forwarded packets too big for the egress MTU with DF set (answered with Fragmentation Needed).",
-    "packetsFragmented": "Packets fragmented on output (forwarded or local).",
-    "fragmentsCreated": "Fragments sent.",
-    "fragmentationFailed": "Packets that could not be fragmented (pool exhausted, MTU below 68).",
-    "redirectsSent": "ICMP redirects sent (RFC 1812 §5.2.7.2).",
+      "Packets that hit an unreachable route (answered with Net Unreachable / No Route; local IPv4 packets too).",
+    "prohibitRouteDropped":
+      "Packets that hit a prohibit route (answered with Administratively Prohibited; local IPv4 packets too).",
+    "packetTooBig":
+      "Packets too big for the egress MTU that may not be fragmented (IPv4 DF set, any IPv6 packet), answered with Fragmentation Needed / Packet Too Big.",
+    "redirectsSent": "Redirects sent (RFC 1812 §5.2.7.2, RFC 4861 §8.2).",
+    "linkLocalNotForwarded":
+      "IPv6: packets with a link-local source or destination, which never leave their link.",
+    "linkControlNotForwarded":
+      "IPv6: NDP and MLD messages that reached the forwarding path: link-local control is never forwarded.",
+  },
+  "IpStats": {
+    "packetsReceived": "Packets handed to the layer.",
+    "malformedPacketsReceived":
+      "Packets too short, of another version, with lengths that do not fit, or with a malformed IPv6 header chain.",
+    "checksumErrors": "IPv4: packets whose header checksum is wrong.",
+    "invalidAddressesReceived":
+      "Packets with a source or destination that never arrives on a wire: loopback, multicast or (IPv4) broadcast and class E sources, loopback or unspecified destinations.",
+    "optionsDropped":
+      "Packets dropped for their options: malformed IPv4 options (answered with Parameter Problem), IPv6 Hop-by-Hop or Destination options (RFC 8200 §4.2).",
+    "routingHeaderDropped":
+      "IPv6: packets with a Routing header whose Segments Left is not 0 (answered with Parameter Problem).",
+    "unknownProtocolReceived":
+      "Packets for a transport nobody handles (answered with Protocol Unreachable / Parameter Problem code 1).",
+    "tentativeDropped":
+      "IPv6: non-NDP packets for an address that is still tentative (RFC 4862 §5.4).",
+    "packetsDelivered": "Packets delivered to a local transport (after reassembly).",
+    "notForUsDropped":
+      "Packets neither for a local address nor forwardable (forwarding off, a link-layer or directed broadcast).",
+    "multicastNotJoinedDropped": "Multicast packets for groups not joined on the arriving NIC.",
+    "atomicFragmentsReceived": "IPv6: atomic fragments processed without reassembly (RFC 6946).",
+    "fragmentsMalformed":
+      "IPv6: fragments with a bad length, offset or incomplete header chain (answered with Parameter Problem).",
+    "fragmentOverlapsDropped": "IPv6: datagrams dropped for overlapping fragments (RFC 5722).",
+    "packetsReassembled": "IPv6: datagrams reassembled (IPv4's are counted by its reassembler).",
     "packetsSent": "Locally generated packets sent.",
     "outputNoRoute": "Local packets with no route to their destination.",
-    "unknownProtocolReceived":
-      "Packets for an unknown transport protocol (answered with Protocol Unreachable).",
+    "outputNoSource": "IPv6: local packets for which no source address could be selected.",
+    "outputTooBig":
+      "IPv4: local packets bigger than the egress MTU with DF set (the error goes to the local sender).",
+    "packetsFragmented": "Packets fragmented on output.",
+    "fragmentsCreated": "Fragments sent.",
+    "fragmentationFailed":
+      "IPv4: packets that could not be fragmented (pool exhausted, MTU below 68).",
     "gsoSegmented": "GSO super-frames segmented in software for a link without offloads.",
     "gsoDropped": "GSO super-frames that could not be segmented (not TCP, or malformed), dropped.",
     "firewallDropped": "Packets dropped by a firewall hook.",
@@ -82,49 +104,6 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "datagramsSent": "Datagrams sent by local sockets.",
     "receiveQueueFullDropped": "Datagrams dropped because their socket's receive queue was full.",
     "sendFailed": "Datagrams a socket could not send: no route, no source address, or no buffer.",
-  },
-  "Ipv6Stats": {
-    "packetsReceived": "IPv6 packets handed to the IPv6 layer.",
-    "malformedPacketsReceived":
-      "Packets too short, not version 6, with a payload length that does not fit, or a malformed header chain.",
-    "invalidAddressesReceived":
-      "Packets with a multicast or loopback source, or a loopback or unspecified destination (RFC 4291).",
-    "multicastNotJoinedDropped": "Multicast packets for groups not joined on the receiving NIC.",
-    "notForUsDropped": "Unicast packets not for us while forwarding is off on the ingress NIC.",
-    "optionsDropped":
-      "Packets dropped by Hop-by-Hop or Destination option processing (RFC 8200 §4.2).",
-    "routingHeaderDropped":
-      "Packets with a Routing header whose Segments Left is not 0 (answered with Parameter Problem).",
-    "unknownNextHeaderReceived":
-      "Packets with an unrecognized Next Header (answered with Parameter Problem code 1).",
-    "tentativeDropped": "Non-NDP packets for an address that is still tentative (RFC 4862 §5.4).",
-    "packetsDelivered": "Packets delivered to a local upper layer.",
-    "atomicFragmentsReceived": "Atomic fragments processed without reassembly (RFC 6946).",
-    "fragmentsMalformed":
-      "Fragments with a bad length, offset or incomplete header chain (answered with Parameter Problem).",
-    "fragmentOverlapsDropped": "Datagrams dropped for overlapping fragments (RFC 5722).",
-    "packetsReassembled": "Datagrams reassembled.",
-    "packetsForwarded": "Packets forwarded.",
-    "linkLocalNotForwarded":
-      "Packets with a link-local source or destination that were not forwarded.",
-    "hopLimitExceeded": "Forwarded packets whose hop limit ran out (answered with Time Exceeded).",
-    "noRoute": "Forwarded packets with no route (answered with Destination Unreachable code 0).",
-    "blackholeDropped": "Packets that hit a blackhole route.",
-    "unreachableRouteDropped": "Packets that hit an unreachable route.",
-    "prohibitRouteDropped": "Packets that hit a prohibit route.",
-    "packetTooBig": "Forwarded packets too big for the egress link (answered with Packet Too Big).",
-    "packetsSent": "Locally generated packets sent.",
-    "outputNoRoute": "Local packets with no route.",
-    "outputNoSource": "Local packets for which no source address could be selected.",
-    "packetsFragmented": "Local packets fragmented (RFC 8200 §4.5).",
-    "fragmentsCreated": "Fragments sent.",
-    "gsoSegmented": "GSO super-frames segmented in software.",
-    "gsoDropped": "GSO super-frames that could not be segmented.",
-    "firewallDropped": "Packets dropped by a firewall hook.",
-    "tcpResetsSent":
-      "TCP resets sent for segments to closed ports over IPv6 (there is no TCP endpoint yet).",
-    "linkControlNotForwarded":
-      "NDP and MLD messages that reached the forwarding path: link-local control is never forwarded.",
   },
   "Icmpv6Stats": {
     "messagesReceived": "ICMPv6 messages received for local delivery.",

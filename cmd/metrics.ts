@@ -18,7 +18,7 @@ import { METRIC_HELP } from "./_metric_help.ts";
 /** Each owner's stats interfaces, whose JSDoc is the HELP text (cmd/_gen_metric_help.ts). */
 const DOCS: Record<string, string[]> = {
   stack: ["StackStats"],
-  ip: ["Ipv4Stats", "Ipv6Stats"],
+  ip: ["IpStats", "IpForwardingStats"],
   icmp: ["Icmpv4Stats", "Icmpv6Stats"],
   arp: ["ArpStats"],
   udp: ["UdpStats"],

@@ -52,52 +52,82 @@ export function newNicStats(): NicStats {
   };
 }
 
-/** IPv4 counters. */
-export interface Ipv4Stats {
-  /** IPv4 packets handed to the IPv4 layer. */
-  packetsReceived: number;
-  /** Packets too short, with a version other than 4, IHL below 5, or a total length that does not fit. */
-  malformedPacketsReceived: number;
-  /** Packets whose header checksum is wrong. */
-  checksumErrors: number;
-  /** Packets with a loopback, multicast, broadcast or class E source, or a loopback destination, on a non-loopback NIC (martians). */
-  invalidAddressesReceived: number;
-  /** Packets whose options are malformed (answered with Parameter Problem). */
-  malformedOptionsReceived: number;
-  /** Packets delivered to a local protocol (after reassembly). */
-  packetsDelivered: number;
-  /** Packets neither for a local address nor forwardable (forwarding off on the ingress NIC). */
-  notForUsDropped: number;
-  /** Multicast packets for groups tapir did not join. */
-  multicastNotJoinedDropped: number;
+/**
+ * Counters of the router duties of an IP layer (RFC 1812 §5.2–5.3, RFC
+ * 8200 §3–5), the same for both families (gVisor's IPForwardingStats).
+ */
+export interface IpForwardingStats {
   /** Packets forwarded to the next hop (or queued for its resolution). */
-  packetsForwarded: number;
-  /** Forwarded packets whose TTL ran out (answered with Time Exceeded). */
+  packets: number;
+  /** Packets whose TTL / hop limit ran out (answered with Time Exceeded). */
   ttlExceeded: number;
-  /** Forwarded packets with no route (answered with Destination Unreachable). */
+  /** Packets with no route, or whose route's interface is down (answered with Destination Unreachable). */
   noRoute: number;
-  /** Packets that hit a blackhole route (dropped silently). */
+  /** Packets that hit a blackhole route (dropped silently; local IPv4 packets too). */
   blackholeDropped: number;
-  /** Packets that hit an unreachable route (answered with Net Unreachable). */
+  /** Packets that hit an unreachable route (answered with Net Unreachable / No Route; local IPv4 packets too). */
   unreachableRouteDropped: number;
-  /** Packets that hit a prohibit route (answered with Admin Prohibited). */
+  /** Packets that hit a prohibit route (answered with Administratively Prohibited; local IPv4 packets too). */
   prohibitRouteDropped: number;
-  /** Forwarded packets too big for the egress MTU with DF set (answered with Fragmentation Needed). */
-  fragmentationNeeded: number;
-  /** Packets fragmented on output (forwarded or local). */
-  packetsFragmented: number;
-  /** Fragments sent. */
-  fragmentsCreated: number;
-  /** Packets that could not be fragmented (pool exhausted, MTU below 68). */
-  fragmentationFailed: number;
-  /** ICMP redirects sent (RFC 1812 §5.2.7.2). */
+  /** Packets too big for the egress MTU that may not be fragmented (IPv4 DF set, any IPv6 packet), answered with Fragmentation Needed / Packet Too Big. */
+  packetTooBig: number;
+  /** Redirects sent (RFC 1812 §5.2.7.2, RFC 4861 §8.2). */
   redirectsSent: number;
+  /** IPv6: packets with a link-local source or destination, which never leave their link. */
+  linkLocalNotForwarded: number;
+  /** IPv6: NDP and MLD messages that reached the forwarding path: link-local control is never forwarded. */
+  linkControlNotForwarded: number;
+}
+
+/**
+ * Counters of an IP layer, the same shape for IPv4 and IPv6 (gVisor's
+ * IPStats); a counter that names one family stays 0 in the other.
+ */
+export interface IpStats {
+  /** Packets handed to the layer. */
+  packetsReceived: number;
+  /** Packets too short, of another version, with lengths that do not fit, or with a malformed IPv6 header chain. */
+  malformedPacketsReceived: number;
+  /** IPv4: packets whose header checksum is wrong. */
+  checksumErrors: number;
+  /** Packets with a source or destination that never arrives on a wire: loopback, multicast or (IPv4) broadcast and class E sources, loopback or unspecified destinations. */
+  invalidAddressesReceived: number;
+  /** Packets dropped for their options: malformed IPv4 options (answered with Parameter Problem), IPv6 Hop-by-Hop or Destination options (RFC 8200 §4.2). */
+  optionsDropped: number;
+  /** IPv6: packets with a Routing header whose Segments Left is not 0 (answered with Parameter Problem). */
+  routingHeaderDropped: number;
+  /** Packets for a transport nobody handles (answered with Protocol Unreachable / Parameter Problem code 1). */
+  unknownProtocolReceived: number;
+  /** IPv6: non-NDP packets for an address that is still tentative (RFC 4862 §5.4). */
+  tentativeDropped: number;
+  /** Packets delivered to a local transport (after reassembly). */
+  packetsDelivered: number;
+  /** Packets neither for a local address nor forwardable (forwarding off, a link-layer or directed broadcast). */
+  notForUsDropped: number;
+  /** Multicast packets for groups not joined on the arriving NIC. */
+  multicastNotJoinedDropped: number;
+  /** IPv6: atomic fragments processed without reassembly (RFC 6946). */
+  atomicFragmentsReceived: number;
+  /** IPv6: fragments with a bad length, offset or incomplete header chain (answered with Parameter Problem). */
+  fragmentsMalformed: number;
+  /** IPv6: datagrams dropped for overlapping fragments (RFC 5722). */
+  fragmentOverlapsDropped: number;
+  /** IPv6: datagrams reassembled (IPv4's are counted by its reassembler). */
+  packetsReassembled: number;
   /** Locally generated packets sent. */
   packetsSent: number;
   /** Local packets with no route to their destination. */
   outputNoRoute: number;
-  /** Packets for an unknown transport protocol (answered with Protocol Unreachable). */
-  unknownProtocolReceived: number;
+  /** IPv6: local packets for which no source address could be selected. */
+  outputNoSource: number;
+  /** IPv4: local packets bigger than the egress MTU with DF set (the error goes to the local sender). */
+  outputTooBig: number;
+  /** Packets fragmented on output. */
+  packetsFragmented: number;
+  /** Fragments sent. */
+  fragmentsCreated: number;
+  /** IPv4: packets that could not be fragmented (pool exhausted, MTU below 68). */
+  fragmentationFailed: number;
   /** GSO super-frames segmented in software for a link without offloads. */
   gsoSegmented: number;
   /** GSO super-frames that could not be segmented (not TCP, or malformed), dropped. */
@@ -106,6 +136,8 @@ export interface Ipv4Stats {
   firewallDropped: number;
   /** TCP resets sent for segments to closed ports (there is no TCP endpoint yet). */
   tcpResetsSent: number;
+  /** The router duties. */
+  forwarding: IpForwardingStats;
 }
 
 /** ICMPv4 counters. */
@@ -162,74 +194,6 @@ export interface UdpStats {
   receiveQueueFullDropped: number;
   /** Datagrams a socket could not send: no route, no source address, or no buffer. */
   sendFailed: number;
-}
-
-/** IPv6 counters. */
-export interface Ipv6Stats {
-  /** IPv6 packets handed to the IPv6 layer. */
-  packetsReceived: number;
-  /** Packets too short, not version 6, with a payload length that does not fit, or a malformed header chain. */
-  malformedPacketsReceived: number;
-  /** Packets with a multicast or loopback source, or a loopback or unspecified destination (RFC 4291). */
-  invalidAddressesReceived: number;
-  /** Multicast packets for groups not joined on the receiving NIC. */
-  multicastNotJoinedDropped: number;
-  /** Unicast packets not for us while forwarding is off on the ingress NIC. */
-  notForUsDropped: number;
-  /** Packets dropped by Hop-by-Hop or Destination option processing (RFC 8200 §4.2). */
-  optionsDropped: number;
-  /** Packets with a Routing header whose Segments Left is not 0 (answered with Parameter Problem). */
-  routingHeaderDropped: number;
-  /** Packets with an unrecognized Next Header (answered with Parameter Problem code 1). */
-  unknownNextHeaderReceived: number;
-  /** Non-NDP packets for an address that is still tentative (RFC 4862 §5.4). */
-  tentativeDropped: number;
-  /** Packets delivered to a local upper layer. */
-  packetsDelivered: number;
-  /** Atomic fragments processed without reassembly (RFC 6946). */
-  atomicFragmentsReceived: number;
-  /** Fragments with a bad length, offset or incomplete header chain (answered with Parameter Problem). */
-  fragmentsMalformed: number;
-  /** Datagrams dropped for overlapping fragments (RFC 5722). */
-  fragmentOverlapsDropped: number;
-  /** Datagrams reassembled. */
-  packetsReassembled: number;
-  /** Packets forwarded. */
-  packetsForwarded: number;
-  /** Packets with a link-local source or destination that were not forwarded. */
-  linkLocalNotForwarded: number;
-  /** Forwarded packets whose hop limit ran out (answered with Time Exceeded). */
-  hopLimitExceeded: number;
-  /** Forwarded packets with no route (answered with Destination Unreachable code 0). */
-  noRoute: number;
-  /** Packets that hit a blackhole route. */
-  blackholeDropped: number;
-  /** Packets that hit an unreachable route. */
-  unreachableRouteDropped: number;
-  /** Packets that hit a prohibit route. */
-  prohibitRouteDropped: number;
-  /** Forwarded packets too big for the egress link (answered with Packet Too Big). */
-  packetTooBig: number;
-  /** Locally generated packets sent. */
-  packetsSent: number;
-  /** Local packets with no route. */
-  outputNoRoute: number;
-  /** Local packets for which no source address could be selected. */
-  outputNoSource: number;
-  /** Local packets fragmented (RFC 8200 §4.5). */
-  packetsFragmented: number;
-  /** Fragments sent. */
-  fragmentsCreated: number;
-  /** GSO super-frames segmented in software. */
-  gsoSegmented: number;
-  /** GSO super-frames that could not be segmented. */
-  gsoDropped: number;
-  /** Packets dropped by a firewall hook. */
-  firewallDropped: number;
-  /** TCP resets sent for segments to closed ports over IPv6 (there is no TCP endpoint yet). */
-  tcpResetsSent: number;
-  /** NDP and MLD messages that reached the forwarding path: link-local control is never forwarded. */
-  linkControlNotForwarded: number;
 }
 
 /** ICMPv6 counters. */
@@ -306,11 +270,11 @@ export interface StackStats {
   unknownEtherTypeFramesDropped: number;
   /** Packets dropped because the buffer pool was exhausted. */
   bufferPoolExhausted: number;
-  ipv4: Ipv4Stats;
+  ipv4: IpStats;
   icmpv4: Icmpv4Stats;
   arp: ArpStats;
   udp: UdpStats;
-  ipv6: Ipv6Stats;
+  ipv6: IpStats;
   icmpv6: Icmpv6Stats;
   ndp: NdpStats;
   mld: MldStats;
@@ -322,39 +286,58 @@ function zeroed<T>(keys: readonly (keyof T)[]): T {
   return o as T;
 }
 
-/** A zeroed {@link StackStats}. */
-export function newStackStats(): StackStats {
+/** A zeroed {@link IpStats}. */
+export function newIpStats(): IpStats {
   return {
-    unknownEtherTypeFramesDropped: 0,
-    bufferPoolExhausted: 0,
-    ipv4: zeroed<Ipv4Stats>([
+    ...zeroed<Omit<IpStats, "forwarding">>([
       "packetsReceived",
       "malformedPacketsReceived",
       "checksumErrors",
       "invalidAddressesReceived",
-      "malformedOptionsReceived",
+      "optionsDropped",
+      "routingHeaderDropped",
+      "unknownProtocolReceived",
+      "tentativeDropped",
       "packetsDelivered",
       "notForUsDropped",
       "multicastNotJoinedDropped",
-      "packetsForwarded",
-      "ttlExceeded",
-      "noRoute",
-      "blackholeDropped",
-      "unreachableRouteDropped",
-      "prohibitRouteDropped",
-      "fragmentationNeeded",
+      "atomicFragmentsReceived",
+      "fragmentsMalformed",
+      "fragmentOverlapsDropped",
+      "packetsReassembled",
+      "packetsSent",
+      "outputNoRoute",
+      "outputNoSource",
+      "outputTooBig",
       "packetsFragmented",
       "fragmentsCreated",
       "fragmentationFailed",
-      "redirectsSent",
-      "packetsSent",
-      "outputNoRoute",
-      "unknownProtocolReceived",
       "gsoSegmented",
       "gsoDropped",
       "firewallDropped",
       "tcpResetsSent",
     ]),
+    forwarding: zeroed<IpForwardingStats>([
+      "packets",
+      "ttlExceeded",
+      "noRoute",
+      "blackholeDropped",
+      "unreachableRouteDropped",
+      "prohibitRouteDropped",
+      "packetTooBig",
+      "redirectsSent",
+      "linkLocalNotForwarded",
+      "linkControlNotForwarded",
+    ]),
+  };
+}
+
+/** A zeroed {@link StackStats}. */
+export function newStackStats(): StackStats {
+  return {
+    unknownEtherTypeFramesDropped: 0,
+    bufferPoolExhausted: 0,
+    ipv4: newIpStats(),
     icmpv4: zeroed<Icmpv4Stats>([
       "messagesReceived",
       "malformedReceived",
@@ -374,40 +357,7 @@ export function newStackStats(): StackStats {
       "requestsSent",
       "gratuitousSent",
     ]),
-    ipv6: zeroed<Ipv6Stats>([
-      "packetsReceived",
-      "malformedPacketsReceived",
-      "invalidAddressesReceived",
-      "multicastNotJoinedDropped",
-      "notForUsDropped",
-      "optionsDropped",
-      "routingHeaderDropped",
-      "unknownNextHeaderReceived",
-      "tentativeDropped",
-      "packetsDelivered",
-      "atomicFragmentsReceived",
-      "fragmentsMalformed",
-      "fragmentOverlapsDropped",
-      "packetsReassembled",
-      "packetsForwarded",
-      "linkLocalNotForwarded",
-      "hopLimitExceeded",
-      "noRoute",
-      "blackholeDropped",
-      "unreachableRouteDropped",
-      "prohibitRouteDropped",
-      "packetTooBig",
-      "packetsSent",
-      "outputNoRoute",
-      "outputNoSource",
-      "packetsFragmented",
-      "fragmentsCreated",
-      "gsoSegmented",
-      "gsoDropped",
-      "firewallDropped",
-      "tcpResetsSent",
-      "linkControlNotForwarded",
-    ]),
+    ipv6: newIpStats(),
     icmpv6: zeroed<Icmpv6Stats>([
       "messagesReceived",
       "malformedReceived",

@@ -16,6 +16,7 @@ import type { Nic } from "../nic.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
 import type { RouteType } from "../route_table.ts";
 import type { IcmpErrorSender } from "./icmp_error.ts";
+import type { IpForwardingStats, IpStats } from "../stats.ts";
 
 /**
  * The reasons of both families. A family's table names the ones its paths
@@ -113,10 +114,15 @@ export const DROP_REASON_NAMES: readonly string[] = (() => {
   return names;
 })();
 
+/** A counter of {@link IpStats}: a field, or `forwarding.` and a field of the router part. */
+export type IpCounter =
+  | Exclude<keyof IpStats, "forwarding">
+  | `forwarding.${keyof IpForwardingStats}`;
+
 /** What one drop reason does in one family. */
-export interface DropRule<C extends string> {
-  /** The counter it moves by one (a field of the family's stats). */
-  readonly counter: C;
+export interface DropRule {
+  /** The counter it moves by one. */
+  readonly counter: IpCounter;
   /** The ICMP error it sends about the packet, or null for a silent drop. */
   readonly icmp: { readonly type: number; readonly code: number } | null;
   /**
@@ -132,7 +138,7 @@ export interface DropRule<C extends string> {
 }
 
 /** A family's drop table: a rule for each reason its paths return. */
-export type DropTable<R extends DropReason, C extends string> = { readonly [K in R]: DropRule<C> };
+export type DropTable<R extends DropReason> = { readonly [K in R]: DropRule };
 
 /** The reasons both families drop alike: silently, moving a counter of the same name. */
 export type CommonDropReason =
@@ -162,23 +168,36 @@ export const COMMON_DROPS = {
   [DropReason.FIREWALL]: { counter: "firewallDropped", icmp: null },
   [DropReason.MULTICAST_NOT_JOINED]: { counter: "multicastNotJoinedDropped", icmp: null },
   [DropReason.NOT_FOR_US]: { counter: "notForUsDropped", icmp: null },
-  [DropReason.BLACKHOLE_ROUTE]: { counter: "blackholeDropped", icmp: null },
+  [DropReason.BLACKHOLE_ROUTE]: { counter: "forwarding.blackholeDropped", icmp: null },
   [DropReason.OUTPUT_NO_ROUTE]: { counter: "outputNoRoute", icmp: null },
-} as const satisfies DropTable<CommonDropReason, string>;
+} as const satisfies DropTable<CommonDropReason>;
 
 /**
  * The one drop handler of a family: moves the reason's counter and sends
  * its error.
  */
-export class Dropper<R extends DropReason, C extends string> {
+export class Dropper<R extends DropReason> {
   /** The value the last {@link fail} gave for its error. */
   #param = 0;
+  /** Per reason, the object that holds its counter and the counter's name (resolved once). */
+  readonly #holder: Record<string, number>[] = [];
+  readonly #key: string[] = [];
 
   constructor(
-    readonly table: DropTable<R, C>,
-    readonly stats: { [K in C]: number },
+    readonly table: DropTable<R>,
+    readonly stats: IpStats,
     readonly sendError: IcmpErrorSender,
-  ) {}
+  ) {
+    for (const [reason, rule] of Object.entries<DropRule>(table)) {
+      const [a, b] = rule.counter.split(".");
+      const holder = (b === undefined ? stats : stats.forwarding) as unknown as Record<
+        string,
+        number
+      >;
+      this.#holder[Number(reason)] = holder;
+      this.#key[Number(reason)] = b ?? a!;
+    }
+  }
 
   /** Give up with `reason`, handing its error `param` (a pointer, an MTU): a path's `return`. */
   fail(reason: R, param: number): R {
@@ -213,7 +232,7 @@ export class Dropper<R extends DropReason, C extends string> {
    */
   drop(reason: R, pkt: PacketBuffer, ipOff: number, inNic: Nic | null, param = 0): void {
     const rule = this.table[reason];
-    this.stats[rule.counter]++;
+    this.#holder[reason]![this.#key[reason]!]!++;
     const e = rule.icmp;
     if (e === null) return;
     const rest = rule.rest === undefined ? 0 : rule.rest(param);

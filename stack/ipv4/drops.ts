@@ -11,7 +11,6 @@ import {
   type DropTable,
   type SharedDropReason,
 } from "../ip/drop.ts";
-import type { Ipv4Stats } from "../stats.ts";
 import { Icmpv4Code, Icmpv4Type } from "../wire/icmpv4.ts";
 
 /** The reasons an IPv4 path may return. */
@@ -28,11 +27,11 @@ const pointer = (p: number) => p << 24;
 const mtu = (m: number) => m & 0xffff;
 
 /** What each IPv4 drop reason does. */
-export const IPV4_DROPS: DropTable<Ipv4DropReason, keyof Ipv4Stats> = {
+export const IPV4_DROPS: DropTable<Ipv4DropReason> = {
   ...COMMON_DROPS,
   [R.BAD_CHECKSUM]: { counter: "checksumErrors", icmp: null },
   [R.BAD_OPTIONS]: {
-    counter: "malformedOptionsReceived",
+    counter: "optionsDropped",
     icmp: { type: Icmpv4Type.PARAMETER_PROBLEM, code: 0 },
     rest: pointer,
   },
@@ -42,25 +41,28 @@ export const IPV4_DROPS: DropTable<Ipv4DropReason, keyof Ipv4Stats> = {
     icmp: unreachable(Icmpv4Code.PROTOCOL_UNREACHABLE),
   },
   // RFC 1812 §5.3.1.
-  [R.TTL_EXCEEDED]: { counter: "ttlExceeded", icmp: { type: Icmpv4Type.TIME_EXCEEDED, code: 0 } },
-  [R.NO_ROUTE]: { counter: "noRoute", icmp: unreachable(Icmpv4Code.NET_UNREACHABLE) },
-  [R.LINK_DOWN]: { counter: "noRoute", icmp: unreachable(Icmpv4Code.HOST_UNREACHABLE) },
+  [R.TTL_EXCEEDED]: {
+    counter: "forwarding.ttlExceeded",
+    icmp: { type: Icmpv4Type.TIME_EXCEEDED, code: 0 },
+  },
+  [R.NO_ROUTE]: { counter: "forwarding.noRoute", icmp: unreachable(Icmpv4Code.NET_UNREACHABLE) },
+  [R.LINK_DOWN]: { counter: "forwarding.noRoute", icmp: unreachable(Icmpv4Code.HOST_UNREACHABLE) },
   [R.UNREACHABLE_ROUTE]: {
-    counter: "unreachableRouteDropped",
+    counter: "forwarding.unreachableRouteDropped",
     icmp: unreachable(Icmpv4Code.NET_UNREACHABLE),
   },
   [R.PROHIBIT_ROUTE]: {
-    counter: "prohibitRouteDropped",
+    counter: "forwarding.prohibitRouteDropped",
     icmp: unreachable(Icmpv4Code.ADMIN_PROHIBITED),
   },
   [R.TOO_BIG]: {
-    counter: "fragmentationNeeded",
+    counter: "forwarding.packetTooBig",
     icmp: unreachable(Icmpv4Code.FRAGMENTATION_NEEDED),
     rest: mtu,
   },
   // Linux tells the local sender with an error from ourselves.
   [R.OUTPUT_TOO_BIG]: {
-    counter: "fragmentationNeeded",
+    counter: "outputTooBig",
     icmp: unreachable(Icmpv4Code.FRAGMENTATION_NEEDED),
     rest: mtu,
   },

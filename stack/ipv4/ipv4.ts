@@ -55,7 +55,6 @@ import {
 } from "../ip/layer.ts";
 import { IPV4_DROPS, type Ipv4DropReason } from "./drops.ts";
 import type { Ipv4Layer, Ipv4NicState, Ipv4Settings } from "./_layer.ts";
-import type { Ipv4Stats } from "../stats.ts";
 export type { Ipv4InterfaceAddress, Ipv4Layer, Ipv4NicState, Ipv4Settings } from "./_layer.ts";
 
 /** A firewall hook (the family-neutral {@link IpHook}). */
@@ -121,7 +120,7 @@ export class Ipv4 implements Ipv4Layer {
   /** Called when an address leaves a NIC (the firewall's MASQUERADE forgets its connections). */
   readonly addressRemovedListeners: Set<AddressRemovedListener> = new Set();
   /** The one drop handler: {@link IPV4_DROPS} applied. */
-  readonly drops: Dropper<Ipv4DropReason, keyof Ipv4Stats>;
+  readonly drops: Dropper<Ipv4DropReason>;
 
   constructor(readonly stack: StackContext, settings: Partial<Ipv4Settings> = {}) {
     this.#loopback = loopbackFor(stack, (b) => this.deliverLocal(null, b, b.networkOffset));
@@ -462,7 +461,7 @@ export class Ipv4 implements Ipv4Layer {
     // came in on and its source is on that subnet; the packet still goes on.
     const inState = this.#state.get(inNic.id)!;
     if (outNic === inNic && inState.sendRedirects && this.#onSubnet(inState, ip.src())) {
-      s.redirectsSent++;
+      s.forwarding.redirectsSent++;
       this.icmp.sendErrorAbout(pkt, ipOff, inNic, Icmpv4Type.REDIRECT, 1, nextHop);
     }
     if (this.hooks.forward !== null && !this.hooks.forward(pkt, ipOff, inNic, outNic)) {
@@ -475,7 +474,7 @@ export class Ipv4 implements Ipv4Layer {
       ip.fillChecksum();
     }
     ip.decrementTtl();
-    s.packetsForwarded++;
+    s.forwarding.packets++;
     // DF clear and too big: fragmented after POSTROUTING (RFC 791; the
     // first fragment keeps every option).
     return this.#postroute(outNic, pkt, ipOff, nextHop, tooBig);

@@ -11,7 +11,6 @@ import {
   type DropTable,
   type SharedDropReason,
 } from "../ip/drop.ts";
-import type { Ipv6Stats } from "../stats.ts";
 import { Icmpv6Code, Icmpv6Type } from "../wire/icmpv6.ts";
 
 /** The reasons an IPv6 path may return. */
@@ -36,7 +35,7 @@ const parameterProblem = (code: number) => ({ type: Icmpv6Type.PARAMETER_PROBLEM
 const asIs = (p: number) => p;
 
 /** What each IPv6 drop reason does. */
-export const IPV6_DROPS: DropTable<Ipv6DropReason, keyof Ipv6Stats> = {
+export const IPV6_DROPS: DropTable<Ipv6DropReason> = {
   ...COMMON_DROPS,
   [R.OPTIONS_DISCARD]: { counter: "optionsDropped", icmp: null },
   // RFC 8200 §4.2: code 2, even to a multicast destination for action 10
@@ -49,7 +48,7 @@ export const IPV6_DROPS: DropTable<Ipv6DropReason, keyof Ipv6Stats> = {
   },
   // RFC 8200 §4: an unrecognized Next Header, code 1 at the field that names it.
   [R.UNKNOWN_PROTOCOL]: {
-    counter: "unknownNextHeaderReceived",
+    counter: "unknownProtocolReceived",
     icmp: parameterProblem(Icmpv6Code.UNRECOGNIZED_NEXT_HEADER),
     rest: asIs,
   },
@@ -79,34 +78,34 @@ export const IPV6_DROPS: DropTable<Ipv6DropReason, keyof Ipv6Stats> = {
   },
   [R.FRAGMENT_OVERLAP]: { counter: "fragmentOverlapsDropped", icmp: null },
   [R.TTL_EXCEEDED]: {
-    counter: "hopLimitExceeded",
+    counter: "forwarding.ttlExceeded",
     icmp: { type: Icmpv6Type.TIME_EXCEEDED, code: Icmpv6Code.HOP_LIMIT_EXCEEDED },
   },
-  [R.NO_ROUTE]: { counter: "noRoute", icmp: unreachable(Icmpv6Code.NO_ROUTE) },
-  [R.LINK_DOWN]: { counter: "noRoute", icmp: unreachable(Icmpv6Code.NO_ROUTE) },
+  [R.NO_ROUTE]: { counter: "forwarding.noRoute", icmp: unreachable(Icmpv6Code.NO_ROUTE) },
+  [R.LINK_DOWN]: { counter: "forwarding.noRoute", icmp: unreachable(Icmpv6Code.NO_ROUTE) },
   // Linux answers an `unreachable` route with code 0 (no route).
   [R.UNREACHABLE_ROUTE]: {
-    counter: "unreachableRouteDropped",
+    counter: "forwarding.unreachableRouteDropped",
     icmp: unreachable(Icmpv6Code.NO_ROUTE),
   },
   [R.PROHIBIT_ROUTE]: {
-    counter: "prohibitRouteDropped",
+    counter: "forwarding.prohibitRouteDropped",
     icmp: unreachable(Icmpv6Code.ADMIN_PROHIBITED),
   },
   // RFC 8200 §5: routers never fragment; Packet Too Big with the link MTU,
   // also about a multicast destination (RFC 4443 §2.4 (e.3)).
   [R.TOO_BIG]: {
-    counter: "packetTooBig",
+    counter: "forwarding.packetTooBig",
     icmp: { type: Icmpv6Type.PACKET_TOO_BIG, code: 0 },
     rest: asIs,
     toMulticast: true,
   },
   // RFC 4291 §2.5.6, RFC 4443 §3.1 code 2.
   [R.LINK_LOCAL_SOURCE]: {
-    counter: "linkLocalNotForwarded",
+    counter: "forwarding.linkLocalNotForwarded",
     icmp: unreachable(Icmpv6Code.BEYOND_SCOPE),
   },
-  [R.LINK_LOCAL_DESTINATION]: { counter: "linkLocalNotForwarded", icmp: null },
-  [R.LINK_CONTROL]: { counter: "linkControlNotForwarded", icmp: null },
+  [R.LINK_LOCAL_DESTINATION]: { counter: "forwarding.linkLocalNotForwarded", icmp: null },
+  [R.LINK_CONTROL]: { counter: "forwarding.linkControlNotForwarded", icmp: null },
   [R.OUTPUT_NO_SOURCE]: { counter: "outputNoSource", icmp: null },
 };

@@ -72,7 +72,6 @@ import {
   reassemblerFor,
   sendOnLink,
 } from "../ip/layer.ts";
-import type { Ipv6Stats } from "../stats.ts";
 import { IPV6_DROPS, type Ipv6DropReason } from "./drops.ts";
 import type { Ipv6InterfaceAddress, Ipv6Layer, Ipv6NicState, Ipv6Settings } from "./_layer.ts";
 export type {
@@ -147,7 +146,7 @@ export class Ipv6 implements Ipv6Layer {
   #nextFragId: number;
   #loopback: LoopbackQueue;
   /** The one drop handler: {@link IPV6_DROPS} applied. */
-  readonly drops: Dropper<Ipv6DropReason, keyof Ipv6Stats>;
+  readonly drops: Dropper<Ipv6DropReason>;
 
   constructor(readonly stack: StackContext, settings: Partial<Ipv6Settings> = {}) {
     this.#loopback = loopbackFor(stack, (b) => this.deliverLocal(null, b, b.networkOffset, false));
@@ -693,7 +692,7 @@ export class Ipv6 implements Ipv6Layer {
       return R.FIREWALL;
     }
     ip.decrementHopLimit();
-    s.packetsForwarded++;
+    s.forwarding.packets++;
     if (this.hooks.postrouting !== null && !this.hooks.postrouting(pkt, ipOff, null, outNic)) {
       return R.FIREWALL;
     }

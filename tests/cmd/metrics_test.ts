@@ -20,16 +20,16 @@ function forwardOne(t: ReturnType<typeof triangle>, sport: number): void {
   t.clock.advance(50);
 }
 
-Deno.test('a forwarded packet moves tapir_ip_packets_forwarded_total{family="ipv4"} by one', () => {
+Deno.test('a forwarded packet moves tapir_ip_forwarding_packets_total{family="ipv4"} by one', () => {
   const t = triangle();
   firewallFrom(t.r, `[firewall.ipv4.nat]\npostrouting = { rules = ["-o wan0 -j MASQUERADE"] }\n`);
   t.h2.udp.bind(9, () => {});
   forwardOne(t, 5000); // resolves the neighbours on the way
   const before = renderMetrics(t.r);
-  const fwd = sample(before, "tapir_ip_packets_forwarded_total", 'family="ipv4"');
+  const fwd = sample(before, "tapir_ip_forwarding_packets_total", 'family="ipv4"');
   forwardOne(t, 5001);
   const after = renderMetrics(t.r);
-  assert.equal(sample(after, "tapir_ip_packets_forwarded_total", 'family="ipv4"'), fwd + 1);
+  assert.equal(sample(after, "tapir_ip_forwarding_packets_total", 'family="ipv4"'), fwd + 1);
   assert.equal(
     sample(after, "tapir_nic_frames_received_total", 'interface="lan0"') -
       sample(before, "tapir_nic_frames_received_total", 'interface="lan0"'),

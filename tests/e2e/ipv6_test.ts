@@ -139,11 +139,13 @@ Deno.test({
       await t.step("tracepath -6 -n reports pmtu 1280 (tapir sent Packet Too Big)", async () => {
         await h1.ip("-6", "route", "flush", "cache");
         const before =
-          ((await tapir.stats()).stack as { ipv6: { packetTooBig: number } }).ipv6.packetTooBig;
+          ((await tapir.stats()).stack as { ipv6: { forwarding: { packetTooBig: number } } }).ipv6
+            .forwarding.packetTooBig;
         const tp = await sh(h1, "tracepath -6 -n -m 5 2001:db8:2::2", 30_000);
         assert.match(tp.stdout, /pmtu 1280/, tp.stdout + tp.stderr);
         const after =
-          ((await tapir.stats()).stack as { ipv6: { packetTooBig: number } }).ipv6.packetTooBig;
+          ((await tapir.stats()).stack as { ipv6: { forwarding: { packetTooBig: number } } }).ipv6
+            .forwarding.packetTooBig;
         assert.ok(after > before, "tapir counted a Packet Too Big");
       });
 

@@ -45,7 +45,7 @@ Deno.test({
       await h2.ip("route", "add", "default", "via", "198.51.100.1");
       const scrape = async () => (await r.exec(["/usr/bin/python3", "-c", SCRAPE])).stdout;
       const fwd = (text: string) =>
-        Number(/^tapir_ip_packets_forwarded_total\{family="ipv4"\} (\d+)$/m.exec(text)?.[1]);
+        Number(/^tapir_ip_forwarding_packets_total\{family="ipv4"\} (\d+)$/m.exec(text)?.[1]);
       const first = await scrape();
       const check = await r.exec(["promtool", "check", "metrics"], { stdin: first, check: false });
       assert.equal(check.code, 0, check.stdout + check.stderr);

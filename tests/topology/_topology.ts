@@ -173,7 +173,7 @@ export function defaultRoute(s: Stack, nic: Nic, gateway: string): void {
 
 // ------------------------------------------------------------ counters
 
-/** Every counter of `s` as a flat record: `ipv4.ttlExceeded`, `nic.lan0.framesSent`, `neigh.wan0.packetsQueued`, `neigh6.wan0.packetsQueued`. */
+/** Every counter of `s` as a flat record: `ipv4.forwarding.ttlExceeded`, `nic.lan0.framesSent`, `neigh.wan0.packetsQueued`, `neigh6.wan0.packetsQueued`. */
 export function counters(s: Stack): Record<string, number> {
   const out: Record<string, number> = {};
   const walk = (prefix: string, o: object) => {
@@ -193,6 +193,9 @@ export function counters(s: Stack): Record<string, number> {
   return out;
 }
 
+/** The names of every counter a {@link watch} delta was taken over (not enumerable). */
+const KNOWN = Symbol("known counters");
+
 /** Start watching `s`: the returned function gives the counters that changed since (name → delta). */
 export function watch(s: Stack): () => Record<string, number> {
   const before = counters(s);
@@ -203,6 +206,7 @@ export function watch(s: Stack): () => Record<string, number> {
       const x = v - (before[k] ?? 0);
       if (x !== 0) d[k] = x;
     }
+    Object.defineProperty(d, KNOWN, { value: new Set(Object.keys(after)) });
     return d;
   };
 }
@@ -213,7 +217,10 @@ export function assertDelta(
   expected: Record<string, number>,
   msg = "",
 ): void {
+  const known = (delta as { [KNOWN]?: Set<string> })[KNOWN];
   for (const [k, v] of Object.entries(expected)) {
+    // A name that is no counter would always read 0: a stale test, not a pass.
+    if (known !== undefined) assert.ok(known.has(k), `${msg} ${k} is not a counter`);
     assert.equal(delta[k] ?? 0, v, `${msg} counter ${k} (changed: ${JSON.stringify(delta)})`);
   }
 }

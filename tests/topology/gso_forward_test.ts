@@ -81,7 +81,7 @@ Deno.test("GSO super-frames forwarded to a link without offloads", async (t) => 
     }
     assert.equal(got, DATA);
     assertDelta(d(), {
-      "ipv4.packetsForwarded": 1,
+      "ipv4.forwarding.packets": 1,
       "ipv4.gsoSegmented": 1,
       "ipv4.gsoDropped": 0,
       "nic.wan0.framesSent": n,
@@ -100,8 +100,8 @@ Deno.test("GSO super-frames forwarded to a link without offloads", async (t) => 
     assert.equal(m.ip.totalLength, 576);
     assert.deepEqual(m.body.subarray(0, 40), bytes.subarray(0, 40), "quotes IP and TCP headers");
     assertDelta(d(), {
-      "ipv4.fragmentationNeeded": 1,
-      "ipv4.packetsForwarded": 0,
+      "ipv4.forwarding.packetTooBig": 1,
+      "ipv4.forwarding.packets": 0,
       "ipv4.gsoDropped": 0,
     });
   });
@@ -128,7 +128,7 @@ Deno.test("GSO super-frames forwarded to a link without offloads", async (t) => 
       fragmented.reduce((s, ip) => s + ip.payload.length, 0) -
       20 * fragmented.filter((ip) => ip.fragOffset === 0).length;
     assert.equal(bytes, DATA);
-    assertDelta(d(), { "ipv4.packetsForwarded": 1, "ipv4.gsoDropped": 0 });
+    assertDelta(d(), { "ipv4.forwarding.packets": 1, "ipv4.gsoDropped": 0 });
     assert.equal(readIpv4(lab.b.ipv4()[0]!, 14).protocol, PROTO.TCP);
   });
 });

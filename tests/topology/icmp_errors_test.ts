@@ -35,12 +35,20 @@ const NO_ERROR: SuppressCase[] = [
   {
     name: "no error about an ICMP error (Destination Unreachable with TTL 1)",
     packet: { protocol: PROTO.ICMP, payload: icmp(3, 1, 0, pattern(28)), ttl: 1 },
-    counters: { "ipv4.ttlExceeded": 1, "icmpv4.errorsSuppressed": 1, "icmpv4.errorsSent": 0 },
+    counters: {
+      "ipv4.forwarding.ttlExceeded": 1,
+      "icmpv4.errorsSuppressed": 1,
+      "icmpv4.errorsSent": 0,
+    },
   },
   {
     name: "no error about an ICMP error (Time Exceeded with TTL 1)",
     packet: { protocol: PROTO.ICMP, payload: icmp(11, 0, 0, pattern(28)), ttl: 1 },
-    counters: { "ipv4.ttlExceeded": 1, "icmpv4.errorsSuppressed": 1, "icmpv4.errorsSent": 0 },
+    counters: {
+      "ipv4.forwarding.ttlExceeded": 1,
+      "icmpv4.errorsSuppressed": 1,
+      "icmpv4.errorsSent": 0,
+    },
   },
   {
     name: "no error about a packet to the limited broadcast address",
@@ -72,12 +80,20 @@ const NO_ERROR: SuppressCase[] = [
     name: "a link-layer broadcast with a unicast IP destination is not forwarded",
     packet: { ttl: 1 },
     dstMac: () => BCAST,
-    counters: { "ipv4.notForUsDropped": 1, "ipv4.ttlExceeded": 0, "icmpv4.errorsSent": 0 },
+    counters: {
+      "ipv4.notForUsDropped": 1,
+      "ipv4.forwarding.ttlExceeded": 0,
+      "icmpv4.errorsSent": 0,
+    },
   },
   {
     name: "no error about a non-initial fragment",
     packet: { ttl: 1, mf: true, fragOffset: 8 },
-    counters: { "ipv4.ttlExceeded": 1, "icmpv4.errorsSuppressed": 1, "icmpv4.errorsSent": 0 },
+    counters: {
+      "ipv4.forwarding.ttlExceeded": 1,
+      "icmpv4.errorsSuppressed": 1,
+      "icmpv4.errorsSent": 0,
+    },
   },
   {
     name: "no error about a packet from 0.0.0.0 (delivered locally)",
@@ -214,7 +230,7 @@ Deno.test("ICMP error rate limit (token bucket)", async (t) => {
     burst(lab, 200);
     assert.equal(lab.a.icmp(11).length, 50);
     assertDelta(d(), {
-      "ipv4.ttlExceeded": 200,
+      "ipv4.forwarding.ttlExceeded": 200,
       "icmpv4.errorsSent": 50,
       "icmpv4.errorsRateLimited": 150,
     });

@@ -60,7 +60,7 @@ Deno.test("forwarding rewrites TTL, checksum and Ethernet addresses", async (t) 
     want[8] = 63;
     want.set(ip.bytes.subarray(10, 12), 10);
     assert.deepEqual(ip.bytes, want, "only TTL and checksum changed");
-    assertDelta(d(), { "ipv4.packetsForwarded": 1 });
+    assertDelta(d(), { "ipv4.forwarding.packets": 1 });
   });
 
   await t.step("Ethernet source is r's egress MAC, destination the next hop's", () => {
@@ -88,7 +88,7 @@ Deno.test("forwarding rewrites TTL, checksum and Ethernet addresses", async (t) 
     assert.equal(lab.b.ipv4().length, 0);
     const m = expectIcmp(lab.a.icmp()[0]!, { type: 11, code: 0, rest: 0, src: ADDR.rLan });
     assert.deepEqual(m.body, orig);
-    assertDelta(d(), { "ipv4.ttlExceeded": 1, "ipv4.packetsForwarded": 0 });
+    assertDelta(d(), { "ipv4.forwarding.ttlExceeded": 1, "ipv4.forwarding.packets": 0 });
   });
 
   await t.step("TTL 0 gets Time Exceeded too", () => {
@@ -113,25 +113,25 @@ const ROUTE_CASES: RouteCase[] = [
     name: "no route: Net Unreachable",
     setup: () => {},
     icmp: [3, 0],
-    counters: { "ipv4.noRoute": 1, "icmpv4.errorsSent": 1 },
+    counters: { "ipv4.forwarding.noRoute": 1, "icmpv4.errorsSent": 1 },
   },
   {
     name: "blackhole route: dropped silently",
     setup: (lab) => addRoute(lab.r, null, "203.0.113.0/24", null, "blackhole"),
     icmp: null,
-    counters: { "ipv4.blackholeDropped": 1, "icmpv4.errorsSent": 0 },
+    counters: { "ipv4.forwarding.blackholeDropped": 1, "icmpv4.errorsSent": 0 },
   },
   {
     name: "unreachable route: Net Unreachable",
     setup: (lab) => addRoute(lab.r, null, "203.0.113.0/24", null, "unreachable"),
     icmp: [3, 0],
-    counters: { "ipv4.unreachableRouteDropped": 1, "icmpv4.errorsSent": 1 },
+    counters: { "ipv4.forwarding.unreachableRouteDropped": 1, "icmpv4.errorsSent": 1 },
   },
   {
     name: "prohibit route: Communication Administratively Prohibited (code 13)",
     setup: (lab) => addRoute(lab.r, null, "203.0.113.0/24", null, "prohibit"),
     icmp: [3, 13],
-    counters: { "ipv4.prohibitRouteDropped": 1, "icmpv4.errorsSent": 1 },
+    counters: { "ipv4.forwarding.prohibitRouteDropped": 1, "icmpv4.errorsSent": 1 },
   },
   {
     name: "a more specific blackhole wins over a default route",
@@ -140,13 +140,13 @@ const ROUTE_CASES: RouteCase[] = [
       addRoute(lab.r, null, "203.0.113.5/32", null, "blackhole");
     },
     icmp: null,
-    counters: { "ipv4.blackholeDropped": 1, "ipv4.packetsForwarded": 0 },
+    counters: { "ipv4.forwarding.blackholeDropped": 1, "ipv4.forwarding.packets": 0 },
   },
   {
     name: "a default route forwards",
     setup: (lab) => addRoute(lab.r, lab.rWan, "0.0.0.0/0", ADDR.b),
     icmp: null,
-    counters: { "ipv4.packetsForwarded": 1 },
+    counters: { "ipv4.forwarding.packets": 1 },
   },
 ];
 
@@ -188,7 +188,7 @@ Deno.test("forwarding disabled on the ingress NIC: dropped, counted, no ICMP", (
   assert.equal(lab.a.icmp().length, 0);
   assertDelta(d(), {
     "ipv4.notForUsDropped": 2,
-    "ipv4.packetsForwarded": 0,
+    "ipv4.forwarding.packets": 0,
     "icmpv4.errorsSent": 0,
   });
 });
@@ -204,7 +204,7 @@ Deno.test("MTU and fragmentation on forwarding", async (t) => {
     // RFC 1191 §4: the next-hop MTU in the low 16 bits, the high 16 unused (0).
     const m = expectIcmp(lab.a.icmp()[0]!, { type: 3, code: 4, rest: 1280, src: ADDR.rLan });
     assert.deepEqual(m.body, orig.subarray(0, 548));
-    assertDelta(d(), { "ipv4.fragmentationNeeded": 1, "ipv4.packetsForwarded": 0 });
+    assertDelta(d(), { "ipv4.forwarding.packetTooBig": 1, "ipv4.forwarding.packets": 0 });
   });
 
   await t.step("DF set and exactly the MTU: forwarded", () => {
@@ -238,7 +238,7 @@ Deno.test("MTU and fragmentation on forwarding", async (t) => {
       assert.deepEqual(payload, orig.subarray(20), "the fragments carry the original payload");
       assert.equal(lab.wan.frames("r").every((f) => f.bytes.length <= mtu + 14), true);
       assertDelta(d(), {
-        "ipv4.packetsForwarded": 1,
+        "ipv4.forwarding.packets": 1,
         "ipv4.packetsFragmented": 1,
         "ipv4.fragmentsCreated": frags.length,
       });
@@ -310,7 +310,7 @@ Deno.test("ICMP redirects (RFC 1812 §5.2.7.2)", async (t) => {
     expectIpv4(f, { ttl: 63, dst: "203.0.113.5" });
     assert.equal(eth(f).dst, formatMac(lab.r2.mac));
     assert.equal(eth(f).src, formatMac(lab.rLan.mac));
-    assertDelta(d(), { "ipv4.redirectsSent": 1, "ipv4.packetsForwarded": 1 });
+    assertDelta(d(), { "ipv4.forwarding.redirectsSent": 1, "ipv4.forwarding.packets": 1 });
   });
 
   await t.step("no redirect with sendRedirects=false; still forwarded", () => {
@@ -320,7 +320,7 @@ Deno.test("ICMP redirects (RFC 1812 §5.2.7.2)", async (t) => {
     lab.clock.advance(0);
     assert.equal(lab.a.icmp().length, 0);
     assert.equal(lab.r2.ipv4().length, 1);
-    assertDelta(d(), { "ipv4.redirectsSent": 0, "ipv4.packetsForwarded": 1 });
+    assertDelta(d(), { "ipv4.forwarding.redirectsSent": 0, "ipv4.forwarding.packets": 1 });
   });
 
   await t.step("no redirect when the packet leaves by another NIC", () => {
@@ -414,7 +414,7 @@ Deno.test("IPv4 options on forwarded packets", async (t) => {
           src: ADDR.rLan,
         });
         assert.deepEqual(m.body.subarray(0, orig.length), orig.subarray(0, m.body.length));
-        assertDelta(d(), { "ipv4.malformedOptionsReceived": 1 });
+        assertDelta(d(), { "ipv4.optionsDropped": 1 });
       }
     });
   }

@@ -101,7 +101,7 @@ Deno.test("invalid IPv4 packets are dropped and counted", async (t) => {
       assert.equal(lab.a.ipv4().length, 0, "no answer");
       assertDelta(d(), {
         "ipv4.packetsReceived": 1,
-        "ipv4.packetsForwarded": 0,
+        "ipv4.forwarding.packets": 0,
         "ipv4.packetsDelivered": 0,
         "icmpv4.errorsSent": 0,
         ...c.counters,

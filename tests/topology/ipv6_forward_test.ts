@@ -60,42 +60,42 @@ const CASES: ForwardCase[] = [
     packet: () => probe(),
     expect: [],
     forwarded: 1,
-    counters: { "ipv6.packetsForwarded": 1, "icmpv6.errorsSent": 0 },
+    counters: { "ipv6.forwarding.packets": 1, "icmpv6.errorsSent": 0 },
   },
   {
     name: "link-local source: Destination Unreachable code 2 (beyond scope)",
     packet: () => probe({ src: ADDR6.aLL }),
     expect: [{ type: T6.DEST_UNREACH, code: 2, dst: ADDR6.aLL }],
     forwarded: 0,
-    counters: { "ipv6.linkLocalNotForwarded": 1, "icmpv6.errorsSent": 1 },
+    counters: { "ipv6.forwarding.linkLocalNotForwarded": 1, "icmpv6.errorsSent": 1 },
   },
   {
     name: "link-local destination: not forwarded",
     packet: () => probe({ dst: ADDR6.bLL }),
     expect: [],
     forwarded: 0,
-    counters: { "ipv6.linkLocalNotForwarded": 1, "ipv6.packetsForwarded": 0 },
+    counters: { "ipv6.forwarding.linkLocalNotForwarded": 1, "ipv6.forwarding.packets": 0 },
   },
   {
     name: "hop limit 1: Time Exceeded code 0",
     packet: () => probe({ hopLimit: 1 }),
     expect: [{ type: T6.TIME_EXCEEDED, code: 0, rest: 0, src: R, dst: A }],
     forwarded: 0,
-    counters: { "ipv6.hopLimitExceeded": 1, "icmpv6.errorsSent": 1 },
+    counters: { "ipv6.forwarding.ttlExceeded": 1, "icmpv6.errorsSent": 1 },
   },
   {
     name: "hop limit 0: Time Exceeded code 0",
     packet: () => probe({ hopLimit: 0 }),
     expect: [{ type: T6.TIME_EXCEEDED, code: 0 }],
     forwarded: 0,
-    counters: { "ipv6.hopLimitExceeded": 1 },
+    counters: { "ipv6.forwarding.ttlExceeded": 1 },
   },
   {
     name: "no route: Destination Unreachable code 0",
     packet: () => probe({ dst: ADDR6.far }),
     expect: [{ type: T6.DEST_UNREACH, code: 0, src: R, dst: A }],
     forwarded: 0,
-    counters: { "ipv6.noRoute": 1, "icmpv6.errorsSent": 1 },
+    counters: { "ipv6.forwarding.noRoute": 1, "icmpv6.errorsSent": 1 },
   },
   {
     name: "blackhole route: silent",
@@ -103,7 +103,7 @@ const CASES: ForwardCase[] = [
     packet: () => probe({ dst: ADDR6.far }),
     expect: [],
     forwarded: 0,
-    counters: { "ipv6.blackholeDropped": 1, "icmpv6.errorsSent": 0 },
+    counters: { "ipv6.forwarding.blackholeDropped": 1, "icmpv6.errorsSent": 0 },
   },
   {
     name: "unreachable route: Destination Unreachable code 0",
@@ -111,7 +111,7 @@ const CASES: ForwardCase[] = [
     packet: () => probe({ dst: ADDR6.far }),
     expect: [{ type: T6.DEST_UNREACH, code: 0 }],
     forwarded: 0,
-    counters: { "ipv6.unreachableRouteDropped": 1, "icmpv6.errorsSent": 1 },
+    counters: { "ipv6.forwarding.unreachableRouteDropped": 1, "icmpv6.errorsSent": 1 },
   },
   {
     name: "prohibit route: Destination Unreachable code 1",
@@ -119,7 +119,7 @@ const CASES: ForwardCase[] = [
     packet: () => probe({ dst: ADDR6.far }),
     expect: [{ type: T6.DEST_UNREACH, code: 1 }],
     forwarded: 0,
-    counters: { "ipv6.prohibitRouteDropped": 1, "icmpv6.errorsSent": 1 },
+    counters: { "ipv6.forwarding.prohibitRouteDropped": 1, "icmpv6.errorsSent": 1 },
   },
   {
     name: "too big for the egress: Packet Too Big with its MTU, never fragmented",
@@ -127,7 +127,11 @@ const CASES: ForwardCase[] = [
     packet: () => probe({ n: 1300 }),
     expect: [{ type: T6.TOO_BIG, code: 0, rest: 1280, src: R, dst: A }],
     forwarded: 0,
-    counters: { "ipv6.packetTooBig": 1, "ipv6.fragmentsCreated": 0, "icmpv6.errorsSent": 1 },
+    counters: {
+      "ipv6.forwarding.packetTooBig": 1,
+      "ipv6.fragmentsCreated": 0,
+      "icmpv6.errorsSent": 1,
+    },
   },
   {
     name: "exactly the egress MTU is forwarded",
@@ -135,7 +139,7 @@ const CASES: ForwardCase[] = [
     packet: () => probe({ n: 1280 - 48 }),
     expect: [],
     forwarded: 1,
-    counters: { "ipv6.packetsForwarded": 1 },
+    counters: { "ipv6.forwarding.packets": 1 },
   },
   {
     name: "Hop-by-Hop option with action 10 en route: PP code 2 from the router",
@@ -156,7 +160,7 @@ const CASES: ForwardCase[] = [
     packet: () => probe({ ext: [hbh(...unknownOption(0))] }),
     expect: [],
     forwarded: 1,
-    counters: { "ipv6.packetsForwarded": 1 },
+    counters: { "ipv6.forwarding.packets": 1 },
   },
   {
     name: "a Neighbor Solicitation for another node is never forwarded",
@@ -170,7 +174,7 @@ const CASES: ForwardCase[] = [
       }),
     expect: [],
     forwarded: 0,
-    counters: { "ipv6.packetsForwarded": 0 },
+    counters: { "ipv6.forwarding.packets": 0 },
   },
   {
     name: "an MLD report to a unicast address is never forwarded",
@@ -185,7 +189,7 @@ const CASES: ForwardCase[] = [
       }),
     expect: [],
     forwarded: 0,
-    counters: { "ipv6.packetsForwarded": 0, "icmpv6.errorsSent": 0 },
+    counters: { "ipv6.forwarding.packets": 0, "icmpv6.errorsSent": 0 },
   },
 ];
 
@@ -236,7 +240,7 @@ Deno.test("IPv6 forwarding: what the forwarded frame looks like", async (t) => {
     assert.equal(lab.b.nsAnswered, 1);
     assert.equal(lab.b.data().length, 1);
     assertDelta(d(), {
-      "ipv6.packetsForwarded": 1,
+      "ipv6.forwarding.packets": 1,
       "neigh6.wan0.packetsQueued": 1,
       "neigh6.wan0.queuedPacketsSent": 1,
     });
@@ -310,7 +314,7 @@ Deno.test("IPv6 forwarding: Redirects (RFC 4861 §8.2)", async (t) => {
       const redirects = lab.a.icmp6(T6.REDIRECT);
       if (c.target === null) {
         assert.equal(redirects.length, 0);
-        assertDelta(d(), { "ndp.redirectsSent": 0, "ipv6.packetsForwarded": 1 });
+        assertDelta(d(), { "ndp.redirectsSent": 0, "ipv6.forwarding.packets": 1 });
         return;
       }
       assert.equal(redirects.length, 1);
@@ -338,7 +342,7 @@ Deno.test("IPv6 forwarding: Redirects (RFC 4861 §8.2)", async (t) => {
       } else {
         assert.equal(tlla, undefined, "no Target Link-Layer Address option while unresolved");
       }
-      assertDelta(d(), { "ndp.redirectsSent": 1, "ipv6.packetsForwarded": 1 });
+      assertDelta(d(), { "ndp.redirectsSent": 1, "ipv6.forwarding.packets": 1 });
     });
   }
 });

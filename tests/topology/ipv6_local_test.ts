@@ -242,7 +242,7 @@ const RULES: RuleCase[] = [
     packet: () => ip6({ src: X, dst: "ff02::1", proto: UNKNOWN_NH, payload: pattern6(8) }),
     dstMac: ipv6MulticastMac(parseIpv6("ff02::1")),
     sent: 0,
-    counters: { "ipv6.unknownNextHeaderReceived": 1, "icmpv6.errorsSuppressed": 1 },
+    counters: { "ipv6.unknownProtocolReceived": 1, "icmpv6.errorsSuppressed": 1 },
   },
   {
     name: "no error about a unicast packet sent as a link-layer multicast (e.4)",

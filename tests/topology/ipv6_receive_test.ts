@@ -299,20 +299,20 @@ const CASES: ReceiveCase[] = [
     name: "unknown Next Header: PP code 1 at the IPv6 header's Next Header",
     packets: () => [ip6({ src: A, dst: R, proto: UNKNOWN_NH, payload: pattern6(8) })],
     expect: [pp(1, 6)],
-    counters: { "ipv6.unknownNextHeaderReceived": 1, "icmpv6.errorsSent": 1 },
+    counters: { "ipv6.unknownProtocolReceived": 1, "icmpv6.errorsSent": 1 },
   },
   {
     name: "unknown Next Header after Destination Options: PP code 1 at its Next Header field",
     packets:
       () => [ip6({ src: A, dst: R, proto: UNKNOWN_NH, ext: [destOpts()], payload: pattern6(8) })],
     expect: [pp(1, 40)],
-    counters: { "ipv6.unknownNextHeaderReceived": 1 },
+    counters: { "ipv6.unknownProtocolReceived": 1 },
   },
   {
     name: "No Next Header (59) ends processing silently",
     packets: () => [ip6({ src: A, dst: R, proto: NH.NONE, payload: new Uint8Array(0) })],
     expect: [],
-    counters: { "icmpv6.errorsSent": 0, "ipv6.unknownNextHeaderReceived": 0 },
+    counters: { "icmpv6.errorsSent": 0, "ipv6.unknownProtocolReceived": 0 },
   },
   {
     name: "UDP to a closed port: Destination Unreachable code 4",

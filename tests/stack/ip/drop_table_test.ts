@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { DROP_REASON_NAMES, DropReason as R } from "../../../stack/ip/drop.ts";
 import { IPV4_DROPS } from "../../../stack/ipv4/drops.ts";
 import { IPV6_DROPS } from "../../../stack/ipv6/drops.ts";
-import type { DropRule, DropTable } from "../../../stack/ip/drop.ts";
+import type { DropRule } from "../../../stack/ip/drop.ts";
 import { HEADROOM, PacketBuffer, parseIpv6 } from "../../../stack/wire/mod.ts";
 import type { Stack } from "../../../stack/mod.ts";
 import type { ManualClock } from "../../../stack/clock.ts";
@@ -120,7 +120,7 @@ const V4_CASES: DropCase<RouterLab>[] = [
   },
   {
     reason: R.BAD_OPTIONS,
-    counter: "malformedOptionsReceived",
+    counter: "optionsDropped",
     icmp: [12, 0],
     inject: (l) => l.a.sendIp(udp4(ADDR.b, { options: [7, 11, 3, 0, 0, 0, 0, 0, 0, 0, 0] })),
     rest: 22 << 24,
@@ -134,15 +134,20 @@ const V4_CASES: DropCase<RouterLab>[] = [
   },
   {
     reason: R.TTL_EXCEEDED,
-    counter: "ttlExceeded",
+    counter: "forwarding.ttlExceeded",
     icmp: [11, 0],
     inject: (l) => l.a.sendIp(udp4(ADDR.b, { ttl: 1 })),
     rest: 0,
   },
-  { reason: R.NO_ROUTE, counter: "noRoute", icmp: [3, 0], inject: (l) => l.a.sendIp(udp4(FAR4)) },
+  {
+    reason: R.NO_ROUTE,
+    counter: "forwarding.noRoute",
+    icmp: [3, 0],
+    inject: (l) => l.a.sendIp(udp4(FAR4)),
+  },
   {
     reason: R.LINK_DOWN,
-    counter: "noRoute",
+    counter: "forwarding.noRoute",
     icmp: [3, 1],
     inject: (l) => {
       l.rWan.close();
@@ -150,9 +155,9 @@ const V4_CASES: DropCase<RouterLab>[] = [
     },
   },
   ...([
-    ["blackhole", R.BLACKHOLE_ROUTE, "blackholeDropped", null],
-    ["unreachable", R.UNREACHABLE_ROUTE, "unreachableRouteDropped", [3, 0]],
-    ["prohibit", R.PROHIBIT_ROUTE, "prohibitRouteDropped", [3, 13]],
+    ["blackhole", R.BLACKHOLE_ROUTE, "forwarding.blackholeDropped", null],
+    ["unreachable", R.UNREACHABLE_ROUTE, "forwarding.unreachableRouteDropped", [3, 0]],
+    ["prohibit", R.PROHIBIT_ROUTE, "forwarding.prohibitRouteDropped", [3, 13]],
   ] as const).map(([type, reason, counter, icmp]) => ({
     reason,
     counter,
@@ -164,7 +169,7 @@ const V4_CASES: DropCase<RouterLab>[] = [
   })),
   {
     reason: R.TOO_BIG,
-    counter: "fragmentationNeeded",
+    counter: "forwarding.packetTooBig",
     icmp: [3, 4],
     lab: { wanMtu: 576 },
     inject: (l) => l.a.sendIp(udp4(ADDR.b, { df: true }, 1000)),
@@ -189,7 +194,7 @@ const V4_CASES: DropCase<RouterLab>[] = [
   {
     // Linux tells the local sender with an error from ourselves.
     reason: R.OUTPUT_TOO_BIG,
-    counter: "fragmentationNeeded",
+    counter: "outputTooBig",
     icmp: [3, 4],
     lab: { wanMtu: 576 },
     inject: (l) => {
@@ -273,7 +278,7 @@ const V6_CASES: DropCase<RouterLab6>[] = [
   },
   {
     reason: R.UNKNOWN_PROTOCOL,
-    counter: "unknownNextHeaderReceived",
+    counter: "unknownProtocolReceived",
     icmp: [4, 1],
     inject: (l) =>
       l.a.send(ip6({ src: ADDR6.a, dst: ADDR6.rLan, proto: 253, payload: new Uint8Array(8) })),
@@ -358,7 +363,7 @@ const V6_CASES: DropCase<RouterLab6>[] = [
   },
   {
     reason: R.TTL_EXCEEDED,
-    counter: "hopLimitExceeded",
+    counter: "forwarding.ttlExceeded",
     icmp: [3, 0],
     inject: (l) =>
       l.a.send(ip6({
@@ -372,13 +377,13 @@ const V6_CASES: DropCase<RouterLab6>[] = [
   },
   {
     reason: R.NO_ROUTE,
-    counter: "noRoute",
+    counter: "forwarding.noRoute",
     icmp: [1, 0],
     inject: (l) => l.a.send(udpTo6(ADDR6.far)),
   },
   {
     reason: R.LINK_DOWN,
-    counter: "noRoute",
+    counter: "forwarding.noRoute",
     icmp: [1, 0],
     inject: (l) => {
       l.rWan.close();
@@ -386,9 +391,9 @@ const V6_CASES: DropCase<RouterLab6>[] = [
     },
   },
   ...([
-    ["blackhole", R.BLACKHOLE_ROUTE, "blackholeDropped", null],
-    ["unreachable", R.UNREACHABLE_ROUTE, "unreachableRouteDropped", [1, 0]],
-    ["prohibit", R.PROHIBIT_ROUTE, "prohibitRouteDropped", [1, 1]],
+    ["blackhole", R.BLACKHOLE_ROUTE, "forwarding.blackholeDropped", null],
+    ["unreachable", R.UNREACHABLE_ROUTE, "forwarding.unreachableRouteDropped", [1, 0]],
+    ["prohibit", R.PROHIBIT_ROUTE, "forwarding.prohibitRouteDropped", [1, 1]],
   ] as const).map(([type, reason, counter, icmp]) => ({
     reason,
     counter,
@@ -400,7 +405,7 @@ const V6_CASES: DropCase<RouterLab6>[] = [
   })),
   {
     reason: R.TOO_BIG,
-    counter: "packetTooBig",
+    counter: "forwarding.packetTooBig",
     icmp: [2, 0],
     lab: { wanMtu: 1280 },
     inject: (l) =>
@@ -414,7 +419,7 @@ const V6_CASES: DropCase<RouterLab6>[] = [
   },
   {
     reason: R.LINK_LOCAL_SOURCE,
-    counter: "linkLocalNotForwarded",
+    counter: "forwarding.linkLocalNotForwarded",
     icmp: [1, 2],
     inject: (l) =>
       l.a.send(
@@ -428,14 +433,14 @@ const V6_CASES: DropCase<RouterLab6>[] = [
   },
   {
     reason: R.LINK_LOCAL_DESTINATION,
-    counter: "linkLocalNotForwarded",
+    counter: "forwarding.linkLocalNotForwarded",
     icmp: null,
     inject: (l) => l.a.send(udpTo6("fe80::99")),
   },
   {
     // An NS for b, addressed to b through r: link control is never forwarded.
     reason: R.LINK_CONTROL,
-    counter: "linkControlNotForwarded",
+    counter: "forwarding.linkControlNotForwarded",
     icmp: null,
     inject: (l) =>
       l.a.send(ip6({
@@ -493,7 +498,7 @@ interface SeenError {
 interface Family<L> {
   name: "ipv4" | "ipv6";
   icmpStats: "icmpv4" | "icmpv6";
-  table: DropTable<never, string> & Record<number, DropRule<string>>;
+  table: Record<number, DropRule>;
   cases: DropCase<L>[];
   build(opts: object): L & { r: Stack; clock: ManualClock };
   /** Errors a received since frame `since`, and those r sent to itself. */
