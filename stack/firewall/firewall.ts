@@ -31,10 +31,9 @@ import type { Clock } from "../clock.ts";
 import type { Random } from "../random.ts";
 import type { Ipv4 } from "../ipv4/ipv4.ts";
 import type { Ipv6 } from "../ipv6/ipv6.ts";
-import type { Ipv4Hook } from "../ipv4/ipv4.ts";
+import type { IpHook, IpHooks } from "../ip/hooks.ts";
 import { sendTcpReset } from "../ip/tcp_reset.ts";
 import { icmpv4IsError } from "../ipv4/icmp.ts";
-import { Ipv4Packet } from "../wire/ipv4.ts";
 import { TcpPacket } from "../wire/tcp.ts";
 import { formatIpv4, formatIpv6 } from "../wire/ip_address.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
@@ -84,23 +83,24 @@ export interface FirewallStats {
   traced: number;
 }
 
-/** Per-packet state carried between hooks (Linux skb->_nfct and skb->mark). */
+/**
+ * The per-packet state of the hook at hand (one scratch record: hooks do
+ * not nest while it is in use). Between hooks it rides on the packet
+ * itself: the connection in `pkt.ct`, the rest in `pkt.ctInfo` (Linux's
+ * skb->_nfct and ctinfo), the mark in `pkt.mark`.
+ */
 class PacketRecord {
-  pkt: PacketBuffer | null = null;
-  ipOff = 0;
-  src = 0;
-  dst = 0;
   conn: Conn | null = null;
   dir: 0 | 1 = 0;
   ct = 0;
-  mark = 0;
   notrack = false;
   traced = false;
 }
 
-const RING = 16;
+/** {@link PacketBuffer.ctInfo} above the ctstate bits ({@link CtBit}, below 0x100). */
+const INFO_SEEN = 0x100, INFO_REPLY = 0x200, INFO_TRACED = 0x400;
 
-/** The builtin chains that have rules or a DROP policy (null: nothing to run). */
+/** The builtin chains that have rules or a DROP policy (null: nothing to run; IPv6 has no nat). */
 interface ActiveChains {
   rawPre: CompiledChain | null;
   rawOut: CompiledChain | null;
@@ -113,6 +113,73 @@ interface ActiveChains {
   filterOut: CompiledChain | null;
 }
 
+/** The five hooks of one family. */
+type HookSet = { readonly [K in keyof IpHooks]: IpHook };
+
+const HOOK_NAMES = ["prerouting", "input", "forward", "output", "postrouting"] as const;
+
+/** Point a layer's hooks at `mine`. */
+function setHooks(h: IpHooks, mine: HookSet): void {
+  for (const k of HOOK_NAMES) h[k] = mine[k];
+}
+
+/** Clear a layer's hooks when they are `mine` (another firewall's stay). */
+function clearHooks(h: IpHooks, mine: HookSet): void {
+  if (h.prerouting !== mine.prerouting) return;
+  for (const k of HOOK_NAMES) h[k] = null;
+}
+
+/** What the one set of hooks needs of a family. */
+interface HookFamily {
+  readonly family: 4 | 6;
+  /** The packet view the family's hooks read into. */
+  readonly p: PacketInfo;
+  raw: CompiledTable;
+  /** The nat table, or null for a family without NAT (IPv6): every NAT step is skipped. */
+  nat: CompiledTable | null;
+  filter: CompiledTable;
+  chains: ActiveChains;
+  trace: CompiledRule | null;
+  /** Read the packet's fields (IPv4 header, or IPv6 header chain). */
+  load(
+    p: PacketInfo,
+    pkt: PacketBuffer,
+    ipOff: number,
+    inNic: Nic | null,
+    outNic: Nic | null,
+  ): void;
+  /** Find or create the packet's connection; set its ctstate. */
+  track(rec: PacketRecord, p: PacketInfo): void;
+  /** Put a new connection into the table (false: the table is full, drop). */
+  confirm(rec: PacketRecord): boolean;
+}
+
+/** How a family's ICMP takes part in tracking. */
+interface IcmpTracking {
+  readonly proto: number;
+  /** Query type → its answer (Linux's invmap). */
+  readonly queryReply: Readonly<Record<number, number>>;
+  isError(type: number): boolean;
+  /** A request that may start a connection. */
+  isRequest(type: number): boolean;
+}
+
+const ICMPV4_TRACKING: IcmpTracking = {
+  proto: 1,
+  queryReply: ICMP_QUERY_REPLY,
+  isError: icmpv4IsError,
+  isRequest: (t) => t === 8 || t === 13 || t === 15 || t === 17,
+};
+
+const ICMPV6_TRACKING: IcmpTracking = {
+  proto: 58,
+  queryReply: ICMPV6_QUERY_REPLY,
+  // RFC 4443 §2.1: types below 128 are errors.
+  isError: (t) => t < 128,
+  // Echo and node information requests.
+  isRequest: (t) => t === 128 || t === 139,
+};
+
 const REJECT_CODES: Partial<Record<RejectReason, number>> = {
   "net-unreachable": 0,
   "host-unreachable": 1,
@@ -124,15 +191,6 @@ const REJECT_CODES: Partial<Record<RejectReason, number>> = {
 };
 
 const PROTO_NAMES: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6" };
-
-/** The IPv6 builtin chains that have rules or a DROP policy. */
-interface ActiveChains6 {
-  rawPre: CompiledChain | null;
-  rawOut: CompiledChain | null;
-  filterIn: CompiledChain | null;
-  filterFwd: CompiledChain | null;
-  filterOut: CompiledChain | null;
-}
 
 /**
  * The firewall of one stack.
@@ -180,76 +238,127 @@ export class Firewall {
   readonly #stack: FirewallHost;
   readonly #onAddressRemoved = (nic: Nic, address: number) =>
     void this.addressRemoved(nic, address);
-  #trace: CompiledRule | null = null;
-  #trace6: CompiledRule | null = null;
-  readonly #p = new PacketInfo();
-  readonly #p6 = new PacketInfo();
   readonly #inner6 = new PacketInfo();
   readonly #ids6 = new Ipv6AddressIds();
   readonly #frags6 = new FragmentStates();
   /** The last IPv6 connection made and not yet confirmed (its address ids are released if it never is). */
   #pending6: Conn | null = null;
-  #chains6!: ActiveChains6;
-  readonly #ring: PacketRecord[] = [];
-  #cursor = 0;
-  readonly #ip = new Ipv4Packet();
+  /** The hook at hand's record (see {@link PacketRecord}). */
+  readonly #rec = new PacketRecord();
+  /** The tuple {@link #tuple} read: key, reply key, ports; whether the packet is an ICMP error. */
+  #key = 0;
+  #replyKey = 0;
+  #sport = 0;
+  #dport = 0;
+  #tupleIsError = false;
+  /** The TCP state of the connection {@link #firstTimeout} judged. */
+  #tcpState = 0;
+  /** The two families the one set of hooks runs for, and their hooks. */
+  readonly #v4: HookFamily;
+  readonly #v6: HookFamily;
+  readonly #hooks4: HookSet;
+  readonly #hooks6: HookSet;
   readonly #tcp = new TcpPacket();
   #reject: CompiledRule | null = null;
   #natRule: CompiledRule | null = null;
   #tracing = false;
-  #chains!: ActiveChains;
   #installed = false;
+
+  /** The IPv4 hooks (PREROUTING … POSTROUTING), as {@link install} sets them. */
+  readonly prerouting: IpHook;
+  readonly input: IpHook;
+  readonly forward: IpHook;
+  readonly output: IpHook;
+  readonly postrouting: IpHook;
+  /** The IPv6 hooks, set when the IPv6 tables have something to do. */
+  readonly prerouting6: IpHook;
+  readonly input6: IpHook;
+  readonly forward6: IpHook;
+  readonly output6: IpHook;
+  readonly postrouting6: IpHook;
 
   /** @param stack the stack whose IPv4 layer it filters; @param spec tables and settings */
   constructor(stack: FirewallHost, spec: FirewallSpec) {
     this.#stack = stack;
     this.conntrack = new Conntrack(stack.clock, spec.conntrack.max);
-    for (let i = 0; i < RING; i++) this.#ring.push(new PacketRecord());
     this.conntrack6 = new Conntrack(stack.clock, spec.conntrack.max);
     this.conntrack6.onRemove = (c) => {
       this.#ids6.release(c.orig.src);
       this.#ids6.release(c.orig.dst);
     };
+    const family = (
+      f: 4 | 6,
+      track: HookFamily["track"],
+      confirm: HookFamily["confirm"],
+    ): HookFamily => ({
+      family: f,
+      p: new PacketInfo(),
+      raw: null as unknown as CompiledTable,
+      nat: null,
+      filter: null as unknown as CompiledTable,
+      chains: null as unknown as ActiveChains,
+      trace: null,
+      load: f === 4
+        ? (p, pkt, ipOff, inNic, outNic) => p.load(pkt, ipOff, inNic, outNic)
+        : (p, pkt, ipOff, inNic, outNic) => p.load6(pkt, ipOff, inNic, outNic),
+      track,
+      confirm,
+    });
+    this.#v4 = family(4, (r, p) => this.#track4(r, p), (r) => this.#confirm4(r));
+    this.#v6 = family(6, (r, p) => this.#track6(r, p), (r) => this.#confirm6(r));
     this.#compile(spec);
+    const h4 = this.#hooks4 = this.#hooksOf(this.#v4);
+    const h6 = this.#hooks6 = this.#hooksOf(this.#v6);
+    this.prerouting = h4.prerouting;
+    this.input = h4.input;
+    this.forward = h4.forward;
+    this.output = h4.output;
+    this.postrouting = h4.postrouting;
+    this.prerouting6 = h6.prerouting;
+    this.input6 = h6.input;
+    this.forward6 = h6.forward;
+    this.output6 = h6.output;
+    this.postrouting6 = h6.postrouting;
   }
 
   /** Compile `spec`'s tables for both families and point the hooks' chain shortcuts at them. */
   #compile(spec: FirewallSpec): void {
     const clock = this.#stack.clock;
-    const compile = (n: FirewallTableName) =>
-      compileTable(n, [spec.shared[n], spec.ipv4[n]], clock);
-    this.raw = compile("raw");
-    this.nat = compile("nat");
-    this.filter = compile("filter");
-    this.#trace = spec.trace !== undefined && spec.trace.family !== 6
-      ? new CompiledRule(spec.trace, clock)
-      : null;
-    this.#chains = {
-      rawPre: this.raw.active("prerouting"),
-      rawOut: this.raw.active("output"),
-      natPre: this.nat.active("prerouting"),
-      natIn: this.nat.active("input"),
-      natOut: this.nat.active("output"),
-      natPost: this.nat.active("postrouting"),
-      filterIn: this.filter.active("input"),
-      filterFwd: this.filter.active("forward"),
-      filterOut: this.filter.active("output"),
+    const compile = (n: FirewallTableName, f: 4 | 6) =>
+      compileTable(n, [spec.shared[n], f === 4 ? spec.ipv4[n] : spec.ipv6[n]], clock, f);
+    this.raw = compile("raw", 4);
+    this.nat = compile("nat", 4);
+    this.filter = compile("filter", 4);
+    // No nat for IPv6: IPv6 NAT is not supported.
+    this.raw6 = compile("raw", 6);
+    this.filter6 = compile("filter", 6);
+    const set = (
+      f: HookFamily,
+      raw: CompiledTable,
+      nat: CompiledTable | null,
+      filter: CompiledTable,
+    ) => {
+      f.raw = raw;
+      f.nat = nat;
+      f.filter = filter;
+      f.trace = spec.trace !== undefined && spec.trace.family !== (f.family === 4 ? 6 : 4)
+        ? new CompiledRule(spec.trace, clock)
+        : null;
+      f.chains = {
+        rawPre: raw.active("prerouting"),
+        rawOut: raw.active("output"),
+        natPre: nat?.active("prerouting") ?? null,
+        natIn: nat?.active("input") ?? null,
+        natOut: nat?.active("output") ?? null,
+        natPost: nat?.active("postrouting") ?? null,
+        filterIn: filter.active("input"),
+        filterFwd: filter.active("forward"),
+        filterOut: filter.active("output"),
+      };
     };
-    const compile6 = (n: FirewallTableName) =>
-      compileTable(n, [spec.shared[n], spec.ipv6[n]], clock, 6);
-    this.raw6 = compile6("raw");
-    this.filter6 = compile6("filter");
-    this.#trace6 = spec.trace !== undefined && spec.trace.family !== 4
-      ? new CompiledRule(spec.trace, clock)
-      : null;
-    this.#chains6 = {
-      rawPre: this.raw6.active("prerouting"),
-      rawOut: this.raw6.active("output"),
-      filterIn: this.filter6.active("input"),
-      filterFwd: this.filter6.active("forward"),
-      filterOut: this.filter6.active("output"),
-    };
-    this.ipv6Active = Object.values(this.#chains6).some((c) => c !== null);
+    set(this.#v4, this.raw, this.nat, this.filter);
+    set(this.#v6, this.raw6, null, this.filter6);
+    this.ipv6Active = Object.values(this.#v6.chains).some((c) => c !== null);
   }
 
   /**
@@ -267,57 +376,21 @@ export class Firewall {
     if (this.#installed) this.install();
   }
 
-  /** Set the IPv4 layer's five hooks to this firewall. */
+  /** Set the IPv4 layer's five hooks to this firewall, and the IPv6 layer's when its tables have something to do. */
   install(): void {
     this.#installed = true;
     // MASQUERADE follows the egress address: its connections go with it.
     this.#stack.ipv4.addressRemovedListeners.add(this.#onAddressRemoved);
-    const h = this.#stack.ipv4.hooks;
-    h.prerouting = this.prerouting;
-    h.input = this.input;
-    h.forward = this.forward;
-    h.output = this.output;
-    h.postrouting = this.postrouting;
-    const h6 = this.#stack.ipv6.hooks;
-    if (!this.ipv6Active) {
-      if (h6.prerouting === this.prerouting6) {
-        h6.prerouting =
-          h6.input =
-          h6.forward =
-          h6.output =
-          h6.postrouting =
-            null;
-      }
-      return;
-    }
-    h6.prerouting = this.prerouting6;
-    h6.input = this.input6;
-    h6.forward = this.forward6;
-    h6.output = this.output6;
-    h6.postrouting = this.postrouting6;
+    setHooks(this.#stack.ipv4.hooks, this.#hooks4);
+    if (this.ipv6Active) setHooks(this.#stack.ipv6.hooks, this.#hooks6);
+    else clearHooks(this.#stack.ipv6.hooks, this.#hooks6);
   }
 
   /** Clear the hooks and forget every connection. */
   close(): void {
     this.#stack.ipv4.addressRemovedListeners.delete(this.#onAddressRemoved);
-    const h = this.#stack.ipv4.hooks;
-    if (h.prerouting === this.prerouting) {
-      h.prerouting =
-        h.input =
-        h.forward =
-        h.output =
-        h.postrouting =
-          null;
-    }
-    const h6 = this.#stack.ipv6.hooks;
-    if (h6.prerouting === this.prerouting6) {
-      h6.prerouting =
-        h6.input =
-        h6.forward =
-        h6.output =
-        h6.postrouting =
-          null;
-    }
+    clearHooks(this.#stack.ipv4.hooks, this.#hooks4);
+    clearHooks(this.#stack.ipv6.hooks, this.#hooks6);
     this.conntrack.clear();
     this.conntrack6.clear();
     this.#frags6.clear();
@@ -388,249 +461,132 @@ export class Firewall {
 
   // ------------------------------------------------------------ hooks
 
-  /** PREROUTING hook. */
-  readonly prerouting: Ipv4Hook = (pkt, ipOff, inNic) => {
-    const p = this.#p;
-    p.load(pkt, ipOff, inNic, null);
-    const rec = this.#newRecord(pkt, ipOff, p);
-    const c = this.#chains;
-    if (c.rawPre !== null && this.#runBuiltin(this.raw, c.rawPre, p, rec) === Verdict.DROP) {
-      return this.#drop(pkt, ipOff, inNic, p);
-    }
-    this.#track(rec, p);
-    if (!this.#natStep(rec, p, Manip.DST, c.natPre)) return false;
-    this.#save(rec, p);
-    return true;
-  };
+  /** The five hooks of one family, in netfilter's order of tables (see the module table). */
+  #hooksOf(f: HookFamily): HookSet {
+    const rec = this.#rec;
+    return {
+      prerouting: (pkt, ipOff, inNic) => {
+        const p = this.#first(f, pkt, ipOff, inNic, null);
+        const c = f.chains;
+        if (!this.#chain(f.raw, c.rawPre, p, pkt, ipOff, inNic)) return false;
+        f.track(rec, p);
+        if (f.nat !== null && !this.#natStep(rec, p, Manip.DST, c.natPre)) return false;
+        this.#store(pkt, rec, p);
+        return true;
+      },
+      input: (pkt, ipOff, inNic) => {
+        const p = this.#later(f, pkt, ipOff, inNic, null);
+        const c = f.chains;
+        if (!this.#chain(f.filter, c.filterIn, p, pkt, ipOff, inNic)) return false;
+        if (f.nat !== null && !this.#natStep(rec, p, Manip.SRC, c.natIn)) return false;
+        return f.confirm(rec);
+      },
+      forward: (pkt, ipOff, inNic, outNic) => {
+        const p = this.#later(f, pkt, ipOff, inNic, outNic);
+        return this.#chain(f.filter, f.chains.filterFwd, p, pkt, ipOff, inNic);
+      },
+      output: (pkt, ipOff, _inNic, outNic) => {
+        const p = this.#first(f, pkt, ipOff, null, outNic);
+        const c = f.chains;
+        if (!this.#chain(f.raw, c.rawOut, p, pkt, ipOff, null)) return false;
+        f.track(rec, p);
+        if (f.nat !== null && !this.#natStep(rec, p, Manip.DST, c.natOut)) return false;
+        if (!this.#chain(f.filter, c.filterOut, p, pkt, ipOff, null)) return false;
+        this.#store(pkt, rec, p);
+        return true;
+      },
+      postrouting: (pkt, ipOff, _inNic, outNic) => {
+        const p = this.#later(f, pkt, ipOff, null, outNic);
+        if (f.nat !== null && !this.#natStep(rec, p, Manip.SRC, f.chains.natPost)) return false;
+        return f.confirm(rec);
+      },
+    };
+  }
 
-  /** INPUT hook (local delivery). */
-  readonly input: Ipv4Hook = (pkt, ipOff, inNic) => {
-    const p = this.#p;
-    p.load(pkt, ipOff, inNic, null);
-    const rec = this.#recordFor(pkt, ipOff, p);
-    const c = this.#chains;
-    if (c.filterIn !== null && this.#runBuiltin(this.filter, c.filterIn, p, rec) === Verdict.DROP) {
-      rec.pkt = null;
-      return this.#drop(pkt, ipOff, inNic, p);
-    }
-    const ok = this.#natStep(rec, p, Manip.SRC, c.natIn) && this.#confirm(rec);
-    rec.pkt = null;
-    return ok;
-  };
+  /** A packet's first hook (PREROUTING, OUTPUT): read it, start a fresh record. */
+  #first(f: HookFamily, pkt: PacketBuffer, ipOff: number, inNic: Nic | null, outNic: Nic | null) {
+    const p = f.p;
+    f.load(p, pkt, ipOff, inNic, outNic);
+    this.#fresh(pkt, f, p);
+    return p;
+  }
 
-  /** FORWARD hook. */
-  readonly forward: Ipv4Hook = (pkt, ipOff, inNic, outNic) => {
-    const p = this.#p;
-    p.load(pkt, ipOff, inNic, outNic);
-    const rec = this.#recordFor(pkt, ipOff, p);
-    const c = this.#chains;
-    if (
-      c.filterFwd !== null && this.#runBuiltin(this.filter, c.filterFwd, p, rec) === Verdict.DROP
-    ) {
-      rec.pkt = null;
-      return this.#drop(pkt, ipOff, inNic, p);
-    }
-    return true;
-  };
+  /** A later hook: read the packet, take up the record an earlier hook left on it. */
+  #later(f: HookFamily, pkt: PacketBuffer, ipOff: number, inNic: Nic | null, outNic: Nic | null) {
+    const p = f.p;
+    f.load(p, pkt, ipOff, inNic, outNic);
+    this.#recordFor(pkt, f, p);
+    return p;
+  }
 
-  /** OUTPUT hook (locally generated packets, after routing). */
-  readonly output: Ipv4Hook = (pkt, ipOff, _inNic, outNic) => {
-    const p = this.#p;
-    p.load(pkt, ipOff, null, outNic);
-    const rec = this.#newRecord(pkt, ipOff, p);
-    const c = this.#chains;
-    if (c.rawOut !== null && this.#runBuiltin(this.raw, c.rawOut, p, rec) === Verdict.DROP) {
-      rec.pkt = null;
-      return this.#drop(pkt, ipOff, null, p);
+  /**
+   * Run a builtin chain when it has something to do: true to go on, false
+   * when it dropped the packet (counted; REJECT answered).
+   */
+  #chain(
+    table: CompiledTable,
+    chain: CompiledChain | null,
+    p: PacketInfo,
+    pkt: PacketBuffer,
+    ipOff: number,
+    inNic: Nic | null,
+  ): boolean {
+    if (chain === null || this.#runBuiltin(table, chain, p, this.#rec) !== Verdict.DROP) {
+      return true;
     }
-    this.#track(rec, p);
-    if (!this.#natStep(rec, p, Manip.DST, c.natOut)) {
-      rec.pkt = null;
-      return false;
-    }
-    if (
-      c.filterOut !== null && this.#runBuiltin(this.filter, c.filterOut, p, rec) === Verdict.DROP
-    ) {
-      rec.pkt = null;
-      return this.#drop(pkt, ipOff, null, p);
-    }
-    this.#save(rec, p);
-    return true;
-  };
-
-  /** POSTROUTING hook. */
-  readonly postrouting: Ipv4Hook = (pkt, ipOff, _inNic, outNic) => {
-    const p = this.#p;
-    p.load(pkt, ipOff, null, outNic);
-    const rec = this.#recordFor(pkt, ipOff, p);
-    const ok = this.#natStep(rec, p, Manip.SRC, this.#chains.natPost) && this.#confirm(rec);
-    rec.pkt = null;
-    return ok;
-  };
-
-  // ------------------------------------------------------------ IPv6 hooks
-
-  /** IPv6 PREROUTING hook: raw, then conntrack. */
-  readonly prerouting6: Ipv4Hook = (pkt, ipOff, inNic) => {
-    const p = this.#p6;
-    p.load6(pkt, ipOff, inNic, null);
-    const rec = this.#newRecord6(pkt, ipOff, p);
-    const c = this.#chains6;
-    if (c.rawPre !== null && this.#runBuiltin(this.raw6, c.rawPre, p, rec) === Verdict.DROP) {
-      rec.pkt = null;
-      return this.#drop(pkt, ipOff, inNic, p);
-    }
-    this.#track6(rec, p);
-    return true;
-  };
-
-  /** IPv6 INPUT hook: filter, then confirm. */
-  readonly input6: Ipv4Hook = (pkt, ipOff, inNic) => {
-    const p = this.#p6;
-    p.load6(pkt, ipOff, inNic, null);
-    const rec = this.#recordFor6(pkt, ipOff, p);
-    rec.pkt = null;
-    const c = this.#chains6;
-    if (
-      c.filterIn !== null && this.#runBuiltin(this.filter6, c.filterIn, p, rec) === Verdict.DROP
-    ) {
-      return this.#drop(pkt, ipOff, inNic, p);
-    }
-    return this.#confirm6(rec);
-  };
-
-  /** IPv6 FORWARD hook: filter. */
-  readonly forward6: Ipv4Hook = (pkt, ipOff, inNic, outNic) => {
-    const p = this.#p6;
-    p.load6(pkt, ipOff, inNic, outNic);
-    const rec = this.#recordFor6(pkt, ipOff, p);
-    const c = this.#chains6;
-    if (
-      c.filterFwd !== null && this.#runBuiltin(this.filter6, c.filterFwd, p, rec) === Verdict.DROP
-    ) {
-      rec.pkt = null;
-      return this.#drop(pkt, ipOff, inNic, p);
-    }
-    return true;
-  };
-
-  /** IPv6 OUTPUT hook: raw, conntrack, filter. */
-  readonly output6: Ipv4Hook = (pkt, ipOff, _inNic, outNic) => {
-    const p = this.#p6;
-    p.load6(pkt, ipOff, null, outNic);
-    const rec = this.#newRecord6(pkt, ipOff, p);
-    const c = this.#chains6;
-    if (c.rawOut !== null && this.#runBuiltin(this.raw6, c.rawOut, p, rec) === Verdict.DROP) {
-      rec.pkt = null;
-      return this.#drop(pkt, ipOff, null, p);
-    }
-    this.#track6(rec, p);
-    if (
-      c.filterOut !== null && this.#runBuiltin(this.filter6, c.filterOut, p, rec) === Verdict.DROP
-    ) {
-      rec.pkt = null;
-      return this.#drop(pkt, ipOff, null, p);
-    }
-    return true;
-  };
-
-  /** IPv6 POSTROUTING hook: confirm. */
-  readonly postrouting6: Ipv4Hook = (pkt, ipOff, _inNic, outNic) => {
-    const p = this.#p6;
-    p.load6(pkt, ipOff, null, outNic);
-    const rec = this.#recordFor6(pkt, ipOff, p);
-    rec.pkt = null;
-    return this.#confirm6(rec);
-  };
+    return this.#drop(pkt, ipOff, inNic, p);
+  }
 
   // ------------------------------------------------------------ records
 
-  #newRecord(pkt: PacketBuffer, ipOff: number, p: PacketInfo): PacketRecord {
-    this.#cursor = (this.#cursor + 1) % RING;
-    const rec = this.#ring[this.#cursor]!;
-    rec.pkt = pkt;
-    rec.ipOff = ipOff;
+  /** A packet's first hook (PREROUTING, OUTPUT): a fresh record, mark 0. */
+  #fresh(pkt: PacketBuffer, f: HookFamily, p: PacketInfo): PacketRecord {
+    const rec = this.#rec;
     rec.conn = null;
     rec.dir = 0;
     rec.ct = 0;
-    rec.mark = 0;
     rec.notrack = false;
-    rec.traced = this.#trace !== null && this.#trace.matches(p);
-    this.#tracing = rec.traced;
     p.mark = 0;
+    pkt.mark = 0;
+    rec.traced = f.trace !== null && f.trace.matches(p);
+    this.#tracing = rec.traced;
     return rec;
   }
 
-  /** The record a previous hook left for this packet, or a fresh one (tracked now). */
-  #recordFor(pkt: PacketBuffer, ipOff: number, p: PacketInfo): PacketRecord {
-    for (let i = 0; i < RING; i++) {
-      const rec = this.#ring[(this.#cursor - i + RING) % RING]!;
-      if (rec.pkt === pkt && rec.ipOff === ipOff && rec.src === p.src && rec.dst === p.dst) {
-        p.ctState = rec.ct;
-        p.mark = rec.mark;
-        this.#tracing = rec.traced;
-        return rec;
-      }
+  /**
+   * The record an earlier hook left on the packet, or a fresh one, tracked
+   * now (loopback, reassembled and locally built packets arrive without).
+   */
+  #recordFor(pkt: PacketBuffer, f: HookFamily, p: PacketInfo): PacketRecord {
+    const info = pkt.ctInfo;
+    if ((info & INFO_SEEN) === 0) {
+      const rec = this.#fresh(pkt, f, p);
+      f.track(rec, p);
+      this.#store(pkt, rec, p);
+      return rec;
     }
-    const rec = this.#newRecord(pkt, ipOff, p);
-    this.#track(rec, p);
-    this.#save(rec, p);
-    return rec;
-  }
-
-  /** A fingerprint of an IPv6 packet (addresses' last words, payload length, next header). */
-  #fingerprint6(p: PacketInfo): number {
-    const v = p.pkt!.view;
-    return (v.getUint32(p.srcOff + 12) ^ Math.imul(v.getUint32(p.dstOff + 12), 31) ^
-      (v.getUint32(p.ipOff + 4) >>> 8)) >>> 0;
-  }
-
-  #newRecord6(pkt: PacketBuffer, ipOff: number, p: PacketInfo): PacketRecord {
-    this.#cursor = (this.#cursor + 1) % RING;
-    const rec = this.#ring[this.#cursor]!;
-    rec.pkt = pkt;
-    rec.ipOff = ipOff;
-    rec.src = this.#fingerprint6(p);
-    rec.dst = -1; // never equal to an IPv4 record's destination
-    rec.conn = null;
-    rec.dir = 0;
-    rec.ct = 0;
-    rec.mark = 0;
+    const rec = this.#rec;
+    rec.conn = pkt.ct as Conn | null;
+    rec.dir = (info & INFO_REPLY) !== 0 ? 1 : 0;
+    rec.ct = p.ctState = info & 0xff;
     rec.notrack = false;
-    rec.traced = this.#trace6 !== null && this.#trace6.matches(p);
-    this.#tracing = rec.traced;
-    p.mark = 0;
+    rec.traced = this.#tracing = (info & INFO_TRACED) !== 0;
+    p.mark = pkt.mark;
     return rec;
   }
 
-  /** The record an earlier IPv6 hook left for this packet, or a fresh one (tracked now). */
-  #recordFor6(pkt: PacketBuffer, ipOff: number, p: PacketInfo): PacketRecord {
-    const fp = this.#fingerprint6(p);
-    for (let i = 0; i < RING; i++) {
-      const rec = this.#ring[(this.#cursor - i + RING) % RING]!;
-      if (rec.pkt === pkt && rec.ipOff === ipOff && rec.dst === -1 && rec.src === fp) {
-        p.ctState = rec.ct;
-        p.mark = rec.mark;
-        this.#tracing = rec.traced;
-        return rec;
-      }
-    }
-    const rec = this.#newRecord6(pkt, ipOff, p);
-    this.#track6(rec, p);
-    return rec;
-  }
-
-  #save(rec: PacketRecord, p: PacketInfo): void {
-    rec.src = p.src;
-    rec.dst = p.dst;
-    rec.mark = p.mark;
+  /** Leave the record on the packet for the hooks after this one. */
+  #store(pkt: PacketBuffer, rec: PacketRecord, p: PacketInfo): void {
+    pkt.ct = rec.conn;
+    pkt.ctInfo = INFO_SEEN | rec.ct | (rec.dir === 1 ? INFO_REPLY : 0) |
+      (rec.traced ? INFO_TRACED : 0);
+    pkt.mark = p.mark;
   }
 
   // ------------------------------------------------------------ conntrack
 
-  /** Find or create the packet's connection; set its ctstate. */
-  #track(rec: PacketRecord, p: PacketInfo): void {
-    const ct = this.conntrack;
+  /** IPv4: find or create the packet's connection; set its ctstate. */
+  #track4(rec: PacketRecord, p: PacketInfo): void {
     rec.conn = null;
     rec.dir = 0;
     if (rec.notrack) return this.#setCt(rec, p, CtBit.UNTRACKED);
@@ -638,102 +594,18 @@ export class Firewall {
       this.stats.laterFragmentsUntracked++;
       return this.#setCt(rec, p, CtBit.UNTRACKED);
     }
-    const pkt = p.pkt!;
-    const proto = p.proto;
-    let key = proto, sport = 0, dport = 0, replyKey = proto;
-    if (proto === 6 || proto === 17) {
-      if (!p.hasPorts) return this.#invalid(rec, p);
-      sport = p.sport;
-      dport = p.dport;
-    } else if (proto === 1) {
-      if (p.icmpType < 0) return this.#invalid(rec, p);
-      if (icmpv4IsError(p.icmpType)) return this.#trackIcmpError(rec, p);
-      const reply = ICMP_QUERY_REPLY[p.icmpType];
-      if (reply === undefined) return this.#invalid(rec, p);
-      key = 1 | (p.icmpType << 8);
-      replyKey = 1 | (reply << 8);
-      sport = dport = pkt.view.getUint16(p.l4Off + 4);
-    }
-    const t = ct.lookup(key, p.src, p.dst, sport, dport);
-    if (t !== null) {
-      const c = t.conn;
-      const dir = t.dir;
-      if (dir === 1) c.status |= CtStatus.SEEN_REPLY;
-      c.packets[dir]++;
-      c.bytes[dir] += p.len;
-      if (proto === 6) {
-        if (ct.tcpUpdate(c, dir, p.tcpFlags) === TcpVerdict.INVALID) return this.#invalid(rec, p);
-      } else if (proto === 17) {
-        if (c.has(CtStatus.SEEN_REPLY)) {
-          c.status |= CtStatus.ASSURED;
-          ct.refresh(c, CT_TIMEOUTS.udpReplied);
-        } else ct.refresh(c, CT_TIMEOUTS.udpUnreplied);
-      } else ct.refresh(c, proto === 1 ? CT_TIMEOUTS.icmp : CT_TIMEOUTS.generic);
-      rec.conn = c;
-      rec.dir = dir;
-      const state = dir === 1 || c.has(CtStatus.SEEN_REPLY) ? CtBit.ESTABLISHED : CtBit.NEW;
-      return this.#setCt(rec, p, state | this.#natBits(c));
-    }
-    // A first packet: a new, unconfirmed connection.
-    let timeout: number = proto === 17
-      ? CT_TIMEOUTS.udpUnreplied
-      : proto === 1
-      ? CT_TIMEOUTS.icmp
-      : CT_TIMEOUTS.generic;
-    let tcpState = 0;
-    if (proto === 6) {
-      tcpState = Conntrack.tcpNewState(p.tcpFlags);
-      if (tcpState < 0) return this.#invalid(rec, p);
-      timeout = CT_TIMEOUTS.tcp[tcpState]!;
-    } else if (proto === 1) {
-      // Only requests (8, 13, 15, 17) start a connection; a reply without one is invalid.
-      const t = p.icmpType;
-      if (t !== 8 && t !== 13 && t !== 15 && t !== 17) return this.#invalid(rec, p);
-    }
-    const c = ct.create(key, p.src, p.dst, sport, dport, replyKey);
-    c.tcpState = tcpState;
-    c.expires = ct.clock.now() + timeout;
-    c.packets[0] = 1;
-    c.bytes[0] = p.len;
-    rec.conn = c;
-    this.#setCt(rec, p, CtBit.NEW);
+    if (!this.#tuple(p, ICMPV4_TRACKING)) return this.#invalid(rec, p);
+    if (this.#tupleIsError) return this.#trackIcmpError4(rec, p);
+    const ct = this.conntrack;
+    const t = ct.lookup(this.#key, p.src, p.dst, this.#sport, this.#dport);
+    if (t !== null) return this.#seen(ct, rec, p, t.conn, t.dir, 1);
+    const timeout = this.#firstTimeout(p, ICMPV4_TRACKING);
+    if (timeout < 0) return this.#invalid(rec, p);
+    const c = ct.create(this.#key, p.src, p.dst, this.#sport, this.#dport, this.#replyKey);
+    this.#begin(ct, rec, p, c, timeout);
   }
 
-  /** RELATED when an ICMP error quotes a packet of a tracked connection (Linux icmp_error_message). */
-  #trackIcmpError(rec: PacketRecord, p: PacketInfo): void {
-    const pkt = p.pkt!;
-    const v = pkt.view, d = pkt.data;
-    const inner = p.l4Off + 8;
-    if (inner + 20 > pkt.end || (d[inner]! >> 4) !== 4) return this.#invalid(rec, p);
-    if ((v.getUint16(inner + 6) & 0x1fff) !== 0) return this.#invalid(rec, p);
-    const il4 = inner + ((d[inner]! & 0x0f) << 2);
-    const iproto = d[inner + 9]!;
-    const isrc = v.getUint32(inner + 12), idst = v.getUint32(inner + 16);
-    let key = iproto, sport = 0, dport = 0;
-    if (iproto === 6 || iproto === 17) {
-      if (il4 + 4 > pkt.end) return this.#invalid(rec, p);
-      sport = v.getUint16(il4);
-      dport = v.getUint16(il4 + 2);
-    } else if (iproto === 1) {
-      if (il4 + 8 > pkt.end) return this.#invalid(rec, p);
-      const reply = ICMP_QUERY_REPLY[d[il4]!];
-      if (reply === undefined) return this.#invalid(rec, p);
-      key = 1 | (reply << 8);
-      sport = dport = v.getUint16(il4 + 4);
-    }
-    // The error travels against the quoted packet: look up its inverse.
-    const t = this.conntrack.lookup(key, idst, isrc, dport, sport);
-    if (t === null) return this.#invalid(rec, p);
-    rec.conn = t.conn;
-    rec.dir = t.dir;
-    this.#setCt(rec, p, CtBit.RELATED | this.#natBits(t.conn));
-  }
-
-  #natBits(c: Conn): number {
-    return (c.has(CtStatus.SRC_NAT) ? CtBit.SNAT : 0) | (c.has(CtStatus.DST_NAT) ? CtBit.DNAT : 0);
-  }
-
-  /** Find or create an IPv6 packet's connection; set its ctstate. */
+  /** IPv6: find or create the packet's connection; set its ctstate. */
   #track6(rec: PacketRecord, p: PacketInfo): void {
     rec.conn = null;
     rec.dir = 0;
@@ -753,65 +625,20 @@ export class Firewall {
   }
 
   #track6Packet(rec: PacketRecord, p: PacketInfo): void {
+    // No upper layer (or a header chain past the end): nothing to track by.
+    if (p.proto === 59) return this.#invalid(rec, p);
+    if (p.proto === 58 && icmpv6Untracked(p.icmpType)) return this.#setCt(rec, p, CtBit.UNTRACKED);
+    if (!this.#tuple(p, ICMPV6_TRACKING)) return this.#invalid(rec, p);
+    if (this.#tupleIsError) return this.#trackIcmpError6(rec, p);
     const ct = this.conntrack6;
-    const pkt = p.pkt!;
-    const proto = p.proto;
-    let key = proto, sport = 0, dport = 0, replyKey = proto;
-    if (proto === 6 || proto === 17) {
-      if (!p.hasPorts) return this.#invalid(rec, p);
-      sport = p.sport;
-      dport = p.dport;
-    } else if (proto === 58) {
-      const type = p.icmpType;
-      if (type < 0) return this.#invalid(rec, p);
-      // RFC 4443 §2.1: types below 128 are errors.
-      if (type < 128) return this.#trackIcmpv6Error(rec, p);
-      if (icmpv6Untracked(type)) return this.#setCt(rec, p, CtBit.UNTRACKED);
-      const reply = ICMPV6_QUERY_REPLY[type];
-      if (reply === undefined || p.l4Off + 8 > pkt.end) return this.#invalid(rec, p);
-      key = 58 | (type << 8);
-      replyKey = 58 | (reply << 8);
-      sport = dport = pkt.view.getUint16(p.l4Off + 4);
-    } else if (proto === 59) {
-      // No upper layer (or a header chain past the end): nothing to track by.
-      return this.#invalid(rec, p);
-    }
-    const ids = this.#ids6, d = pkt.data;
+    const ids = this.#ids6, d = p.pkt!.data;
     const srcId = ids.find(d, p.srcOff), dstId = ids.find(d, p.dstOff);
-    const t = srcId === 0 || dstId === 0 ? null : ct.lookup(key, srcId, dstId, sport, dport);
-    if (t !== null) {
-      const c = t.conn;
-      const dir = t.dir;
-      if (dir === 1) c.status |= CtStatus.SEEN_REPLY;
-      c.packets[dir]++;
-      c.bytes[dir] += p.len;
-      if (proto === 6) {
-        if (ct.tcpUpdate(c, dir, p.tcpFlags) === TcpVerdict.INVALID) return this.#invalid(rec, p);
-      } else if (proto === 17) {
-        if (c.has(CtStatus.SEEN_REPLY)) {
-          c.status |= CtStatus.ASSURED;
-          ct.refresh(c, CT_TIMEOUTS.udpReplied);
-        } else ct.refresh(c, CT_TIMEOUTS.udpUnreplied);
-      } else ct.refresh(c, proto === 58 ? CT_TIMEOUTS.icmp : CT_TIMEOUTS.generic);
-      rec.conn = c;
-      rec.dir = dir;
-      const state = dir === 1 || c.has(CtStatus.SEEN_REPLY) ? CtBit.ESTABLISHED : CtBit.NEW;
-      return this.#setCt(rec, p, state);
-    }
-    let timeout: number = proto === 17
-      ? CT_TIMEOUTS.udpUnreplied
-      : proto === 58
-      ? CT_TIMEOUTS.icmp
-      : CT_TIMEOUTS.generic;
-    let tcpState = 0;
-    if (proto === 6) {
-      tcpState = Conntrack.tcpNewState(p.tcpFlags);
-      if (tcpState < 0) return this.#invalid(rec, p);
-      timeout = CT_TIMEOUTS.tcp[tcpState]!;
-    } else if (proto === 58 && p.icmpType !== 128 && p.icmpType !== 139) {
-      // Only echo and node information requests start a connection.
-      return this.#invalid(rec, p);
-    }
+    const t = srcId === 0 || dstId === 0
+      ? null
+      : ct.lookup(this.#key, srcId, dstId, this.#sport, this.#dport);
+    if (t !== null) return this.#seen(ct, rec, p, t.conn, t.dir, 58);
+    const timeout = this.#firstTimeout(p, ICMPV6_TRACKING);
+    if (timeout < 0) return this.#invalid(rec, p);
     // The previous new connection never made it into the table: forget its addresses.
     const old = this.#pending6;
     if (old !== null && !old.has(CtStatus.CONFIRMED)) {
@@ -819,15 +646,91 @@ export class Firewall {
       ids.release(old.orig.dst);
     }
     const c = ct.create(
-      key,
+      this.#key,
       ids.acquire(d, p.srcOff),
       ids.acquire(d, p.dstOff),
-      sport,
-      dport,
-      replyKey,
+      this.#sport,
+      this.#dport,
+      this.#replyKey,
     );
     this.#pending6 = c;
-    c.tcpState = tcpState;
+    this.#begin(ct, rec, p, c, timeout);
+  }
+
+  /**
+   * The tuple of a packet into `#key`, `#replyKey`, `#sport`, `#dport`
+   * (ICMP queries by type and identifier); `#tupleIsError` for an ICMP
+   * error. False when the packet has no valid tuple (INVALID).
+   */
+  #tuple(p: PacketInfo, icmp: IcmpTracking): boolean {
+    const proto = p.proto;
+    this.#key = this.#replyKey = proto;
+    this.#sport = this.#dport = 0;
+    this.#tupleIsError = false;
+    if (proto === 6 || proto === 17) {
+      if (!p.hasPorts) return false;
+      this.#sport = p.sport;
+      this.#dport = p.dport;
+    } else if (proto === icmp.proto) {
+      const type = p.icmpType;
+      if (type < 0) return false;
+      if (icmp.isError(type)) {
+        this.#tupleIsError = true;
+        return true;
+      }
+      const reply = icmp.queryReply[type];
+      const pkt = p.pkt!;
+      if (reply === undefined || p.l4Off + 8 > pkt.end) return false;
+      this.#key = proto | (type << 8);
+      this.#replyKey = proto | (reply << 8);
+      this.#sport = this.#dport = pkt.view.getUint16(p.l4Off + 4);
+    }
+    return true;
+  }
+
+  /** A packet of a known connection: its counters, TCP state and timeout; ESTABLISHED or NEW. */
+  #seen(ct: Conntrack, rec: PacketRecord, p: PacketInfo, c: Conn, dir: 0 | 1, icmp: number): void {
+    if (dir === 1) c.status |= CtStatus.SEEN_REPLY;
+    c.packets[dir]++;
+    c.bytes[dir] += p.len;
+    const proto = p.proto;
+    if (proto === 6) {
+      if (ct.tcpUpdate(c, dir, p.tcpFlags) === TcpVerdict.INVALID) return this.#invalid(rec, p);
+    } else if (proto === 17) {
+      if (c.has(CtStatus.SEEN_REPLY)) {
+        c.status |= CtStatus.ASSURED;
+        ct.refresh(c, CT_TIMEOUTS.udpReplied);
+      } else ct.refresh(c, CT_TIMEOUTS.udpUnreplied);
+    } else ct.refresh(c, proto === icmp ? CT_TIMEOUTS.icmp : CT_TIMEOUTS.generic);
+    rec.conn = c;
+    rec.dir = dir;
+    const state = dir === 1 || c.has(CtStatus.SEEN_REPLY) ? CtBit.ESTABLISHED : CtBit.NEW;
+    this.#setCt(rec, p, state | this.#natBits(c));
+  }
+
+  /** The timeout of a connection this packet starts (its TCP state into `#tcpState`), or -1 when it cannot start one. */
+  #firstTimeout(p: PacketInfo, icmp: IcmpTracking): number {
+    this.#tcpState = 0;
+    switch (p.proto) {
+      case 6: {
+        const s = Conntrack.tcpNewState(p.tcpFlags);
+        if (s < 0) return -1;
+        this.#tcpState = s;
+        return CT_TIMEOUTS.tcp[s]!;
+      }
+      case 17:
+        return CT_TIMEOUTS.udpUnreplied;
+      case icmp.proto:
+        // Only requests start a connection; a reply without one is invalid.
+        return icmp.isRequest(p.icmpType) ? CT_TIMEOUTS.icmp : -1;
+      default:
+        return CT_TIMEOUTS.generic;
+    }
+  }
+
+  /** A new, unconfirmed connection for a first packet. */
+  #begin(ct: Conntrack, rec: PacketRecord, p: PacketInfo, c: Conn, timeout: number): void {
+    c.tcpState = this.#tcpState;
     c.expires = ct.clock.now() + timeout;
     c.packets[0] = 1;
     c.bytes[0] = p.len;
@@ -835,44 +738,66 @@ export class Firewall {
     this.#setCt(rec, p, CtBit.NEW);
   }
 
+  /** RELATED when an ICMP error quotes a packet of a tracked connection (Linux icmp_error_message). */
+  #trackIcmpError4(rec: PacketRecord, p: PacketInfo): void {
+    const pkt = p.pkt!;
+    const v = pkt.view, d = pkt.data;
+    const inner = p.l4Off + 8;
+    if (inner + 20 > pkt.end || (d[inner]! >> 4) !== 4) return this.#invalid(rec, p);
+    if ((v.getUint16(inner + 6) & 0x1fff) !== 0) return this.#invalid(rec, p);
+    const il4 = inner + ((d[inner]! & 0x0f) << 2);
+    if (!this.#quotedTuple(pkt, d[inner + 9]!, il4, ICMPV4_TRACKING)) return this.#invalid(rec, p);
+    // The error travels against the quoted packet: look up its inverse.
+    const isrc = v.getUint32(inner + 12), idst = v.getUint32(inner + 16);
+    this.#related(rec, p, this.conntrack.lookup(this.#key, idst, isrc, this.#dport, this.#sport));
+  }
+
   /** RELATED when an ICMPv6 error quotes a packet of a tracked connection. */
-  #trackIcmpv6Error(rec: PacketRecord, p: PacketInfo): void {
+  #trackIcmpError6(rec: PacketRecord, p: PacketInfo): void {
     const pkt = p.pkt!;
     const inner = p.l4Off + 8;
     if (inner + 40 > pkt.end || (pkt.data[inner]! >> 4) !== 6) return this.#invalid(rec, p);
     const q = this.#inner6;
     q.load6(pkt, inner, null, null);
-    if (q.laterFragment) return this.#invalid(rec, p);
-    let key = q.proto, sport = 0, dport = 0;
-    if (q.proto === 6 || q.proto === 17) {
-      if (q.l4Off + 4 > pkt.end) return this.#invalid(rec, p);
-      sport = pkt.view.getUint16(q.l4Off);
-      dport = pkt.view.getUint16(q.l4Off + 2);
-    } else if (q.proto === 58) {
-      if (q.l4Off + 8 > pkt.end) return this.#invalid(rec, p);
-      const reply = ICMPV6_QUERY_REPLY[pkt.data[q.l4Off]!];
-      if (reply === undefined) return this.#invalid(rec, p);
-      key = 58 | (reply << 8);
-      sport = dport = pkt.view.getUint16(q.l4Off + 4);
+    if (q.laterFragment || !this.#quotedTuple(pkt, q.proto, q.l4Off, ICMPV6_TRACKING)) {
+      return this.#invalid(rec, p);
     }
     const d = pkt.data;
     const isrc = this.#ids6.find(d, q.srcOff), idst = this.#ids6.find(d, q.dstOff);
     // The error travels against the quoted packet: look up its inverse.
     const t = isrc === 0 || idst === 0
       ? null
-      : this.conntrack6.lookup(key, idst, isrc, dport, sport);
+      : this.conntrack6.lookup(this.#key, idst, isrc, this.#dport, this.#sport);
+    this.#related(rec, p, t);
+  }
+
+  /** The tuple of the packet an ICMP error quotes (upper layer at `l4`), as {@link #tuple} does. */
+  #quotedTuple(pkt: PacketBuffer, proto: number, l4: number, icmp: IcmpTracking): boolean {
+    this.#key = proto;
+    this.#sport = this.#dport = 0;
+    if (proto === 6 || proto === 17) {
+      if (l4 + 4 > pkt.end) return false;
+      this.#sport = pkt.view.getUint16(l4);
+      this.#dport = pkt.view.getUint16(l4 + 2);
+    } else if (proto === icmp.proto) {
+      if (l4 + 8 > pkt.end) return false;
+      const reply = icmp.queryReply[pkt.data[l4]!];
+      if (reply === undefined) return false;
+      this.#key = proto | (reply << 8);
+      this.#sport = this.#dport = pkt.view.getUint16(l4 + 4);
+    }
+    return true;
+  }
+
+  #related(rec: PacketRecord, p: PacketInfo, t: { conn: Conn; dir: 0 | 1 } | null): void {
     if (t === null) return this.#invalid(rec, p);
     rec.conn = t.conn;
     rec.dir = t.dir;
-    this.#setCt(rec, p, CtBit.RELATED);
+    this.#setCt(rec, p, CtBit.RELATED | this.#natBits(t.conn));
   }
 
-  #confirm6(rec: PacketRecord): boolean {
-    const c = rec.conn;
-    if (c === null || c.has(CtStatus.CONFIRMED)) return true;
-    if (!this.conntrack6.confirm(c)) return false;
-    if (this.#pending6 === c) this.#pending6 = null;
-    return true;
+  #natBits(c: Conn): number {
+    return (c.has(CtStatus.SRC_NAT) ? CtBit.SNAT : 0) | (c.has(CtStatus.DST_NAT) ? CtBit.DNAT : 0);
   }
 
   #invalid(rec: PacketRecord, p: PacketInfo): void {
@@ -886,10 +811,18 @@ export class Firewall {
     p.ctState = bits;
   }
 
-  #confirm(rec: PacketRecord): boolean {
+  #confirm4(rec: PacketRecord): boolean {
     const c = rec.conn;
     if (c === null || c.has(CtStatus.CONFIRMED)) return true;
     return this.conntrack.confirm(c);
+  }
+
+  #confirm6(rec: PacketRecord): boolean {
+    const c = rec.conn;
+    if (c === null || c.has(CtStatus.CONFIRMED)) return true;
+    if (!this.conntrack6.confirm(c)) return false;
+    if (this.#pending6 === c) this.#pending6 = null;
+    return true;
   }
 
   // ------------------------------------------------------------ NAT
@@ -907,7 +840,7 @@ export class Firewall {
     if ((rec.ct & CtBit.RELATED) !== 0) {
       if (p.proto === 1 && icmpv4IsError(p.icmpType)) {
         natIcmpError(pkt, p.ipOff, c, rec.dir, manip);
-        this.#reload(rec, p);
+        this.#reload(p);
       }
       return true;
     }
@@ -924,17 +857,17 @@ export class Firewall {
     }
     if (needsManip(c, rec.dir, manip)) {
       natPacket(pkt, p.ipOff, c, rec.dir, manip);
-      this.#reload(rec, p);
+      this.#reload(p);
     }
     return true;
   }
 
-  #reload(rec: PacketRecord, p: PacketInfo): void {
+  /** Read the packet again after NAT rewrote it (its mark and ctstate stay). */
+  #reload(p: PacketInfo): void {
     const mark = p.mark, ct = p.ctState;
     p.load(p.pkt!, p.ipOff, p.inNic, p.outNic);
     p.mark = mark;
     p.ctState = ct;
-    this.#save(rec, p);
   }
 
   #setupNat(c: Conn, r: CompiledRule, p: PacketInfo, manip: number): boolean {
@@ -1003,7 +936,8 @@ export class Firewall {
       this.traceSink?.(line);
       log.info("{line}", { line });
     }
-    rec.mark = p.mark;
+    // A MARK rule's mark is the packet's from now on.
+    p.pkt!.mark = p.mark;
     return v;
   }
 
@@ -1015,8 +949,14 @@ export class Firewall {
     depth: number,
   ): number {
     const rules = chain.rules;
+    const runEnd = chain.runEnd();
     for (let i = 0; i < rules.length; i++) {
       const r = rules[i]!;
+      if (r.proto >= 0 && r.proto !== p.proto) {
+        // Past every rule of this run: they all require the same other protocol.
+        i = runEnd[i]! - 1;
+        continue;
+      }
       if (!r.matches(p)) continue;
       r.packets++;
       r.bytes += p.len;
@@ -1070,49 +1010,23 @@ export class Firewall {
     this.#reject = null;
     if (r === null) return false;
     const reason = (r.rule.target as Extract<Target, { kind: "REJECT" }>).reason;
-    if (p.family === 6) return this.#reject6(reason, pkt, ipOff, inNic, p);
-    const ipv4 = this.#stack.ipv4;
+    const v4 = p.family === 4;
+    const layer = v4 ? this.#stack.ipv4 : this.#stack.ipv6;
     if (reason === "tcp-reset") {
-      // RFC 793 §3.4 reset generation, from the segment's destination.
-      const ip = this.#ip.reset(pkt, ipOff);
-      const l4 = ipOff + ip.headerLen();
-      const end = ipOff + ip.totalLength();
-      if (
-        p.proto === 6 && sendTcpReset(4, ipv4, ipv4.settings.defaultTtl, inNic, pkt, ipOff, l4, end)
-      ) {
-        this.stats.rejectsSent++;
-      }
-      return false;
-    }
-    const code = REJECT_CODES[reason];
-    if (code !== undefined && ipv4.icmp.sendErrorAbout(pkt, ipOff, inNic, 3, code, 0)) {
-      this.stats.rejectsSent++;
-    }
-    return false;
-  }
-
-  /** REJECT over IPv6: a TCP reset or an ICMPv6 Destination Unreachable (RFC 4443 §3.1). */
-  #reject6(
-    reason: RejectReason,
-    pkt: PacketBuffer,
-    ipOff: number,
-    inNic: Nic | null,
-    p: PacketInfo,
-  ): boolean {
-    const ipv6 = this.#stack.ipv6;
-    if (reason === "tcp-reset") {
-      const end = ipOff + 40 + pkt.view.getUint16(ipOff + 4);
+      // RFC 793 §3.4 reset generation, from the segment's destination (the
+      // closed-port reset of the layer, counted here as a REJECT).
+      const ttl = v4
+        ? this.#stack.ipv4.settings.defaultTtl
+        : this.#stack.ipv6.settings.defaultHopLimit;
       if (
         p.proto === 6 && p.hasPorts &&
-        sendTcpReset(6, ipv6, ipv6.settings.defaultHopLimit, inNic, pkt, ipOff, p.l4Off, end)
-      ) {
-        ipv6.stack.stats.ipv6.tcpResetsSent++;
-        this.stats.rejectsSent++;
-      }
+        sendTcpReset(p.family, layer, ttl, inNic, pkt, ipOff, p.l4Off, ipOff + p.len)
+      ) this.stats.rejectsSent++;
       return false;
     }
-    const code = REJECT6_CODES[reason];
-    if (code !== undefined && ipv6.icmp.sendErrorAbout(pkt, ipOff, inNic, 1, code, 0)) {
+    // ICMP / ICMPv6 Destination Unreachable (RFC 792, RFC 4443 §3.1).
+    const code = (v4 ? REJECT_CODES : REJECT6_CODES)[reason];
+    if (code !== undefined && layer.icmp.sendErrorAbout(pkt, ipOff, inNic, v4 ? 3 : 1, code, 0)) {
       this.stats.rejectsSent++;
     }
     return false;

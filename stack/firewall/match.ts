@@ -225,6 +225,8 @@ export class CompiledRule {
   packets = 0;
   bytes = 0;
   readonly kind: number;
+  /** The protocol the rule requires (`-p X` without `!`), or -1: the chain walk skips by it. */
+  readonly proto: number;
   /** Filled in for JUMP by the compiler. */
   jump: unknown = null;
   readonly limit: TokenBucket | null;
@@ -258,6 +260,7 @@ export class CompiledRule {
     if (r.ctState) { for (const s of r.ctState.value) this.#ctMask |= CT_BITS[s]; }
     this.limit = r.limit ? new TokenBucket(clock, r.limit.perSecond, r.limit.burst) : null;
     this.kind = r.target === undefined ? TargetKind.NONE : TargetKind[r.target.kind];
+    this.proto = r.protocol !== undefined && !r.protocol.invert ? r.protocol.value : -1;
   }
 
   /** Whether the packet matches every match of the rule (`-m limit` last: it takes a token). */

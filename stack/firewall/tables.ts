@@ -22,6 +22,7 @@ export const Verdict = { ACCEPT: 0, DROP: 1, CONTINUE: 2 } as const;
 /** A chain ready to run. */
 export class CompiledChain {
   readonly rules: CompiledRule[] = [];
+  #runEnd = new Int32Array(0);
   /** Packets and bytes that met the policy (builtin chains). */
   policyPackets = 0;
   policyBytes = 0;
@@ -31,6 +32,26 @@ export class CompiledChain {
    * @param policy `Verdict.ACCEPT` or `Verdict.DROP`
    */
   constructor(readonly name: string, readonly builtin: boolean, public policy: number) {}
+
+  /**
+   * For each rule that requires a protocol, the index just past the run of
+   * rules after it that require the same one: a packet of another protocol
+   * matches none of them, so the walk skips the run in one step (a list of
+   * `-p tcp --dport N` rules costs a UDP packet one test).
+   */
+  runEnd(): Int32Array {
+    const rules = this.rules;
+    if (this.#runEnd.length === rules.length) return this.#runEnd;
+    const end = new Int32Array(rules.length);
+    for (let i = rules.length - 1; i >= 0; i--) {
+      const proto = rules[i]!.proto;
+      end[i] = i + 1 < rules.length && proto >= 0 && rules[i + 1]!.proto === proto
+        ? end[i + 1]!
+        : i + 1;
+    }
+    this.#runEnd = end;
+    return end;
+  }
 }
 
 /** One table of one family: builtin chains by lower-case hook name, plus user chains. */

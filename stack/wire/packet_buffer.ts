@@ -75,6 +75,8 @@ export class PacketBuffer {
   fragment = 0;
   /** Opaque connection-tracking slot owned by the firewall (Linux's skb->_nfct), or null. */
   ct: unknown = null;
+  /** The firewall's bits about {@link ct} (Linux's ctinfo: state, direction); 0 until it saw the packet. */
+  ctInfo = 0;
   /** Packet mark (Linux's skb->mark); 0 unless a rule set it. */
   mark = 0;
   /**
@@ -127,6 +129,7 @@ export class PacketBuffer {
     this.l4Offset = -1;
     this.fragment = 0;
     this.ct = null;
+    this.ctInfo = 0;
     this.mark = 0;
     this.linkDst = null;
   }
