@@ -27,5 +27,8 @@ const sock = t.h1.udp.bind(40000, () => {});
 const payload = new Uint8Array(64);
 const dst = parseIpv4("198.51.100.10");
 const t0 = performance.now();
-for (let k = 0; k < 3000; k++) { for (let i = 0; i < 64; i++) sock.send(dst, 9, payload); t.clock.advance(0); }
+for (let k = 0; k < 3000; k++) {
+  for (let i = 0; i < 64; i++) sock.send(dst, 9, payload);
+  t.clock.advance(0);
+}
 console.log(received, (performance.now() - t0).toFixed(0), "ms");

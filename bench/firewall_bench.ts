@@ -14,24 +14,26 @@ import { parseIpv4 } from "../stack/wire/mod.ts";
 import { settle, triangle } from "../tests/topology/_topology.ts";
 import { ping } from "../stack/mod.ts";
 
-const RULES = [
-  ...Array.from({ length: 98 }, (_, i) => `"-p tcp --dport ${1000 + i} -j DROP"`),
+/** 100 filter rules: 98 that do not match (`proto`, other ports), then conntrack and the LAN rule. */
+const rules = (proto: string) => [
+  ...Array.from({ length: 98 }, (_, i) => `"-p ${proto} --dport ${1000 + i} -j DROP"`),
   `"-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"`,
   `"-i lan0 -o wan0 -j ACCEPT"`,
 ];
-const TOML = `
+const toml = (proto: string) => `
 [firewall]
 conntrack = { max = 65536 }
 [firewall.filter]
-forward = { policy = "drop", rules = [${RULES.join(", ")}] }
+forward = { policy = "drop", rules = [${rules(proto).join(", ")}] }
 [firewall.ipv4.nat]
 postrouting = { rules = ["-o wan0 -j MASQUERADE"] }
 `;
 
-async function setup(withFirewall: boolean) {
+/** `ruleProto`: the protocol the 98 non-matching rules name (null: no firewall). */
+async function setup(ruleProto: string | null) {
   const t = triangle();
-  if (withFirewall) {
-    const fw = new Firewall(t.r, parseConfig(TOML).firewall);
+  if (ruleProto !== null) {
+    const fw = new Firewall(t.r, parseConfig(toml(ruleProto)).firewall);
     fw.install();
     t.r.firewall = fw;
   }
@@ -56,9 +58,11 @@ async function setup(withFirewall: boolean) {
   };
 }
 
-const plain = await setup(false);
-const fw = await setup(true);
-for (const s of [plain, fw]) {
+const plain = await setup(null);
+const fw = await setup("tcp");
+// The rules name UDP, the flow's own protocol: each is tested up to its port.
+const fwUdp = await setup("udp");
+for (const s of [plain, fw, fwUdp]) {
   s.send(4);
   if (s.received() !== 4) throw new Error(`setup broken: ${s.received()} of 4 delivered`);
 }
@@ -73,6 +77,14 @@ Deno.bench(
   { group: "forward" },
   () => {
     fw.send(64);
+  },
+);
+
+Deno.bench(
+  "forward UDP, conntrack + MASQUERADE + 100 rules naming UDP (64 packets)",
+  { group: "forward" },
+  () => {
+    fwUdp.send(64);
   },
 );
 

@@ -177,6 +177,22 @@ function prefix6(a: Uint8Array, aOff: number, prefix: Uint8Array, len: number): 
   return (a[aOff + i]! & m) === (prefix[i]! & m);
 }
 
+/** The matches a rule may have, as bits of {@link CompiledRule}'s flattened form. */
+const M = {
+  SRC: 1,
+  DST: 2,
+  IN: 4,
+  OUT: 8,
+  PROTO: 16,
+  SPORTS: 32,
+  DPORTS: 64,
+  PORTS: 128,
+  FLAGS: 256,
+  ICMP: 512,
+  CT: 1024,
+  MARK: 2048,
+} as const;
+
 /** Kinds of target, as numbers. */
 export const TargetKind = {
   ACCEPT: 0,
@@ -230,20 +246,59 @@ export class CompiledRule {
   /** Filled in for JUMP by the compiler. */
   jump: unknown = null;
   readonly limit: TokenBucket | null;
+  // Each match flattened into numbers and flags of this class, so the walk
+  // over many rules reads one object shape (a parsed Rule's optional fields
+  // differ from rule to rule).
+  /** Match bits: which of the rule's matches are present. */
+  readonly #has: number;
+  /** Invert bits: which of them carry `!`. */
+  readonly #inv: number;
   #srcAddr = 0;
   #srcMask = 0;
   #dstAddr = 0;
   #dstMask = 0;
+  #srcLen = 0;
+  #dstLen = 0;
+  #src6: Uint8Array | null = null;
+  #dst6: Uint8Array | null = null;
+  #inIf: InterfaceMatch | null;
+  #outIf: InterfaceMatch | null;
+  #protocol = 0;
   #sports: Int32Array | null;
   #dports: Int32Array | null;
   #ports: Int32Array | null;
+  #flagMask = 0;
+  #flagComp = 0;
+  #icmpType = 0;
+  /** -1: any code. */
+  #icmpCode = -1;
   #ctMask = 0;
-  #src6: Uint8Array | null = null;
-  #dst6: Uint8Array | null = null;
+  #markValue = 0;
+  #markMask = 0;
 
   /** @param rule the parsed rule; @param clock for `-m limit` */
   constructor(readonly rule: Rule, clock: Clock) {
     const r = rule;
+    let has = 0, inv = 0;
+    const note = (bit: number, m: { invert: boolean } | undefined) => {
+      if (m === undefined) return;
+      has |= bit;
+      if (m.invert) inv |= bit;
+    };
+    note(M.SRC, r.source);
+    note(M.DST, r.destination);
+    note(M.IN, r.inInterface);
+    note(M.OUT, r.outInterface);
+    note(M.PROTO, r.protocol);
+    note(M.SPORTS, r.sourcePorts);
+    note(M.DPORTS, r.destinationPorts);
+    note(M.PORTS, r.ports);
+    note(M.FLAGS, r.tcpFlags);
+    note(M.ICMP, r.icmpType);
+    note(M.CT, r.ctState);
+    note(M.MARK, r.mark);
+    this.#has = has;
+    this.#inv = inv;
     if (r.source?.value.family === 4) {
       this.#srcMask = ipv4Mask(r.source.value.prefixLen);
       this.#srcAddr = (r.source.value.address & this.#srcMask) >>> 0;
@@ -252,12 +307,33 @@ export class CompiledRule {
       this.#dstMask = ipv4Mask(r.destination.value.prefixLen);
       this.#dstAddr = (r.destination.value.address & this.#dstMask) >>> 0;
     }
-    if (r.source?.value.family === 6) this.#src6 = r.source.value.address;
-    if (r.destination?.value.family === 6) this.#dst6 = r.destination.value.address;
+    if (r.source?.value.family === 6) {
+      this.#src6 = r.source.value.address;
+      this.#srcLen = r.source.value.prefixLen;
+    }
+    if (r.destination?.value.family === 6) {
+      this.#dst6 = r.destination.value.address;
+      this.#dstLen = r.destination.value.prefixLen;
+    }
+    this.#inIf = r.inInterface?.value ?? null;
+    this.#outIf = r.outInterface?.value ?? null;
+    this.#protocol = r.protocol?.value ?? 0;
     this.#sports = ranges(r.sourcePorts);
     this.#dports = ranges(r.destinationPorts);
     this.#ports = ranges(r.ports);
+    if (r.tcpFlags) {
+      this.#flagMask = r.tcpFlags.value.mask;
+      this.#flagComp = r.tcpFlags.value.comp;
+    }
+    if (r.icmpType) {
+      this.#icmpType = r.icmpType.value.type;
+      this.#icmpCode = r.icmpType.value.code ?? -1;
+    }
     if (r.ctState) { for (const s of r.ctState.value) this.#ctMask |= CT_BITS[s]; }
+    if (r.mark) {
+      this.#markValue = r.mark.value.value;
+      this.#markMask = r.mark.value.mask;
+    }
     this.limit = r.limit ? new TokenBucket(clock, r.limit.perSecond, r.limit.burst) : null;
     this.kind = r.target === undefined ? TargetKind.NONE : TargetKind[r.target.kind];
     this.proto = r.protocol !== undefined && !r.protocol.invert ? r.protocol.value : -1;
@@ -265,66 +341,68 @@ export class CompiledRule {
 
   /** Whether the packet matches every match of the rule (`-m limit` last: it takes a token). */
   matches(p: PacketInfo): boolean {
-    const r = this.rule;
-    if (p.family === 6) {
-      if (
-        r.source &&
-        (this.#src6 !== null &&
-            prefix6(p.pkt!.data, p.srcOff, this.#src6, r.source.value.prefixLen)) ===
-          r.source.invert
-      ) return false;
-      if (
-        r.destination &&
-        (this.#dst6 !== null &&
-            prefix6(p.pkt!.data, p.dstOff, this.#dst6, r.destination.value.prefixLen)) ===
-          r.destination.invert
-      ) return false;
-    } else {
-      if (r.source && (((p.src & this.#srcMask) >>> 0) === this.#srcAddr) === r.source.invert) {
-        return false;
-      }
-      if (
-        r.destination &&
-        (((p.dst & this.#dstMask) >>> 0) === this.#dstAddr) === r.destination.invert
-      ) return false;
+    const has = this.#has;
+    if (has === 0) return this.limit === null || this.limit.take();
+    const inv = this.#inv;
+    // Each test: does the match hold (before `!`)? A failing test ends it.
+    if ((has & M.SRC) !== 0) {
+      const hit = p.family === 6
+        ? this.#src6 !== null && prefix6(p.pkt!.data, p.srcOff, this.#src6, this.#srcLen)
+        : ((p.src & this.#srcMask) >>> 0) === this.#srcAddr;
+      if (hit === ((inv & M.SRC) !== 0)) return false;
     }
-    if (r.inInterface && ifMatch(r.inInterface.value, p.inNic) === r.inInterface.invert) {
+    if ((has & M.DST) !== 0) {
+      const hit = p.family === 6
+        ? this.#dst6 !== null && prefix6(p.pkt!.data, p.dstOff, this.#dst6, this.#dstLen)
+        : ((p.dst & this.#dstMask) >>> 0) === this.#dstAddr;
+      if (hit === ((inv & M.DST) !== 0)) return false;
+    }
+    if ((has & M.IN) !== 0 && ifMatch(this.#inIf!, p.inNic) === ((inv & M.IN) !== 0)) {
       return false;
     }
-    if (r.outInterface && ifMatch(r.outInterface.value, p.outNic) === r.outInterface.invert) {
+    if ((has & M.OUT) !== 0 && ifMatch(this.#outIf!, p.outNic) === ((inv & M.OUT) !== 0)) {
       return false;
     }
-    if (r.protocol && (p.proto === r.protocol.value) === r.protocol.invert) return false;
+    if ((has & M.PROTO) !== 0 && (p.proto === this.#protocol) === ((inv & M.PROTO) !== 0)) {
+      return false;
+    }
     // Port, flag and type matches never match a later fragment (xt_tcpudp).
-    if (this.#sports !== null) {
-      if (!p.hasPorts || inRanges(this.#sports, p.sport) === r.sourcePorts!.invert) return false;
-    }
-    if (this.#dports !== null) {
-      if (!p.hasPorts || inRanges(this.#dports, p.dport) === r.destinationPorts!.invert) {
+    if ((has & M.SPORTS) !== 0) {
+      if (!p.hasPorts || inRanges(this.#sports!, p.sport) === ((inv & M.SPORTS) !== 0)) {
         return false;
       }
     }
-    if (this.#ports !== null) {
+    if ((has & M.DPORTS) !== 0) {
+      if (!p.hasPorts || inRanges(this.#dports!, p.dport) === ((inv & M.DPORTS) !== 0)) {
+        return false;
+      }
+    }
+    if ((has & M.PORTS) !== 0) {
       if (
         !p.hasPorts ||
-        (inRanges(this.#ports, p.sport) || inRanges(this.#ports, p.dport)) === r.ports!.invert
+        (inRanges(this.#ports!, p.sport) || inRanges(this.#ports!, p.dport)) ===
+          ((inv & M.PORTS) !== 0)
       ) return false;
     }
-    if (r.tcpFlags) {
+    if ((has & M.FLAGS) !== 0) {
       if (p.proto !== 6 || !p.hasPorts) return false;
-      const f = r.tcpFlags.value;
-      if (((p.tcpFlags & f.mask) === f.comp) === r.tcpFlags.invert) return false;
+      if (((p.tcpFlags & this.#flagMask) === this.#flagComp) === ((inv & M.FLAGS) !== 0)) {
+        return false;
+      }
     }
-    if (r.icmpType) {
+    if ((has & M.ICMP) !== 0) {
       if (p.icmpType < 0) return false;
-      const t = r.icmpType.value;
-      const hit = p.icmpType === t.type && (t.code === undefined || p.icmpCode === t.code);
-      if (hit === r.icmpType.invert) return false;
+      const hit = p.icmpType === this.#icmpType &&
+        (this.#icmpCode < 0 || p.icmpCode === this.#icmpCode);
+      if (hit === ((inv & M.ICMP) !== 0)) return false;
     }
-    if (r.ctState && ((p.ctState & this.#ctMask) !== 0) === r.ctState.invert) return false;
-    if (r.mark) {
-      const m = r.mark.value;
-      if ((((p.mark & m.mask) >>> 0) === m.value) === r.mark.invert) return false;
+    if ((has & M.CT) !== 0 && ((p.ctState & this.#ctMask) !== 0) === ((inv & M.CT) !== 0)) {
+      return false;
+    }
+    if ((has & M.MARK) !== 0) {
+      if ((((p.mark & this.#markMask) >>> 0) === this.#markValue) === ((inv & M.MARK) !== 0)) {
+        return false;
+      }
     }
     if (this.limit !== null && !this.limit.take()) return false;
     return true;
