@@ -6,7 +6,8 @@
  * @module
  */
 import type { Nic } from "../nic.ts";
-import type { PacketBuffer } from "../wire/packet_buffer.ts";
+import { FRAG_LATER, FRAG_NONE, type PacketBuffer } from "../wire/packet_buffer.ts";
+import { Ipv6UpperLayer } from "../wire/ipv6_ext.ts";
 import type { Clock } from "../clock.ts";
 import { TokenBucket } from "../token_bucket.ts";
 import { ipv4Mask } from "../wire/ip_address.ts";
@@ -24,9 +25,6 @@ export const CtBit = {
 } as const;
 
 const CT_BITS: Record<CtState, number> = CtBit;
-
-/** IPv6 extension headers walked to find the upper layer (RFC 8200 §4). */
-const HOP_BY_HOP = 0, ROUTING = 43, FRAGMENT = 44, AH = 51, NO_NEXT = 59, DEST_OPTS = 60;
 
 /** What the rules look at, read from the packet at each hook. */
 export class PacketInfo {
@@ -66,6 +64,7 @@ export class PacketInfo {
   /** {@link CtBit}s. */
   ctState = 0;
   mark = 0;
+  readonly #upper = new Ipv6UpperLayer();
 
   /** Read an IPv4 packet's fields. */
   load(pkt: PacketBuffer, ipOff: number, inNic: Nic | null, outNic: Nic | null): void {
@@ -127,30 +126,23 @@ export class PacketInfo {
     this.sport = this.dport = this.tcpFlags = 0;
     this.icmpType = this.icmpCode = -1;
     const end = pkt.end;
-    let nh = d[ipOff + 6]!;
-    let off = ipOff + 40;
-    for (let i = 0; i < 8; i++) {
-      if (nh !== HOP_BY_HOP && nh !== ROUTING && nh !== FRAGMENT && nh !== DEST_OPTS && nh !== AH) {
-        break;
+    let nh: number, off: number;
+    if (pkt.networkOffset === ipOff && pkt.l4Offset >= 0 && pkt.fragment === FRAG_NONE) {
+      // The IPv6 layer walked the chain once (the same walk) and left the result on the packet.
+      nh = pkt.l4Protocol;
+      off = pkt.l4Offset;
+    } else {
+      const u = this.#upper.find(d, ipOff, end);
+      this.fragment = u.hasFragmentHeader;
+      this.id = u.id;
+      if ((u.fragment & FRAG_LATER) !== 0) {
+        this.laterFragment = true;
+        this.proto = u.proto;
+        this.l4Off = u.offset;
+        return;
       }
-      if (off + 8 > end) {
-        nh = NO_NEXT;
-        break;
-      }
-      const next = d[off]!;
-      if (nh === FRAGMENT) {
-        this.fragment = true;
-        this.id = v.getUint32(off + 4);
-        if ((v.getUint16(off + 2) & 0xfff8) !== 0) {
-          this.laterFragment = true;
-          this.proto = next;
-          this.l4Off = off + 8;
-          return;
-        }
-        off += 8;
-      } else if (nh === AH) off += (d[off + 1]! + 2) << 2;
-      else off += (d[off + 1]! + 1) << 3;
-      nh = next;
+      nh = u.proto;
+      off = u.offset;
     }
     this.proto = nh;
     this.l4Off = off;

@@ -35,6 +35,7 @@ import {
   Ipv6OptionsVerdict,
   Ipv6OptionType,
   Ipv6RoutingHeader,
+  Ipv6UpperLayer,
   processIpv6Options,
   writeFragmentHeader,
 } from "../wire/ipv6_ext.ts";
@@ -50,14 +51,7 @@ import {
   ipv6SolicitedNode,
 } from "../wire/ip_address.ts";
 import { ipv6MulticastMac } from "../wire/mac_address.ts";
-import {
-  FRAG_FIRST,
-  FRAG_LATER,
-  FRAG_MORE,
-  FRAG_NONE,
-  HEADROOM,
-  type PacketBuffer,
-} from "../wire/packet_buffer.ts";
+import { FRAG_LATER, FRAG_NONE, HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
 import { Ipv6AddressMap, Ipv6KeyInterner } from "./addr_map.ts";
 import { Icmpv6 } from "./icmp.ts";
 import { Ndp } from "./ndp.ts";
@@ -137,7 +131,7 @@ export class Ipv6 implements Ipv6Layer {
   #ip = new Ipv6Packet();
   #ip2 = new Ipv6Packet();
   #ext = new Ipv6ExtHeaderIterator();
-  #metaIt = new Ipv6ExtHeaderIterator();
+  #upper = new Ipv6UpperLayer();
   #opts = new Ipv6OptionsResult();
   #optIt = new Ipv6OptionIterator();
   #frag = new Ipv6FragmentHeader();
@@ -702,9 +696,11 @@ export class Ipv6 implements Ipv6Layer {
 
   /**
    * Walk the header chain once and record on the packet the upper-layer
-   * protocol and offset and the fragment bits (a later fragment has no
-   * upper-layer header: its protocol is the Fragment header's Next Header,
-   * its offset -1). A chain that does not parse leaves -1 in both.
+   * protocol and offset and the fragment bits, as netfilter walks it
+   * ({@link Ipv6UpperLayer}: the firewall then takes them from the packet).
+   * A later fragment has no upper-layer header: its protocol is the
+   * Fragment header's Next Header, its offset -1. A chain that runs past the
+   * packet leaves -1 in both.
    */
   #setL4Meta(pkt: PacketBuffer, ip: Ipv6Packet): void {
     const nh = ip.nextHeader();
@@ -715,27 +711,10 @@ export class Ipv6 implements Ipv6Layer {
       pkt.l4Offset = ip.off + IPV6_HEADER_LEN;
       return;
     }
-    pkt.l4Protocol = -1;
-    pkt.l4Offset = -1;
-    const d = pkt.data;
-    const it = this.#metaIt.reset(ip);
-    while (it.next()) {
-      if (it.type === Ipv6NextHeader.FRAGMENT) {
-        const mf = (d[it.offset + 3]! & 1) !== 0;
-        if ((d[it.offset + 2]! | (d[it.offset + 3]! & 0xf8)) !== 0) {
-          pkt.fragment = FRAG_LATER | (mf ? FRAG_MORE : 0);
-          pkt.l4Protocol = d[it.offset]!;
-          return;
-        }
-        pkt.fragment = mf ? FRAG_FIRST | FRAG_MORE : FRAG_NONE;
-        continue;
-      }
-      if (it.isUpperLayer || it.type === Ipv6NextHeader.NO_NEXT_HEADER) {
-        pkt.l4Protocol = it.type;
-        pkt.l4Offset = it.offset;
-        return;
-      }
-    }
+    const u = this.#upper.find(pkt.data, ip.off, ip.endOffset());
+    pkt.fragment = u.fragment;
+    pkt.l4Protocol = u.truncated ? -1 : u.proto;
+    pkt.l4Offset = u.truncated || (u.fragment & FRAG_LATER) !== 0 ? -1 : u.offset;
   }
 
   /** True for NDP (133–137) and MLD (130–132, 143) messages, from what receive recorded on the packet. */

@@ -28,7 +28,13 @@
  *
  * @module
  */
-import type { PacketBuffer } from "./packet_buffer.ts";
+import {
+  FRAG_FIRST,
+  FRAG_LATER,
+  FRAG_MORE,
+  FRAG_NONE,
+  type PacketBuffer,
+} from "./packet_buffer.ts";
 import { IPV6_HEADER_LEN, type Ipv6Packet } from "./ipv6.ts";
 
 /** Next Header values of the extension headers (IANA "IPv6 Extension Header Types"). */
@@ -64,6 +70,77 @@ export function ipv6IsExtensionHeader(nextHeader: number): boolean {
       return true;
     default:
       return false;
+  }
+}
+
+/**
+ * The upper layer of an IPv6 packet as netfilter finds it (ip6tables'
+ * ipv6_find_hdr): over Hop-by-Hop, Routing, Fragment, Authentication and
+ * Destination Options headers, at most 8 of them, without judging them.
+ * The one walk both the IPv6 layer (recording it on the packet) and the
+ * firewall (when nothing was recorded) use.
+ *
+ * @example
+ * ```ts
+ * import { Ipv6UpperLayer } from "./ipv6_ext.ts";
+ * const p = new Uint8Array(40 + 8 + 8);
+ * p[0] = 0x60;
+ * p[6] = 0; // Hop-by-Hop first
+ * p[40] = 17; // then UDP
+ * const u = new Ipv6UpperLayer().find(p, 0, p.length);
+ * console.assert(u.proto === 17 && u.offset === 48 && !u.truncated);
+ * ```
+ */
+export class Ipv6UpperLayer {
+  /** Upper-layer protocol; for a later fragment the Fragment header's Next Header. */
+  proto = 0;
+  /** Where the upper layer starts (a later fragment: where its data starts). */
+  offset = 0;
+  /** FRAG_* bits of the Fragment header (FRAG_NONE without one, or an atomic one). */
+  fragment = FRAG_NONE;
+  /** A Fragment header was there (an atomic one too), with this Identification. */
+  hasFragmentHeader = false;
+  id = 0;
+  /** The chain ran past the packet: `proto` is 59 (no next header). */
+  truncated = false;
+
+  /** Walk the chain of the IPv6 packet at `d[ipOff]`, which ends at `end`. */
+  find(d: Uint8Array, ipOff: number, end: number): this {
+    let nh = d[ipOff + 6]!;
+    let off = ipOff + IPV6_HEADER_LEN;
+    this.fragment = FRAG_NONE;
+    this.hasFragmentHeader = false;
+    this.id = 0;
+    this.truncated = false;
+    for (let i = 0; i < 8; i++) {
+      if (nh !== 0 && nh !== 43 && nh !== 44 && nh !== 51 && nh !== 60) break;
+      if (off + 8 > end) {
+        nh = 59;
+        this.truncated = true;
+        break;
+      }
+      const next = d[off]!;
+      if (nh === 44) {
+        this.hasFragmentHeader = true;
+        this.id = ((d[off + 4]! << 24) | (d[off + 5]! << 16) | (d[off + 6]! << 8) | d[off + 7]!) >>>
+          0;
+        const fo = ((d[off + 2]! << 8) | d[off + 3]!) & 0xfff8;
+        const more = (d[off + 3]! & 1) !== 0;
+        if (fo !== 0) {
+          this.fragment = FRAG_LATER | (more ? FRAG_MORE : 0);
+          this.proto = next;
+          this.offset = off + 8;
+          return this;
+        }
+        if (more) this.fragment = FRAG_FIRST | FRAG_MORE;
+        off += 8;
+      } else if (nh === 51) off += (d[off + 1]! + 2) << 2; // RFC 4302 §2.2
+      else off += (d[off + 1]! + 1) << 3;
+      nh = next;
+    }
+    this.proto = nh;
+    this.offset = off;
+    return this;
   }
 }
 

@@ -4,12 +4,15 @@ import { Firewall } from "../../../stack/firewall/mod.ts";
 import { ping } from "../../../stack/mod.ts";
 import type { Stack } from "../../../stack/mod.ts";
 import { parseIpv6 } from "../../../stack/wire/mod.ts";
+import { Ipv6UpperLayer } from "../../../stack/wire/ipv6_ext.ts";
 import { settle } from "../../topology/_topology.ts";
 import {
   ADDR6,
+  destOpts,
   echo6,
   expectIcmp6,
   fragments,
+  hbh,
   hostLab6,
   icmp6,
   ip6,
@@ -285,4 +288,41 @@ Deno.test("IPv6 trace names the chain and the deciding rule", () => {
     lines[0]!,
     /IN=lan0 OUT=wan0 SRC=2001:db8:1::10 DST=2001:db8:2::10 LEN=64 HOPLIMIT=64 PROTO=ICMPv6 TYPE=128 CODE=0/,
   );
+});
+
+Deno.test("IPv6 header chain: walked once per forwarded packet, the rules see UDP behind two headers", () => {
+  const t = routerLab6();
+  const f = fw(
+    t.r,
+    `[firewall.ipv6.filter]\nforward = { rules = ["-p udp --dport 9 -j DROP"] }\n` +
+      `[firewall.ipv6.raw]\nprerouting = { rules = ["-p udp --dport 9 -j ACCEPT"] }\n`,
+  );
+  const walks = { n: 0 };
+  const find = Ipv6UpperLayer.prototype.find;
+  Ipv6UpperLayer.prototype.find = function (d, ipOff, end) {
+    walks.n++;
+    return find.call(this, d, ipOff, end);
+  };
+  try {
+    const dst = (port: number) =>
+      ip6({
+        src: ADDR6.a,
+        dst: ADDR6.b,
+        proto: NH.UDP,
+        payload: udp6(ADDR6.a, ADDR6.b, 40000, port),
+        ext: [hbh(), destOpts()],
+      });
+    t.a.send(dst(9));
+    t.clock.advance(0);
+    assert.equal(walks.n, 1, "one walk: the IPv6 layer's; PREROUTING and FORWARD read it");
+    assert.equal(t.b.data().length, 0, "dropped by -p udp --dport 9 in FORWARD");
+    t.a.send(dst(10));
+    t.clock.advance(0);
+    assert.equal(walks.n, 2, "one walk for the second packet too (POSTROUTING as well)");
+    assert.equal(t.b.data().length, 1, "port 10 is forwarded");
+    assert.equal(f.filter6.builtins.get("forward")!.rules[0]!.packets, 1);
+    assert.equal(f.raw6.builtins.get("prerouting")!.rules[0]!.packets, 1);
+  } finally {
+    Ipv6UpperLayer.prototype.find = find;
+  }
 });
