@@ -1,27 +1,24 @@
 /**
- * The IPv6 layer: addresses with DAD states, the receive path with
- * extension-header processing (as gVisor's ipv6.go HandlePacket /
- * processExtensionHeaders), forwarding (as gVisor's forwardPacket and
- * Linux's ip6_forward), and output of locally generated packets (source
- * selection, fragmentation with a Fragment header, a path MTU cache, NDP
- * resolution).
+ * The IPv6 layer: per-NIC state, addresses with DAD states, groups,
+ * source selection, and the datapath it holds, split the way smoltcp
+ * splits ingress from dispatch: receive.ts (validation, extension headers,
+ * reassembly, local delivery), forward.ts (the router path) and output.ts
+ * (locally generated packets, fragmentation, the link).
  *
  * @module
  */
-import type { LoopbackQueue } from "../loopback.ts";
 import type { Nic } from "../nic.ts";
 import type { IpHooks } from "../ip/hooks.ts";
 import type { StackContext } from "../ip/context.ts";
-import { flowHashV6, Ipv6RouteTable } from "../route_table.ts";
+import { Ipv6RouteTable } from "../route_table.ts";
 import { NeighborCache } from "../neighbor_cache.ts";
 import type { Reassembler } from "../reassembly.ts";
-import { ETHERNET_HEADER_LEN, EthernetFrame, EtherType } from "../wire/ethernet.ts";
+import { ETHERNET_HEADER_LEN } from "../wire/ethernet.ts";
 import {
   buildIpv6Packet,
   IPV6_ALL_NODES as ALL_NODES,
   IPV6_ALL_ROUTERS as ALL_ROUTERS,
   IPV6_HEADER_LEN,
-  IPV6_MIN_MTU,
   Ipv6Packet,
 } from "../wire/ipv6.ts";
 import {
@@ -37,7 +34,6 @@ import {
   Ipv6RoutingHeader,
   Ipv6UpperLayer,
   processIpv6Options,
-  writeFragmentHeader,
 } from "../wire/ipv6_ext.ts";
 import { Icmpv6Code, Icmpv6Type } from "../wire/icmpv6.ts";
 import {
@@ -46,28 +42,20 @@ import {
   ipv6IsLinkLocalUnicast,
   ipv6IsLoopback,
   ipv6IsMulticast,
-  ipv6IsUnspecified,
   ipv6Masked,
   ipv6SolicitedNode,
 } from "../wire/ip_address.ts";
 import { ipv6MulticastMac } from "../wire/mac_address.ts";
-import { FRAG_LATER, FRAG_NONE, HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
+import { type PacketBuffer } from "../wire/packet_buffer.ts";
 import { Ipv6AddressMap, Ipv6KeyInterner } from "./addr_map.ts";
 import { Icmpv6 } from "./icmp.ts";
 import { Ndp } from "./ndp.ts";
 import { Mld } from "./mld.ts";
-import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
 import { linkLocalFromMac } from "./interface_id.ts";
-import { Dropper, DropReason as R, routeTypeReason } from "../ip/drop.ts";
-import {
-  detachNicState,
-  type IpOutputOptions,
-  loopbackFor,
-  reassemblerFor,
-  sendOnLink,
-} from "../ip/layer.ts";
+import { Dropper } from "../ip/drop.ts";
+import { detachNicState, type IpOutputOptions, loopbackFor, reassemblerFor } from "../ip/layer.ts";
 import { IPV6_DROPS, type Ipv6DropReason } from "./drops.ts";
-import type { Ipv6InterfaceAddress, Ipv6Layer, Ipv6NicState, Ipv6Settings } from "./_layer.ts";
+import type { Ipv6InterfaceAddress, Ipv6NicState, Ipv6Settings } from "./_layer.ts";
 export type {
   Ipv6AddressState,
   Ipv6InterfaceAddress,
@@ -76,19 +64,17 @@ export type {
   Ipv6Settings,
 } from "./_layer.ts";
 import { type CandidateAddress, selectSourceAddress } from "./address_selection.ts";
+import type { Ipv6Datapath } from "./_datapath.ts";
+import { Ipv6Ingress } from "./receive.ts";
+import { Ipv6Forwarding } from "./forward.ts";
+import { Ipv6Egress } from "./output.ts";
 
 const UNSPECIFIED = new Uint8Array(16);
-
-/** RFC 8201 §5.3: a learned PMTU ages out after 10 minutes. */
-const PMTU_AGE_MS = 10 * 60_000;
-
-/** What a path returns: OK, or why it gave up (the caller's drop handler acts on it). */
-type Verdict = typeof R.OK | Ipv6DropReason;
 
 /**
  * The IPv6 network layer of one {@link Stack}.
  */
-export class Ipv6 implements Ipv6Layer {
+export class Ipv6 implements Ipv6Datapath {
   readonly routes: Ipv6RouteTable = new Ipv6RouteTable();
   readonly icmp: Icmpv6;
   readonly ndp: Ndp;
@@ -128,22 +114,18 @@ export class Ipv6 implements Ipv6Layer {
   /** The packet being delivered when it was reassembled from fragments (RFC 6980 checks), else null. */
   reassembledNow: PacketBuffer | null = null;
   #state: Map<number, Ipv6NicState> = new Map();
-  #ip = new Ipv6Packet();
-  #ip2 = new Ipv6Packet();
-  #ext = new Ipv6ExtHeaderIterator();
-  #upper = new Ipv6UpperLayer();
-  #opts = new Ipv6OptionsResult();
-  #optIt = new Ipv6OptionIterator();
-  #frag = new Ipv6FragmentHeader();
-  #rh = new Ipv6RoutingHeader();
-  #eth = new EthernetFrame();
   #nextFragId: number;
-  #loopback: LoopbackQueue;
+  /** The datapath: ingress, forwarding, egress (receive.ts, forward.ts, output.ts). */
+  readonly #in: Ipv6Ingress;
+  readonly #fwd: Ipv6Forwarding;
+  readonly #out: Ipv6Egress;
   /** The one drop handler: {@link IPV6_DROPS} applied. */
   readonly drops: Dropper<Ipv6DropReason>;
 
   constructor(readonly stack: StackContext, settings: Partial<Ipv6Settings> = {}) {
-    this.#loopback = loopbackFor(stack, (b) => this.deliverLocal(null, b, b.networkOffset, false));
+    this.#out = new Ipv6Egress(this);
+    this.#fwd = new Ipv6Forwarding(this, this.#out);
+    this.#in = new Ipv6Ingress(this, this.#fwd);
     this.settings = {
       defaultHopLimit: settings.defaultHopLimit ?? 64,
       reassemblyTimeoutMs: settings.reassemblyTimeoutMs ?? 60_000,
@@ -204,7 +186,7 @@ export class Ipv6 implements Ipv6Layer {
       }),
     };
     this.#state.set(nic.id, st);
-    nic.ipv6 = { handleFrame: (n, p) => this.receive(n, p) };
+    nic.ipv6 = { handleFrame: (n, p) => this.#in.receive(n, p) };
     this.joinGroup(nic, ALL_NODES);
     if (opts.forwarding) this.joinGroup(nic, ALL_ROUTERS);
     const ll = opts.linkLocal === undefined ? linkLocalFromMac(nic.mac) : opts.linkLocal;
@@ -380,447 +362,32 @@ export class Ipv6 implements Ipv6Layer {
     return this.#nextFragId;
   }
 
-  // ------------------------------------------------------------ receive
+  // ------------------------------------------------------------ datapath
 
-  /** Receive path for one IPv6 frame from `nic`. */
+  /** Receive path for one IPv6 frame from `nic` (receive.ts). */
   receive(nic: Nic, pkt: PacketBuffer): void {
-    this.stack.stats.ipv6.packetsReceived++;
-    this.drops.verdict(this.#receive(nic, pkt, pkt.networkOffset), pkt, pkt.networkOffset, nic);
-  }
-
-  #receive(nic: Nic, pkt: PacketBuffer, ipOff: number): Verdict {
-    const ip = this.#ip.reset(pkt, ipOff);
-    if (!ip.check()) return R.MALFORMED;
-    pkt.end = ip.endOffset();
-    const d = pkt.data;
-    const srcOff = ip.srcOffset(), dstOff = ip.dstOffset();
-    // RFC 4291 §2.7: a multicast source is invalid; loopback never comes
-    // from a wire (RFC 4291 §2.5.3).
-    if (
-      ipv6IsMulticast(d, srcOff) || ipv6IsLoopback(d, srcOff) || ipv6IsLoopback(d, dstOff) ||
-      ipv6IsUnspecified(d, dstOff)
-    ) return R.INVALID_ADDRESS;
-    const st = this.#state.get(nic.id);
-    // A NIC being detached: its frames are not for this layer any more.
-    if (st === undefined) return R.NOT_FOR_US;
-    this.#setL4Meta(pkt, ip);
-    if (this.hooks.prerouting !== null && !this.hooks.prerouting(pkt, ipOff, nic, null)) {
-      return R.FIREWALL;
-    }
-    if (ipv6IsMulticast(d, dstOff)) {
-      if (!st.groups.has(d, dstOff)) return R.MULTICAST_NOT_JOINED;
-      return this.#deliverLocal(nic, pkt, ipOff, false);
-    }
-    const local = this.local.get(d, dstOff);
-    // Link-local addresses belong to their link (RFC 4291 §2.5.6).
-    if (local !== undefined && (local.nic === nic || !ipv6IsLinkLocalUnicast(d, dstOff))) {
-      return this.#deliverLocal(nic, pkt, ipOff, false);
-    }
-    if (!st.forwarding) return R.NOT_FOR_US;
-    return this.#forward(nic, pkt, ipOff);
+    this.#in.receive(nic, pkt);
   }
 
   /**
    * Local delivery: walk the extension headers (RFC 8200 §4), reassemble,
-   * and hand the upper layer to its transport.
+   * and hand the upper layer to its transport (receive.ts).
    */
   deliverLocal(nic: Nic | null, pkt: PacketBuffer, ipOff: number, reassembled: boolean): void {
-    this.drops.verdict(this.#deliverLocal(nic, pkt, ipOff, reassembled), pkt, ipOff, nic);
+    this.#in.deliverLocal(nic, pkt, ipOff, reassembled);
   }
 
-  #deliverLocal(nic: Nic | null, pkt: PacketBuffer, ipOff: number, reassembled: boolean): Verdict {
-    const s = this.stack.stats.ipv6;
-    const ip = this.#ip.reset(pkt, ipOff);
-    const d = pkt.data;
-    const dstMulticast = ipv6IsMulticast(d, ip.dstOffset());
-    const local = dstMulticast ? undefined : this.local.get(d, ip.dstOffset());
-    const tentative = local !== undefined && local.addr.state === "tentative";
-    const it = this.#ext.reset(ip);
-    let sawRouterAlert = false;
-    while (it.next()) {
-      switch (it.type) {
-        case Ipv6NextHeader.HOP_BY_HOP:
-        case Ipv6NextHeader.DESTINATION_OPTIONS: {
-          const hbh = it.type === Ipv6NextHeader.HOP_BY_HOP;
-          const v = processIpv6Options(
-            d,
-            it.offset,
-            it.length,
-            ipOff,
-            hbh,
-            dstMulticast,
-            this.#opts,
-          );
-          if (v === Ipv6OptionsVerdict.PARAMETER_PROBLEM) {
-            return this.drops.fail(R.OPTIONS_PARAMETER_PROBLEM, this.#opts.pointer);
-          }
-          if (v !== Ipv6OptionsVerdict.ACCEPT) return R.OPTIONS_DISCARD;
-          if (hbh && this.#opts.routerAlert >= 0) {
-            // RFC 2711 §2.1: at most one Router Alert per Hop-by-Hop header
-            // (gVisor and Linux drop the packet silently otherwise).
-            if (sawRouterAlert || this.#routerAlerts(d, it.offset, it.length, ipOff) > 1) {
-              return R.OPTIONS_DISCARD;
-            }
-            sawRouterAlert = true;
-          }
-          continue;
-        }
-        case Ipv6NextHeader.ROUTING: {
-          const rh = this.#rh.reset(pkt, it.offset);
-          if (rh.segmentsLeft() === 0) continue;
-          // RFC 8200 §4.4: no routing type is supported; with Segments Left
-          // non-zero, Parameter Problem code 0 pointing at the Routing Type.
-          return this.drops.fail(R.ROUTING_HEADER, rh.routingTypeOffset() - ipOff);
-        }
-        case Ipv6NextHeader.FRAGMENT: {
-          if (reassembled) return R.MALFORMED;
-          return this.#receiveFragment(nic, pkt, ipOff, it.offset, it.typeOffset);
-        }
-        case Ipv6NextHeader.NO_NEXT_HEADER:
-          return R.OK;
-        default:
-          break;
-      }
-      // ESP/AH and other headers tapir does not process.
-      if (!it.isUpperLayer) return this.drops.fail(R.UNKNOWN_PROTOCOL, it.typeOffset - ipOff);
-      // The upper layer.
-      if (
-        tentative &&
-        (it.type !== Ipv6NextHeader.ICMPV6 || it.length < 1 ||
-          (d[it.offset] !== Icmpv6Type.NEIGHBOR_SOLICITATION &&
-            d[it.offset] !== Icmpv6Type.NEIGHBOR_ADVERTISEMENT))
-      ) {
-        // RFC 4862 §5.4: a tentative address takes only NS and NA; every
-        // other packet to it (an echo request too) is silently discarded.
-        return R.TENTATIVE_ADDRESS;
-      }
-      pkt.transportOffset = it.offset;
-      if (this.hooks.input !== null && !this.hooks.input(pkt, ipOff, nic, null)) {
-        return R.FIREWALL;
-      }
-      const handler = this.transports.get(it.type);
-      // RFC 8200 §4: unrecognized Next Header → Parameter Problem code 1.
-      if (handler === undefined) return this.drops.fail(R.UNKNOWN_PROTOCOL, it.typeOffset - ipOff);
-      s.packetsDelivered++;
-      pkt.transportOffset = it.offset;
-      this.reassembledNow = reassembled ? pkt : null;
-      try {
-        handler(nic, pkt, ip, it.offset, it.length);
-      } finally {
-        this.reassembledNow = null;
-      }
-      return R.OK;
-    }
-    if (it.error === Ipv6ExtError.HOP_BY_HOP_NOT_FIRST) {
-      return this.drops.fail(R.UNKNOWN_PROTOCOL, it.errorPointer);
-    }
-    // A chain that ends without an upper layer and without error: nothing to deliver.
-    return it.error !== Ipv6ExtError.NONE ? R.MALFORMED : R.OK;
-  }
-
-  /** Router Alert options in the Hop-by-Hop header at `off` (`len` bytes). */
-  #routerAlerts(d: Uint8Array, off: number, len: number, ipOff: number): number {
-    const o = this.#optIt.reset(d, off, len, ipOff);
-    let n = 0;
-    while (o.next()) if (o.type === Ipv6OptionType.ROUTER_ALERT) n++;
-    return n;
-  }
-
-  #receiveFragment(
-    nic: Nic | null,
-    pkt: PacketBuffer,
-    ipOff: number,
-    fragOff: number,
-    typeOff: number,
-  ): Verdict {
-    const s = this.stack.stats.ipv6;
-    const ip = this.#ip.reset(pkt, ipOff);
-    const f = this.#frag.reset(pkt, fragOff);
-    if (!f.check()) return R.MALFORMED;
-    const dataOff = fragOff + IPV6_FRAGMENT_HEADER_LEN;
-    const dataLen = ip.endOffset() - dataOff;
-    // RFC 6946: an atomic fragment is processed as if it had no Fragment header.
-    if (f.isAtomic()) {
-      s.atomicFragmentsReceived++;
-      this.#deliverWithoutFragmentHeader(nic, pkt, ipOff, fragOff, typeOff);
-      return R.OK;
-    }
-    // RFC 8200 §4.5: a fragment other than the last must be a multiple of
-    // 8 bytes long: Parameter Problem code 0 at the Payload Length.
-    if (f.moreFragments() && (dataLen & 7) !== 0) return this.drops.fail(R.FRAGMENT_BAD_LENGTH, 4);
-    // ... and the reassembled payload must fit in 65535 bytes: code 0 at the Fragment Offset.
-    const unfragmentable = fragOff - ipOff - IPV6_HEADER_LEN;
-    if (unfragmentable + IPV6_FRAGMENT_HEADER_LEN + f.fragmentOffset() + dataLen > 65_535) {
-      return this.drops.fail(R.FRAGMENT_TOO_LONG, fragOff + 2 - ipOff);
-    }
-    // RFC 7112: the first fragment must hold the whole header chain.
-    if (
-      f.fragmentOffset() === 0 && !this.#chainComplete(pkt, dataOff, ip.endOffset(), f.nextHeader())
-    ) return R.FRAGMENT_INCOMPLETE_CHAIN;
-    const key = `${formatIpv6(pkt.data, ip.srcOffset())}|${
-      formatIpv6(pkt.data, ip.dstOffset())
-    }|${f.identification()}`;
-    const fragNext = f.nextHeader();
-    const r = this.reassembler.add(
-      key,
-      f.fragmentOffset(),
-      f.moreFragments(),
-      pkt,
-      dataOff,
-      dataLen,
-      ipOff,
-      fragOff - ipOff,
-    );
-    if (r.kind === "dropped") return r.reason === "overlap" ? R.FRAGMENT_OVERLAP : R.OK;
-    if (r.kind !== "complete") return R.OK;
-    const buf = r.buffer;
-    try {
-      // The header part is the unfragmentable part: point the Next Header
-      // that named the Fragment header at what the fragments carried.
-      buf.data[r.headerOffset + (typeOff - ipOff)] = fragNext;
-      buf.view.setUint16(r.headerOffset + 4, r.headerLen - IPV6_HEADER_LEN + r.payloadLen);
-      buf.end = r.headerOffset + r.headerLen + r.payloadLen;
-      s.packetsReassembled++;
-      this.deliverLocal(nic, buf, r.headerOffset, true);
-    } finally {
-      this.stack.pool.put(buf);
-    }
-    return R.OK;
-  }
-
-  /** True when the chain starting with header `next` at `off` reaches an upper layer before `end`. */
-  #chainComplete(pkt: PacketBuffer, off: number, end: number, next: number): boolean {
-    let t = next, p = off;
-    const d = pkt.data;
-    for (let i = 0; i < 16; i++) {
-      if (
-        t === Ipv6NextHeader.HOP_BY_HOP || t === Ipv6NextHeader.ROUTING ||
-        t === Ipv6NextHeader.DESTINATION_OPTIONS
-      ) {
-        if (p + 8 > end) return false;
-        const len = (d[p + 1]! + 1) << 3;
-        t = d[p]!;
-        p += len;
-        continue;
-      }
-      if (t === Ipv6NextHeader.NO_NEXT_HEADER || t === Ipv6NextHeader.ESP) return true;
-      // An upper layer: its header must be there too (at least 4 bytes for ports/type).
-      const need = t === 6 ? 20 : t === 17 ? 8 : t === 58 ? 4 : 0;
-      return p + need <= end;
-    }
-    return false;
-  }
-
-  /** Remove an atomic fragment's Fragment header in place and deliver the rest. */
-  #deliverWithoutFragmentHeader(
-    nic: Nic | null,
-    pkt: PacketBuffer,
-    ipOff: number,
-    fragOff: number,
-    typeOff: number,
-  ): void {
-    const d = pkt.data;
-    d[typeOff] = d[fragOff]!;
-    d.copyWithin(ipOff + IPV6_FRAGMENT_HEADER_LEN, ipOff, fragOff);
-    const newIp = ipOff + IPV6_FRAGMENT_HEADER_LEN;
-    pkt.view.setUint16(newIp + 4, pkt.view.getUint16(newIp + 4) - IPV6_FRAGMENT_HEADER_LEN);
-    pkt.networkOffset = newIp;
-    this.deliverLocal(nic, pkt, newIp, true);
-  }
-
-  // ------------------------------------------------------------ forward
-
-  /** Forward a packet that arrived on `inNic` and is not for us (RFC 8200, Linux ip6_forward). */
+  /** Forward a packet that arrived on `inNic` and is not for us (forward.ts). */
   forward(inNic: Nic, pkt: PacketBuffer, ipOff: number): void {
-    this.drops.verdict(this.#forward(inNic, pkt, ipOff), pkt, ipOff, inNic);
+    this.#fwd.forward(inNic, pkt, ipOff);
   }
-
-  #forward(inNic: Nic, pkt: PacketBuffer, ipOff: number): Verdict {
-    const s = this.stack.stats.ipv6;
-    const ip = this.#ip.reset(pkt, ipOff);
-    const d = pkt.data;
-    // Hop-by-Hop is the one header a router processes (RFC 8200 §4).
-    if (ip.nextHeader() === Ipv6NextHeader.HOP_BY_HOP) {
-      const it = this.#ext.reset(ip);
-      if (!it.next()) return R.MALFORMED;
-      const v = processIpv6Options(d, it.offset, it.length, ipOff, true, false, this.#opts);
-      if (v === Ipv6OptionsVerdict.PARAMETER_PROBLEM) {
-        return this.drops.fail(R.OPTIONS_PARAMETER_PROBLEM, this.#opts.pointer);
-      }
-      if (v !== Ipv6OptionsVerdict.ACCEPT) return R.OPTIONS_DISCARD;
-      // RFC 2711 §2.1: at most one Router Alert.
-      if (
-        this.#opts.routerAlert >= 0 && this.#routerAlerts(d, it.offset, it.length, ipOff) > 1
-      ) return R.OPTIONS_DISCARD;
-    }
-    // NDP and MLD belong to their link: consumed, never forwarded (a
-    // forwarded NS arrives with hop limit 254 and poisons nothing, but it
-    // wastes the far link and can loop back an NA, RFC 4861 §7.1).
-    if (this.#isLinkControl(ip)) return R.LINK_CONTROL;
-    // Link-local addresses never leave their link (RFC 4291 §2.5.6).
-    if (ipv6IsLinkLocalUnicast(d, ip.srcOffset())) return R.LINK_LOCAL_SOURCE;
-    if (ipv6IsLinkLocalUnicast(d, ip.dstOffset())) return R.LINK_LOCAL_DESTINATION;
-    if (ip.hopLimit() <= 1) return R.TTL_EXCEEDED;
-    const route = this.routes.lookup(d, ip.dstOffset(), this.#flowHash(pkt, ip));
-    if (route === null) return R.NO_ROUTE;
-    if (route.type !== "unicast") return routeTypeReason(route.type);
-    const outNic = this.stack.nics.get(route.nicId);
-    if (outNic === undefined || !outNic.isUp()) return R.LINK_DOWN;
-    const mtu = outNic.mtu();
-    const len = ip.totalLength();
-    const segLen = pkt.isGso() ? gsoSegmentLen(pkt, ipOff, IPV6_HEADER_LEN) : len;
-    // RFC 8200 §5: routers never fragment; Packet Too Big with the link MTU.
-    if (segLen > mtu) return this.drops.fail(R.TOO_BIG, mtu);
-    const gw = route.gateway;
-    const inState = this.#state.get(inNic.id)!;
-    if (outNic === inNic && inState.sendRedirects && this.#onLink(inState, d, ip.srcOffset())) {
-      // RFC 4861 §8.2: tell the sender about the better first hop.
-      this.ndp.sendRedirect(
-        inNic,
-        pkt,
-        ipOff,
-        gw ?? d.subarray(ip.dstOffset(), ip.dstOffset() + 16),
-      );
-    }
-    if (this.hooks.forward !== null && !this.hooks.forward(pkt, ipOff, inNic, outNic)) {
-      return R.FIREWALL;
-    }
-    ip.decrementHopLimit();
-    s.forwarding.packets++;
-    if (this.hooks.postrouting !== null && !this.hooks.postrouting(pkt, ipOff, null, outNic)) {
-      return R.FIREWALL;
-    }
-    this.#sendToNextHop(outNic, pkt, ipOff, gw ?? d, gw === null ? ip.dstOffset() : 0);
-    return R.OK;
-  }
-
-  /**
-   * Walk the header chain once and record on the packet the upper-layer
-   * protocol and offset and the fragment bits, as netfilter walks it
-   * ({@link Ipv6UpperLayer}: the firewall then takes them from the packet).
-   * A later fragment has no upper-layer header: its protocol is the
-   * Fragment header's Next Header, its offset -1. A chain that runs past the
-   * packet leaves -1 in both.
-   */
-  #setL4Meta(pkt: PacketBuffer, ip: Ipv6Packet): void {
-    const nh = ip.nextHeader();
-    pkt.fragment = FRAG_NONE;
-    // The common cases without walking a chain.
-    if (nh === 6 || nh === 17 || nh === Ipv6NextHeader.ICMPV6) {
-      pkt.l4Protocol = nh;
-      pkt.l4Offset = ip.off + IPV6_HEADER_LEN;
-      return;
-    }
-    const u = this.#upper.find(pkt.data, ip.off, ip.endOffset());
-    pkt.fragment = u.fragment;
-    pkt.l4Protocol = u.truncated ? -1 : u.proto;
-    pkt.l4Offset = u.truncated || (u.fragment & FRAG_LATER) !== 0 ? -1 : u.offset;
-  }
-
-  /** True for NDP (133–137) and MLD (130–132, 143) messages, from what receive recorded on the packet. */
-  #isLinkControl(ip: Ipv6Packet): boolean {
-    const pkt = ip.buf;
-    // The data of a non-first fragment has no ICMPv6 header.
-    if (pkt.l4Protocol !== Ipv6NextHeader.ICMPV6 || pkt.l4Offset < 0 || pkt.l4Offset >= pkt.end) {
-      return false;
-    }
-    const t = pkt.data[pkt.l4Offset]!;
-    return (t >= Icmpv6Type.MLD_QUERY && t <= Icmpv6Type.REDIRECT) ||
-      t === Icmpv6Type.MLD_REPORT_V2;
-  }
-
-  #onLink(st: Ipv6NicState, a: Uint8Array, off: number): boolean {
-    for (const x of st.addresses) if (ipv6CidrContains(x, a, off)) return true;
-    return false;
-  }
-
-  #flowHash(pkt: PacketBuffer, ip: Ipv6Packet): number {
-    const nh = ip.nextHeader();
-    const l4 = ip.off + IPV6_HEADER_LEN;
-    let sport = 0, dport = 0;
-    if ((nh === 6 || nh === 17) && l4 + 4 <= pkt.end) {
-      sport = pkt.view.getUint16(l4);
-      dport = pkt.view.getUint16(l4 + 2);
-    }
-    return flowHashV6(pkt.data, ip.srcOffset(), ip.dstOffset(), nh, sport, dport, ip.flowLabel());
-  }
-
-  // ------------------------------------------------------------ output
 
   /**
    * Send a locally built IPv6 packet (header complete; the source may be
-   * unspecified, then it is selected). Loops back local destinations,
-   * fragments packets larger than the path MTU (RFC 8200 §4.5), resolves
-   * the next hop. `nic` pins the egress (needed for link-local and
-   * multicast destinations).
+   * unspecified, then it is selected): output.ts.
    */
   output(pkt: PacketBuffer, ipOff: number, opts: IpOutputOptions = {}): boolean {
-    return this.drops.verdict(this.#output(pkt, ipOff, opts), pkt, ipOff, null);
-  }
-
-  #output(pkt: PacketBuffer, ipOff: number, opts: IpOutputOptions): Verdict {
-    const s = this.stack.stats.ipv6;
-    const ip = this.#ip2.reset(pkt, ipOff);
-    const d = pkt.data;
-    const dstOff = ip.dstOffset();
-    pkt.networkOffset = ipOff;
-    pkt.linkDst = opts.linkDst ?? null;
-    const localDst = this.local.get(d, dstOff);
-    if (localDst !== undefined && !ipv6IsMulticast(d, dstOff)) {
-      if (ipv6IsUnspecified(d, ip.srcOffset())) {
-        ip.setSrc(d, dstOff);
-        this.#fixChecksum(pkt, ipOff);
-      }
-      this.#setL4Meta(pkt, ip);
-      if (this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, null)) {
-        return R.FIREWALL;
-      }
-      s.packetsSent++;
-      this.#loopback.push(pkt, ipOff);
-      return R.OK;
-    }
-    let outNic = opts.nic;
-    let nextHop: Uint8Array = d;
-    let nextHopOff = dstOff;
-    if (ipv6IsMulticast(d, dstOff) || (ipv6IsLinkLocalUnicast(d, dstOff) && outNic !== undefined)) {
-      if (outNic === undefined) return R.OUTPUT_NO_ROUTE;
-    } else {
-      const route = this.routes.lookup(d, dstOff, 0);
-      if (route === null || route.type !== "unicast") return R.OUTPUT_NO_ROUTE;
-      outNic ??= this.stack.nics.get(route.nicId);
-      if (route.gateway !== null) {
-        nextHop = route.gateway;
-        nextHopOff = 0;
-      }
-    }
-    if (outNic === undefined) return R.OUTPUT_NO_ROUTE;
-    if (ipv6IsUnspecified(d, ip.srcOffset()) && !opts.keepSource) {
-      const src = this.selectSource(d, dstOff, outNic);
-      if (src === null) return R.OUTPUT_NO_SOURCE;
-      ip.setSrc(src);
-      this.#fixChecksum(pkt, ipOff);
-    }
-    this.#setL4Meta(pkt, ip);
-    if (this.hooks.output !== null && !this.hooks.output(pkt, ipOff, null, outNic)) {
-      return R.FIREWALL;
-    }
-    if (this.hooks.postrouting !== null && !this.hooks.postrouting(pkt, ipOff, null, outNic)) {
-      return R.FIREWALL;
-    }
-    s.packetsSent++;
-    const mtu = this.pathMtu(outNic, d, dstOff);
-    if (ip.totalLength() > mtu && !opts.noFragment) {
-      this.#fragmentAndSend(outNic, pkt, ipOff, nextHop, nextHopOff, mtu);
-      return R.OK;
-    }
-    this.#sendToNextHop(outNic, pkt, ipOff, nextHop, nextHopOff);
-    return R.OK;
-  }
-
-  /** Fill the upper-layer checksum of a packet whose source was just chosen. */
-  #fixChecksum(pkt: PacketBuffer, ipOff: number): void {
-    const fix = this.checksumFixers.get(pkt.data[ipOff + 6]!);
-    fix?.(pkt, ipOff);
+    return this.#out.output(pkt, ipOff, opts);
   }
 
   /**
@@ -831,128 +398,13 @@ export class Ipv6 implements Ipv6Layer {
 
   /** The MTU to `dst`: the link MTU, lowered by a Packet Too Big we learned (RFC 8201). */
   pathMtu(outNic: Nic, a: Uint8Array, off: number): number {
-    const link = outNic.mtu();
-    const p = this.pmtu.get(a, off);
-    if (p === undefined) return link;
-    if (p.expires <= this.stack.clock.now()) {
-      this.pmtu.delete(a, off);
-      return link;
-    }
-    return Math.min(link, p.mtu);
+    return this.#out.pathMtu(outNic, a, off);
   }
 
   /** A Packet Too Big arrived for `dst`: remember its MTU (never below 1280, RFC 8201 §4). */
   learnPathMtu(dst: Uint8Array, off: number, mtu: number): void {
-    this.pmtu.set(dst, {
-      mtu: Math.max(IPV6_MIN_MTU, mtu),
-      expires: this.stack.clock.now() + PMTU_AGE_MS,
-    }, off);
+    this.#out.learnPathMtu(dst, off, mtu);
   }
-
-  /**
-   * RFC 8200 §4.5: split our own packet into fragments that fit `mtu`,
-   * each with the unfragmentable part (the IPv6 header; tapir's own
-   * packets carry no extension headers before the upper layer, except
-   * Hop-by-Hop, which stays in every fragment) and a Fragment header.
-   */
-  #fragmentAndSend(
-    outNic: Nic,
-    pkt: PacketBuffer,
-    ipOff: number,
-    nh: Uint8Array,
-    nhOff: number,
-    mtu: number,
-  ): void {
-    const s = this.stack.stats.ipv6;
-    const d = pkt.data;
-    let unfrag = IPV6_HEADER_LEN;
-    let typeOff = ipOff + 6;
-    if (d[ipOff + 6] === Ipv6NextHeader.HOP_BY_HOP) {
-      typeOff = ipOff + IPV6_HEADER_LEN;
-      unfrag += (d[ipOff + IPV6_HEADER_LEN + 1]! + 1) << 3;
-    }
-    const total = pkt.end - ipOff;
-    const perFrag = (mtu - unfrag - IPV6_FRAGMENT_HEADER_LEN) & ~7;
-    const fragNext = d[typeOff]!;
-    const payloadStart = ipOff + unfrag;
-    const payloadLen = total - unfrag;
-    const id = this.nextFragmentId();
-    const pool = this.stack.pool;
-    for (let off = 0; off < payloadLen; off += perFrag) {
-      const n = Math.min(perFrag, payloadLen - off);
-      const b = pool.get();
-      if (b === null) {
-        this.stack.stats.bufferPoolExhausted++;
-        return;
-      }
-      const fo = HEADROOM + ETHERNET_HEADER_LEN;
-      b.data.set(d.subarray(ipOff, payloadStart), fo);
-      b.data[fo + (typeOff - ipOff)] = Ipv6NextHeader.FRAGMENT;
-      writeFragmentHeader(b, fo + unfrag, {
-        nextHeader: fragNext,
-        fragmentOffset: off,
-        moreFragments: off + n < payloadLen,
-        identification: id,
-      });
-      b.data.set(
-        d.subarray(payloadStart + off, payloadStart + off + n),
-        fo + unfrag + IPV6_FRAGMENT_HEADER_LEN,
-      );
-      b.view.setUint16(fo + 4, unfrag - IPV6_HEADER_LEN + IPV6_FRAGMENT_HEADER_LEN + n);
-      b.start = HEADROOM;
-      b.end = fo + unfrag + IPV6_FRAGMENT_HEADER_LEN + n;
-      s.fragmentsCreated++;
-      this.#sendToNextHop(outNic, b, fo, nh, nhOff);
-      pool.put(b);
-    }
-    s.packetsFragmented++;
-  }
-
-  /** POSTROUTING-equivalent last step: segmentation for plain links, Ethernet header, NDP. */
-  #sendToNextHop(
-    outNic: Nic,
-    pkt: PacketBuffer,
-    ipOff: number,
-    nh: Uint8Array,
-    nhOff: number,
-  ): void {
-    if (!outNic.link.capabilities.offloads) {
-      if (pkt.isGso()) {
-        const ok = segmentGso(
-          this.stack.pool,
-          pkt,
-          ipOff,
-          (seg, segIpOff) => this.#resolveAndSend(outNic, seg, segIpOff, nh, nhOff),
-        );
-        if (ok) this.stack.stats.ipv6.gsoSegmented++;
-        else this.stack.stats.ipv6.gsoDropped++;
-        return;
-      }
-      if (pkt.vnetFlags !== 0) completePartialChecksum(pkt);
-    }
-    this.#resolveAndSend(outNic, pkt, ipOff, nh, nhOff);
-  }
-
-  #resolveAndSend(
-    outNic: Nic,
-    pkt: PacketBuffer,
-    ipOff: number,
-    nh: Uint8Array,
-    nhOff: number,
-  ): void {
-    const st = this.#state.get(outNic.id)!;
-    let group: Uint8Array | null = null;
-    if (ipv6IsMulticast(nh, nhOff)) {
-      // RFC 2464 §7: 33:33 and the group's last 32 bits.
-      group = this.#groupMac;
-      group.set(nh.subarray(nhOff + 12, nhOff + 16), 2);
-    }
-    const key = group === null && pkt.linkDst === null ? this.keys.key(nh, nhOff) : "";
-    sendOnLink(this.#eth, outNic, pkt, ipOff, EtherType.IPV6, group, st.neighbors, key);
-  }
-
-  /** The scratch destination MAC of a multicast frame. */
-  #groupMac = new Uint8Array([0x33, 0x33, 0, 0, 0, 0]);
 
   /** Build an IPv6 header for a locally generated packet at the standard offset; returns the offset. */
   static buildHeader(buf: PacketBuffer, f: Parameters<typeof buildIpv6Packet>[1]): number {
