@@ -19,41 +19,26 @@ import {
   IPV6_ALL_NODES as ALL_NODES,
   IPV6_ALL_ROUTERS as ALL_ROUTERS,
   IPV6_HEADER_LEN,
-  Ipv6Packet,
+  type Ipv6Packet,
 } from "../wire/ipv6.ts";
-import {
-  IPV6_FRAGMENT_HEADER_LEN,
-  Ipv6ExtError,
-  Ipv6ExtHeaderIterator,
-  Ipv6FragmentHeader,
-  Ipv6NextHeader,
-  Ipv6OptionIterator,
-  Ipv6OptionsResult,
-  Ipv6OptionsVerdict,
-  Ipv6OptionType,
-  Ipv6RoutingHeader,
-  Ipv6UpperLayer,
-  processIpv6Options,
-} from "../wire/ipv6_ext.ts";
 import { Icmpv6Code, Icmpv6Type } from "../wire/icmpv6.ts";
 import {
   formatIpv6,
   ipv6CidrContains,
   ipv6IsLinkLocalUnicast,
-  ipv6IsLoopback,
   ipv6IsMulticast,
   ipv6Masked,
   ipv6SolicitedNode,
 } from "../wire/ip_address.ts";
 import { ipv6MulticastMac } from "../wire/mac_address.ts";
-import { type PacketBuffer } from "../wire/packet_buffer.ts";
+import type { PacketBuffer } from "../wire/packet_buffer.ts";
 import { Ipv6AddressMap, Ipv6KeyInterner } from "./addr_map.ts";
 import { Icmpv6 } from "./icmp.ts";
 import { Ndp } from "./ndp.ts";
 import { Mld } from "./mld.ts";
 import { linkLocalFromMac } from "./interface_id.ts";
 import { Dropper } from "../ip/drop.ts";
-import { detachNicState, type IpOutputOptions, loopbackFor, reassemblerFor } from "../ip/layer.ts";
+import { detachNicState, type IpOutputOptions, reassemblerFor } from "../ip/layer.ts";
 import { IPV6_DROPS, type Ipv6DropReason } from "./drops.ts";
 import type { Ipv6InterfaceAddress, Ipv6NicState, Ipv6Settings } from "./_layer.ts";
 export type {
