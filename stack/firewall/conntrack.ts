@@ -111,9 +111,13 @@ function tcpEvent(flags: number): number {
 export class CtTuple {
   /** IP protocol, or `1 | icmpType << 8` for ICMP queries. */
   protoKey = 0;
+  /** Source address (IPv4: the address; IPv6: its Ipv6AddressIds id). */
   src = 0;
+  /** Destination address, as `src`. */
   dst = 0;
+  /** Source port (ICMP query: the identifier). */
   sport = 0;
+  /** Destination port (ICMP query: the identifier). */
   dport = 0;
   /** Next node in the same hash bucket. */
   next: CtTuple | null = null;

@@ -66,14 +66,44 @@ export class PacketInfo {
   mark = 0;
   readonly #upper = new Ipv6UpperLayer();
 
-  /** Read an IPv4 packet's fields. */
-  load(pkt: PacketBuffer, ipOff: number, inNic: Nic | null, outNic: Nic | null): void {
-    const d = pkt.data, v = pkt.view;
-    this.family = 4;
+  /** The fields both families set first; no ports, flags or ICMP type yet. */
+  #begin(
+    family: 4 | 6,
+    pkt: PacketBuffer,
+    ipOff: number,
+    inNic: Nic | null,
+    outNic: Nic | null,
+  ): void {
+    this.family = family;
     this.pkt = pkt;
     this.ipOff = ipOff;
     this.inNic = inNic;
     this.outNic = outNic;
+    this.hasPorts = false;
+    this.sport = this.dport = this.tcpFlags = 0;
+    this.icmpType = this.icmpCode = -1;
+  }
+
+  /** The transport header's ports and flags (TCP, UDP) or type and code (ICMP, `icmpMin` bytes there). */
+  #upperLayer(proto: number, off: number, icmpProto: number, icmpMin: number): void {
+    const pkt = this.pkt!, d = pkt.data, v = pkt.view, end = pkt.end;
+    if (proto === 6 || proto === 17) {
+      if (off + (proto === 6 ? 14 : 8) <= end) {
+        this.hasPorts = true;
+        this.sport = v.getUint16(off);
+        this.dport = v.getUint16(off + 2);
+        if (proto === 6) this.tcpFlags = d[off + 13]!;
+      }
+    } else if (proto === icmpProto && off + icmpMin <= end) {
+      this.icmpType = d[off]!;
+      this.icmpCode = d[off + 1]!;
+    }
+  }
+
+  /** Read an IPv4 packet's fields. */
+  load(pkt: PacketBuffer, ipOff: number, inNic: Nic | null, outNic: Nic | null): void {
+    const d = pkt.data, v = pkt.view;
+    this.#begin(4, pkt, ipOff, inNic, outNic);
     this.len = v.getUint16(ipOff + 2);
     this.ttl = d[ipOff + 8]!;
     this.id = v.getUint16(ipOff + 4);
@@ -83,22 +113,7 @@ export class PacketInfo {
     this.laterFragment = (v.getUint16(ipOff + 6) & 0x1fff) !== 0;
     const l4 = ipOff + ((d[ipOff]! & 0x0f) << 2);
     this.l4Off = l4;
-    this.hasPorts = false;
-    this.sport = this.dport = this.tcpFlags = 0;
-    this.icmpType = this.icmpCode = -1;
-    if (this.laterFragment) return;
-    const end = pkt.end;
-    if (this.proto === 6 || this.proto === 17) {
-      if (l4 + (this.proto === 6 ? 14 : 8) <= end) {
-        this.hasPorts = true;
-        this.sport = v.getUint16(l4);
-        this.dport = v.getUint16(l4 + 2);
-        if (this.proto === 6) this.tcpFlags = d[l4 + 13]!;
-      }
-    } else if (this.proto === 1 && l4 + 8 <= end) {
-      this.icmpType = d[l4]!;
-      this.icmpCode = d[l4 + 1]!;
-    }
+    if (!this.laterFragment) this.#upperLayer(this.proto, l4, 1, 8);
   }
 
   /**
@@ -109,22 +124,15 @@ export class PacketInfo {
    */
   load6(pkt: PacketBuffer, ipOff: number, inNic: Nic | null, outNic: Nic | null): void {
     const d = pkt.data, v = pkt.view;
-    this.family = 6;
-    this.pkt = pkt;
-    this.ipOff = ipOff;
-    this.inNic = inNic;
-    this.outNic = outNic;
+    this.#begin(6, pkt, ipOff, inNic, outNic);
     this.len = 40 + v.getUint16(ipOff + 4);
     this.ttl = d[ipOff + 7]!;
     this.id = 0;
     this.src = this.dst = 0;
     this.srcOff = ipOff + 8;
     this.dstOff = ipOff + 24;
-    this.hasPorts = false;
     this.laterFragment = false;
     this.fragment = false;
-    this.sport = this.dport = this.tcpFlags = 0;
-    this.icmpType = this.icmpCode = -1;
     const end = pkt.end;
     let nh: number, off: number;
     if (pkt.networkOffset === ipOff && pkt.l4Offset >= 0 && pkt.fragment === FRAG_NONE) {
@@ -146,17 +154,7 @@ export class PacketInfo {
     }
     this.proto = nh;
     this.l4Off = off;
-    if (nh === 6 || nh === 17) {
-      if (off + (nh === 6 ? 14 : 8) <= end) {
-        this.hasPorts = true;
-        this.sport = v.getUint16(off);
-        this.dport = v.getUint16(off + 2);
-        if (nh === 6) this.tcpFlags = d[off + 13]!;
-      }
-    } else if (nh === 58 && off + 4 <= end) {
-      this.icmpType = d[off]!;
-      this.icmpCode = d[off + 1]!;
-    }
+    this.#upperLayer(nh, off, 58, 4);
   }
 }
 
@@ -169,21 +167,24 @@ function prefix6(a: Uint8Array, aOff: number, prefix: Uint8Array, len: number): 
   return (a[aOff + i]! & m) === (prefix[i]! & m);
 }
 
-/** The matches a rule may have, as bits of {@link CompiledRule}'s flattened form. */
+/** The matches a rule may have, named by their key in {@link Rule}, as bits of {@link CompiledRule}'s flattened form. */
 const M = {
-  SRC: 1,
-  DST: 2,
-  IN: 4,
-  OUT: 8,
-  PROTO: 16,
-  SPORTS: 32,
-  DPORTS: 64,
-  PORTS: 128,
-  FLAGS: 256,
-  ICMP: 512,
-  CT: 1024,
-  MARK: 2048,
+  source: 1,
+  destination: 2,
+  inInterface: 4,
+  outInterface: 8,
+  protocol: 16,
+  sourcePorts: 32,
+  destinationPorts: 64,
+  ports: 128,
+  tcpFlags: 256,
+  icmpType: 512,
+  ctState: 1024,
+  mark: 2048,
 } as const;
+
+/** The rule keys of the matches, in bit order. */
+const MATCH_KEYS = Object.keys(M) as (keyof typeof M)[];
 
 /** Kinds of target, as numbers. */
 export const TargetKind = {
@@ -272,23 +273,12 @@ export class CompiledRule {
   constructor(readonly rule: Rule, clock: Clock) {
     const r = rule;
     let has = 0, inv = 0;
-    const note = (bit: number, m: { invert: boolean } | undefined) => {
-      if (m === undefined) return;
-      has |= bit;
-      if (m.invert) inv |= bit;
-    };
-    note(M.SRC, r.source);
-    note(M.DST, r.destination);
-    note(M.IN, r.inInterface);
-    note(M.OUT, r.outInterface);
-    note(M.PROTO, r.protocol);
-    note(M.SPORTS, r.sourcePorts);
-    note(M.DPORTS, r.destinationPorts);
-    note(M.PORTS, r.ports);
-    note(M.FLAGS, r.tcpFlags);
-    note(M.ICMP, r.icmpType);
-    note(M.CT, r.ctState);
-    note(M.MARK, r.mark);
+    for (const k of MATCH_KEYS) {
+      const m = r[k];
+      if (m === undefined) continue;
+      has |= M[k];
+      if (m.invert) inv |= M[k];
+    }
     this.#has = has;
     this.#inv = inv;
     if (r.source?.value.family === 4) {
@@ -337,62 +327,69 @@ export class CompiledRule {
     if (has === 0) return this.limit === null || this.limit.take();
     const inv = this.#inv;
     // Each test: does the match hold (before `!`)? A failing test ends it.
-    if ((has & M.SRC) !== 0) {
+    if ((has & M.source) !== 0) {
       const hit = p.family === 6
         ? this.#src6 !== null && prefix6(p.pkt!.data, p.srcOff, this.#src6, this.#srcLen)
         : ((p.src & this.#srcMask) >>> 0) === this.#srcAddr;
-      if (hit === ((inv & M.SRC) !== 0)) return false;
+      if (hit === ((inv & M.source) !== 0)) return false;
     }
-    if ((has & M.DST) !== 0) {
+    if ((has & M.destination) !== 0) {
       const hit = p.family === 6
         ? this.#dst6 !== null && prefix6(p.pkt!.data, p.dstOff, this.#dst6, this.#dstLen)
         : ((p.dst & this.#dstMask) >>> 0) === this.#dstAddr;
-      if (hit === ((inv & M.DST) !== 0)) return false;
+      if (hit === ((inv & M.destination) !== 0)) return false;
     }
-    if ((has & M.IN) !== 0 && ifMatch(this.#inIf!, p.inNic) === ((inv & M.IN) !== 0)) {
+    if (
+      (has & M.inInterface) !== 0 && ifMatch(this.#inIf!, p.inNic) === ((inv & M.inInterface) !== 0)
+    ) {
       return false;
     }
-    if ((has & M.OUT) !== 0 && ifMatch(this.#outIf!, p.outNic) === ((inv & M.OUT) !== 0)) {
+    if (
+      (has & M.outInterface) !== 0 &&
+      ifMatch(this.#outIf!, p.outNic) === ((inv & M.outInterface) !== 0)
+    ) {
       return false;
     }
-    if ((has & M.PROTO) !== 0 && (p.proto === this.#protocol) === ((inv & M.PROTO) !== 0)) {
+    if ((has & M.protocol) !== 0 && (p.proto === this.#protocol) === ((inv & M.protocol) !== 0)) {
       return false;
     }
     // Port, flag and type matches never match a later fragment (xt_tcpudp).
-    if ((has & M.SPORTS) !== 0) {
-      if (!p.hasPorts || inRanges(this.#sports!, p.sport) === ((inv & M.SPORTS) !== 0)) {
+    if ((has & M.sourcePorts) !== 0) {
+      if (!p.hasPorts || inRanges(this.#sports!, p.sport) === ((inv & M.sourcePorts) !== 0)) {
         return false;
       }
     }
-    if ((has & M.DPORTS) !== 0) {
-      if (!p.hasPorts || inRanges(this.#dports!, p.dport) === ((inv & M.DPORTS) !== 0)) {
+    if ((has & M.destinationPorts) !== 0) {
+      if (!p.hasPorts || inRanges(this.#dports!, p.dport) === ((inv & M.destinationPorts) !== 0)) {
         return false;
       }
     }
-    if ((has & M.PORTS) !== 0) {
+    if ((has & M.ports) !== 0) {
       if (
         !p.hasPorts ||
         (inRanges(this.#ports!, p.sport) || inRanges(this.#ports!, p.dport)) ===
-          ((inv & M.PORTS) !== 0)
+          ((inv & M.ports) !== 0)
       ) return false;
     }
-    if ((has & M.FLAGS) !== 0) {
+    if ((has & M.tcpFlags) !== 0) {
       if (p.proto !== 6 || !p.hasPorts) return false;
-      if (((p.tcpFlags & this.#flagMask) === this.#flagComp) === ((inv & M.FLAGS) !== 0)) {
+      if (((p.tcpFlags & this.#flagMask) === this.#flagComp) === ((inv & M.tcpFlags) !== 0)) {
         return false;
       }
     }
-    if ((has & M.ICMP) !== 0) {
+    if ((has & M.icmpType) !== 0) {
       if (p.icmpType < 0) return false;
       const hit = p.icmpType === this.#icmpType &&
         (this.#icmpCode < 0 || p.icmpCode === this.#icmpCode);
-      if (hit === ((inv & M.ICMP) !== 0)) return false;
+      if (hit === ((inv & M.icmpType) !== 0)) return false;
     }
-    if ((has & M.CT) !== 0 && ((p.ctState & this.#ctMask) !== 0) === ((inv & M.CT) !== 0)) {
+    if (
+      (has & M.ctState) !== 0 && ((p.ctState & this.#ctMask) !== 0) === ((inv & M.ctState) !== 0)
+    ) {
       return false;
     }
-    if ((has & M.MARK) !== 0) {
-      if ((((p.mark & this.#markMask) >>> 0) === this.#markValue) === ((inv & M.MARK) !== 0)) {
+    if ((has & M.mark) !== 0) {
+      if ((((p.mark & this.#markMask) >>> 0) === this.#markValue) === ((inv & M.mark) !== 0)) {
         return false;
       }
     }

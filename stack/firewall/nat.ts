@@ -89,23 +89,26 @@ export function manipIpv4(
   }
 }
 
-/**
- * Apply `c`'s NAT to a packet going in direction `dir` at a hook doing
- * `manip`: the packet's end is rewritten to look like the inverse of the
- * other direction's tuple (Linux nf_nat_packet).
- */
-export function natPacket(
+/** A NAT step: rewrite the IPv4 packet at `ipOff`, of `c` in direction `dir`, at a hook doing `manip`. */
+export type NatStep = (
   pkt: PacketBuffer,
   ipOff: number,
   c: Conn,
   dir: 0 | 1,
   manip: number,
-): void {
+) => void;
+
+/**
+ * Apply `c`'s NAT to a packet going in direction `dir` at a hook doing
+ * `manip`: the packet's end is rewritten to look like the inverse of the
+ * other direction's tuple (Linux nf_nat_packet).
+ */
+export const natPacket: NatStep = (pkt, ipOff, c, dir, manip) => {
   const t = dir === 0 ? c.reply : c.orig;
   const partial = (pkt.vnetFlags & 1) !== 0;
   if (manip === Manip.SRC) manipIpv4(pkt, ipOff, pkt.end, manip, t.dst, t.dport, partial);
   else manipIpv4(pkt, ipOff, pkt.end, manip, t.src, t.sport, partial);
-}
+};
 
 /** Whether a packet of `c` in `dir` needs the `manip` step (Linux statusbit logic). */
 export function needsManip(c: Conn, dir: 0 | 1, manip: number): boolean {
@@ -120,13 +123,7 @@ export function needsManip(c: Conn, dir: 0 | 1, manip: number): boolean {
  * manipulation towards the other direction's tuple, the ICMP checksum is
  * recomputed, and the outer header is rewritten like a reply.
  */
-export function natIcmpError(
-  pkt: PacketBuffer,
-  ipOff: number,
-  c: Conn,
-  dir: 0 | 1,
-  manip: number,
-): void {
+export const natIcmpError: NatStep = (pkt, ipOff, c, dir, manip) => {
   if (!needsManip(c, dir, manip)) return;
   const t: CtTuple = dir === 0 ? c.reply : c.orig;
   const l4 = ipOff + ((pkt.data[ipOff]! & 0x0f) << 2);
@@ -143,7 +140,7 @@ export function natIcmpError(
   // The outer header looks like the reply to the translated packet.
   if (manip === Manip.DST) manipIpv4(pkt, ipOff, pkt.end, Manip.DST, t.src, -1, false);
   else manipIpv4(pkt, ipOff, pkt.end, Manip.SRC, t.dst, -1, false);
-}
+};
 
 /** A port range for NAT (inclusive). */
 export interface NatPorts {
