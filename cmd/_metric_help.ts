@@ -89,6 +89,10 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
   "ArpStats": {
     "packetsReceived": "ARP packets received.",
     "malformedReceived": "ARP packets that are not Ethernet/IPv4, or too short.",
+    "unknownOpDropped":
+      "ARP packets with an operation other than request (1) or reply (2), dropped.",
+    "groupSenderDropped":
+      "ARP packets whose sender hardware address is a broadcast or multicast MAC, dropped (RFC 1812 §3.3.2).",
     "requestsAnswered": "Requests for one of our addresses, answered.",
     "requestsNotForUs": "Requests for addresses that are not ours.",
     "repliesReceived": "Replies received.",
@@ -115,6 +119,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "errorsSuppressed": "Errors not sent by the rules of RFC 4443 §2.4 (e).",
     "errorsRateLimited": "Errors not sent because the token bucket was empty.",
     "ndpInFragmentDropped": "NDP messages that arrived in a fragmented packet, dropped (RFC 6980).",
+    "packetTooBigIgnored":
+      "Packet Too Big messages ignored: an MTU below 1280 (RFC 8201 §4), or about a packet that is not ours (RFC 5927 §4.2).",
   },
   "NdpStats": {
     "messagesReceived": "NDP messages received.",

@@ -166,6 +166,10 @@ export interface ArpStats {
   packetsReceived: number;
   /** ARP packets that are not Ethernet/IPv4, or too short. */
   malformedReceived: number;
+  /** ARP packets with an operation other than request (1) or reply (2), dropped. */
+  unknownOpDropped: number;
+  /** ARP packets whose sender hardware address is a broadcast or multicast MAC, dropped (RFC 1812 §3.3.2). */
+  groupSenderDropped: number;
   /** Requests for one of our addresses, answered. */
   requestsAnswered: number;
   /** Requests for addresses that are not ours. */
@@ -216,6 +220,8 @@ export interface Icmpv6Stats {
   errorsRateLimited: number;
   /** NDP messages that arrived in a fragmented packet, dropped (RFC 6980). */
   ndpInFragmentDropped: number;
+  /** Packet Too Big messages ignored: an MTU below 1280 (RFC 8201 §4), or about a packet that is not ours (RFC 5927 §4.2). */
+  packetTooBigIgnored: number;
 }
 
 /** NDP and DAD counters. */
@@ -351,6 +357,8 @@ export function newStackStats(): StackStats {
     arp: zeroed<ArpStats>([
       "packetsReceived",
       "malformedReceived",
+      "unknownOpDropped",
+      "groupSenderDropped",
       "requestsAnswered",
       "requestsNotForUs",
       "repliesReceived",
@@ -368,6 +376,7 @@ export function newStackStats(): StackStats {
       "errorsSuppressed",
       "errorsRateLimited",
       "ndpInFragmentDropped",
+      "packetTooBigIgnored",
     ]),
     ndp: zeroed<NdpStats>([
       "messagesReceived",

@@ -33,16 +33,26 @@ export class Arp {
     }
     const st = this.ipv4.nicState(nic);
     if (st === undefined) return;
+    const op = a.op();
+    // Linux arp_process: only requests and replies.
+    if (op !== ArpOp.REQUEST && op !== ArpOp.REPLY) {
+      s.unknownOpDropped++;
+      return;
+    }
+    // RFC 1812 §3.3.2: a sender that claims a broadcast or multicast MAC is not believed.
+    if ((pkt.data[a.shaOffset()]! & 1) !== 0) {
+      s.groupSenderDropped++;
+      return;
+    }
     const spa = a.spa();
     const tpa = a.tpa();
-    const op = a.op();
     const mac = this.#mac;
     mac.set(pkt.data.subarray(a.shaOffset(), a.shaOffset() + 6));
     const forUs = st.addresses.some((x) => x.address === tpa);
     // RFC 826 "merge": update an existing entry for the sender; create one
     // only when the packet is for us. An ARP probe (sender 0.0.0.0) teaches
     // nothing (RFC 5227).
-    if (spa !== 0 && (mac[0]! & 1) === 0) {
+    if (spa !== 0) {
       if (op === ArpOp.REPLY && forUs) {
         s.repliesReceived++;
         st.neighbors.handleAdvertisement(spa, mac, { solicited: true, override: true });

@@ -155,7 +155,12 @@ export class Icmpv6 extends IcmpErrorCore {
       e.quotedDstOffset = qOff + 24;
       if (type === Icmpv6Type.PACKET_TOO_BIG) {
         e.mtu = pkt.view.getUint32(off + 4);
-        // RFC 8201 §4: remember it (never below 1280).
+        // RFC 8201 §4: an MTU below 1280 is discarded; RFC 5927 §4.2: so is
+        // one about a packet we did not send (its quoted source is not ours).
+        if (e.mtu < IPV6_MIN_MTU || this.ipv6.local.get(pkt.data, qOff + 8) === undefined) {
+          s.packetTooBigIgnored++;
+          return;
+        }
         this.ipv6.learnPathMtu(pkt.data, qOff + 24, e.mtu);
       }
       if (type === Icmpv6Type.PARAMETER_PROBLEM) e.pointer = pkt.view.getUint32(off + 4);

@@ -90,7 +90,6 @@ function newRaStats(): RaStats {
     solicitationsSent: 0,
     advertisementsAccepted: 0,
     advertisementsNotLinkLocalDropped: 0,
-    advertisementsBadHopLimitDropped: 0,
     advertisementsMalformedDropped: 0,
     advertisementsIgnored: 0,
     routersDropped: 0,

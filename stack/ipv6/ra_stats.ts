@@ -27,7 +27,6 @@ export interface RaStats {
   advertisementsAccepted: number;
   /** RAs dropped by the host-side checks of §6.1.2, per reason in the name. */
   advertisementsNotLinkLocalDropped: number;
-  advertisementsBadHopLimitDropped: number;
   advertisementsMalformedDropped: number;
   /** RAs on an interface where accept_ra is off. */
   advertisementsIgnored: number;

@@ -64,7 +64,8 @@ export class Ipv6Ingress {
 
   #receive(nic: Nic, pkt: PacketBuffer, ipOff: number): Verdict {
     const ip = this.#ip.reset(pkt, ipOff);
-    if (!ip.check()) return R.MALFORMED;
+    // RFC 8200 §3: the Version is 6 (an IPv6 EtherType does not make it one).
+    if (!ip.check() || ip.version() !== 6) return R.MALFORMED;
     pkt.end = ip.endOffset();
     const d = pkt.data;
     const srcOff = ip.srcOffset(), dstOff = ip.dstOffset();
@@ -205,6 +206,12 @@ export class Ipv6Ingress {
     const ip = this.#ip.reset(pkt, ipOff);
     const f = this.#frag.reset(pkt, fragOff);
     if (!f.check()) return R.MALFORMED;
+    // RFC 8200 §4.1: Hop-by-Hop only right after the IPv6 header; one the
+    // Fragment header names is an unrecognized Next Header there (Linux:
+    // Parameter Problem code 1 at the Fragment header's Next Header).
+    if (f.nextHeader() === Ipv6NextHeader.HOP_BY_HOP) {
+      return this.#l.drops.fail(R.UNKNOWN_PROTOCOL, fragOff - ipOff);
+    }
     const dataOff = fragOff + IPV6_FRAGMENT_HEADER_LEN;
     const dataLen = ip.endOffset() - dataOff;
     // RFC 6946: an atomic fragment is processed as if it had no Fragment header.

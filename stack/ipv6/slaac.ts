@@ -13,7 +13,7 @@ import type { Nic } from "../nic.ts";
 import type { Timer } from "../clock.ts";
 import type { Ipv6, Ipv6InterfaceAddress } from "./ipv6.ts";
 import { ALL_ROUTERS } from "./ipv6.ts";
-import { NDP_HOP_LIMIT, NdpPreference, type NdpRepr } from "../wire/ndp.ts";
+import { NdpPreference, type NdpRepr } from "../wire/ndp.ts";
 import { IPV6_MIN_MTU, type Ipv6Packet } from "../wire/ipv6.ts";
 import { formatIpv6, ipv6IsLinkLocalUnicast, ipv6Masked } from "../wire/ip_address.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
@@ -252,10 +252,6 @@ export class RaHost {
       this.stats.advertisementsNotLinkLocalDropped++;
       return;
     }
-    if (ip.hopLimit() !== NDP_HOP_LIMIT) {
-      this.stats.advertisementsBadHopLimitDropped++;
-      return;
-    }
     // Our own RAs (a router that also accepts RAs) teach us nothing.
     const ll = this.ipv6.linkLocalOf(nic);
     const src = d.slice(srcOff, srcOff + 16);
@@ -399,6 +395,13 @@ export class RaHost {
     const key = `${formatIpv6(prefix)}/${o.prefixLength}`;
     const valid = lifetimeMs(o.validLifetime);
     const preferred = lifetimeMs(o.preferredLifetime);
+    // RFC 4862 §5.5.3 (c): a preferred lifetime above the valid one makes
+    // the whole option invalid; Linux (addrconf_prefix_rcv) drops it before
+    // the on-link part too.
+    if (preferred > valid) {
+      this.stats.prefixesIgnored++;
+      return;
+    }
     let p = h.prefixes.get(key);
     if (p === undefined) {
       if (o.validLifetime === 0) return;
@@ -474,12 +477,7 @@ export class RaHost {
     preferred: number,
     now: number,
   ): void {
-    // (c): preferred lifetime above valid lifetime: ignore the option.
-    if (preferred > valid) {
-      this.stats.prefixesIgnored++;
-      return;
-    }
-    // (d): prefix length plus the 64-bit interface identifier must be 128.
+    // (c) was checked for the whole option. (d): prefix length plus the 64-bit interface identifier must be 128.
     if (prefixLen !== 64) {
       this.stats.prefixesIgnored++;
       return;

@@ -101,9 +101,9 @@ Deno.test("IPv6 local traffic: fragmentation of our own packets", async (t) => {
   );
 });
 
-/** A Packet Too Big from x to h about h's packet to `dst`. */
-function ptb(mtu: number, dst = FAR): Uint8Array {
-  const quoted = ip6({ src: H, dst, proto: NH.UDP, payload: udp6(H, dst, 1, 2, 1400) });
+/** A Packet Too Big from x to h about a packet from `src` (h's own by default) to `dst`. */
+function ptb(mtu: number, dst = FAR, src = H): Uint8Array {
+  const quoted = ip6({ src, dst, proto: NH.UDP, payload: udp6(src, dst, 1, 2, 1400) });
   return ip6({
     src: X,
     dst: H,
@@ -114,17 +114,36 @@ function ptb(mtu: number, dst = FAR): Uint8Array {
 
 Deno.test("IPv6 local traffic: path MTU (RFC 8201)", async (t) => {
   const cases = [
-    { name: "a Packet Too Big of 1400 lowers the path MTU to 1400", mtu: 1400, expect: 1400 },
-    { name: "a Packet Too Big below 1280 leaves 1280 (RFC 8201 §4)", mtu: 600, expect: 1280 },
+    {
+      name: "a Packet Too Big of 1400 lowers the path MTU to 1400",
+      mtu: 1400,
+      expect: 1400,
+      ignored: 0,
+    },
+    {
+      // RFC 8201 §4: "a node ... MUST discard" a Packet Too Big below 1280.
+      name: "a Packet Too Big below 1280 is discarded: the path MTU stays 1500 (RFC 8201 §4)",
+      mtu: 600,
+      expect: 1500,
+      ignored: 1,
+    },
+    {
+      // RFC 5927 §4.2: check the quoted packet; one h never sent teaches nothing.
+      name: "a Packet Too Big about a packet h did not send is discarded (RFC 5927)",
+      mtu: 1300,
+      src: "2001:db8:1::99",
+      expect: 1500,
+      ignored: 1,
+    },
   ];
   for (const c of cases) {
     await t.step(c.name, () => {
       const l = pairLab();
       const d = watch(l.h);
-      l.x.send(ptb(c.mtu));
+      l.x.send(ptb(c.mtu, FAR, c.src));
       l.clock.advance(1);
       assert.equal(l.h.ipv6.pathMtu(l.nic, parseIpv6(FAR), 0), c.expect);
-      assertDelta(d(), { "icmpv6.errorsReceived": 1 });
+      assertDelta(d(), { "icmpv6.errorsReceived": 1, "icmpv6.packetTooBigIgnored": c.ignored });
     });
   }
   await t.step("the learned path MTU ages out after 10 minutes", () => {

@@ -280,6 +280,20 @@ Deno.test("SLAAC: prefix checks of RFC 4862 §5.5.3 (a)–(d)", async (t) => {
       l.h.close();
     });
   }
+  await t.step(
+    "preferred > valid ignores the whole option: no on-link route either (as Linux)",
+    () => {
+      const l = lab({ solicit: false });
+      const before = l.h.ra.stats.prefixesIgnored;
+      l.send(ra(R1, { opts: pio(PREFIX, 64, 50, 100) }));
+      assert.equal(l.h.ipv6.routes.find(parseIpv6(PREFIX), 64).length, 0, "no on-link route");
+      assert.equal(l.h.ra.stats.prefixesIgnored, before + 1);
+      // The same prefix with sane lifetimes is on-link.
+      l.send(ra(R1, { opts: pio(PREFIX, 64, 100, 50) }));
+      assert.equal(l.h.ipv6.routes.find(parseIpv6(PREFIX), 64).length, 1);
+      l.h.close();
+    },
+  );
   await t.step("stable-privacy (RFC 7217) forms a non-EUI-64 identifier", () => {
     const l = lab({
       solicit: false,

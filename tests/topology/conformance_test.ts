@@ -1,0 +1,116 @@
+/**
+ * Where tapir differed from the kernel on the wire (issue #16, items 4, 5
+ * and 14), each pinned by a packet: Hop-by-Hop after a Fragment header, the
+ * IPv6 version nibble, and ARP drops that moved no counter.
+ */
+import assert from "node:assert/strict";
+import { ADDR, assertDelta, routerLab, watch } from "./_topology.ts";
+import {
+  ADDR6,
+  echo6,
+  expectIcmp6,
+  frag,
+  hbh,
+  icmp6,
+  ip6,
+  NH,
+  routerLab6,
+  T6,
+} from "./_topology6.ts";
+import { parseIpv4 } from "../../stack/wire/mod.ts";
+
+Deno.test("IPv6: Hop-by-Hop named by a Fragment header is Parameter Problem code 1 (RFC 8200 §4.1)", async (t) => {
+  for (const [name, more] of [["an atomic fragment", false], ["a first fragment", true]] as const) {
+    await t.step(name, () => {
+      const lab = routerLab6();
+      const d = watch(lab.r);
+      const since = lab.a.received.length;
+      lab.a.send(ip6({
+        src: ADDR6.a,
+        dst: ADDR6.rLan,
+        proto: NH.ICMP6,
+        payload: echo6(ADDR6.a, ADDR6.rLan, 7, 1, 16),
+        ext: [frag(0, more, 99), hbh()],
+      }));
+      lab.clock.advance(1);
+      const errs = lab.a.icmp6NoControl(since);
+      assert.equal(errs.length, 1, "one error, no echo reply");
+      // The pointer: the Fragment header's Next Header field, right after the IPv6 header.
+      expectIcmp6(errs[0]!, { type: T6.PARAM_PROBLEM, code: 1, rest: 40 });
+      assertDelta(d(), { "ipv6.unknownProtocolReceived": 1, "icmpv6.echoRequestsAnswered": 0 });
+    });
+  }
+});
+
+Deno.test("IPv6: a packet with the IPv6 EtherType and version 4 is malformed (RFC 8200 §3)", () => {
+  const lab = routerLab6();
+  const d = watch(lab.r);
+  const since = lab.a.received.length;
+  const p = ip6({
+    src: ADDR6.a,
+    dst: ADDR6.rLan,
+    proto: NH.ICMP6,
+    payload: echo6(ADDR6.a, ADDR6.rLan, 7, 1, 16),
+  });
+  p[0] = 0x40;
+  lab.a.send(p);
+  lab.clock.advance(1);
+  assert.equal(lab.a.icmp6NoControl(since).length, 0, "no echo reply");
+  assertDelta(d(), { "ipv6.malformedPacketsReceived": 1, "icmpv6.echoRequestsAnswered": 0 });
+});
+
+Deno.test("ARP: drops move a counter (issue #16 item 14)", async (t) => {
+  await t.step("an operation other than request or reply: unknownOpDropped, no answer", () => {
+    const lab = routerLab();
+    const d = watch(lab.r);
+    const since = lab.a.received.length;
+    const bcast = new Uint8Array(6).fill(0xff);
+    lab.a.sendArp(3, parseIpv4(ADDR.a), new Uint8Array(6), parseIpv4(ADDR.rLan), bcast);
+    lab.clock.advance(1);
+    assert.equal(lab.a.received.slice(since).length, 0, "no reply");
+    assertDelta(d(), { "arp.unknownOpDropped": 1, "arp.requestsAnswered": 0 });
+  });
+  await t.step("a sender MAC that is a group address: groupSenderDropped, no answer", () => {
+    const lab = routerLab({ cold: true });
+    const d = watch(lab.r);
+    const since = lab.a.received.length;
+    // A request for r from 192.0.2.99 claiming the MAC 01:00:5e:00:00:01.
+    const a = new Uint8Array(28);
+    const v = new DataView(a.buffer);
+    v.setUint16(0, 1);
+    v.setUint16(2, 0x0800);
+    a[4] = 6;
+    a[5] = 4;
+    v.setUint16(6, 1);
+    a.set([0x01, 0x00, 0x5e, 0, 0, 1], 8);
+    v.setUint32(14, parseIpv4("192.0.2.99"));
+    v.setUint32(24, parseIpv4(ADDR.rLan));
+    lab.a.sendIp(a, { dstMac: new Uint8Array(6).fill(0xff), etherType: 0x0806, pad: true });
+    lab.clock.advance(1);
+    assert.equal(lab.a.received.slice(since).length, 0, "no reply");
+    const n = lab.r.ipv4.nicState(lab.rLan)!.neighbors.entries();
+    assert.ok(!n.some((e) => e.key === parseIpv4("192.0.2.99")), "no neighbor entry");
+    assertDelta(d(), { "arp.groupSenderDropped": 1, "arp.requestsAnswered": 0 });
+  });
+});
+
+Deno.test("RA: a hop limit other than 255 moves exactly one counter (ndp.invalidDropped)", () => {
+  const lab = routerLab6();
+  const d = watch(lab.r);
+  const src = "fe80::a";
+  lab.a.sendMulticast(
+    ip6({
+      src,
+      dst: "ff02::1",
+      proto: NH.ICMP6,
+      hopLimit: 254,
+      payload: icmp6(src, "ff02::1", T6.RA, 0, (64 << 24) | 1800, new Uint8Array(8)),
+    }),
+    "ff02::1",
+  );
+  lab.clock.advance(1);
+  const delta = d();
+  assertDelta(delta, { "ndp.invalidDropped": 1 });
+  const drops = Object.entries(delta).filter(([k]) => /Dropped|Ignored|invalid/i.test(k));
+  assert.deepEqual(drops, [["ndp.invalidDropped", 1]], JSON.stringify(delta));
+});
