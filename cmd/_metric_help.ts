@@ -44,6 +44,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "checksumErrors": "IPv4: packets whose header checksum is wrong.",
     "invalidAddressesReceived":
       "Packets with a source or destination that never arrives on a wire: loopback, multicast or (IPv4) broadcast and class E sources, loopback or unspecified destinations.",
+    "sourceRouteDropped":
+      "IPv4: packets with a loose or strict source route option, dropped (Linux's default accept_source_route=0, RFC 7126 §4.3.3.3).",
     "optionsDropped":
       "Packets dropped for their options: malformed IPv4 options (answered with Parameter Problem), IPv6 Hop-by-Hop or Destination options (RFC 8200 §4.2).",
     "routingHeaderDropped":

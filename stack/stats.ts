@@ -92,6 +92,8 @@ export interface IpStats {
   checksumErrors: number;
   /** Packets with a source or destination that never arrives on a wire: loopback, multicast or (IPv4) broadcast and class E sources, loopback or unspecified destinations. */
   invalidAddressesReceived: number;
+  /** IPv4: packets with a loose or strict source route option, dropped (Linux's default accept_source_route=0, RFC 7126 §4.3.3.3). */
+  sourceRouteDropped: number;
   /** Packets dropped for their options: malformed IPv4 options (answered with Parameter Problem), IPv6 Hop-by-Hop or Destination options (RFC 8200 §4.2). */
   optionsDropped: number;
   /** IPv6: packets with a Routing header whose Segments Left is not 0 (answered with Parameter Problem). */
@@ -300,6 +302,7 @@ export function newIpStats(): IpStats {
       "malformedPacketsReceived",
       "checksumErrors",
       "invalidAddressesReceived",
+      "sourceRouteDropped",
       "optionsDropped",
       "routingHeaderDropped",
       "unknownProtocolReceived",

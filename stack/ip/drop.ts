@@ -82,6 +82,8 @@ export const DropReason = {
   OUTPUT_NO_SOURCE: 28,
   /** A local IPv4 packet bigger than the egress MTU with DF set (the error goes to ourselves). */
   OUTPUT_TOO_BIG: 29,
+  /** IPv4 with a loose or strict source route option (Linux's default accept_source_route=0). */
+  SOURCE_ROUTE: 30,
 } as const;
 
 /** One of {@link DropReason}'s values. */

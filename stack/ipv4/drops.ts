@@ -18,6 +18,7 @@ export type Ipv4DropReason =
   | SharedDropReason
   | typeof R.BAD_CHECKSUM
   | typeof R.BAD_OPTIONS
+  | typeof R.SOURCE_ROUTE
   | typeof R.OUTPUT_TOO_BIG;
 
 const unreachable = (code: number) => ({ type: Icmpv4Type.DEST_UNREACHABLE, code });
@@ -35,6 +36,9 @@ export const IPV4_DROPS: DropTable<Ipv4DropReason> = {
     icmp: { type: Icmpv4Type.PARAMETER_PROBLEM, code: 0 },
     rest: pointer,
   },
+  // RFC 7126 §4.3.3.3 / RFC 1812 §5.2.4.1: source-routed packets are
+  // discarded silently, as Linux does by default (accept_source_route=0).
+  [R.SOURCE_ROUTE]: { counter: "sourceRouteDropped", icmp: null },
   // RFC 1122 §3.2.2.1.
   [R.UNKNOWN_PROTOCOL]: {
     counter: "unknownProtocolReceived",

@@ -20,7 +20,12 @@ import type { Reassembler } from "../reassembly.ts";
 import { fragmentIpv4 } from "./fragmentation.ts";
 import { ETHERNET_HEADER_LEN, EthernetFrame, EtherType } from "../wire/ethernet.ts";
 import { IpProtocol, IPV4_MIN_HEADER_LEN, Ipv4Packet } from "../wire/ipv4.ts";
-import { processForwardingOptions, validateIpv4Options } from "../wire/ipv4_options.ts";
+import {
+  findIpv4Option,
+  Ipv4OptionType,
+  processForwardingOptions,
+  validateIpv4Options,
+} from "../wire/ipv4_options.ts";
 import { Icmpv4Code, Icmpv4Type } from "../wire/icmpv4.ts";
 import {
   formatIpv4,
@@ -352,6 +357,10 @@ export class Ipv4 implements Ipv4Layer {
     if (ip.headerLen() > IPV4_MIN_HEADER_LEN) {
       const v = validateIpv4Options(ip);
       if (!v.ok) return this.drops.fail(R.BAD_OPTIONS, v.pointer);
+      if (
+        findIpv4Option(ip, Ipv4OptionType.LOOSE_SOURCE_ROUTE) >= 0 ||
+        findIpv4Option(ip, Ipv4OptionType.STRICT_SOURCE_ROUTE) >= 0
+      ) return R.SOURCE_ROUTE;
     }
     if (
       this.isLocal(dst2) || this.#isBroadcastFor(st, dst2) || dst2 === 0xe0000001 ||

@@ -1,7 +1,8 @@
 /**
- * Where tapir differed from the kernel on the wire (issue #16, items 4, 5
- * and 14), each pinned by a packet: Hop-by-Hop after a Fragment header, the
- * IPv6 version nibble, and ARP drops that moved no counter.
+ * Where tapir differed from the kernel on the wire (issue #16, items 4, 5,
+ * 6 and 14), each pinned by a packet: Hop-by-Hop after a Fragment header,
+ * the IPv6 version nibble, IPv4 source routes, and ARP drops that moved no
+ * counter.
  */
 import assert from "node:assert/strict";
 import { ADDR, assertDelta, routerLab, watch } from "./_topology.ts";
@@ -18,6 +19,7 @@ import {
   T6,
 } from "./_topology6.ts";
 import { parseIpv4 } from "../../stack/wire/mod.ts";
+import { echoRequest, ipv4, PROTO } from "./_packets.ts";
 
 Deno.test("IPv6: Hop-by-Hop named by a Fragment header is Parameter Problem code 1 (RFC 8200 §4.1)", async (t) => {
   for (const [name, more] of [["an atomic fragment", false], ["a first fragment", true]] as const) {
@@ -113,4 +115,22 @@ Deno.test("RA: a hop limit other than 255 moves exactly one counter (ndp.invalid
   assertDelta(delta, { "ndp.invalidDropped": 1 });
   const drops = Object.entries(delta).filter(([k]) => /Dropped|Ignored|invalid/i.test(k));
   assert.deepEqual(drops, [["ndp.invalidDropped", 1]], JSON.stringify(delta));
+});
+
+Deno.test("IPv4: a loose source route to tapir with hops left is not answered locally (issue #16 item 6)", () => {
+  const lab = routerLab();
+  const d = watch(lab.r);
+  const since = lab.a.received.length;
+  // An echo request for r whose route still names 198.51.100.10 (pointer 4: one hop left).
+  lab.a.sendIp(ipv4({
+    src: ADDR.a,
+    dst: ADDR.rLan,
+    protocol: PROTO.ICMP,
+    options: [131, 7, 4, 198, 51, 100, 10],
+    payload: echoRequest(7, 1, 16),
+  }));
+  lab.clock.advance(1);
+  assert.equal(lab.a.icmp(undefined, since).length, 0, "no echo reply");
+  assert.equal(lab.b.ipv4().length, 0, "not forwarded along the route either");
+  assertDelta(d(), { "ipv4.sourceRouteDropped": 1, "icmpv4.echoRequestsAnswered": 0 });
 });

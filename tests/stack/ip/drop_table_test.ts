@@ -126,6 +126,13 @@ const V4_CASES: DropCase<RouterLab>[] = [
     rest: 22 << 24,
   },
   {
+    // A loose source route (RFC 791 §3.1) through r: dropped, as Linux by default.
+    reason: R.SOURCE_ROUTE,
+    counter: "sourceRouteDropped",
+    icmp: null,
+    inject: (l) => l.a.sendIp(udp4(ADDR.b, { options: [131, 7, 4, 198, 51, 100, 10] })),
+  },
+  {
     reason: R.UNKNOWN_PROTOCOL,
     counter: "unknownProtocolReceived",
     icmp: [3, 2],
