@@ -56,6 +56,9 @@ import { Ipv6Egress } from "./output.ts";
 
 const UNSPECIFIED = new Uint8Array(16);
 
+/** Counters of Fragment Identifications (RFC 7739 §5.3.3); Linux has 2048 buckets shared with IPv4. */
+const FRAG_ID_BUCKETS = 1024;
+
 /**
  * The IPv6 network layer of one {@link Stack}.
  */
@@ -99,7 +102,14 @@ export class Ipv6 implements Ipv6Datapath {
   /** The packet being delivered when it was reassembled from fragments (RFC 6980 checks), else null. */
   reassembledNow: PacketBuffer | null = null;
   #state: Map<number, Ipv6NicState> = new Map();
-  #nextFragId: number;
+  /**
+   * RFC 7739 §5.3.3: Fragment Identifications from one counter per bucket
+   * of destinations, each starting at random, the bucket chosen by a keyed
+   * hash, so the identifications one destination sees tell nothing about
+   * another's (as Linux's ipv6_select_ident).
+   */
+  readonly #fragIds = new Uint32Array(FRAG_ID_BUCKETS);
+  readonly #fragKey: number;
   /** The datapath: ingress, forwarding, egress (receive.ts, forward.ts, output.ts). */
   readonly #in: Ipv6Ingress;
   readonly #fwd: Ipv6Forwarding;
@@ -118,7 +128,8 @@ export class Ipv6 implements Ipv6Datapath {
       dadTransmits: settings.dadTransmits ?? 1,
       retransTimerMs: settings.retransTimerMs ?? 1000,
     };
-    this.#nextFragId = stack.random.uint32();
+    for (let i = 0; i < FRAG_ID_BUCKETS; i++) this.#fragIds[i] = stack.random.uint32();
+    this.#fragKey = stack.random.uint32();
     this.icmp = new Icmpv6(this);
     this.drops = new Dropper(IPV6_DROPS, stack.stats.ipv6, this.icmp.sendErrorAbout);
     this.ndp = new Ndp(this);
@@ -341,10 +352,18 @@ export class Ipv6 implements Ipv6Datapath {
     return selectSourceAddress(d, cands, { outNicId: outNic?.id })?.address ?? null;
   }
 
-  /** A fresh fragment identification (RFC 7739: unpredictable start, then sequential). */
-  nextFragmentId(): number {
-    this.#nextFragId = (this.#nextFragId + 1) >>> 0;
-    return this.#nextFragId;
+  /** A fresh Fragment Identification for a packet to the address at `dst[dstOff]` (RFC 7739). */
+  nextFragmentId(dst: Uint8Array, dstOff: number): number {
+    let h = this.#fragKey;
+    for (let i = 0; i < 16; i += 4) {
+      const w = (dst[dstOff + i]! << 24) | (dst[dstOff + i + 1]! << 16) |
+        (dst[dstOff + i + 2]! << 8) | dst[dstOff + i + 3]!;
+      h = Math.imul(h ^ w, 0x01000193);
+      h ^= h >>> 15;
+    }
+    const b = (Math.imul(h, 0x9e3779b1) >>> 0) % FRAG_ID_BUCKETS;
+    this.#fragIds[b] = (this.#fragIds[b]! + 1) >>> 0;
+    return this.#fragIds[b]!;
   }
 
   // ------------------------------------------------------------ datapath

@@ -1,8 +1,8 @@
 /**
- * Where tapir differed from the kernel on the wire (issue #16, items 4, 5,
- * 6 and 14), each pinned by a packet: Hop-by-Hop after a Fragment header,
- * the IPv6 version nibble, IPv4 source routes, and ARP drops that moved no
- * counter.
+ * Where tapir differed from the kernel on the wire (issue #16, items 3, 4,
+ * 5, 6 and 14), each pinned by a packet: Fragment Identifications,
+ * Hop-by-Hop after a Fragment header, the IPv6 version nibble, IPv4 source
+ * routes, and ARP drops that moved no counter.
  */
 import assert from "node:assert/strict";
 import { ADDR, assertDelta, routerLab, watch } from "./_topology.ts";
@@ -18,7 +18,7 @@ import {
   routerLab6,
   T6,
 } from "./_topology6.ts";
-import { parseIpv4 } from "../../stack/wire/mod.ts";
+import { parseIpv4, parseIpv6 } from "../../stack/wire/mod.ts";
 import { echoRequest, ipv4, PROTO } from "./_packets.ts";
 
 Deno.test("IPv6: Hop-by-Hop named by a Fragment header is Parameter Problem code 1 (RFC 8200 §4.1)", async (t) => {
@@ -133,4 +133,17 @@ Deno.test("IPv4: a loose source route to tapir with hops left is not answered lo
   assert.equal(lab.a.icmp(undefined, since).length, 0, "no echo reply");
   assert.equal(lab.b.ipv4().length, 0, "not forwarded along the route either");
   assertDelta(d(), { "ipv4.sourceRouteDropped": 1, "icmpv4.echoRequestsAnswered": 0 });
+});
+
+Deno.test("IPv6 Fragment Identifications are per destination, from a random start (RFC 7739; issue #16 item 3)", () => {
+  const r = routerLab6().r;
+  const x = parseIpv6("2001:db8:2::10"), y = parseIpv6("2001:db8:2::11");
+  const x1 = r.ipv6.nextFragmentId(x, 0);
+  const y1 = r.ipv6.nextFragmentId(y, 0);
+  const x2 = r.ipv6.nextFragmentId(x, 0);
+  // One destination's identifications still differ packet to packet ...
+  assert.equal(x2, (x1 + 1) >>> 0);
+  // ... but another destination's tell nothing about them (no global counter).
+  const gap = Math.min((y1 - x1) >>> 0, (x1 - y1) >>> 0);
+  assert.ok(gap > 1_000_000, `ids ${x1} and ${y1} are ${gap} apart`);
 });
