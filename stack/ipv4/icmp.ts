@@ -8,7 +8,8 @@
  */
 import type { Nic } from "../nic.ts";
 import type { Ipv4Layer as Ipv4 } from "./_layer.ts";
-import { IpProtocol, Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
+import { IpProtocol, IPV4_MIN_HEADER_LEN, Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
+import { keepEchoOptions, processForwardingOptions } from "../wire/ipv4_options.ts";
 import { Icmpv4Code, Icmpv4Type } from "../wire/icmpv4.ts";
 import { arrivedAsLinkGroup, IcmpErrorCore } from "../ip/icmp_error.ts";
 import { checksumUpdate16, internetChecksum } from "../wire/checksum.ts";
@@ -147,7 +148,12 @@ export class Icmpv4 extends IcmpErrorCore {
     for (const l of this.listeners) l(e);
   }
 
-  /** RFC 792 echo reply, built by turning the request around in place. */
+  /**
+   * RFC 792 echo reply, built by turning the request around in place. Of
+   * the request's options only Record Route and Timestamp come back, with
+   * this host recorded in them (RFC 1122 §3.2.2.6, as Linux's
+   * ip_options_echo): the route is the whole round trip.
+   */
   #answerEcho(nic: Nic | null, pkt: PacketBuffer, ip: Ipv4Packet, off: number): void {
     const dst = ip.dst();
     const local = this.ipv4.local.has(dst) || ipv4IsLoopback(dst);
@@ -162,6 +168,19 @@ export class Icmpv4 extends IcmpErrorCore {
     // so a reply larger than the path MTU is fragmented.
     ip.setFlagsFragment(0);
     ip.setId(this.ipv4.nextId());
+    const hl = ip.headerLen();
+    if (hl > IPV4_MIN_HEADER_LEN) {
+      const kept = keepEchoOptions(ip);
+      if (kept < hl) {
+        // The ICMP message moves up behind the shorter header.
+        pkt.data.copyWithin(ip.off + kept, ip.off + hl, pkt.end);
+        pkt.end -= hl - kept;
+        off -= hl - kept;
+        ip.setHeaderLen(kept);
+        ip.setTotalLength(pkt.end - ip.off);
+      }
+      processForwardingOptions(ip, ip.src(), this.ipv4.stack.clock.now() % 86_400_000);
+    }
     const old = pkt.view.getUint16(off);
     pkt.view.setUint16(off, (Icmpv4Type.ECHO_REPLY << 8) | pkt.data[off + 1]!);
     pkt.view.setUint16(

@@ -235,6 +235,34 @@ export function validateIpv4Options(ip: Ipv4Packet): Ipv4OptionsResult {
   return it.errorPointer >= 0 ? problem(it.errorPointer) : IPV4_OPTIONS_OK;
 }
 
+const echoKeep = new Uint8Array(40);
+
+/**
+ * Keep in place only the options an echo reply takes from its request
+ * (RFC 1122 §3.2.2.6; Linux's ip_options_echo): Record Route and
+ * Timestamp, moved to the front of the option area in their order and
+ * padded with End of Option List. Every other option is left out.
+ *
+ * @returns the header length the kept options need (a multiple of 4)
+ */
+export function keepEchoOptions(ip: Ipv4Packet): number {
+  const hl = ip.headerLen();
+  if (hl <= IPV4_MIN_HEADER_LEN) return hl;
+  const d = ip.buf.data;
+  let n = 0;
+  it.reset(ip);
+  while (it.next()) {
+    if (it.type !== Ipv4OptionType.RECORD_ROUTE && it.type !== Ipv4OptionType.TIMESTAMP) continue;
+    echoKeep.set(d.subarray(it.offset, it.offset + it.length), n);
+    n += it.length;
+  }
+  const base = ip.off + IPV4_MIN_HEADER_LEN;
+  d.set(echoKeep.subarray(0, n), base);
+  const kept = IPV4_MIN_HEADER_LEN + ((n + 3) & ~3);
+  d.fill(Ipv4OptionType.END, base + n, ip.off + kept);
+  return kept;
+}
+
 /**
  * Offset in `buf.data` of the first option of `type`, or −1 when absent
  * or the options are malformed.

@@ -1,8 +1,8 @@
 /**
  * Where tapir differed from the kernel on the wire (issue #16, items 3, 4,
- * 5, 6 and 14), each pinned by a packet: Fragment Identifications,
+ * 5, 6, 8 and 14), each pinned by a packet: Fragment Identifications,
  * Hop-by-Hop after a Fragment header, the IPv6 version nibble, IPv4 source
- * routes, and ARP drops that moved no counter.
+ * routes, echo reply options, and ARP drops that moved no counter.
  */
 import assert from "node:assert/strict";
 import { ADDR, assertDelta, routerLab, watch } from "./_topology.ts";
@@ -19,7 +19,7 @@ import {
   T6,
 } from "./_topology6.ts";
 import { parseIpv4, parseIpv6 } from "../../stack/wire/mod.ts";
-import { echoRequest, ipv4, PROTO } from "./_packets.ts";
+import { echoRequest, expectIcmp, ipv4, PROTO } from "./_packets.ts";
 
 Deno.test("IPv6: Hop-by-Hop named by a Fragment header is Parameter Problem code 1 (RFC 8200 §4.1)", async (t) => {
   for (const [name, more] of [["an atomic fragment", false], ["a first fragment", true]] as const) {
@@ -146,4 +146,27 @@ Deno.test("IPv6 Fragment Identifications are per destination, from a random star
   // ... but another destination's tell nothing about them (no global counter).
   const gap = Math.min((y1 - x1) >>> 0, (x1 - y1) >>> 0);
   assert.ok(gap > 1_000_000, `ids ${x1} and ${y1} are ${gap} apart`);
+});
+
+Deno.test("IPv4 echo replies carry Record Route with this host in it, and no other option (RFC 1122 §3.2.2.6; issue #16 item 8)", () => {
+  const lab = routerLab();
+  const since = lab.a.received.length;
+  // Record Route with room for 2 (192.0.2.10 recorded by a), then an unknown option 0x9e (copied flag, class 0, 30).
+  const rr = [7, 11, 8, 192, 0, 2, 10, 0, 0, 0, 0];
+  const unknown = [0x9e, 4, 0xab, 0xcd];
+  const payload = echoRequest(7, 1, 16);
+  lab.a.sendIp(ipv4({
+    src: ADDR.a,
+    dst: ADDR.rLan,
+    protocol: PROTO.ICMP,
+    options: [...rr, 1, ...unknown],
+    payload,
+  }));
+  lab.clock.advance(1);
+  const replies = lab.a.icmp(0, since);
+  assert.equal(replies.length, 1, "one echo reply");
+  const reply = expectIcmp(replies[0]!, { type: 0, code: 0, src: ADDR.rLan });
+  // The reply's options: the Record Route alone, now holding r's address too, padded to 12 bytes.
+  assert.deepEqual([...reply.ip.header.subarray(20)], [7, 11, 12, 192, 0, 2, 10, 192, 0, 2, 1, 0]);
+  assert.deepEqual([...reply.body], [...payload.subarray(8)], "the echo data comes back whole");
 });
