@@ -446,6 +446,13 @@ export class Ipv6OptionsResult {
 const optIt = new Ipv6OptionIterator();
 
 /**
+ * The most options other than padding one Hop-by-Hop or Destination
+ * Options header may carry (Linux's max_hbh_opts_cnt / max_dst_opts_cnt
+ * default); more is dropped.
+ */
+export const IPV6_MAX_OPTIONS = 8;
+
+/**
  * Process the options of one Hop-by-Hop or Destination Options header
  * (RFC 8200 §4.2). Pad1 and PadN are skipped, Router Alert (Hop-by-Hop
  * only, 2 data bytes, RFC 2711 §2.1) is recorded; every other option is
@@ -470,9 +477,31 @@ export function processIpv6Options(
   out.pointer = -1;
   out.routerAlert = -1;
   const it = optIt.reset(data, headerOff, headerLen, ipOff);
+  // Linux's ip6_parse_tlv (RFC 4942 §2.1.9.5): padding only pads, so at
+  // most 7 bytes of it in a row and PadN's data all zero; and at most
+  // IPV6_MAX_OPTIONS other options in one header. Anything else is dropped.
+  let padding = 0, options = 0;
   while (it.next()) {
     const t = it.type;
-    if (t === Ipv6OptionType.PAD1 || t === Ipv6OptionType.PADN) continue;
+    if (t === Ipv6OptionType.PAD1 || t === Ipv6OptionType.PADN) {
+      padding += t === Ipv6OptionType.PAD1 ? 1 : 2 + it.dataLength;
+      let zero = true;
+      for (let i = 0; t === Ipv6OptionType.PADN && i < it.dataLength; i++) {
+        if (data[it.dataOffset + i] !== 0) zero = false;
+      }
+      if (padding > 7 || !zero) {
+        out.verdict = Ipv6OptionsVerdict.DISCARD;
+        out.pointer = it.pointer();
+        return out.verdict;
+      }
+      continue;
+    }
+    padding = 0;
+    if (++options > IPV6_MAX_OPTIONS) {
+      out.verdict = Ipv6OptionsVerdict.DISCARD;
+      out.pointer = it.pointer();
+      return out.verdict;
+    }
     if (t === Ipv6OptionType.ROUTER_ALERT && isHopByHop) {
       if (it.dataLength !== 2) {
         out.verdict = Ipv6OptionsVerdict.DISCARD;

@@ -1,13 +1,15 @@
 /**
  * Where tapir differed from the kernel on the wire (issue #16, items 3, 4,
- * 5, 6, 8 and 14), each pinned by a packet: Fragment Identifications,
+ * 5, 6, 8, 9 and 14), each pinned by a packet: Fragment Identifications,
  * Hop-by-Hop after a Fragment header, the IPv6 version nibble, IPv4 source
- * routes, echo reply options, and ARP drops that moved no counter.
+ * routes, echo reply options, option padding and counts, and ARP drops that
+ * moved no counter.
  */
 import assert from "node:assert/strict";
 import { ADDR, assertDelta, routerLab, watch } from "./_topology.ts";
 import {
   ADDR6,
+  destOpts,
   echo6,
   expectIcmp6,
   frag,
@@ -169,4 +171,44 @@ Deno.test("IPv4 echo replies carry Record Route with this host in it, and no oth
   // The reply's options: the Record Route alone, now holding r's address too, padded to 12 bytes.
   assert.deepEqual([...reply.ip.header.subarray(20)], [7, 11, 12, 192, 0, 2, 10, 192, 0, 2, 1, 0]);
   assert.deepEqual([...reply.body], [...payload.subarray(8)], "the echo data comes back whole");
+});
+
+Deno.test("IPv6 option padding and counts as Linux checks them (RFC 4942 §2.1.9.5; issue #16 item 9)", async (t) => {
+  const cases: { name: string; opts: number[]; dropped: boolean }[] = [
+    { name: "PadN of 4 zero bytes passes", opts: [1, 2, 0, 0], dropped: false },
+    { name: "PadN with a non-zero byte is dropped", opts: [1, 2, 0, 7], dropped: true },
+    {
+      name: "8 bytes of padding in a row are dropped",
+      opts: [1, 6, 0, 0, 0, 0, 0, 0],
+      dropped: true,
+    },
+    {
+      name: "8 options that are not padding pass",
+      opts: Array.from({ length: 8 }, () => [0x1e, 0]).flat(),
+      dropped: false,
+    },
+    {
+      name: "9 options that are not padding are dropped",
+      opts: Array.from({ length: 9 }, () => [0x1e, 0]).flat(),
+      dropped: true,
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const lab = routerLab6();
+      const d = watch(lab.r);
+      const since = lab.a.received.length;
+      lab.a.send(ip6({
+        src: ADDR6.a,
+        dst: ADDR6.rLan,
+        proto: NH.ICMP6,
+        payload: echo6(ADDR6.a, ADDR6.rLan, 7, 1, 16),
+        ext: [destOpts(...c.opts)],
+      }));
+      lab.clock.advance(1);
+      const replies = lab.a.icmp6(T6.ECHO_REPLY, since).length;
+      assert.equal(replies, c.dropped ? 0 : 1);
+      assertDelta(d(), { "ipv6.optionsDropped": c.dropped ? 1 : 0 });
+    });
+  }
 });
