@@ -43,6 +43,7 @@ export class Ipv6Egress {
 
   constructor(layer: Ipv6Datapath) {
     this.#l = layer;
+    this.#flowKey = layer.stack.random.uint32();
     this.#loopback = loopbackFor(
       layer.stack,
       (b) => layer.deliverLocal(null, b, b.networkOffset, false),
@@ -103,6 +104,7 @@ export class Ipv6Egress {
       this.#fixChecksum(pkt, ipOff);
     }
     recordUpperLayer(this.#upper, pkt, ip);
+    if (ip.flowLabel() === 0) this.#labelFlow(pkt, ip);
     if (this.#l.hooks.output !== null && !this.#l.hooks.output(pkt, ipOff, null, outNic)) {
       return R.FIREWALL;
     }
@@ -120,6 +122,37 @@ export class Ipv6Egress {
     this.sendToNextHop(outNic, pkt, ipOff, nextHop, nextHopOff);
     return R.OK;
   }
+
+  /**
+   * RFC 6437 §3: one flow label per flow for the packets we originate, a
+   * keyed hash of addresses, protocol and ports (Linux's auto_flowlabels,
+   * on by default). NDP and MLD keep 0, as Linux's ndisc and mld send them.
+   * The label is not in any checksum.
+   */
+  #labelFlow(pkt: PacketBuffer, ip: Ipv6Packet): void {
+    const proto = pkt.l4Protocol, l4 = pkt.l4Offset;
+    const d = pkt.data;
+    if (proto === Ipv6NextHeader.ICMPV6 && l4 >= 0 && l4 < pkt.end) {
+      const t = d[l4]!;
+      if ((t >= 130 && t <= 137) || t === 143) return;
+    }
+    let h = this.#flowKey;
+    for (let i = ip.off + 8; i < ip.off + 40; i += 4) {
+      h = Math.imul(
+        h ^ ((d[i]! << 24) | (d[i + 1]! << 16) | (d[i + 2]! << 8) | d[i + 3]!),
+        0x01000193,
+      );
+    }
+    const ports = (proto === 6 || proto === 17) && l4 >= 0 && l4 + 4 <= pkt.end
+      ? pkt.view.getUint32(l4)
+      : 0;
+    h = Math.imul(h ^ ports ^ (proto << 24), 0x01000193);
+    h ^= h >>> 13;
+    ip.setFlowLabel((h & 0xfffff) || 1);
+  }
+
+  /** The key of {@link #labelFlow}'s hash, random per stack. */
+  readonly #flowKey: number;
 
   /** Fill the upper-layer checksum of a packet whose source was just chosen. */
   #fixChecksum(pkt: PacketBuffer, ipOff: number): void {

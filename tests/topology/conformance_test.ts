@@ -1,9 +1,9 @@
 /**
- * Where tapir differed from the kernel on the wire (issue #16, items 3, 4,
- * 5, 6, 8, 9 and 14), each pinned by a packet: Fragment Identifications,
- * Hop-by-Hop after a Fragment header, the IPv6 version nibble, IPv4 source
- * routes, echo reply options, option padding and counts, and ARP drops that
- * moved no counter.
+ * Where tapir differed from the kernel on the wire (issue #16, items 3–9
+ * and 14), each pinned by a packet: Fragment Identifications, Hop-by-Hop
+ * after a Fragment header, the IPv6 version nibble, IPv4 source routes,
+ * flow labels, echo reply options, option padding and counts, and ARP drops
+ * that moved no counter.
  */
 import assert from "node:assert/strict";
 import { ADDR, assertDelta, routerLab, watch } from "./_topology.ts";
@@ -17,6 +17,7 @@ import {
   icmp6,
   ip6,
   NH,
+  readIpv6,
   routerLab6,
   T6,
 } from "./_topology6.ts";
@@ -211,4 +212,37 @@ Deno.test("IPv6 option padding and counts as Linux checks them (RFC 4942 §2.1.9
       assertDelta(d(), { "ipv6.optionsDropped": c.dropped ? 1 : 0 });
     });
   }
+});
+
+Deno.test("IPv6 packets tapir originates carry one flow label per flow (RFC 6437 §3; issue #16 item 7)", async () => {
+  const lab = routerLab6();
+  const label = (f: Uint8Array) => new DataView(f.buffer, f.byteOffset + 14).getUint32(0) & 0xfffff;
+  const since = lab.b.received.length;
+  const c1 = lab.r.listenDatagram({ hostname: "::", port: 4001, transport: "udp" });
+  const c2 = lab.r.listenDatagram({ hostname: "::", port: 4002, transport: "udp" });
+  const to = { hostname: ADDR6.b, port: 9, transport: "udp" as const };
+  for (const c of [c1, c1, c2]) {
+    const sent = c.send(new Uint8Array(8), to);
+    lab.clock.advance(1);
+    await sent;
+  }
+  const udp = lab.b.data(since).filter((f) => readIpv6(f).proto === NH.UDP);
+  assert.equal(udp.length, 3);
+  const [a1, a2, b1] = udp.map(label);
+  assert.ok(a1 !== 0, "a label, not 0");
+  assert.equal(a2, a1, "one flow, one label");
+  assert.notEqual(b1, a1, "another port, another flow");
+  // An echo reply is labelled too; NDP keeps 0 (as Linux's ndisc).
+  const s2 = lab.a.received.length;
+  lab.a.send(
+    ip6({ src: ADDR6.a, dst: ADDR6.rLan, proto: NH.ICMP6, payload: echo6(ADDR6.a, ADDR6.rLan) }),
+  );
+  lab.a.solicit(ADDR6.rLan);
+  lab.clock.advance(1);
+  const reply = lab.a.icmp6(T6.ECHO_REPLY, s2)[0]!;
+  assert.ok(label(reply) !== 0, "the echo reply has a label");
+  const na = lab.a.icmp6(T6.NA, s2)[0]!;
+  assert.equal(label(na), 0, "the NA has none");
+  c1.close();
+  c2.close();
 });
