@@ -1,0 +1,392 @@
+/**
+ * A seeded fuzzer for the datapath: mutated frames of every kind tapir
+ * parses (ARP; IPv4 UDP, TCP, ICMP, options, fragments, ICMP errors; IPv6
+ * UDP, TCP, ICMPv6, NDP, MLD, extension headers, fragments) go straight
+ * into the NICs of an IPv4 router with conntrack, MASQUERADE and filter
+ * rules, and of an IPv6 router with a stateful filter, on a manual clock.
+ * Most mutations get their checksums fixed afterwards so they reach the
+ * deep paths, not only the checksum test.
+ *
+ * It asserts what bad input must never do: throw out of the stack, or
+ * hold on to buffers (the pool is back where it started once the clock
+ * has run the queues and timers out). Everything is reproducible from the
+ * seed.
+ *
+ * @module
+ */
+import { SeededRandom } from "../../stack/mod.ts";
+import type { Nic, Stack } from "../../stack/mod.ts";
+import type { ManualClock } from "../../stack/clock.ts";
+import { HEADROOM, PacketBuffer } from "../../stack/wire/packet_buffer.ts";
+import {
+  finishChecksum,
+  internetChecksum,
+  ipv4PseudoHeaderSum,
+  ipv6PseudoHeaderSum,
+  onesSum,
+} from "../../stack/wire/checksum.ts";
+import { Ipv6UpperLayer } from "../../stack/wire/ipv6_ext.ts";
+import { ADDR, routerLab } from "../topology/_topology.ts";
+import { echoRequest, icmp, ipv4, PROTO, tcp, udp } from "../topology/_packets.ts";
+import {
+  ADDR6,
+  destOpts,
+  echo6,
+  frag,
+  hbh,
+  icmp6,
+  ip6,
+  llaOption,
+  NH,
+  ns,
+  routerLab6,
+  routing,
+  T6,
+  udp6,
+  unknownOption,
+} from "../topology/_topology6.ts";
+import { firewallFrom } from "../stack/firewall/_fw.ts";
+
+/** One place frames go in: a NIC of a router, with the MAC frames are addressed to. */
+interface Target {
+  name: string;
+  stack: Stack;
+  clock: ManualClock;
+  nic: Nic;
+  /** Frames (Ethernet included) to mutate. */
+  seeds: Uint8Array[];
+}
+
+function frame(dst: Uint8Array, etherType: number, payload: Uint8Array): Uint8Array {
+  const f = new Uint8Array(14 + payload.length);
+  f.set(dst, 0);
+  f.set([0x02, 0, 0, 0, 0, 0x0a], 6);
+  f[12] = etherType >> 8;
+  f[13] = etherType & 0xff;
+  f.set(payload, 14);
+  return f;
+}
+
+const BCAST = new Uint8Array(6).fill(0xff);
+
+function v4Target(): Target {
+  const lab = routerLab();
+  firewallFrom(
+    lab.r,
+    `
+[firewall]
+conntrack = { max = 512 }
+[firewall.filter]
+input = { rules = ["-m conntrack --ctstate INVALID -j DROP", "-p tcp --dport 22 -j REJECT --reject-with tcp-reset"] }
+forward = { policy = "drop", rules = [
+  "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+  "-p udp --dport 53 -j LOG --log-prefix fuzz",
+  "-i lan0 -o wan0 -j ACCEPT",
+  "-p icmp -j REJECT",
+] }
+[firewall.ipv4.nat]
+postrouting = { rules = ["-o wan0 -j MASQUERADE"] }
+prerouting = { rules = ["-i wan0 -p tcp --dport 8080 -j DNAT --to-destination 192.0.2.10:80"] }
+`,
+  );
+  const mac = lab.rLan.mac;
+  const a = ADDR.a, b = ADDR.b, r = ADDR.rLan;
+  const ip4 = (spec: Parameters<typeof ipv4>[0]) => frame(mac, 0x0800, ipv4(spec));
+  const inner = ipv4({ src: b, dst: a, protocol: PROTO.UDP, payload: udp(b, a, 53, 40000, 8) });
+  const arp = (op: number) => {
+    const x = new Uint8Array(28);
+    const v = new DataView(x.buffer);
+    v.setUint16(0, 1);
+    v.setUint16(2, 0x0800);
+    x[4] = 6;
+    x[5] = 4;
+    v.setUint16(6, op);
+    x.set([0x02, 0, 0, 0, 0, 0x0a], 8);
+    x.set([192, 0, 2, 10], 14);
+    x.set([192, 0, 2, 1], 24);
+    return frame(op === 1 ? BCAST : mac, 0x0806, x);
+  };
+  const seeds = [
+    arp(1),
+    arp(2),
+    ip4({ src: a, dst: b, protocol: PROTO.UDP, payload: udp(a, b, 40000, 53, 32) }),
+    ip4({ src: a, dst: r, protocol: PROTO.UDP, payload: udp(a, r, 40000, 9, 8) }),
+    ip4({
+      src: a,
+      dst: b,
+      protocol: PROTO.TCP,
+      payload: tcp(a, b, { sport: 40001, dport: 80, seq: 1, flags: 2, payload: new Uint8Array(0) }),
+    }),
+    ip4({
+      src: a,
+      dst: r,
+      protocol: PROTO.TCP,
+      payload: tcp(a, r, { sport: 40002, dport: 22, seq: 1, flags: 2, payload: new Uint8Array(0) }),
+    }),
+    ip4({ src: a, dst: r, protocol: PROTO.ICMP, payload: echoRequest(1, 1, 24) }),
+    ip4({ src: a, dst: b, protocol: PROTO.ICMP, payload: echoRequest(2, 1, 24), ttl: 1 }),
+    ip4({ src: a, dst: b, protocol: PROTO.ICMP, payload: icmp(3, 3, 0, inner) }),
+    ip4({
+      src: a,
+      dst: b,
+      protocol: PROTO.UDP,
+      payload: udp(a, b, 40000, 7, 8),
+      options: [7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0],
+    }),
+    ip4({
+      src: a,
+      dst: r,
+      protocol: PROTO.ICMP,
+      payload: echoRequest(3, 1, 8),
+      options: [68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    }),
+    ip4({ src: a, dst: r, protocol: PROTO.UDP, payload: udp(a, r, 1, 9, 64), mf: true, id: 7 }),
+    ip4({
+      src: a,
+      dst: r,
+      protocol: PROTO.UDP,
+      payload: new Uint8Array(32),
+      fragOffset: 72,
+      id: 7,
+    }),
+  ];
+  return { name: "ipv4 router", stack: lab.r, clock: lab.clock, nic: lab.rLan, seeds };
+}
+
+function v6Target(): Target {
+  const lab = routerLab6();
+  firewallFrom(
+    lab.r,
+    `
+[firewall.ipv6.filter]
+input = { rules = ["-m conntrack --ctstate INVALID -j DROP", "-p tcp --dport 22 -j REJECT"] }
+forward = { policy = "drop", rules = [
+  "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+  "-i lan0 -o wan0 -j ACCEPT",
+] }
+`,
+  );
+  const mac = lab.rLan.mac;
+  const a = ADDR6.a, b = ADDR6.b, r = ADDR6.rLan;
+  const f6 = (spec: Parameters<typeof ip6>[0], dst = mac) => frame(dst, 0x86dd, ip6(spec));
+  const sn = [0x33, 0x33, 0xff, 0, 0, 1];
+  const seeds = [
+    f6({ src: a, dst: b, proto: NH.UDP, payload: udp6(a, b, 40000, 53, 32) }),
+    f6({ src: a, dst: r, proto: NH.UDP, payload: udp6(a, r, 40000, 9, 8) }),
+    f6({ src: a, dst: r, proto: NH.ICMP6, payload: echo6(a, r) }),
+    f6({ src: a, dst: b, proto: NH.ICMP6, payload: echo6(a, b), hopLimit: 1 }),
+    f6({ src: a, dst: r, proto: NH.UDP, payload: udp6(a, r, 1, 9), ext: [hbh(), destOpts()] }),
+    f6({
+      src: a,
+      dst: r,
+      proto: NH.UDP,
+      payload: udp6(a, r, 1, 9),
+      ext: [destOpts(...unknownOption(2))],
+    }),
+    f6({ src: a, dst: r, proto: NH.UDP, payload: udp6(a, r, 1, 9), ext: [routing(0, 1)] }),
+    f6({ src: a, dst: r, proto: NH.UDP, payload: udp6(a, r, 1, 9, 64), ext: [frag(0, true, 5)] }),
+    f6({ src: a, dst: r, proto: NH.UDP, payload: new Uint8Array(40), ext: [frag(72, false, 5)] }),
+    f6(
+      {
+        src: a,
+        dst: "ff02::1:ff00:1",
+        proto: NH.ICMP6,
+        hopLimit: 255,
+        payload: ns(a, "ff02::1:ff00:1", r, { slla: new Uint8Array([2, 0, 0, 0, 0, 0x0a]) }),
+      },
+      new Uint8Array(sn),
+    ),
+    f6({
+      src: ADDR6.aLL,
+      dst: "ff02::2",
+      proto: NH.ICMP6,
+      hopLimit: 255,
+      payload: icmp6(ADDR6.aLL, "ff02::2", T6.RS, 0, 0, new Uint8Array(llaOption(1, mac))),
+    }, new Uint8Array([0x33, 0x33, 0, 0, 0, 2])),
+    f6({
+      src: b,
+      dst: a,
+      proto: NH.ICMP6,
+      payload: icmp6(
+        b,
+        a,
+        T6.TOO_BIG,
+        0,
+        1280,
+        ip6({ src: a, dst: b, proto: 17, payload: udp6(a, b, 1, 2) }),
+      ),
+    }),
+  ];
+  return { name: "ipv6 router", stack: lab.r, clock: lab.clock, nic: lab.rLan, seeds };
+}
+
+/** Fix the IPv4 header checksum and the transport checksum of `f` where they can be found. */
+function fixChecksums(f: Uint8Array): void {
+  if (f.length < 14) return;
+  const et = (f[12]! << 8) | f[13]!;
+  const v = new DataView(f.buffer, f.byteOffset, f.byteLength);
+  if (et === 0x0800 && f.length >= 34) {
+    const hl = (f[14]! & 0x0f) << 2;
+    if (hl < 20 || 14 + hl > f.length) return;
+    v.setUint16(24, 0);
+    v.setUint16(24, internetChecksum(f, 14, hl));
+    if ((v.getUint16(20) & 0x3fff) !== 0) return; // a fragment: no whole transport header
+    const total = Math.min(v.getUint16(16), f.length - 14);
+    const l4 = 14 + hl, len = total - hl;
+    if (len < 8) return;
+    const proto = f[23]!;
+    const at = proto === 17 ? 6 : proto === 6 ? 16 : proto === 1 ? 2 : -1;
+    if (at < 0 || at + 2 > len) return;
+    v.setUint16(l4 + at, 0);
+    const ph = proto === 1 ? 0 : ipv4PseudoHeaderSum(v.getUint32(26), v.getUint32(30), proto, len);
+    v.setUint16(l4 + at, finishChecksum(onesSum(f, l4, len, ph)));
+  } else if (et === 0x86dd && f.length >= 54) {
+    const end = Math.min(54 + v.getUint16(18), f.length);
+    const u = new Ipv6UpperLayer().find(f, 14, end);
+    if (u.truncated || u.fragment !== 0 || u.offset >= end) return;
+    const proto = u.proto;
+    const at = proto === 17 ? 6 : proto === 6 ? 16 : proto === 58 ? 2 : -1;
+    const len = end - u.offset;
+    if (at < 0 || at + 2 > len) return;
+    v.setUint16(u.offset + at, 0);
+    const ph = ipv6PseudoHeaderSum(f, 22, 38, proto, len);
+    v.setUint16(u.offset + at, finishChecksum(onesSum(f, u.offset, len, ph)));
+  }
+}
+
+const BOUNDARY = [0, 1, 0x7f, 0x80, 0xfe, 0xff];
+
+/** One mutation of `seed`, chosen by `rnd`. */
+export function mutate(seed: Uint8Array, rnd: SeededRandom): Uint8Array {
+  let f = seed.slice();
+  const n = 1 + (rnd.uint32() % 4);
+  for (let k = 0; k < n; k++) {
+    const kind = rnd.uint32() % 6;
+    // Headers are where the parsers are: bias positions to the first 80 bytes.
+    const pos = 12 +
+      (rnd.uint32() % Math.max(1, Math.min(f.length - 12, rnd.uint32() % 2 ? 80 : 1500)));
+    if (kind === 0 && pos < f.length) f[pos]! ^= 1 << (rnd.uint32() % 8);
+    else if (kind === 1 && pos < f.length) f[pos] = BOUNDARY[rnd.uint32() % BOUNDARY.length]!;
+    else if (kind === 2 && pos < f.length) f[pos] = rnd.uint32() & 0xff;
+    else if (kind === 3) f = f.slice(0, Math.max(14, pos));
+    else if (kind === 4) {
+      const extra = new Uint8Array(rnd.uint32() % 64);
+      for (let i = 0; i < extra.length; i++) extra[i] = rnd.uint32() & 0xff;
+      const g = new Uint8Array(f.length + extra.length);
+      g.set(f);
+      g.set(extra, f.length);
+      f = g;
+    } else if (pos + 1 < f.length) {
+      // A 16-bit field (lengths, ports, offsets) to a boundary or one off.
+      const w = [0, 1, 0xffff, f.length - 14, f.length - 13, 0x8000][rnd.uint32() % 6]!;
+      f[pos] = (w >> 8) & 0xff;
+      f[pos + 1] = w & 0xff;
+    }
+  }
+  if (rnd.uint32() % 4 !== 0) fixChecksums(f);
+  return f;
+}
+
+/** What went wrong, reproducible from the seed and the frame. */
+export interface FuzzFailure {
+  target: string;
+  seed: number;
+  index: number;
+  frameHex: string;
+  error: string;
+}
+
+/** What a run did. */
+export interface FuzzReport {
+  frames: number;
+  ms: number;
+  failure: FuzzFailure | null;
+  /** Counters of deep paths the frames reached (name → value), to show they got past the checks. */
+  reached: Record<string, number>;
+}
+
+function reached(v4: Stack, v6: Stack): Record<string, number> {
+  const s4 = v4.stats, s6 = v6.stats;
+  return {
+    "v4 forwarded": s4.ipv4.forwarding.packets,
+    "v4 delivered": s4.ipv4.packetsDelivered,
+    "v4 ICMP errors sent": s4.icmpv4.errorsSent,
+    "v4 options dropped": s4.ipv4.optionsDropped,
+    "v4 firewall drops": v4.firewall?.stats.dropped ?? 0,
+    "v4 conntrack entries made": v4.firewall?.conntrack.stats.inserted ?? 0,
+    "v4 ARP answered": s4.arp.requestsAnswered,
+    "v6 forwarded": s6.ipv6.forwarding.packets,
+    "v6 delivered": s6.ipv6.packetsDelivered,
+    "v6 ICMPv6 errors sent": s6.icmpv6.errorsSent,
+    "v6 options dropped": s6.ipv6.optionsDropped,
+    "v6 NDP received": s6.ndp.messagesReceived,
+  };
+}
+
+/**
+ * Run mutated frames into both routers until `frames` or `ms` is reached
+ * (whichever first), advancing the clock now and then so queues, timers and
+ * reassembly run, and at the end until everything has timed out.
+ */
+export function fuzz(seed: number, limits: { frames?: number; ms?: number }): FuzzReport {
+  const rnd = new SeededRandom(seed);
+  const targets = [v4Target(), v6Target()];
+  for (const t of targets) t.clock.advance(5_000);
+  const baseline = targets.map((t) => t.stack.pool.inUse());
+  const maxFrames = limits.frames ?? Infinity;
+  const maxMs = limits.ms ?? Infinity;
+  const t0 = performance.now();
+  const pkt = new PacketBuffer(HEADROOM + 1600 + 64);
+  let i = 0;
+  for (; i < maxFrames && (i & 255 || performance.now() - t0 < maxMs); i++) {
+    const t = targets[i & 1]!;
+    const s = t.seeds[rnd.uint32() % t.seeds.length]!;
+    const f = rnd.uint32() % 16 === 0 ? s : mutate(s, rnd);
+    const len = Math.min(f.length, 1600);
+    pkt.data.set(f.subarray(0, len), HEADROOM);
+    pkt.setFrame(HEADROOM, len);
+    try {
+      t.nic.deliverFrame(pkt);
+      if ((i & 63) === 63) t.clock.advance(rnd.uint32() % 2000);
+    } catch (e) {
+      return {
+        frames: i + 1,
+        ms: performance.now() - t0,
+        failure: {
+          target: t.name,
+          seed,
+          index: i,
+          frameHex: [...f].map((b) => b.toString(16).padStart(2, "0")).join(""),
+          error: e instanceof Error ? (e.stack ?? e.message) : String(e),
+        },
+        reached: reached(targets[0]!.stack, targets[1]!.stack),
+      };
+    }
+  }
+  // Let every queue drain and every timer (reassembly, neighbors, conntrack) fire.
+  for (const t of targets) for (let k = 0; k < 200; k++) t.clock.advance(10_000);
+  for (let k = 0; k < targets.length; k++) {
+    const t = targets[k]!;
+    const held = t.stack.pool.inUse() - baseline[k]!;
+    if (held > 0) {
+      return {
+        frames: i,
+        ms: performance.now() - t0,
+        failure: {
+          target: t.name,
+          seed,
+          index: i,
+          frameHex: "",
+          error: `${held} buffers still held after every timer ran out`,
+        },
+        reached: reached(targets[0]!.stack, targets[1]!.stack),
+      };
+    }
+  }
+  return {
+    frames: i,
+    ms: performance.now() - t0,
+    failure: null,
+    reached: reached(targets[0]!.stack, targets[1]!.stack),
+  };
+}
