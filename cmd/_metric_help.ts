@@ -220,6 +220,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
       "RAs dropped by the host-side checks of §6.1.2, per reason in the name.",
     "advertisementsIgnored": "RAs on an interface where accept_ra is off.",
     "routersDropped": "New default routers not added: the interface is at `maxRouters`.",
+    "routersDisplaced":
+      "Default routers heard only once removed to make room for one that repeats its RAs (an RA flood's entries).",
     "prefixesDropped": "New prefixes not added: the interface is at `maxPrefixes`.",
     "addressesDropped": "SLAAC addresses not formed: the interface is at `maxAddresses`.",
     "routesDropped":

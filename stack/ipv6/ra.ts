@@ -93,6 +93,7 @@ function newRaStats(): RaStats {
     advertisementsMalformedDropped: 0,
     advertisementsIgnored: 0,
     routersDropped: 0,
+    routersDisplaced: 0,
     prefixesDropped: 0,
     addressesDropped: 0,
     routesDropped: 0,

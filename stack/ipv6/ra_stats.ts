@@ -32,6 +32,8 @@ export interface RaStats {
   advertisementsIgnored: number;
   /** New default routers not added: the interface is at `maxRouters`. */
   routersDropped: number;
+  /** Default routers heard only once removed to make room for one that repeats its RAs (an RA flood's entries). */
+  routersDisplaced: number;
   /** New prefixes not added: the interface is at `maxPrefixes`. */
   prefixesDropped: number;
   /** SLAAC addresses not formed: the interface is at `maxAddresses`. */

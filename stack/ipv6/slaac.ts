@@ -88,7 +88,12 @@ interface Router {
   key: string;
   preference: number;
   expires: number;
+  /** RAs heard from it: a flood's random routers are heard once. */
+  heard: number;
 }
+
+/** Routers heard while the list was full, remembered for their second RA (at most this many). */
+const WAITING_ROUTERS = 64;
 
 interface Prefix {
   key: string;
@@ -115,6 +120,8 @@ interface HostNic {
   opts: RaHostOptions;
   linkMtu: number;
   routers: Map<string, Router>;
+  /** Routers heard once while the list was full (key → RAs heard), oldest first. */
+  waitingRouters: Map<string, number>;
   prefixes: Map<string, Prefix>;
   routes: Map<string, RaRoute>;
   rdnss: Map<string, number>;
@@ -167,6 +174,7 @@ export class RaHost {
       },
       linkMtu: nic.mtu(),
       routers: new Map(),
+      waitingRouters: new Map(),
       prefixes: new Map(),
       routes: new Map(),
       rdnss: new Map(),
@@ -325,11 +333,11 @@ export class RaHost {
     const preference = routePreference(prf);
     const expires = now + lifetimeS * 1000;
     if (r === undefined) {
-      if (h.routers.size >= h.opts.maxRouters) {
+      if (h.routers.size >= h.opts.maxRouters && !this.#displaceForRepeat(h, key)) {
         this.stats.routersDropped++;
         return;
       }
-      const nr: Router = { address: src, key, preference, expires };
+      const nr: Router = { address: src, key, preference, expires, heard: 1 };
       h.routers.set(key, nr);
       log.info("{nic}: default router {r} (preference {p}, lifetime {l} s)", {
         nic: h.nic.name,
@@ -349,7 +357,38 @@ export class RaHost {
     }
     r.preference = preference;
     r.expires = expires;
+    r.heard++;
     this.#installDefault(h, r);
+  }
+
+  /**
+   * The router list is full and `key` is not in it. A router that repeats
+   * its RAs displaces the oldest entry heard only once (an RA flood's random
+   * routers never repeat): at its second RA while the list is full. The
+   * first is remembered (a bounded list, oldest forgotten first).
+   *
+   * @returns true when room was made for `key`
+   */
+  #displaceForRepeat(h: HostNic, key: string): boolean {
+    const w = h.waitingRouters;
+    const seen = w.get(key) ?? 0;
+    if (seen === 0) {
+      if (w.size >= WAITING_ROUTERS) w.delete(w.keys().next().value!);
+      w.set(key, 1);
+      return false;
+    }
+    let victim: Router | undefined;
+    for (const r of h.routers.values()) {
+      if (r.heard === 1) {
+        victim = r;
+        break;
+      }
+    }
+    if (victim === undefined) return false;
+    w.delete(key);
+    this.#removeRouter(h, victim, "displaced by a router that repeats its RAs");
+    this.stats.routersDisplaced++;
+    return true;
   }
 
   #installDefault(h: HostNic, r: Router): void {

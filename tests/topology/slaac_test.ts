@@ -391,5 +391,26 @@ Deno.test("RA host: a flood leaves every list at its limit", async (t) => {
     );
     assert.ok(heap.at(-1)! - heap[0]! < 48 * 1048576, "heap stays flat");
   });
+  await t.step(
+    "after the flood, a real router that repeats its RAs is learned at its second (issue #16 item 12)",
+    () => {
+      const real = "fe80::5eed";
+      const before = l.h.ra.stats.routersDisplaced;
+      l.send(ra(real, { lifetime: 1800 }));
+      const st = () => l.h.ra.hostState(l.nic)!;
+      assert.ok(!st().routers.some((r) => r.address === real), "the first RA finds the list full");
+      l.clock.advance(4 * S);
+      l.send(ra(real, { lifetime: 1800 }));
+      assert.ok(
+        st().routers.some((r) => r.address === real),
+        "the second RA displaces a flood entry",
+      );
+      assert.equal(st().routers.length, 16);
+      assert.equal(l.h.ra.stats.routersDisplaced, before + 1);
+      // The real router stays: a router heard twice is never displaced by a flood.
+      flood(1_000, () => ra(`fe80::${rnd().toString(16)}:${rnd().toString(16)}`));
+      assert.ok(st().routers.some((r) => r.address === real));
+    },
+  );
   l.h.close();
 });
