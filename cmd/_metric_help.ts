@@ -223,6 +223,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "routersDisplaced":
       "Default routers heard only once removed to make room for one that repeats its RAs (an RA flood's entries).",
     "prefixesDropped": "New prefixes not added: the interface is at `maxPrefixes`.",
+    "prefixesDisplaced":
+      "Prefixes heard only once removed (route and address) to make room for one its router repeats (an RA flood's entries).",
     "addressesDropped": "SLAAC addresses not formed: the interface is at `maxAddresses`.",
     "routesDropped":
       "Route Information options not installed: the interface is at `maxPrefixes` RA routes.",

@@ -95,6 +95,7 @@ function newRaStats(): RaStats {
     routersDropped: 0,
     routersDisplaced: 0,
     prefixesDropped: 0,
+    prefixesDisplaced: 0,
     addressesDropped: 0,
     routesDropped: 0,
     dnsDropped: 0,

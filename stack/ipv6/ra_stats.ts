@@ -36,6 +36,8 @@ export interface RaStats {
   routersDisplaced: number;
   /** New prefixes not added: the interface is at `maxPrefixes`. */
   prefixesDropped: number;
+  /** Prefixes heard only once removed (route and address) to make room for one its router repeats (an RA flood's entries). */
+  prefixesDisplaced: number;
   /** SLAAC addresses not formed: the interface is at `maxAddresses`. */
   addressesDropped: number;
   /** Route Information options not installed: the interface is at `maxPrefixes` RA routes. */

@@ -92,8 +92,8 @@ interface Router {
   heard: number;
 }
 
-/** Routers heard while the list was full, remembered for their second RA (at most this many). */
-const WAITING_ROUTERS = 64;
+/** Routers (prefixes) heard while their list was full, remembered for their second RA (at most this many). */
+const WAITING_ENTRIES = 64;
 
 interface Prefix {
   key: string;
@@ -104,6 +104,8 @@ interface Prefix {
   autonomous: boolean;
   addr: Ipv6InterfaceAddress | null;
   dadCounter: number;
+  /** Prefix Information options heard for it: a flood's random prefixes are heard once. */
+  heard: number;
 }
 
 interface RaRoute {
@@ -122,6 +124,8 @@ interface HostNic {
   routers: Map<string, Router>;
   /** Routers heard once while the list was full (key → RAs heard), oldest first. */
   waitingRouters: Map<string, number>;
+  /** The same for prefixes. */
+  waitingPrefixes: Map<string, number>;
   prefixes: Map<string, Prefix>;
   routes: Map<string, RaRoute>;
   rdnss: Map<string, number>;
@@ -175,6 +179,7 @@ export class RaHost {
       linkMtu: nic.mtu(),
       routers: new Map(),
       waitingRouters: new Map(),
+      waitingPrefixes: new Map(),
       prefixes: new Map(),
       routes: new Map(),
       rdnss: new Map(),
@@ -333,7 +338,13 @@ export class RaHost {
     const preference = routePreference(prf);
     const expires = now + lifetimeS * 1000;
     if (r === undefined) {
-      if (h.routers.size >= h.opts.maxRouters && !this.#displaceForRepeat(h, key)) {
+      if (
+        h.routers.size >= h.opts.maxRouters &&
+        !this.#displace(h.waitingRouters, key, h.routers.values(), (v) => {
+          this.#removeRouter(h, v, "displaced by a router that repeats its RAs");
+          this.stats.routersDisplaced++;
+        })
+      ) {
         this.stats.routersDropped++;
         return;
       }
@@ -362,33 +373,48 @@ export class RaHost {
   }
 
   /**
-   * The router list is full and `key` is not in it. A router that repeats
-   * its RAs displaces the oldest entry heard only once (an RA flood's random
-   * routers never repeat): at its second RA while the list is full. The
-   * first is remembered (a bounded list, oldest forgotten first).
+   * A list (routers, prefixes) is full and `key` is not in it. An entry
+   * whose RAs repeat displaces the oldest one heard only once (an RA flood's
+   * random routers and prefixes never repeat), at its second RA while the
+   * list is full; the first is remembered in `waiting` (bounded, oldest
+   * forgotten first).
    *
-   * @returns true when room was made for `key`
+   * @returns true when `remove` made room for `key`
    */
-  #displaceForRepeat(h: HostNic, key: string): boolean {
-    const w = h.waitingRouters;
-    const seen = w.get(key) ?? 0;
-    if (seen === 0) {
-      if (w.size >= WAITING_ROUTERS) w.delete(w.keys().next().value!);
-      w.set(key, 1);
+  #displace<E extends { heard: number }>(
+    waiting: Map<string, number>,
+    key: string,
+    entries: Iterable<E>,
+    remove: (victim: E) => void,
+  ): boolean {
+    if (!waiting.has(key)) {
+      if (waiting.size >= WAITING_ENTRIES) waiting.delete(waiting.keys().next().value!);
+      waiting.set(key, 1);
       return false;
     }
-    let victim: Router | undefined;
-    for (const r of h.routers.values()) {
-      if (r.heard === 1) {
-        victim = r;
-        break;
-      }
+    for (const e of entries) {
+      if (e.heard !== 1) continue;
+      waiting.delete(key);
+      remove(e);
+      return true;
     }
-    if (victim === undefined) return false;
-    w.delete(key);
-    this.#removeRouter(h, victim, "displaced by a router that repeats its RAs");
-    this.stats.routersDisplaced++;
-    return true;
+    return false;
+  }
+
+  /** Take a prefix out whole: its on-link route and its SLAAC address. */
+  #removePrefix(h: HostNic, p: Prefix, why: string): void {
+    this.#dropOnLink(h, p);
+    const a = p.addr;
+    if (a !== null) {
+      log.info("{nic}: {addr} removed ({why})", {
+        nic: h.nic.name,
+        addr: formatIpv6(a.address),
+        why,
+      });
+      p.addr = null;
+      this.ipv6.removeAddress(h.nic, a.address);
+    }
+    this.#forgetIfEmpty(h, p);
   }
 
   #installDefault(h: HostNic, r: Router): void {
@@ -444,7 +470,13 @@ export class RaHost {
     let p = h.prefixes.get(key);
     if (p === undefined) {
       if (o.validLifetime === 0) return;
-      if (h.prefixes.size >= h.opts.maxPrefixes) {
+      if (
+        h.prefixes.size >= h.opts.maxPrefixes &&
+        !this.#displace(h.waitingPrefixes, key, h.prefixes.values(), (v) => {
+          this.#removePrefix(h, v, "displaced by a prefix its router repeats");
+          this.stats.prefixesDisplaced++;
+        })
+      ) {
         this.stats.prefixesDropped++;
         return;
       }
@@ -457,6 +489,7 @@ export class RaHost {
         autonomous: false,
         addr: null,
         dadCounter: 0,
+        heard: 1,
       };
       h.prefixes.set(key, p);
       log.info("{nic}: prefix {p} (valid {v} s, preferred {pr} s{flags})", {
@@ -466,7 +499,7 @@ export class RaHost {
         pr: o.preferredLifetime,
         flags: (o.onLink ? ", on-link" : "") + (o.autonomous ? ", autonomous" : ""),
       });
-    }
+    } else p.heard++;
     if (o.onLink) {
       if (o.validLifetime === 0) {
         // §6.3.4: a zero valid lifetime times the prefix out at once.

@@ -412,5 +412,27 @@ Deno.test("RA host: a flood leaves every list at its limit", async (t) => {
       assert.ok(st().routers.some((r) => r.address === real));
     },
   );
+  await t.step(
+    "after the flood, a prefix its router repeats gets its route and address at its second RA",
+    () => {
+      const st = () => l.h.ra.hostState(l.nic)!;
+      const before = l.h.ra.stats.prefixesDisplaced;
+      const onLink = () => l.h.ipv6.routes.find(parseIpv6(PREFIX), 64).length;
+      l.send(ra(R1, { opts: pio(PREFIX, 64, 86_400, 14_400) }));
+      assert.equal(onLink(), 0, "the first finds the list full");
+      l.clock.advance(4 * S);
+      l.send(ra(R1, { opts: pio(PREFIX, 64, 86_400, 14_400) }));
+      assert.equal(onLink(), 1, "the second displaces a flood prefix");
+      assert.equal(st().prefixes.length, 16);
+      assert.equal(l.h.ra.stats.prefixesDisplaced, before + 1);
+      l.clock.advance(3 * S); // DAD
+      assert.ok(
+        st().addresses.some((a) =>
+          a.address.startsWith("2001:db8:1:0:") || a.address.startsWith("2001:db8:1::")
+        ),
+        JSON.stringify(st().addresses.map((a) => a.address)),
+      );
+    },
+  );
   l.h.close();
 });
