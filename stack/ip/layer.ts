@@ -8,6 +8,7 @@
  */
 import type { Nic } from "../nic.ts";
 import type { NeighborCache } from "../neighbor_cache.ts";
+import type { Timer } from "../clock.ts";
 import { LoopbackQueue } from "../loopback.ts";
 import { Reassembler } from "../reassembly.ts";
 import { ETHERNET_HEADER_LEN, type EthernetFrame } from "../wire/ethernet.ts";
@@ -128,4 +129,35 @@ export function detachNicState<A>(
   st.neighbors.flush();
   routes.removeWhere((r) => r.nicId === nic.id);
   states.delete(nic.id);
+}
+
+/**
+ * Sweep a family's neighbor caches now and then, as Linux runs its
+ * periodic neighbour GC (every base_reachable_time / 2): FAILED entries and
+ * STALE ones unused for gc_stale_time go. Without it a flood's FAILED
+ * entries stay until the table is full.
+ */
+export class NeighborGc {
+  #timer: Timer | null = null;
+
+  constructor(
+    readonly stack: StackContext,
+    readonly caches: () => Iterable<{ readonly neighbors: { gc(): number } }>,
+  ) {}
+
+  /** Keep sweeping (idempotent). */
+  start(): void {
+    if (this.#timer !== null) return;
+    const every = Math.max(1000, this.stack.neighborConfig.baseReachableTimeMs / 2);
+    this.#timer = this.stack.clock.schedule(every, () => {
+      this.#timer = null;
+      for (const st of this.caches()) st.neighbors.gc();
+      this.start();
+    });
+  }
+
+  stop(): void {
+    this.#timer?.cancel();
+    this.#timer = null;
+  }
 }

@@ -13,7 +13,6 @@ import type { LoopbackQueue } from "../loopback.ts";
 import type { Nic } from "../nic.ts";
 import type { StackContext } from "../ip/context.ts";
 import type { AddressRemovedListener, IpHook, IpHooks } from "../ip/hooks.ts";
-import type { Timer } from "../clock.ts";
 import { flowHashV4, Ipv4RouteTable } from "../route_table.ts";
 import { NeighborCache } from "../neighbor_cache.ts";
 import type { Reassembler } from "../reassembly.ts";
@@ -55,6 +54,7 @@ import {
   detachNicState,
   type IpOutputOptions,
   loopbackFor,
+  NeighborGc,
   reassemblerFor,
   sendOnLink,
 } from "../ip/layer.ts";
@@ -120,7 +120,8 @@ export class Ipv4 implements Ipv4Layer {
   #eth = new EthernetFrame();
   #nextId: number;
   #loopback: LoopbackQueue;
-  #gcTimer: Timer | null = null;
+  /** The periodic sweep of every NIC's neighbor cache. */
+  readonly #gc: NeighborGc;
 
   /** Called when an address leaves a NIC (the firewall's MASQUERADE forgets its connections). */
   readonly addressRemovedListeners: Set<AddressRemovedListener> = new Set();
@@ -129,6 +130,7 @@ export class Ipv4 implements Ipv4Layer {
 
   constructor(readonly stack: StackContext, settings: Partial<Ipv4Settings> = {}) {
     this.#loopback = loopbackFor(stack, (b) => this.deliverLocal(null, b, b.networkOffset));
+    this.#gc = new NeighborGc(stack, () => this.#state.values());
     this.settings = {
       defaultTtl: settings.defaultTtl ?? 64,
       reassemblyTimeoutMs: settings.reassemblyTimeoutMs ?? 30_000,
@@ -161,25 +163,9 @@ export class Ipv4 implements Ipv4Layer {
     });
   }
 
-  /**
-   * Sweep every NIC's neighbor cache now and then (Linux runs its periodic
-   * neighbour GC every base_reachable_time / 2): FAILED entries and STALE
-   * ones unused for gc_stale_time go.
-   */
-  #scheduleGc(): void {
-    if (this.#gcTimer !== null) return;
-    const every = Math.max(1000, this.stack.neighborConfig.baseReachableTimeMs / 2);
-    this.#gcTimer = this.stack.clock.schedule(every, () => {
-      this.#gcTimer = null;
-      for (const st of this.#state.values()) st.neighbors.gc();
-      this.#scheduleGc();
-    });
-  }
-
   /** Stop timers and release held buffers (the stack is shutting down). */
   close(): void {
-    this.#gcTimer?.cancel();
-    this.#gcTimer = null;
+    this.#gc.stop();
     this.reassembler.clear();
     for (const st of this.#state.values()) st.neighbors.flush();
   }
@@ -210,7 +196,7 @@ export class Ipv4 implements Ipv4Layer {
     // RFC 1112 §7.2: every host belongs to the all-hosts group 224.0.0.1
     // on every interface, so the NIC accepts its MAC.
     nic.groupMacs.push(ipv4MulticastMac(0xe0000001));
-    this.#scheduleGc();
+    this.#gc.start();
     nic.ipv4 = { handleFrame: (n, p) => this.receive(n, p) };
     nic.arp = { handleFrame: (n, p) => this.arp.receive(n, p) };
     return st;

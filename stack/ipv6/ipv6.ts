@@ -38,7 +38,7 @@ import { Ndp } from "./ndp.ts";
 import { Mld } from "./mld.ts";
 import { linkLocalFromMac } from "./interface_id.ts";
 import { Dropper } from "../ip/drop.ts";
-import { detachNicState, type IpOutputOptions, reassemblerFor } from "../ip/layer.ts";
+import { detachNicState, type IpOutputOptions, NeighborGc, reassemblerFor } from "../ip/layer.ts";
 import { IPV6_DROPS, type Ipv6DropReason } from "./drops.ts";
 import type { Ipv6InterfaceAddress, Ipv6NicState, Ipv6Settings } from "./_layer.ts";
 export type {
@@ -110,6 +110,8 @@ export class Ipv6 implements Ipv6Datapath {
    */
   readonly #fragIds = new Uint32Array(FRAG_ID_BUCKETS);
   readonly #fragKey: number;
+  /** The periodic sweep of every NIC's neighbor cache (FAILED and stale entries). */
+  readonly #gc: NeighborGc;
   /** The datapath: ingress, forwarding, egress (receive.ts, forward.ts, output.ts). */
   readonly #in: Ipv6Ingress;
   readonly #fwd: Ipv6Forwarding;
@@ -118,6 +120,7 @@ export class Ipv6 implements Ipv6Datapath {
   readonly drops: Dropper<Ipv6DropReason>;
 
   constructor(readonly stack: StackContext, settings: Partial<Ipv6Settings> = {}) {
+    this.#gc = new NeighborGc(stack, () => this.#state.values());
     this.#out = new Ipv6Egress(this);
     this.#fwd = new Ipv6Forwarding(this, this.#out);
     this.#in = new Ipv6Ingress(this, this.#fwd);
@@ -182,6 +185,7 @@ export class Ipv6 implements Ipv6Datapath {
       }),
     };
     this.#state.set(nic.id, st);
+    this.#gc.start();
     nic.ipv6 = { handleFrame: (n, p) => this.#in.receive(n, p) };
     this.joinGroup(nic, ALL_NODES);
     if (opts.forwarding) this.joinGroup(nic, ALL_ROUTERS);
@@ -417,6 +421,7 @@ export class Ipv6 implements Ipv6Datapath {
 
   /** Stop timers and release held buffers. */
   close(): void {
+    this.#gc.stop();
     this.reassembler.clear();
     for (const st of this.#state.values()) {
       for (const a of st.addresses) a.dadTimer?.cancel();

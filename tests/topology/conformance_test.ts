@@ -1,9 +1,9 @@
 /**
- * Where tapir differed from the kernel on the wire (issue #16, items 3–9
- * and 14), each pinned by a packet: Fragment Identifications, Hop-by-Hop
+ * Where tapir differed from the kernel on the wire (issue #16, items 3–9,
+ * 13 and 14), each pinned by a packet: Fragment Identifications, Hop-by-Hop
  * after a Fragment header, the IPv6 version nibble, IPv4 source routes,
- * flow labels, echo reply options, option padding and counts, and ARP drops
- * that moved no counter.
+ * flow labels, echo reply options, option padding and counts, IPv6 neighbor
+ * GC, and ARP drops that moved no counter.
  */
 import assert from "node:assert/strict";
 import { ADDR, assertDelta, routerLab, watch } from "./_topology.ts";
@@ -20,6 +20,7 @@ import {
   readIpv6,
   routerLab6,
   T6,
+  udp6,
 } from "./_topology6.ts";
 import { parseIpv4, parseIpv6 } from "../../stack/wire/mod.ts";
 import { echoRequest, expectIcmp, ipv4, PROTO } from "./_packets.ts";
@@ -245,4 +246,19 @@ Deno.test("IPv6 packets tapir originates carry one flow label per flow (RFC 6437
   assert.equal(label(na), 0, "the NA has none");
   c1.close();
   c2.close();
+});
+
+Deno.test("IPv6 FAILED neighbor entries are collected on Linux's schedule (issue #16 item 13)", () => {
+  const lab = routerLab6();
+  const entries = () =>
+    lab.r.ipv6.nicState(lab.rWan)!.neighbors.entries().filter((e) => e.state === "FAILED");
+  for (let i = 0; i < 20; i++) {
+    const dst = `2001:db8:2::${(0x100 + i).toString(16)}`;
+    lab.a.send(ip6({ src: ADDR6.a, dst, proto: NH.UDP, payload: udp6(ADDR6.a, dst, 1, 9) }));
+  }
+  lab.clock.advance(5_000);
+  assert.equal(entries().length, 20, "resolution failed for each");
+  // gc_stale_time (60 s) after the failure, at the next sweep (every 15 s).
+  for (let k = 0; k < 10; k++) lab.clock.advance(10_000);
+  assert.equal(entries().length, 0, "collected");
 });
