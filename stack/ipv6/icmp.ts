@@ -195,7 +195,10 @@ export class Icmpv6 extends IcmpErrorCore {
     try {
       const d = pkt.data;
       const dstMulticast = ipv6IsMulticast(d, ip.dstOffset());
-      const src = dstMulticast ? null : d.subarray(ip.dstOffset(), ip.dstOffset() + 16);
+      // A reply to a multicast or anycast destination comes from a unicast address of ours.
+      const src = dstMulticast || this.ipv6.anycast.get(d, ip.dstOffset()) !== undefined
+        ? null
+        : d.subarray(ip.dstOffset(), ip.dstOffset() + 16);
       const ipOff = buildIpv6Packet(b, {
         src,
         dst: d.subarray(ip.srcOffset(), ip.srcOffset() + 16),

@@ -71,6 +71,14 @@ export class Ipv6 implements Ipv6Datapath {
   readonly settings: Ipv6Settings;
   /** Local unicast addresses → their NIC and record. */
   readonly local: Ipv6AddressMap<{ nic: Nic; addr: Ipv6InterfaceAddress }> = new Ipv6AddressMap();
+  /**
+   * Subnet-Router anycast addresses (RFC 4291 §2.6.1: the subnet prefix,
+   * interface identifier zero) of the NICs that forward, as Linux joins
+   * them: echo and NS to them are answered, never forwarded.
+   */
+  readonly anycast: Ipv6AddressMap<Nic> = new Ipv6AddressMap();
+  /** Each NIC's anycast addresses now (to leave them when they change). */
+  readonly #anycastOf = new Map<number, Uint8Array[]>();
   /** Path MTUs learned from Packet Too Big (RFC 8201): destination → MTU and expiry. */
   readonly pmtu: Ipv6AddressMap<{ mtu: number; expires: number }> = new Ipv6AddressMap();
   /** Transport handlers for local delivery, by Next Header. */
@@ -258,7 +266,39 @@ export class Ipv6 implements Ipv6Datapath {
       }
     }
     this.ndp.startDad(nic, a);
+    this.#syncAnycast(nic);
     return a;
+  }
+
+  /**
+   * Make `nic`'s Subnet-Router anycast addresses what its addresses and
+   * forwarding say: one per prefix of an address (up to /126; RFC 6164
+   * leaves /127 links without), only while the NIC forwards. Each joins its
+   * solicited-node group, so NS for it is heard.
+   */
+  #syncAnycast(nic: Nic): void {
+    const st = this.#state.get(nic.id);
+    const want: Uint8Array[] = [];
+    if (st !== undefined && st.forwarding) {
+      for (const a of st.addresses) {
+        if (a.prefixLen > 126) continue;
+        const p = ipv6Masked(a.address, a.prefixLen);
+        if (!want.some((w) => w.every((b, i) => b === p[i]))) want.push(p);
+      }
+    }
+    const had = this.#anycastOf.get(nic.id) ?? [];
+    for (const p of had) {
+      if (want.some((w) => w.every((b, i) => b === p[i]))) continue;
+      this.anycast.delete(p);
+      if (st !== undefined) this.leaveGroup(nic, ipv6SolicitedNode(p));
+    }
+    for (const p of want) {
+      if (had.some((h) => h.every((b, i) => b === p[i]))) continue;
+      this.anycast.set(p, nic);
+      this.joinGroup(nic, ipv6SolicitedNode(p));
+    }
+    if (want.length === 0) this.#anycastOf.delete(nic.id);
+    else this.#anycastOf.set(nic.id, want);
   }
 
   /** Remove an address (and its on-link route when no other address needs it). */
@@ -285,6 +325,7 @@ export class Ipv6 implements Ipv6Datapath {
         (r) => r.source === "connected" && r.nicId === nic.id,
       );
     }
+    this.#syncAnycast(nic);
     this.addressChanged(nic, a);
   }
 
@@ -319,6 +360,7 @@ export class Ipv6 implements Ipv6Datapath {
     st.forwarding = on;
     if (on) this.joinGroup(nic, ALL_ROUTERS);
     else this.leaveGroup(nic, ALL_ROUTERS);
+    this.#syncAnycast(nic);
   }
 
   /** A usable (preferred or deprecated) link-local address of `nic`, or null. */

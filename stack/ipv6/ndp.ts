@@ -84,6 +84,19 @@ export class Ndp {
         s.solicitationsReceived++;
         const addr = st.addresses.find((a) => same(repr.target, a.address));
         if (addr === undefined) {
+          // RFC 4861 §7.2.7: for one of our anycast addresses, an NA without
+          // Override (so a unicast owner's NA wins). Linux answers at once
+          // unless proxy_delay asks for a random delay; tapir answers at once.
+          if (!srcUnspecified && this.ipv6.anycast.get(repr.target) === nic) {
+            if (slla !== null) {
+              st.neighbors.handleSolicitation(this.ipv6.keys.key(d, srcOff), slla, true);
+            }
+            this.sendAdvertisement(nic, repr.target, d.subarray(srcOff, srcOff + 16), {
+              solicited: true,
+              override: false,
+            });
+            return;
+          }
           s.notForUs++;
           return;
         }

@@ -91,6 +91,10 @@ export class Ipv6Ingress {
     if (local !== undefined && (local.nic === nic || !ipv6IsLinkLocalUnicast(d, dstOff))) {
       return this.#deliverLocal(nic, pkt, ipOff, false);
     }
+    // A Subnet-Router anycast address of ours (RFC 4291 §2.6.1) is for us too.
+    if (this.#l.anycast.size > 0 && this.#l.anycast.get(d, dstOff) !== undefined) {
+      return this.#deliverLocal(nic, pkt, ipOff, false);
+    }
     if (!st.forwarding) return R.NOT_FOR_US;
     return this.#fwd.verdict(nic, pkt, ipOff);
   }

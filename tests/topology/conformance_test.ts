@@ -1,6 +1,7 @@
 /**
- * Where tapir differed from the kernel on the wire (issue #16, items 3–9,
- * 13 and 14), each pinned by a packet: Fragment Identifications, Hop-by-Hop
+ * Where tapir differed from the kernel on the wire (issue #16, items 1,
+ * 3–9, 13 and 14), each pinned by a packet: Subnet-Router anycast, Fragment
+ * Identifications, Hop-by-Hop
  * after a Fragment header, the IPv6 version nibble, IPv4 source routes,
  * flow labels, echo reply options, option padding and counts, IPv6 neighbor
  * GC, and ARP drops that moved no counter.
@@ -17,6 +18,8 @@ import {
   icmp6,
   ip6,
   NH,
+  ns,
+  readIcmp6,
   readIpv6,
   routerLab6,
   T6,
@@ -261,4 +264,63 @@ Deno.test("IPv6 FAILED neighbor entries are collected on Linux's schedule (issue
   // gc_stale_time (60 s) after the failure, at the next sweep (every 15 s).
   for (let k = 0; k < 10; k++) lab.clock.advance(10_000);
   assert.equal(entries().length, 0, "collected");
+});
+
+Deno.test("IPv6 Subnet-Router anycast (RFC 4291 §2.6.1; issue #16 item 1)", async (t) => {
+  const anycast = "2001:db8:1::";
+  await t.step(
+    "a router answers echo to its subnet's anycast address, from a unicast address",
+    () => {
+      const lab = routerLab6();
+      const since = lab.a.received.length;
+      lab.a.send(
+        ip6({ src: ADDR6.a, dst: anycast, proto: NH.ICMP6, payload: echo6(ADDR6.a, anycast) }),
+      );
+      lab.clock.advance(1);
+      const replies = lab.a.icmp6(T6.ECHO_REPLY, since);
+      assert.equal(replies.length, 1);
+      assert.equal(readIpv6(replies[0]!).src, ADDR6.rLan);
+      assert.equal(lab.b.data().length, 0, "not forwarded");
+    },
+  );
+  await t.step("the other subnet's anycast address is ours too: answered, not forwarded", () => {
+    const lab = routerLab6();
+    const since = lab.a.received.length;
+    const wanAnycast = "2001:db8:2::";
+    lab.a.send(
+      ip6({ src: ADDR6.a, dst: wanAnycast, proto: NH.ICMP6, payload: echo6(ADDR6.a, wanAnycast) }),
+    );
+    lab.clock.advance(1);
+    assert.equal(lab.a.icmp6(T6.ECHO_REPLY, since).length, 1);
+    assert.equal(lab.b.data().length, 0);
+  });
+  await t.step("NS for it gets an NA without the Override flag (RFC 4861 §7.2.7)", () => {
+    const lab = routerLab6();
+    const since = lab.a.received.length;
+    const sn = "ff02::1:ff00:0";
+    lab.a.sendMulticast(
+      ip6({
+        src: ADDR6.a,
+        dst: sn,
+        proto: NH.ICMP6,
+        hopLimit: 255,
+        payload: ns(ADDR6.a, sn, anycast, { slla: lab.a.mac }),
+      }),
+      sn,
+    );
+    lab.clock.advance(1);
+    const nas = lab.a.icmp6(T6.NA, since);
+    assert.equal(nas.length, 1);
+    const m = readIcmp6(nas[0]!);
+    assert.equal(m.rest >>> 29, 0b110, "R=1 S=1 O=0");
+  });
+  await t.step("a NIC that does not forward has none", () => {
+    const lab = routerLab6({ forwarding: false });
+    const since = lab.a.received.length;
+    lab.a.send(
+      ip6({ src: ADDR6.a, dst: anycast, proto: NH.ICMP6, payload: echo6(ADDR6.a, anycast) }),
+    );
+    lab.clock.advance(1);
+    assert.equal(lab.a.icmp6(T6.ECHO_REPLY, since).length, 0);
+  });
 });
