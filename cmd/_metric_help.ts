@@ -168,7 +168,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "packetsQueued": "Packets copied into an unresolved entry's queue.",
     "queuedPacketsDropped":
       "Queued packets dropped because the entry's queue was full (the oldest goes).",
-    "poolExhaustedDrops": "Packets not queued because the buffer pool was exhausted.",
+    "queueBytesDrops":
+      "Packets not queued because the cache's queues hold `queueBytesTotal` bytes already.",
     "queuedPacketsSent": "Queued packets sent once the address was learnt.",
     "queuedPacketsFailed": "Queued packets handed to `resolutionFailed` when resolution failed.",
     "queuedPacketsDiscarded":

@@ -32,7 +32,7 @@
  */
 import type { Clock, Timer } from "./clock.ts";
 import type { Random } from "./random.ts";
-import type { BufferPool, PacketBuffer } from "./wire/packet_buffer.ts";
+import { PacketBuffer } from "./wire/packet_buffer.ts";
 
 /**
  * Neighbor Unreachability Detection states (RFC 4861 §7.3.2, plus FAILED
@@ -89,6 +89,10 @@ export interface NeighborConfig {
   delayFirstProbeMs: number;
   /** Packets queued per unresolved entry (Linux: unres_qlen); the oldest is dropped beyond it. */
   queueLen: number;
+  /** Bytes queued per unresolved entry (Linux: unres_qlen_bytes); the oldest is dropped beyond it. */
+  queueBytes: number;
+  /** Bytes queued in all of this cache's entries together; a packet beyond it is not queued. */
+  queueBytesTotal: number;
   /** Most entries that are not PERMANENT (Linux: gc_thresh3). */
   maxEntries: number;
   /** A STALE or FAILED entry unchanged this long may be garbage-collected (Linux: gc_stale_time). */
@@ -103,6 +107,8 @@ export const DEFAULT_NEIGHBOR_CONFIG: Readonly<NeighborConfig> = Object.freeze({
   unicastProbes: 3,
   delayFirstProbeMs: 5_000,
   queueLen: 64,
+  queueBytes: 212_992,
+  queueBytesTotal: 4 * 1024 * 1024,
   maxEntries: 1024,
   gcStaleTimeMs: 60_000,
 });
@@ -158,8 +164,8 @@ export interface NeighborStats {
   packetsQueued: number;
   /** Queued packets dropped because the entry's queue was full (the oldest goes). */
   queuedPacketsDropped: number;
-  /** Packets not queued because the buffer pool was exhausted. */
-  poolExhaustedDrops: number;
+  /** Packets not queued because the cache's queues hold `queueBytesTotal` bytes already. */
+  queueBytesDrops: number;
   /** Queued packets sent once the address was learnt. */
   queuedPacketsSent: number;
   /** Queued packets handed to `resolutionFailed` when resolution failed. */
@@ -190,7 +196,7 @@ export function newNeighborStats(): NeighborStats {
     unicastProbesSent: 0,
     packetsQueued: 0,
     queuedPacketsDropped: 0,
-    poolExhaustedDrops: 0,
+    queueBytesDrops: 0,
     queuedPacketsSent: 0,
     queuedPacketsFailed: 0,
     queuedPacketsDiscarded: 0,
@@ -236,8 +242,6 @@ export interface NeighborCacheOptions<K> {
   clock: Clock;
   /** Source of ReachableTime's random factor. */
   random: Random;
-  /** Pool the queued copies come from and go back to. */
-  pool: BufferPool;
   /** ARP or NDP. */
   protocol: NeighborProtocol<K>;
   /** Timings and limits; missing fields take {@link DEFAULT_NEIGHBOR_CONFIG}. */
@@ -266,6 +270,8 @@ class Entry<K> {
   /** Last state or address change (clock ms): the GC's age. */
   updatedAt = 0;
   queue: PacketBuffer[] = [];
+  /** Bytes of the frames in `queue`. */
+  queuedBytes = 0;
   /** Set once removed from the table; late callbacks then do nothing. */
   dead = false;
   /** Queued in the cache's FAILED FIFO. */
@@ -321,13 +327,12 @@ function nk<K extends number | string>(k: K): K {
  * import { NeighborCache, NudState } from "./neighbor_cache.ts";
  * import { ManualClock } from "./clock.ts";
  * import { SeededRandom } from "./random.ts";
- * import { BufferPool, PacketBuffer } from "./wire/packet_buffer.ts";
+ * import { PacketBuffer } from "./wire/packet_buffer.ts";
  *
  * const sent: string[] = [];
  * const cache = new NeighborCache<number>({
  *   clock: new ManualClock(),
  *   random: new SeededRandom(1),
- *   pool: new BufferPool(16, 512),
  *   protocol: {
  *     sendProbe: (k, to) => sent.push(to === null ? `who-has ${k}` : `probe ${k}`),
  *     sendQueued: (k) => sent.push(`send ${k}`),
@@ -346,7 +351,6 @@ export class NeighborCache<K extends number | string> {
   readonly stats: NeighborStats;
   readonly #clock: Clock;
   readonly #random: Random;
-  readonly #pool: BufferPool;
   readonly #protocol: NeighborProtocol<K>;
   readonly #cfg: NeighborConfig;
   readonly #map = new Map<K, Entry<K>>();
@@ -366,7 +370,6 @@ export class NeighborCache<K extends number | string> {
   constructor(opts: NeighborCacheOptions<K>) {
     this.#clock = opts.clock;
     this.#random = opts.random;
-    this.#pool = opts.pool;
     this.#protocol = opts.protocol;
     this.#cfg = { ...DEFAULT_NEIGHBOR_CONFIG, ...opts.config };
     checkConfig(this.#cfg);
@@ -878,25 +881,49 @@ export class NeighborCache<K extends number | string> {
     }
   }
 
+  /**
+   * Queue a copy of `pkt` sized to the frame (not a pool buffer: a 64-byte
+   * packet waiting for ARP holds about its own size, not a 64 KiB super-frame
+   * buffer). Linux (__neigh_event_send) drops the oldest packets while the
+   * queue is over unres_qlen packets or unres_qlen_bytes bytes; the cache's
+   * total is bounded too.
+   */
   #enqueue(e: Entry<K>, pkt: PacketBuffer): void {
     const q = e.queue;
-    const max = this.#cfg.queueLen;
-    if (max === 0) {
+    const cfg = this.#cfg;
+    const len = pkt.end - pkt.start;
+    if (cfg.queueLen === 0 || len > cfg.queueBytes) {
       this.stats.queuedPacketsDropped++;
       return;
     }
-    // Linux (__neigh_event_send) drops the oldest packet when the queue is full.
-    if (q.length >= max) {
-      this.#pool.put(q.shift()!);
+    while (q.length > 0 && (q.length >= cfg.queueLen || e.queuedBytes + len > cfg.queueBytes)) {
+      this.#unqueue(e, q.shift()!);
       this.stats.queuedPacketsDropped++;
     }
-    const copy = this.#pool.clone(pkt);
-    if (copy === null) {
-      this.stats.poolExhaustedDrops++;
+    if (this.#queuedBytes + len > cfg.queueBytesTotal) {
+      this.stats.queueBytesDrops++;
       return;
     }
+    const copy = pkt.copyTo(new PacketBuffer(pkt.end));
     q.push(copy);
+    e.queuedBytes += len;
+    this.#queuedBytes += len;
     this.stats.packetsQueued++;
+  }
+
+  /** Account for a packet that left `e`'s queue. */
+  #unqueue(e: Entry<K>, p: PacketBuffer): void {
+    const len = p.end - p.start;
+    e.queuedBytes -= len;
+    this.#queuedBytes -= len;
+  }
+
+  /** Bytes in every entry's queue. */
+  #queuedBytes = 0;
+
+  /** Bytes of the packets waiting in every entry's queue (bounded by `queueBytesTotal`). */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
   }
 
   /** Send the queue to the entry's now-known address, returning buffers to the pool. */
@@ -912,7 +939,7 @@ export class NeighborCache<K extends number | string> {
           this.#protocol.sendQueued(e.key, e.mac, p);
         }
       } finally {
-        this.#pool.put(p);
+        this.#unqueue(e, p);
       }
     }
   }
@@ -932,7 +959,7 @@ export class NeighborCache<K extends number | string> {
         this.stats.queuedPacketsFailed++;
         this.#protocol.resolutionFailed(e.key, p);
       } finally {
-        this.#pool.put(p);
+        this.#unqueue(e, p);
       }
     }
   }
@@ -996,7 +1023,7 @@ export class NeighborCache<K extends number | string> {
     const q = e.queue;
     if (q.length > 0) {
       e.queue = [];
-      for (const p of q) this.#pool.put(p);
+      for (const p of q) this.#unqueue(e, p);
       this.stats.queuedPacketsDiscarded += q.length;
     }
   }

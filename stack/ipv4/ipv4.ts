@@ -181,7 +181,6 @@ export class Ipv4 implements Ipv4Layer {
       neighbors: new NeighborCache<number>({
         clock: this.stack.clock,
         random: this.stack.random,
-        pool: this.stack.pool,
         config: cfg,
         protocol: {
           sendProbe: (key: number, unicastTo: Uint8Array | null) =>

@@ -166,7 +166,6 @@ export class Ipv6 implements Ipv6Datapath {
       neighbors: new NeighborCache<string>({
         clock: this.stack.clock,
         random: this.stack.random,
-        pool: this.stack.pool,
         config: this.stack.neighborConfig,
         protocol: {
           sendProbe: (key: string, unicastTo: Uint8Array | null) =>

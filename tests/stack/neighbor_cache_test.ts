@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ManualClock, type Timer } from "../../stack/clock.ts";
 import { type Random, SeededRandom } from "../../stack/random.ts";
-import { BufferPool, HEADROOM, PacketBuffer } from "../../stack/wire/packet_buffer.ts";
+import { HEADROOM, PacketBuffer } from "../../stack/wire/packet_buffer.ts";
 import {
   NeighborCache,
   type NeighborConfig,
@@ -48,7 +48,6 @@ const PKT_SIZE = 256;
 
 interface Harness {
   clock: CountingClock;
-  pool: BufferPool;
   events: string[];
   cache: NeighborCache<number>;
   stats: NeighborStats;
@@ -56,18 +55,17 @@ interface Harness {
 
 function harness(config?: Partial<NeighborConfig>, random: Random = new ListRandom([0.5])) {
   const clock = new CountingClock();
-  const pool = new BufferPool(100_000, PKT_SIZE);
   const events: string[] = [];
   const protocol: NeighborProtocol<number> = {
     sendProbe: (k, to) => events.push(to === null ? `mprobe ${k}` : `uprobe ${k} ${macName(to)}`),
     sendQueued: (k, m, p) => events.push(`send ${k} ${macName(m)} #${p.data[p.start]}`),
     resolutionFailed: (k, p) => events.push(`fail ${k} #${p.data[p.start]}`),
   };
-  const cache = new NeighborCache<number>({ clock, random, pool, protocol, config });
-  return { clock, pool, events, cache, stats: cache.stats };
+  const cache = new NeighborCache<number>({ clock, random, protocol, config });
+  return { clock, events, cache, stats: cache.stats };
 }
 
-/** A 60-byte frame whose first byte is `tag`; not from the pool (the caller's packet). */
+/** A 60-byte frame whose first byte is `tag` (the caller's packet; the cache queues a copy). */
 function pkt(tag: number): PacketBuffer {
   const p = new PacketBuffer(PKT_SIZE);
   p.setFrame(HEADROOM, 60);
@@ -480,11 +478,11 @@ Deno.test("NeighborCache NUD transitions", async (t) => {
     await t.step(row.name, () => {
       const h = harness(row.config);
       for (const op of row.ops) op(h);
-      // No leaks: after flush no timer is pending and every pooled copy is back.
+      // No leaks: after flush no timer is pending and no queued copy is held.
       h.cache.flush();
       assert.equal(h.cache.size, 0);
       assert.equal(h.clock.pending(), 0, "timers left after flush");
-      assert.equal(h.pool.inUse(), 0, "pool buffers left after flush");
+      assert.equal(h.cache.queuedBytes, 0, "queued bytes left after flush");
     });
   }
 });
@@ -609,7 +607,7 @@ Deno.test("NeighborCache garbage collection and the table limit", async (t) => {
       assert.equal(h.stats.entriesEvicted, 7);
       h.cache.flush();
       assert.equal(h.clock.pending(), 0);
-      assert.equal(h.pool.inUse(), 0);
+      assert.equal(h.cache.queuedBytes, 0);
     },
   );
 
@@ -631,26 +629,22 @@ Deno.test("NeighborCache garbage collection and the table limit", async (t) => {
 
   await t.step("scanning a /16: 65536 keys keep the table ≤ maxEntries", () => {
     const h = harness({ maxEntries: 1024 });
-    let maxSize = 0, maxInUse = 0, maxPending = 0;
-    const madeAfter: number[] = [];
+    let maxSize = 0, maxQueued = 0, maxPending = 0;
     const p = pkt(1);
     for (let round = 0; round < 3; round++) {
       for (let i = 0; i < 65_536; i++) {
         h.cache.resolve(0xc6120000 + i, p); // 198.18.0.0/16 (RFC 2544 benchmarking), never sent
         h.clock.advance(1);
         maxSize = Math.max(maxSize, h.cache.size);
-        maxInUse = Math.max(maxInUse, h.pool.inUse());
+        maxQueued = Math.max(maxQueued, h.cache.queuedBytes);
         if ((i & 255) === 0) maxPending = Math.max(maxPending, h.clock.pending());
       }
-      madeAfter.push(h.pool.made());
     }
     const s = h.stats;
     assert.ok(maxSize <= 1024, `size ${maxSize}`);
-    assert.ok(maxInUse <= 1024, `pool in use ${maxInUse}`);
+    // At most one 60-byte packet queued per entry.
+    assert.ok(maxQueued <= 1024 * 60, `queued bytes ${maxQueued}`);
     assert.ok(maxPending <= 1024, `timers ${maxPending}`);
-    // Memory flat: no new buffers after the first round.
-    assert.equal(madeAfter[1], madeAfter[0]);
-    assert.equal(madeAfter[2], madeAfter[0]);
     // The counters say why: every packet either started a resolution or was refused.
     assert.equal(s.resolutionsStarted + s.tableFullDrops, 3 * 65_536);
     assert.ok(s.tableFullDrops > 0);
@@ -659,7 +653,7 @@ Deno.test("NeighborCache garbage collection and the table limit", async (t) => {
     assert.equal(s.queuedPacketsFailed, h.events.filter((e) => e.startsWith("fail")).length);
     h.cache.flush();
     assert.equal(h.clock.pending(), 0);
-    assert.equal(h.pool.inUse(), 0);
+    assert.equal(h.cache.queuedBytes, 0);
   });
 
   await t.step("a burst at one instant is refused cheaply once full", () => {
@@ -675,29 +669,39 @@ Deno.test("NeighborCache garbage collection and the table limit", async (t) => {
 });
 
 Deno.test("NeighborCache buffers, flush and re-entrancy", async (t) => {
-  await t.step("an exhausted pool drops the copy and counts it", () => {
-    const clock = new ManualClock();
-    const pool = new BufferPool(1, PKT_SIZE);
-    const sent: number[] = [];
-    const cache = new NeighborCache<number>({
-      clock,
-      random: new SeededRandom(1),
-      pool,
-      protocol: {
-        sendProbe() {},
-        sendQueued: (_k, _m, p) => sent.push(p.data[p.start]!),
-        resolutionFailed() {},
-      },
-    });
-    cache.resolve(1, pkt(1));
-    cache.resolve(1, pkt(2));
-    assert.equal(cache.stats.poolExhaustedDrops, 1);
-    cache.handleAdvertisement(1, mac("a"), { solicited: true, override: true });
-    assert.deepEqual(sent, [1]);
-    assert.equal(pool.inUse(), 0);
-  });
+  await t.step(
+    "queued copies are bounded in bytes per entry and per cache (unres_qlen_bytes)",
+    () => {
+      const sent: number[] = [];
+      const cache = new NeighborCache<number>({
+        clock: new ManualClock(),
+        random: new SeededRandom(1),
+        config: { queueLen: 64, queueBytes: 150, queueBytesTotal: 200 },
+        protocol: {
+          sendProbe() {},
+          sendQueued: (_k, _m, p) => sent.push(p.data[p.start]!),
+          resolutionFailed() {},
+        },
+      });
+      // 60-byte frames: two fit in 150 bytes, the third pushes the oldest out.
+      for (const tag of [1, 2, 3]) cache.resolve(1, pkt(tag));
+      assert.equal(cache.stats.queuedPacketsDropped, 1);
+      assert.equal(cache.queuedBytes, 120);
+      // Another entry: one more fits the cache's 200 bytes, none after it.
+      cache.resolve(2, pkt(4));
+      cache.resolve(2, pkt(5));
+      assert.equal(cache.stats.queueBytesDrops, 1);
+      assert.equal(cache.queuedBytes, 180);
+      cache.handleAdvertisement(1, mac("a"), { solicited: true, override: true });
+      assert.deepEqual(sent, [2, 3], "the oldest went");
+      assert.equal(cache.queuedBytes, 60);
+      // A copy is its frame's size, not the caller's buffer: the caller may reuse its buffer.
+      cache.flush();
+      assert.equal(cache.queuedBytes, 0);
+    },
+  );
 
-  await t.step("flush() cancels every timer and returns every buffer; keepPermanent", () => {
+  await t.step("flush() cancels every timer and drops every queued copy; keepPermanent", () => {
     const h = harness();
     h.cache.resolve(1, pkt(1)); // INCOMPLETE
     h.cache.handleSolicitation(2, mac("a"), true);
@@ -706,11 +710,11 @@ Deno.test("NeighborCache buffers, flush and re-entrancy", async (t) => {
     h.cache.confirm(3); // REACHABLE
     h.cache.addStatic(4, mac("b"));
     assert.equal(h.clock.pending(), 3);
-    assert.equal(h.pool.inUse(), 1);
+    assert.equal(h.cache.queuedBytes, 60, "one 60-byte frame queued");
     h.cache.flush(true);
     assert.deepEqual(h.cache.entries().map((e) => [e.key, e.state]), [[4, "PERMANENT"]]);
     assert.equal(h.clock.pending(), 0);
-    assert.equal(h.pool.inUse(), 0);
+    assert.equal(h.cache.queuedBytes, 0);
     h.cache.flush();
     assert.equal(h.cache.size, 0);
   });
@@ -747,7 +751,6 @@ Deno.test("NeighborCache buffers, flush and re-entrancy", async (t) => {
 
   await t.step("a neighbor that answers inside sendProbe resolves at once", () => {
     const clock = new ManualClock();
-    const pool = new BufferPool(8, PKT_SIZE);
     const log: string[] = [];
     const protocol: NeighborProtocol<string> = {
       sendProbe: (k) => cache.handleAdvertisement(k, mac("a"), { solicited: true, override: true }),
@@ -757,13 +760,12 @@ Deno.test("NeighborCache buffers, flush and re-entrancy", async (t) => {
     const cache: NeighborCache<string> = new NeighborCache<string>({
       clock,
       random: new SeededRandom(1),
-      pool,
       protocol,
     });
     cache.resolve("2001:db8::2", pkt(5));
     assert.deepEqual(log, ["2001:db8::2 #5"]);
     assert.equal(cache.get("2001:db8::2")?.state, NudState.REACHABLE);
-    assert.equal(pool.inUse(), 0);
+    assert.equal(cache.queuedBytes, 0);
     assert.equal(clock.pending(), 1);
     cache.flush();
     assert.equal(clock.pending(), 0);
@@ -771,12 +773,10 @@ Deno.test("NeighborCache buffers, flush and re-entrancy", async (t) => {
 
   await t.step("resolutionFailed may resolve the same key again without looping", () => {
     const clock = new ManualClock();
-    const pool = new BufferPool(8, PKT_SIZE);
     let failures = 0;
     const cache: NeighborCache<number> = new NeighborCache<number>({
       clock,
       random: new SeededRandom(1),
-      pool,
       protocol: {
         sendProbe() {},
         sendQueued() {},
@@ -796,7 +796,7 @@ Deno.test("NeighborCache buffers, flush and re-entrancy", async (t) => {
     assert.equal(failures, 3);
     assert.equal(cache.get(7)?.state, NudState.FAILED);
     assert.equal(clock.pending(), 0);
-    assert.equal(pool.inUse(), 0);
+    assert.equal(cache.queuedBytes, 0);
     assert.equal(cache.stats.resolutionsStarted, 3);
   });
 
