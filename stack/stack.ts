@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Clock, SystemClock } from "./clock.ts";
+import { type Clock, SystemClock, type Timer } from "./clock.ts";
 import type { LinkEndpoint } from "./link_endpoint.ts";
 import { Nic } from "./nic.ts";
 import { type Random, SystemRandom } from "./random.ts";
@@ -19,6 +19,9 @@ import type { Firewall } from "./firewall/firewall.ts";
 import { Ipv6, type Ipv6Settings } from "./ipv6/ipv6.ts";
 import { installIpv6Transports } from "./ipv6/transport6.ts";
 import { RouterAdvertisements } from "./ipv6/ra.ts";
+
+/** How often the stack gives unneeded pool buffers back (BufferPool.trim). */
+const POOL_TRIM_MS = 10_000;
 
 /** Every counter of a stack, by owner (see {@link Stack.snapshotStats}). */
 export interface StatsSnapshot {
@@ -122,6 +125,7 @@ export class Stack {
     this.random = opts.random ?? new SystemRandom();
     this.hostname = opts.hostname ?? "tapir";
     this.pool = new BufferPool(opts.poolLimit ?? 4096);
+    this.#trimPool();
     this.neighborConfig = { ...DEFAULT_NEIGHBOR_CONFIG, ...opts.neighbor };
     this.ipv4 = new Ipv4(this, opts.ipv4);
     if (opts.icmpRateLimit !== undefined) {
@@ -257,7 +261,23 @@ export class Stack {
   }
 
   /** Stop every timer, release held packets, close every NIC (and its link). */
+  /**
+   * Every POOL_TRIM_MS, let go of the free buffers the interval did not
+   * need at its peak (a burst of reassembly or segmentation buffers, 64 KiB
+   * each, is given back instead of kept for good).
+   */
+  #trimPool(): void {
+    this.#trimTimer = this.clock.schedule(POOL_TRIM_MS, () => {
+      this.pool.trim();
+      this.#trimPool();
+    });
+  }
+
+  #trimTimer: Timer | null = null;
+
   close(): void {
+    this.#trimTimer?.cancel();
+    this.#trimTimer = null;
     // RFC 4861 §6.2.5: the final RAs leave while the links are still open.
     this.ra.close();
     this.firewall?.close();

@@ -202,8 +202,32 @@ export class BufferPool {
       this.#made++;
       b = new PacketBuffer(this.size);
     }
+    const used = this.#made - this.#free.length;
+    if (used > this.#peak) this.#peak = used;
     b.setFrame(HEADROOM, 0);
     return b;
+  }
+
+  /** The most buffers in use at once since the last {@link trim}. */
+  #peak = 0;
+
+  /**
+   * Give back free buffers beyond what the time since the last trim needed
+   * at its peak (and beyond `floor`): the garbage collector takes them, so
+   * a burst's memory does not stay for good. The stack trims now and then.
+   *
+   * @returns how many buffers were let go
+   */
+  trim(floor = 64): number {
+    const keep = Math.max(floor, this.#peak);
+    let n = 0;
+    while (this.#made > keep && this.#free.length > 0) {
+      this.#free.pop();
+      this.#made--;
+      n++;
+    }
+    this.#peak = this.#made - this.#free.length;
+    return n;
   }
 
   /** Return a buffer taken with `get()`. */
