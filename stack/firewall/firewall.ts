@@ -12,10 +12,11 @@
  * | OUTPUT      | raw → conntrack → nat (DNAT) → filter                         |
  * | POSTROUTING | nat (SNAT, MASQUERADE, de-DNAT of replies) → confirm          |
  *
- * The connection of a packet is carried from hook to hook in a small ring
- * of per-packet records keyed by the buffer (Linux keeps it in
- * skb->_nfct); a hook that finds no record (loopback, reassembled or
- * fragmented packets) looks the connection up afresh.
+ * The connection of a packet rides on the packet from hook to hook
+ * (`pkt.ct`, `pkt.ctInfo`, `pkt.mark`: Linux's skb->_nfct, ctinfo and
+ * mark); a hook that finds none (loopback, reassembled packets) looks the
+ * connection up afresh. One set of hooks serves both families over a
+ * per-family {@link HookFamily} (IPv6 has no NAT steps).
  *
  * IPv6 runs raw → conntrack in PREROUTING and OUTPUT, filter in INPUT,
  * FORWARD and OUTPUT, and confirms in INPUT and POSTROUTING. Fragments are
