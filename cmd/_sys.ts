@@ -33,19 +33,27 @@ function libc(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
 /**
  * Make SIGUSR1 ignored for the life of the process. Deno installs its
  * inspector trigger about 500 ms after start (a grace period for short
- * programs), which replaces an earlier SIG_IGN, so this sets SIG_IGN now
- * (a SIGUSR1 before Deno's handler would otherwise kill the process) and
- * again on a timer for as long as the process runs: every 10 ms for the
- * first `fastMs`, then every 250 ms. There is no deadline after which a
- * late handler would stay: when startup blocks the event loop past Deno's
- * grace period (a loaded machine), the first tick after it still resets the
- * handler. Each tick is one signal(2) call.
+ * programs), or later when startup keeps its event loop busy, and that
+ * would replace an earlier SIG_IGN. So first a listener of our own takes
+ * SIGUSR1's slot in Deno's signal registry: the registry installs its
+ * process handler once, for the first listener of a signal, so the
+ * trigger's later registration installs nothing, and the SIG_IGN set right
+ * after stays (checked with Deno 2.9.6 by `tests/cmd/sys_test.ts`). As a
+ * second guard, SIG_IGN is set again on a timer for as long as the process
+ * runs: every 10 ms for the first `fastMs` (default 5 s), then every 250
+ * ms; `watch: false` leaves the guard out (tests).
  *
- * @returns a cancel function (stops the watching)
+ * @returns a cancel function (stops the watching, drops the listener)
  */
-export function neutraliseSigusr1(fastMs = 5000): () => void {
+export function neutraliseSigusr1(
+  opts: { fastMs?: number; watch?: boolean } = {},
+): () => void {
   const c = libc();
+  const ignore = () => {};
+  Deno.addSignalListener("SIGUSR1", ignore);
   c.signal(SIGUSR1, SIG_IGN);
+  if (opts.watch === false) return () => Deno.removeSignalListener("SIGUSR1", ignore);
+  const fastMs = opts.fastMs ?? 5000;
   const t0 = Date.now();
   let slow: ReturnType<typeof setInterval> | undefined;
   const fast = setInterval(() => {
@@ -60,6 +68,7 @@ export function neutraliseSigusr1(fastMs = 5000): () => void {
   return () => {
     clearInterval(fast);
     if (slow !== undefined) clearInterval(slow);
+    Deno.removeSignalListener("SIGUSR1", ignore);
   };
 }
 
