@@ -71,8 +71,8 @@ export interface Ipv6Layer {
   readonly settings: Ipv6Settings;
   /** Local unicast addresses → their NIC and record. */
   readonly local: Ipv6AddressMap<{ nic: Nic; addr: Ipv6InterfaceAddress }>;
-  /** Subnet-Router anycast addresses (RFC 4291 §2.6.1) → the NIC whose subnet they name. */
-  readonly anycast: Ipv6AddressMap<Nic>;
+  /** The NIC whose Subnet-Router anycast address (RFC 4291 §2.6.1) is at `a[off]`, or undefined. */
+  anycastNic(a: Uint8Array, off?: number): Nic | undefined;
   readonly transports: Map<number, Ipv6TransportHandler>;
   readonly checksumFixers: Map<number, (pkt: PacketBuffer, ipOff: number) => void>;
   readonly keys: Ipv6KeyInterner;

@@ -196,7 +196,7 @@ export class Icmpv6 extends IcmpErrorCore {
       const d = pkt.data;
       const dstMulticast = ipv6IsMulticast(d, ip.dstOffset());
       // A reply to a multicast or anycast destination comes from a unicast address of ours.
-      const src = dstMulticast || this.ipv6.anycast.get(d, ip.dstOffset()) !== undefined
+      const src = dstMulticast || this.ipv6.anycastNic(d, ip.dstOffset()) !== undefined
         ? null
         : d.subarray(ip.dstOffset(), ip.dstOffset() + 16);
       const ipOff = buildIpv6Packet(b, {

@@ -25,6 +25,7 @@ import { Icmpv6Code, Icmpv6Type } from "../wire/icmpv6.ts";
 import {
   formatIpv6,
   ipv6CidrContains,
+  ipv6Equal,
   ipv6IsLinkLocalUnicast,
   ipv6IsMulticast,
   ipv6Masked,
@@ -76,9 +77,20 @@ export class Ipv6 implements Ipv6Datapath {
    * interface identifier zero) of the NICs that forward, as Linux joins
    * them: echo and NS to them are answered, never forwarded.
    */
-  readonly anycast: Ipv6AddressMap<Nic> = new Ipv6AddressMap();
-  /** Each NIC's anycast addresses now (to leave them when they change). */
-  readonly #anycastOf = new Map<number, Uint8Array[]>();
+  readonly #anycast: { readonly address: Uint8Array; readonly nic: Nic }[] = [];
+
+  /**
+   * The NIC whose Subnet-Router anycast address is at `a[off]`, or
+   * undefined. A few entries (one per subnet of a forwarding NIC), compared
+   * last byte first: most destinations leave after one byte, no hashing on
+   * the receive path.
+   */
+  anycastNic(a: Uint8Array, off = 0): Nic | undefined {
+    for (const x of this.#anycast) {
+      if (x.address[15] === a[off + 15] && ipv6Equal(x.address, a, 0, off)) return x.nic;
+    }
+    return undefined;
+  }
   /** Path MTUs learned from Packet Too Big (RFC 8201): destination → MTU and expiry. */
   readonly pmtu: Ipv6AddressMap<{ mtu: number; expires: number }> = new Ipv6AddressMap();
   /** Transport handlers for local delivery, by Next Header. */
@@ -282,22 +294,21 @@ export class Ipv6 implements Ipv6Datapath {
       for (const a of st.addresses) {
         if (a.prefixLen > 126) continue;
         const p = ipv6Masked(a.address, a.prefixLen);
-        if (!want.some((w) => w.every((b, i) => b === p[i]))) want.push(p);
+        if (!want.some((w) => ipv6Equal(w, p))) want.push(p);
       }
     }
-    const had = this.#anycastOf.get(nic.id) ?? [];
-    for (const p of had) {
-      if (want.some((w) => w.every((b, i) => b === p[i]))) continue;
-      this.anycast.delete(p);
-      if (st !== undefined) this.leaveGroup(nic, ipv6SolicitedNode(p));
+    const list = this.#anycast;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const x = list[i]!;
+      if (x.nic !== nic || want.some((w) => ipv6Equal(w, x.address))) continue;
+      list.splice(i, 1);
+      if (st !== undefined) this.leaveGroup(nic, ipv6SolicitedNode(x.address));
     }
     for (const p of want) {
-      if (had.some((h) => h.every((b, i) => b === p[i]))) continue;
-      this.anycast.set(p, nic);
+      if (list.some((x) => x.nic === nic && ipv6Equal(x.address, p))) continue;
+      list.push({ address: p, nic });
       this.joinGroup(nic, ipv6SolicitedNode(p));
     }
-    if (want.length === 0) this.#anycastOf.delete(nic.id);
-    else this.#anycastOf.set(nic.id, want);
   }
 
   /** Remove an address (and its on-link route when no other address needs it). */

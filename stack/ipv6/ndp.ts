@@ -87,7 +87,7 @@ export class Ndp {
           // RFC 4861 §7.2.7: for one of our anycast addresses, an NA without
           // Override (so a unicast owner's NA wins). Linux answers at once
           // unless proxy_delay asks for a random delay; tapir answers at once.
-          if (!srcUnspecified && this.ipv6.anycast.get(repr.target) === nic) {
+          if (!srcUnspecified && this.ipv6.anycastNic(repr.target) === nic) {
             if (slla !== null) {
               st.neighbors.handleSolicitation(this.ipv6.keys.key(d, srcOff), slla, true);
             }

@@ -92,7 +92,7 @@ export class Ipv6Ingress {
       return this.#deliverLocal(nic, pkt, ipOff, false);
     }
     // A Subnet-Router anycast address of ours (RFC 4291 §2.6.1) is for us too.
-    if (this.#l.anycast.size > 0 && this.#l.anycast.get(d, dstOff) !== undefined) {
+    if (this.#l.anycastNic(d, dstOff) !== undefined) {
       return this.#deliverLocal(nic, pkt, ipOff, false);
     }
     if (!st.forwarding) return R.NOT_FOR_US;
