@@ -260,7 +260,6 @@ export class Stack {
     return out;
   }
 
-  /** Stop every timer, release held packets, close every NIC (and its link). */
   /**
    * Every POOL_TRIM_MS, let go of the free buffers the interval did not
    * need at its peak (a burst of reassembly or segmentation buffers, 64 KiB
@@ -275,6 +274,7 @@ export class Stack {
 
   #trimTimer: Timer | null = null;
 
+  /** Stop every timer, release held packets, close every NIC (and its link). */
   close(): void {
     this.#trimTimer?.cancel();
     this.#trimTimer = null;

@@ -239,8 +239,10 @@ export class Ipv6Egress {
     s.packetsFragmented++;
   }
 
-  /** POSTROUTING-equivalent last step: segmentation for plain links, Ethernet header, NDP. */
-  /** The last steps of every packet leaving by `outNic` (forwarded or ours). */
+  /**
+   * The last steps of every packet leaving by `outNic`, forwarded or ours:
+   * segmentation or checksum completion for a plain link, Ethernet header, NDP.
+   */
   sendToNextHop(
     outNic: Nic,
     pkt: PacketBuffer,
