@@ -27,7 +27,7 @@ import {
 } from "../../stack/wire/checksum.ts";
 import { Ipv6UpperLayer } from "../../stack/wire/ipv6_ext.ts";
 import { ADDR, routerLab } from "../topology/_topology.ts";
-import { echoRequest, icmp, ipv4, PROTO, tcp, udp } from "../topology/_packets.ts";
+import { arp, echoRequest, icmp, ipv4, PROTO, tcp, udp } from "../topology/_packets.ts";
 import {
   ADDR6,
   destOpts,
@@ -93,22 +93,13 @@ prerouting = { rules = ["-i wan0 -p tcp --dport 8080 -j DNAT --to-destination 19
   const a = ADDR.a, b = ADDR.b, r = ADDR.rLan;
   const ip4 = (spec: Parameters<typeof ipv4>[0]) => frame(mac, 0x0800, ipv4(spec));
   const inner = ipv4({ src: b, dst: a, protocol: PROTO.UDP, payload: udp(b, a, 53, 40000, 8) });
-  const arp = (op: number) => {
-    const x = new Uint8Array(28);
-    const v = new DataView(x.buffer);
-    v.setUint16(0, 1);
-    v.setUint16(2, 0x0800);
-    x[4] = 6;
-    x[5] = 4;
-    v.setUint16(6, op);
-    x.set([0x02, 0, 0, 0, 0, 0x0a], 8);
-    x.set([192, 0, 2, 10], 14);
-    x.set([192, 0, 2, 1], 24);
-    return frame(op === 1 ? BCAST : mac, 0x0806, x);
-  };
+  const fuzzMac = new Uint8Array([0x02, 0, 0, 0, 0, 0x0a]);
+  const arpFrame = (op: number) =>
+    frame(op === 1 ? BCAST : mac, 0x0806, arp(op, fuzzMac, a, new Uint8Array(6), r));
+
   const seeds = [
-    arp(1),
-    arp(2),
+    arpFrame(1),
+    arpFrame(2),
     ip4({ src: a, dst: b, protocol: PROTO.UDP, payload: udp(a, b, 40000, 53, 32) }),
     ip4({ src: a, dst: r, protocol: PROTO.UDP, payload: udp(a, r, 40000, 9, 8) }),
     ip4({

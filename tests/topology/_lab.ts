@@ -17,7 +17,7 @@ import {
   parseIpv4,
   parseIpv6,
 } from "../../stack/wire/mod.ts";
-import { isArp, isIcmp, isIpv4, readArp } from "./_packets.ts";
+import { arp, isArp, isIcmp, isIpv4, readArp } from "./_packets.ts";
 import { a6, type Addr6, ip6, isIcmp6, isIpv6, na, NH, ns, readIpv6, T6 } from "./_packets6.ts";
 
 // ------------------------------------------------------------ hubs
@@ -318,18 +318,7 @@ export class RawHost implements NetworkDispatcher {
 
   /** Send an ARP packet (op 1 request, 2 reply). */
   sendArp(op: number, spa: number, tha: Uint8Array, tpa: number, ethDst?: Uint8Array): void {
-    const a = new Uint8Array(28);
-    const v = new DataView(a.buffer);
-    v.setUint16(0, 1);
-    v.setUint16(2, 0x0800);
-    a[4] = 6;
-    a[5] = 4;
-    v.setUint16(6, op);
-    a.set(this.mac, 8);
-    v.setUint32(14, spa);
-    a.set(tha, 18);
-    v.setUint32(24, tpa);
-    this.sendIp(a, {
+    this.sendIp(arp(op, this.mac, spa, tha, tpa), {
       dstMac: ethDst ?? (op === 1 ? BROADCAST_MAC : tha),
       etherType: 0x0806,
       pad: true,

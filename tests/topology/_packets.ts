@@ -100,6 +100,28 @@ export function udp(
   return b;
 }
 
+/** An Ethernet/IPv4 ARP packet (RFC 826): operation, sender and target hardware and protocol addresses. */
+export function arp(
+  op: number,
+  sha: Uint8Array,
+  spa: Addr,
+  tha: Uint8Array,
+  tpa: Addr,
+): Uint8Array {
+  const a = new Uint8Array(28);
+  const v = new DataView(a.buffer);
+  v.setUint16(0, 1);
+  v.setUint16(2, 0x0800);
+  a[4] = 6;
+  a[5] = 4;
+  v.setUint16(6, op);
+  a.set(sha, 8);
+  v.setUint32(14, addr(spa));
+  a.set(tha, 18);
+  v.setUint32(24, addr(tpa));
+  return a;
+}
+
 /** An ICMP message: type, code, 32-bit rest of header, body; checksum filled. */
 export function icmp(type: number, code: number, rest: number, body: Uint8Array): Uint8Array {
   const b = new Uint8Array(8 + body.length);

@@ -26,7 +26,7 @@ import {
   udp6,
 } from "./_topology6.ts";
 import { parseIpv4, parseIpv6 } from "../../stack/wire/mod.ts";
-import { echoRequest, expectIcmp, ipv4, PROTO } from "./_packets.ts";
+import { arp, echoRequest, expectIcmp, ipv4, PROTO } from "./_packets.ts";
 
 Deno.test("IPv6: Hop-by-Hop named by a Fragment header is Parameter Problem code 1 (RFC 8200 §4.1)", async (t) => {
   for (const [name, more] of [["an atomic fragment", false], ["a first fragment", true]] as const) {
@@ -84,16 +84,13 @@ Deno.test("ARP: drops move a counter (issue #16 item 14)", async (t) => {
     const d = watch(lab.r);
     const since = lab.a.received.length;
     // A request for r from 192.0.2.99 claiming the MAC 01:00:5e:00:00:01.
-    const a = new Uint8Array(28);
-    const v = new DataView(a.buffer);
-    v.setUint16(0, 1);
-    v.setUint16(2, 0x0800);
-    a[4] = 6;
-    a[5] = 4;
-    v.setUint16(6, 1);
-    a.set([0x01, 0x00, 0x5e, 0, 0, 1], 8);
-    v.setUint32(14, parseIpv4("192.0.2.99"));
-    v.setUint32(24, parseIpv4(ADDR.rLan));
+    const a = arp(
+      1,
+      new Uint8Array([0x01, 0x00, 0x5e, 0, 0, 1]),
+      "192.0.2.99",
+      new Uint8Array(6),
+      ADDR.rLan,
+    );
     lab.a.sendIp(a, { dstMac: new Uint8Array(6).fill(0xff), etherType: 0x0806, pad: true });
     lab.clock.advance(1);
     assert.equal(lab.a.received.slice(since).length, 0, "no reply");
