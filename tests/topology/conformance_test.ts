@@ -28,19 +28,18 @@ import {
 import { parseIpv4, parseIpv6 } from "../../stack/wire/mod.ts";
 import { arp, echoRequest, expectIcmp, ipv4, PROTO } from "./_packets.ts";
 
+/** An echo request from a to `dst` (r's LAN address by default), with extension headers. */
+function echoFromA(ext: ReturnType<typeof frag>[] = [], dst: string = ADDR6.rLan): Uint8Array {
+  return ip6({ src: ADDR6.a, dst, proto: NH.ICMP6, payload: echo6(ADDR6.a, dst, 7, 1, 16), ext });
+}
+
 Deno.test("IPv6: Hop-by-Hop named by a Fragment header is Parameter Problem code 1 (RFC 8200 §4.1)", async (t) => {
   for (const [name, more] of [["an atomic fragment", false], ["a first fragment", true]] as const) {
     await t.step(name, () => {
       const lab = routerLab6();
       const d = watch(lab.r);
       const since = lab.a.received.length;
-      lab.a.send(ip6({
-        src: ADDR6.a,
-        dst: ADDR6.rLan,
-        proto: NH.ICMP6,
-        payload: echo6(ADDR6.a, ADDR6.rLan, 7, 1, 16),
-        ext: [frag(0, more, 99), hbh()],
-      }));
+      lab.a.send(echoFromA([frag(0, more, 99), hbh()]));
       lab.clock.advance(1);
       const errs = lab.a.icmp6NoControl(since);
       assert.equal(errs.length, 1, "one error, no echo reply");
@@ -55,12 +54,7 @@ Deno.test("IPv6: a packet with the IPv6 EtherType and version 4 is malformed (RF
   const lab = routerLab6();
   const d = watch(lab.r);
   const since = lab.a.received.length;
-  const p = ip6({
-    src: ADDR6.a,
-    dst: ADDR6.rLan,
-    proto: NH.ICMP6,
-    payload: echo6(ADDR6.a, ADDR6.rLan, 7, 1, 16),
-  });
+  const p = echoFromA();
   p[0] = 0x40;
   lab.a.send(p);
   lab.clock.advance(1);
@@ -200,13 +194,7 @@ Deno.test("IPv6 option padding and counts as Linux checks them (RFC 4942 §2.1.9
       const lab = routerLab6();
       const d = watch(lab.r);
       const since = lab.a.received.length;
-      lab.a.send(ip6({
-        src: ADDR6.a,
-        dst: ADDR6.rLan,
-        proto: NH.ICMP6,
-        payload: echo6(ADDR6.a, ADDR6.rLan, 7, 1, 16),
-        ext: [destOpts(...c.opts)],
-      }));
+      lab.a.send(echoFromA([destOpts(...c.opts)]));
       lab.clock.advance(1);
       const replies = lab.a.icmp6(T6.ECHO_REPLY, since).length;
       assert.equal(replies, c.dropped ? 0 : 1);
@@ -236,7 +224,7 @@ Deno.test("IPv6 packets tapir originates carry one flow label per flow (RFC 6437
   // An echo reply is labelled too; NDP keeps 0 (as Linux's ndisc).
   const s2 = lab.a.received.length;
   lab.a.send(
-    ip6({ src: ADDR6.a, dst: ADDR6.rLan, proto: NH.ICMP6, payload: echo6(ADDR6.a, ADDR6.rLan) }),
+    echoFromA([], ADDR6.rLan),
   );
   lab.a.solicit(ADDR6.rLan);
   lab.clock.advance(1);
@@ -271,7 +259,7 @@ Deno.test("IPv6 Subnet-Router anycast (RFC 4291 §2.6.1; issue #16 item 1)", asy
       const lab = routerLab6();
       const since = lab.a.received.length;
       lab.a.send(
-        ip6({ src: ADDR6.a, dst: anycast, proto: NH.ICMP6, payload: echo6(ADDR6.a, anycast) }),
+        echoFromA([], anycast),
       );
       lab.clock.advance(1);
       const replies = lab.a.icmp6(T6.ECHO_REPLY, since);
@@ -285,7 +273,7 @@ Deno.test("IPv6 Subnet-Router anycast (RFC 4291 §2.6.1; issue #16 item 1)", asy
     const since = lab.a.received.length;
     const wanAnycast = "2001:db8:2::";
     lab.a.send(
-      ip6({ src: ADDR6.a, dst: wanAnycast, proto: NH.ICMP6, payload: echo6(ADDR6.a, wanAnycast) }),
+      echoFromA([], wanAnycast),
     );
     lab.clock.advance(1);
     assert.equal(lab.a.icmp6(T6.ECHO_REPLY, since).length, 1);
@@ -315,7 +303,7 @@ Deno.test("IPv6 Subnet-Router anycast (RFC 4291 §2.6.1; issue #16 item 1)", asy
     const lab = routerLab6({ forwarding: false });
     const since = lab.a.received.length;
     lab.a.send(
-      ip6({ src: ADDR6.a, dst: anycast, proto: NH.ICMP6, payload: echo6(ADDR6.a, anycast) }),
+      echoFromA([], anycast),
     );
     lab.clock.advance(1);
     assert.equal(lab.a.icmp6(T6.ECHO_REPLY, since).length, 0);

@@ -313,28 +313,14 @@ const V6_CASES: DropCase<RouterLab6>[] = [
     reason: R.FRAGMENT_BAD_LENGTH,
     counter: "fragmentsMalformed",
     icmp: [4, 0],
-    inject: (l) =>
-      l.a.send(ip6({
-        src: ADDR6.a,
-        dst: ADDR6.rLan,
-        proto: NH.UDP,
-        payload: pattern6(13),
-        ext: [frag(0, true, 7)],
-      })),
+    inject: (l) => l.a.send(fragmentToR(NH.UDP, 13, frag(0, true, 7))),
     rest: 4,
   },
   {
     reason: R.FRAGMENT_TOO_LONG,
     counter: "fragmentsMalformed",
     icmp: [4, 0],
-    inject: (l) =>
-      l.a.send(ip6({
-        src: ADDR6.a,
-        dst: ADDR6.rLan,
-        proto: NH.UDP,
-        payload: pattern6(16),
-        ext: [frag(65528, false, 8)],
-      })),
+    inject: (l) => l.a.send(fragmentToR(NH.UDP, 16, frag(65528, false, 8))),
     rest: 42,
   },
   {
@@ -342,14 +328,7 @@ const V6_CASES: DropCase<RouterLab6>[] = [
     reason: R.FRAGMENT_INCOMPLETE_CHAIN,
     counter: "fragmentsMalformed",
     icmp: [4, 3],
-    inject: (l) =>
-      l.a.send(ip6({
-        src: ADDR6.a,
-        dst: ADDR6.rLan,
-        proto: NH.TCP,
-        payload: pattern6(16),
-        ext: [frag(0, true, 9)],
-      })),
+    inject: (l) => l.a.send(fragmentToR(NH.TCP, 16, frag(0, true, 9))),
     rest: 0,
   },
   {
@@ -358,13 +337,7 @@ const V6_CASES: DropCase<RouterLab6>[] = [
     icmp: null,
     inject: (l) => {
       for (const off of [0, 8]) {
-        l.a.send(ip6({
-          src: ADDR6.a,
-          dst: ADDR6.rLan,
-          proto: NH.UDP,
-          payload: pattern6(16),
-          ext: [frag(off, true, 10)],
-        }));
+        l.a.send(fragmentToR(NH.UDP, 16, frag(off, true, 10)));
       }
     },
   },
@@ -489,6 +462,11 @@ const V6_CASES: DropCase<RouterLab6>[] = [
     },
   },
 ];
+
+/** A fragment from a to r: `n` data bytes of `proto` behind the Fragment header `f`. */
+function fragmentToR(proto: number, n: number, f: ReturnType<typeof frag>): Uint8Array {
+  return ip6({ src: ADDR6.a, dst: ADDR6.rLan, proto, payload: pattern6(n), ext: [f] });
+}
 
 /** A UDP packet from a to `dst`, with extension headers. */
 function udpTo6(dst: string, ext: ReturnType<typeof frag>[] = []): Uint8Array {
