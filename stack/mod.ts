@@ -33,6 +33,7 @@ export {
   udpProbe,
   type UdpProbeOptions,
 } from "./apps/ping.ts";
+export * from "./apps/dhcp/mod.ts";
 export {
   Ipv6,
   type Ipv6AddressState,

@@ -14,6 +14,7 @@ export * from "./ipv4.ts";
 export * from "./ipv4_options.ts";
 export * from "./icmpv4.ts";
 export * from "./udp.ts";
+export * from "./dhcpv4.ts";
 export * from "./tcp.ts";
 export * from "./ipv6.ts";
 export * from "./ipv6_ext.ts";

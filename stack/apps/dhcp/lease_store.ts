@@ -1,0 +1,159 @@
+/**
+ * Where a DHCP server keeps its leases so that a restart (or a `kill -9`)
+ * loses none it acknowledged: {@link MemoryLeaseStore} for the lab and
+ * tests, {@link FileLeaseStore} for `tapir run`.
+ *
+ * The file is a journal of JSON lines, one per change, as Kea's memfile
+ * is a CSV journal: the server appends the record and syncs it to disk
+ * (`fdatasync`) before the ACK leaves, so an acknowledged lease is on disk
+ * whatever happens next. When the journal has grown to twice the live
+ * leases it is compacted: the live set goes to a temporary file, which is
+ * synced and renamed over the journal (a rename is atomic), as Kea's lease
+ * file cleanup and dnsmasq's rewrite do. A line cut short by a crash in the
+ * middle of an append was never synced and never acknowledged; reading
+ * skips it.
+ *
+ * @module
+ */
+
+/** One lease as it is kept on disk (addresses and MACs as text, times in wall-clock ms). */
+export interface LeaseRecord {
+  /** Dotted IPv4 address. */
+  address: string;
+  /** `aa:bb:cc:dd:ee:ff`. */
+  mac: string;
+  /** Client identifier (option 61) as colon-separated hex, or null. */
+  clientId: string | null;
+  hostname: string | null;
+  /** Unix time in ms when the lease ends (a declined address: when it may be used again). */
+  expires: number;
+  /** `bound`: held by the client; `released`: given back (RELEASE); `declined`: in use by someone else (DECLINE). */
+  state: "bound" | "released" | "declined";
+}
+
+/** A lease store: what the server read at start, and a durable write per change. */
+export interface LeaseStore {
+  /** The records to start from, the newest per address. */
+  load(): LeaseRecord[];
+  /** Make `rec` (the newest state of its address) durable before returning; throws on failure. */
+  commit(rec: LeaseRecord, live: () => LeaseRecord[]): void;
+  close(): void;
+}
+
+/** Leases in memory (lost with the process): the lab, and tests that restart a server on it. */
+export class MemoryLeaseStore implements LeaseStore {
+  readonly records: Map<string, LeaseRecord> = new Map();
+  load(): LeaseRecord[] {
+    return [...this.records.values()];
+  }
+  commit(rec: LeaseRecord): void {
+    this.records.set(rec.address, { ...rec });
+  }
+  close(): void {}
+}
+
+/** Parse journal text: the newest record per address; malformed lines counted, not fatal. */
+export function parseLeaseJournal(text: string): { records: LeaseRecord[]; badLines: number } {
+  const byAddr = new Map<string, LeaseRecord>();
+  let badLines = 0;
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    let r: unknown;
+    try {
+      r = JSON.parse(line);
+    } catch {
+      badLines++;
+      continue;
+    }
+    if (!isRecord(r)) {
+      badLines++;
+      continue;
+    }
+    byAddr.set(r.address, r);
+  }
+  return { records: [...byAddr.values()], badLines };
+}
+
+function isRecord(r: unknown): r is LeaseRecord {
+  if (r === null || typeof r !== "object") return false;
+  const o = r as Record<string, unknown>;
+  return typeof o.address === "string" && typeof o.mac === "string" &&
+    (o.clientId === null || typeof o.clientId === "string") &&
+    (o.hostname === null || typeof o.hostname === "string") &&
+    typeof o.expires === "number" &&
+    (o.state === "bound" || o.state === "released" || o.state === "declined");
+}
+
+const enc = new TextEncoder();
+
+/** Leases in a journal file (see the module doc). */
+export class FileLeaseStore implements LeaseStore {
+  #file: Deno.FsFile | null = null;
+  #lines = 0;
+  /** Lines of the file that could not be read at start (a torn last append). */
+  badLines = 0;
+
+  constructor(readonly path: string) {}
+
+  load(): LeaseRecord[] {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(this.path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const { records, badLines } = parseLeaseJournal(text);
+    this.badLines = badLines;
+    // Start from a compacted file: the torn line (if any) is gone, and appends start clean.
+    this.#rewrite(records);
+    return records;
+  }
+
+  commit(rec: LeaseRecord, live: () => LeaseRecord[]): void {
+    if (this.#file === null) this.#rewrite([]);
+    const f = this.#file!;
+    const line = enc.encode(JSON.stringify(rec) + "\n");
+    let n = 0;
+    while (n < line.length) n += f.writeSync(line.subarray(n));
+    f.syncDataSync();
+    this.#lines++;
+    const all = live();
+    if (this.#lines > 2 * all.length + 64) this.#rewrite(all);
+  }
+
+  /** Write `records` to a temporary file, sync it, rename it over the journal, reopen for appends. */
+  #rewrite(records: LeaseRecord[]): void {
+    const dir = this.path.includes("/") ? this.path.slice(0, this.path.lastIndexOf("/")) : ".";
+    Deno.mkdirSync(dir || "/", { recursive: true });
+    const tmp = `${this.path}.tmp`;
+    const body = enc.encode(records.map((r) => JSON.stringify(r) + "\n").join(""));
+    const t = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o644 });
+    try {
+      let n = 0;
+      while (n < body.length) n += t.writeSync(body.subarray(n));
+      t.syncSync();
+    } finally {
+      t.close();
+    }
+    Deno.renameSync(tmp, this.path);
+    try {
+      // The rename itself is durable once the directory is synced.
+      const d = Deno.openSync(dir || "/", { read: true });
+      try {
+        d.syncSync();
+      } finally {
+        d.close();
+      }
+    } catch {
+      // Some file systems cannot sync a directory; the rename is still atomic.
+    }
+    this.#file?.close();
+    this.#file = Deno.openSync(this.path, { append: true });
+    this.#lines = records.length;
+  }
+
+  close(): void {
+    this.#file?.close();
+    this.#file = null;
+  }
+}
