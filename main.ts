@@ -58,9 +58,12 @@ function program(setCode: (c: number) => void): Command {
 
   p.command("show")
     .description(
-      "ask a running tapir (through its control socket) for stats, routes, neighbors or addresses",
+      "ask a running tapir (through its control socket) for stats, routes, neighbors, addresses, RA state, connections, firewall rules or DHCP leases",
     )
-    .argument("<what>", "stats | routes | neighbors | addresses | ra | conntrack | firewall")
+    .argument(
+      "<what>",
+      "stats | routes | neighbors | addresses | ra | conntrack | firewall | leases",
+    )
     .option("--control <path>", "control socket path")
     .option("--hostname <name>", "hostname of the running tapir, to find its default socket")
     .option("--json", "print JSON")

@@ -12,6 +12,7 @@ const SOURCES = [
   "stack/ipv6/ra_stats.ts",
   "stack/firewall/firewall.ts",
   "stack/firewall/conntrack.ts",
+  "stack/apps/dhcp/server4.ts",
   "link/tap.ts",
   "link/memory.ts",
 ];

@@ -256,6 +256,33 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "invalid": "Packets that fit no connection state (ctstate INVALID).",
     "masqueradeFlushed": "Connections removed because their MASQUERADE address went away.",
   },
+  "Dhcpv4ServerStats": {
+    "discoverReceived": "DHCPDISCOVER messages received.",
+    "requestReceived": "DHCPREQUEST messages received.",
+    "declineReceived": "DHCPDECLINE messages received.",
+    "releaseReceived": "DHCPRELEASE messages received.",
+    "informReceived": "DHCPINFORM messages received.",
+    "offersSent": "DHCPOFFER messages sent.",
+    "acksSent": "DHCPACK messages sent.",
+    "naksSent": "DHCPNAK messages sent.",
+    "otherServerSelected": "REQUESTs that selected another server's offer.",
+    "malformedDropped":
+      "Messages too short, without the magic cookie, or with options that do not parse.",
+    "notRequestDropped": "BOOTREPLY messages (from another server) received on port 67.",
+    "unsupportedHardwareDropped": "Messages for a hardware type other than Ethernet.",
+    "noMessageTypeDropped": "BOOTP messages without option 53 (plain BOOTP is not served).",
+    "unknownMessageTypeDropped":
+      "Messages with an option 53 a server does not take (OFFER, ACK, NAK, or unknown).",
+    "poolExhaustedDropped":
+      "DISCOVERs left unanswered because every address of the pools is in use.",
+    "relayedDropped": "Messages through a relay (giaddr set): relaying is not served yet.",
+    "requestWithoutAddressDropped": "REQUESTs with neither a requested address nor ciaddr.",
+    "unknownClientDropped":
+      "REQUESTs and DECLINEs for this server about an address it has no record of (non-authoritative: silence, RFC 2131 §4.3.2).",
+    "leaseWriteFailedDropped":
+      "ACKs not sent because the lease could not be written to the lease store.",
+    "sendFailed": "Replies the stack could not send (no buffer, link down).",
+  },
   "TapStats": {
     "rxFrames": "Frames read from the fd and dispatched.",
     "rxBytes": "Bytes of frames read (Ethernet header on, virtio-net header off).",

@@ -9,6 +9,7 @@
  */
 import type { AddressInfo, RouteInfo } from "./control.ts";
 import type { ConnectionInfo } from "../stack/firewall/mod.ts";
+import type { Dhcpv4LeaseInfo } from "../stack/mod.ts";
 
 /** `ip route` and `ip -6 route` lines, IPv4 first. */
 export function formatRoutes(routes: RouteInfo[]): string {
@@ -189,4 +190,24 @@ export function formatRa(answer: { interfaces: Record<string, Record<string, unk
     }
   }
   return out.map((l) => l + "\n").join("");
+}
+
+/**
+ * DHCPv4 leases, one per line as dnsmasq's lease file reads (expiry,
+ * MAC, address, hostname, client id), with the interface and state.
+ */
+export function formatLeases(rows: Dhcpv4LeaseInfo[]): string {
+  const lines = rows.map((l) =>
+    [
+      l.interface,
+      l.address,
+      l.mac,
+      l.hostname ?? "*",
+      l.clientId ?? "*",
+      l.expired && l.state === "bound" ? "expired" : l.state,
+      new Date(l.expires).toISOString(),
+    ].join(" ")
+  );
+  lines.push(`${rows.length} lease${rows.length === 1 ? "" : "s"}`);
+  return lines.map((l) => l + "\n").join("");
 }

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { Stack } from "../stack/mod.ts";
+import { type Dhcpv4LeaseInfo, Dhcpv4Server, type Stack } from "../stack/mod.ts";
 import { formatIpv4, formatIpv6, formatMac } from "../stack/wire/mod.ts";
 import { nudStateName } from "../stack/neighbor_cache.ts";
 import { inodeOf } from "./_sys.ts";
@@ -228,6 +228,15 @@ function ra(stack: Stack): unknown {
   return { interfaces: out, stats: { ...stack.ra.stats } };
 }
 
+/** Every lease of every DHCPv4 server, by interface and address. */
+function leases(stack: Stack): Dhcpv4LeaseInfo[] {
+  const out: Dhcpv4LeaseInfo[] = [];
+  for (const sv of stack.services.values()) {
+    if (sv instanceof Dhcpv4Server) out.push(...sv.leases());
+  }
+  return out;
+}
+
 /** What the socket answers for each request. */
 export function controlAnswer(stack: Stack, what: string): unknown {
   switch (what) {
@@ -271,10 +280,12 @@ export function controlAnswer(stack: Stack, what: string): unknown {
       return stack.firewall?.connections() ?? [];
     case "ra":
       return ra(stack);
+    case "leases":
+      return leases(stack);
     default:
       return {
         error: `unknown request "${what}": use stats, routes, neighbors, addresses, ra, ` +
-          `conntrack, firewall or reload`,
+          `conntrack, firewall, leases or reload`,
       };
   }
 }

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { Stack } from "../stack/mod.ts";
+import { Dhcpv4Server, type Stack } from "../stack/mod.ts";
 import { METRIC_HELP } from "./_metric_help.ts";
 
 /** Each owner's stats interfaces, whose JSDoc is the HELP text (cmd/_gen_metric_help.ts). */
@@ -31,6 +31,7 @@ const DOCS: Record<string, string[]> = {
   ra: ["RaStats"],
   firewall: ["FirewallStats"],
   conntrack: ["ConntrackStats"],
+  dhcp4_server: ["Dhcpv4ServerStats"],
 };
 
 /** What the counter `key` of `owner` counts (its JSDoc), or a fallback naming it. */
@@ -149,6 +150,10 @@ export function renderMetrics(stack: Stack): string {
   if (s.conntrack !== undefined) {
     for (const [fam, v] of Object.entries(s.conntrack)) x.counters("conntrack", v, { family: fam });
   }
+  for (const sv of stack.services.values()) {
+    if (!(sv instanceof Dhcpv4Server)) continue;
+    x.counters("dhcp4_server", sv.stats, { interface: sv.nic.name });
+  }
   // Gauges: what the tables hold now.
   x.add(
     "tapir_routes",
@@ -191,6 +196,16 @@ export function renderMetrics(stack: Stack): string {
     const ah = "Addresses on the interface";
     x.add("tapir_addresses", "gauge", ah, { ...l, family: "ipv4" }, v4?.addresses.length ?? 0);
     x.add("tapir_addresses", "gauge", ah, { ...l, family: "ipv6" }, v6?.addresses.length ?? 0);
+  }
+  for (const sv of stack.services.values()) {
+    if (!(sv instanceof Dhcpv4Server)) continue;
+    x.add(
+      "tapir_dhcp4_leases",
+      "gauge",
+      "DHCPv4 leases bound and not expired",
+      { interface: sv.nic.name },
+      sv.activeLeases(),
+    );
   }
   const fw = stack.firewall;
   if (fw !== null) {

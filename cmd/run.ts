@@ -10,9 +10,9 @@
  */
 import { getLogger, type LogLevel } from "@logtape/logtape";
 import { type Config, ConfigErrors, type InterfaceConfig, loadConfig } from "../config/mod.ts";
-import { buildStack } from "../config/build.ts";
+import { buildStack, type ServiceOptions } from "../config/build.ts";
 import { applyConfig, type ReloadResult } from "../config/reload.ts";
-import type { LinkEndpoint } from "../stack/mod.ts";
+import { FileLeaseStore, type LinkEndpoint } from "../stack/mod.ts";
 import { LinkDriver, openTap, PcapEndpoint, type TapEndpoint, TapError } from "../link/mod.ts";
 import {
   controlAnswer,
@@ -112,9 +112,14 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
     });
     return capture === undefined ? tap : new PcapEndpoint(tap, { path: capture });
   };
+  // Leases on disk (written before each ACK), lease times in wall-clock time.
+  const services: ServiceOptions = {
+    leaseStore: (iface) => new FileLeaseStore(iface.dhcp.leaseFile),
+    wallClock: Date.now,
+  };
   let built;
   try {
-    built = buildStack(config, { openLink });
+    built = buildStack(config, { openLink, services });
   } catch (e) {
     for (const t of taps) t.close();
     if (e instanceof TapError) {
@@ -162,6 +167,7 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
           driver.add(tapOf.get(iface.name)!);
           return link;
         },
+        services,
         removed: (name) => {
           const tap = tapOf.get(name);
           if (tap === undefined) return;

@@ -1,5 +1,5 @@
 /**
- * `tapir show stats|routes|neighbors|addresses|ra`: ask a running tapir
+ * `tapir show stats|routes|neighbors|addresses|ra|conntrack|firewall|leases`: ask a running tapir
  * through its control socket.
  *
  * @module
@@ -9,6 +9,7 @@ import { formatStatsText } from "./_stats_text.ts";
 import {
   formatAddresses,
   formatConntrack,
+  formatLeases,
   formatNeighbors,
   formatRa,
   formatRoutes,
@@ -35,11 +36,21 @@ const TEXT: Record<string, (answer: any) => string> = {
   neighbors: formatNeighbors,
   conntrack: formatConntrack,
   ra: formatRa,
+  leases: formatLeases,
 };
 
 /** Run `tapir show WHAT`; the exit code. */
 export async function showCommand(what: string, o: ShowOptions): Promise<number> {
-  const allowed = ["stats", "routes", "neighbors", "addresses", "firewall", "ra", "conntrack"];
+  const allowed = [
+    "stats",
+    "routes",
+    "neighbors",
+    "addresses",
+    "firewall",
+    "ra",
+    "conntrack",
+    "leases",
+  ];
   if (!allowed.includes(what)) {
     console.error(`tapir show: unknown "${what}"; use one of ${allowed.join(", ")}`);
     return 2;

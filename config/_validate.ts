@@ -53,6 +53,7 @@ import {
   subTable,
   type Tbl,
 } from "./_check.ts";
+import { validateDhcp } from "./_dhcp.ts";
 import { BUILTIN_TARGETS, parseRule, type Rule, RuleError } from "./rule.ts";
 import type {
   ChainConfig,
@@ -590,6 +591,7 @@ const INTERFACE_KEYS = [
   "up",
   "neighbors",
   "ra",
+  "dhcp",
 ] as const;
 
 function checkInterfaceAddress(ctx: Ctx, c: IpCidr, text: string, path: string): boolean {
@@ -697,6 +699,7 @@ function validateInterface(
   });
 
   const ra = validateRa(ctx, t.ra, at(path, "ra"), mtu);
+  const dhcp = validateDhcp(ctx, t.dhcp, at(path, "dhcp"), name, addresses, mtu);
 
   // RFC 8200 §5: every link that carries IPv6 must have an MTU of 1280 or more.
   if (mtu < 1280 && addresses.some((a) => a.family === 6)) {
@@ -720,6 +723,7 @@ function validateInterface(
     up: bool(ctx, t, "up", path, true),
     neighbors,
     ra,
+    dhcp,
   };
   return { cfg, addrPaths };
 }

@@ -5,7 +5,16 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { type Clock, type LinkEndpoint, type Nic, type Random, Stack } from "../stack/mod.ts";
+import {
+  type Clock,
+  Dhcpv4Server,
+  type LeaseStore,
+  type LinkEndpoint,
+  MemoryLeaseStore,
+  type Nic,
+  type Random,
+  Stack,
+} from "../stack/mod.ts";
 import { Firewall } from "../stack/firewall/mod.ts";
 import {
   ipv4CidrContains,
@@ -27,6 +36,43 @@ export interface BuildOptions {
   random?: Random;
   /** Open (or make) the link of one interface. */
   openLink: (iface: InterfaceConfig) => LinkEndpoint;
+  /** Where services keep state and read wall time (default: in memory, the stack's clock). */
+  services?: ServiceOptions;
+}
+
+/** What the services of an interface (its DHCP server) need from the program that runs them. */
+export interface ServiceOptions {
+  /** The lease store of an interface's DHCPv4 server (`tapir run`: its `lease_file`). */
+  leaseStore?: (iface: InterfaceConfig) => LeaseStore;
+  /** Wall-clock ms for lease times (`tapir run`: `Date.now`); default the stack's clock. */
+  wallClock?: () => number;
+}
+
+/** Start, reconfigure or stop the DHCPv4 server of `iface` on `nic` to match its config. */
+export function applyDhcp(
+  stack: Stack,
+  nic: Nic,
+  iface: InterfaceConfig,
+  services: ServiceOptions = {},
+): "started" | "reconfigured" | "stopped" | "unchanged" {
+  const key = `dhcp4:${iface.name}`;
+  const running = stack.services.get(key);
+  if (!iface.dhcp.enabled) {
+    if (running === undefined) return "unchanged";
+    running.close();
+    stack.services.delete(key);
+    return "stopped";
+  }
+  if (running instanceof Dhcpv4Server) {
+    running.configure(iface.dhcp.settings);
+    return "reconfigured";
+  }
+  const server = new Dhcpv4Server(stack, nic, iface.dhcp.settings, {
+    store: services.leaseStore?.(iface) ?? new MemoryLeaseStore(),
+    wallClock: services.wallClock ?? (() => stack.clock.now()),
+  });
+  stack.services.set(key, server);
+  return "started";
 }
 
 /** A stack built from a config, with its NICs by interface name. */
@@ -90,6 +136,9 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
   try {
     for (const iface of config.interfaces) {
       nics.set(iface.name, addInterface(stack, r, iface, opts.openLink(iface), inactive));
+    }
+    for (const iface of config.interfaces) {
+      applyDhcp(stack, nics.get(iface.name)!, iface, opts.services);
     }
     addRoutes(stack, nics, config.routes);
     if (hasRules(config)) {

@@ -21,7 +21,7 @@ import type { Nic, Stack } from "../stack/mod.ts";
 import { Firewall } from "../stack/firewall/mod.ts";
 import { formatIpv4, formatIpv6 } from "../stack/wire/mod.ts";
 import type { LinkEndpoint } from "../stack/mod.ts";
-import { addInterface, addRoutes, hasRules } from "./build.ts";
+import { addInterface, addRoutes, applyDhcp, hasRules, type ServiceOptions } from "./build.ts";
 import type { Config, InterfaceConfig } from "./types.ts";
 
 /** What {@link applyConfig} did. */
@@ -38,6 +38,8 @@ export interface ReloadLinks {
   openLink(iface: InterfaceConfig): LinkEndpoint;
   /** An interface was removed: its NIC is closed; release what the caller keeps for it. */
   removed?(name: string, nic: Nic): void;
+  /** Lease stores and wall time for services started by the reload. */
+  services?: ServiceOptions;
 }
 
 /** A stable text of a config value (Maps, Sets and byte arrays included), for equality. */
@@ -94,6 +96,16 @@ export function applyConfig(
     const nic = nics.get(name);
     if (p !== undefined && nic !== undefined) {
       applyInterface(stack, nic, p, n, applied, notApplied);
+      if (!same(p.dhcp, n.dhcp)) {
+        try {
+          const r = applyDhcp(stack, nic, n, links?.services);
+          applied.push(`interface ${name}: DHCPv4 server ${r} (leases kept)`);
+        } catch (e) {
+          notApplied.push(
+            `interface ${name}: DHCPv4 server: ${e instanceof Error ? e.message : e}`,
+          );
+        }
+      }
       continue;
     }
     if (links === undefined) {
@@ -102,7 +114,9 @@ export function applyConfig(
     }
     try {
       const inactive: string[] = [];
-      nics.set(name, addInterface(stack, next.router, n, links.openLink(n), inactive));
+      const added = addInterface(stack, next.router, n, links.openLink(n), inactive);
+      nics.set(name, added);
+      applyDhcp(stack, added, n, links.services);
       applied.push(`interface ${name} added`);
       for (const what of inactive) notApplied.push(`${what}: not acted on`);
     } catch (e) {

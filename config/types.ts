@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { DhcpConfig } from "./_dhcp.ts";
 import type { IpAddress, IpCidr, Ipv6Cidr } from "../stack/wire/mod.ts";
 import type { RaAdvertPrefix, RaAdvertSettings } from "../stack/mod.ts";
 import type {
@@ -143,6 +144,8 @@ export interface InterfaceConfig {
   up: boolean;
   neighbors: StaticNeighborConfig[];
   ra: RaConfig;
+  /** `[interface.dhcp]`: the DHCPv4 server of this interface. */
+  dhcp: DhcpConfig;
 }
 
 /** Kinds of route (as `ip route` types). */
@@ -260,3 +263,5 @@ export interface LabConfig {
   links: LabLinkConfig[];
   probes: ProbeConfig[];
 }
+
+export type { DhcpConfig };

@@ -81,6 +81,13 @@ export interface AddNicOptions {
   ipv6?: boolean | { forwarding?: boolean; sendRedirects?: boolean; linkLocal?: Uint8Array | null };
 }
 
+/** A service on the stack ({@link Stack.services}). */
+export interface StackService {
+  /** The interface it serves, or null. */
+  readonly nic: Nic | null;
+  close(): void;
+}
+
 /**
  * A network stack instance.
  *
@@ -118,6 +125,11 @@ export class Stack {
    * function returns under its name.
    */
   readonly statsSources: Map<string, () => Record<string, number>> = new Map();
+  /**
+   * Services running on this stack (the DHCP servers, as `dhcp4:lan0`):
+   * closed before the stack, and a NIC's before it is removed.
+   */
+  readonly services: Map<string, StackService> = new Map();
   #nextNicId = 1;
 
   constructor(opts: StackOptions = {}) {
@@ -178,6 +190,12 @@ export class Stack {
    */
   removeNic(nic: Nic): void {
     if (this.nics.get(nic.id) !== nic) return;
+    for (const [k, sv] of this.services) {
+      if (sv.nic === nic) {
+        sv.close();
+        this.services.delete(k);
+      }
+    }
     this.ra.disableRouter(nic, true);
     this.ra.host.disable(nic);
     this.ipv4.detachNic(nic);
@@ -278,6 +296,8 @@ export class Stack {
   close(): void {
     this.#trimTimer?.cancel();
     this.#trimTimer = null;
+    for (const sv of this.services.values()) sv.close();
+    this.services.clear();
     // RFC 4861 §6.2.5: the final RAs leave while the links are still open.
     this.ra.close();
     this.firewall?.close();

@@ -402,6 +402,58 @@ const CASES: BadCase[] = [
     line: 13,
     message: "interface b:e0 is already on lab.link[0]",
   },
+  {
+    name: "a DHCP pool outside the interface's prefix",
+    text: LAN + `[interface.dhcp]\npools = ["198.51.100.10-198.51.100.20"]\n`,
+    path: "interface[0].dhcp.pools[0]",
+    line: 5,
+    message: "is outside the IPv4 prefixes of interface \"lan0\" (192.0.2.0/24)",
+  },
+  {
+    name: "overlapping DHCP pools",
+    text: LAN +
+      `[interface.dhcp]\npools = [\n  "192.0.2.100-192.0.2.150",\n  "192.0.2.140-192.0.2.160",\n]\n`,
+    path: "interface[0].dhcp.pools[1]",
+    line: 7,
+    message: "pool overlaps interface[0].dhcp.pools[0]",
+  },
+  {
+    name: "a DHCP pool holding the interface's own address",
+    text: LAN + `[interface.dhcp]\npools = ["192.0.2.1-192.0.2.20"]\n`,
+    path: "interface[0].dhcp.pools[0]",
+    line: 5,
+    message: "includes the interface's own address 192.0.2.1",
+  },
+  {
+    name: "a DHCP reservation outside every pool",
+    text: LAN +
+      `[interface.dhcp]\npools = ["192.0.2.100-192.0.2.150"]\nreservations = [{ mac = "02:00:00:00:00:09", address = "192.0.2.200" }]\n`,
+    path: "interface[0].dhcp.reservations[0].address",
+    line: 6,
+    message: "reserved address 192.0.2.200 is outside every pool",
+  },
+  {
+    name: "a DHCP server on an interface without IPv4",
+    text: `[[interface]]\nname = "lan0"\naddresses = ["2001:db8::1/64"]\n[interface.dhcp]\npools = []\n`,
+    path: "interface[0].dhcp",
+    line: 4,
+    message: "a DHCPv4 server needs an IPv4 address",
+  },
+  {
+    name: "a DHCP lease time below two minutes",
+    text: LAN + `[interface.dhcp]\npools = ["192.0.2.100-192.0.2.150"]\nlease_time = "30s"\n`,
+    path: "interface[0].dhcp.lease_time",
+    line: 6,
+    message: "",
+  },
+  {
+    name: "a DHCP option the server sets itself",
+    text: LAN +
+      `[interface.dhcp]\npools = ["192.0.2.100-192.0.2.150"]\noptions = [{ code = 54, ip = "192.0.2.9" }]\n`,
+    path: "interface[0].dhcp.options[0].code",
+    line: 6,
+    message: "option 54 is set by the server itself",
+  },
 ];
 
 Deno.test("parseConfig() reports each bad config at its key path and line", async (t) => {
