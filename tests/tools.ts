@@ -27,6 +27,9 @@ export const TOOLS: Readonly<Record<string, string>> = {
   promtool: "prometheus",
   "/usr/bin/python3": "python3",
   scapy: "python3-scapy",
+  udhcpc: "udhcpc",
+  dhclient: "isc-dhcp-client",
+  dhcpcd: "dhcpcd-base",
 };
 
 /** Tools that are not commands: how to tell whether each is present. */

@@ -407,7 +407,7 @@ const CASES: BadCase[] = [
     text: LAN + `[interface.dhcp]\npools = ["198.51.100.10-198.51.100.20"]\n`,
     path: "interface[0].dhcp.pools[0]",
     line: 5,
-    message: "is outside the IPv4 prefixes of interface \"lan0\" (192.0.2.0/24)",
+    message: 'is outside the IPv4 prefixes of interface "lan0" (192.0.2.0/24)',
   },
   {
     name: "overlapping DHCP pools",
@@ -434,7 +434,8 @@ const CASES: BadCase[] = [
   },
   {
     name: "a DHCP server on an interface without IPv4",
-    text: `[[interface]]\nname = "lan0"\naddresses = ["2001:db8::1/64"]\n[interface.dhcp]\npools = []\n`,
+    text:
+      `[[interface]]\nname = "lan0"\naddresses = ["2001:db8::1/64"]\n[interface.dhcp]\npools = []\n`,
     path: "interface[0].dhcp",
     line: 4,
     message: "a DHCPv4 server needs an IPv4 address",
