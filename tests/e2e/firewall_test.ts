@@ -27,11 +27,17 @@ const LAN_TAP = `twl${id}`;
 const WAN_TAP = `tww${id}`;
 
 /** The gateway example with test TAP names, plus REJECT variants the test needs. */
-function gatewayConfig(): string {
+function gatewayConfig(dir: string): string {
   const text = Deno.readTextFileSync(`${REPO}/examples/gateway.toml`)
     .replace('tap = "tap-gw-wan"', `tap = "${WAN_TAP}"`)
-    .replace('tap = "tap-gw-lan"', `tap = "${LAN_TAP}"`);
+    .replace('tap = "tap-gw-lan"', `tap = "${LAN_TAP}"`)
+    // The DHCP server's leases stay in the test's directory.
+    .replace(
+      'lease_file = "/var/lib/tapir/lan0.dhcp4.leases"',
+      `lease_file = "${dir}/lan0.leases"`,
+    );
   assert.ok(text.includes(WAN_TAP) && text.includes(LAN_TAP), "gateway.toml TAP names changed");
+  assert.ok(text.includes(`${dir}/lan0.leases`), "gateway.toml's lease_file changed");
   return text + `
 # Added by the test: REJECT with ICMP(v6) codes, after the example's rules.
 [firewall.ipv4.filter]
@@ -114,7 +120,7 @@ Deno.test({
       const lan = await topo.netns("lan");
       const wan = await topo.netns("wan");
       const far = await topo.netns("far");
-      const tapir = await startTapir({ config: gatewayConfig(), ns: r, topo });
+      const tapir = await startTapir({ config: gatewayConfig(topo.tempDir()), ns: r, topo });
       await moveTapToNs(LAN_TAP, r, lan, { address: ["192.0.2.10/24", "2001:db8:10::10/64"] });
       await moveTapToNs(WAN_TAP, r, wan, {
         address: ["198.51.100.1/24", "2001:db8:ffff::1/64"],

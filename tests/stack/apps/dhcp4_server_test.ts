@@ -5,7 +5,9 @@
  * readers of _packets.ts).
  */
 import assert from "node:assert/strict";
-import { MemoryLink } from "../../../link/mod.ts";
+import { type MemoryEndpoint, MemoryLink } from "../../../link/mod.ts";
+import { parseConfig } from "../../../config/mod.ts";
+import { buildStack } from "../../../config/build.ts";
 import {
   Dhcpv4Server,
   type Dhcpv4ServerSettings,
@@ -596,4 +598,72 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+/** examples/gateway.toml built on memory links; a DISCOVER on lan0's wire; the OFFERs seen. */
+function gatewayOffers(edit: (text: string) => string): { offers: string[]; leaseFile: string } {
+  const clock = new ManualClock(1_000_000);
+  const text = edit(
+    Deno.readTextFileSync(new URL("../../../examples/gateway.toml", import.meta.url)),
+  );
+  const config = parseConfig(text);
+  const far = new Map<string, MemoryEndpoint>();
+  const built = buildStack(config, {
+    clock,
+    openLink: (iface) => {
+      const [mine, theirs] = MemoryLink.pair({ clock });
+      far.set(iface.name, theirs);
+      return mine;
+    },
+  });
+  const offers: string[] = [];
+  const lan = far.get("lan0")!;
+  lan.attach({
+    deliverFrame(p: PacketBuffer) {
+      const f = p.data.slice(p.start, p.end);
+      if (eth(f).type !== 0x0800) return;
+      const v4 = readIpv4(f, 14);
+      const u = v4.payload;
+      if (v4.protocol !== PROTO.UDP || ((u[2]! << 8) | u[3]!) !== 68) return;
+      const m = new Dhcpv4Message(u, 8, u.length - 8);
+      const o = m.options();
+      if (typeof o !== "string" && o.get(O.MESSAGE_TYPE)?.[0] === T.OFFER) {
+        offers.push(`${formatIpv4(m.yiaddr())} from ${v4.src}`);
+      }
+    },
+  });
+  clock.advance(5000);
+  const b = new Uint8Array(300);
+  writeDhcpv4(b, 0, { op: 1, xid: 7, chaddr: new Uint8Array([2, 0, 0, 0, 0, 0x10]) }, [
+    [O.MESSAGE_TYPE, new Uint8Array([T.DISCOVER])],
+  ]);
+  const pkt = ipv4({
+    src: "0.0.0.0",
+    dst: "255.255.255.255",
+    protocol: PROTO.UDP,
+    payload: udp("0.0.0.0", "255.255.255.255", 68, 67, b),
+  });
+  const frame = new Uint8Array(14 + pkt.length);
+  frame.set([255, 255, 255, 255, 255, 255, 2, 0, 0, 0, 0, 0x10, 8, 0]);
+  frame.set(pkt, 14);
+  const pb = new PacketBuffer();
+  pb.data.set(frame, HEADROOM);
+  pb.setFrame(HEADROOM, frame.length);
+  lan.writePacket(pb);
+  clock.advance(10);
+  built.stack.close();
+  return { offers, leaseFile: config.interfaces[1]!.dhcp.leaseFile };
+}
+
+Deno.test("gateway.toml: its default-drop INPUT lets DHCP in; the reservation is offered", () => {
+  const { offers, leaseFile } = gatewayOffers((t) => t);
+  assert.deepEqual(offers, ["192.0.2.110 from 192.0.2.1"]);
+  assert.equal(leaseFile, "/var/lib/tapir/lan0.dhcp4.leases");
+  // Without its udp 67 rule the same DISCOVER is dropped by the INPUT policy.
+  const without = gatewayOffers((t) => {
+    const cut = t.replace('  "-i lan0 -p udp --sport 68 --dport 67 -j ACCEPT",\n', "");
+    assert.notEqual(cut, t, "gateway.toml's DHCP rule changed");
+    return cut;
+  });
+  assert.deepEqual(without.offers, []);
 });
