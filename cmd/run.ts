@@ -10,7 +10,7 @@
  */
 import { getLogger, type LogLevel } from "@logtape/logtape";
 import { type Config, ConfigErrors, type InterfaceConfig, loadConfig } from "../config/mod.ts";
-import { buildStack, type ServiceOptions } from "../config/build.ts";
+import { buildStack, ServiceError, type ServiceOptions } from "../config/build.ts";
 import { applyConfig, type ReloadResult } from "../config/reload.ts";
 import { FileLeaseStore, type LinkEndpoint } from "../stack/mod.ts";
 import { LinkDriver, openTap, PcapEndpoint, type TapEndpoint, TapError } from "../link/mod.ts";
@@ -122,7 +122,7 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
     built = buildStack(config, { openLink, services });
   } catch (e) {
     for (const t of taps) t.close();
-    if (e instanceof TapError) {
+    if (e instanceof TapError || e instanceof ServiceError) {
       console.error(`tapir run: ${e.message}`);
       return 1;
     }

@@ -48,6 +48,11 @@ export interface ServiceOptions {
   wallClock?: () => number;
 }
 
+/** A service of the config could not start (its lease file cannot be opened, its port is taken). */
+export class ServiceError extends Error {
+  override name = "ServiceError";
+}
+
 /** Start, reconfigure or stop the DHCPv4 server of `iface` on `nic` to match its config. */
 export function applyDhcp(
   stack: Stack,
@@ -67,10 +72,19 @@ export function applyDhcp(
     running.configure(iface.dhcp.settings);
     return "reconfigured";
   }
-  const server = new Dhcpv4Server(stack, nic, iface.dhcp.settings, {
-    store: services.leaseStore?.(iface) ?? new MemoryLeaseStore(),
-    wallClock: services.wallClock ?? (() => stack.clock.now()),
-  });
+  let server: Dhcpv4Server;
+  try {
+    server = new Dhcpv4Server(stack, nic, iface.dhcp.settings, {
+      store: services.leaseStore?.(iface) ?? new MemoryLeaseStore(),
+      wallClock: services.wallClock ?? (() => stack.clock.now()),
+    });
+  } catch (e) {
+    throw new ServiceError(
+      `interface ${iface.name}: the DHCPv4 server cannot start (lease_file ${iface.dhcp.leaseFile}): ${
+        e instanceof Error ? e.message : e
+      }`,
+    );
+  }
   stack.services.set(key, server);
   return "started";
 }
