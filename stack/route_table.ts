@@ -27,8 +27,8 @@ import { PrefixIndex } from "./_lpm_index.ts";
  */
 export type RouteType = "unicast" | "blackhole" | "unreachable" | "prohibit" | "local";
 
-/** Where a route came from: an interface address, the config, a Router Advertisement, or a local address. */
-export type RouteSource = "connected" | "static" | "ra" | "local";
+/** Where a route came from: an interface address, the config, a Router Advertisement, a DHCP lease, or a local address. */
+export type RouteSource = "connected" | "static" | "ra" | "dhcp" | "local";
 
 /** An IPv4 route. */
 export interface Ipv4Route {

@@ -15,10 +15,15 @@ import { HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
 
 const ZERO_MAC = new Uint8Array(6);
 
+/** Sees every well-formed ARP request and reply (`sha` is valid only during the call). */
+export type ArpWatcher = (nic: Nic, op: number, spa: number, sha: Uint8Array, tpa: number) => void;
+
 /** ARP for one stack. */
 export class Arp {
   #arp = new ArpPacket();
   #mac = new Uint8Array(6);
+  /** Address conflict detection (RFC 5227): the DHCP client watches while it probes. */
+  readonly watchers: Set<ArpWatcher> = new Set();
 
   constructor(readonly ipv4: Ipv4) {}
 
@@ -48,6 +53,7 @@ export class Arp {
     const tpa = a.tpa();
     const mac = this.#mac;
     mac.set(pkt.data.subarray(a.shaOffset(), a.shaOffset() + 6));
+    for (const w of this.watchers) w(nic, op, spa, mac, tpa);
     const forUs = st.addresses.some((x) => x.address === tpa);
     // RFC 826 "merge": update an existing entry for the sender; create one
     // only when the packet is for us. An ARP probe (sender 0.0.0.0) teaches
@@ -83,6 +89,12 @@ export class Arp {
     }
     this.ipv4.stack.stats.arp.requestsSent++;
     this.#send(nic, ArpOp.REQUEST, src, ZERO_MAC, target, unicastTo ?? BROADCAST_MAC);
+  }
+
+  /** RFC 5227 §2.1.1 probe for `target`: a broadcast request from 0.0.0.0. */
+  sendProbe(nic: Nic, target: number): void {
+    this.ipv4.stack.stats.arp.requestsSent++;
+    this.#send(nic, ArpOp.REQUEST, 0, ZERO_MAC, target, BROADCAST_MAC);
   }
 
   /** Announce `address` (RFC 5227 §3 ARP announcement: a request with sender = target). */

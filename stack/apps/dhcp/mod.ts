@@ -1,7 +1,8 @@
 /**
- * DHCP services: the DHCPv4 server and where it keeps its leases.
+ * DHCP services: the DHCPv4 server and client, and where it keeps its leases.
  *
  * @module
  */
 export * from "./server4.ts";
+export * from "./client4.ts";
 export * from "./lease_store.ts";
