@@ -283,6 +283,23 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
       "ACKs not sent because the lease could not be written to the lease store.",
     "sendFailed": "Replies the stack could not send (no buffer, link down).",
   },
+  "Dhcpv4ClientStats": {
+    "discoversSent": "DHCPDISCOVER messages sent (retransmissions included).",
+    "requestsSent": "DHCPREQUEST messages sent (selecting, renewing and rebinding).",
+    "declinesSent": "DHCPDECLINE messages sent (another host answered for the offered address).",
+    "releasesSent": "DHCPRELEASE messages sent.",
+    "offersReceived": "DHCPOFFER messages taken.",
+    "acksReceived": "DHCPACK messages taken.",
+    "naksReceived": "DHCPNAK messages taken.",
+    "leasesExpired": "Leases that ran out without a renewal.",
+    "malformedDropped": "Replies that do not parse (short, no magic cookie, bad options).",
+    "notOursDropped":
+      "Replies for another client (xid or chaddr differ) or from a server not asked.",
+    "unexpectedDropped":
+      "Replies of a type the client does not wait for now (an OFFER when bound, ...).",
+    "unusableDropped": "OFFERs and ACKs without a usable address, server identifier or lease time.",
+    "sendFailed": "Messages the stack could not send.",
+  },
   "TapStats": {
     "rxFrames": "Frames read from the fd and dispatched.",
     "rxBytes": "Bytes of frames read (Ethernet header on, virtio-net header off).",

@@ -54,6 +54,8 @@ export function formatAddresses(nics: Record<string, NicAddresses>): string {
       words.push(`scope ${a.scope}`);
       // ip's words: SLAAC addresses are "dynamic mngtmpaddr"; DAD states as flags.
       if (a.origin === "slaac") words.push("dynamic mngtmpaddr");
+      // A DHCP lease: "dynamic", as on an address dhclient or networkd set.
+      if (a.origin === "dhcp") words.push("dynamic");
       if (a.state === "tentative") words.push("tentative");
       if (a.state === "dadfailed") words.push("dadfailed tentative");
       if (a.state === "deprecated") words.push("deprecated");

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { type Dhcpv4LeaseInfo, Dhcpv4Server, type Stack } from "../stack/mod.ts";
+import { Dhcpv4Client, type Dhcpv4LeaseInfo, Dhcpv4Server, type Stack } from "../stack/mod.ts";
 import { formatIpv4, formatIpv6, formatMac } from "../stack/wire/mod.ts";
 import { nudStateName } from "../stack/neighbor_cache.ts";
 import { inodeOf } from "./_sys.ts";
@@ -144,17 +144,28 @@ function addresses(stack: Stack): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const nic of stack.nics.values()) {
     const info: AddressInfo[] = [];
+    let client: Dhcpv4Client | undefined;
+    for (const sv of stack.services.values()) {
+      if (sv instanceof Dhcpv4Client && sv.nic === nic) client = sv;
+    }
     for (const a of stack.ipv4.nicState(nic)?.addresses ?? []) {
+      // A leased address counts down as iproute2 shows a dynamic one.
+      const leased = client?.lease?.address === a.address ? client.expires : undefined;
+      const lft = leased === undefined
+        ? null
+        : leased === null
+        ? null
+        : Math.max(0, Math.floor((leased - now) / 1000));
       info.push({
         family: "inet",
         local: formatIpv4(a.address),
         prefixlen: a.prefixLen,
         ...(a.broadcast !== null ? { broadcast: formatIpv4(a.broadcast) } : {}),
         scope: scopeOf(a.address),
-        origin: "static",
+        origin: leased !== undefined ? "dhcp" : "static",
         state: "preferred",
-        valid_lft: null,
-        preferred_lft: null,
+        valid_lft: lft,
+        preferred_lft: lft,
       });
     }
     for (const a of stack.ipv6.nicState(nic)?.addresses ?? []) {

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { Dhcpv4Server, type Stack } from "../stack/mod.ts";
+import { Dhcpv4Client, Dhcpv4Server, type Stack } from "../stack/mod.ts";
 import { METRIC_HELP } from "./_metric_help.ts";
 
 /** Each owner's stats interfaces, whose JSDoc is the HELP text (cmd/_gen_metric_help.ts). */
@@ -32,6 +32,7 @@ const DOCS: Record<string, string[]> = {
   firewall: ["FirewallStats"],
   conntrack: ["ConntrackStats"],
   dhcp4_server: ["Dhcpv4ServerStats"],
+  dhcp4_client: ["Dhcpv4ClientStats"],
 };
 
 /** What the counter `key` of `owner` counts (its JSDoc), or a fallback naming it. */
@@ -151,8 +152,12 @@ export function renderMetrics(stack: Stack): string {
     for (const [fam, v] of Object.entries(s.conntrack)) x.counters("conntrack", v, { family: fam });
   }
   for (const sv of stack.services.values()) {
-    if (!(sv instanceof Dhcpv4Server)) continue;
-    x.counters("dhcp4_server", sv.stats, { interface: sv.nic.name });
+    if (sv instanceof Dhcpv4Server) {
+      x.counters("dhcp4_server", sv.stats, { interface: sv.nic.name });
+    }
+    if (sv instanceof Dhcpv4Client) {
+      x.counters("dhcp4_client", sv.stats, { interface: sv.nic.name });
+    }
   }
   // Gauges: what the tables hold now.
   x.add(

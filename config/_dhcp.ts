@@ -343,3 +343,61 @@ export function validateDhcp(
     },
   };
 }
+
+/** `addresses = ["dhcp"]` with `[interface.dhcp_client]`: the DHCPv4 client of a WAN interface. */
+export interface DhcpClientConfig {
+  /** Option 12 (default: `router.hostname`). */
+  hostname: string;
+  /** Option 61 as bytes, or null: the server knows the client by its MAC. */
+  clientId: Uint8Array | null;
+  /** Metric of the routes the lease installs. */
+  routeMetric: number;
+  /** ARP probes before the address is used; 0 skips the conflict check. */
+  probes: number;
+}
+
+const DHCP_CLIENT_KEYS = ["hostname", "client_id", "route_metric", "probes"] as const;
+
+/**
+ * Validate `[interface.dhcp_client]`; `wanted` is whether the interface's
+ * addresses name "dhcp". Null when it does not.
+ */
+export function validateDhcpClient(
+  ctx: Ctx,
+  raw: unknown,
+  path: string,
+  wanted: boolean,
+  hostname: string,
+): DhcpClientConfig | null {
+  const t = raw === undefined ? {} : readTable(ctx, raw, path, DHCP_CLIENT_KEYS);
+  if (!wanted) {
+    if (raw !== undefined) {
+      ctx.err(path, `[dhcp_client] needs "dhcp" in this interface's addresses`);
+    }
+    return null;
+  }
+  if (!t) return null;
+  const h = optStr(ctx, t, "hostname", path) ?? hostname;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(h)) {
+    ctx.err(
+      at(path, "hostname"),
+      `bad hostname "${h}" (letters, digits, ".", "_" and "-", at most 63)`,
+    );
+  }
+  let clientId: Uint8Array | null = null;
+  if (t.client_id !== undefined) {
+    const x = typeof t.client_id === "string" ? t.client_id.replace(/[:\s]/g, "") : "";
+    if (!/^([0-9a-fA-F]{2}){2,255}$/.test(x)) {
+      ctx.err(
+        at(path, "client_id"),
+        `expected hex bytes such as "01:02:00:00:00:00:01", found ${describe(t.client_id)}`,
+      );
+    } else clientId = new Uint8Array(x.match(/../g)!.map((b) => parseInt(b, 16)));
+  }
+  return {
+    hostname: h,
+    clientId,
+    routeMetric: optInt(ctx, t, "route_metric", path, 0, 0xffffffff) ?? 1024,
+    probes: optInt(ctx, t, "probes", path, 0, 10) ?? 2,
+  };
+}

@@ -53,7 +53,7 @@ import {
   subTable,
   type Tbl,
 } from "./_check.ts";
-import { validateDhcp } from "./_dhcp.ts";
+import { validateDhcp, validateDhcpClient } from "./_dhcp.ts";
 import { BUILTIN_TARGETS, parseRule, type Rule, RuleError } from "./rule.ts";
 import type {
   ChainConfig,
@@ -592,6 +592,7 @@ const INTERFACE_KEYS = [
   "neighbors",
   "ra",
   "dhcp",
+  "dhcp_client",
 ] as const;
 
 function checkInterfaceAddress(ctx: Ctx, c: IpCidr, text: string, path: string): boolean {
@@ -660,8 +661,14 @@ function validateInterface(
   const mtu = int(ctx, t, "mtu", path, 1500, 68, 65535);
   const addresses: IpCidr[] = [];
   const addrPaths: string[] = [];
+  let dhcpWanted = false;
   arr(ctx, t, "addresses", path).forEach((v, i) => {
     const ap = idx(at(path, "addresses"), i);
+    if (v === "dhcp") {
+      if (dhcpWanted) ctx.err(ap, `"dhcp" is named twice`);
+      dhcpWanted = true;
+      return;
+    }
     const c = cidrAt(ctx, v, ap, true);
     if (c && checkInterfaceAddress(ctx, c, v as string, ap)) {
       addresses.push(c);
@@ -700,6 +707,13 @@ function validateInterface(
 
   const ra = validateRa(ctx, t.ra, at(path, "ra"), mtu);
   const dhcp = validateDhcp(ctx, t.dhcp, at(path, "dhcp"), name, addresses, mtu);
+  const dhcpClient = validateDhcpClient(
+    ctx,
+    t.dhcp_client,
+    at(path, "dhcp_client"),
+    dhcpWanted,
+    router.hostname,
+  );
 
   // RFC 8200 §5: every link that carries IPv6 must have an MTU of 1280 or more.
   if (mtu < 1280 && addresses.some((a) => a.family === 6)) {
@@ -724,6 +738,7 @@ function validateInterface(
     neighbors,
     ra,
     dhcp,
+    dhcpClient,
   };
   return { cfg, addrPaths };
 }

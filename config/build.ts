@@ -7,6 +7,7 @@
 import { getLogger } from "@logtape/logtape";
 import {
   type Clock,
+  Dhcpv4Client,
   Dhcpv4Server,
   type LeaseStore,
   type LinkEndpoint,
@@ -89,6 +90,38 @@ export function applyDhcp(
   return "started";
 }
 
+/**
+ * Start or stop the DHCPv4 client of `iface` on `nic` to match its config
+ * (`addresses = ["dhcp"]`); a changed `[interface.dhcp_client]` restarts it
+ * (the old lease is released, a new one asked for).
+ */
+export function applyDhcpClient(
+  stack: Stack,
+  nic: Nic,
+  iface: InterfaceConfig,
+): "started" | "restarted" | "stopped" | "unchanged" {
+  const key = `dhcp4-client:${iface.name}`;
+  const running = stack.services.get(key);
+  const c = iface.dhcpClient;
+  if (running !== undefined) {
+    running.close();
+    stack.services.delete(key);
+  }
+  if (c === null) return running === undefined ? "unchanged" : "stopped";
+  const client = new Dhcpv4Client(stack, nic, {
+    hostname: c.hostname,
+    clientId: c.clientId,
+    routeMetric: c.routeMetric,
+    probes: c.probes,
+  });
+  client.onChange = (lease) => {
+    if (lease === null) log.info("{iface}: DHCPv4 lease lost", { iface: iface.name });
+    else log.info("{what}", { what: client.describe() });
+  };
+  stack.services.set(key, client);
+  return running === undefined ? "started" : "restarted";
+}
+
 /** A stack built from a config, with its NICs by interface name. */
 export interface BuiltStack {
   stack: Stack;
@@ -161,6 +194,10 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
       const fw = new Firewall(stack, config.firewall);
       fw.install();
       stack.firewall = fw;
+    }
+    // Clients last: their first DISCOVER passes the firewall's OUTPUT chain.
+    for (const iface of config.interfaces) {
+      applyDhcpClient(stack, nics.get(iface.name)!, iface);
     }
   } catch (e) {
     stack.close();

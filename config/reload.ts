@@ -21,7 +21,14 @@ import type { Nic, Stack } from "../stack/mod.ts";
 import { Firewall } from "../stack/firewall/mod.ts";
 import { formatIpv4, formatIpv6 } from "../stack/wire/mod.ts";
 import type { LinkEndpoint } from "../stack/mod.ts";
-import { addInterface, addRoutes, applyDhcp, hasRules, type ServiceOptions } from "./build.ts";
+import {
+  addInterface,
+  addRoutes,
+  applyDhcp,
+  applyDhcpClient,
+  hasRules,
+  type ServiceOptions,
+} from "./build.ts";
 import type { Config, InterfaceConfig } from "./types.ts";
 
 /** What {@link applyConfig} did. */
@@ -106,6 +113,9 @@ export function applyConfig(
           );
         }
       }
+      if (!same(p.dhcpClient, n.dhcpClient)) {
+        applied.push(`interface ${name}: DHCPv4 client ${applyDhcpClient(stack, nic, n)}`);
+      }
       continue;
     }
     if (links === undefined) {
@@ -117,6 +127,7 @@ export function applyConfig(
       const added = addInterface(stack, next.router, n, links.openLink(n), inactive);
       nics.set(name, added);
       applyDhcp(stack, added, n, links.services);
+      applyDhcpClient(stack, added, n);
       applied.push(`interface ${name} added`);
       for (const what of inactive) notApplied.push(`${what}: not acted on`);
     } catch (e) {

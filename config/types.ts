@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { DhcpConfig } from "./_dhcp.ts";
+import type { DhcpClientConfig, DhcpConfig } from "./_dhcp.ts";
 import type { IpAddress, IpCidr, Ipv6Cidr } from "../stack/wire/mod.ts";
 import type { RaAdvertPrefix, RaAdvertSettings } from "../stack/mod.ts";
 import type {
@@ -146,6 +146,8 @@ export interface InterfaceConfig {
   ra: RaConfig;
   /** `[interface.dhcp]`: the DHCPv4 server of this interface. */
   dhcp: DhcpConfig;
+  /** `addresses = ["dhcp"]` (with `[interface.dhcp_client]`): the DHCPv4 client, or null. */
+  dhcpClient: DhcpClientConfig | null;
 }
 
 /** Kinds of route (as `ip route` types). */
@@ -264,4 +266,4 @@ export interface LabConfig {
   probes: ProbeConfig[];
 }
 
-export type { DhcpConfig };
+export type { DhcpClientConfig, DhcpConfig };

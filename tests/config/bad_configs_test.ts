@@ -455,6 +455,28 @@ const CASES: BadCase[] = [
     line: 6,
     message: "option 54 is set by the server itself",
   },
+  {
+    name: '[interface.dhcp_client] without "dhcp" in addresses',
+    text: LAN + `[interface.dhcp_client]\nroute_metric = 10\n`,
+    path: "interface[0].dhcp_client",
+    line: 4,
+    message: 'needs "dhcp" in this interface\'s addresses',
+  },
+  {
+    name: '"dhcp" named twice in addresses',
+    text: `[[interface]]\nname = "wan0"\naddresses = ["dhcp", "dhcp"]\n`,
+    path: "interface[0].addresses[1]",
+    line: 3,
+    message: '"dhcp" is named twice',
+  },
+  {
+    name: "a DHCP client id that is not hex bytes",
+    text:
+      `[[interface]]\nname = "wan0"\naddresses = ["dhcp"]\n[interface.dhcp_client]\nclient_id = "xyz"\n`,
+    path: "interface[0].dhcp_client.client_id",
+    line: 5,
+    message: "expected hex bytes",
+  },
 ];
 
 Deno.test("parseConfig() reports each bad config at its key path and line", async (t) => {

@@ -231,6 +231,8 @@ export class Dhcpv4Client {
   #timer: Timer | null = null;
   #leaseTimers: Timer[] = [];
   #probesLeft = 0;
+  /** The Ethernet source of the last ACK (the server, or the relay before it): where the RELEASE goes without ARP. */
+  #serverMac: Uint8Array | null = null;
   readonly #ep: UdpEndpoint;
   readonly #out = new Uint8Array(576);
   readonly #arpWatch: (nic: Nic, op: number, spa: number, sha: Uint8Array, tpa: number) => void;
@@ -274,9 +276,12 @@ export class Dhcpv4Client {
     if (this.#state === "stopped") return;
     if (this.#installed !== 0 && this.#lease !== null) {
       this.#xid = this.host.random.uint32();
+      // To the MAC the ACK came from: a RELEASE waiting for ARP would be lost
+      // when the stack closes right after.
       this.#send(T.RELEASE, {
         ciaddr: this.#installed,
         dst: this.#lease.server,
+        ...(this.#serverMac !== null ? { linkDst: this.#serverMac } : {}),
         options: [[O.SERVER_ID, encodeU32(this.#lease.server)]],
       });
       this.stats.releasesSent++;
@@ -374,6 +379,8 @@ export class Dhcpv4Client {
     const st = this.#state;
     if (type === T.OFFER && st === "selecting") return this.#onOffer(m, opts);
     if (type === T.ACK && (st === "requesting" || st === "renewing" || st === "rebinding")) {
+      const eth = d.buffer.networkOffset - 14;
+      if (d.nic !== null && eth >= 0) this.#serverMac = d.buffer.data.slice(eth + 6, eth + 12);
       return this.#onAck(m, opts);
     }
     if (type === T.NAK && (st === "requesting" || st === "renewing" || st === "rebinding")) {
@@ -602,7 +609,7 @@ export class Dhcpv4Client {
 
   #send(
     type: number,
-    o: { ciaddr?: number; dst?: number; options?: Dhcpv4OptionEntry[] },
+    o: { ciaddr?: number; dst?: number; linkDst?: Uint8Array; options?: Dhcpv4OptionEntry[] },
   ): void {
     const st = this.settings;
     const opts: Dhcpv4OptionEntry[] = [[O.MESSAGE_TYPE, new Uint8Array([type])]];
@@ -626,7 +633,11 @@ export class Dhcpv4Client {
     }, opts);
     const payload = this.#out.subarray(0, n);
     const ok = o.dst !== undefined
-      ? this.#ep.send(o.dst, DHCPV4_SERVER_PORT, payload, { nic: this.nic, src: ciaddr })
+      ? this.#ep.send(o.dst, DHCPV4_SERVER_PORT, payload, {
+        nic: this.nic,
+        src: ciaddr,
+        ...(o.linkDst !== undefined ? { linkDst: o.linkDst } : {}),
+      })
       : this.#ep.send(LIMITED_BROADCAST, DHCPV4_SERVER_PORT, payload, {
         nic: this.nic,
         src: ciaddr,

@@ -6,6 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { type MemoryEndpoint, MemoryLink } from "../../../link/mod.ts";
+import { parseConfig } from "../../../config/mod.ts";
+import { buildStack } from "../../../config/build.ts";
+import { applyConfig } from "../../../config/reload.ts";
+import { controlAnswer } from "../../../cmd/control.ts";
+import { renderMetrics } from "../../../cmd/metrics.ts";
 import {
   Dhcpv4Client,
   type Dhcpv4ClientSettings,
@@ -65,6 +70,8 @@ function lab(settings: Partial<Dhcpv4ClientSettings> = {}, start = 1_000_000) {
   const nic = stack.addNic(cliEp, { name: "wan0", mac: CLIENT_MAC });
   const sent: Sent[] = [];
   const probes: Probe[] = [];
+  /** The target of every ARP request the client sent. */
+  const arpAsked: string[] = [];
   /** Addresses some other host on the wire answers ARP for. */
   const squatted = new Set<string>();
   /** When set, called for each client message; returns the replies to inject. */
@@ -82,6 +89,7 @@ function lab(settings: Partial<Dhcpv4ClientSettings> = {}, start = 1_000_000) {
       if (isArp(f)) {
         const q = readArp(f);
         if (q.op !== 1) return;
+        arpAsked.push(q.targetIp);
         if (q.senderIp === "0.0.0.0") probes.push({ at: clock.now(), ...q });
         // The server answers for itself; a squatter for an address it took.
         if (squatted.has(q.targetIp) || q.targetIp === SERVER) {
@@ -200,6 +208,7 @@ function lab(settings: Partial<Dhcpv4ClientSettings> = {}, start = 1_000_000) {
     nic,
     sent,
     probes,
+    arpAsked,
     squatted,
     reply,
     leaseOpts,
@@ -458,6 +467,9 @@ Deno.test("DHCPv4 client: close RELEASEs the lease to the server and removes it"
   const rel = t.sent.at(-1)!;
   assert.equal(rel.type, T.RELEASE);
   assert.deepEqual([rel.ciaddr, rel.ipDst], ["198.51.100.20", SERVER]);
+  // Straight to the MAC the ACK came from: no ARP that a closing stack would not wait for.
+  assert.equal(rel.ethDst, "02:00:00:00:09:01");
+  assert.ok(!t.arpAsked.includes(SERVER));
   assert.equal(decodeUint(rel.opts.get(O.SERVER_ID), 4), ip(SERVER));
   assert.deepEqual(t.addresses(), []);
   assert.equal(c.state, "stopped");
@@ -505,4 +517,67 @@ Deno.test("DHCPv4 client against tapir's server: lease, renewal at T1, release s
   clock.advance(10);
   assert.equal(server.leases()[0]!.state, "released");
   server.close();
+});
+
+Deno.test('config: addresses = ["dhcp"] leases from a tapir gateway; show, metrics, and a reload that drops it', () => {
+  const clock = new ManualClock(2_000_000);
+  const [gwEnd, hostEnd] = MemoryLink.pair({ clock });
+  const gwConfig = parseConfig(`[[interface]]
+name = "lan0"
+addresses = ["192.0.2.1/24"]
+[interface.dhcp]
+pools = ["192.0.2.100-192.0.2.110"]
+dns_servers = ["192.0.2.53"]
+lease_time = "1h"
+`);
+  const gw = buildStack(gwConfig, { clock, openLink: () => gwEnd });
+  const text = `[router]
+hostname = "edge1"
+[[interface]]
+name = "wan0"
+addresses = ["dhcp", "2001:db8::5/64"]
+[interface.dhcp_client]
+route_metric = 100
+`;
+  const hostConfig = parseConfig(text);
+  assert.equal(hostConfig.interfaces[0]!.dhcpClient?.hostname, "edge1");
+  const host = buildStack(hostConfig, { clock, openLink: () => hostEnd });
+  clock.advance(3000);
+  const server = gw.stack.services.get("dhcp4:lan0") as Dhcpv4Server;
+  assert.deepEqual(server.leases().map((l) => [l.address, l.hostname, l.state]), [
+    ["192.0.2.100", "edge1", "bound"],
+  ]);
+  const addrs = controlAnswer(host.stack, "addresses") as Record<
+    string,
+    { addr_info: { local: string; origin: string; valid_lft: number | null }[] }
+  >;
+  const v4 = addrs.wan0!.addr_info.find((a) => a.local === "192.0.2.100")!;
+  assert.equal(v4.origin, "dhcp");
+  // The lease counts from the REQUEST, sent just after the start, 3 s ago.
+  assert.equal(v4.valid_lft, 3600 - 3);
+  const routes = controlAnswer(host.stack, "routes") as {
+    to: string;
+    via: string | null;
+    proto: string;
+    metric: number;
+  }[];
+  assert.deepEqual(
+    routes.filter((r) => r.proto === "dhcp").map((r) => [r.to, r.via, r.metric]),
+    [["0.0.0.0/0", "192.0.2.1", 100]],
+  );
+  const metrics = renderMetrics(host.stack);
+  assert.match(metrics, /tapir_dhcp4_client_acks_received_total\{interface="wan0"\} 1/);
+  // A reload that takes "dhcp" out: the client releases and the address goes.
+  const r = applyConfig(
+    host.stack,
+    host.nics,
+    hostConfig,
+    parseConfig(text.replace('"dhcp", ', "").replace(/\[interface.dhcp_client\][^]*$/, "")),
+  );
+  assert.ok(r.applied.includes("interface wan0: DHCPv4 client stopped"), r.applied.join("; "));
+  clock.advance(10);
+  assert.equal(server.leases()[0]!.state, "released");
+  assert.equal(host.stack.ipv4.isLocal(ip("192.0.2.100")), false);
+  host.stack.close();
+  gw.stack.close();
 });
