@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { AddressInfo, RouteInfo } from "./control.ts";
+import type { AddressInfo, LeaseRow, RouteInfo } from "./control.ts";
 import type { ConnectionInfo } from "../stack/firewall/mod.ts";
 import type { Dhcpv4LeaseInfo } from "../stack/mod.ts";
 
@@ -198,8 +198,9 @@ export function formatRa(answer: { interfaces: Record<string, Record<string, unk
  * DHCPv4 leases, one per line as dnsmasq's lease file reads (expiry,
  * MAC, address, hostname, client id), with the interface and state.
  */
-export function formatLeases(rows: Dhcpv4LeaseInfo[]): string {
-  const lines = rows.map((l) =>
+export function formatLeases(rows: LeaseRow[]): string {
+  const served = rows.filter((l) => l.role !== "client") as Dhcpv4LeaseInfo[];
+  const lines = served.map((l) =>
     [
       l.interface,
       l.address,
@@ -210,6 +211,21 @@ export function formatLeases(rows: Dhcpv4LeaseInfo[]): string {
       new Date(l.expires).toISOString(),
     ].join(" ")
   );
-  lines.push(`${rows.length} lease${rows.length === 1 ? "" : "s"}`);
+  lines.push(`${served.length} lease${served.length === 1 ? "" : "s"}`);
+  // What tapir's own DHCPv4 clients hold, as dhcpcd -U would tell.
+  for (const c of rows) {
+    if (c.role !== "client") continue;
+    if (c.address === null) {
+      lines.push(`client ${c.interface} ${c.mac} ${c.state}, no lease`);
+      continue;
+    }
+    const words = [`client ${c.interface} ${c.address}/${c.prefixlen} ${c.mac} ${c.state}`];
+    words.push(`server ${c.server}`);
+    if (c.routers.length > 0) words.push(`router ${c.routers.join(",")}`);
+    if (c.dns_servers.length > 0) words.push(`dns ${c.dns_servers.join(",")}`);
+    if (c.domain !== null) words.push(`domain ${c.domain}`);
+    words.push(`lease ${c.lease_time}sec valid_lft ${c.valid_lft}sec`);
+    lines.push(words.join(" "));
+  }
   return lines.map((l) => l + "\n").join("");
 }

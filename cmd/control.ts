@@ -239,11 +239,54 @@ function ra(stack: Stack): unknown {
   return { interfaces: out, stats: { ...stack.ra.stats } };
 }
 
-/** Every lease of every DHCPv4 server, by interface and address. */
-function leases(stack: Stack): Dhcpv4LeaseInfo[] {
-  const out: Dhcpv4LeaseInfo[] = [];
+/** A lease tapir's DHCPv4 client holds (or seeks: `address` null), as `show leases` lists it. */
+export interface ClientLeaseRow {
+  role: "client";
+  interface: string;
+  /** The client's state: selecting, requesting, probing, bound, renewing, rebinding, declined. */
+  state: string;
+  address: string | null;
+  prefixlen: number | null;
+  mac: string;
+  server: string | null;
+  routers: string[];
+  dns_servers: string[];
+  domain: string | null;
+  /** Seconds: the lease as given, and what is left of it. */
+  lease_time: number | null;
+  valid_lft: number | null;
+}
+
+/** One row of `show leases`: a lease tapir's server gave, or one its client holds. */
+export type LeaseRow = (Dhcpv4LeaseInfo & { role: "server" }) | ClientLeaseRow;
+
+/** Every lease of every DHCPv4 server by interface and address, then each DHCPv4 client's. */
+function leases(stack: Stack): LeaseRow[] {
+  const out: LeaseRow[] = [];
   for (const sv of stack.services.values()) {
-    if (sv instanceof Dhcpv4Server) out.push(...sv.leases());
+    if (sv instanceof Dhcpv4Server) {
+      for (const l of sv.leases()) out.push({ role: "server", ...l });
+    }
+  }
+  const now = stack.clock.now();
+  for (const sv of stack.services.values()) {
+    if (!(sv instanceof Dhcpv4Client)) continue;
+    const l = sv.lease;
+    const exp = sv.expires;
+    out.push({
+      role: "client",
+      interface: sv.nic.name,
+      state: sv.state,
+      address: l === null ? null : formatIpv4(l.address),
+      prefixlen: l?.prefixLen ?? null,
+      mac: formatMac(sv.nic.mac),
+      server: l === null ? null : formatIpv4(l.server),
+      routers: l?.routers.map(formatIpv4) ?? [],
+      dns_servers: l?.dnsServers.map(formatIpv4) ?? [],
+      domain: l?.domain ?? null,
+      lease_time: l?.leaseTime ?? null,
+      valid_lft: exp === null ? null : Math.max(0, Math.floor((exp - now) / 1000)),
+    });
   }
   return out;
 }

@@ -9,7 +9,8 @@ import { type MemoryEndpoint, MemoryLink } from "../../../link/mod.ts";
 import { parseConfig } from "../../../config/mod.ts";
 import { buildStack } from "../../../config/build.ts";
 import { applyConfig } from "../../../config/reload.ts";
-import { controlAnswer } from "../../../cmd/control.ts";
+import { controlAnswer, type LeaseRow } from "../../../cmd/control.ts";
+import { formatLeases } from "../../../cmd/_show_text.ts";
 import { renderMetrics } from "../../../cmd/metrics.ts";
 import {
   Dhcpv4Client,
@@ -535,6 +536,7 @@ lease_time = "1h"
 hostname = "edge1"
 [[interface]]
 name = "wan0"
+mac = "02:00:00:00:00:02"
 addresses = ["dhcp", "2001:db8::5/64"]
 [interface.dhcp_client]
 route_metric = 100
@@ -564,6 +566,15 @@ route_metric = 100
   assert.deepEqual(
     routes.filter((r) => r.proto === "dhcp").map((r) => [r.to, r.via, r.metric]),
     [["0.0.0.0/0", "192.0.2.1", 100]],
+  );
+  const rows = controlAnswer(host.stack, "leases") as LeaseRow[];
+  assert.deepEqual(rows.map((r) => [r.role, r.address, r.interface]), [
+    ["client", "192.0.2.100", "wan0"],
+  ]);
+  assert.equal(
+    formatLeases(rows),
+    "0 leases\nclient wan0 192.0.2.100/24 02:00:00:00:00:02 bound server 192.0.2.1 " +
+      "router 192.0.2.1 dns 192.0.2.53 lease 3600sec valid_lft 3597sec\n",
   );
   const metrics = renderMetrics(host.stack);
   assert.match(metrics, /tapir_dhcp4_client_acks_received_total\{interface="wan0"\} 1/);
