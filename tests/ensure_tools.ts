@@ -37,10 +37,25 @@ async function main(): Promise<number> {
     return 0;
   }
   console.error(`installing the end-to-end tools that are missing: ${what}`);
-  if (
-    !(await apt(["update", "-qq"])) ||
-    !(await apt(["install", "-y", "-qq", "--no-install-recommends", ...pkgs]))
-  ) {
+  // The servers among them (Kea, radvd, ...) must not start as services in
+  // the root namespace: the tests start each one in its own namespace.
+  // policy-rc.d answering 101 is Debian's way to say "do not start".
+  const policy = "/usr/sbin/policy-rc.d";
+  let ownPolicy = false;
+  try {
+    Deno.writeTextFileSync(policy, "#!/bin/sh\nexit 101\n", { createNew: true, mode: 0o755 });
+    ownPolicy = true;
+  } catch {
+    // One exists already: the machine's own policy applies.
+  }
+  let ok: boolean;
+  try {
+    ok = (await apt(["update", "-qq"])) &&
+      (await apt(["install", "-y", "-qq", "--no-install-recommends", ...pkgs]));
+  } finally {
+    if (ownPolicy) Deno.removeSync(policy);
+  }
+  if (!ok) {
     console.error("apt-get failed: the end-to-end tests cannot run");
     return 1;
   }

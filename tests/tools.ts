@@ -30,6 +30,8 @@ export const TOOLS: Readonly<Record<string, string>> = {
   udhcpc: "udhcpc",
   dhclient: "isc-dhcp-client",
   dhcpcd: "dhcpcd-base",
+  "kea-dhcp4": "kea-dhcp4-server",
+  perfdhcp: "kea-admin",
 };
 
 /** Tools that are not commands: how to tell whether each is present. */
