@@ -275,7 +275,10 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
       "Messages with an option 53 a server does not take (OFFER, ACK, NAK, or unknown).",
     "poolExhaustedDropped":
       "DISCOVERs left unanswered because every address of the pools is in use.",
-    "relayedDropped": "Messages through a relay (giaddr set): relaying is not served yet.",
+    "relayOtherSubnetDropped":
+      "Messages through a relay (giaddr set) whose giaddr is in none of this interface's subnets.",
+    "noAddressDropped":
+      "Messages that arrived while the interface had no IPv4 address to serve from.",
     "requestWithoutAddressDropped": "REQUESTs with neither a requested address nor ciaddr.",
     "unknownClientDropped":
       "REQUESTs and DECLINEs for this server about an address it has no record of (non-authoritative: silence, RFC 2131 §4.3.2).",

@@ -9,6 +9,9 @@
  * as dnsmasq binds with SO_BINDTODEVICE) with the synchronous callback, and
  * answers a client that has no address yet at its MAC without ARP (RFC
  * 2131 §4.1), or by broadcast when the client set the BROADCAST flag.
+ * Through a relay agent (giaddr set, RFC 1542) it answers the relay at its
+ * server port and echoes the relay agent information (RFC 3046); the relay
+ * must be on one of the interface's subnets, where the pools are.
  *
  * Allocation, in order (as Kea's and dnsmasq's): the client's reservation;
  * the address it holds or held (client affinity, also after a RELEASE or an
@@ -135,8 +138,10 @@ export interface Dhcpv4ServerStats {
   unknownMessageTypeDropped: number;
   /** DISCOVERs left unanswered because every address of the pools is in use. */
   poolExhaustedDropped: number;
-  /** Messages through a relay (giaddr set): relaying is not served yet. */
-  relayedDropped: number;
+  /** Messages through a relay (giaddr set) whose giaddr is in none of this interface's subnets. */
+  relayOtherSubnetDropped: number;
+  /** Messages that arrived while the interface had no IPv4 address to serve from. */
+  noAddressDropped: number;
   /** REQUESTs with neither a requested address nor ciaddr. */
   requestWithoutAddressDropped: number;
   /** REQUESTs and DECLINEs for this server about an address it has no record of (non-authoritative: silence, RFC 2131 §4.3.2). */
@@ -164,7 +169,8 @@ function newStats(): Dhcpv4ServerStats {
     noMessageTypeDropped: 0,
     unknownMessageTypeDropped: 0,
     poolExhaustedDropped: 0,
-    relayedDropped: 0,
+    relayOtherSubnetDropped: 0,
+    noAddressDropped: 0,
     requestWithoutAddressDropped: 0,
     unknownClientDropped: 0,
     leaseWriteFailedDropped: 0,
@@ -332,21 +338,20 @@ export class Dhcpv4Server {
       s.noMessageTypeDropped++;
       return;
     }
-    if (m.giaddr() !== 0) {
-      s.relayedDropped++;
-      return;
-    }
-    const server = this.#serverAddress();
+    const giaddr = m.giaddr();
+    const server = giaddr !== 0 ? this.#relaySubnet(giaddr) : this.#serverAddress();
     if (server === null) {
-      // No IPv4 address on the interface (removed by a reload): nothing to serve from.
-      s.relayedDropped++;
+      // A relay for a subnet this interface does not serve; or no IPv4
+      // address on the interface (removed by a reload): nothing to serve from.
+      if (giaddr !== 0) s.relayOtherSubnetDropped++;
+      else s.noAddressDropped++;
       return;
     }
     const mac = formatMac(m.chaddr().subarray(0, 6));
     const cid = opts.get(Dhcpv4Option.CLIENT_ID);
     const clientId = cid !== undefined && cid.length > 0 ? hex(cid) : null;
     const key = clientId !== null ? `id:${clientId}` : `mac:${mac}`;
-    const c: Client = { m, opts, mac, clientId, key, server, srcAddr: d.src };
+    const c: Client = { m, opts, mac, clientId, key, server, srcAddr: d.src, giaddr };
     switch (type) {
       case Dhcpv4MessageType.DISCOVER:
         s.discoverReceived++;
@@ -366,6 +371,19 @@ export class Dhcpv4Server {
       default:
         s.unknownMessageTypeDropped++;
     }
+  }
+
+  /**
+   * RFC 2131 §4.3.1: a relayed message is served from the subnet giaddr is
+   * on. The pools lie in this interface's prefixes, so a relay must be on
+   * one of them (a relay agent on the LAN, or perfdhcp acting as one).
+   */
+  #relaySubnet(giaddr: number): { address: number; prefixLen: number } | null {
+    const st = this.host.ipv4.nicState(this.nic);
+    for (const a of st?.addresses ?? []) {
+      if (((a.address ^ giaddr) & ipv4Mask(a.prefixLen)) === 0 && a.address !== giaddr) return a;
+    }
+    return null;
   }
 
   /** The interface address the pools are on: the server identifier and the replies' source. */
@@ -616,7 +634,7 @@ export class Dhcpv4Server {
 
   /** The network, broadcast and server's own address are never handed out. */
   #isSpecial(c: Client, a: number): boolean {
-    if (a === c.server.address || this.host.ipv4.isLocal(a)) return true;
+    if (a === c.server.address || a === c.giaddr || this.host.ipv4.isLocal(a)) return true;
     if (c.server.prefixLen >= 31) return false;
     const net = (c.server.address & ipv4Mask(c.server.prefixLen)) >>> 0;
     return a === net || a === ipv4Broadcast(c.server);
@@ -664,23 +682,34 @@ export class Dhcpv4Server {
     // RFC 6842: the client identifier goes back as it came.
     const cid = c.opts.get(Dhcpv4Option.CLIENT_ID);
     if (cid !== undefined) opts.push([Dhcpv4Option.CLIENT_ID, cid]);
+    // RFC 3046 §2.2: the relay agent information is echoed, last.
+    const rai = c.giaddr !== 0 ? c.opts.get(Dhcpv4Option.RELAY_AGENT_INFO) : undefined;
+    if (rai !== undefined) opts.push([Dhcpv4Option.RELAY_AGENT_INFO, rai]);
     const m = c.m;
     const n = writeDhcpv4(this.#out, 0, {
       op: BootpOp.REPLY,
       xid: m.xid(),
-      flags: m.flags(),
+      // §4.3.2: a NAK through a relay goes with the broadcast bit, so the relay broadcasts it.
+      flags: type === Dhcpv4MessageType.NAK && c.giaddr !== 0
+        ? m.flags() | DHCPV4_FLAG_BROADCAST
+        : m.flags(),
       ciaddr: type === Dhcpv4MessageType.NAK ? 0 : m.ciaddr(),
       yiaddr,
       siaddr: 0,
-      giaddr: 0,
+      giaddr: c.giaddr,
       chaddr: m.chaddr(),
     }, opts);
     const payload = this.#out.subarray(0, n);
     // RFC 2131 §4.1: where the reply goes.
     const ciaddr = m.ciaddr();
     let dst: number;
+    let dstPort = DHCPV4_CLIENT_PORT;
     let linkDst: Uint8Array | undefined;
-    if (type === Dhcpv4MessageType.NAK || (m.flags() & DHCPV4_FLAG_BROADCAST) !== 0) {
+    if (c.giaddr !== 0) {
+      // Through the relay: to its server port; it delivers to the client.
+      dst = c.giaddr;
+      dstPort = DHCPV4_SERVER_PORT;
+    } else if (type === Dhcpv4MessageType.NAK || (m.flags() & DHCPV4_FLAG_BROADCAST) !== 0) {
       dst = LIMITED_BROADCAST;
       linkDst = BROADCAST_MAC;
     } else if (ciaddr !== 0) {
@@ -694,7 +723,7 @@ export class Dhcpv4Server {
       dst = LIMITED_BROADCAST;
       linkDst = BROADCAST_MAC;
     }
-    const ok = this.#ep.send(dst, DHCPV4_CLIENT_PORT, payload, {
+    const ok = this.#ep.send(dst, dstPort, payload, {
       nic: this.nic,
       src: srv.address,
       ...(linkDst !== undefined ? { linkDst } : {}),
@@ -754,4 +783,6 @@ interface Client {
   key: string;
   server: { address: number; prefixLen: number };
   srcAddr: number;
+  /** The relay the message came through, or 0. */
+  giaddr: number;
 }

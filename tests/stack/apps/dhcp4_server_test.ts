@@ -65,6 +65,8 @@ interface Reply {
   ipDst: string;
   yiaddr: string;
   ciaddr: string;
+  giaddr: string;
+  dport: number;
   xid: number;
   flags: number;
   opts: Dhcpv4Options;
@@ -117,7 +119,9 @@ function lab(
       const v4 = readIpv4(f, 14);
       if (v4.protocol !== PROTO.UDP) return;
       const u = v4.payload;
-      if (((u[2]! << 8) | u[3]!) !== 68) return;
+      // To a client (68), or to a relay agent's server port (67).
+      const dport = (u[2]! << 8) | u[3]!;
+      if (dport !== 68 && dport !== 67) return;
       frames.push(f);
       const m = new Dhcpv4Message(u, 8, u.length - 8);
       const opts = m.options();
@@ -132,6 +136,8 @@ function lab(
         ipDst: v4.dst,
         yiaddr: formatIpv4(m.yiaddr()),
         ciaddr: formatIpv4(m.ciaddr()),
+        giaddr: formatIpv4(m.giaddr()),
+        dport,
         xid: m.xid(),
         flags: m.flags(),
         opts,
@@ -178,6 +184,7 @@ function lab(
     frame.set([0x08, 0x00], 12);
     frame.set(pkt, 14);
     if (o.ciaddr !== undefined) owned.set(o.ciaddr, mac);
+    if (o.giaddr !== undefined) owned.set(o.giaddr, mac);
     const before = replies.length;
     inject(frame);
     clock.advance(5);
@@ -500,7 +507,7 @@ Deno.test("dhcp4 server: malformed and unsupported messages are dropped with one
   assert.deepEqual(t.send(1, T.DISCOVER, { op: 2 }), []);
   assert.equal(s.notRequestDropped, 1);
   assert.deepEqual(t.send(1, T.DISCOVER, { giaddr: "198.51.100.1" }), []);
-  assert.equal(s.relayedDropped, 1);
+  assert.equal(s.relayOtherSubnetDropped, 1);
   assert.deepEqual(t.send(1, T.REQUEST), []);
   assert.equal(s.requestWithoutAddressDropped, 1);
   // Option overload done right is read: option 53 in `file`.
@@ -666,4 +673,48 @@ Deno.test("gateway.toml: its default-drop INPUT lets DHCP in; the reservation is
     return cut;
   });
   assert.deepEqual(without.offers, []);
+});
+
+Deno.test("DHCPv4 server: through a relay agent on the LAN — replies to giaddr:67, option 82 echoed, NAK broadcast-flagged", () => {
+  const t = lab();
+  const relay = "192.0.2.250";
+  const rai: Dhcpv4OptionEntry = [
+    O.RELAY_AGENT_INFO,
+    new Uint8Array([1, 4, 0x65, 0x74, 0x68, 0x30]),
+  ];
+  const [offer] = t.send(7, T.DISCOVER, {
+    giaddr: relay,
+    srcIp: relay,
+    dstIp: "192.0.2.1",
+    options: [rai],
+  });
+  assert.ok(offer !== undefined && offer.type === T.OFFER);
+  assert.deepEqual([offer.ipDst, offer.dport, offer.giaddr, offer.ipSrc], [
+    relay,
+    67,
+    relay,
+    "192.0.2.1",
+  ]);
+  assert.notEqual(offer.yiaddr, relay, "the relay's own address is never offered");
+  // RFC 3046: echoed, and as the last option.
+  assert.deepEqual(offer.opts.get(O.RELAY_AGENT_INFO), rai[1]);
+  assert.equal([...offer.opts.keys()].at(-1), O.RELAY_AGENT_INFO);
+  const [ack] = t.send(7, T.REQUEST, {
+    giaddr: relay,
+    srcIp: relay,
+    dstIp: "192.0.2.1",
+    options: [t.sid, t.reqIp(offer.yiaddr), rai],
+  });
+  assert.ok(ack !== undefined && ack.type === T.ACK);
+  assert.deepEqual([ack.ipDst, ack.dport, ack.yiaddr], [relay, 67, offer.yiaddr]);
+  const [nak] = t.send(8, T.REQUEST, {
+    giaddr: relay,
+    srcIp: relay,
+    dstIp: "192.0.2.1",
+    options: [t.reqIp("198.51.100.7")],
+  });
+  assert.ok(nak !== undefined && nak.type === T.NAK);
+  assert.deepEqual([nak.ipDst, nak.dport, nak.flags & 0x8000], [relay, 67, 0x8000]);
+  assert.equal(t.server.stats.relayOtherSubnetDropped, 0);
+  t.server.close();
 });
