@@ -4,12 +4,15 @@
  * tests, {@link FileLeaseStore} for `tapir run`.
  *
  * The file is a journal of JSON lines, one per change, as Kea's memfile
- * is a CSV journal: the server appends the record and syncs it to disk
- * (`fdatasync`) before the ACK leaves, so an acknowledged lease is on disk
- * whatever happens next. When the journal has grown to twice the live
- * leases it is compacted: the live set goes to a temporary file, which is
- * synced and renamed over the journal (a rename is atomic), as Kea's lease
- * file cleanup and dnsmasq's rewrite do. A line cut short by a crash in the
+ * is a CSV journal: the server appends the record (`write`: from then on a
+ * `kill -9` cannot lose it) and has it synced to disk (`fdatasync`) before
+ * the ACK leaves, so an acknowledged lease survives a power cut too. The
+ * sync is a group commit: the ACKs of one burst wait for one `fdatasync`
+ * ({@link LeaseStore.sync}), as databases commit a group of transactions.
+ * When the journal has grown to twice the live leases it is compacted: the
+ * live set goes to a temporary file, which is synced and renamed over the
+ * journal (a rename is atomic), as Kea's lease file cleanup and dnsmasq's
+ * rewrite do. A line cut short by a crash in the
  * middle of an append was never synced and never acknowledged; reading
  * skips it.
  *
@@ -35,8 +38,10 @@ export interface LeaseRecord {
 export interface LeaseStore {
   /** The records to start from, the newest per address. */
   load(): LeaseRecord[];
-  /** Make `rec` (the newest state of its address) durable before returning; throws on failure. */
+  /** Write `rec` (the newest state of its address) where a crash of the process cannot lose it; throws on failure. */
   commit(rec: LeaseRecord, live: () => LeaseRecord[]): void;
+  /** Make every commit so far durable on disk; throws on failure. */
+  sync(): void;
   close(): void;
 }
 
@@ -49,6 +54,7 @@ export class MemoryLeaseStore implements LeaseStore {
   commit(rec: LeaseRecord): void {
     this.records.set(rec.address, { ...rec });
   }
+  sync(): void {}
   close(): void {}
 }
 
@@ -90,6 +96,8 @@ const enc = new TextEncoder();
 export class FileLeaseStore implements LeaseStore {
   #file: Deno.FsFile | null = null;
   #lines = 0;
+  /** Appends not yet synced. */
+  #unsynced = false;
   /** Lines of the file that could not be read at start (a torn last append). */
   badLines = 0;
 
@@ -115,10 +123,16 @@ export class FileLeaseStore implements LeaseStore {
     const line = enc.encode(JSON.stringify(rec) + "\n");
     let n = 0;
     while (n < line.length) n += f.writeSync(line.subarray(n));
-    f.syncDataSync();
+    this.#unsynced = true;
     this.#lines++;
     const all = live();
     if (this.#lines > 2 * all.length + 64) this.#rewrite(all);
+  }
+
+  sync(): void {
+    if (!this.#unsynced || this.#file === null) return;
+    this.#file.syncDataSync();
+    this.#unsynced = false;
   }
 
   /** Write `records` to a temporary file, sync it, rename it over the journal, reopen for appends. */
@@ -150,10 +164,17 @@ export class FileLeaseStore implements LeaseStore {
     this.#file?.close();
     this.#file = Deno.openSync(this.path, { append: true });
     this.#lines = records.length;
+    // The new file holds every live record, synced.
+    this.#unsynced = false;
   }
 
   close(): void {
-    this.#file?.close();
-    this.#file = null;
+    try {
+      if (this.#unsynced) this.#file?.syncDataSync();
+      this.#unsynced = false;
+    } finally {
+      this.#file?.close();
+      this.#file = null;
+    }
   }
 }

@@ -158,6 +158,8 @@ function lab(
       dstIp?: string;
       raw?: Uint8Array;
       op?: number;
+      /** Leave the clock alone: the next message arrives in the same burst. */
+      noAdvance?: boolean;
     } = {},
   ): Reply[] => {
     const chaddr = new Uint8Array([2, 0, 0, 0, 1, mac]);
@@ -187,7 +189,7 @@ function lab(
     if (o.giaddr !== undefined) owned.set(o.giaddr, mac);
     const before = replies.length;
     inject(frame);
-    clock.advance(5);
+    if (!o.noAdvance) clock.advance(5);
     return replies.slice(before);
   };
   const prl = (
@@ -541,6 +543,7 @@ Deno.test("dhcp4 server: no ACK leaves when the lease cannot be written", () => 
     commit: (_r: LeaseRecord) => {
       throw new Error("disk full");
     },
+    sync: () => {},
     close: () => {},
   };
   const t = lab({}, failing);
@@ -550,6 +553,46 @@ Deno.test("dhcp4 server: no ACK leaves when the lease cannot be written", () => 
   assert.equal(t.server.stats.leaseWriteFailedDropped, 1);
   assert.equal(t.server.stats.acksSent, 0);
   assert.equal(t.server.leases().length, 0);
+});
+
+/** A store that logs what it was asked to do, and whose sync can fail. */
+class LoggingStore extends MemoryLeaseStore {
+  log: string[] = [];
+  failSync = false;
+  override commit(r: LeaseRecord): void {
+    this.log.push(`commit ${r.address}`);
+    super.commit(r);
+  }
+  override sync(): void {
+    this.log.push("sync");
+    if (this.failSync) throw new Error("I/O error");
+  }
+}
+
+Deno.test("dhcp4 server: group commit — a burst of REQUESTs is one store sync, and no ACK leaves before it", () => {
+  const store = new LoggingStore();
+  const t = lab({}, store);
+  const offers = [1, 2, 3].map((m) => t.send(m, T.DISCOVER)[0]!);
+  // Three REQUESTs arrive in one burst (one clock turn), as a poll batch brings them.
+  for (const [i, m] of [1, 2, 3].entries()) {
+    t.send(m, T.REQUEST, { options: [t.sid, t.reqIp(offers[i]!.yiaddr)], noAdvance: true });
+  }
+  assert.equal(t.replies.filter((r) => r.type === T.ACK).length, 0, "held until the sync");
+  t.clock.advance(1);
+  assert.deepEqual(store.log, [
+    "commit 192.0.2.100",
+    "commit 192.0.2.101",
+    "commit 192.0.2.102",
+    "sync",
+  ]);
+  assert.equal(t.replies.filter((r) => r.type === T.ACK).length, 3);
+  assert.equal(t.server.stats.acksSent, 3);
+  // A sync that fails: the ACK never leaves, and is counted.
+  store.failSync = true;
+  const o4 = t.send(4, T.DISCOVER)[0]!;
+  assert.deepEqual(t.send(4, T.REQUEST, { options: [t.sid, t.reqIp(o4.yiaddr)] }), []);
+  assert.equal(t.server.stats.leaseWriteFailedDropped, 1);
+  assert.equal(t.server.stats.acksSent, 3);
 });
 
 const CI = Deno.env.get("CI") === "true";
