@@ -12,7 +12,7 @@ import { getLogger, type LogLevel } from "@logtape/logtape";
 import { type Config, ConfigErrors, type InterfaceConfig, loadConfig } from "../config/mod.ts";
 import { buildStack, ServiceError, type ServiceOptions } from "../config/build.ts";
 import { applyConfig, type ReloadResult } from "../config/reload.ts";
-import { FileLeaseStore, type LinkEndpoint } from "../stack/mod.ts";
+import { FileLeaseStore, type LinkEndpoint, SystemClock } from "../stack/mod.ts";
 import { LinkDriver, openTap, PcapEndpoint, type TapEndpoint, TapError } from "../link/mod.ts";
 import {
   controlAnswer,
@@ -136,9 +136,15 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
       addrs: [...stack.ipv4.describeAddresses(nic), ...stack.ipv6.describeAddresses(nic)].join(" "),
     });
   }
-  const driver = new LinkDriver();
+  const driver = new LinkDriver({
+    timers: stack.clock instanceof SystemClock ? stack.clock : undefined,
+  });
   for (const t of taps) driver.add(t);
-  stack.statsSources.set("driver", () => ({ polls: driver.polls, syncPolls: driver.syncPolls }));
+  stack.statsSources.set("driver", () => ({
+    polls: driver.polls,
+    syncPolls: driver.syncPolls,
+    timerTurns: driver.timerTurns,
+  }));
   const notify = notifier();
 
   // One reload at a time: a SIGHUP during a `tapir reload` waits for it, so

@@ -60,6 +60,26 @@ export interface LinkDriverOptions {
    * through tapir with `ping -i 1`), for about 100 wake-ups a second.
    */
   activeWindowMs?: number;
+  /**
+   * The stack's timers (its `SystemClock`): run on every turn of the loop
+   * and bound the synchronous poll, so they fire on time while the loop
+   * holds the event loop.
+   */
+  timers?: DriverTimers;
+  /**
+   * Under steady traffic, give the event loop a macrotask turn (a
+   * `setTimeout(0)`) at least this often, for timers outside the stack
+   * (the systemd watchdog, user code). Default 100 ms.
+   */
+  timerTurnMs?: number;
+}
+
+/** What the driver needs of a clock (the stack's `SystemClock` has it). */
+export interface DriverTimers {
+  /** Fire the timers that are due. */
+  runDue(): unknown;
+  /** Deadline (the clock's `now()` scale, ms) of the next timer, if any. */
+  nextDeadline(): number | undefined;
 }
 
 /**
@@ -82,6 +102,8 @@ export class LinkDriver {
   readonly #syncPollMs: number;
   readonly #syncBudgetMs: number;
   readonly #activeWindowMs: number;
+  readonly #timers: DriverTimers | undefined;
+  readonly #timerTurnMs: number;
   #eps: TapEndpoint[] = [];
   #lib: Libc | null = null;
   #wakeFd = -1;
@@ -114,6 +136,8 @@ export class LinkDriver {
     this.#syncPollMs = opts.syncPollMs ?? 10;
     this.#syncBudgetMs = opts.syncBudgetMs ?? 10;
     this.#activeWindowMs = opts.activeWindowMs ?? 2000;
+    this.#timers = opts.timers;
+    this.#timerTurnMs = opts.timerTurnMs ?? 100;
   }
 
   /** Start reading `ep` (wakes a running loop). */
@@ -174,6 +198,7 @@ export class LinkDriver {
         }
         this.#readyFresh = false;
         if (this.#stopped) break;
+        this.#timers?.runDue();
         if (this.#dirty) this.#rebuild();
         const nfds = BigInt(this.#polled.length + 1);
         const now = performance.now();
@@ -189,12 +214,12 @@ export class LinkDriver {
         const budget = this.#syncBudgetMs - (now - lastAwait);
         if (active && !busy && budget > 0) {
           this.syncPolls++;
-          // budget > 0, so the timeout is at least 1 ms.
-          const r = lib.sym.poll(
-            this.#pollfds,
-            nfds,
-            Math.min(this.#syncPollMs, Math.ceil(budget)),
-          );
+          // budget > 0, so the timeout is at least 1 ms; it ends at the
+          // stack's next timer (runDue above fired the due ones).
+          let wait = Math.min(this.#syncPollMs, Math.ceil(budget));
+          const next = this.#timers?.nextDeadline();
+          if (next !== undefined) wait = Math.max(1, Math.min(wait, Math.ceil(next - now)));
+          const r = lib.sym.poll(this.#pollfds, nfds, wait);
           if (r > 0) {
             this.#afterPoll();
             continue;
@@ -209,10 +234,10 @@ export class LinkDriver {
         const r = await lib.sym.poll_async(this.#pollfds, nfds, timeout);
         // An await of a nonblocking call that returns at once does not let
         // Deno run its timers: under steady traffic a setTimeout(0) waited
-        // 0.5-1 s (measured). A macrotask turn at least every syncBudgetMs
-        // runs the stack's due timers (retransmissions, a DHCP server's
-        // group commit) within that budget.
-        if (timeout === 0 && performance.now() - lastTimerTurn >= this.#syncBudgetMs) {
+        // 0.5-1 s (measured). The stack's timers run from the loop itself
+        // (options.timers); a macrotask turn every timerTurnMs serves the
+        // rest. A turn every 10 ms cost 18 % of the 64 B forwarding rate.
+        if (timeout === 0 && performance.now() - lastTimerTurn >= this.#timerTurnMs) {
           await new Promise<void>((res) => setTimeout(res, 0));
           lastTimerTurn = performance.now();
           this.timerTurns++;

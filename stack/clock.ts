@@ -23,7 +23,12 @@ export interface Clock {
 }
 
 /**
- * The real clock: `performance.now()` and `setTimeout`.
+ * The real clock: `performance.now()`, with the stack's timers kept in one
+ * heap and a single `setTimeout` armed for the earliest. A driver that
+ * holds the event loop under traffic (the link driver's synchronous polls)
+ * calls {@link SystemClock.runDue} on every turn, so retransmissions and a
+ * DHCP server's group commit fire on time without a macrotask turn; when
+ * the loop is idle the armed `setTimeout` fires them.
  *
  * @example
  * ```ts
@@ -33,21 +38,62 @@ export interface Clock {
  * ```
  */
 export class SystemClock implements Clock {
+  readonly #heap = new TimerHeap();
+  #armed: ReturnType<typeof setTimeout> | undefined;
+  #armedAt = Infinity;
+
   now(): number {
     return performance.now();
   }
 
   schedule(delayMs: number, fn: () => void): Timer {
-    const id = setTimeout(fn, Math.max(0, delayMs));
-    return { cancel: () => clearTimeout(id) };
+    const t = this.#heap.add(performance.now() + Math.max(0, delayMs), fn);
+    if (t.at < this.#armedAt) this.#arm(t.at);
+    return t;
   }
-}
 
-interface ManualTimer extends Timer {
-  at: number;
-  seq: number;
-  fn: () => void;
-  cancelled: boolean;
+  /** Fire every timer whose deadline has passed; returns how many fired. */
+  runDue(): number {
+    let fired = 0;
+    for (;;) {
+      const next = this.#heap.next();
+      if (next === undefined || next > performance.now()) break;
+      const t = this.#heap.pop()!;
+      t.cancelled = true;
+      fired++;
+      t.fn();
+    }
+    const next = this.#heap.next();
+    if (next === undefined) this.#disarm();
+    else if (next !== this.#armedAt) this.#arm(next);
+    return fired;
+  }
+
+  /** Deadline of the next pending timer, or undefined when none is pending. */
+  nextDeadline(): number | undefined {
+    return this.#heap.next();
+  }
+
+  /** Number of timers not yet fired or cancelled. */
+  pending(): number {
+    return this.#heap.pending();
+  }
+
+  #arm(at: number): void {
+    this.#disarm();
+    this.#armedAt = at;
+    this.#armed = setTimeout(() => {
+      this.#armed = undefined;
+      this.#armedAt = Infinity;
+      this.runDue();
+    }, Math.max(0, at - performance.now()));
+  }
+
+  #disarm(): void {
+    if (this.#armed !== undefined) clearTimeout(this.#armed);
+    this.#armed = undefined;
+    this.#armedAt = Infinity;
+  }
 }
 
 /**
@@ -68,9 +114,7 @@ interface ManualTimer extends Timer {
  */
 export class ManualClock implements Clock {
   #now: number;
-  #seq = 0;
-  #heap: ManualTimer[] = [];
-  #cancelled = 0;
+  readonly #heap = new TimerHeap();
 
   constructor(start = 0) {
     this.#now = start;
@@ -81,8 +125,55 @@ export class ManualClock implements Clock {
   }
 
   schedule(delayMs: number, fn: () => void): Timer {
-    const t: ManualTimer = {
-      at: this.#now + Math.max(0, delayMs),
+    return this.#heap.add(this.#now + Math.max(0, delayMs), fn);
+  }
+
+  /** Deadline of the next pending timer, or undefined when none is pending. */
+  nextDeadline(): number | undefined {
+    return this.#heap.next();
+  }
+
+  /** Number of timers not yet fired or cancelled. */
+  pending(): number {
+    return this.#heap.pending();
+  }
+
+  /** Move time forward by `ms`, firing every timer due on the way. */
+  advance(ms: number): void {
+    const until = this.#now + ms;
+    for (;;) {
+      const next = this.#heap.next();
+      if (next === undefined || next > until) break;
+      const t = this.#heap.pop()!;
+      this.#now = Math.max(this.#now, t.at);
+      t.cancelled = true;
+      t.fn();
+    }
+    this.#now = until;
+  }
+
+  /** Fire timers that are due now (deadline ≤ now) without moving time. */
+  runDue(): void {
+    this.advance(0);
+  }
+}
+
+interface HeapTimer extends Timer {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** A binary min-heap of timers by deadline, ties in scheduling order. */
+class TimerHeap {
+  #seq = 0;
+  #heap: HeapTimer[] = [];
+  #cancelled = 0;
+
+  add(at: number, fn: () => void): HeapTimer {
+    const t: HeapTimer = {
+      at,
       seq: this.#seq++,
       fn,
       cancelled: false,
@@ -98,16 +189,15 @@ export class ManualClock implements Clock {
     return t;
   }
 
-  /** Deadline of the next pending timer, or undefined when none is pending. */
-  nextDeadline(): number | undefined {
+  /** Deadline of the earliest live timer, dropping cancelled ones on top. */
+  next(): number | undefined {
     while (this.#heap.length > 0 && this.#heap[0]!.cancelled) {
-      this.#pop();
+      this.pop();
       this.#cancelled = Math.max(0, this.#cancelled - 1);
     }
     return this.#heap[0]?.at;
   }
 
-  /** Number of timers not yet fired or cancelled. */
   pending(): number {
     return this.#heap.filter((t) => !t.cancelled).length;
   }
@@ -119,30 +209,11 @@ export class ManualClock implements Clock {
     for (const t of live) this.#push(t);
   }
 
-  /** Move time forward by `ms`, firing every timer due on the way. */
-  advance(ms: number): void {
-    const until = this.#now + ms;
-    for (;;) {
-      const next = this.nextDeadline();
-      if (next === undefined || next > until) break;
-      const t = this.#pop()!;
-      this.#now = Math.max(this.#now, t.at);
-      t.cancelled = true;
-      t.fn();
-    }
-    this.#now = until;
-  }
-
-  /** Fire timers that are due now (deadline ≤ now) without moving time. */
-  runDue(): void {
-    this.advance(0);
-  }
-
-  #less(a: ManualTimer, b: ManualTimer): boolean {
+  #less(a: HeapTimer, b: HeapTimer): boolean {
     return a.at < b.at || (a.at === b.at && a.seq < b.seq);
   }
 
-  #push(t: ManualTimer): void {
+  #push(t: HeapTimer): void {
     const h = this.#heap;
     h.push(t);
     let i = h.length - 1;
@@ -154,7 +225,7 @@ export class ManualClock implements Clock {
     }
   }
 
-  #pop(): ManualTimer | undefined {
+  pop(): HeapTimer | undefined {
     const h = this.#heap;
     const top = h[0];
     const last = h.pop();
