@@ -21,17 +21,23 @@
 
 /** One lease as it is kept on disk (addresses and MACs as text, times in wall-clock ms). */
 export interface LeaseRecord {
-  /** Dotted IPv4 address. */
+  /** Dotted IPv4 address; for DHCPv6 an IPv6 address, or a delegated prefix as `prefix/len`. */
   address: string;
-  /** `aa:bb:cc:dd:ee:ff`. */
+  /** `aa:bb:cc:dd:ee:ff` (DHCPv6: from a DUID-LL/LLT, else empty). */
   mac: string;
-  /** Client identifier (option 61) as colon-separated hex, or null. */
+  /** Client identifier (option 61; DHCPv6: the DUID) as colon-separated hex, or null. */
   clientId: string | null;
   hostname: string | null;
   /** Unix time in ms when the lease ends (a declined address: when it may be used again). */
   expires: number;
   /** `bound`: held by the client; `released`: given back (RELEASE); `declined`: in use by someone else (DECLINE). */
   state: "bound" | "released" | "declined";
+  /** DHCPv6: the IA's IAID. */
+  iaid?: number;
+  /** DHCPv6: an address (`na`, IA_NA) or a delegated prefix (`pd`, IA_PD). */
+  ia?: "na" | "pd";
+  /** DHCPv6 prefix delegation: the requesting router's link-local address (the route's next hop). */
+  via?: string;
 }
 
 /** A lease store: what the server read at start, and a durable write per change. */
@@ -87,7 +93,10 @@ function isRecord(r: unknown): r is LeaseRecord {
     (o.clientId === null || typeof o.clientId === "string") &&
     (o.hostname === null || typeof o.hostname === "string") &&
     typeof o.expires === "number" &&
-    (o.state === "bound" || o.state === "released" || o.state === "declined");
+    (o.state === "bound" || o.state === "released" || o.state === "declined") &&
+    (o.iaid === undefined || typeof o.iaid === "number") &&
+    (o.ia === undefined || o.ia === "na" || o.ia === "pd") &&
+    (o.via === undefined || typeof o.via === "string");
 }
 
 const enc = new TextEncoder();

@@ -6,3 +6,4 @@
 export * from "./server4.ts";
 export * from "./client4.ts";
 export * from "./lease_store.ts";
+export * from "./server6.ts";

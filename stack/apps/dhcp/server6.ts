@@ -1,0 +1,1008 @@
+/**
+ * A DHCPv6 server (RFC 8415) for one interface: addresses (IA_NA) from
+ * pools and delegated prefixes (IA_PD) from prefix pools, the four-message
+ * exchange and Rapid Commit, RENEW and REBIND, RELEASE, DECLINE, CONFIRM
+ * and INFORMATION-REQUEST, the DNS servers and search list of RFC 3646
+ * when the client asks for them (ORO), and leases made durable in a
+ * {@link LeaseStore} before the REPLY that grants them leaves (one sync per
+ * burst, as the DHCPv4 server's group commit).
+ *
+ * A delegated prefix is routed: while its lease is bound the server keeps
+ * a route for it via the requesting router's link-local address on this
+ * interface (source `dhcp`, as odhcpd and the DHCPv6-PD servers of home
+ * routers do), so traffic for the delegated network is forwarded to it.
+ *
+ * It binds UDP port 547 on the interface (as Kea and dnsmasq do with
+ * SO_BINDTODEVICE), joins All_DHCP_Relay_Agents_and_Servers (ff02::1:2) and
+ * answers from its link-local address to the client's source address and
+ * port. Message validation is RFC 8415 §16: a Solicit, Confirm, Rebind or
+ * Information-request sent to a unicast address is dropped; a Request,
+ * Renew, Release or Decline sent to a unicast address (this server never
+ * sends the Server Unicast option) gets UseMulticast (§18.3.2). Relayed
+ * messages (RELAY-FORW) are counted and dropped: this server serves its
+ * own link.
+ *
+ * Leases are {@link LeaseRecord}s: `address` is the address, or the prefix
+ * as `prefix/len`; `clientId` the client's DUID as colon hex; `mac` the MAC
+ * of a DUID-LL or DUID-LLT, else empty; `iaid` and `ia` (`na` or `pd`)
+ * name the IA; `via` is the router a delegated prefix is routed to.
+ *
+ * @module
+ */
+import type { Nic } from "../../nic.ts";
+import type { Udp, UdpDatagram, UdpEndpoint } from "../../transport/udp.ts";
+import type { Clock, Timer } from "../../clock.ts";
+import type { Ipv6 } from "../../ipv6/ipv6.ts";
+import {
+  ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
+  DHCPV6_SERVER_PORT,
+  Dhcpv6MessageType,
+  Dhcpv6Option,
+  type Dhcpv6OptionView,
+  Dhcpv6Status,
+  Dhcpv6Writer,
+  duidLl,
+  duidMac,
+  encodeDomainList,
+  findOption,
+  hexColon,
+  parseDhcpv6,
+  parseIa,
+  parseIaAddr,
+  parseIaPrefix,
+  parseOro,
+} from "../../wire/dhcpv6.ts";
+import { formatIpv6, ipv6Masked, parseIpv6 } from "../../wire/ip_address.ts";
+import { formatMac } from "../../wire/mac_address.ts";
+import type { LeaseRecord, LeaseStore } from "./lease_store.ts";
+import { OFFER_HOLD_MS } from "./server4.ts";
+
+/** An inclusive range of addresses to hand out (16 bytes each). */
+export interface Dhcpv6Pool {
+  start: Uint8Array;
+  end: Uint8Array;
+}
+
+/** Prefixes of `delegatedLen` bits to delegate, carved out of `prefix/prefixLen`. */
+export interface Dhcpv6PdPool {
+  prefix: Uint8Array;
+  prefixLen: number;
+  delegatedLen: number;
+}
+
+/** What one interface's DHCPv6 server hands out. */
+export interface Dhcpv6ServerSettings {
+  pools: Dhcpv6Pool[];
+  pdPools: Dhcpv6PdPool[];
+  /** Preferred lifetime, seconds (T1 and T2 are 0.5 and 0.8 of it, RFC 8415 §21.4). */
+  preferredLifetime: number;
+  /** Valid lifetime, seconds (the lease time). */
+  validLifetime: number;
+  /** Option 23 (RFC 3646), sent when asked for. */
+  dnsServers: Uint8Array[];
+  /** Option 24, sent when asked for. */
+  domains: string[];
+  /** Answer a SOLICIT with Rapid Commit by a REPLY (RFC 8415 §18.3.1). */
+  rapidCommit: boolean;
+  /** Option 7 in ADVERTISE (0 to 255; 255 makes the client take this server at once); 0: not sent. */
+  preference: number;
+  /** Seconds a DECLINEd address stays out of the pools. */
+  declineTime: number;
+}
+
+/** Counters of one DHCPv6 server. */
+export interface Dhcpv6ServerStats {
+  solicitReceived: number;
+  requestReceived: number;
+  confirmReceived: number;
+  renewReceived: number;
+  rebindReceived: number;
+  releaseReceived: number;
+  declineReceived: number;
+  informationRequestReceived: number;
+  /** ADVERTISE messages sent. */
+  advertisesSent: number;
+  /** REPLY messages sent. */
+  repliesSent: number;
+  /** IAs answered with NoAddrsAvail or NoPrefixAvail (the pools are used up). */
+  poolExhausted: number;
+  /** Messages that do not parse (short header, option overrun). */
+  malformedDropped: number;
+  /** RELAY-FORW messages (relays are not served). */
+  relayDropped: number;
+  /** Messages of a type a server does not take (ADVERTISE, REPLY, RECONFIGURE, RELAY-REPL, unknown). */
+  unknownMessageTypeDropped: number;
+  /** Messages without a Client Identifier where one is required, or with a Server Identifier where none may be (RFC 8415 §16). */
+  invalidDropped: number;
+  /** Messages whose Server Identifier names another server. */
+  otherServerDropped: number;
+  /** Solicit, Confirm, Rebind and Information-request sent to a unicast address (RFC 8415 §16). */
+  unicastDropped: number;
+  /** CONFIRMs with no addresses in them (RFC 8415 §18.3.3: no reply). */
+  confirmWithoutAddressDropped: number;
+  /** Messages that arrived while the interface had no usable link-local address to answer from. */
+  noLinkLocalDropped: number;
+  /** REPLYs not sent because a lease could not be written to the lease store. */
+  leaseWriteFailedDropped: number;
+  /** Replies the stack could not send (no buffer, link down). */
+  sendFailed: number;
+}
+
+function newStats(): Dhcpv6ServerStats {
+  return {
+    solicitReceived: 0,
+    requestReceived: 0,
+    confirmReceived: 0,
+    renewReceived: 0,
+    rebindReceived: 0,
+    releaseReceived: 0,
+    declineReceived: 0,
+    informationRequestReceived: 0,
+    advertisesSent: 0,
+    repliesSent: 0,
+    poolExhausted: 0,
+    malformedDropped: 0,
+    relayDropped: 0,
+    unknownMessageTypeDropped: 0,
+    invalidDropped: 0,
+    otherServerDropped: 0,
+    unicastDropped: 0,
+    confirmWithoutAddressDropped: 0,
+    noLinkLocalDropped: 0,
+    leaseWriteFailedDropped: 0,
+    sendFailed: 0,
+  };
+}
+
+/** A DHCPv6 lease as `show leases` lists it. */
+export interface Dhcpv6LeaseInfo extends LeaseRecord {
+  interface: string;
+  expired: boolean;
+}
+
+/** What the server needs of a stack (its public layers). */
+export interface Dhcpv6ServerHost {
+  readonly udp: Udp;
+  readonly ipv6: Ipv6;
+  readonly clock: Clock;
+}
+
+type IaKind = "na" | "pd";
+
+/** One lease: an address (`len` 128) or a delegated prefix. */
+interface Binding {
+  key: string;
+  value: bigint;
+  len: number;
+  rec: LeaseRecord;
+}
+
+interface Offer {
+  key: string;
+  until: number;
+}
+
+/** What the client sent, and where to answer. */
+interface Request {
+  type: number;
+  xid: number;
+  options: Dhcpv6OptionView[];
+  duid: Uint8Array;
+  duidHex: string;
+  mac: string;
+  src: Uint8Array;
+  srcPort: number;
+  oro: number[];
+}
+
+/** One IA of a request, read. */
+interface IaRequest {
+  kind: IaKind;
+  iaid: number;
+  /** The addresses or prefixes the client listed (hints, or what it holds). */
+  held: { value: bigint; len: number }[];
+}
+
+/** What goes back in one IA: granted values, zero-lifetime ones, or a status. */
+interface IaAnswer {
+  kind: IaKind;
+  iaid: number;
+  grant: { value: bigint; len: number; preferred: number; valid: number }[];
+  status: { code: number; message: string } | null;
+}
+
+const toBig = (b: Uint8Array): bigint => {
+  let x = 0n;
+  for (let i = 0; i < 16; i++) x = (x << 8n) | BigInt(b[i]!);
+  return x;
+};
+const fromBig = (x: bigint): Uint8Array => {
+  const b = new Uint8Array(16);
+  for (let i = 15; i >= 0; i--) {
+    b[i] = Number(x & 0xffn);
+    x >>= 8n;
+  }
+  return b;
+};
+const text = (value: bigint, len: number): string =>
+  len === 128 ? formatIpv6(fromBig(value)) : `${formatIpv6(fromBig(value))}/${len}`;
+/** Parse a lease record's address back (`addr` or `prefix/len`); null when it is not IPv6. */
+const untext = (s: string): { value: bigint; len: number } | null => {
+  const slash = s.indexOf("/");
+  try {
+    if (slash < 0) return { value: toBig(parseIpv6(s)), len: 128 };
+    const len = Number(s.slice(slash + 1));
+    if (!Number.isInteger(len) || len < 1 || len > 128) return null;
+    return { value: toBig(parseIpv6(s.slice(0, slash))), len };
+  } catch {
+    return null;
+  }
+};
+
+const MAX_U32 = 0xffffffff;
+
+/**
+ * The DHCPv6 server of one interface.
+ *
+ * @example
+ * ```ts
+ * import { Stack, ManualClock } from "../../mod.ts";
+ * import { MemoryLink } from "../../../link/mod.ts";
+ * import { parseIpv6 } from "../../wire/mod.ts";
+ * import { Dhcpv6Server } from "./server6.ts";
+ * import { MemoryLeaseStore } from "./lease_store.ts";
+ * const clock = new ManualClock();
+ * const [a] = MemoryLink.pair({ clock });
+ * const s = new Stack({ clock });
+ * const nic = s.addNic(a, { name: "lan0", mac: new Uint8Array([2, 0, 0, 0, 0, 1]), ipv6: true });
+ * const srv = new Dhcpv6Server(s, nic, {
+ *   pools: [{ start: parseIpv6("2001:db8::100"), end: parseIpv6("2001:db8::1ff") }],
+ *   pdPools: [], preferredLifetime: 3600, validLifetime: 7200, dnsServers: [], domains: [],
+ *   rapidCommit: false, preference: 0, declineTime: 600,
+ * }, { store: new MemoryLeaseStore(), wallClock: () => clock.now() });
+ * console.assert(srv.leases().length === 0);
+ * srv.close();
+ * ```
+ */
+export class Dhcpv6Server {
+  readonly stats: Dhcpv6ServerStats = newStats();
+  /** This server's DUID (DUID-LL of the interface's MAC). */
+  readonly duid: Uint8Array;
+  readonly #ep: UdpEndpoint;
+  /** Lease text (`addr` or `prefix/len`) → binding. */
+  readonly #byValue = new Map<string, Binding>();
+  /** `na|pd:duid:iaid` → its binding. */
+  readonly #byClient = new Map<string, Binding>();
+  /** Client key → value text offered in an ADVERTISE, held for it. */
+  readonly #offers = new Map<string, { text: string; until: number }>();
+  readonly #offered = new Map<string, Offer>();
+  /** Routes of delegated prefixes: lease text → its expiry timer. */
+  readonly #pdTimers = new Map<string, Timer>();
+  /** Next never-used index per pool (addresses) and per PD pool. */
+  #cursors: bigint[] = [];
+  #pdCursors: bigint[] = [];
+  readonly #out = new Uint8Array(1500);
+  readonly #store: LeaseStore;
+  #held: { payload: Uint8Array; dst: Uint8Array; port: number; src: Uint8Array }[] = [];
+  #flushTimer: Timer | null = null;
+  readonly #wall: () => number;
+  #settings!: Dhcpv6ServerSettings;
+
+  constructor(
+    readonly host: Dhcpv6ServerHost,
+    readonly nic: Nic,
+    settings: Dhcpv6ServerSettings,
+    opts: { store: LeaseStore; wallClock: () => number },
+  ) {
+    if (host.ipv6.nicState(nic) === undefined) {
+      throw new Error(`a DHCPv6 server needs IPv6 on interface "${nic.name}"`);
+    }
+    this.#store = opts.store;
+    this.#wall = opts.wallClock;
+    this.duid = duidLl(nic.mac);
+    this.configure(settings);
+    const now = this.#wall();
+    for (const rec of this.#store.load()) {
+      const v = untext(rec.address);
+      if (v === null || (rec.ia !== "na" && rec.ia !== "pd")) continue;
+      this.#bind(v.value, v.len, rec);
+      if (rec.ia === "pd" && rec.state === "bound" && rec.expires > now) this.#route(rec);
+    }
+    host.ipv6.joinGroup(nic, ALL_DHCP_RELAY_AGENTS_AND_SERVERS);
+    this.#ep = host.udp.bindSocket({
+      family: 6,
+      port: DHCPV6_SERVER_PORT,
+      device: nic,
+      onDatagram: (d) => this.#receive(d),
+    });
+  }
+
+  /** Take new settings (a reload); leases stay. */
+  configure(settings: Dhcpv6ServerSettings): void {
+    this.#settings = settings;
+    this.#cursors = settings.pools.map(() => 0n);
+    this.#pdCursors = settings.pdPools.map(() => 0n);
+  }
+
+  get settings(): Dhcpv6ServerSettings {
+    return this.#settings;
+  }
+
+  /** Every lease record (bound, released, declined), addresses first, for `show leases`. */
+  leases(): Dhcpv6LeaseInfo[] {
+    const now = this.#wall();
+    return [...this.#byValue.values()]
+      .sort((a, b) =>
+        (a.len === 128 ? 0 : 1) - (b.len === 128 ? 0 : 1) ||
+        (a.value < b.value ? -1 : a.value > b.value ? 1 : a.len - b.len)
+      )
+      .map((b) => ({ ...b.rec, interface: this.nic.name, expired: b.rec.expires <= now }));
+  }
+
+  /** Leases bound and not expired, by kind. */
+  activeLeases(kind: IaKind): number {
+    const now = this.#wall();
+    let n = 0;
+    for (const b of this.#byValue.values()) {
+      if (b.rec.ia === kind && b.rec.state === "bound" && b.rec.expires > now) n++;
+    }
+    return n;
+  }
+
+  close(): void {
+    this.#flush();
+    for (const t of this.#pdTimers.values()) t.cancel();
+    this.#pdTimers.clear();
+    this.host.ipv6.routes.removeWhere((r) => r.source === "dhcp" && r.nicId === this.nic.id);
+    this.host.ipv6.leaveGroup(this.nic, ALL_DHCP_RELAY_AGENTS_AND_SERVERS);
+    this.#ep.close();
+    this.#store.close();
+  }
+
+  #flush(): void {
+    this.#flushTimer?.cancel();
+    this.#flushTimer = null;
+    const held = this.#held;
+    if (held.length === 0) return;
+    this.#held = [];
+    try {
+      this.#store.sync();
+    } catch {
+      this.stats.leaseWriteFailedDropped += held.length;
+      return;
+    }
+    for (const h of held) {
+      const ok = this.#ep.send(h.dst, h.port, h.payload, { nic: this.nic, src: h.src });
+      if (ok) this.stats.repliesSent++;
+      else this.stats.sendFailed++;
+    }
+  }
+
+  // ------------------------------------------------------------ receive
+
+  #receive(d: UdpDatagram): void {
+    const s = this.stats;
+    const data = d.buffer.data;
+    const m = parseDhcpv6(data.subarray(d.payloadOffset, d.payloadOffset + d.payloadLength));
+    if (typeof m === "string") {
+      s.malformedDropped++;
+      return;
+    }
+    if ("hopCount" in m) {
+      if (m.msgType === Dhcpv6MessageType.RELAY_FORW) s.relayDropped++;
+      else s.unknownMessageTypeDropped++;
+      return;
+    }
+    const T = Dhcpv6MessageType;
+    const multicast = data[d.dst6Offset] === 0xff;
+    const cid = findOption(m.options, Dhcpv6Option.CLIENTID);
+    const sid = findOption(m.options, Dhcpv6Option.SERVERID);
+    const ours = sid !== undefined && sid.length === this.duid.length &&
+      sid.every((x, i) => x === this.duid[i]);
+    switch (m.msgType) {
+      case T.SOLICIT:
+        s.solicitReceived++;
+        break;
+      case T.REQUEST:
+        s.requestReceived++;
+        break;
+      case T.CONFIRM:
+        s.confirmReceived++;
+        break;
+      case T.RENEW:
+        s.renewReceived++;
+        break;
+      case T.REBIND:
+        s.rebindReceived++;
+        break;
+      case T.RELEASE:
+        s.releaseReceived++;
+        break;
+      case T.DECLINE:
+        s.declineReceived++;
+        break;
+      case T.INFORMATION_REQUEST:
+        s.informationRequestReceived++;
+        break;
+      default:
+        s.unknownMessageTypeDropped++;
+        return;
+    }
+    // RFC 8415 §16: which identifiers each message must (not) carry.
+    const needsSid = m.msgType === T.REQUEST || m.msgType === T.RENEW ||
+      m.msgType === T.RELEASE || m.msgType === T.DECLINE;
+    const info = m.msgType === T.INFORMATION_REQUEST;
+    if ((!info && (cid === undefined || cid.length === 0)) || (needsSid && sid === undefined)) {
+      s.invalidDropped++;
+      return;
+    }
+    if (!needsSid && !info && sid !== undefined) {
+      s.invalidDropped++;
+      return;
+    }
+    if (sid !== undefined && !ours) {
+      s.otherServerDropped++;
+      return;
+    }
+    if (!multicast && !needsSid) {
+      s.unicastDropped++;
+      return;
+    }
+    const src = data.slice(d.src6Offset, d.src6Offset + 16);
+    const duid = cid?.slice() ?? new Uint8Array(0);
+    const mac = duidMac(duid);
+    const oro = findOption(m.options, Dhcpv6Option.ORO);
+    const r: Request = {
+      type: m.msgType,
+      xid: m.xid,
+      options: m.options,
+      duid,
+      duidHex: hexColon(duid),
+      mac: mac !== null ? formatMac(mac) : "",
+      src,
+      srcPort: d.srcPort,
+      oro: oro !== undefined ? parseOro(oro) : [],
+    };
+    const from = this.host.ipv6.linkLocalOf(this.nic);
+    if (from === null) {
+      s.noLinkLocalDropped++;
+      return;
+    }
+    if (!multicast) {
+      // §18.3.2: this server sends no Server Unicast option, so unicast is refused.
+      return this.#statusOnly(r, from, Dhcpv6Status.USE_MULTICAST, "use multicast");
+    }
+    const ias = this.#readIas(r);
+    if (ias === null) {
+      s.malformedDropped++;
+      return;
+    }
+    switch (m.msgType) {
+      case T.SOLICIT: {
+        const rapid = this.#settings.rapidCommit &&
+          findOption(m.options, Dhcpv6Option.RAPID_COMMIT) !== undefined;
+        return rapid ? this.#grant(r, ias, from, true) : this.#advertise(r, ias, from);
+      }
+      case T.REQUEST:
+        return this.#grant(r, ias, from, false);
+      case T.RENEW:
+      case T.REBIND:
+        return this.#extend(r, ias, from);
+      case T.RELEASE:
+        return this.#release(r, ias, from);
+      case T.DECLINE:
+        return this.#decline(r, ias, from);
+      case T.CONFIRM:
+        return this.#confirm(r, ias, from);
+      case T.INFORMATION_REQUEST:
+        return this.#send(r, from, Dhcpv6MessageType.REPLY, [], null, false);
+    }
+  }
+
+  /** The IA_NAs and IA_PDs of a message; null when one does not parse. */
+  #readIas(r: Request): IaRequest[] | null {
+    const out: IaRequest[] = [];
+    for (const o of r.options) {
+      if (o.code !== Dhcpv6Option.IA_NA && o.code !== Dhcpv6Option.IA_PD) continue;
+      const ia = parseIa(o.data);
+      if (typeof ia === "string") return null;
+      const kind: IaKind = o.code === Dhcpv6Option.IA_NA ? "na" : "pd";
+      const held: IaRequest["held"] = [];
+      for (const io of ia.options) {
+        if (kind === "na" && io.code === Dhcpv6Option.IAADDR) {
+          const a = parseIaAddr(io.data);
+          if (typeof a === "string") return null;
+          held.push({ value: toBig(a.address), len: 128 });
+        } else if (kind === "pd" && io.code === Dhcpv6Option.IAPREFIX) {
+          const p = parseIaPrefix(io.data);
+          if (typeof p === "string") return null;
+          if (p.prefixLen > 128) return null;
+          held.push({ value: toBig(ipv6Masked(p.prefix, p.prefixLen)), len: p.prefixLen });
+        }
+      }
+      out.push({ kind, iaid: ia.iaid, held });
+    }
+    return out;
+  }
+
+  #key(r: Request, ia: IaRequest): string {
+    return `${ia.kind}:${r.duidHex}:${ia.iaid}`;
+  }
+
+  // ------------------------------------------------------------ exchanges
+
+  /** SOLICIT → ADVERTISE: what a REQUEST would get, held for the client, nothing written. */
+  #advertise(r: Request, ias: IaRequest[], from: Uint8Array): void {
+    const now = this.#wall();
+    const answers: IaAnswer[] = [];
+    for (const ia of ias) {
+      const key = this.#key(r, ia);
+      const v = this.#allocate(key, ia, now);
+      if (v === null) {
+        answers.push(this.#exhausted(ia));
+        continue;
+      }
+      this.#holdOffer(key, text(v.value, v.len), now);
+      answers.push(this.#answer(ia, [v]));
+    }
+    this.#send(r, from, Dhcpv6MessageType.ADVERTISE, answers, null, false);
+  }
+
+  /** REQUEST (or SOLICIT with Rapid Commit) → REPLY with the leases written. */
+  #grant(r: Request, ias: IaRequest[], from: Uint8Array, rapid: boolean): void {
+    const now = this.#wall();
+    const answers: IaAnswer[] = [];
+    let wrote = false;
+    for (const ia of ias) {
+      const key = this.#key(r, ia);
+      const v = this.#allocate(key, ia, now);
+      if (v === null) {
+        answers.push(this.#exhausted(ia));
+        continue;
+      }
+      const res = this.#commitLease(r, ia, key, v, now);
+      if (res === null) return;
+      wrote = true;
+      answers.push(this.#answer(ia, [v]));
+    }
+    this.#send(r, from, Dhcpv6MessageType.REPLY, answers, null, wrote, rapid);
+  }
+
+  /**
+   * RENEW and REBIND (RFC 8415 §18.3.4, §18.3.5): the client's binding is
+   * extended; what it lists that is not its own goes back with lifetimes
+   * 0; with no binding, a free value it lists (or a new one) is bound, as
+   * Kea does, else NoBinding (RENEW) or zero lifetimes (REBIND).
+   */
+  #extend(r: Request, ias: IaRequest[], from: Uint8Array): void {
+    const now = this.#wall();
+    const answers: IaAnswer[] = [];
+    let wrote = false;
+    for (const ia of ias) {
+      const key = this.#key(r, ia);
+      const a: IaAnswer = { kind: ia.kind, iaid: ia.iaid, grant: [], status: null };
+      const b = this.#byClient.get(key);
+      let v: { value: bigint; len: number } | null = null;
+      if (b !== undefined && b.rec.state === "bound" && this.#freeFor(key, b.value, b.len, now)) {
+        v = { value: b.value, len: b.len };
+      } else {
+        v = this.#allocate(key, ia, now);
+      }
+      for (const h of ia.held) {
+        if (v === null || h.value !== v.value || h.len !== v.len) {
+          a.grant.push({ ...h, preferred: 0, valid: 0 });
+        }
+      }
+      if (v !== null) {
+        if (this.#commitLease(r, ia, key, v, now) === null) return;
+        wrote = true;
+        a.grant.unshift(this.#lifetimes(v));
+      } else if (r.type === Dhcpv6MessageType.RENEW && ia.held.length === 0) {
+        a.status = { code: Dhcpv6Status.NO_BINDING, message: "no binding for this IA" };
+      } else if (ia.held.length === 0) {
+        answers.push(this.#exhausted(ia));
+        continue;
+      }
+      answers.push(a);
+    }
+    this.#send(r, from, Dhcpv6MessageType.REPLY, answers, null, wrote);
+  }
+
+  /** RELEASE (§18.3.7): the client's values are given back (kept for affinity). */
+  #release(r: Request, ias: IaRequest[], from: Uint8Array): void {
+    const now = this.#wall();
+    const answers: IaAnswer[] = [];
+    for (const ia of ias) {
+      const key = this.#key(r, ia);
+      const b = this.#byClient.get(key);
+      const mine = b !== undefined && b.rec.state === "bound" &&
+        ia.held.some((h) => h.value === b.value && h.len === b.len);
+      if (!mine) {
+        answers.push({
+          kind: ia.kind,
+          iaid: ia.iaid,
+          grant: [],
+          status: { code: Dhcpv6Status.NO_BINDING, message: "no binding for this IA" },
+        });
+        continue;
+      }
+      if (!this.#commit(b!.value, b!.len, { ...b!.rec, state: "released", expires: now })) return;
+    }
+    this.#send(r, from, Dhcpv6MessageType.REPLY, answers, {
+      code: Dhcpv6Status.SUCCESS,
+      message: "released",
+    }, true);
+  }
+
+  /** DECLINE (§18.3.8): the address is in use by someone else; kept out of the pools. */
+  #decline(r: Request, ias: IaRequest[], from: Uint8Array): void {
+    const now = this.#wall();
+    const answers: IaAnswer[] = [];
+    for (const ia of ias) {
+      const key = this.#key(r, ia);
+      const b = this.#byClient.get(key);
+      const mine = b !== undefined && b.rec.state === "bound" &&
+        ia.held.some((h) => h.value === b.value && h.len === b.len);
+      if (!mine) {
+        answers.push({
+          kind: ia.kind,
+          iaid: ia.iaid,
+          grant: [],
+          status: { code: Dhcpv6Status.NO_BINDING, message: "no binding for this IA" },
+        });
+        continue;
+      }
+      const rec: LeaseRecord = {
+        ...b!.rec,
+        state: "declined",
+        expires: now + this.#settings.declineTime * 1000,
+      };
+      if (!this.#commit(b!.value, b!.len, rec)) return;
+    }
+    this.#send(r, from, Dhcpv6MessageType.REPLY, answers, {
+      code: Dhcpv6Status.SUCCESS,
+      message: "declined",
+    }, true);
+  }
+
+  /** CONFIRM (§18.3.3): are the client's addresses on this link? */
+  #confirm(r: Request, ias: IaRequest[], from: Uint8Array): void {
+    const addrs = ias.filter((ia) => ia.kind === "na").flatMap((ia) => ia.held);
+    if (addrs.length === 0) {
+      this.stats.confirmWithoutAddressDropped++;
+      return;
+    }
+    const onLink = addrs.every((a) => this.#onLink(a.value));
+    this.#send(
+      r,
+      from,
+      Dhcpv6MessageType.REPLY,
+      [],
+      onLink
+        ? { code: Dhcpv6Status.SUCCESS, message: "all addresses on link" }
+        : { code: Dhcpv6Status.NOT_ON_LINK, message: "not on link" },
+      false,
+    );
+  }
+
+  #statusOnly(r: Request, from: Uint8Array, code: number, message: string): void {
+    this.#send(r, from, Dhcpv6MessageType.REPLY, [], { code, message }, false);
+  }
+
+  // ------------------------------------------------------------ leases
+
+  #lifetimes(v: { value: bigint; len: number }): IaAnswer["grant"][number] {
+    const st = this.#settings;
+    return { ...v, preferred: st.preferredLifetime, valid: st.validLifetime };
+  }
+
+  #answer(ia: IaRequest, vs: { value: bigint; len: number }[]): IaAnswer {
+    return { kind: ia.kind, iaid: ia.iaid, grant: vs.map((v) => this.#lifetimes(v)), status: null };
+  }
+
+  #exhausted(ia: IaRequest): IaAnswer {
+    this.stats.poolExhausted++;
+    return {
+      kind: ia.kind,
+      iaid: ia.iaid,
+      grant: [],
+      status: ia.kind === "na"
+        ? { code: Dhcpv6Status.NO_ADDRS_AVAIL, message: "no addresses available" }
+        : { code: Dhcpv6Status.NO_PREFIX_AVAIL, message: "no prefixes available" },
+    };
+  }
+
+  /** Bind `v` to the client's IA in the store and the tables; null (counted) when the store failed. */
+  #commitLease(
+    r: Request,
+    ia: IaRequest,
+    key: string,
+    v: { value: bigint; len: number },
+    now: number,
+  ): LeaseRecord | null {
+    const rec: LeaseRecord = {
+      address: text(v.value, v.len),
+      mac: r.mac,
+      clientId: r.duidHex,
+      hostname: null,
+      expires: now + this.#settings.validLifetime * 1000,
+      state: "bound",
+      iaid: ia.iaid,
+      ia: ia.kind,
+      ...(ia.kind === "pd" ? { via: formatIpv6(r.src) } : {}),
+    };
+    const old = this.#byClient.get(key);
+    if (!this.#commit(v.value, v.len, rec)) return null;
+    if (
+      old !== undefined && (old.value !== v.value || old.len !== v.len) && old.rec.state === "bound"
+    ) {
+      this.#commit(old.value, old.len, { ...old.rec, state: "released", expires: now });
+    }
+    this.#dropOffer(key);
+    return rec;
+  }
+
+  #commit(value: bigint, len: number, rec: LeaseRecord): boolean {
+    try {
+      this.#store.commit(rec, () => [...this.#byValue.values()].map((b) => b.rec));
+    } catch {
+      this.stats.leaseWriteFailedDropped++;
+      return false;
+    }
+    this.#bind(value, len, rec);
+    if (rec.ia === "pd") {
+      if (rec.state === "bound") this.#route(rec);
+      else this.#unroute(rec.address);
+    }
+    return true;
+  }
+
+  #bind(value: bigint, len: number, rec: LeaseRecord): void {
+    const t = text(value, len);
+    const prev = this.#byValue.get(t);
+    if (prev !== undefined && this.#byClient.get(prev.key) === prev) {
+      this.#byClient.delete(prev.key);
+    }
+    const key = `${rec.ia}:${rec.clientId}:${rec.iaid}`;
+    const b: Binding = { key, value, len, rec };
+    this.#byValue.set(t, b);
+    if (rec.state !== "declined") this.#byClient.set(key, b);
+  }
+
+  /** Route a bound delegated prefix to the router that holds it, until its lease ends. */
+  #route(rec: LeaseRecord): void {
+    const v = untext(rec.address);
+    if (v === null || rec.via === undefined) return;
+    let gw: Uint8Array;
+    try {
+      gw = parseIpv6(rec.via);
+    } catch {
+      return;
+    }
+    const prefix = fromBig(v.value);
+    const rt = this.host.ipv6.routes;
+    rt.remove(prefix, v.len, (r) => r.source === "dhcp" && r.nicId === this.nic.id);
+    rt.add({
+      prefix,
+      prefixLen: v.len,
+      type: "unicast",
+      nicId: this.nic.id,
+      gateway: gw,
+      metric: 1024,
+      source: "dhcp",
+    });
+    this.#pdTimers.get(rec.address)?.cancel();
+    const ms = Math.max(0, rec.expires - this.#wall());
+    this.#pdTimers.set(rec.address, this.host.clock.schedule(ms, () => this.#lapse(rec.address)));
+  }
+
+  #unroute(t: string): void {
+    this.#pdTimers.get(t)?.cancel();
+    this.#pdTimers.delete(t);
+    const v = untext(t);
+    if (v === null) return;
+    this.host.ipv6.routes.remove(
+      fromBig(v.value),
+      v.len,
+      (r) => r.source === "dhcp" && r.nicId === this.nic.id,
+    );
+  }
+
+  /** A delegated prefix's timer: if its lease has really ended (not renewed since), drop its route. */
+  #lapse(t: string): void {
+    this.#pdTimers.delete(t);
+    const b = this.#byValue.get(t);
+    if (b !== undefined && b.rec.state === "bound" && b.rec.expires > this.#wall()) {
+      this.#route(b.rec);
+      return;
+    }
+    this.#unroute(t);
+  }
+
+  #onLink(a: bigint): boolean {
+    const st = this.host.ipv6.nicState(this.nic);
+    for (const x of st?.addresses ?? []) {
+      if (x.origin === "link-local" || x.prefixLen >= 128) continue;
+      const shift = BigInt(128 - x.prefixLen);
+      if ((a >> shift) === (toBig(x.address) >> shift)) return true;
+    }
+    return false;
+  }
+
+  #inPools(kind: IaKind, value: bigint, len: number): boolean {
+    if (kind === "na") {
+      return len === 128 &&
+        this.#settings.pools.some((p) => value >= toBig(p.start) && value <= toBig(p.end));
+    }
+    return this.#settings.pdPools.some((p) => {
+      if (len !== p.delegatedLen) return false;
+      const shift = BigInt(128 - p.prefixLen);
+      return (value >> shift) === (toBig(p.prefix) >> shift);
+    });
+  }
+
+  /** No one else holds the value (a live lease, a live decline, an offer), and it is not one of the interface's own. */
+  #freeFor(key: string, value: bigint, len: number, now: number): boolean {
+    const t = text(value, len);
+    const off = this.#offered.get(t);
+    if (off !== undefined && off.key !== key && off.until > now) return false;
+    if (len === 128 && this.host.ipv6.local.get(fromBig(value)) !== undefined) return false;
+    const b = this.#byValue.get(t);
+    if (b === undefined) return true;
+    if (b.rec.state === "declined") return b.rec.expires <= now;
+    if (b.key === key) return true;
+    return b.rec.state === "released" || b.rec.expires <= now;
+  }
+
+  #availableTo(key: string, kind: IaKind, value: bigint, len: number, now: number): boolean {
+    return this.#inPools(kind, value, len) && this.#freeFor(key, value, len, now);
+  }
+
+  /** The value for an IA: what it holds, what it was offered, its hint, a never-used one, the oldest ended one. */
+  #allocate(key: string, ia: IaRequest, now: number): { value: bigint; len: number } | null {
+    const k = ia.kind;
+    const held = this.#byClient.get(key);
+    if (held !== undefined && this.#availableTo(key, k, held.value, held.len, now)) {
+      return { value: held.value, len: held.len };
+    }
+    const off = this.#offers.get(key);
+    if (off !== undefined) {
+      const v = untext(off.text);
+      if (v !== null && this.#availableTo(key, k, v.value, v.len, now)) return v;
+    }
+    for (const h of ia.held) {
+      if (this.#availableTo(key, k, h.value, h.len, now)) return h;
+    }
+    return this.#neverUsed(key, k, now) ?? this.#oldestReclaimable(key, k, now);
+  }
+
+  #neverUsed(key: string, kind: IaKind, now: number): { value: bigint; len: number } | null {
+    if (kind === "na") {
+      const pools = this.#settings.pools;
+      for (let i = 0; i < pools.length; i++) {
+        const start = toBig(pools[i]!.start);
+        const size = toBig(pools[i]!.end) - start + 1n;
+        // Bounded: a few more than the leases held, so a huge pool is not walked whole.
+        const tries = BigInt(this.#byValue.size + this.#offered.size + 2);
+        for (let n = 0n; n < size && n < tries; n++) {
+          const c = this.#cursors[i]!;
+          this.#cursors[i] = (c + 1n) % size;
+          const v = start + c;
+          if (!this.#byValue.has(text(v, 128)) && this.#freeFor(key, v, 128, now)) {
+            return { value: v, len: 128 };
+          }
+        }
+      }
+      return null;
+    }
+    const pools = this.#settings.pdPools;
+    for (let i = 0; i < pools.length; i++) {
+      const p = pools[i]!;
+      const base = toBig(ipv6Masked(p.prefix, p.prefixLen));
+      const size = 1n << BigInt(p.delegatedLen - p.prefixLen);
+      const step = 1n << BigInt(128 - p.delegatedLen);
+      const tries = BigInt(this.#byValue.size + this.#offered.size + 2);
+      for (let n = 0n; n < size && n < tries; n++) {
+        const c = this.#pdCursors[i]!;
+        this.#pdCursors[i] = (c + 1n) % size;
+        const v = base + c * step;
+        if (
+          !this.#byValue.has(text(v, p.delegatedLen)) && this.#freeFor(key, v, p.delegatedLen, now)
+        ) {
+          return { value: v, len: p.delegatedLen };
+        }
+      }
+    }
+    return null;
+  }
+
+  #oldestReclaimable(
+    key: string,
+    kind: IaKind,
+    now: number,
+  ): { value: bigint; len: number } | null {
+    let best: Binding | null = null;
+    for (const b of this.#byValue.values()) {
+      if (!this.#availableTo(key, kind, b.value, b.len, now)) continue;
+      if (best === null || b.rec.expires < best.rec.expires) best = b;
+    }
+    return best === null ? null : { value: best.value, len: best.len };
+  }
+
+  #holdOffer(key: string, t: string, now: number): void {
+    this.#dropOffer(key);
+    this.#offers.set(key, { text: t, until: now + OFFER_HOLD_MS });
+    this.#offered.set(t, { key, until: now + OFFER_HOLD_MS });
+    if (this.#offers.size > 4096) {
+      for (const [k, o] of this.#offers) if (o.until <= now) this.#dropOffer(k);
+    }
+  }
+
+  #dropOffer(key: string): void {
+    const o = this.#offers.get(key);
+    if (o === undefined) return;
+    this.#offers.delete(key);
+    if (this.#offered.get(o.text)?.key === key) this.#offered.delete(o.text);
+  }
+
+  // ------------------------------------------------------------ reply
+
+  /** Build and send (or hold for the group commit, when `durable`) one ADVERTISE or REPLY. */
+  #send(
+    r: Request,
+    from: Uint8Array,
+    type: number,
+    answers: IaAnswer[],
+    status: { code: number; message: string } | null,
+    durable: boolean,
+    rapid = false,
+  ): void {
+    const st = this.#settings;
+    const w = new Dhcpv6Writer(this.#out);
+    w.header(type, r.xid);
+    w.option(Dhcpv6Option.SERVERID, this.duid);
+    if (r.duid.length > 0) w.option(Dhcpv6Option.CLIENTID, r.duid);
+    if (rapid) w.option(Dhcpv6Option.RAPID_COMMIT);
+    if (status !== null) w.status(status.code, status.message);
+    if (type === Dhcpv6MessageType.ADVERTISE && st.preference > 0) {
+      w.open(Dhcpv6Option.PREFERENCE).u8(st.preference).close();
+    }
+    for (const a of answers) {
+      const pd = a.kind === "pd";
+      const pref = a.grant[0]?.preferred ?? 0;
+      w.open(pd ? Dhcpv6Option.IA_PD : Dhcpv6Option.IA_NA).u32(a.iaid);
+      // RFC 8415 §21.4: T1 0.5 and T2 0.8 of the shortest preferred lifetime.
+      w.u32(Math.min(MAX_U32, Math.floor(pref * 0.5))).u32(
+        Math.min(MAX_U32, Math.floor(pref * 0.8)),
+      );
+      for (const g of a.grant) {
+        if (pd) {
+          w.open(Dhcpv6Option.IAPREFIX).u32(g.preferred).u32(g.valid).u8(g.len)
+            .raw(fromBig(g.value)).close();
+        } else {
+          w.open(Dhcpv6Option.IAADDR).raw(fromBig(g.value)).u32(g.preferred).u32(g.valid).close();
+        }
+      }
+      if (a.status !== null) w.status(a.status.code, a.status.message);
+      w.close();
+    }
+    if (r.oro.includes(Dhcpv6Option.DNS_SERVERS) && st.dnsServers.length > 0) {
+      w.open(Dhcpv6Option.DNS_SERVERS);
+      for (const s of st.dnsServers) w.raw(s);
+      w.close();
+    }
+    if (r.oro.includes(Dhcpv6Option.DOMAIN_LIST) && st.domains.length > 0) {
+      w.option(Dhcpv6Option.DOMAIN_LIST, encodeDomainList(st.domains));
+    }
+    const payload = w.bytes();
+    if (durable) {
+      this.#held.push({ payload: payload.slice(), dst: r.src, port: r.srcPort, src: from });
+      this.#flushTimer ??= this.host.clock.schedule(0, () => this.#flush());
+      return;
+    }
+    if (!this.#ep.send(r.src, r.srcPort, payload, { nic: this.nic, src: from })) {
+      this.stats.sendFailed++;
+    } else if (type === Dhcpv6MessageType.ADVERTISE) this.stats.advertisesSent++;
+    else this.stats.repliesSent++;
+  }
+}
