@@ -286,6 +286,35 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
       "ACKs not sent because the lease could not be written to the lease store.",
     "sendFailed": "Replies the stack could not send (no buffer, link down).",
   },
+  "Dhcpv6ServerStats": {
+    "solicitReceived": "SOLICIT messages received.",
+    "requestReceived": "REQUEST messages received.",
+    "confirmReceived": "CONFIRM messages received.",
+    "renewReceived": "RENEW messages received.",
+    "rebindReceived": "REBIND messages received.",
+    "releaseReceived": "RELEASE messages received.",
+    "declineReceived": "DECLINE messages received.",
+    "informationRequestReceived": "INFORMATION-REQUEST messages received.",
+    "advertisesSent": "ADVERTISE messages sent.",
+    "repliesSent": "REPLY messages sent.",
+    "poolExhausted": "IAs answered with NoAddrsAvail or NoPrefixAvail (the pools are used up).",
+    "malformedDropped": "Messages that do not parse (short header, option overrun).",
+    "relayDropped": "RELAY-FORW messages (relays are not served).",
+    "unknownMessageTypeDropped":
+      "Messages of a type a server does not take (ADVERTISE, REPLY, RECONFIGURE, RELAY-REPL, unknown).",
+    "invalidDropped":
+      "Messages without a Client Identifier where one is required, or with a Server Identifier where none may be (RFC 8415 §16).",
+    "otherServerDropped": "Messages whose Server Identifier names another server.",
+    "unicastDropped":
+      "Solicit, Confirm, Rebind and Information-request sent to a unicast address (RFC 8415 §16).",
+    "confirmWithoutAddressDropped":
+      "CONFIRMs with no addresses in them (RFC 8415 §18.3.3: no reply).",
+    "noLinkLocalDropped":
+      "Messages that arrived while the interface had no usable link-local address to answer from.",
+    "leaseWriteFailedDropped":
+      "REPLYs not sent because a lease could not be written to the lease store.",
+    "sendFailed": "Replies the stack could not send (no buffer, link down).",
+  },
   "Dhcpv4ClientStats": {
     "discoversSent": "DHCPDISCOVER messages sent (retransmissions included).",
     "requestsSent": "DHCPREQUEST messages sent (selecting, renewing and rebinding).",

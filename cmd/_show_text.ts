@@ -204,11 +204,14 @@ export function formatLeases(rows: LeaseRow[]): string {
     [
       l.interface,
       l.address,
-      l.mac,
+      l.mac || "*",
       l.hostname ?? "*",
       l.clientId ?? "*",
       l.expired && l.state === "bound" ? "expired" : l.state,
       new Date(l.expires).toISOString(),
+      // DHCPv6: which IA, and where a delegated prefix is routed.
+      ...(l.ia !== undefined ? [`ia_${l.ia}`, `iaid ${l.iaid}`] : []),
+      ...(l.via !== undefined ? [`via ${l.via}`] : []),
     ].join(" ")
   );
   lines.push(`${served.length} lease${served.length === 1 ? "" : "s"}`);

@@ -13,7 +13,14 @@
  *
  * @module
  */
-import { Dhcpv4Client, type Dhcpv4LeaseInfo, Dhcpv4Server, type Stack } from "../stack/mod.ts";
+import {
+  Dhcpv4Client,
+  type Dhcpv4LeaseInfo,
+  Dhcpv4Server,
+  type Dhcpv6LeaseInfo,
+  Dhcpv6Server,
+  type Stack,
+} from "../stack/mod.ts";
 import { formatIpv4, formatIpv6, formatMac } from "../stack/wire/mod.ts";
 import { nudStateName } from "../stack/neighbor_cache.ts";
 import { inodeOf } from "./_sys.ts";
@@ -258,13 +265,22 @@ export interface ClientLeaseRow {
 }
 
 /** One row of `show leases`: a lease tapir's server gave, or one its client holds. */
-export type LeaseRow = (Dhcpv4LeaseInfo & { role: "server" }) | ClientLeaseRow;
+export type LeaseRow = ((Dhcpv4LeaseInfo | Dhcpv6LeaseInfo) & { role: "server" }) | ClientLeaseRow;
 
-/** Every lease of every DHCPv4 server by interface and address, then each DHCPv4 client's. */
+/**
+ * Every lease of every DHCPv4 server by interface and address, then every
+ * DHCPv6 server's (addresses, then delegated prefixes, with `ia`, `iaid`
+ * and for a prefix `via`), then each DHCPv4 client's.
+ */
 function leases(stack: Stack): LeaseRow[] {
   const out: LeaseRow[] = [];
   for (const sv of stack.services.values()) {
     if (sv instanceof Dhcpv4Server) {
+      for (const l of sv.leases()) out.push({ role: "server", ...l });
+    }
+  }
+  for (const sv of stack.services.values()) {
+    if (sv instanceof Dhcpv6Server) {
       for (const l of sv.leases()) out.push({ role: "server", ...l });
     }
   }

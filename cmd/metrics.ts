@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { Dhcpv4Client, Dhcpv4Server, type Stack } from "../stack/mod.ts";
+import { Dhcpv4Client, Dhcpv4Server, Dhcpv6Server, type Stack } from "../stack/mod.ts";
 import { METRIC_HELP } from "./_metric_help.ts";
 
 /** Each owner's stats interfaces, whose JSDoc is the HELP text (cmd/_gen_metric_help.ts). */
@@ -33,6 +33,7 @@ const DOCS: Record<string, string[]> = {
   conntrack: ["ConntrackStats"],
   dhcp4_server: ["Dhcpv4ServerStats"],
   dhcp4_client: ["Dhcpv4ClientStats"],
+  dhcp6_server: ["Dhcpv6ServerStats"],
 };
 
 /** What the counter `key` of `owner` counts (its JSDoc), or a fallback naming it. */
@@ -158,6 +159,9 @@ export function renderMetrics(stack: Stack): string {
     if (sv instanceof Dhcpv4Client) {
       x.counters("dhcp4_client", sv.stats, { interface: sv.nic.name });
     }
+    if (sv instanceof Dhcpv6Server) {
+      x.counters("dhcp6_server", sv.stats, { interface: sv.nic.name });
+    }
   }
   // Gauges: what the tables hold now.
   x.add(
@@ -203,6 +207,17 @@ export function renderMetrics(stack: Stack): string {
     x.add("tapir_addresses", "gauge", ah, { ...l, family: "ipv6" }, v6?.addresses.length ?? 0);
   }
   for (const sv of stack.services.values()) {
+    if (sv instanceof Dhcpv6Server) {
+      for (const ia of ["na", "pd"] as const) {
+        x.add(
+          "tapir_dhcp6_leases",
+          "gauge",
+          "DHCPv6 leases (ia na: addresses, pd: delegated prefixes) bound and not expired",
+          { interface: sv.nic.name, ia },
+          sv.activeLeases(ia),
+        );
+      }
+    }
     if (!(sv instanceof Dhcpv4Server)) continue;
     x.add(
       "tapir_dhcp4_leases",

@@ -114,7 +114,7 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   };
   // Leases on disk (written before each ACK), lease times in wall-clock time.
   const services: ServiceOptions = {
-    leaseStore: (iface) => new FileLeaseStore(iface.dhcp.leaseFile),
+    leaseStore: (leaseFile) => new FileLeaseStore(leaseFile),
     wallClock: Date.now,
   };
   let built;

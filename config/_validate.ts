@@ -54,6 +54,7 @@ import {
   type Tbl,
 } from "./_check.ts";
 import { validateDhcp, validateDhcpClient } from "./_dhcp.ts";
+import { validateDhcp6 } from "./_dhcp6.ts";
 import { BUILTIN_TARGETS, parseRule, type Rule, RuleError } from "./rule.ts";
 import type {
   ChainConfig,
@@ -592,6 +593,7 @@ const INTERFACE_KEYS = [
   "neighbors",
   "ra",
   "dhcp",
+  "dhcp6",
   "dhcp_client",
 ] as const;
 
@@ -707,6 +709,13 @@ function validateInterface(
 
   const ra = validateRa(ctx, t.ra, at(path, "ra"), mtu);
   const dhcp = validateDhcp(ctx, t.dhcp, at(path, "dhcp"), name, addresses, mtu);
+  const dhcp6 = validateDhcp6(ctx, t.dhcp6, at(path, "dhcp6"), name, addresses);
+  if (dhcp.enabled && dhcp6.enabled && dhcp.leaseFile === dhcp6.leaseFile) {
+    ctx.err(
+      at(at(path, "dhcp6"), "lease_file"),
+      `the DHCPv6 server needs a lease file of its own (${dhcp6.leaseFile} is also dhcp.lease_file)`,
+    );
+  }
   const dhcpClient = validateDhcpClient(
     ctx,
     t.dhcp_client,
@@ -738,6 +747,7 @@ function validateInterface(
     neighbors,
     ra,
     dhcp,
+    dhcp6,
     dhcpClient,
   };
   return { cfg, addrPaths };

@@ -9,6 +9,7 @@ import {
   type Clock,
   Dhcpv4Client,
   Dhcpv4Server,
+  Dhcpv6Server,
   type LeaseStore,
   type LinkEndpoint,
   MemoryLeaseStore,
@@ -43,8 +44,8 @@ export interface BuildOptions {
 
 /** What the services of an interface (its DHCP server) need from the program that runs them. */
 export interface ServiceOptions {
-  /** The lease store of an interface's DHCPv4 server (`tapir run`: its `lease_file`). */
-  leaseStore?: (iface: InterfaceConfig) => LeaseStore;
+  /** The lease store at a DHCP server's `lease_file` (`tapir run`: that file); default in memory. */
+  leaseStore?: (leaseFile: string) => LeaseStore;
   /** Wall-clock ms for lease times (`tapir run`: `Date.now`); default the stack's clock. */
   wallClock?: () => number;
 }
@@ -76,12 +77,48 @@ export function applyDhcp(
   let server: Dhcpv4Server;
   try {
     server = new Dhcpv4Server(stack, nic, iface.dhcp.settings, {
-      store: services.leaseStore?.(iface) ?? new MemoryLeaseStore(),
+      store: services.leaseStore?.(iface.dhcp.leaseFile) ?? new MemoryLeaseStore(),
       wallClock: services.wallClock ?? (() => stack.clock.now()),
     });
   } catch (e) {
     throw new ServiceError(
       `interface ${iface.name}: the DHCPv4 server cannot start (lease_file ${iface.dhcp.leaseFile}): ${
+        e instanceof Error ? e.message : e
+      }`,
+    );
+  }
+  stack.services.set(key, server);
+  return "started";
+}
+
+/** Start, reconfigure or stop the DHCPv6 server of `iface` on `nic` to match its config. */
+export function applyDhcp6(
+  stack: Stack,
+  nic: Nic,
+  iface: InterfaceConfig,
+  services: ServiceOptions = {},
+): "started" | "reconfigured" | "stopped" | "unchanged" {
+  const key = `dhcp6:${iface.name}`;
+  const running = stack.services.get(key);
+  if (!iface.dhcp6.enabled) {
+    if (running === undefined) return "unchanged";
+    running.close();
+    stack.services.delete(key);
+    return "stopped";
+  }
+  if (running instanceof Dhcpv6Server) {
+    running.configure(iface.dhcp6.settings);
+    return "reconfigured";
+  }
+  let server: Dhcpv6Server;
+  try {
+    server = new Dhcpv6Server(stack, nic, iface.dhcp6.settings, {
+      store: services.leaseStore?.(iface.dhcp6.leaseFile) ?? new MemoryLeaseStore(),
+      wallClock: services.wallClock ?? (() => stack.clock.now()),
+    });
+  } catch (e) {
+    throw new ServiceError(
+      `interface ${iface.name}: the DHCPv6 server cannot start (lease_file ${iface.dhcp6.leaseFile}): ${
         e instanceof Error ? e.message : e
       }`,
     );
@@ -186,6 +223,7 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
     }
     for (const iface of config.interfaces) {
       applyDhcp(stack, nics.get(iface.name)!, iface, opts.services);
+      applyDhcp6(stack, nics.get(iface.name)!, iface, opts.services);
     }
     addRoutes(stack, nics, config.routes);
     if (hasRules(config)) {

@@ -25,6 +25,7 @@ import {
   addInterface,
   addRoutes,
   applyDhcp,
+  applyDhcp6,
   applyDhcpClient,
   hasRules,
   type ServiceOptions,
@@ -113,6 +114,16 @@ export function applyConfig(
           );
         }
       }
+      if (!same(p.dhcp6, n.dhcp6)) {
+        try {
+          const r = applyDhcp6(stack, nic, n, links?.services);
+          applied.push(`interface ${name}: DHCPv6 server ${r} (leases kept)`);
+        } catch (e) {
+          notApplied.push(
+            `interface ${name}: DHCPv6 server: ${e instanceof Error ? e.message : e}`,
+          );
+        }
+      }
       if (!same(p.dhcpClient, n.dhcpClient)) {
         applied.push(`interface ${name}: DHCPv4 client ${applyDhcpClient(stack, nic, n)}`);
       }
@@ -127,6 +138,7 @@ export function applyConfig(
       const added = addInterface(stack, next.router, n, links.openLink(n), inactive);
       nics.set(name, added);
       applyDhcp(stack, added, n, links.services);
+      applyDhcp6(stack, added, n, links.services);
       applyDhcpClient(stack, added, n);
       applied.push(`interface ${name} added`);
       for (const what of inactive) notApplied.push(`${what}: not acted on`);

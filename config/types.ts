@@ -6,6 +6,7 @@
  * @module
  */
 import type { DhcpClientConfig, DhcpConfig } from "./_dhcp.ts";
+import type { Dhcp6Config } from "./_dhcp6.ts";
 import type { IpAddress, IpCidr, Ipv6Cidr } from "../stack/wire/mod.ts";
 import type { RaAdvertPrefix, RaAdvertSettings } from "../stack/mod.ts";
 import type {
@@ -146,6 +147,8 @@ export interface InterfaceConfig {
   ra: RaConfig;
   /** `[interface.dhcp]`: the DHCPv4 server of this interface. */
   dhcp: DhcpConfig;
+  /** `[interface.dhcp6]`: the DHCPv6 server of this interface. */
+  dhcp6: Dhcp6Config;
   /** `addresses = ["dhcp"]` (with `[interface.dhcp_client]`): the DHCPv4 client, or null. */
   dhcpClient: DhcpClientConfig | null;
 }
@@ -266,4 +269,4 @@ export interface LabConfig {
   probes: ProbeConfig[];
 }
 
-export type { DhcpClientConfig, DhcpConfig };
+export type { Dhcp6Config, DhcpClientConfig, DhcpConfig };

@@ -470,6 +470,82 @@ const CASES: BadCase[] = [
     message: '"dhcp" is named twice',
   },
   {
+    name: "a DHCPv6 pool outside the interface's IPv6 prefixes",
+    text: LAN + `[interface.dhcp6]\npools = ["2001:db8:2::100-2001:db8:2::1ff"]\n`,
+    path: "interface[0].dhcp6.pools[0]",
+    line: 5,
+    message: 'is outside the IPv6 prefixes of interface "lan0" (2001:db8:1::/64)',
+  },
+  {
+    name: "a DHCPv6 pool that ends before it starts",
+    text: LAN + `[interface.dhcp6]\npools = ["2001:db8:1::1ff-2001:db8:1::100"]\n`,
+    path: "interface[0].dhcp6.pools[0]",
+    line: 5,
+    message: "pool starts at 2001:db8:1::1ff, after its end 2001:db8:1::100",
+  },
+  {
+    name: "a DHCPv6 pool holding the interface's own address",
+    text: LAN + `[interface.dhcp6]\npools = ["2001:db8:1::1-2001:db8:1::ff"]\n`,
+    path: "interface[0].dhcp6.pools[0]",
+    line: 5,
+    message: "includes the interface's own address 2001:db8:1::1",
+  },
+  {
+    name: "a DHCPv6 server with neither pools nor pd_pools",
+    text: LAN + `[interface.dhcp6]\nrapid_commit = true\n`,
+    path: "interface[0].dhcp6",
+    line: 4,
+    message: 'give "pools"',
+  },
+  {
+    name: "a delegated prefix pool with host bits set",
+    text: LAN +
+      `[interface.dhcp6]\npd_pools = [{ prefix = "2001:db8:100::1/48", delegated_len = 56 }]\n`,
+    path: "interface[0].dhcp6.pd_pools[0].prefix",
+    line: 5,
+    message: "has host bits set (the prefix is 2001:db8:100::/48)",
+  },
+  {
+    name: "a delegated length shorter than the pool's prefix",
+    text: LAN +
+      `[interface.dhcp6]\npd_pools = [{ prefix = "2001:db8:100::/48", delegated_len = 40 }]\n`,
+    path: "interface[0].dhcp6.pd_pools[0].delegated_len",
+    line: 5,
+    message: "",
+  },
+  {
+    name: "a delegated prefix pool over the interface's own prefix",
+    text: LAN +
+      `[interface.dhcp6]\npd_pools = [{ prefix = "2001:db8::/32", delegated_len = 56 }]\n`,
+    path: "interface[0].dhcp6.pd_pools[0].prefix",
+    line: 5,
+    message: "overlaps the interface's own prefix 2001:db8:1::/64",
+  },
+  {
+    name: "a DHCPv6 preferred lifetime longer than the valid one",
+    text: LAN +
+      `[interface.dhcp6]\npools = ["2001:db8:1::100-2001:db8:1::1ff"]\npreferred_lifetime = "3h"\nvalid_lifetime = "2h"\n`,
+    path: "interface[0].dhcp6.preferred_lifetime",
+    line: 6,
+    message: "preferred_lifetime is longer than valid_lifetime",
+  },
+  {
+    name: "one lease file for the DHCPv4 and DHCPv6 servers",
+    text: LAN +
+      `[interface.dhcp]\npools = ["192.0.2.100-192.0.2.150"]\nlease_file = "/tmp/x.leases"\n[interface.dhcp6]\npools = ["2001:db8:1::100-2001:db8:1::1ff"]\nlease_file = "/tmp/x.leases"\n`,
+    path: "interface[0].dhcp6.lease_file",
+    line: 9,
+    message: "needs a lease file of its own",
+  },
+  {
+    name: "a DHCPv6 DNS server that is multicast",
+    text: LAN +
+      `[interface.dhcp6]\npools = ["2001:db8:1::100-2001:db8:1::1ff"]\ndns_servers = ["ff02::1"]\n`,
+    path: "interface[0].dhcp6.dns_servers[0]",
+    line: 6,
+    message: "ff02::1 is not a unicast address",
+  },
+  {
     name: "a DHCP client id that is not hex bytes",
     text:
       `[[interface]]\nname = "wan0"\naddresses = ["dhcp"]\n[interface.dhcp_client]\nclient_id = "xyz"\n`,

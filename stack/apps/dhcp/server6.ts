@@ -92,13 +92,21 @@ export interface Dhcpv6ServerSettings {
 
 /** Counters of one DHCPv6 server. */
 export interface Dhcpv6ServerStats {
+  /** SOLICIT messages received. */
   solicitReceived: number;
+  /** REQUEST messages received. */
   requestReceived: number;
+  /** CONFIRM messages received. */
   confirmReceived: number;
+  /** RENEW messages received. */
   renewReceived: number;
+  /** REBIND messages received. */
   rebindReceived: number;
+  /** RELEASE messages received. */
   releaseReceived: number;
+  /** DECLINE messages received. */
   declineReceived: number;
+  /** INFORMATION-REQUEST messages received. */
   informationRequestReceived: number;
   /** ADVERTISE messages sent. */
   advertisesSent: number;

@@ -4,7 +4,10 @@
  * link-local address and reads the server's answers with the wire reader.
  */
 import assert from "node:assert/strict";
-import { MemoryLink } from "../../../link/mod.ts";
+import { type MemoryEndpoint, MemoryLink } from "../../../link/mod.ts";
+import { parseConfig } from "../../../config/mod.ts";
+import { buildStack } from "../../../config/build.ts";
+import { applyConfig } from "../../../config/reload.ts";
 import {
   Dhcpv6Server,
   type Dhcpv6ServerSettings,
@@ -477,4 +480,81 @@ Deno.test("DHCPv6: leases and prefix routes survive a restart; a prefix's route 
   again.close();
   l.stack.close();
   l.cs.close();
+});
+
+Deno.test("[interface.dhcp6] starts the server; a reload reconfigures it keeping leases, or stops it", () => {
+  const clock = new ManualClock(1_000_000);
+  const text = (dhcp6: string) =>
+    `[router]\nhostname = "gw"\n[[interface]]\nname = "lan0"\naddresses = ["2001:db8:1::1/64"]\nforwarding = true\n${dhcp6}`;
+  const first = parseConfig(
+    text(
+      `[interface.dhcp6]\npools = ["2001:db8:1::100-2001:db8:1::1ff"]\npd_pools = [{ prefix = "2001:db8:100::/48", delegated_len = 60 }]\nrapid_commit = true\ndns_servers = ["2001:db8:1::53"]\n`,
+    ),
+  );
+  let far: MemoryEndpoint | null = null;
+  const built = buildStack(first, {
+    clock,
+    openLink: () => {
+      const [mine, theirs] = MemoryLink.pair({ clock });
+      far = theirs;
+      return mine;
+    },
+  });
+  const server = built.stack.services.get("dhcp6:lan0");
+  assert.ok(server instanceof Dhcpv6Server);
+  assert.equal(server.settings.pdPools[0]!.delegatedLen, 60);
+  // A client on the wire.
+  const cs = new Stack({ clock, hostname: "cli" });
+  const cnic = cs.addNic(far!, { name: "eth0", ipv6: true });
+  clock.advance(5000);
+  const got: Dhcpv6Message[] = [];
+  const ep = cs.udp.bindSocket({
+    family: 6,
+    port: 546,
+    device: cnic,
+    onDatagram: (d) =>
+      got.push(
+        parseDhcpv6(
+          d.buffer.data.slice(d.payloadOffset, d.payloadOffset + d.payloadLength),
+        ) as Dhcpv6Message,
+      ),
+  });
+  ep.send(
+    ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
+    547,
+    msg(T.SOLICIT, { rapid: true, na: [{ iaid: 1 }], pd: [{ iaid: 2 }] }),
+    { nic: cnic, src: cs.ipv6.linkLocalOf(cnic)! },
+  );
+  clock.advance(1);
+  assert.equal(got.length, 1);
+  assert.deepEqual(ias(got[0]!).map((i) => i.values[0]!.text), [
+    "2001:db8:1::100",
+    "2001:db8:100::/60",
+  ]);
+  assert.equal(server.leases().length, 2);
+
+  const second = parseConfig(
+    text(`[interface.dhcp6]\npools = ["2001:db8:1::200-2001:db8:1::2ff"]\n`),
+  );
+  const r = applyConfig(built.stack, built.nics, first, second);
+  assert.ok(
+    r.applied.includes("interface lan0: DHCPv6 server reconfigured (leases kept)"),
+    String(r.applied),
+  );
+  assert.equal(built.stack.services.get("dhcp6:lan0"), server);
+  assert.equal(server.leases().length, 2);
+  assert.equal(server.settings.pools[0]!.start[15], 0);
+  assert.equal(server.settings.pdPools.length, 0);
+
+  const third = parseConfig(text(""));
+  const r3 = applyConfig(built.stack, built.nics, second, third);
+  assert.ok(
+    r3.applied.includes("interface lan0: DHCPv6 server stopped (leases kept)"),
+    String(r3.applied),
+  );
+  assert.equal(built.stack.services.get("dhcp6:lan0"), undefined);
+  // Its delegated prefix's route went with it.
+  assert.equal(built.stack.ipv6.routes.find(ip6("2001:db8:100::"), 60).length, 0);
+  built.stack.close();
+  cs.close();
 });
