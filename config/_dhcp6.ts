@@ -197,10 +197,13 @@ export function validateDhcp6(
     }
     pdPools.push({ prefix, prefixLen, delegatedLen, path: pp });
   });
-  if (enabled && tt.pools === undefined && tt.pd_pools === undefined) {
+  if (
+    enabled && tt.pools === undefined && tt.pd_pools === undefined &&
+    tt.dns_servers === undefined && tt.search === undefined
+  ) {
     ctx.err(
       path,
-      `give "pools" (addresses, e.g. pools = ["2001:db8::100-2001:db8::1ff"]) or "pd_pools" (prefixes to delegate), or both`,
+      `give "pools" (addresses, e.g. pools = ["2001:db8::100-2001:db8::1ff"]), "pd_pools" (prefixes to delegate), or for a stateless server "dns_servers" or "search"`,
     );
   }
 

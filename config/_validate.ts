@@ -710,6 +710,24 @@ function validateInterface(
   const ra = validateRa(ctx, t.ra, at(path, "ra"), mtu);
   const dhcp = validateDhcp(ctx, t.dhcp, at(path, "dhcp"), name, addresses, mtu);
   const dhcp6 = validateDhcp6(ctx, t.dhcp6, at(path, "dhcp6"), name, addresses);
+  // RFC 4861 §4.2 / RFC 8415 §6: hosts ask DHCPv6 for addresses when the RA's M flag is set, and
+  // for other configuration when M or O is: a server this link's RAs do not point to goes unused.
+  if (dhcp6.enabled && ra.enabled) {
+    const s = dhcp6.settings;
+    if (s.pools.length > 0 && !ra.managed) {
+      ctx.err(
+        at(at(path, "dhcp6"), "pools"),
+        `hosts ask DHCPv6 for addresses only when the RA's M flag is set: add managed = true to [interface.ra] (or drop the pools)`,
+      );
+    } else if (
+      s.pools.length === 0 && s.pdPools.length === 0 && !ra.managed && !ra.otherConfig
+    ) {
+      ctx.err(
+        at(path, "dhcp6"),
+        `a stateless DHCPv6 server is asked only when the RA's O flag is set: add other_config = true to [interface.ra]`,
+      );
+    }
+  }
   if (dhcp.enabled && dhcp6.enabled && dhcp.leaseFile === dhcp6.leaseFile) {
     ctx.err(
       at(at(path, "dhcp6"), "lease_file"),

@@ -491,7 +491,7 @@ const CASES: BadCase[] = [
     message: "includes the interface's own address 2001:db8:1::1",
   },
   {
-    name: "a DHCPv6 server with neither pools nor pd_pools",
+    name: "a DHCPv6 server with nothing to hand out",
     text: LAN + `[interface.dhcp6]\nrapid_commit = true\n`,
     path: "interface[0].dhcp6",
     line: 4,
@@ -544,6 +544,22 @@ const CASES: BadCase[] = [
     path: "interface[0].dhcp6.dns_servers[0]",
     line: 6,
     message: "ff02::1 is not a unicast address",
+  },
+  {
+    name: "DHCPv6 address pools on a link whose RAs do not set the M flag",
+    text: LAN +
+      `[interface.ra]\nenabled = true\nprefixes = ["2001:db8:1::/64"]\n[interface.dhcp6]\npools = ["2001:db8:1::100-2001:db8:1::1ff"]\n`,
+    path: "interface[0].dhcp6.pools",
+    line: 8,
+    message: "add managed = true to [interface.ra]",
+  },
+  {
+    name: "a stateless DHCPv6 server on a link whose RAs set neither M nor O",
+    text: LAN +
+      `[interface.ra]\nenabled = true\n[interface.dhcp6]\ndns_servers = ["2001:db8:1::53"]\n`,
+    path: "interface[0].dhcp6",
+    line: 6,
+    message: "add other_config = true to [interface.ra]",
   },
   {
     name: "a DHCP client id that is not hex bytes",
