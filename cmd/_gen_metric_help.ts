@@ -14,6 +14,7 @@ const SOURCES = [
   "stack/firewall/conntrack.ts",
   "stack/apps/dhcp/server4.ts",
   "stack/apps/dhcp/server6.ts",
+  "stack/apps/dhcp/client6.ts",
   "stack/apps/dhcp/client4.ts",
   "link/tap.ts",
   "link/memory.ts",

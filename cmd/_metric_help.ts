@@ -315,6 +315,24 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
       "REPLYs not sent because a lease could not be written to the lease store.",
     "sendFailed": "Replies the stack could not send (no buffer, link down).",
   },
+  "Dhcpv6ClientStats": {
+    "solicitsSent": "SOLICIT messages sent (retransmissions included).",
+    "requestsSent": "REQUEST messages sent.",
+    "renewsSent": "RENEW messages sent.",
+    "rebindsSent": "REBIND messages sent.",
+    "releasesSent": "RELEASE messages sent.",
+    "declinesSent": "DECLINE messages sent (DAD found the address in use).",
+    "advertisesReceived": "ADVERTISE messages taken.",
+    "repliesReceived": "REPLY messages taken.",
+    "leasesExpired": "Leases that ran out without a renewal.",
+    "malformedDropped": "Messages that do not parse.",
+    "notOursDropped":
+      "Messages for another exchange or client (transaction id or client id differ).",
+    "unexpectedDropped": "Messages of a type not waited for now.",
+    "unusableDropped":
+      "ADVERTISEs and REPLYs with nothing usable in them (every IA refused, or bad lifetimes).",
+    "sendFailed": "Messages the stack could not send (or no link-local address to send from yet).",
+  },
   "Dhcpv4ClientStats": {
     "discoversSent": "DHCPDISCOVER messages sent (retransmissions included).",
     "requestsSent": "DHCPREQUEST messages sent (selecting, renewing and rebinding).",

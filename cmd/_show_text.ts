@@ -199,7 +199,7 @@ export function formatRa(answer: { interfaces: Record<string, Record<string, unk
  * MAC, address, hostname, client id), with the interface and state.
  */
 export function formatLeases(rows: LeaseRow[]): string {
-  const served = rows.filter((l) => l.role !== "client") as Dhcpv4LeaseInfo[];
+  const served = rows.filter((l) => l.role === "server") as Dhcpv4LeaseInfo[];
   const lines = served.map((l) =>
     [
       l.interface,
@@ -217,6 +217,18 @@ export function formatLeases(rows: LeaseRow[]): string {
   lines.push(`${served.length} lease${served.length === 1 ? "" : "s"}`);
   // What tapir's own DHCPv4 clients hold, as dhcpcd -U would tell.
   for (const c of rows) {
+    if (c.role === "client6") {
+      const words = [`client6 ${c.interface} ${c.state}`];
+      if (c.address !== null) {
+        words.push(`address ${c.address} valid_lft ${c.address_valid_lft}sec`);
+      }
+      if (c.prefix !== null) words.push(`prefix ${c.prefix} valid_lft ${c.prefix_valid_lft}sec`);
+      if (c.server !== null) words.push(`server ${c.server}`);
+      if (c.dns_servers.length > 0) words.push(`dns ${c.dns_servers.join(",")}`);
+      if (c.domains.length > 0) words.push(`search ${c.domains.join(",")}`);
+      lines.push(words.join(" "));
+      continue;
+    }
     if (c.role !== "client") continue;
     if (c.address === null) {
       lines.push(`client ${c.interface} ${c.mac} ${c.state}, no lease`);

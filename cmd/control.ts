@@ -17,11 +17,12 @@ import {
   Dhcpv4Client,
   type Dhcpv4LeaseInfo,
   Dhcpv4Server,
+  Dhcpv6Client,
   type Dhcpv6LeaseInfo,
   Dhcpv6Server,
   type Stack,
 } from "../stack/mod.ts";
-import { formatIpv4, formatIpv6, formatMac } from "../stack/wire/mod.ts";
+import { formatIpv4, formatIpv6, formatMac, hexColon } from "../stack/wire/mod.ts";
 import { nudStateName } from "../stack/neighbor_cache.ts";
 import { inodeOf } from "./_sys.ts";
 
@@ -265,7 +266,28 @@ export interface ClientLeaseRow {
 }
 
 /** One row of `show leases`: a lease tapir's server gave, or one its client holds. */
-export type LeaseRow = ((Dhcpv4LeaseInfo | Dhcpv6LeaseInfo) & { role: "server" }) | ClientLeaseRow;
+/** What tapir's DHCPv6 client holds, as `show leases` lists it. */
+export interface Client6LeaseRow {
+  role: "client6";
+  interface: string;
+  /** soliciting, requesting, bound, renewing, rebinding or declined. */
+  state: string;
+  address: string | null;
+  /** The delegated prefix as `prefix/len`, or null. */
+  prefix: string | null;
+  /** The server's DUID (colon hex), or null. */
+  server: string | null;
+  dns_servers: string[];
+  domains: string[];
+  /** Seconds left of the address and of the prefix. */
+  address_valid_lft: number | null;
+  prefix_valid_lft: number | null;
+}
+
+export type LeaseRow =
+  | ((Dhcpv4LeaseInfo | Dhcpv6LeaseInfo) & { role: "server" })
+  | ClientLeaseRow
+  | Client6LeaseRow;
 
 /**
  * Every lease of every DHCPv4 server by interface and address, then every
@@ -302,6 +324,28 @@ function leases(stack: Stack): LeaseRow[] {
       domain: l?.domain ?? null,
       lease_time: l?.leaseTime ?? null,
       valid_lft: exp === null ? null : Math.max(0, Math.floor((exp - now) / 1000)),
+    });
+  }
+  for (const sv of stack.services.values()) {
+    if (!(sv instanceof Dhcpv6Client)) continue;
+    const l = sv.lease;
+    const left = (t: number | undefined) =>
+      t === undefined
+        ? null
+        : t === Infinity
+        ? 0xffffffff
+        : Math.max(0, Math.floor((t - now) / 1000));
+    out.push({
+      role: "client6",
+      interface: sv.nic.name,
+      state: sv.state,
+      address: l?.address ? formatIpv6(l.address.address) : null,
+      prefix: l?.prefix ? `${formatIpv6(l.prefix.prefix)}/${l.prefix.prefixLen}` : null,
+      server: l === null ? null : hexColon(l.serverId),
+      dns_servers: l?.dnsServers.map((a) => formatIpv6(a)) ?? [],
+      domains: l?.domains ?? [],
+      address_valid_lft: left(l?.address?.validUntil),
+      prefix_valid_lft: left(l?.prefix?.validUntil),
     });
   }
   return out;

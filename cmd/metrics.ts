@@ -12,7 +12,13 @@
  *
  * @module
  */
-import { Dhcpv4Client, Dhcpv4Server, Dhcpv6Server, type Stack } from "../stack/mod.ts";
+import {
+  Dhcpv4Client,
+  Dhcpv4Server,
+  Dhcpv6Client,
+  Dhcpv6Server,
+  type Stack,
+} from "../stack/mod.ts";
 import { METRIC_HELP } from "./_metric_help.ts";
 
 /** Each owner's stats interfaces, whose JSDoc is the HELP text (cmd/_gen_metric_help.ts). */
@@ -34,6 +40,7 @@ const DOCS: Record<string, string[]> = {
   dhcp4_server: ["Dhcpv4ServerStats"],
   dhcp4_client: ["Dhcpv4ClientStats"],
   dhcp6_server: ["Dhcpv6ServerStats"],
+  dhcp6_client: ["Dhcpv6ClientStats"],
 };
 
 /** What the counter `key` of `owner` counts (its JSDoc), or a fallback naming it. */
@@ -161,6 +168,9 @@ export function renderMetrics(stack: Stack): string {
     }
     if (sv instanceof Dhcpv6Server) {
       x.counters("dhcp6_server", sv.stats, { interface: sv.nic.name });
+    }
+    if (sv instanceof Dhcpv6Client) {
+      x.counters("dhcp6_client", sv.stats, { interface: sv.nic.name });
     }
   }
   // Gauges: what the tables hold now.

@@ -258,3 +258,37 @@ export function validateDhcp6(
     },
   };
 }
+
+/** `[interface.dhcp6_client]`: the DHCPv6 client of a WAN interface. */
+export interface Dhcp6ClientConfig {
+  /** Ask for an address (IA_NA). */
+  iaNa: boolean;
+  /** Ask for a delegated prefix (IA_PD). */
+  iaPd: boolean;
+  /** The prefix length asked for, or null (the server's choice). */
+  prefixHint: number | null;
+  rapidCommit: boolean;
+}
+
+const DHCP6_CLIENT_KEYS = ["ia_na", "ia_pd", "prefix_hint", "rapid_commit"] as const;
+
+/** Validate `[interface.dhcp6_client]`; null when absent. */
+export function validateDhcp6Client(
+  ctx: Ctx,
+  raw: unknown,
+  path: string,
+): Dhcp6ClientConfig | null {
+  if (raw === undefined) return null;
+  const t = readTable(ctx, raw, path, DHCP6_CLIENT_KEYS);
+  if (!t) return null;
+  const iaNa = bool(ctx, t, "ia_na", path, true);
+  const iaPd = bool(ctx, t, "ia_pd", path, false);
+  const prefixHint = optInt(ctx, t, "prefix_hint", path, 1, 64) ?? null;
+  if (prefixHint !== null && !iaPd) {
+    ctx.err(at(path, "prefix_hint"), `prefix_hint goes with ia_pd = true`);
+  }
+  if (!iaNa && !iaPd) {
+    ctx.err(path, `ask for something: ia_na = true (an address) or ia_pd = true (a prefix)`);
+  }
+  return { iaNa, iaPd, prefixHint, rapidCommit: bool(ctx, t, "rapid_commit", path, false) };
+}

@@ -54,7 +54,7 @@ import {
   type Tbl,
 } from "./_check.ts";
 import { validateDhcp, validateDhcpClient } from "./_dhcp.ts";
-import { validateDhcp6 } from "./_dhcp6.ts";
+import { validateDhcp6, validateDhcp6Client } from "./_dhcp6.ts";
 import { BUILTIN_TARGETS, parseRule, type Rule, RuleError } from "./rule.ts";
 import type {
   ChainConfig,
@@ -65,6 +65,7 @@ import type {
   InterfaceConfig,
   MetricsConfig,
   RaConfig,
+  RaDelegatedConfig,
   RaDnsslConfig,
   RaPrefixConfig,
   RaRdnssConfig,
@@ -397,10 +398,13 @@ function validateRa(ctx: Ctx, raw: unknown, path: string, ifMtu: number): RaConf
   const defLifetime = 3 * maxInterval;
 
   const prefixes: RaPrefixConfig[] = [];
+  const delegated: RaDelegatedConfig[] = [];
   arr(ctx, t, "prefixes", path).forEach((pv, i) => {
     const pp = idx(at(path, "prefixes"), i);
     const pt = readTable(ctx, pv, pp, [
       "prefix",
+      "from",
+      "subnet",
       "on_link",
       "autonomous",
       "valid_lifetime",
@@ -408,6 +412,30 @@ function validateRa(ctx: Ctx, raw: unknown, path: string, ifMtu: number): RaConf
       "decrement_lifetimes",
     ]);
     if (!pt) return;
+    if (pt.from !== undefined) {
+      // A /64 of the prefix delegated to another interface's DHCPv6 client (RFC 7084 L-2).
+      for (const k of ["prefix", "valid_lifetime", "preferred_lifetime", "decrement_lifetimes"]) {
+        if (pt[k] !== undefined) {
+          ctx.err(
+            at(pp, k),
+            `"${k}" does not go with "from" (the delegation gives the prefix and its lifetimes)`,
+          );
+        }
+      }
+      const from = optStr(ctx, pt, "from", pp);
+      if (from === undefined) return;
+      delegated.push({
+        from,
+        fromPath: at(pp, "from"),
+        subnet: optInt(ctx, pt, "subnet", pp, 0, U32_MAX) ?? 0,
+        onLink: bool(ctx, pt, "on_link", pp, true),
+        autonomous: bool(ctx, pt, "autonomous", pp, true),
+      });
+      return;
+    }
+    if (pt.subnet !== undefined) {
+      ctx.err(at(pp, "subnet"), `"subnet" goes with "from" (a part of a delegated prefix)`);
+    }
     const prefix = pt.prefix === undefined
       ? (ctx.err(at(pp, "prefix"), `"prefix" is required`), undefined)
       : v6CidrAt(ctx, pt.prefix, at(pp, "prefix"));
@@ -549,6 +577,7 @@ function validateRa(ctx: Ctx, raw: unknown, path: string, ifMtu: number): RaConf
     // unicast answer skips the 3 s spacing of multicast RAs (RFC 4861 §6.2.6).
     unicastSolicited: bool(ctx, t, "unicast_solicited", path, true),
     prefixes,
+    delegated,
     rdnss,
     dnssl,
     routes,
@@ -594,6 +623,7 @@ const INTERFACE_KEYS = [
   "ra",
   "dhcp",
   "dhcp6",
+  "dhcp6_client",
   "dhcp_client",
 ] as const;
 
@@ -734,6 +764,7 @@ function validateInterface(
       `the DHCPv6 server needs a lease file of its own (${dhcp6.leaseFile} is also dhcp.lease_file)`,
     );
   }
+  const dhcp6Client = validateDhcp6Client(ctx, t.dhcp6_client, at(path, "dhcp6_client"));
   const dhcpClient = validateDhcpClient(
     ctx,
     t.dhcp_client,
@@ -767,6 +798,7 @@ function validateInterface(
     dhcp,
     dhcp6,
     dhcpClient,
+    dhcp6Client,
   };
   return { cfg, addrPaths };
 }
@@ -1265,10 +1297,61 @@ export function validateConfig(
   });
   crossCheckInterfaces(ctx, ifs, opts.lab ?? false);
   const interfaces = ifs.map((f) => f.cfg);
+  checkDelegations(ctx, interfaces);
   const routes = validateRoutes(ctx, arr(ctx, raw, "route", base), at(base, "route"), interfaces);
   const firewall = validateFirewall(ctx, raw.firewall, at(base, "firewall"));
   const metrics = validateMetrics(ctx, raw.metrics, at(base, "metrics"));
   return { router, interfaces, routes, firewall, metrics };
+}
+
+/**
+ * `[interface.ra]` prefixes `{ from = "wan0", subnet = N }`: `from` is
+ * another interface whose DHCPv6 client asks for a prefix, `subnet` fits in
+ * the /64s of a prefix of `prefix_hint` bits, and no /64 is advertised on
+ * two interfaces.
+ */
+function checkDelegations(ctx: Ctx, interfaces: InterfaceConfig[]): void {
+  const seen = new Map<string, string>();
+  for (const lan of interfaces) {
+    for (const d of lan.ra.delegated) {
+      const wan = interfaces.find((i) => i.name === d.from);
+      if (wan === undefined) {
+        ctx.err(
+          d.fromPath,
+          `no interface "${d.from}"${didYouMean(d.from, interfaces.map((i) => i.name))}`,
+        );
+        continue;
+      }
+      if (wan === lan) {
+        ctx.err(d.fromPath, `an interface cannot advertise a prefix delegated to itself`);
+        continue;
+      }
+      if (wan.dhcp6Client === null || !wan.dhcp6Client.iaPd) {
+        ctx.err(
+          d.fromPath,
+          `interface "${d.from}" asks for no delegated prefix: add [interface.dhcp6_client] with ia_pd = true to it`,
+        );
+        continue;
+      }
+      const hint = wan.dhcp6Client.prefixHint;
+      if (hint !== null && d.subnet >= 2 ** (64 - hint)) {
+        ctx.err(
+          at(d.fromPath.replace(/\.from$/, ""), "subnet"),
+          `subnet ${d.subnet} does not fit in a /${hint} (it holds ${2 ** (64 - hint)} /64s: 0 to ${
+            2 ** (64 - hint) - 1
+          })`,
+        );
+        continue;
+      }
+      const key = `${d.from}/${d.subnet}`;
+      const other = seen.get(key);
+      if (other !== undefined) {
+        ctx.err(d.fromPath, `subnet ${d.subnet} of "${d.from}" is also advertised by ${other}`);
+        continue;
+      }
+      seen.set(key, `interface "${lan.name}"`);
+    }
+  }
 }
 
 /** Counts for `tapir check`'s summary line. */

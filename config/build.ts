@@ -7,8 +7,11 @@
 import { getLogger } from "@logtape/logtape";
 import {
   type Clock,
+  DelegatedLan,
+  type DelegatedPart,
   Dhcpv4Client,
   Dhcpv4Server,
+  Dhcpv6Client,
   Dhcpv6Server,
   type LeaseStore,
   type LinkEndpoint,
@@ -159,6 +162,68 @@ export function applyDhcpClient(
   return running === undefined ? "started" : "restarted";
 }
 
+/**
+ * Start or stop the DHCPv6 client of `iface` (`[interface.dhcp6_client]`);
+ * a changed table restarts it (what it held is released, then asked for
+ * again). Call {@link applyDelegations} after: the LANs that advertise its
+ * prefix follow the client.
+ */
+export function applyDhcp6Client(
+  stack: Stack,
+  nic: Nic,
+  iface: InterfaceConfig,
+): "started" | "restarted" | "stopped" | "unchanged" {
+  const key = `dhcp6-client:${iface.name}`;
+  const running = stack.services.get(key);
+  const c = iface.dhcp6Client;
+  if (running !== undefined) {
+    running.close();
+    stack.services.delete(key);
+  }
+  if (c === null) return running === undefined ? "unchanged" : "stopped";
+  const client = new Dhcpv6Client(stack, nic, {
+    iaNa: c.iaNa,
+    iaPd: c.iaPd,
+    prefixHint: c.prefixHint,
+    rapidCommit: c.rapidCommit,
+  });
+  client.onChange = () => log.info("{what}", { what: client.describe() });
+  stack.services.set(key, client);
+  return running === undefined ? "started" : "restarted";
+}
+
+/**
+ * Make every LAN's delegated prefixes (`[interface.ra]` prefixes with
+ * `from`) follow the DHCPv6 clients now running: the old trackers go, new
+ * ones take the current delegations (a reload re-runs this).
+ */
+export function applyDelegations(
+  stack: Stack,
+  nics: Map<string, Nic>,
+  interfaces: InterfaceConfig[],
+): void {
+  for (const [key, sv] of [...stack.services]) {
+    if (key.startsWith("delegation:")) {
+      sv.close();
+      stack.services.delete(key);
+    }
+  }
+  for (const lan of interfaces) {
+    const nic = nics.get(lan.name);
+    if (nic === undefined || lan.ra.delegated.length === 0) continue;
+    const parts: DelegatedPart[] = [];
+    for (const d of lan.ra.delegated) {
+      const client = stack.services.get(`dhcp6-client:${d.from}`);
+      if (!(client instanceof Dhcpv6Client)) continue;
+      parts.push({ client, subnet: d.subnet, onLink: d.onLink, autonomous: d.autonomous });
+    }
+    const base = lan.ra.enabled && stack.ipv6.nicState(nic) !== undefined ? lan.ra : null;
+    const tracker = new DelegatedLan(stack, nic, parts, base);
+    tracker.onLog = (line) => log.info("{line}", { line });
+    stack.services.set(`delegation:${lan.name}`, tracker);
+  }
+}
+
 /** A stack built from a config, with its NICs by interface name. */
 export interface BuiltStack {
   stack: Stack;
@@ -236,7 +301,9 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
     // Clients last: their first DISCOVER passes the firewall's OUTPUT chain.
     for (const iface of config.interfaces) {
       applyDhcpClient(stack, nics.get(iface.name)!, iface);
+      applyDhcp6Client(stack, nics.get(iface.name)!, iface);
     }
+    applyDelegations(stack, nics, config.interfaces);
   } catch (e) {
     stack.close();
     throw e;

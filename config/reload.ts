@@ -24,8 +24,10 @@ import type { LinkEndpoint } from "../stack/mod.ts";
 import {
   addInterface,
   addRoutes,
+  applyDelegations,
   applyDhcp,
   applyDhcp6,
+  applyDhcp6Client,
   applyDhcpClient,
   hasRules,
   type ServiceOptions,
@@ -127,6 +129,9 @@ export function applyConfig(
       if (!same(p.dhcpClient, n.dhcpClient)) {
         applied.push(`interface ${name}: DHCPv4 client ${applyDhcpClient(stack, nic, n)}`);
       }
+      if (!same(p.dhcp6Client, n.dhcp6Client)) {
+        applied.push(`interface ${name}: DHCPv6 client ${applyDhcp6Client(stack, nic, n)}`);
+      }
       continue;
     }
     if (links === undefined) {
@@ -140,12 +145,20 @@ export function applyConfig(
       applyDhcp(stack, added, n, links.services);
       applyDhcp6(stack, added, n, links.services);
       applyDhcpClient(stack, added, n);
+      applyDhcp6Client(stack, added, n);
       applied.push(`interface ${name} added`);
       for (const what of inactive) notApplied.push(`${what}: not acted on`);
     } catch (e) {
       notApplied.push(`interface ${name} added: ${e instanceof Error ? e.message : e}`);
     }
   }
+  // LANs numbered from a delegation follow the DHCPv6 clients now running.
+  const touched = prev.interfaces.length !== next.interfaces.length ||
+    next.interfaces.some((n) => {
+      const p = prevIfaces.get(n.name);
+      return p === undefined || !same(p.ra, n.ra) || !same(p.dhcp6Client, n.dhcp6Client);
+    });
+  if (touched) applyDelegations(stack, nics, next.interfaces);
   if (!same(prev.metrics, next.metrics)) notApplied.push("metrics.listen changed");
   if (!same(prev.routes, next.routes)) {
     const n4 = stack.ipv4.routes.removeWhere((r) => r.source === "static");

@@ -6,7 +6,7 @@
  * @module
  */
 import type { DhcpClientConfig, DhcpConfig } from "./_dhcp.ts";
-import type { Dhcp6Config } from "./_dhcp6.ts";
+import type { Dhcp6ClientConfig, Dhcp6Config } from "./_dhcp6.ts";
 import type { IpAddress, IpCidr, Ipv6Cidr } from "../stack/wire/mod.ts";
 import type { RaAdvertPrefix, RaAdvertSettings } from "../stack/mod.ts";
 import type {
@@ -102,6 +102,20 @@ export interface StaticNeighborConfig {
  */
 export type RaPrefixConfig = Omit<RaAdvertPrefix, "prefix"> & { prefix: Ipv6Cidr };
 
+/**
+ * A prefix of `[interface.ra]` taken from a delegation: the `subnet`-th /64
+ * of the prefix the DHCPv6 client of interface `from` holds (RFC 7084 L-2),
+ * advertised with the delegation's lifetimes while it lasts.
+ */
+export interface RaDelegatedConfig {
+  from: string;
+  /** Key path of `from`, for errors found across interfaces. */
+  fromPath: string;
+  subnet: number;
+  onLink: boolean;
+  autonomous: boolean;
+}
+
 /** A Recursive DNS Server option (RFC 8106 §5.1); lifetime in ms or `Infinity`. */
 export type RaRdnssConfig = RaAdvertSettings["rdnss"][number];
 
@@ -121,6 +135,8 @@ export type RaRouteConfig = Omit<RaAdvertSettings["routes"][number], "prefix"> &
 export type RaConfig = Omit<RaAdvertSettings, "prefixes" | "routes"> & {
   enabled: boolean;
   prefixes: RaPrefixConfig[];
+  /** `{ from = "wan0", subnet = N }`: /64s of prefixes delegated to another interface. */
+  delegated: RaDelegatedConfig[];
   routes: RaRouteConfig[];
 };
 
@@ -151,6 +167,8 @@ export interface InterfaceConfig {
   dhcp6: Dhcp6Config;
   /** `addresses = ["dhcp"]` (with `[interface.dhcp_client]`): the DHCPv4 client, or null. */
   dhcpClient: DhcpClientConfig | null;
+  /** `[interface.dhcp6_client]`: the DHCPv6 client (IA_NA, IA_PD), or null. */
+  dhcp6Client: Dhcp6ClientConfig | null;
 }
 
 /** Kinds of route (as `ip route` types). */
@@ -269,4 +287,4 @@ export interface LabConfig {
   probes: ProbeConfig[];
 }
 
-export type { Dhcp6Config, DhcpClientConfig, DhcpConfig };
+export type { Dhcp6ClientConfig, Dhcp6Config, DhcpClientConfig, DhcpConfig };

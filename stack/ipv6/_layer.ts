@@ -24,7 +24,7 @@ export interface Ipv6InterfaceAddress {
   readonly prefixLen: number;
   state: Ipv6AddressState;
   /** Where it came from. */
-  readonly origin: "static" | "link-local" | "slaac";
+  readonly origin: "static" | "link-local" | "slaac" | "dhcp";
   /** Clock time the address stops being valid / preferred (Infinity: never). */
   validUntil: number;
   preferredUntil: number;

@@ -240,7 +240,7 @@ export class Ipv6 implements Ipv6Datapath {
     address: Uint8Array,
     prefixLen: number,
     opts: {
-      origin?: "static" | "link-local" | "slaac";
+      origin?: "static" | "link-local" | "slaac" | "dhcp";
       validUntil?: number;
       preferredUntil?: number;
     } = {},

@@ -562,6 +562,45 @@ const CASES: BadCase[] = [
     message: "add other_config = true to [interface.ra]",
   },
   {
+    name: "an RA prefix from an interface that asks for no delegated prefix",
+    text:
+      `[[interface]]\nname = "wan0"\n[[interface]]\nname = "lan0"\n[interface.ra]\nenabled = true\nprefixes = [{ from = "wan0", subnet = 1 }]\n`,
+    path: "interface[1].ra.prefixes[0].from",
+    line: 7,
+    message: 'interface "wan0" asks for no delegated prefix',
+  },
+  {
+    name: "an RA prefix from an interface that does not exist",
+    text:
+      `[[interface]]\nname = "wan0"\n[interface.dhcp6_client]\nia_pd = true\n[[interface]]\nname = "lan0"\n[interface.ra]\nenabled = true\nprefixes = [{ from = "wan1" }]\n`,
+    path: "interface[1].ra.prefixes[0].from",
+    line: 9,
+    message: 'no interface "wan1" (did you mean "wan0"?)',
+  },
+  {
+    name: "a delegated subnet that does not fit the prefix asked for",
+    text:
+      `[[interface]]\nname = "wan0"\n[interface.dhcp6_client]\nia_pd = true\nprefix_hint = 60\n[[interface]]\nname = "lan0"\n[interface.ra]\nenabled = true\nprefixes = [{ from = "wan0", subnet = 16 }]\n`,
+    path: "interface[1].ra.prefixes[0].subnet",
+    line: 10,
+    message: "subnet 16 does not fit in a /60 (it holds 16 /64s: 0 to 15)",
+  },
+  {
+    name: "an RA prefix with both from and prefix",
+    text:
+      `[[interface]]\nname = "wan0"\n[interface.dhcp6_client]\nia_pd = true\n[[interface]]\nname = "lan0"\n[interface.ra]\nenabled = true\nprefixes = [{ from = "wan0", prefix = "2001:db8::/64" }]\n`,
+    path: "interface[1].ra.prefixes[0].prefix",
+    line: 9,
+    message: '"prefix" does not go with "from"',
+  },
+  {
+    name: "a DHCPv6 client that asks for nothing",
+    text: `[[interface]]\nname = "wan0"\n[interface.dhcp6_client]\nia_na = false\n`,
+    path: "interface[0].dhcp6_client",
+    line: 3,
+    message: "ask for something",
+  },
+  {
     name: "a DHCP client id that is not hex bytes",
     text:
       `[[interface]]\nname = "wan0"\naddresses = ["dhcp"]\n[interface.dhcp_client]\nclient_id = "xyz"\n`,

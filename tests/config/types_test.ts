@@ -22,7 +22,7 @@ Deno.test("config's RA and firewall types are the stack's, not second declaratio
     Equal<TableConfig, FirewallTableSpec>,
     Equal<ChainConfig, FirewallChainSpec>,
     Equal<
-      Omit<RaConfig, "enabled" | "prefixes" | "routes">,
+      Omit<RaConfig, "enabled" | "prefixes" | "delegated" | "routes">,
       Omit<RaAdvertSettings, "prefixes" | "routes">
     >,
   ] = [true, true, true, true];

@@ -7,3 +7,5 @@ export * from "./server4.ts";
 export * from "./client4.ts";
 export * from "./lease_store.ts";
 export * from "./server6.ts";
+export * from "./client6.ts";
+export * from "./delegation.ts";

@@ -591,7 +591,10 @@ export class Dhcpv6Server {
       const a: IaAnswer = { kind: ia.kind, iaid: ia.iaid, grant: [], status: null };
       const b = this.#byClient.get(key);
       let v: { value: bigint; len: number } | null = null;
-      if (b !== undefined && b.rec.state === "bound" && this.#freeFor(key, b.value, b.len, now)) {
+      if (
+        b !== undefined && b.rec.state === "bound" &&
+        this.#availableTo(key, ia.kind, b.value, b.len, now)
+      ) {
         v = { value: b.value, len: b.len };
       } else {
         v = this.#allocate(key, ia, now);

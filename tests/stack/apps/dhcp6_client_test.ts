@@ -1,0 +1,218 @@
+/**
+ * The DHCPv6 client against tapir's DHCPv6 server on a memory link, with
+ * the manual clock: the exchange, the address and prefix installed, RENEW
+ * at T1, REBIND at T2 when the server is gone, expiry, RELEASE, Rapid
+ * Commit, and the retransmission schedule of RFC 8415 §15.
+ */
+import assert from "node:assert/strict";
+import { MemoryLink } from "../../../link/mod.ts";
+import {
+  Dhcpv6Client,
+  type Dhcpv6ClientSettings,
+  type Dhcpv6DelegatedPrefix,
+  Dhcpv6Server,
+  type Dhcpv6ServerSettings,
+  ManualClock,
+  MemoryLeaseStore,
+  Stack,
+} from "../../../stack/mod.ts";
+import {
+  Dhcpv6MessageType as T,
+  formatIpv6,
+  type PacketBuffer,
+  parseDhcpv6,
+  parseIpv6,
+} from "../../../stack/wire/mod.ts";
+
+const ip6 = parseIpv6;
+
+function lab(
+  srv: Partial<Dhcpv6ServerSettings> = {},
+  cli: Partial<Dhcpv6ClientSettings> = { iaNa: true, iaPd: true, prefixHint: 56 },
+) {
+  const clock = new ManualClock(1_000_000);
+  const [se, ce] = MemoryLink.pair({ clock });
+  /** Message types on the wire, in order, client's and server's. */
+  const wire: string[] = [];
+  let cut = false;
+  for (const [ep, who] of [[se, "s"], [ce, "c"]] as const) {
+    const w = ep.writePacket.bind(ep);
+    ep.writePacket = (p: PacketBuffer) => {
+      const f = p.data.subarray(p.start, p.end);
+      // Ethernet + IPv6 (no extension headers) + UDP to 546/547.
+      if (f[12] === 0x86 && f[13] === 0xdd && f[20] === 17) {
+        const port = (f[56]! << 8) | f[57]!;
+        if (port === 546 || port === 547) {
+          const m = parseDhcpv6(f.subarray(62));
+          if (typeof m !== "string") wire.push(`${who}${m.msgType}@${clock.now()}`);
+        }
+      }
+      if (cut) return true;
+      return w(p);
+    };
+  }
+  const ss = new Stack({ clock, hostname: "srv" });
+  const snic = ss.addNic(se, { name: "lan0", ipv6: { forwarding: true } });
+  ss.ipv6.addAddress(snic, ip6("2001:db8:1::1"), 64);
+  const cs = new Stack({ clock, hostname: "cli" });
+  const cnic = cs.addNic(ce, { name: "wan0", ipv6: true });
+  clock.advance(5_000);
+  const store = new MemoryLeaseStore();
+  const server = new Dhcpv6Server(ss, snic, {
+    pools: [{ start: ip6("2001:db8:1::100"), end: ip6("2001:db8:1::1ff") }],
+    pdPools: [{ prefix: ip6("2001:db8:100::"), prefixLen: 48, delegatedLen: 56 }],
+    preferredLifetime: 1000,
+    validLifetime: 2000,
+    dnsServers: [ip6("2001:db8:1::53")],
+    domains: ["lan.example"],
+    rapidCommit: false,
+    preference: 0,
+    declineTime: 600,
+    ...srv,
+  }, { store, wallClock: () => clock.now() });
+  const client = new Dhcpv6Client(cs, cnic, cli);
+  const prefixes: (string | null)[] = [];
+  client.onPrefix.add((p: Dhcpv6DelegatedPrefix | null) =>
+    prefixes.push(p === null ? null : `${formatIpv6(p.prefix)}/${p.prefixLen}`)
+  );
+  const addrs = () =>
+    (cs.ipv6.nicState(cnic)?.addresses ?? [])
+      .filter((a) => a.origin === "dhcp")
+      .map((a) => `${formatIpv6(a.address)}/${a.prefixLen}`);
+  return {
+    clock,
+    ss,
+    cs,
+    cnic,
+    server,
+    client,
+    store,
+    wire,
+    prefixes,
+    addrs,
+    cutWire: (on: boolean) => (cut = on),
+    close() {
+      client.close();
+      server.close();
+      cs.close();
+      ss.close();
+    },
+  };
+}
+
+Deno.test("DHCPv6 client: four messages, then an address (/128, dhcp), a prefix, DNS, a discard route", () => {
+  const l = lab();
+  l.clock.advance(3_000);
+  assert.equal(l.client.state, "bound");
+  assert.deepEqual(l.wire.map((w) => w.split("@")[0]), ["c1", "s2", "c3", "s7"]);
+  assert.deepEqual(l.addrs(), ["2001:db8:1::100/128"]);
+  const lease = l.client.lease!;
+  assert.equal(formatIpv6(lease.prefix!.prefix), "2001:db8:100::");
+  assert.equal(lease.prefix!.prefixLen, 56);
+  assert.deepEqual(lease.dnsServers.map((a) => formatIpv6(a)), ["2001:db8:1::53"]);
+  assert.deepEqual(lease.domains, ["lan.example"]);
+  assert.equal(lease.t1, 500);
+  assert.equal(lease.t2, 800);
+  assert.deepEqual(l.prefixes, ["2001:db8:100::/56"]);
+  const r = l.cs.ipv6.routes.find(ip6("2001:db8:100::"), 56);
+  assert.deepEqual(r.map((x) => [x.type, x.source]), [["unreachable", "dhcp"]]);
+  // The server routes the prefix to the client's link-local address.
+  const sr = l.ss.ipv6.routes.find(ip6("2001:db8:100::"), 56);
+  assert.equal(formatIpv6(sr[0]!.gateway!), formatIpv6(l.cs.ipv6.linkLocalOf(l.cnic)!));
+  // The address passes DAD on the WAN link.
+  l.clock.advance(3_000);
+  assert.equal(
+    l.cs.ipv6.nicState(l.cnic)!.addresses.find((a) => a.origin === "dhcp")!.state,
+    "preferred",
+  );
+  l.close();
+});
+
+Deno.test("DHCPv6 client: RENEW at T1; with the server gone, REBIND at T2, then the lease ends", () => {
+  const l = lab();
+  l.clock.advance(3_000);
+  const bound = l.client.lease!.start;
+  l.wire.length = 0;
+  // T1 = 500 s after the REQUEST: a RENEW (5), answered; the lease starts over.
+  l.clock.advance(bound + 500_000 - l.clock.now() - 1);
+  assert.equal(l.wire.length, 0);
+  l.clock.advance(2);
+  assert.deepEqual(l.wire.map((w) => w.split("@")[0]), ["c5", "s7"]);
+  assert.equal(l.client.state, "bound");
+  const renewed = l.client.lease!.start;
+  assert.ok(renewed >= bound + 500_000);
+  assert.equal(l.client.lease!.address!.validUntil, renewed + 2_000_000);
+
+  // The server stops answering: RENEWs from T1 (retransmitted, 10 s doubling), REBINDs from T2.
+  l.cutWire(true);
+  l.wire.length = 0;
+  l.clock.advance(renewed + 800_000 - l.clock.now() + 1);
+  const kinds = l.wire.map((w) => w.split("@")[0]);
+  assert.ok(kinds.length >= 5, kinds.join());
+  assert.ok(kinds.slice(0, -1).every((k) => k === "c5"), kinds.join());
+  assert.equal(kinds.at(-1), "c6");
+  assert.equal(l.client.state, "rebinding");
+  // Retransmission gaps grow (RFC 8415 §15: about double each time, at most 600 s).
+  const times = l.wire.filter((w) => w.startsWith("c5")).map((w) => Number(w.split("@")[1]));
+  const gaps = times.slice(1).map((t, i) => t - times[i]!);
+  assert.ok(gaps[0]! >= 9_000 && gaps[0]! <= 11_000, String(gaps));
+  for (let i = 1; i < gaps.length; i++) {
+    assert.ok(gaps[i]! > gaps[i - 1]! * 1.6 || gaps[i]! >= 540_000, String(gaps));
+  }
+  // The valid lifetime ends: address, route and prefix go; SOLICIT again.
+  l.clock.advance(renewed + 2_000_000 - l.clock.now() + 1);
+  assert.equal(l.client.stats.leasesExpired, 1);
+  assert.deepEqual(l.addrs(), []);
+  assert.equal(l.cs.ipv6.routes.find(ip6("2001:db8:100::"), 56).length, 0);
+  assert.deepEqual(l.prefixes, ["2001:db8:100::/56", "2001:db8:100::/56", null]);
+  assert.equal(l.client.state, "soliciting");
+  l.close();
+});
+
+Deno.test("DHCPv6 client: close() RELEASEs; the server marks both leases released", () => {
+  const l = lab();
+  l.clock.advance(3_000);
+  l.client.close();
+  l.clock.advance(10);
+  assert.equal(l.client.stats.releasesSent, 1);
+  assert.deepEqual(
+    l.server.leases().map((x) => [x.address, x.state]),
+    [["2001:db8:1::100", "released"], ["2001:db8:100::/56", "released"]],
+  );
+  assert.deepEqual(l.addrs(), []);
+  assert.deepEqual(l.prefixes, ["2001:db8:100::/56", null]);
+  l.server.close();
+  l.cs.close();
+  l.ss.close();
+});
+
+Deno.test("DHCPv6 client: Rapid Commit takes two messages when the server allows it", () => {
+  const l = lab({ rapidCommit: true }, {
+    iaNa: true,
+    iaPd: false,
+    rapidCommit: true,
+    prefixHint: null,
+  });
+  l.clock.advance(3_000);
+  assert.deepEqual(l.wire.map((w) => w.split("@")[0]), ["c1", "s7"]);
+  assert.equal(l.client.state, "bound");
+  assert.equal(l.client.lease!.prefix, null);
+  l.close();
+});
+
+Deno.test("DHCPv6 client: with no server, SOLICITs back off from 1 s towards an hour", () => {
+  const l = lab();
+  l.cutWire(true);
+  l.clock.advance(600_000);
+  const times = l.wire.filter((w) => w.startsWith(`c${T.SOLICIT}`)).map((w) =>
+    Number(w.split("@")[1])
+  );
+  const gaps = times.slice(1).map((t, i) => t - times[i]!);
+  // §15: the first RT is above IRT (1 s, +0..10 %), then about doubling.
+  assert.ok(gaps[0]! >= 1_000 && gaps[0]! <= 1_100, String(gaps));
+  for (let i = 1; i < gaps.length; i++) {
+    assert.ok(gaps[i]! >= gaps[i - 1]! * 1.7 && gaps[i]! <= gaps[i - 1]! * 2.3, String(gaps));
+  }
+  assert.ok(times.length >= 9 && times.length <= 11, String(times.length));
+  l.close();
+});
