@@ -216,3 +216,27 @@ Deno.test("DHCPv6 client: with no server, SOLICITs back off from 1 s towards an 
   assert.ok(times.length >= 9 && times.length <= 11, String(times.length));
   l.close();
 });
+
+Deno.test("DHCPv6 client: an address that fails DAD is DECLINEd; the next exchange gets another", () => {
+  const l = lab({}, { iaNa: true, iaPd: false, prefixHint: null, rapidCommit: false });
+  // Stop right after the REPLY: the address is tentative (DAD running).
+  for (let i = 0; i < 3000 && l.client.state !== "bound"; i++) l.clock.advance(1);
+  assert.equal(l.client.state, "bound");
+  const st = l.cs.ipv6.nicState(l.cnic)!;
+  const a = st.addresses.find((x) => x.origin === "dhcp")!;
+  assert.equal(a.state, "tentative");
+  // Another host answers for it.
+  l.cs.ipv6.ndp.dadFailed(l.cnic, a, "a neighbor advertised it");
+  l.clock.advance(10);
+  assert.equal(l.client.stats.declinesSent, 1);
+  assert.equal(l.client.state, "declined");
+  assert.deepEqual(l.addrs(), []);
+  assert.deepEqual(l.server.leases().map((x) => [x.address, x.state]), [
+    ["2001:db8:1::100", "declined"],
+  ]);
+  // After the pause: a new exchange, another address.
+  l.clock.advance(15_000);
+  assert.equal(l.client.state, "bound");
+  assert.deepEqual(l.addrs(), ["2001:db8:1::101/128"]);
+  l.close();
+});
