@@ -7,7 +7,8 @@ import type { LogLevel } from "@logtape/logtape";
 import { ConfigErrors, parseLabConfig } from "../config/mod.ts";
 import { runLab } from "../config/lab_runner.ts";
 import { LOG_LEVELS, setupLogging } from "./log.ts";
-import { formatIpAddress, type IpAddress } from "../stack/wire/mod.ts";
+import { formatIpAddress } from "../stack/wire/mod.ts";
+import type { ProbeConfig } from "../config/mod.ts";
 
 /** Options of {@link labCommand}. */
 export interface LabOptions {
@@ -70,7 +71,8 @@ export async function labCommand(file: string, o: LabOptions): Promise<number> {
   return result.failed === 0 ? 0 : 1;
 }
 
-function describeTarget(p: { target: IpAddress; zone?: string }): string {
-  const text = formatIpAddress(p.target);
+function describeTarget(p: ProbeConfig): string {
+  if (p.lease !== undefined) return `${p.lease.iface} (DHCPv${p.lease.family})`;
+  const text = formatIpAddress(p.target!);
   return p.zone !== undefined ? `${text}%${p.zone}` : text;
 }

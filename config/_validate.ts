@@ -110,7 +110,12 @@ export function addressAt(ctx: Ctx, v: unknown, path: string): IpAddress | undef
   }
 }
 
-function cidrAt(ctx: Ctx, v: unknown, path: string, keepHost: boolean): IpCidr | undefined {
+export function cidrAt(
+  ctx: Ctx,
+  v: unknown,
+  path: string,
+  keepHost: boolean,
+): IpCidr | undefined {
   if (typeof v !== "string") {
     ctx.err(path, `expected a prefix string such as "192.0.2.0/24", found ${describeShort(v)}`);
     return undefined;

@@ -12,6 +12,7 @@ import {
   bool,
   checkKeys,
   Ctx,
+  describe,
   didYouMean,
   duration,
   idx,
@@ -25,12 +26,13 @@ import {
   str,
   type Tbl,
 } from "./_check.ts";
-import { addressAt, CONFIG_KEYS, validateConfig } from "./_validate.ts";
+import { addressAt, cidrAt, CONFIG_KEYS, validateConfig } from "./_validate.ts";
 import { parseToml, throwIfErrors } from "./config.ts";
 import type {
   LabConfig,
   LabLinkConfig,
   LabNodeConfig,
+  LeaseProbeConfig,
   LinkEnd,
   ProbeConfig,
   ProbeExpect,
@@ -66,6 +68,11 @@ const PROBE_KEYS = [
   "expect_mtu",
   "expect_path",
   "expect_from",
+  "lease",
+  "family",
+  "expect_in",
+  "expect_prefix_in",
+  "expect_dns",
 ] as const;
 
 /**
@@ -184,6 +191,87 @@ export function validateLab(ctx: Ctx, tree: Tbl): LabConfig {
   return { description, duration: labDuration, nodes, links, probes };
 }
 
+/** `lease = "IF"`: the node's DHCP client on IF holds a lease (in range, with DNS) by `at` + `timeout`. */
+function validateLeaseProbe(
+  ctx: Ctx,
+  pt: Tbl,
+  path: string,
+  from: string | undefined,
+  node: LabNodeConfig | undefined,
+  startAt: number,
+): ProbeConfig | undefined {
+  const iface = optStr(ctx, pt, "lease", path);
+  const family = optInt(ctx, pt, "family", path, 4, 6) ?? 4;
+  if (family !== 4 && family !== 6) ctx.err(at(path, "family"), `family is 4 or 6`);
+  const ifc = node?.config.interfaces.find((f) => f.name === iface);
+  if (iface !== undefined && node !== undefined) {
+    if (ifc === undefined) {
+      ctx.err(at(path, "lease"), `node "${from}" has no interface named "${iface}"`);
+    } else if (family === 4 && ifc.dhcpClient === null) {
+      ctx.err(at(path, "lease"), `${from}:${iface} runs no DHCPv4 client (addresses = ["dhcp"])`);
+    } else if (family === 6 && ifc.dhcp6Client === null) {
+      ctx.err(
+        at(path, "lease"),
+        `${from}:${iface} runs no DHCPv6 client ([interface.dhcp6_client])`,
+      );
+    }
+  }
+  for (const k of ["ping", "port", "count", "size", "dont_fragment", "max_hops", "expect_path"]) {
+    if (pt[k] !== undefined) ctx.err(at(path, k), `"${k}" is not for lease probes`);
+  }
+  let expectAddressIn: LeaseProbeConfig["expectAddressIn"];
+  let expectPrefixIn: LeaseProbeConfig["expectPrefixIn"];
+  if (pt.expect_in !== undefined) {
+    const ep = at(path, "expect_in");
+    const m = typeof pt.expect_in === "string"
+      ? /^\s*([^-\s]+)\s*-\s*([^-\s]+)\s*$/.exec(pt.expect_in)
+      : null;
+    const first = m ? addressAt(ctx, m[1], ep) : undefined;
+    const last = m ? addressAt(ctx, m[2], ep) : undefined;
+    if (m === null) ctx.err(ep, `expected "FIRST-LAST", found ${describe(pt.expect_in)}`);
+    else if (first && last) {
+      if (first.family !== family || last.family !== family) {
+        ctx.err(ep, `expect_in must be IPv${family} addresses (family = ${family})`);
+      } else expectAddressIn = { first, last };
+    }
+  }
+  if (pt.expect_prefix_in !== undefined) {
+    const ep = at(path, "expect_prefix_in");
+    if (family !== 6) ctx.err(ep, `expect_prefix_in is for family = 6 (a delegated prefix)`);
+    const c = cidrAt(ctx, pt.expect_prefix_in, ep, false);
+    if (c && c.family === 6) {
+      expectPrefixIn = { address: c.address as Uint8Array, prefixLen: c.prefixLen };
+    } else if (c) ctx.err(ep, `expected an IPv6 prefix`);
+  }
+  const expectDns: IpAddress[] = [];
+  arr(ctx, pt, "expect_dns", path).forEach((v, i) => {
+    const a = addressAt(ctx, v, idx(at(path, "expect_dns"), i));
+    if (a) expectDns.push(a);
+  });
+  const expect = oneOf(ctx, pt, "expect", path, ["bound"] as const, "bound");
+  const timeout = duration(ctx, pt, "timeout", path, 2 * S, 1, 3_600 * S);
+  if (!from || iface === undefined || (family !== 4 && family !== 6)) return undefined;
+  return {
+    from,
+    at: startAt,
+    kind: "lease",
+    lease: {
+      iface,
+      family,
+      ...(expectAddressIn ? { expectAddressIn } : {}),
+      ...(expectPrefixIn ? { expectPrefixIn } : {}),
+      expectDns,
+    },
+    count: 1,
+    size: 0,
+    dontFragment: false,
+    interval: 0,
+    maxHops: 0,
+    timeout,
+    expect,
+  };
+}
+
 function validateProbe(
   ctx: Ctx,
   pt: Tbl,
@@ -200,12 +288,26 @@ function validateProbe(
     );
   }
   const startAt = duration(ctx, pt, "at", path, 0, 0, labDuration);
-  let kind: "ping" | "traceroute" | "udp" | undefined;
-  const kinds = (["ping", "traceroute", "udp"] as const).filter((k) => pt[k] !== undefined);
+  let kind: "ping" | "traceroute" | "udp" | "lease" | undefined;
+  const kinds = (["ping", "traceroute", "udp", "lease"] as const).filter((k) =>
+    pt[k] !== undefined
+  );
   if (kinds.length > 1) {
-    ctx.err(at(path, kinds[1]!), `a probe has exactly one of "ping", "traceroute" and "udp"`);
+    ctx.err(
+      at(path, kinds[1]!),
+      `a probe has exactly one of "ping", "traceroute", "udp" and "lease"`,
+    );
   } else if (kinds.length === 1) kind = kinds[0];
-  else ctx.err(path, `a probe needs "ping = ADDRESS", "traceroute = ADDRESS" or "udp = ADDRESS"`);
+  else {
+    ctx.err(
+      path,
+      `a probe needs "ping = ADDRESS", "traceroute = ADDRESS", "udp = ADDRESS" or "lease = INTERFACE"`,
+    );
+  }
+  if (kind === "lease") return validateLeaseProbe(ctx, pt, path, from, node, startAt);
+  for (const k of ["family", "expect_in", "expect_prefix_in", "expect_dns"]) {
+    if (pt[k] !== undefined) ctx.err(at(path, k), `"${k}" is for lease probes`);
+  }
   const port = optInt(ctx, pt, "port", path, 1, 65535);
   if (kind === "udp" && port === undefined) {
     ctx.err(at(path, "udp"), `a udp probe needs "port = N"`);

@@ -19,9 +19,15 @@ import {
   udpProbe,
 } from "../stack/mod.ts";
 import { describeIcmpv4Error, describeIcmpv6Error } from "../stack/apps/ping.ts";
-import { formatIpAddress } from "../stack/wire/mod.ts";
+import {
+  formatIpAddress,
+  formatIpv6,
+  type IpAddress,
+  ipv6Equal,
+  ipv6Masked,
+} from "../stack/wire/mod.ts";
 import { MemoryLink } from "../link/mod.ts";
-import type { LinkEndpoint } from "../stack/mod.ts";
+import { Dhcpv4Client, Dhcpv6Client, type LinkEndpoint } from "../stack/mod.ts";
 import { buildStack } from "./build.ts";
 import type { LabConfig, ProbeConfig } from "./types.ts";
 
@@ -169,10 +175,98 @@ async function flushMicrotasks(): Promise<void> {
   for (let i = 0; i < 8; i++) await Promise.resolve();
 }
 
+/**
+ * A lease probe: wait (up to `timeout` of lab time, looking every 100 ms)
+ * for the node's DHCP client on the interface to hold a lease, then check
+ * it against the expectations.
+ */
+async function leaseProbe(
+  stack: Stack,
+  p: ProbeConfig,
+  lines: string[],
+): Promise<string> {
+  const l = p.lease!;
+  const key = l.family === 4 ? `dhcp4-client:${l.iface}` : `dhcp6-client:${l.iface}`;
+  const read = ():
+    | { address: IpAddress | null; prefix: string | null; dns: IpAddress[] }
+    | null => {
+    const sv = stack.services.get(key);
+    if (sv instanceof Dhcpv4Client && sv.lease !== null) {
+      const x = sv.lease;
+      return {
+        address: { family: 4, address: x.address },
+        prefix: null,
+        dns: x.dnsServers.map((a) => ({ family: 4, address: a })),
+      };
+    }
+    if (sv instanceof Dhcpv6Client && sv.lease !== null && sv.state !== "declined") {
+      const x = sv.lease;
+      return {
+        address: x.address === null ? null : { family: 6, address: x.address.address },
+        prefix: x.prefix === null ? null : `${formatIpv6(x.prefix.prefix)}/${x.prefix.prefixLen}`,
+        dns: x.dnsServers.map((a) => ({ family: 6, address: a })),
+      };
+    }
+    return null;
+  };
+  const deadline = stack.clock.now() + p.timeout;
+  let got = read();
+  while (got === null && stack.clock.now() < deadline) {
+    await new Promise<void>((r) => stack.clock.schedule(100, r));
+    got = read();
+  }
+  if (got === null) return `no lease on ${l.iface} within ${p.timeout / 1000} s`;
+  lines.push(
+    [
+      `lease on ${l.iface}:`,
+      got.address !== null ? `address ${formatIpAddress(got.address)}` : "no address",
+      ...(got.prefix !== null ? [`prefix ${got.prefix}`] : []),
+      ...(got.dns.length > 0 ? [`dns ${got.dns.map(formatIpAddress).join(",")}`] : []),
+    ].join(" "),
+  );
+  const cmp = (a: IpAddress, b: IpAddress) => {
+    if (a.family === 4) return (a.address as number) - (b.address as number);
+    const x = a.address as Uint8Array, y = b.address as Uint8Array;
+    for (let i = 0; i < 16; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+    return 0;
+  };
+  const r = l.expectAddressIn;
+  if (r !== undefined) {
+    const a = got.address;
+    if (a === null || cmp(a, r.first) < 0 || cmp(a, r.last) > 0) {
+      return `expected an address in ${formatIpAddress(r.first)}-${formatIpAddress(r.last)}, got ${
+        a === null ? "none" : formatIpAddress(a)
+      }`;
+    }
+  }
+  const pin = l.expectPrefixIn;
+  if (pin !== undefined) {
+    const sv = stack.services.get(key) as Dhcpv6Client;
+    const px = sv.prefix;
+    const inside = px !== null && px.prefixLen >= pin.prefixLen &&
+      ipv6Equal(ipv6Masked(px.prefix, pin.prefixLen), ipv6Masked(pin.address, pin.prefixLen));
+    if (!inside) {
+      return `expected a delegated prefix inside ${formatIpv6(pin.address)}/${pin.prefixLen}, got ${
+        got.prefix ?? "none"
+      }`;
+    }
+  }
+  for (const d of l.expectDns) {
+    if (!got.dns.some((x) => x.family === d.family && cmp(x, d) === 0)) {
+      return `expected DNS server ${formatIpAddress(d)} in the lease`;
+    }
+  }
+  return "";
+}
+
 async function runProbe(stack: Stack, p: ProbeConfig): Promise<ProbeOutcome> {
   const lines: string[] = [];
   const out = (passed: boolean, reason = ""): ProbeOutcome => ({ probe: p, lines, passed, reason });
-  const dst = p.target.address;
+  if (p.kind === "lease") {
+    const why = await leaseProbe(stack, p, lines);
+    return out(why === "", why);
+  }
+  const dst = p.target!.address;
   if (p.kind === "udp") {
     const r = await udpProbe(stack, {
       dst,
@@ -203,7 +297,7 @@ async function runProbe(stack: Stack, p: ProbeConfig): Promise<ProbeOutcome> {
     { dst, nic: p.zone, maxHops: p.maxHops, timeoutMs: p.timeout },
     (l) => lines.push(l),
   );
-  const why = judgeTrace(p, formatIpAddress(p.target), hops);
+  const why = judgeTrace(p, formatIpAddress(p.target!), hops);
   return out(why === "", why);
 }
 

@@ -242,17 +242,33 @@ export type ProbeExpect =
   | "admin-prohibited"
   | "frag-needed"
   | "time-exceeded"
-  | "timeout";
+  | "timeout"
+  | "bound";
+
+/** What a `lease` probe checks: the DHCP client of interface `iface` of the probe's node. */
+export interface LeaseProbeConfig {
+  iface: string;
+  family: 4 | 6;
+  /** The leased address must lie here (an inclusive range), when given. */
+  expectAddressIn?: { first: IpAddress; last: IpAddress };
+  /** IPv6: the delegated prefix must lie inside this prefix, when given. */
+  expectPrefixIn?: { address: Uint8Array; prefixLen: number };
+  /** DNS servers the lease must carry. */
+  expectDns: IpAddress[];
+}
 
 /** One `[[lab.probe]]`. */
 export interface ProbeConfig {
   from: string;
   /** Virtual start time, ms. */
   at: number;
-  kind: "ping" | "traceroute" | "udp";
+  kind: "ping" | "traceroute" | "udp" | "lease";
   /** For `udp` probes: the destination port. */
   port?: number;
-  target: IpAddress;
+  /** What ping, traceroute and udp probes aim at (a lease probe has none). */
+  target?: IpAddress;
+  /** A `lease` probe's checks. */
+  lease?: LeaseProbeConfig;
   /** Interface name after `%` of a link-local target. */
   zone?: string;
   count: number;

@@ -31,6 +31,7 @@ export const TOOLS: Readonly<Record<string, string>> = {
   dhclient: "isc-dhcp-client",
   dhcpcd: "dhcpcd-base",
   "kea-dhcp4": "kea-dhcp4-server",
+  "kea-dhcp6": "kea-dhcp6-server",
   perfdhcp: "kea-admin",
 };
 

@@ -138,7 +138,7 @@ expect_from = "198.51.100.10"
 Deno.test("lab: probes see the firewall's verdicts (answered, dropped, rejected)", async () => {
   const r = await runLab(parseLabConfig(LAB));
   const failed = r.outcomes.filter((o) => !o.passed).map((o) =>
-    `${o.probe.from} ${o.probe.kind} ${o.probe.target.address}: ${o.reason}\n${o.lines.join("\n")}`
+    `${o.probe.from} ${o.probe.kind} ${o.probe.target?.address}: ${o.reason}\n${o.lines.join("\n")}`
   );
   assert.deepEqual(failed, []);
   assert.equal(r.passed, 11);

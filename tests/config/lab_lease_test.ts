@@ -1,0 +1,60 @@
+/**
+ * Lab lease probes: examples/dhcp_gateway_lab.toml (a gateway that takes
+ * its WAN side by DHCPv4 and DHCPv6 with prefix delegation and serves its
+ * LAN) holds every expectation; a lease probe fails, saying why, when the
+ * lease is outside the expected range or never comes; and a lease probe on
+ * an interface without a DHCP client is a config error.
+ */
+import assert from "node:assert/strict";
+import { ConfigErrors, parseLabConfig } from "../../config/mod.ts";
+import { runLab } from "../../config/lab_runner.ts";
+
+const example = Deno.readTextFileSync(
+  new URL("../../examples/dhcp_gateway_lab.toml", import.meta.url),
+);
+
+Deno.test("examples/dhcp_gateway_lab.toml: WAN leases (both families, a /56), the LAN host's lease and pings", async () => {
+  const r = await runLab(parseLabConfig(example, "dhcp_gateway_lab.toml"), { virtualTime: true });
+  const fails = r.outcomes.filter((o) => !o.passed).map((o) => `${o.probe.kind}: ${o.reason}`);
+  assert.deepEqual(fails, []);
+  assert.equal(r.passed, 5);
+  const lines = r.outcomes.flatMap((o) => o.lines).join("\n");
+  assert.match(
+    lines,
+    /lease on wan0: address 2001:db8:f::1[0-9a-f]{2} prefix 2001:db8:100:[0-9a-f:]*\/56/,
+  );
+  assert.match(lines, /lease on eth0: address 192\.0\.2\.1\d\d dns 192\.0\.2\.1/);
+});
+
+Deno.test("a lease probe fails with the reason: outside the range, no delegated prefix, no lease at all", async () => {
+  const lab = example
+    .replace('expect_in = "192.0.2.100-192.0.2.199"', 'expect_in = "192.0.2.200-192.0.2.250"')
+    .replace('expect_prefix_in = "2001:db8:100::/48"', 'expect_prefix_in = "2001:db8:200::/48"')
+    .replace(
+      'at = "10s"\nlease = "wan0"\nexpect_in',
+      'at = "0s"\ntimeout = "1ms"\nlease = "wan0"\nexpect_in',
+    );
+  const r = await runLab(parseLabConfig(lab, "bad.toml"), { virtualTime: true });
+  const reasons = r.outcomes.filter((o) => !o.passed).map((o) => o.reason).sort();
+  assert.deepEqual(reasons, [
+    "expected a delegated prefix inside 2001:db8:200::/48, got 2001:db8:100::/56",
+    "expected an address in 192.0.2.200-192.0.2.250, got 192.0.2.100",
+    "no lease on wan0 within 0.001 s",
+  ]);
+});
+
+Deno.test("a lease probe on an interface that runs no DHCP client is rejected at its key path", () => {
+  const lab = example.replace(
+    'from = "host"\nat = "20s"\nlease = "eth0"',
+    'from = "isp"\nat = "20s"\nlease = "down0"',
+  );
+  try {
+    parseLabConfig(lab, "bad.toml");
+    assert.fail("expected ConfigErrors");
+  } catch (e) {
+    assert.ok(e instanceof ConfigErrors);
+    assert.deepEqual(e.errors.map((x) => [x.path, x.message]), [
+      ["lab.probe[2].lease", 'isp:down0 runs no DHCPv4 client (addresses = ["dhcp"])'],
+    ]);
+  }
+});
