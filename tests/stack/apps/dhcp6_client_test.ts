@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { MemoryLink } from "../../../link/mod.ts";
+import { haveTshark, pcap, tshark } from "../wire/_pcap.ts";
 import {
   Dhcpv6Client,
   type Dhcpv6ClientSettings,
@@ -34,6 +35,8 @@ function lab(
   const [se, ce] = MemoryLink.pair({ clock });
   /** Message types on the wire, in order, client's and server's. */
   const wire: string[] = [];
+  /** Those frames whole, for tshark. */
+  const frames: Uint8Array[] = [];
   let cut = false;
   for (const [ep, who] of [[se, "s"], [ce, "c"]] as const) {
     const w = ep.writePacket.bind(ep);
@@ -44,7 +47,10 @@ function lab(
         const port = (f[56]! << 8) | f[57]!;
         if (port === 546 || port === 547) {
           const m = parseDhcpv6(f.subarray(62));
-          if (typeof m !== "string") wire.push(`${who}${m.msgType}@${clock.now()}`);
+          if (typeof m !== "string") {
+            wire.push(`${who}${m.msgType}@${clock.now()}`);
+            frames.push(f.slice());
+          }
         }
       }
       if (cut) return true;
@@ -88,6 +94,7 @@ function lab(
     client,
     store,
     wire,
+    frames,
     prefixes,
     addrs,
     cutWire: (on: boolean) => (cut = on),
@@ -239,4 +246,65 @@ Deno.test("DHCPv6 client: an address that fails DAD is DECLINEd; the next exchan
   assert.equal(l.client.state, "bound");
   assert.deepEqual(l.addrs(), ["2001:db8:1::101/128"]);
   l.close();
+});
+
+const CI = Deno.env.get("CI") === "true";
+const tsharkFound = await haveTshark();
+
+Deno.test({
+  name: "DHCPv6 client and server: tshark dissects every message they build, none malformed",
+  ignore: !tsharkFound && !CI,
+  async fn() {
+    assert.equal(tsharkFound, true, "tshark is required under CI=true");
+    const l = lab({ preference: 7 });
+    l.clock.advance(3_000); // SOLICIT, ADVERTISE (preference), REQUEST, REPLY
+    l.clock.advance(l.client.lease!.start + 500_000 - l.clock.now() + 1); // RENEW, REPLY
+    l.cutWire(true);
+    const s = l.client.lease!.start;
+    l.clock.advance(s + 800_000 - l.clock.now() + 1); // RENEWs, a REBIND unanswered
+    l.cutWire(false);
+    l.clock.advance(700_000); // a REBIND answered
+    assert.equal(l.client.state, "bound");
+    l.client.close(); // RELEASE, REPLY (status)
+    l.clock.advance(10);
+    const dir = await Deno.makeTempDir({ prefix: "tapir_dhcp6_" });
+    try {
+      await Deno.writeFile(`${dir}/d.pcap`, pcap(l.frames));
+      const checks = ["-o", "udp.check_checksum:TRUE"];
+      const out = await tshark([
+        "-r",
+        `${dir}/d.pcap`,
+        ...checks,
+        "-T",
+        "fields",
+        "-e",
+        "dhcpv6.msgtype",
+        "-e",
+        "dhcpv6.iaprefix.pref_addr",
+      ]);
+      const rows = out.trim().split("\n").map((r) => r.split("\t"));
+      const types = [...new Set(rows.map((r) => r[0]))].sort((a, b) => Number(a) - Number(b));
+      assert.deepEqual(types, ["1", "2", "3", "5", "6", "7", "8"]);
+      assert.ok(rows.some((r) => r[1]?.startsWith("2001:db8:100::")), out);
+      const bad = await tshark([
+        "-r",
+        `${dir}/d.pcap`,
+        ...checks,
+        "-Y",
+        "_ws.malformed || _ws.expert.severity >= warning",
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+        "-e",
+        "_ws.expert.message",
+      ]);
+      assert.equal(bad.trim(), "", `tshark found problems:\n${bad}`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+    l.server.close();
+    l.cs.close();
+    l.ss.close();
+  },
 });
