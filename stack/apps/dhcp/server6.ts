@@ -997,12 +997,14 @@ export class Dhcpv6Server {
       if (a.status !== null) w.status(a.status.code, a.status.message);
       w.close();
     }
-    if (r.oro.includes(Dhcpv6Option.DNS_SERVERS) && st.dnsServers.length > 0) {
+    // RFC 8415 §18.3.7/§18.3.8: the REPLY to a RELEASE or DECLINE carries no configuration.
+    const config = r.type !== Dhcpv6MessageType.RELEASE && r.type !== Dhcpv6MessageType.DECLINE;
+    if (config && r.oro.includes(Dhcpv6Option.DNS_SERVERS) && st.dnsServers.length > 0) {
       w.open(Dhcpv6Option.DNS_SERVERS);
       for (const s of st.dnsServers) w.raw(s);
       w.close();
     }
-    if (r.oro.includes(Dhcpv6Option.DOMAIN_LIST) && st.domains.length > 0) {
+    if (config && r.oro.includes(Dhcpv6Option.DOMAIN_LIST) && st.domains.length > 0) {
       w.option(Dhcpv6Option.DOMAIN_LIST, encodeDomainList(st.domains));
     }
     const payload = w.bytes();

@@ -333,11 +333,14 @@ Deno.test("DHCPv6: RENEW extends, RELEASE gives back (route gone), the client ge
 
   l.send(msg(T.RELEASE, {
     serverId: l.server.duid,
+    oro: [O.DNS_SERVERS],
     na: [{ iaid: 7, addr: "2001:db8::100" }],
     pd: [{ iaid: 8, prefix: "2001:db8:100::", len: 56 }],
   }));
   const [rel] = l.take();
   assert.equal(topStatus(rel!), Dhcpv6Status.SUCCESS);
+  // No configuration in the REPLY to a RELEASE, even when asked (RFC 8415 §18.3.7).
+  assert.equal(findOption(rel!.options, O.DNS_SERVERS), undefined);
   assert.deepEqual(
     l.server.leases().map((x) => [x.address, x.state]),
     [["2001:db8::100", "released"], ["2001:db8::101", "bound"], ["2001:db8:100::/56", "released"]],
