@@ -285,6 +285,9 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "leaseWriteFailedDropped":
       "ACKs not sent because the lease could not be written to the lease store.",
     "sendFailed": "Replies the stack could not send (no buffer, link down).",
+    "conflictProbesSent": "ARP probes sent before offering an address.",
+    "conflictsDetected":
+      "Probed addresses another host answered for (kept out of the pools for decline_time).",
   },
   "Dhcpv6ServerStats": {
     "solicitReceived": "SOLICIT messages received.",

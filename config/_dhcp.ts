@@ -53,6 +53,7 @@ const DHCP_KEYS = [
   "lease_file",
   "authoritative",
   "decline_time",
+  "conflict_probe",
 ] as const;
 
 const S = 1000;
@@ -340,6 +341,7 @@ export function validateDhcp(
       reservations,
       authoritative: bool(ctx, tt, "authoritative", path, true),
       declineTime: Math.floor(declineTime / S),
+      conflictProbeMs: duration(ctx, tt, "conflict_probe", path, 500, 0, 10 * S),
     },
   };
 }

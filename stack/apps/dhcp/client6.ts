@@ -386,6 +386,7 @@ export class Dhcpv6Client {
     const l = this.#lease!;
     const renewing = this.#state === "renewing";
     this.#send(renewing ? T.RENEW : T.REBIND, renewing ? l.serverId : null, l);
+    this.#tries++;
     if (renewing) this.stats.renewsSent++;
     else this.stats.rebindsSent++;
     const until = renewing ? l.start + l.t2 * 1000 : this.#validUntil(l);

@@ -106,6 +106,12 @@ export interface Dhcpv4ServerSettings {
   authoritative: boolean;
   /** Seconds a DECLINEd address stays out of the pools. */
   declineTime: number;
+  /**
+   * Milliseconds to wait for an answer to an ARP probe of an address before
+   * it is first offered (dnsmasq pings it); an answer takes the address out
+   * of the pools for `declineTime`, as a DECLINE would. 0: offer at once (Kea).
+   */
+  conflictProbeMs: number;
 }
 
 /** Counters of one DHCPv4 server. */
@@ -152,6 +158,10 @@ export interface Dhcpv4ServerStats {
   leaseWriteFailedDropped: number;
   /** Replies the stack could not send (no buffer, link down). */
   sendFailed: number;
+  /** ARP probes sent before offering an address. */
+  conflictProbesSent: number;
+  /** Probed addresses another host answered for (kept out of the pools for decline_time). */
+  conflictsDetected: number;
 }
 
 function newStats(): Dhcpv4ServerStats {
@@ -177,6 +187,8 @@ function newStats(): Dhcpv4ServerStats {
     unknownClientDropped: 0,
     leaseWriteFailedDropped: 0,
     sendFailed: 0,
+    conflictProbesSent: 0,
+    conflictsDetected: 0,
   };
 }
 
@@ -212,6 +224,22 @@ interface Offer {
   until: number;
 }
 
+/** An OFFER waiting for its address's ARP probe: the DISCOVER, copied, and the timer. */
+interface Probe {
+  address: number;
+  key: string;
+  /** The DISCOVER's bytes and where it came from, to answer it after the wait. */
+  bytes: Uint8Array;
+  src: number;
+  tries: number;
+  timer: Timer;
+}
+
+/** Addresses a probe found free are offered without probing again for this long (ms). */
+const PROBE_FRESH_MS = 60_000;
+/** New addresses probed for one DISCOVER before it is left unanswered. */
+const PROBE_TRIES = 3;
+
 const BROADCAST_MAC = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
 const LIMITED_BROADCAST = 0xffffffff;
 
@@ -234,7 +262,7 @@ const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")
  * const srv = new Dhcpv4Server(s, nic, {
  *   pools: [{ start: 0xc0000264, end: 0xc00002c8 }], leaseTime: 3600, routers: [0xc0000201],
  *   dnsServers: [], domain: null, search: [], mtu: null, ntpServers: [], routes: [],
- *   options: [], reservations: [], authoritative: true, declineTime: 600,
+ *   options: [], reservations: [], authoritative: true, declineTime: 600, conflictProbeMs: 500,
  * }, { store: new MemoryLeaseStore(), wallClock: () => clock.now() });
  * console.assert(srv.leases().length === 0);
  * srv.close();
@@ -261,6 +289,11 @@ export class Dhcpv4Server {
   #flushTimer: Timer | null = null;
   readonly #wall: () => number;
   #settings!: Dhcpv4ServerSettings;
+  /** Conflict probes in flight, by address. */
+  readonly #probes = new Map<number, Probe>();
+  /** Addresses a probe found free → until when (stack clock) that holds. */
+  readonly #probedFree = new Map<number, number>();
+  readonly #arpWatch: (nic: Nic, op: number, spa: number, sha: Uint8Array, tpa: number) => void;
 
   constructor(
     readonly host: Dhcpv4ServerHost,
@@ -286,6 +319,8 @@ export class Dhcpv4Server {
       device: nic,
       onDatagram: (d) => this.#receive(d),
     });
+    this.#arpWatch = (n, _op, spa, sha) => this.#arp(n, spa, sha);
+    host.ipv4.arp.watchers.add(this.#arpWatch);
   }
 
   /** Take new settings (a reload); leases stay. */
@@ -326,6 +361,9 @@ export class Dhcpv4Server {
 
   close(): void {
     this.#flush();
+    for (const p of this.#probes.values()) p.timer.cancel();
+    this.#probes.clear();
+    this.host.ipv4.arp.watchers.delete(this.#arpWatch);
     this.#ep.close();
     this.#store.close();
   }
@@ -360,8 +398,13 @@ export class Dhcpv4Server {
   // ------------------------------------------------------------ receive
 
   #receive(d: UdpDatagram): void {
+    this.#handle(d.buffer.data, d.payloadOffset, d.payloadLength, d.src, true);
+  }
+
+  /** One message (`count`: false when a probed DISCOVER is answered, already counted). */
+  #handle(data: Uint8Array, off: number, len: number, src: number, count: boolean): void {
     const s = this.stats;
-    const m = new Dhcpv4Message(d.buffer.data, d.payloadOffset, d.payloadLength);
+    const m = new Dhcpv4Message(data, off, len);
     const opts = m.options();
     if (typeof opts === "string") {
       s.malformedDropped++;
@@ -393,7 +436,11 @@ export class Dhcpv4Server {
     const cid = opts.get(Dhcpv4Option.CLIENT_ID);
     const clientId = cid !== undefined && cid.length > 0 ? hex(cid) : null;
     const key = clientId !== null ? `id:${clientId}` : `mac:${mac}`;
-    const c: Client = { m, opts, mac, clientId, key, server, srcAddr: d.src, giaddr };
+    const c: Client = { m, opts, mac, clientId, key, server, srcAddr: src, giaddr };
+    if (!count) {
+      // A DISCOVER whose address passed its probe: OFFER it now.
+      return this.#discover(c);
+    }
     switch (type) {
       case Dhcpv4MessageType.DISCOVER:
         s.discoverReceived++;
@@ -441,7 +488,7 @@ export class Dhcpv4Server {
     return st.addresses[0]!;
   }
 
-  #discover(c: Client): void {
+  #discover(c: Client, tries = 0): void {
     const now = this.#wall();
     const req = this.#requested(c);
     const a = this.#allocate(c, req, now);
@@ -450,7 +497,91 @@ export class Dhcpv4Server {
       return;
     }
     this.#holdOffer(c.key, a, now);
+    if (this.#needsProbe(c, a)) {
+      if (this.#probes.has(a)) return; // a retransmitted DISCOVER: the probe runs already
+      if (tries >= PROBE_TRIES) return;
+      this.#probe(c, a, tries + 1);
+      return;
+    }
     this.#reply(c, Dhcpv4MessageType.OFFER, a, true);
+  }
+
+  /**
+   * An address is probed before it is offered unless the client holds or
+   * held it, it is reserved, or a probe found it free a moment ago.
+   */
+  #needsProbe(c: Client, a: number): boolean {
+    if (this.#settings.conflictProbeMs <= 0 || c.giaddr !== 0) return false;
+    const b = this.#byAddress.get(a);
+    if (b !== undefined && this.#keyOf(b.rec) === c.key) return false;
+    if (this.#reservedAddr.has(a)) return false;
+    const fresh = this.#probedFree.get(a);
+    return fresh === undefined || fresh <= this.host.clock.now();
+  }
+
+  /** ARP-probe `a` (RFC 5227 §2.1.1, sender 0.0.0.0) and OFFER it if nobody answers in time. */
+  #probe(c: Client, a: number, tries: number): void {
+    const m = c.m;
+    const bytes = m.data.slice(m.off, m.off + m.len);
+    const p: Probe = {
+      address: a,
+      key: c.key,
+      bytes,
+      src: c.srcAddr,
+      tries,
+      timer: this.host.clock.schedule(this.#settings.conflictProbeMs, () => {
+        this.#probes.delete(a);
+        this.#probedFree.set(a, this.host.clock.now() + PROBE_FRESH_MS);
+        if (this.#probedFree.size > 4096) {
+          const now = this.host.clock.now();
+          for (const [x, t] of this.#probedFree) if (t <= now) this.#probedFree.delete(x);
+        }
+        // The offer may have gone (the client chose another server) in the meantime.
+        if (this.#offers.get(p.key)?.address !== a) return;
+        this.#handle(p.bytes, 0, p.bytes.length, p.src, false);
+      }),
+    };
+    this.#probes.set(a, p);
+    this.host.ipv4.arp.sendProbe(this.nic, a);
+    this.stats.conflictProbesSent++;
+  }
+
+  /** An ARP packet on the interface: does a host answer for an address being probed? */
+  #arp(nic: Nic, spa: number, sha: Uint8Array): void {
+    if (nic !== this.nic || spa === 0) return;
+    const p = this.#probes.get(spa);
+    if (p === undefined) return;
+    p.timer.cancel();
+    this.#probes.delete(spa);
+    this.stats.conflictsDetected++;
+    // As a DECLINE: out of the pools for decline_time, recorded with the MAC that answered.
+    const rec: LeaseRecord = {
+      address: formatIpv4(spa),
+      mac: formatMac(sha),
+      clientId: null,
+      hostname: null,
+      expires: this.#wall() + this.#settings.declineTime * 1000,
+      state: "declined",
+    };
+    if (!this.#commit(spa, rec)) return;
+    this.#dropOffer(p.key);
+    // Try the next address for the same DISCOVER.
+    const c = this.#clientFrom(p.bytes, p.src);
+    if (c !== null) this.#discover(c, p.tries);
+  }
+
+  /** Rebuild the client view of a copied DISCOVER. */
+  #clientFrom(bytes: Uint8Array, src: number): Client | null {
+    const m = new Dhcpv4Message(bytes, 0, bytes.length);
+    const opts = m.options();
+    if (typeof opts === "string") return null;
+    const server = this.#serverAddress();
+    if (server === null) return null;
+    const mac = formatMac(m.chaddr().subarray(0, 6));
+    const cid = opts.get(Dhcpv4Option.CLIENT_ID);
+    const clientId = cid !== undefined && cid.length > 0 ? hex(cid) : null;
+    const key = clientId !== null ? `id:${clientId}` : `mac:${mac}`;
+    return { m, opts, mac, clientId, key, server, srcAddr: src, giaddr: 0 };
   }
 
   #request(c: Client): void {

@@ -496,6 +496,7 @@ Deno.test("DHCPv4 client against tapir's server: lease, renewal at T1, release s
     reservations: [],
     authoritative: true,
     declineTime: 600,
+    conflictProbeMs: 0,
   }, { store: new MemoryLeaseStore(), wallClock: () => clock.now() });
   const cli = new Stack({ clock, random: new SeededRandom(3) });
   const wan = cli.addNic(b, { name: "wan0", mac: CLIENT_MAC });

@@ -54,6 +54,7 @@ function settings(over: Partial<Dhcpv4ServerSettings> = {}): Dhcpv4ServerSetting
     reservations: [],
     authoritative: true,
     declineTime: 600,
+    conflictProbeMs: 0,
     ...over,
   };
 }
@@ -206,7 +207,7 @@ function lab(
     assert.equal(ack.yiaddr, offer.yiaddr);
     return ack;
   };
-  return { clock, stack, nic, server, send, dora, prl, reqIp, sid, replies, store, frames };
+  return { clock, stack, nic, server, send, dora, prl, reqIp, sid, replies, store, frames, owned };
 }
 
 const u32 = (o: Dhcpv4Options, code: number) => decodeUint(o.get(code), 4);
@@ -760,4 +761,59 @@ Deno.test("DHCPv4 server: through a relay agent on the LAN — replies to giaddr
   assert.deepEqual([nak.ipDst, nak.dport, nak.flags & 0x8000], [relay, 67, 0x8000]);
   assert.equal(t.server.stats.relayOtherSubnetDropped, 0);
   t.server.close();
+});
+
+Deno.test("dhcp4 server: an address is ARP-probed before its first OFFER; one another host answers for is skipped and kept out", () => {
+  const t = lab({ conflictProbeMs: 500 });
+  // A host squats on the first pool address without a lease.
+  t.owned.set("192.0.2.100", 0x77);
+  assert.deepEqual(t.send(1, T.DISCOVER), []);
+  t.clock.advance(500);
+  const offers = t.replies.filter((r) => r.type === T.OFFER);
+  assert.deepEqual(offers.map((o) => o.yiaddr), ["192.0.2.101"]);
+  assert.equal(t.server.stats.conflictProbesSent, 2);
+  assert.equal(t.server.stats.conflictsDetected, 1);
+  const squat = t.server.leases().find((l) => l.address === "192.0.2.100")!;
+  assert.equal(squat.state, "declined");
+  assert.equal(squat.mac, "02:00:00:00:01:77");
+  // The client's retransmitted DISCOVER: the same address at once, no new probe.
+  const [again] = t.send(1, T.DISCOVER);
+  assert.equal(again?.yiaddr, "192.0.2.101");
+  assert.equal(t.server.stats.conflictProbesSent, 2);
+  // Another client while .100 is out of the pools: .102, probed.
+  assert.deepEqual(t.send(2, T.DISCOVER), []);
+  t.clock.advance(500);
+  assert.equal(t.replies.at(-1)!.yiaddr, "192.0.2.102");
+  assert.equal(t.server.stats.conflictProbesSent, 3);
+});
+
+Deno.test("dhcp4 server: no probe for the client's own address, a reservation, or with conflict_probe = 0", () => {
+  const t = lab({
+    conflictProbeMs: 500,
+    reservations: [{
+      mac: "02:00:00:00:01:05",
+      clientId: null,
+      address: ip("192.0.2.103"),
+      hostname: null,
+    }],
+  });
+  // Reserved: offered at once.
+  const [r] = t.send(5, T.DISCOVER);
+  assert.equal(r?.yiaddr, "192.0.2.103");
+  assert.equal(t.server.stats.conflictProbesSent, 0);
+  // A lease, released, asked for again after the probe's freshness ran out: its own, no probe.
+  t.send(1, T.DISCOVER);
+  t.clock.advance(500);
+  const offer = t.replies.at(-1)!;
+  t.send(1, T.REQUEST, { options: [t.sid, t.reqIp(offer.yiaddr)] });
+  t.send(1, T.RELEASE, { ciaddr: offer.yiaddr });
+  t.clock.advance(120_000);
+  const before = t.server.stats.conflictProbesSent;
+  const [back] = t.send(1, T.DISCOVER);
+  assert.equal(back?.yiaddr, offer.yiaddr);
+  assert.equal(t.server.stats.conflictProbesSent, before);
+  // Off: at once.
+  const off = lab({ conflictProbeMs: 0 });
+  assert.equal(off.send(1, T.DISCOVER)[0]?.yiaddr, "192.0.2.100");
+  assert.equal(off.server.stats.conflictProbesSent, 0);
 });

@@ -18,7 +18,10 @@ import {
   Stack,
 } from "../../../stack/mod.ts";
 import {
+  type Dhcpv6Message,
   Dhcpv6MessageType as T,
+  Dhcpv6Option as O,
+  findOption,
   formatIpv6,
   type PacketBuffer,
   parseDhcpv6,
@@ -166,6 +169,16 @@ Deno.test("DHCPv6 client: RENEW at T1; with the server gone, REBIND at T2, then 
   for (let i = 1; i < gaps.length; i++) {
     assert.ok(gaps[i]! > gaps[i - 1]! * 1.6 || gaps[i]! >= 540_000, String(gaps));
   }
+  // Elapsed Time (RFC 8415 §21.9): 0 in the first RENEW, then the exchange's age in 1/100 s.
+  const elapsed = l.frames.map((f) => parseDhcpv6(f.subarray(62)) as Dhcpv6Message)
+    .filter((m) => m.msgType === T.RENEW)
+    .map((m) => {
+      const e = findOption(m.options, O.ELAPSED_TIME)!;
+      return (e[0]! << 8) | e[1]!;
+    });
+  assert.equal(elapsed[1], 0, String(elapsed)); // [0] is the answered RENEW at T1
+  assert.ok(elapsed[2]! >= 900 && elapsed[2]! <= 1100, String(elapsed));
+  assert.ok(elapsed[3]! > elapsed[2]!, String(elapsed));
   // The valid lifetime ends: address, route and prefix go; SOLICIT again.
   l.clock.advance(renewed + 2_000_000 - l.clock.now() + 1);
   assert.equal(l.client.stats.leasesExpired, 1);
