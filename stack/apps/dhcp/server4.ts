@@ -228,6 +228,8 @@ interface Offer {
 interface Probe {
   address: number;
   key: string;
+  /** The asking client's MAC: its own answer is no conflict. */
+  mac: string;
   /** The DISCOVER's bytes and where it came from, to answer it after the wait. */
   bytes: Uint8Array;
   src: number;
@@ -526,6 +528,7 @@ export class Dhcpv4Server {
     const p: Probe = {
       address: a,
       key: c.key,
+      mac: c.mac,
       bytes,
       src: c.srcAddr,
       tries,
@@ -550,7 +553,7 @@ export class Dhcpv4Server {
   #arp(nic: Nic, spa: number, sha: Uint8Array): void {
     if (nic !== this.nic || spa === 0) return;
     const p = this.#probes.get(spa);
-    if (p === undefined) return;
+    if (p === undefined || formatMac(sha) === p.mac) return;
     p.timer.cancel();
     this.#probes.delete(spa);
     this.stats.conflictsDetected++;
