@@ -44,8 +44,13 @@ export interface LeaseRecord {
 export interface LeaseStore {
   /** The records to start from, the newest per address. */
   load(): LeaseRecord[];
-  /** Write `rec` (the newest state of its address) where a crash of the process cannot lose it; throws on failure. */
-  commit(rec: LeaseRecord, live: () => LeaseRecord[]): void;
+  /**
+   * Write `rec` (the newest state of its address) where a crash of the
+   * process cannot lose it; throws on failure. `live` lists every record
+   * (for a compaction), `liveCount` says how many there are without
+   * building that list.
+   */
+  commit(rec: LeaseRecord, live: () => LeaseRecord[], liveCount?: number): void;
   /** Make every commit so far durable on disk; throws on failure. */
   sync(): void;
   close(): void;
@@ -126,7 +131,7 @@ export class FileLeaseStore implements LeaseStore {
     return records;
   }
 
-  commit(rec: LeaseRecord, live: () => LeaseRecord[]): void {
+  commit(rec: LeaseRecord, live: () => LeaseRecord[], liveCount?: number): void {
     if (this.#file === null) this.#rewrite([]);
     const f = this.#file!;
     const line = enc.encode(JSON.stringify(rec) + "\n");
@@ -134,8 +139,13 @@ export class FileLeaseStore implements LeaseStore {
     while (n < line.length) n += f.writeSync(line.subarray(n));
     this.#unsynced = true;
     this.#lines++;
-    const all = live();
-    if (this.#lines > 2 * all.length + 64) this.#rewrite(all);
+    // The list of live records is built only when the journal is due for compaction. It is
+    // the server's tables before `rec` lands in them: `rec` replaces its address's record.
+    if (this.#lines > 2 * (liveCount ?? live().length) + 64) {
+      const all = live().filter((r) => r.address !== rec.address);
+      all.push(rec);
+      this.#rewrite(all);
+    }
   }
 
   sync(): void {

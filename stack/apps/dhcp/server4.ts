@@ -57,6 +57,9 @@ import { formatIpv4, ipv4Broadcast, ipv4Mask, parseIpv4 } from "../../wire/ip_ad
 import { formatMac } from "../../wire/mac_address.ts";
 import type { LeaseRecord, LeaseStore } from "./lease_store.ts";
 
+/** Replies held for one lease-store sync at most (a group commit's size). */
+export const GROUP_COMMIT_MAX = 16;
+
 /** How long an OFFER keeps its address for the client (RFC 2131 §4.3.1 leaves it to the server). */
 export const OFFER_HOLD_MS = 60_000;
 
@@ -701,7 +704,11 @@ export class Dhcpv4Server {
   /** Write `rec` to the store and then to the tables; false (and counted) when the store failed. */
   #commit(address: number, rec: LeaseRecord): boolean {
     try {
-      this.#store.commit(rec, () => [...this.#byAddress.values()].map((b) => b.rec));
+      this.#store.commit(
+        rec,
+        () => [...this.#byAddress.values()].map((b) => b.rec),
+        this.#byAddress.size + (this.#byAddress.has(address) ? 0 : 1),
+      );
     } catch {
       this.stats.leaseWriteFailedDropped++;
       return false;
@@ -908,7 +915,10 @@ export class Dhcpv4Server {
       // Group commit: the ACK leaves once the store has synced its lease,
       // one sync for every ACK of this burst (the clock's next turn).
       this.#held.push({ payload: payload.slice(), dst, dstPort, opts: sendOpts });
-      this.#flushTimer ??= this.host.clock.schedule(0, () => this.#flush());
+      // A full group is synced and sent at once: smaller bursts, which a client's socket
+      // buffer (perfdhcp: one for all its clients) takes without dropping.
+      if (this.#held.length >= GROUP_COMMIT_MAX) this.#flush();
+      else this.#flushTimer ??= this.host.clock.schedule(0, () => this.#flush());
       return;
     }
     const ok = this.#ep.send(dst, dstPort, payload, sendOpts);

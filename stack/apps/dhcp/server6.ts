@@ -55,7 +55,7 @@ import {
 import { formatIpv6, ipv6Masked, parseIpv6 } from "../../wire/ip_address.ts";
 import { formatMac } from "../../wire/mac_address.ts";
 import type { LeaseRecord, LeaseStore } from "./lease_store.ts";
-import { OFFER_HOLD_MS } from "./server4.ts";
+import { GROUP_COMMIT_MAX, OFFER_HOLD_MS } from "./server4.ts";
 
 /** An inclusive range of addresses to hand out (16 bytes each). */
 export interface Dhcpv6Pool {
@@ -755,7 +755,11 @@ export class Dhcpv6Server {
 
   #commit(value: bigint, len: number, rec: LeaseRecord): boolean {
     try {
-      this.#store.commit(rec, () => [...this.#byValue.values()].map((b) => b.rec));
+      this.#store.commit(
+        rec,
+        () => [...this.#byValue.values()].map((b) => b.rec),
+        this.#byValue.size + (this.#byValue.has(rec.address) ? 0 : 1),
+      );
     } catch {
       this.stats.leaseWriteFailedDropped++;
       return false;
@@ -1010,7 +1014,10 @@ export class Dhcpv6Server {
     const payload = w.bytes();
     if (durable) {
       this.#held.push({ payload: payload.slice(), dst: r.src, port: r.srcPort, src: from });
-      this.#flushTimer ??= this.host.clock.schedule(0, () => this.#flush());
+      // A full group is synced and sent at once: smaller bursts, which a client's socket
+      // buffer (perfdhcp: one for all its clients) takes without dropping.
+      if (this.#held.length >= GROUP_COMMIT_MAX) this.#flush();
+      else this.#flushTimer ??= this.host.clock.schedule(0, () => this.#flush());
       return;
     }
     if (!this.#ep.send(r.src, r.srcPort, payload, { nic: this.nic, src: from })) {
