@@ -453,5 +453,12 @@ export function decodeDomainList(b: Uint8Array): string[] | null {
 
 /** Colon-separated hex of bytes (DUIDs in logs, lease files and `show`). */
 export function hexColon(b: Uint8Array): string {
-  return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
+  let out = "";
+  for (let i = 0; i < b.length; i++) out += (i === 0 ? "" : ":") + HEX[b[i]!];
+  return out;
 }
+
+const HEX: readonly string[] = Array.from(
+  { length: 256 },
+  (_, i) => i.toString(16).padStart(2, "0"),
+);

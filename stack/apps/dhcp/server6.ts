@@ -219,17 +219,16 @@ interface IaAnswer {
   status: { code: number; message: string } | null;
 }
 
+const MASK64 = 0xffff_ffff_ffff_ffffn;
 const toBig = (b: Uint8Array): bigint => {
-  let x = 0n;
-  for (let i = 0; i < 16; i++) x = (x << 8n) | BigInt(b[i]!);
-  return x;
+  const v = new DataView(b.buffer, b.byteOffset, 16);
+  return (v.getBigUint64(0) << 64n) | v.getBigUint64(8);
 };
 const fromBig = (x: bigint): Uint8Array => {
   const b = new Uint8Array(16);
-  for (let i = 15; i >= 0; i--) {
-    b[i] = Number(x & 0xffn);
-    x >>= 8n;
-  }
+  const v = new DataView(b.buffer);
+  v.setBigUint64(0, x >> 64n);
+  v.setBigUint64(8, x & MASK64);
   return b;
 };
 const text = (value: bigint, len: number): string =>
@@ -857,11 +856,17 @@ export class Dhcpv6Server {
   }
 
   /** No one else holds the value (a live lease, a live decline, an offer), and it is not one of the interface's own. */
-  #freeFor(key: string, value: bigint, len: number, now: number): boolean {
-    const t = text(value, len);
+  #freeFor(
+    key: string,
+    value: bigint,
+    len: number,
+    now: number,
+    bytes: Uint8Array = fromBig(value),
+    t: string = len === 128 ? formatIpv6(bytes) : `${formatIpv6(bytes)}/${len}`,
+  ): boolean {
     const off = this.#offered.get(t);
     if (off !== undefined && off.key !== key && off.until > now) return false;
-    if (len === 128 && this.host.ipv6.local.get(fromBig(value)) !== undefined) return false;
+    if (len === 128 && this.host.ipv6.local.get(bytes) !== undefined) return false;
     const b = this.#byValue.get(t);
     if (b === undefined) return true;
     if (b.rec.state === "declined") return b.rec.expires <= now;
@@ -903,7 +908,9 @@ export class Dhcpv6Server {
           const c = this.#cursors[i]!;
           this.#cursors[i] = (c + 1n) % size;
           const v = start + c;
-          if (!this.#byValue.has(text(v, 128)) && this.#freeFor(key, v, 128, now)) {
+          const bytes = fromBig(v);
+          const t = formatIpv6(bytes);
+          if (!this.#byValue.has(t) && this.#freeFor(key, v, 128, now, bytes, t)) {
             return { value: v, len: 128 };
           }
         }
