@@ -450,7 +450,9 @@ export class Dhcpv6Client {
           if (io.code !== O.IAADDR) continue;
           const a = parseIaAddr(io.data);
           if (typeof a === "string" || a.preferred > a.valid) continue;
-          out.na ??= {
+          // A value with lifetimes takes the place of one being taken away (lifetime 0).
+          if (out.na !== null && (out.na.valid > 0 || a.valid === 0)) continue;
+          out.na = {
             address: a.address.slice(),
             preferred: a.preferred,
             valid: a.valid,
@@ -464,7 +466,8 @@ export class Dhcpv6Client {
           if (io.code !== O.IAPREFIX) continue;
           const p = parseIaPrefix(io.data);
           if (typeof p === "string" || p.preferred > p.valid || p.prefixLen > 128) continue;
-          out.pd ??= {
+          if (out.pd !== null && (out.pd.valid > 0 || p.valid === 0)) continue;
+          out.pd = {
             prefix: ipv6Masked(p.prefix, p.prefixLen),
             len: p.prefixLen,
             preferred: p.preferred,

@@ -18,9 +18,11 @@ import {
   Stack,
 } from "../../../stack/mod.ts";
 import {
+  ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
   type Dhcpv6Message,
   Dhcpv6MessageType as T,
   Dhcpv6Option as O,
+  Dhcpv6Writer,
   findOption,
   formatIpv6,
   type PacketBuffer,
@@ -320,4 +322,44 @@ Deno.test({
     l.cs.close();
     l.ss.close();
   },
+});
+
+Deno.test("DHCPv6 client: in a REPLY listing a withdrawn address (lifetime 0) before the new one, it takes the new one", () => {
+  const l = lab({}, { iaNa: true, iaPd: false, prefixHint: null, rapidCommit: false });
+  l.server.close();
+  // A scripted server on the far end (listening on ff02::1:2, which the closed server left).
+  l.ss.ipv6.joinGroup([...l.ss.nics.values()][0]!, ALL_DHCP_RELAY_AGENTS_AND_SERVERS);
+  const sid = new Uint8Array([0, 3, 0, 1, 2, 9, 9, 9, 9, 9]);
+  const ep = l.ss.udp.bindSocket({
+    family: 6,
+    port: 547,
+    onDatagram: (d) => {
+      const m = parseDhcpv6(
+        d.buffer.data.slice(d.payloadOffset, d.payloadOffset + d.payloadLength),
+      ) as Dhcpv6Message;
+      const w = new Dhcpv6Writer(new Uint8Array(512));
+      w.header(m.msgType === T.SOLICIT ? T.ADVERTISE : T.REPLY, m.xid);
+      w.option(O.SERVERID, sid).option(O.CLIENTID, findOption(m.options, O.CLIENTID)!);
+      if (m.msgType === T.SOLICIT) w.open(O.PREFERENCE).u8(255).close();
+      w.open(O.IA_NA).u32(l.client.iaid).u32(0).u32(0);
+      if (m.msgType === T.SOLICIT) {
+        w.open(O.IAADDR).raw(ip6("2001:db8:1::a")).u32(100).u32(200).close();
+      } else {
+        w.open(O.IAADDR).raw(ip6("2001:db8:1::a")).u32(0).u32(0).close();
+        w.open(O.IAADDR).raw(ip6("2001:db8:1::b")).u32(100).u32(200).close();
+      }
+      w.close();
+      const src = l.ss.ipv6.linkLocalOf([...l.ss.nics.values()][0]!)!;
+      const dst = d.buffer.data.slice(d.src6Offset, d.src6Offset + 16);
+      ep.send(dst, d.srcPort, w.bytes(), { src, nic: [...l.ss.nics.values()][0]! });
+    },
+  });
+  l.clock.advance(3_000);
+  assert.equal(l.client.state, "bound");
+  assert.equal(formatIpv6(l.client.lease!.address!.address), "2001:db8:1::b");
+  assert.deepEqual(l.addrs(), ["2001:db8:1::b/128"]);
+  ep.close();
+  l.client.close();
+  l.cs.close();
+  l.ss.close();
 });
