@@ -130,6 +130,8 @@ export interface Dhcpv6ClientStats {
   notOursDropped: number;
   /** Messages of a type not waited for now. */
   unexpectedDropped: number;
+  /** RECONFIGURE messages (this client never offers Reconfigure Accept, RFC 8415 §18.2.11: it drops them). */
+  reconfigureDropped: number;
   /** ADVERTISEs and REPLYs with nothing usable in them (every IA refused, or bad lifetimes). */
   unusableDropped: number;
   /** Messages the stack could not send (or no link-local address to send from yet). */
@@ -150,6 +152,7 @@ function newStats(): Dhcpv6ClientStats {
     malformedDropped: 0,
     notOursDropped: 0,
     unexpectedDropped: 0,
+    reconfigureDropped: 0,
     unusableDropped: 0,
     sendFailed: 0,
   };
@@ -407,6 +410,11 @@ export class Dhcpv6Client {
     }
     if ("hopCount" in m) {
       s.unexpectedDropped++;
+      return;
+    }
+    if (m.msgType === T.RECONFIGURE) {
+      // It sends no Reconfigure Accept option, so a server may not reconfigure it (§18.2.11).
+      s.reconfigureDropped++;
       return;
     }
     const cid = findOption(m.options, O.CLIENTID);

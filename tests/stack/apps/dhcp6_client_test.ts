@@ -363,3 +363,35 @@ Deno.test("DHCPv6 client: in a REPLY listing a withdrawn address (lifetime 0) be
   l.cs.close();
   l.ss.close();
 });
+
+Deno.test("DHCPv6 client: it asks for no Reconfigure (no RECONF_ACCEPT sent) and drops a RECONFIGURE, counted once", () => {
+  const l = lab();
+  l.clock.advance(3_000);
+  assert.equal(l.client.state, "bound");
+  // None of its messages offered Reconfigure Accept.
+  for (const f of l.frames) {
+    const m = parseDhcpv6(f.subarray(62)) as Dhcpv6Message;
+    assert.equal(findOption(m.options, O.RECONF_ACCEPT), undefined);
+  }
+  const before = { ...l.client.stats };
+  const w = new Dhcpv6Writer(new Uint8Array(256));
+  w.header(T.RECONFIGURE, 0).option(O.SERVERID, l.server.duid).option(O.CLIENTID, l.client.duid);
+  w.open(O.RECONF_MSG).u8(T.RENEW).close();
+  const nic = [...l.ss.nics.values()][0]!;
+  const ep = l.ss.udp.bindSocket({ family: 6, port: 0, onDatagram: () => {} });
+  ep.send(l.cs.ipv6.linkLocalOf(l.cnic)!, 546, w.bytes(), {
+    nic,
+    src: l.ss.ipv6.linkLocalOf(nic)!,
+  });
+  l.clock.advance(10);
+  assert.equal(l.client.stats.reconfigureDropped - before.reconfigureDropped, 1);
+  const moved = Object.keys(before).filter((k) =>
+    k.endsWith("Dropped") &&
+    l.client.stats[k as keyof typeof before] !== before[k as keyof typeof before]
+  );
+  assert.deepEqual(moved, ["reconfigureDropped"]);
+  assert.equal(l.client.stats.renewsSent, before.renewsSent);
+  assert.equal(l.client.state, "bound");
+  ep.close();
+  l.close();
+});
