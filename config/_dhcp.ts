@@ -54,6 +54,7 @@ const DHCP_KEYS = [
   "authoritative",
   "decline_time",
   "conflict_probe",
+  "relay_subnets",
 ] as const;
 
 const S = 1000;
@@ -169,10 +170,86 @@ export function validateDhcp(
     }
     pools.push({ start, end, path: pp });
   });
-  if (enabled && tt.pools === undefined && tt.reservations === undefined) {
+  // Off-link subnets behind relay agents (giaddr in one of them, RFC 1542).
+  const relaySubnets: NonNullable<Dhcpv4ServerSettings["relaySubnets"]> = [];
+  const relayPools: { start: number; end: number; path: string }[] = [];
+  arr(ctx, tt, "relay_subnets", path).forEach((v, i) => {
+    const rp = idx(at(path, "relay_subnets"), i);
+    const rt = readTable(ctx, v, rp, ["subnet", "pools", "router"]);
+    if (!rt) return;
+    const m = typeof rt.subnet === "string" ? /^([^/]+)\/(\d{1,2})$/.exec(rt.subnet) : null;
+    const len = m === null ? -1 : Number(m[2]);
+    const base = m === null ? undefined : v4At(ctx, m[1], at(rp, "subnet"));
+    if (m === null || len < 1 || len > 30) {
+      ctx.err(
+        at(rp, "subnet"),
+        `expected an IPv4 subnet of /1 to /30 such as "203.0.113.0/24", found ${
+          describe(rt.subnet)
+        }`,
+      );
+      return;
+    }
+    if (base === undefined) return;
+    const net = { address: (base & ipv4Mask(len)) >>> 0, prefixLen: len };
+    const shared = Math.min(len, 32);
+    const onLink = nets.find((n) => {
+      const l = Math.min(n.prefixLen, shared);
+      return ((n.address ^ net.address) & ipv4Mask(l)) === 0;
+    });
+    if (onLink !== undefined) {
+      ctx.err(
+        at(rp, "subnet"),
+        `${
+          formatIpv4(net.address)
+        }/${len} overlaps the interface's own subnet (relayed subnets lie behind a router)`,
+      );
+      return;
+    }
+    const rpools: { start: number; end: number }[] = [];
+    arr(ctx, rt, "pools", rp).forEach((pv, j) => {
+      const pp = idx(at(rp, "pools"), j);
+      const pm = typeof pv === "string" ? /^\s*([^-\s]+)\s*-\s*([^-\s]+)\s*$/.exec(pv) : null;
+      if (pm === null) {
+        ctx.err(
+          pp,
+          `expected "first-last" (e.g. "203.0.113.100-203.0.113.199"), found ${describe(pv)}`,
+        );
+        return;
+      }
+      const start = v4At(ctx, pm[1], pp), end = v4At(ctx, pm[2], pp);
+      if (start === undefined || end === undefined) return;
+      const bc = ipv4Broadcast(net);
+      if (
+        start > end || ((start ^ net.address) & ipv4Mask(len)) !== 0 ||
+        ((end ^ net.address) & ipv4Mask(len)) !== 0 || start <= net.address || end >= bc
+      ) {
+        ctx.err(
+          pp,
+          `pool ${formatIpv4(start)}-${formatIpv4(end)} is not a range inside ${
+            formatIpv4(net.address)
+          }/${len} without its network and broadcast addresses`,
+        );
+        return;
+      }
+      const clash = [...pools, ...relayPools].find((q) => start <= q.end && q.start <= end);
+      if (clash !== undefined) {
+        ctx.err(pp, `pool overlaps ${clash.path}`);
+        return;
+      }
+      rpools.push({ start, end });
+      relayPools.push({ start, end, path: pp });
+    });
+    if (rt.pools === undefined) ctx.err(at(rp, "pools"), `"pools" is required`);
+    const routers = rt.router === undefined ? [] : v4List(ctx, rt, "router", rp);
+    relaySubnets.push({ prefix: net.address, prefixLen: len, pools: rpools, routers });
+  });
+  if (
+    enabled && tt.pools === undefined && tt.reservations === undefined &&
+    tt.relay_subnets === undefined
+  ) {
     ctx.err(at(path, "pools"), `"pools" is required (e.g. pools = ["192.0.2.100-192.0.2.199"])`);
   }
-  const inPool = (a: number) => pools.some((p) => a >= p.start && a <= p.end);
+  const inPool = (a: number) => [...pools, ...relayPools].some((p) => a >= p.start && a <= p.end);
 
   const leaseTime = duration(ctx, tt, "lease_time", path, 12 * 3600 * S, 120 * S, 0xffffffff * S);
   const declineTime = duration(ctx, tt, "decline_time", path, 600 * S, 0, 0xffffffff * S);
@@ -342,6 +419,7 @@ export function validateDhcp(
       authoritative: bool(ctx, tt, "authoritative", path, true),
       declineTime: Math.floor(declineTime / S),
       conflictProbeMs: duration(ctx, tt, "conflict_probe", path, 500, 0, 10 * S),
+      relaySubnets,
     },
   };
 }

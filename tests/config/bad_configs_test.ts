@@ -601,6 +601,22 @@ const CASES: BadCase[] = [
     message: "ask for something",
   },
   {
+    name: "a relayed DHCP subnet that is the interface's own",
+    text: LAN +
+      `[interface.dhcp]\npools = ["192.0.2.100-192.0.2.150"]\nrelay_subnets = [{ subnet = "192.0.2.0/25", pools = ["192.0.2.10-192.0.2.20"] }]\n`,
+    path: "interface[0].dhcp.relay_subnets[0].subnet",
+    line: 6,
+    message: "overlaps the interface's own subnet",
+  },
+  {
+    name: "a relayed DHCP pool outside its subnet",
+    text: LAN +
+      `[interface.dhcp]\npools = ["192.0.2.100-192.0.2.150"]\nrelay_subnets = [{ subnet = "203.0.113.0/24", pools = ["198.51.100.10-198.51.100.20"] }]\n`,
+    path: "interface[0].dhcp.relay_subnets[0].pools[0]",
+    line: 6,
+    message: "is not a range inside 203.0.113.0/24",
+  },
+  {
     name: "a DHCP client id that is not hex bytes",
     text:
       `[[interface]]\nname = "wan0"\naddresses = ["dhcp"]\n[interface.dhcp_client]\nclient_id = "xyz"\n`,

@@ -79,6 +79,24 @@ export interface Dhcpv4Reservation {
   hostname: string | null;
 }
 
+/** An off-link subnet served through relay agents. */
+export interface Dhcpv4RelaySubnet {
+  prefix: number;
+  prefixLen: number;
+  pools: Dhcpv4Pool[];
+  routers: number[];
+}
+
+/** Where a client is served from: the server identifier, its subnet, the pools and routers there. */
+interface Scope {
+  server: { address: number; prefixLen: number };
+  subnet: { address: number; prefixLen: number };
+  pools: Dhcpv4Pool[];
+  routers: number[];
+  /** The never-used cursor of these pools. */
+  cursor: { pool: number; off: number };
+}
+
 /** An option by code, sent when the client asks for it (option 55) or always. */
 export interface Dhcpv4CustomOption {
   code: number;
@@ -107,6 +125,12 @@ export interface Dhcpv4ServerSettings {
   reservations: Dhcpv4Reservation[];
   /** NAK a client whose address is wrong for this network even with no record of it (dnsmasq's dhcp-authoritative). */
   authoritative: boolean;
+  /**
+   * Subnets behind relay agents (RFC 1542: giaddr in one of them), each with
+   * its pools and routers (empty: the relay agent's address, giaddr); the
+   * other options are the interface's.
+   */
+  relaySubnets?: Dhcpv4RelaySubnet[];
   /** Seconds a DECLINEd address stays out of the pools. */
   declineTime: number;
   /**
@@ -284,9 +308,8 @@ export class Dhcpv4Server {
   readonly #offered = new Map<number, string>();
   #reservedByKey = new Map<string, Dhcpv4Reservation>();
   #reservedAddr = new Map<number, Dhcpv4Reservation>();
-  /** Next address to try for a never-used one: pool index and offset. */
-  #cursorPool = 0;
-  #cursor = 0;
+  /** Next address to try for a never-used one, per set of pools: pool index and offset. */
+  #cursors = new Map<Dhcpv4Pool[], { pool: number; off: number }>();
   readonly #out = new Uint8Array(1500);
   readonly #store: LeaseStore;
   /** ACKs waiting for the group commit (one store sync for a burst). */
@@ -338,8 +361,7 @@ export class Dhcpv4Server {
       if (r.mac !== null) this.#reservedByKey.set(`mac:${r.mac}`, r);
       this.#reservedAddr.set(r.address, r);
     }
-    this.#cursorPool = 0;
-    this.#cursor = 0;
+    this.#cursors = new Map();
   }
 
   get settings(): Dhcpv4ServerSettings {
@@ -429,8 +451,8 @@ export class Dhcpv4Server {
       return;
     }
     const giaddr = m.giaddr();
-    const server = giaddr !== 0 ? this.#relaySubnet(giaddr) : this.#serverAddress();
-    if (server === null) {
+    const scope = giaddr !== 0 ? this.#relayScope(giaddr) : this.#directScope();
+    if (scope === null) {
       // A relay for a subnet this interface does not serve; or no IPv4
       // address on the interface (removed by a reload): nothing to serve from.
       if (giaddr !== 0) s.relayOtherSubnetDropped++;
@@ -441,7 +463,7 @@ export class Dhcpv4Server {
     const cid = opts.get(Dhcpv4Option.CLIENT_ID);
     const clientId = cid !== undefined && cid.length > 0 ? hex(cid) : null;
     const key = clientId !== null ? `id:${clientId}` : `mac:${mac}`;
-    const c: Client = { m, opts, mac, clientId, key, server, srcAddr: src, giaddr };
+    const c: Client = { m, opts, mac, clientId, key, ...scope, srcAddr: src, giaddr };
     if (!count) {
       // A DISCOVER whose address passed its probe: OFFER it now.
       return this.#discover(c);
@@ -469,15 +491,43 @@ export class Dhcpv4Server {
 
   /**
    * RFC 2131 §4.3.1: a relayed message is served from the subnet giaddr is
-   * on. The pools lie in this interface's prefixes, so a relay must be on
-   * one of them (a relay agent on the LAN, or perfdhcp acting as one).
+   * on: one of this interface's (a relay agent on the LAN, or perfdhcp
+   * acting as one), or one of `relaySubnets` (off-link, behind a router
+   * that relays). Null when it is neither.
    */
-  #relaySubnet(giaddr: number): { address: number; prefixLen: number } | null {
+  #relayScope(giaddr: number): Scope | null {
     const st = this.host.ipv4.nicState(this.nic);
     for (const a of st?.addresses ?? []) {
-      if (((a.address ^ giaddr) & ipv4Mask(a.prefixLen)) === 0 && a.address !== giaddr) return a;
+      if (((a.address ^ giaddr) & ipv4Mask(a.prefixLen)) === 0 && a.address !== giaddr) {
+        return this.#scopeOf(a, a, this.#settings.pools, this.#settings.routers);
+      }
+    }
+    const server = this.#serverAddress();
+    if (server === null) return null;
+    for (const r of this.#settings.relaySubnets ?? []) {
+      if (((r.prefix ^ giaddr) & ipv4Mask(r.prefixLen)) !== 0) continue;
+      const subnet = { address: giaddr, prefixLen: r.prefixLen };
+      return this.#scopeOf(server, subnet, r.pools, r.routers.length > 0 ? r.routers : [giaddr]);
     }
     return null;
+  }
+
+  /** A client on the link itself: the interface address the pools are on. */
+  #directScope(): Scope | null {
+    const server = this.#serverAddress();
+    if (server === null) return null;
+    return this.#scopeOf(server, server, this.#settings.pools, this.#settings.routers);
+  }
+
+  #scopeOf(
+    server: { address: number; prefixLen: number },
+    subnet: { address: number; prefixLen: number },
+    pools: Dhcpv4Pool[],
+    routers: number[],
+  ): Scope {
+    let cursor = this.#cursors.get(pools);
+    if (cursor === undefined) this.#cursors.set(pools, cursor = { pool: 0, off: 0 });
+    return { server, subnet, pools, routers, cursor };
   }
 
   /** The interface address the pools are on: the server identifier and the replies' source. */
@@ -581,13 +631,13 @@ export class Dhcpv4Server {
     const m = new Dhcpv4Message(bytes, 0, bytes.length);
     const opts = m.options();
     if (typeof opts === "string") return null;
-    const server = this.#serverAddress();
-    if (server === null) return null;
+    const scope = this.#directScope();
+    if (scope === null) return null;
     const mac = formatMac(m.chaddr().subarray(0, 6));
     const cid = opts.get(Dhcpv4Option.CLIENT_ID);
     const clientId = cid !== undefined && cid.length > 0 ? hex(cid) : null;
     const key = clientId !== null ? `id:${clientId}` : `mac:${mac}`;
-    return { m, opts, mac, clientId, key, server, srcAddr: src, giaddr: 0 };
+    return { m, opts, mac, clientId, key, ...scope, srcAddr: src, giaddr: 0 };
   }
 
   #request(c: Client): void {
@@ -743,14 +793,14 @@ export class Dhcpv4Server {
       (c.clientId !== null ? this.#reservedByKey.get(`mac:${c.mac}`) : undefined);
   }
 
-  #inPool(a: number): boolean {
-    for (const p of this.#settings.pools) if (a >= p.start && a <= p.end) return true;
+  #inPool(c: Client, a: number): boolean {
+    for (const p of c.pools) if (a >= p.start && a <= p.end) return true;
     return false;
   }
 
   #onSubnet(c: Client, a: number): boolean {
-    const mask = ipv4Mask(c.server.prefixLen);
-    return ((a ^ c.server.address) & mask) === 0;
+    const mask = ipv4Mask(c.subnet.prefixLen);
+    return ((a ^ c.subnet.address) & mask) === 0;
   }
 
   /** True when `a` may be leased to client `c` now. */
@@ -759,7 +809,7 @@ export class Dhcpv4Server {
     if (res !== undefined) return res.address === a && this.#freeFor(c.key, a, now);
     const r = this.#reservedAddr.get(a);
     if (r !== undefined) return false;
-    return this.#inPool(a) && this.#freeFor(c.key, a, now);
+    return this.#inPool(c, a) && this.#freeFor(c.key, a, now);
   }
 
   /** No one else holds `a` (a live lease, a live decline, or an offer). */
@@ -786,16 +836,17 @@ export class Dhcpv4Server {
 
   /** The next address of the pools with no record and no offer (a cursor, so a run of DISCOVERs is O(1) each). */
   #neverUsed(c: Client, now: number): number | null {
-    const pools = this.#settings.pools;
+    const pools = c.pools;
+    const cur = c.cursor;
     let total = 0;
     for (const p of pools) total += p.end - p.start + 1;
     for (let i = 0; i < total; i++) {
-      const p = pools[this.#cursorPool]!;
-      const a = p.start + this.#cursor;
+      const p = pools[cur.pool]!;
+      const a = p.start + cur.off;
       if (a >= p.end) {
-        this.#cursor = 0;
-        this.#cursorPool = (this.#cursorPool + 1) % pools.length;
-      } else this.#cursor++;
+        cur.off = 0;
+        cur.pool = (cur.pool + 1) % pools.length;
+      } else cur.off++;
       if (
         !this.#byAddress.has(a) && !this.#reservedAddr.has(a) && this.#freeFor(c.key, a, now) &&
         !this.#isSpecial(c, a)
@@ -808,7 +859,7 @@ export class Dhcpv4Server {
   #oldestReclaimable(c: Client, now: number): number | null {
     let best: Binding | null = null;
     for (const b of this.#byAddress.values()) {
-      if (!this.#inPool(b.address) || this.#reservedAddr.has(b.address)) continue;
+      if (!this.#inPool(c, b.address) || this.#reservedAddr.has(b.address)) continue;
       if (!this.#freeFor(c.key, b.address, now) || this.#isSpecial(c, b.address)) continue;
       if (best === null || b.rec.expires < best.rec.expires) best = b;
     }
@@ -818,9 +869,9 @@ export class Dhcpv4Server {
   /** The network, broadcast and server's own address are never handed out. */
   #isSpecial(c: Client, a: number): boolean {
     if (a === c.server.address || a === c.giaddr || this.host.ipv4.isLocal(a)) return true;
-    if (c.server.prefixLen >= 31) return false;
-    const net = (c.server.address & ipv4Mask(c.server.prefixLen)) >>> 0;
-    return a === net || a === ipv4Broadcast(c.server);
+    if (c.subnet.prefixLen >= 31) return false;
+    const net = (c.subnet.address & ipv4Mask(c.subnet.prefixLen)) >>> 0;
+    return a === net || a === ipv4Broadcast(c.subnet);
   }
 
   #holdOffer(key: string, a: number, now: number): void {
@@ -931,14 +982,15 @@ export class Dhcpv4Server {
   /** The configured options: the usual ones always, option 121 and custom ones when asked for. */
   #configOptions(c: Client, out: Dhcpv4OptionEntry[]): void {
     const st = this.#settings;
-    const srv = c.server;
+    const srv = c.subnet;
+    const routers = c.routers;
     const prl = c.opts.get(Dhcpv4Option.PARAMETER_REQUEST_LIST) ?? new Uint8Array(0);
     const asked = (code: number) => prl.includes(code);
     out.push([Dhcpv4Option.SUBNET_MASK, encodeU32(ipv4Mask(srv.prefixLen))]);
     if (srv.prefixLen < 31) {
       out.push([Dhcpv4Option.BROADCAST_ADDRESS, encodeU32(ipv4Broadcast(srv))]);
     }
-    if (st.routers.length > 0) out.push([Dhcpv4Option.ROUTER, encodeIpv4List(st.routers)]);
+    if (routers.length > 0) out.push([Dhcpv4Option.ROUTER, encodeIpv4List(routers)]);
     if (st.dnsServers.length > 0) {
       out.push([Dhcpv4Option.DNS_SERVERS, encodeIpv4List(st.dnsServers)]);
     }
@@ -954,8 +1006,8 @@ export class Dhcpv4Server {
       // RFC 3442: a client that takes option 121 ignores option 3, so the
       // default route goes in too.
       const routes = [...st.routes];
-      if (st.routers.length > 0 && !routes.some((r) => r.prefixLen === 0)) {
-        routes.push({ prefix: 0, prefixLen: 0, router: st.routers[0]! });
+      if (routers.length > 0 && !routes.some((r) => r.prefixLen === 0)) {
+        routes.push({ prefix: 0, prefixLen: 0, router: routers[0]! });
       }
       out.push([Dhcpv4Option.CLASSLESS_ROUTES, encodeClasslessRoutes(routes)]);
     }
@@ -969,13 +1021,12 @@ export class Dhcpv4Server {
   }
 }
 
-interface Client {
+interface Client extends Scope {
   m: Dhcpv4Message;
   opts: Dhcpv4Options;
   mac: string;
   clientId: string | null;
   key: string;
-  server: { address: number; prefixLen: number };
   srcAddr: number;
   /** The relay the message came through, or 0. */
   giaddr: number;

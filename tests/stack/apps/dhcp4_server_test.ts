@@ -817,3 +817,62 @@ Deno.test("dhcp4 server: no probe for the client's own address, a reservation, o
   assert.equal(off.send(1, T.DISCOVER)[0]?.yiaddr, "192.0.2.100");
   assert.equal(off.server.stats.conflictProbesSent, 0);
 });
+
+Deno.test("DHCPv4 server: an off-link subnet behind a relay router — served from relay_subnets, router = giaddr, reply routed to the relay", () => {
+  const t = lab({
+    relaySubnets: [{
+      prefix: ip("203.0.113.0"),
+      prefixLen: 24,
+      pools: [{ start: ip("203.0.113.100"), end: ip("203.0.113.101") }],
+      routers: [],
+    }],
+  });
+  // The relay router: 192.0.2.254 on the LAN, 203.0.113.1 on the subnet it relays for.
+  t.stack.ipv4.routes.add({
+    prefix: ip("203.0.113.0"),
+    prefixLen: 24,
+    type: "unicast",
+    nicId: t.nic.id,
+    gateway: ip("192.0.2.254"),
+    metric: 0,
+    source: "static",
+  });
+  t.owned.set("192.0.2.254", 0xfe);
+  const via = { giaddr: "203.0.113.1", srcIp: "192.0.2.254", dstIp: "192.0.2.1" };
+  const [offer] = t.send(9, T.DISCOVER, { ...via, options: [t.prl(1, 3)] });
+  assert.ok(offer !== undefined && offer.type === T.OFFER);
+  assert.deepEqual([offer.yiaddr, offer.ipDst, offer.dport, offer.giaddr], [
+    "203.0.113.100",
+    "203.0.113.1",
+    67,
+    "203.0.113.1",
+  ]);
+  assert.deepEqual(ips(offer.opts, O.ROUTER), ["203.0.113.1"]);
+  assert.equal(u32(offer.opts, O.SUBNET_MASK), ip("255.255.255.0"));
+  assert.equal(u32(offer.opts, O.SERVER_ID), SERVER);
+  const [ack] = t.send(9, T.REQUEST, { ...via, options: [t.sid, t.reqIp(offer.yiaddr)] });
+  assert.ok(ack !== undefined && ack.type === T.ACK);
+  assert.equal(ack.yiaddr, "203.0.113.100");
+  // A client on the LAN itself still gets the interface's pool; an address of the
+  // relayed subnet asked for directly is not on its network.
+  assert.equal(t.send(1, T.DISCOVER)[0]?.yiaddr, "192.0.2.100");
+  const [nak] = t.send(2, T.REQUEST, { options: [t.reqIp("203.0.113.101")] });
+  assert.equal(nak?.type, T.NAK);
+  // A relay for a subnet served nowhere: dropped, counted.
+  assert.deepEqual(t.send(3, T.DISCOVER, { ...via, giaddr: "198.51.100.1" }), []);
+  assert.equal(t.server.stats.relayOtherSubnetDropped, 1);
+  t.server.close();
+});
+
+Deno.test("[interface.dhcp] relay_subnets reaches the server's settings", () => {
+  const c = parseConfig(
+    `[[interface]]\nname = "lan0"\naddresses = ["192.0.2.1/24"]\n[interface.dhcp]\npools = ["192.0.2.100-192.0.2.150"]\n` +
+      `relay_subnets = [{ subnet = "203.0.113.0/24", pools = ["203.0.113.100-203.0.113.150"], router = "203.0.113.1" }]\n`,
+  );
+  assert.deepEqual(c.interfaces[0]!.dhcp.settings.relaySubnets, [{
+    prefix: ip("203.0.113.0"),
+    prefixLen: 24,
+    pools: [{ start: ip("203.0.113.100"), end: ip("203.0.113.150") }],
+    routers: [ip("203.0.113.1")],
+  }]);
+});
