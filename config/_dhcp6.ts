@@ -40,6 +40,12 @@ export interface Dhcp6Config {
   settings: Dhcpv6ServerSettings;
   /** Where `tapir run` keeps the leases (default `/var/lib/tapir/<interface>.dhcp6.leases`); the lab keeps them in memory. */
   leaseFile: string;
+  /**
+   * `delegated_pool = "::1000-::1fff"`: interface identifiers (the low 64
+   * bits) handed out in each /64 this interface takes from a delegation
+   * (`[interface.ra]` prefixes with `from`), or null.
+   */
+  delegatedPool: { first: Uint8Array; last: Uint8Array } | null;
 }
 
 const DHCP6_KEYS = [
@@ -54,6 +60,7 @@ const DHCP6_KEYS = [
   "preference",
   "decline_time",
   "lease_file",
+  "delegated_pool",
 ] as const;
 
 const S = 1000;
@@ -197,9 +204,39 @@ export function validateDhcp6(
     }
     pdPools.push({ prefix, prefixLen, delegatedLen, path: pp });
   });
+  let delegatedPool: Dhcp6Config["delegatedPool"] = null;
+  if (tt.delegated_pool !== undefined) {
+    const dp = at(path, "delegated_pool");
+    const m = typeof tt.delegated_pool === "string"
+      ? /^\s*([0-9A-Fa-f:.]+)\s*-\s*([0-9A-Fa-f:.]+)\s*$/.exec(tt.delegated_pool)
+      : null;
+    const first = m ? v6At(ctx, m[1], dp) : undefined;
+    const last = m ? v6At(ctx, m[2], dp) : undefined;
+    if (m === null) {
+      ctx.err(
+        dp,
+        `expected "::FIRST-::LAST" interface identifiers (e.g. "::1000-::1fff"), found ${
+          describe(tt.delegated_pool)
+        }`,
+      );
+    } else if (first && last) {
+      if (first.subarray(0, 8).some((b) => b !== 0) || last.subarray(0, 8).some((b) => b !== 0)) {
+        ctx.err(
+          dp,
+          `give interface identifiers only (the low 64 bits, e.g. "::1000-::1fff"): the prefix comes from the delegation`,
+        );
+      } else if (ipv6Compare(first, last) > 0) {
+        ctx.err(dp, `the range starts at ${formatIpv6(first)}, after its end ${formatIpv6(last)}`);
+      } else if (
+        ipv6Compare(first, parseIpv6("::1")) <= 0 && ipv6Compare(last, parseIpv6("::1")) >= 0
+      ) {
+        ctx.err(dp, `the range holds ::1, the router's own address in each delegated /64`);
+      } else delegatedPool = { first, last };
+    }
+  }
   if (
     enabled && tt.pools === undefined && tt.pd_pools === undefined &&
-    tt.dns_servers === undefined && tt.search === undefined
+    tt.dns_servers === undefined && tt.search === undefined && tt.delegated_pool === undefined
   ) {
     ctx.err(
       path,
@@ -241,6 +278,7 @@ export function validateDhcp6(
   return {
     enabled,
     leaseFile,
+    delegatedPool,
     settings: {
       pools: pools.map(({ start, end }) => ({ start, end })),
       pdPools: pdPools.map(({ prefix, prefixLen, delegatedLen }) => ({

@@ -749,13 +749,14 @@ function validateInterface(
   // for other configuration when M or O is: a server this link's RAs do not point to goes unused.
   if (dhcp6.enabled && ra.enabled) {
     const s = dhcp6.settings;
-    if (s.pools.length > 0 && !ra.managed) {
+    if ((s.pools.length > 0 || dhcp6.delegatedPool !== null) && !ra.managed) {
       ctx.err(
         at(at(path, "dhcp6"), "pools"),
         `hosts ask DHCPv6 for addresses only when the RA's M flag is set: add managed = true to [interface.ra] (or drop the pools)`,
       );
     } else if (
-      s.pools.length === 0 && s.pdPools.length === 0 && !ra.managed && !ra.otherConfig
+      s.pools.length === 0 && s.pdPools.length === 0 && dhcp6.delegatedPool === null &&
+      !ra.managed && !ra.otherConfig
     ) {
       ctx.err(
         at(path, "dhcp6"),
@@ -767,6 +768,12 @@ function validateInterface(
     ctx.err(
       at(at(path, "dhcp6"), "lease_file"),
       `the DHCPv6 server needs a lease file of its own (${dhcp6.leaseFile} is also dhcp.lease_file)`,
+    );
+  }
+  if (dhcp6.delegatedPool !== null && ra.delegated.length === 0) {
+    ctx.err(
+      at(at(path, "dhcp6"), "delegated_pool"),
+      `delegated_pool needs a delegated prefix on this interface: [interface.ra] prefixes = [{ from = "wan0", subnet = 1 }]`,
     );
   }
   const dhcp6Client = validateDhcp6Client(ctx, t.dhcp6_client, at(path, "dhcp6_client"));

@@ -220,6 +220,28 @@ export function applyDelegations(
     const base = lan.ra.enabled && stack.ipv6.nicState(nic) !== undefined ? lan.ra : null;
     const tracker = new DelegatedLan(stack, nic, parts, base);
     tracker.onLog = (line) => log.info("{line}", { line });
+    const dp = lan.dhcp6.enabled ? lan.dhcp6.delegatedPool : null;
+    if (dp !== null) {
+      // The LAN's DHCPv6 server hands out `delegated_pool` in each /64 of the delegation.
+      const renumber = (lan64s: Uint8Array[]) => {
+        const srv = stack.services.get(`dhcp6:${lan.name}`);
+        if (!(srv instanceof Dhcpv6Server)) return;
+        const join = (p: Uint8Array, iid: Uint8Array) => {
+          const a = p.slice(0, 16);
+          a.set(iid.subarray(8, 16), 8);
+          return a;
+        };
+        srv.configure({
+          ...lan.dhcp6.settings,
+          pools: [
+            ...lan.dhcp6.settings.pools,
+            ...lan64s.map((p) => ({ start: join(p, dp.first), end: join(p, dp.last) })),
+          ],
+        });
+      };
+      tracker.onChange = renumber;
+      renumber(tracker.subnets());
+    }
     stack.services.set(`delegation:${lan.name}`, tracker);
   }
 }

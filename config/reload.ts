@@ -156,7 +156,8 @@ export function applyConfig(
   const touched = prev.interfaces.length !== next.interfaces.length ||
     next.interfaces.some((n) => {
       const p = prevIfaces.get(n.name);
-      return p === undefined || !same(p.ra, n.ra) || !same(p.dhcp6Client, n.dhcp6Client);
+      return p === undefined || !same(p.ra, n.ra) || !same(p.dhcp6Client, n.dhcp6Client) ||
+        !same(p.dhcp6, n.dhcp6);
     });
   if (touched) applyDelegations(stack, nics, next.interfaces);
   if (!same(prev.metrics, next.metrics)) notApplied.push("metrics.listen changed");

@@ -617,6 +617,20 @@ const CASES: BadCase[] = [
     message: "is not a range inside 203.0.113.0/24",
   },
   {
+    name: "a DHCPv6 delegated_pool on an interface that takes no delegated prefix",
+    text: LAN + `[interface.dhcp6]\ndelegated_pool = "::1000-::1fff"\n`,
+    path: "interface[0].dhcp6.delegated_pool",
+    line: 5,
+    message: "delegated_pool needs a delegated prefix on this interface",
+  },
+  {
+    name: "a DHCPv6 delegated_pool with prefix bits",
+    text: LAN + `[interface.dhcp6]\ndelegated_pool = "2001:db8::1000-2001:db8::1fff"\n`,
+    path: "interface[0].dhcp6.delegated_pool",
+    line: 5,
+    message: "give interface identifiers only",
+  },
+  {
     name: "a DHCP client id that is not hex bytes",
     text:
       `[[interface]]\nname = "wan0"\naddresses = ["dhcp"]\n[interface.dhcp_client]\nclient_id = "xyz"\n`,

@@ -78,6 +78,8 @@ export class DelegatedLan {
   #base: RaAdvertSettings | null;
   /** Called with a line for the log on each change. */
   onLog: ((line: string) => void) | null = null;
+  /** Called with the /64s in use after each change (e.g. to renumber a DHCPv6 server's pools). */
+  onChange: ((lan64s: Uint8Array[]) => void) | null = null;
 
   constructor(
     readonly host: DelegationHost,
@@ -154,6 +156,12 @@ export class DelegatedLan {
       this.#held.set(part, { lan64, address, prefix: p });
     }
     this.#advertise();
+    this.onChange?.([...this.#held.values()].map((h) => h.lan64));
+  }
+
+  /** The /64s in use now. */
+  subnets(): Uint8Array[] {
+    return [...this.#held.values()].map((h) => h.lan64);
   }
 
   /** Re-enable the RAs with the base prefixes plus the delegated and withdrawn ones. */

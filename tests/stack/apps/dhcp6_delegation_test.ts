@@ -183,3 +183,30 @@ Deno.test("prefix delegation: a reload that moves the LAN to subnet 2 renumbers 
   g.stack.close();
   host.stack.close();
 });
+
+Deno.test("prefix delegation: the LAN's DHCPv6 server hands out delegated_pool in the delegated /64", () => {
+  const clock = new ManualClock(1_000_000);
+  const [ispDown, gwWan] = MemoryLink.pair({ clock, names: ["isp:down0", "gw:wan0"] });
+  const [gwLan, hostEth] = MemoryLink.pair({ clock, names: ["gw:lan0", "host:eth0"] });
+  const node = (text: string, links: MemoryEndpoint[]) => {
+    let i = 0;
+    return buildStack(parseConfig(text), { clock, openLink: () => links[i++]! });
+  };
+  const lanRa = GW_RA.replace("enabled = true", "enabled = true\nmanaged = true") +
+    `[interface.dhcp6]\ndelegated_pool = "::1000-::1fff"\ndns_servers = ["2001:db8:f::53"]\n`;
+  const isp = node(ISP, [ispDown]);
+  const g = node(gw(lanRa), [gwWan, gwLan]);
+  const host = node(
+    `[router]\nhostname = "host"\n[[interface]]\nname = "eth0"\naccept_ra = true\n[interface.dhcp6_client]\nia_na = true\n`,
+    [hostEth],
+  );
+  clock.advance(60_000);
+  const c = host.stack.services.get("dhcp6-client:eth0") as Dhcpv6Client;
+  assert.equal(c.state, "bound");
+  assert.equal(formatIpv6(c.lease!.address!.address), "2001:db8:100:1::1000");
+  assert.deepEqual(c.lease!.dnsServers.map((a) => formatIpv6(a)), ["2001:db8:f::53"]);
+  assert.ok(addrsOf(host.stack, "eth0").includes("2001:db8:100:1::1000/128 dhcp preferred"));
+  isp.stack.close();
+  g.stack.close();
+  host.stack.close();
+});
