@@ -251,7 +251,7 @@ Deno.test("parseDuration() reads units and combinations", async (t) => {
 });
 
 Deno.test("examples parse", async (t) => {
-  for (const f of ["router.toml", "host.toml"]) {
+  for (const f of ["router.toml", "host.toml", "gateway.toml", "gateway_dhcp.toml"]) {
     await t.step(f, async () => {
       const c: Config = await loadConfig(new URL(`../../examples/${f}`, import.meta.url).pathname);
       assert.ok(c.interfaces.length > 0);

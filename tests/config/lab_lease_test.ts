@@ -3,11 +3,18 @@
  * its WAN side by DHCPv4 and DHCPv6 with prefix delegation and serves its
  * LAN) holds every expectation; a lease probe fails, saying why, when the
  * lease is outside the expected range or never comes; and a lease probe on
- * an interface without a DHCP client is a config error.
+ * an interface without a DHCP client is a config error. And
+ * examples/gateway_dhcp.toml (the same gateway for TAPs, with a default-drop
+ * firewall) behind the lab's ISP node serves a LAN host over both families.
  */
 import assert from "node:assert/strict";
-import { ConfigErrors, parseLabConfig } from "../../config/mod.ts";
+import { type Config, ConfigErrors, parseConfig, parseLabConfig } from "../../config/mod.ts";
 import { runLab } from "../../config/lab_runner.ts";
+import { buildStack } from "../../config/build.ts";
+import { type MemoryEndpoint, MemoryLink } from "../../link/mod.ts";
+import { Dhcpv4Client, Dhcpv6Client, ManualClock, ping } from "../../stack/mod.ts";
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from "../../stack/wire/mod.ts";
+import { settle } from "../topology/_topology.ts";
 
 const example = Deno.readTextFileSync(
   new URL("../../examples/dhcp_gateway_lab.toml", import.meta.url),
@@ -57,4 +64,43 @@ Deno.test("a lease probe on an interface that runs no DHCP client is rejected at
       ["lab.probe[2].lease", 'isp:down0 runs no DHCPv4 client (addresses = ["dhcp"])'],
     ]);
   }
+});
+
+Deno.test("examples/gateway_dhcp.toml behind the lab's ISP: WAN leases, the LAN served by DHCPv4, RA and DHCPv6 through its firewall", async () => {
+  const clock = new ManualClock(1_000_000);
+  const isp = parseLabConfig(example, "dhcp_gateway_lab.toml").nodes.find((n) => n.name === "isp")!;
+  const [ispDown, gwWan] = MemoryLink.pair({ clock, names: ["isp:down0", "gw:wan0"] });
+  const [gwLan, hostEth] = MemoryLink.pair({ clock, names: ["gw:lan0", "host:eth0"] });
+  const build = (c: Config, links: MemoryEndpoint[]) => {
+    let i = 0;
+    return buildStack(c, { clock, openLink: () => links[i++]! }).stack;
+  };
+  const ispStack = build(isp.config, [ispDown]);
+  const gw = build(
+    parseConfig(
+      Deno.readTextFileSync(new URL("../../examples/gateway_dhcp.toml", import.meta.url)),
+    ),
+    [gwWan, gwLan],
+  );
+  const host = build(
+    parseConfig(
+      `[router]\nhostname = "host"\n[[interface]]\nname = "eth0"\naddresses = ["dhcp"]\naccept_ra = true\n` +
+        `[interface.dhcp_client]\nprobes = 1\n[interface.dhcp6_client]\nia_na = true\n`,
+    ),
+    [hostEth],
+  );
+  clock.advance(60_000);
+  const wan6 = gw.services.get("dhcp6-client:wan0") as Dhcpv6Client;
+  assert.equal(formatIpv6(wan6.prefix!.prefix), "2001:db8:100::");
+  const h4 = host.services.get("dhcp4-client:eth0") as Dhcpv4Client;
+  assert.equal(formatIpv4(h4.lease!.address), "192.0.2.100");
+  const h6 = host.services.get("dhcp6-client:eth0") as Dhcpv6Client;
+  assert.equal(formatIpv6(h6.lease!.address!.address), "2001:db8:100:1::1000");
+  for (const dst of [parseIpv4("198.51.100.1"), parseIpv6("2001:db8:f::1")]) {
+    const r = await settle(clock, ping(host, { dst, count: 2, timeoutMs: 2000 }));
+    assert.equal(r.received, 2, JSON.stringify(r));
+  }
+  ispStack.close();
+  gw.close();
+  host.close();
 });
