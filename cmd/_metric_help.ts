@@ -8,53 +8,74 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "bytesSent": "Bytes of frames handed to the link.",
     "txErrors": "Frames the link refused to send (queue full, link down, write error).",
     "runtFramesReceived": "Frames shorter than an Ethernet header.",
-    "notForUsFramesReceived": "Frames whose destination MAC is neither ours, broadcast, nor a group we joined.",
+    "notForUsFramesReceived":
+      "Frames whose destination MAC is neither ours, broadcast, nor a group we joined.",
     "ipv4FramesReceived": "Received frames with EtherType IPv4 (0x0800).",
     "arpFramesReceived": "Received frames with EtherType ARP (0x0806).",
     "ipv6FramesReceived": "Received frames with EtherType IPv6 (0x86dd).",
-    "vlanTaggedFramesDropped": "Received 802.1Q/802.1ad tagged frames, dropped: VLANs are not supported yet.",
-    "unknownEtherTypeFramesDropped": "Received frames with an EtherType tapir does not handle, dropped."
+    "vlanTaggedFramesDropped":
+      "Received 802.1Q/802.1ad tagged frames, dropped: VLANs are not supported yet.",
+    "unknownEtherTypeFramesDropped":
+      "Received frames with an EtherType tapir does not handle, dropped.",
   },
   "IpForwardingStats": {
     "packets": "Packets forwarded to the next hop (or queued for its resolution).",
     "ttlExceeded": "Packets whose TTL / hop limit ran out (answered with Time Exceeded).",
-    "noRoute": "Packets with no route, or whose route's interface is down (answered with Destination Unreachable).",
-    "blackholeDropped": "Packets that hit a blackhole route (dropped silently; local IPv4 packets too).",
-    "unreachableRouteDropped": "Packets that hit an unreachable route (answered with Net Unreachable / No Route; local IPv4 packets too).",
-    "prohibitRouteDropped": "Packets that hit a prohibit route (answered with Administratively Prohibited; local IPv4 packets too).",
-    "packetTooBig": "Packets too big for the egress MTU that may not be fragmented (IPv4 DF set, any IPv6 packet), answered with Fragmentation Needed / Packet Too Big.",
+    "noRoute":
+      "Packets with no route, or whose route's interface is down (answered with Destination Unreachable).",
+    "blackholeDropped":
+      "Packets that hit a blackhole route (dropped silently; local IPv4 packets too).",
+    "unreachableRouteDropped":
+      "Packets that hit an unreachable route (answered with Net Unreachable / No Route; local IPv4 packets too).",
+    "prohibitRouteDropped":
+      "Packets that hit a prohibit route (answered with Administratively Prohibited; local IPv4 packets too).",
+    "packetTooBig":
+      "Packets too big for the egress MTU that may not be fragmented (IPv4 DF set, any IPv6 packet), answered with Fragmentation Needed / Packet Too Big.",
     "redirectsSent": "Redirects sent (RFC 1812 §5.2.7.2, RFC 4861 §8.2).",
-    "linkLocalNotForwarded": "IPv6: packets with a link-local source or destination, which never leave their link.",
-    "linkControlNotForwarded": "IPv6: NDP and MLD messages that reached the forwarding path: link-local control is never forwarded."
+    "linkLocalNotForwarded":
+      "IPv6: packets with a link-local source or destination, which never leave their link.",
+    "linkControlNotForwarded":
+      "IPv6: NDP and MLD messages that reached the forwarding path: link-local control is never forwarded.",
   },
   "IpStats": {
     "packetsReceived": "Packets handed to the layer.",
-    "malformedPacketsReceived": "Packets too short, of another version, with lengths that do not fit, or with a malformed IPv6 header chain.",
+    "malformedPacketsReceived":
+      "Packets too short, of another version, with lengths that do not fit, or with a malformed IPv6 header chain.",
     "checksumErrors": "IPv4: packets whose header checksum is wrong.",
-    "invalidAddressesReceived": "Packets with a source or destination that never arrives on a wire: loopback, multicast or (IPv4) broadcast and class E sources, loopback or unspecified destinations.",
-    "sourceRouteDropped": "IPv4: packets with a loose or strict source route option, dropped (Linux's default accept_source_route=0, RFC 7126 §4.3.3.3).",
-    "optionsDropped": "Packets dropped for their options: malformed IPv4 options (answered with Parameter Problem), IPv6 Hop-by-Hop or Destination options (RFC 8200 §4.2).",
-    "routingHeaderDropped": "IPv6: packets with a Routing header whose Segments Left is not 0 (answered with Parameter Problem).",
-    "unknownProtocolReceived": "Packets for a transport nobody handles (answered with Protocol Unreachable / Parameter Problem code 1).",
-    "tentativeDropped": "IPv6: non-NDP packets for an address that is still tentative (RFC 4862 §5.4).",
+    "invalidAddressesReceived":
+      "Packets with a source or destination that never arrives on a wire: loopback, multicast or (IPv4) broadcast and class E sources, loopback or unspecified destinations.",
+    "sourceRouteDropped":
+      "IPv4: packets with a loose or strict source route option, dropped (Linux's default accept_source_route=0, RFC 7126 §4.3.3.3).",
+    "optionsDropped":
+      "Packets dropped for their options: malformed IPv4 options (answered with Parameter Problem), IPv6 Hop-by-Hop or Destination options (RFC 8200 §4.2).",
+    "routingHeaderDropped":
+      "IPv6: packets with a Routing header whose Segments Left is not 0 (answered with Parameter Problem).",
+    "unknownProtocolReceived":
+      "Packets for a transport nobody handles (answered with Protocol Unreachable / Parameter Problem code 1).",
+    "tentativeDropped":
+      "IPv6: non-NDP packets for an address that is still tentative (RFC 4862 §5.4).",
     "packetsDelivered": "Packets delivered to a local transport (after reassembly).",
-    "notForUsDropped": "Packets neither for a local address nor forwardable (forwarding off, a link-layer or directed broadcast).",
+    "notForUsDropped":
+      "Packets neither for a local address nor forwardable (forwarding off, a link-layer or directed broadcast).",
     "multicastNotJoinedDropped": "Multicast packets for groups not joined on the arriving NIC.",
     "atomicFragmentsReceived": "IPv6: atomic fragments processed without reassembly (RFC 6946).",
-    "fragmentsMalformed": "IPv6: fragments with a bad length, offset or incomplete header chain (answered with Parameter Problem).",
+    "fragmentsMalformed":
+      "IPv6: fragments with a bad length, offset or incomplete header chain (answered with Parameter Problem).",
     "fragmentOverlapsDropped": "IPv6: datagrams dropped for overlapping fragments (RFC 5722).",
     "packetsReassembled": "IPv6: datagrams reassembled (IPv4's are counted by its reassembler).",
     "packetsSent": "Locally generated packets sent.",
     "outputNoRoute": "Local packets with no route to their destination.",
     "outputNoSource": "IPv6: local packets for which no source address could be selected.",
-    "outputTooBig": "IPv4: local packets bigger than the egress MTU with DF set (the error goes to the local sender).",
+    "outputTooBig":
+      "IPv4: local packets bigger than the egress MTU with DF set (the error goes to the local sender).",
     "packetsFragmented": "Packets fragmented on output.",
     "fragmentsCreated": "Fragments sent.",
-    "fragmentationFailed": "IPv4: packets that could not be fragmented (pool exhausted, MTU below 68).",
+    "fragmentationFailed":
+      "IPv4: packets that could not be fragmented (pool exhausted, MTU below 68).",
     "gsoSegmented": "GSO super-frames segmented in software for a link without offloads.",
     "gsoDropped": "GSO super-frames that could not be segmented (not TCP, or malformed), dropped.",
     "firewallDropped": "Packets dropped by a firewall hook.",
-    "tcpResetsSent": "TCP resets sent for segments to closed ports (there is no TCP endpoint yet)."
+    "tcpResetsSent": "TCP resets sent for segments to closed ports (there is no TCP endpoint yet).",
   },
   "Icmpv4Stats": {
     "messagesReceived": "ICMP messages received for local delivery.",
@@ -63,28 +84,32 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "echoRepliesReceived": "Echo replies received (handed to pingers).",
     "errorsReceived": "Error messages received (handed to pingers and sockets).",
     "errorsSent": "Error messages sent, all kinds.",
-    "errorsSuppressed": "Errors not sent because the original was an ICMP error, a broadcast/multicast, a non-initial fragment, or had an invalid source (RFC 1122 §3.2.2).",
-    "errorsRateLimited": "Errors not sent because the token bucket was empty."
+    "errorsSuppressed":
+      "Errors not sent because the original was an ICMP error, a broadcast/multicast, a non-initial fragment, or had an invalid source (RFC 1122 §3.2.2).",
+    "errorsRateLimited": "Errors not sent because the token bucket was empty.",
   },
   "ArpStats": {
     "packetsReceived": "ARP packets received.",
     "malformedReceived": "ARP packets that are not Ethernet/IPv4, or too short.",
-    "unknownOpDropped": "ARP packets with an operation other than request (1) or reply (2), dropped.",
-    "groupSenderDropped": "ARP packets whose sender hardware address is a broadcast or multicast MAC, dropped (RFC 1812 §3.3.2).",
+    "unknownOpDropped":
+      "ARP packets with an operation other than request (1) or reply (2), dropped.",
+    "groupSenderDropped":
+      "ARP packets whose sender hardware address is a broadcast or multicast MAC, dropped (RFC 1812 §3.3.2).",
     "requestsAnswered": "Requests for one of our addresses, answered.",
     "requestsNotForUs": "Requests for addresses that are not ours.",
     "repliesReceived": "Replies received.",
     "requestsSent": "Requests sent (resolution and probes).",
-    "gratuitousSent": "Gratuitous ARPs sent when an address came up."
+    "gratuitousSent": "Gratuitous ARPs sent when an address came up.",
   },
   "UdpStats": {
     "datagramsReceived": "Datagrams received for local delivery.",
     "malformedReceived": "Datagrams shorter than their header or with a length that does not fit.",
     "checksumErrors": "Datagrams with a bad checksum.",
-    "unknownPortReceived": "Datagrams for a port nobody listens on (answered with Port Unreachable).",
+    "unknownPortReceived":
+      "Datagrams for a port nobody listens on (answered with Port Unreachable).",
     "datagramsSent": "Datagrams sent by local sockets.",
     "receiveQueueFullDropped": "Datagrams dropped because their socket's receive queue was full.",
-    "sendFailed": "Datagrams a socket could not send: no route, no source address, or no buffer."
+    "sendFailed": "Datagrams a socket could not send: no route, no source address, or no buffer.",
   },
   "Icmpv6Stats": {
     "messagesReceived": "ICMPv6 messages received for local delivery.",
@@ -96,11 +121,13 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "errorsSuppressed": "Errors not sent by the rules of RFC 4443 §2.4 (e).",
     "errorsRateLimited": "Errors not sent because the token bucket was empty.",
     "ndpInFragmentDropped": "NDP messages that arrived in a fragmented packet, dropped (RFC 6980).",
-    "packetTooBigIgnored": "Packet Too Big messages ignored: an MTU below 1280 (RFC 8201 §4), or about a packet that is not ours (RFC 5927 §4.2)."
+    "packetTooBigIgnored":
+      "Packet Too Big messages ignored: an MTU below 1280 (RFC 8201 §4), or about a packet that is not ours (RFC 5927 §4.2).",
   },
   "NdpStats": {
     "messagesReceived": "NDP messages received.",
-    "invalidDropped": "Messages failing the validity checks of RFC 4861 §6.1/§7.1 (hop limit, code, length, options, addresses).",
+    "invalidDropped":
+      "Messages failing the validity checks of RFC 4861 §6.1/§7.1 (hop limit, code, length, options, addresses).",
     "solicitationsReceived": "Neighbor Solicitations received.",
     "advertisementsReceived": "Neighbor Advertisements received.",
     "notForUs": "Solicitations for a target that is not ours.",
@@ -114,92 +141,120 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "dadProbesSent": "DAD probes sent.",
     "dadSucceeded": "Addresses that passed DAD.",
     "dadFailed": "Addresses found duplicate (dadfailed).",
-    "redirectsSent": "Redirects sent (RFC 4861 §8.2)."
+    "redirectsSent": "Redirects sent (RFC 4861 §8.2).",
   },
   "MldStats": {
     "queriesReceived": "Queries received.",
     "invalidQueriesDropped": "Queries from a non-link-local source or malformed, dropped.",
-    "reportsSent": "MLDv2 reports sent."
+    "reportsSent": "MLDv2 reports sent.",
   },
   "StackStats": {
-    "unknownEtherTypeFramesDropped": "Frames for protocols tapir does not implement yet, dropped (all NICs).",
-    "bufferPoolExhausted": "Packets dropped because the buffer pool was exhausted."
+    "unknownEtherTypeFramesDropped":
+      "Frames for protocols tapir does not implement yet, dropped (all NICs).",
+    "bufferPoolExhausted": "Packets dropped because the buffer pool was exhausted.",
   },
   "NeighborStats": {
     "lookups": "Calls to `lookup()`.",
-    "lookupMisses": "`lookup()` calls that found no usable link-layer address (the caller then resolves).",
-    "entriesCreated": "Entries created (INCOMPLETE by `resolve`, STALE by a solicitation, PERMANENT by `addStatic`).",
-    "resolutionsStarted": "Address resolutions started: an INCOMPLETE entry was created or a FAILED one restarted.",
-    "resolutionsFailed": "Resolutions and probes that ran out of solicitations (INCOMPLETE or PROBE → FAILED).",
+    "lookupMisses":
+      "`lookup()` calls that found no usable link-layer address (the caller then resolves).",
+    "entriesCreated":
+      "Entries created (INCOMPLETE by `resolve`, STALE by a solicitation, PERMANENT by `addStatic`).",
+    "resolutionsStarted":
+      "Address resolutions started: an INCOMPLETE entry was created or a FAILED one restarted.",
+    "resolutionsFailed":
+      "Resolutions and probes that ran out of solicitations (INCOMPLETE or PROBE → FAILED).",
     "multicastProbesSent": "Multicast/broadcast solicitations sent (INCOMPLETE).",
     "unicastProbesSent": "Unicast solicitations sent (PROBE).",
     "packetsQueued": "Packets copied into an unresolved entry's queue.",
-    "queuedPacketsDropped": "Queued packets dropped because the entry's queue was full (the oldest goes).",
-    "queueBytesDrops": "Packets not queued because the cache's queues hold `queueBytesTotal` bytes already.",
+    "queuedPacketsDropped":
+      "Queued packets dropped because the entry's queue was full (the oldest goes).",
+    "queueBytesDrops":
+      "Packets not queued because the cache's queues hold `queueBytesTotal` bytes already.",
     "queuedPacketsSent": "Queued packets sent once the address was learnt.",
     "queuedPacketsFailed": "Queued packets handed to `resolutionFailed` when resolution failed.",
-    "queuedPacketsDiscarded": "Queued packets discarded because their entry was removed or flushed.",
-    "tableFullDrops": "Entries not created because the table was full even after garbage collection.",
+    "queuedPacketsDiscarded":
+      "Queued packets discarded because their entry was removed or flushed.",
+    "tableFullDrops":
+      "Entries not created because the table was full even after garbage collection.",
     "entriesEvicted": "Entries removed by garbage collection (forced or `gc()`).",
     "confirmations": "Reachability confirmations that moved an entry to, or kept it in, REACHABLE.",
-    "advertisementsIgnored": "Advertisements ignored: no entry for the target, or the entry is PERMANENT.",
-    "linkAddressChanges": "Times an existing entry's link-layer address was replaced by a different one."
+    "advertisementsIgnored":
+      "Advertisements ignored: no entry for the target, or the entry is PERMANENT.",
+    "linkAddressChanges":
+      "Times an existing entry's link-layer address was replaced by a different one.",
   },
   "ReassemblyStats": {
     "fragmentsReceived": "Fragments handed to `add()`, whatever became of them.",
     "datagramsReassembled": "Datagrams completed and returned to the caller.",
-    "duplicatesIgnored": "Fragments ignored because one with the same offset and length was already held.",
-    "overlapsDropped": "Datagrams dropped because a fragment overlapped one already held (RFC 5722).",
+    "duplicatesIgnored":
+      "Fragments ignored because one with the same offset and length was already held.",
+    "overlapsDropped":
+      "Datagrams dropped because a fragment overlapped one already held (RFC 5722).",
     "timeouts": "Datagrams dropped because their reassembly timer expired while still incomplete.",
     "evictedForMemory": "Datagrams evicted (oldest first) to keep the memory held under the limit.",
-    "tooLongDropped": "Fragments dropped because they would make the datagram exceed its maximum length.",
-    "inconsistentDropped": "Datagrams dropped because a fragment conflicted with the total length fixed by a last fragment.",
-    "malformedDropped": "Fragments dropped as malformed: empty, offset or non-last length not a multiple of 8, out of the source buffer.",
-    "lateFragmentsDropped": "Fragments dropped because their datagram was already dropped and its key is remembered until the timeout.",
-    "memoryLimitDropped": "Fragments dropped because they did not fit in the memory limit even after evicting every other datagram.",
-    "bufferPoolExhausted": "Fragments dropped because the buffer pool had no buffer for a new datagram.",
-    "memoryInUse": "Gauge: bytes currently charged to datagrams under reassembly."
+    "tooLongDropped":
+      "Fragments dropped because they would make the datagram exceed its maximum length.",
+    "inconsistentDropped":
+      "Datagrams dropped because a fragment conflicted with the total length fixed by a last fragment.",
+    "malformedDropped":
+      "Fragments dropped as malformed: empty, offset or non-last length not a multiple of 8, out of the source buffer.",
+    "lateFragmentsDropped":
+      "Fragments dropped because their datagram was already dropped and its key is remembered until the timeout.",
+    "memoryLimitDropped":
+      "Fragments dropped because they did not fit in the memory limit even after evicting every other datagram.",
+    "bufferPoolExhausted":
+      "Fragments dropped because the buffer pool had no buffer for a new datagram.",
+    "memoryInUse": "Gauge: bytes currently charged to datagrams under reassembly.",
   },
   "RaStats": {
     "unsolicitedSent": "Unsolicited (periodic) multicast RAs sent.",
     "solicitedSent": "RAs sent in answer to a Router Solicitation (multicast or unicast).",
     "finalSent": "Final RAs with router lifetime 0 sent on shutdown (RFC 4861 §6.2.5).",
     "solicitationsReceived": "Solicitations received on an advertising interface.",
-    "invalidSolicitationsDropped": "Solicitations that broke §6.1.1 (unspecified source with a link-layer option).",
+    "invalidSolicitationsDropped":
+      "Solicitations that broke §6.1.1 (unspecified source with a link-layer option).",
     "solicitationsCoalesced": "Solicitations merged into an answer already scheduled.",
     "inconsistentAdvertisements": "RAs of other routers that disagree with ours (§6.2.7).",
     "solicitationsSent": "Router Solicitations the host side sent.",
     "advertisementsAccepted": "RAs accepted by the host side.",
-    "advertisementsNotLinkLocalDropped": "RAs dropped by the host-side checks of §6.1.2, per reason in the name.",
+    "advertisementsNotLinkLocalDropped":
+      "RAs dropped by the host-side checks of §6.1.2, per reason in the name.",
     "advertisementsIgnored": "RAs on an interface where accept_ra is off.",
     "routersDropped": "New default routers not added: the interface is at `maxRouters`.",
-    "routersDisplaced": "Default routers heard only once removed to make room for one that repeats its RAs (an RA flood's entries).",
+    "routersDisplaced":
+      "Default routers heard only once removed to make room for one that repeats its RAs (an RA flood's entries).",
     "prefixesDropped": "New prefixes not added: the interface is at `maxPrefixes`.",
-    "prefixesDisplaced": "Prefixes heard only once removed (route and address) to make room for one its router repeats (an RA flood's entries).",
+    "prefixesDisplaced":
+      "Prefixes heard only once removed (route and address) to make room for one its router repeats (an RA flood's entries).",
     "addressesDropped": "SLAAC addresses not formed: the interface is at `maxAddresses`.",
-    "routesDropped": "Route Information options not installed: the interface is at `maxPrefixes` RA routes.",
+    "routesDropped":
+      "Route Information options not installed: the interface is at `maxPrefixes` RA routes.",
     "dnsDropped": "RDNSS/DNSSL entries not kept: the list is full.",
     "prefixesIgnored": "Prefix Information options ignored (RFC 4862 §5.5.3 (a)–(d)).",
-    "twoHourRuleApplied": "Valid lifetimes capped or ignored by the two-hour rule (RFC 4862 §5.5.3 (e)).",
-    "mtuIgnored": "MTU options ignored (below 1280 or above the link MTU)."
+    "twoHourRuleApplied":
+      "Valid lifetimes capped or ignored by the two-hour rule (RFC 4862 §5.5.3 (e)).",
+    "mtuIgnored": "MTU options ignored (below 1280 or above the link MTU).",
   },
   "FirewallStats": {
     "dropped": "Packets dropped by a DROP or REJECT rule or a DROP policy.",
-    "rejectsSent": "ICMP errors and TCP resets REJECT sent (or tried to: the ICMP rate limit applies).",
+    "rejectsSent":
+      "ICMP errors and TCP resets REJECT sent (or tried to: the ICMP rate limit applies).",
     "natPortsExhausted": "New connections dropped: no free NAT port (or identifier) in the range.",
-    "masqueradeNoAddress": "New connections dropped: MASQUERADE found no address on the egress NIC.",
+    "masqueradeNoAddress":
+      "New connections dropped: MASQUERADE found no address on the egress NIC.",
     "laterFragmentsUntracked": "Fragments after the first, passed untracked (they carry no ports).",
     "logged": "Lines logged by LOG rules.",
-    "traced": "Trace lines emitted."
+    "traced": "Trace lines emitted.",
   },
   "ConntrackStats": {
     "inserted": "Connections inserted into the table.",
     "expired": "Connections that expired.",
     "earlyDropped": "Unassured connections evicted to make room for a new one.",
-    "tableFullDropped": "New connections (and their first packet) dropped: the table was full of assured entries.",
+    "tableFullDropped":
+      "New connections (and their first packet) dropped: the table was full of assured entries.",
     "insertFailed": "First packets dropped because a tuple of theirs was already in the table.",
     "invalid": "Packets that fit no connection state (ctstate INVALID).",
-    "masqueradeFlushed": "Connections removed because their MASQUERADE address went away."
+    "masqueradeFlushed": "Connections removed because their MASQUERADE address went away.",
   },
   "Dhcpv4ServerStats": {
     "discoverReceived": "DHCPDISCOVER messages received.",
@@ -211,20 +266,28 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "acksSent": "DHCPACK messages sent.",
     "naksSent": "DHCPNAK messages sent.",
     "otherServerSelected": "REQUESTs that selected another server's offer.",
-    "malformedDropped": "Messages too short, without the magic cookie, or with options that do not parse.",
+    "malformedDropped":
+      "Messages too short, without the magic cookie, or with options that do not parse.",
     "notRequestDropped": "BOOTREPLY messages (from another server) received on port 67.",
     "unsupportedHardwareDropped": "Messages for a hardware type other than Ethernet.",
     "noMessageTypeDropped": "BOOTP messages without option 53 (plain BOOTP is not served).",
-    "unknownMessageTypeDropped": "Messages with an option 53 a server does not take (OFFER, ACK, NAK, or unknown).",
-    "poolExhaustedDropped": "DISCOVERs left unanswered because every address of the pools is in use.",
-    "relayOtherSubnetDropped": "Messages through a relay (giaddr set) whose giaddr is in none of this interface's subnets.",
-    "noAddressDropped": "Messages that arrived while the interface had no IPv4 address to serve from.",
+    "unknownMessageTypeDropped":
+      "Messages with an option 53 a server does not take (OFFER, ACK, NAK, or unknown).",
+    "poolExhaustedDropped":
+      "DISCOVERs left unanswered because every address of the pools is in use.",
+    "relayOtherSubnetDropped":
+      "Messages through a relay (giaddr set) whose giaddr is in none of this interface's subnets.",
+    "noAddressDropped":
+      "Messages that arrived while the interface had no IPv4 address to serve from.",
     "requestWithoutAddressDropped": "REQUESTs with neither a requested address nor ciaddr.",
-    "unknownClientDropped": "REQUESTs and DECLINEs for this server about an address it has no record of (non-authoritative: silence, RFC 2131 §4.3.2).",
-    "leaseWriteFailedDropped": "ACKs not sent because the lease could not be written to the lease store.",
+    "unknownClientDropped":
+      "REQUESTs and DECLINEs for this server about an address it has no record of (non-authoritative: silence, RFC 2131 §4.3.2).",
+    "leaseWriteFailedDropped":
+      "ACKs not sent because the lease could not be written to the lease store.",
     "sendFailed": "Replies the stack could not send (no buffer, link down).",
     "conflictProbesSent": "ARP probes sent before offering an address.",
-    "conflictsDetected": "Probed addresses another host answered for (kept out of the pools for decline_time)."
+    "conflictsDetected":
+      "Probed addresses another host answered for (kept out of the pools for decline_time).",
   },
   "Dhcpv6ServerStats": {
     "solicitReceived": "SOLICIT messages received.",
@@ -239,15 +302,22 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "repliesSent": "REPLY messages sent.",
     "poolExhausted": "IAs answered with NoAddrsAvail or NoPrefixAvail (the pools are used up).",
     "malformedDropped": "Messages that do not parse (short header, option overrun).",
-    "relayDropped": "RELAY-FORW messages (relays are not served).",
-    "unknownMessageTypeDropped": "Messages of a type a server does not take (ADVERTISE, REPLY, RECONFIGURE, RELAY-REPL, unknown).",
-    "invalidDropped": "Messages without a Client Identifier where one is required, or with a Server Identifier where none may be (RFC 8415 §16).",
+    "relayOtherLinkDropped":
+      "Relayed messages for a link this interface does not serve (the innermost relay's link-address is on none of its prefixes).",
+    "unknownMessageTypeDropped":
+      "Messages of a type a server does not take (ADVERTISE, REPLY, RECONFIGURE, RELAY-REPL, unknown).",
+    "invalidDropped":
+      "Messages without a Client Identifier where one is required, or with a Server Identifier where none may be (RFC 8415 §16).",
     "otherServerDropped": "Messages whose Server Identifier names another server.",
-    "unicastDropped": "Solicit, Confirm, Rebind and Information-request sent to a unicast address (RFC 8415 §16).",
-    "confirmWithoutAddressDropped": "CONFIRMs with no addresses in them (RFC 8415 §18.3.3: no reply).",
-    "noLinkLocalDropped": "Messages that arrived while the interface had no usable link-local address to answer from.",
-    "leaseWriteFailedDropped": "REPLYs not sent because a lease could not be written to the lease store.",
-    "sendFailed": "Replies the stack could not send (no buffer, link down)."
+    "unicastDropped":
+      "Solicit, Confirm, Rebind and Information-request sent to a unicast address (RFC 8415 §16).",
+    "confirmWithoutAddressDropped":
+      "CONFIRMs with no addresses in them (RFC 8415 §18.3.3: no reply).",
+    "noLinkLocalDropped":
+      "Messages that arrived while the interface had no usable link-local address to answer from.",
+    "leaseWriteFailedDropped":
+      "REPLYs not sent because a lease could not be written to the lease store.",
+    "sendFailed": "Replies the stack could not send (no buffer, link down).",
   },
   "Dhcpv6ClientStats": {
     "solicitsSent": "SOLICIT messages sent (retransmissions included).",
@@ -260,11 +330,14 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "repliesReceived": "REPLY messages taken.",
     "leasesExpired": "Leases that ran out without a renewal.",
     "malformedDropped": "Messages that do not parse.",
-    "notOursDropped": "Messages for another exchange or client (transaction id or client id differ).",
+    "notOursDropped":
+      "Messages for another exchange or client (transaction id or client id differ).",
     "unexpectedDropped": "Messages of a type not waited for now.",
-    "reconfigureDropped": "RECONFIGURE messages (this client never offers Reconfigure Accept, RFC 8415 §18.2.11: it drops them).",
-    "unusableDropped": "ADVERTISEs and REPLYs with nothing usable in them (every IA refused, or bad lifetimes).",
-    "sendFailed": "Messages the stack could not send (or no link-local address to send from yet)."
+    "reconfigureDropped":
+      "RECONFIGURE messages (this client never offers Reconfigure Accept, RFC 8415 §18.2.11: it drops them).",
+    "unusableDropped":
+      "ADVERTISEs and REPLYs with nothing usable in them (every IA refused, or bad lifetimes).",
+    "sendFailed": "Messages the stack could not send (or no link-local address to send from yet).",
   },
   "Dhcpv4ClientStats": {
     "discoversSent": "DHCPDISCOVER messages sent (retransmissions included).",
@@ -276,10 +349,12 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "naksReceived": "DHCPNAK messages taken.",
     "leasesExpired": "Leases that ran out without a renewal.",
     "malformedDropped": "Replies that do not parse (short, no magic cookie, bad options).",
-    "notOursDropped": "Replies for another client (xid or chaddr differ) or from a server not asked.",
-    "unexpectedDropped": "Replies of a type the client does not wait for now (an OFFER when bound, ...).",
+    "notOursDropped":
+      "Replies for another client (xid or chaddr differ) or from a server not asked.",
+    "unexpectedDropped":
+      "Replies of a type the client does not wait for now (an OFFER when bound, ...).",
     "unusableDropped": "OFFERs and ACKs without a usable address, server identifier or lease time.",
-    "sendFailed": "Messages the stack could not send."
+    "sendFailed": "Messages the stack could not send.",
   },
   "TapStats": {
     "rxFrames": "Frames read from the fd and dispatched.",
@@ -288,11 +363,12 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "txBytes": "Bytes of frames written.",
     "txEagainDrops": "Frames dropped because the write returned EAGAIN (the device queue is full).",
     "txGsoDrops": "GSO super-frames handed to a TAP without offloads, dropped.",
-    "txDownDrops": "Frames dropped because the device is administratively down (EIO) or the link failed.",
+    "txDownDrops":
+      "Frames dropped because the device is administratively down (EIO) or the link failed.",
     "writeErrors": "Writes that failed otherwise.",
     "readErrors": "Reads that failed with an error other than EAGAIN/EINTR.",
     "rxRuntDrops": "Reads shorter than the virtio-net header, dropped.",
-    "dispatchErrors": "Exceptions thrown by the dispatcher, caught so the loop goes on."
+    "dispatchErrors": "Exceptions thrown by the dispatcher, caught so the loop goes on.",
   },
   "MemoryLinkStats": {
     "txFrames": "Frames accepted by writePacket and queued for the peer.",
@@ -302,6 +378,7 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "txPoolDrops": "Frames dropped because every buffer of the pool was in flight.",
     "txDownDrops": "Frames written while this end or its peer was closed, dropped.",
     "rxNoDispatcherDrops": "Frames delivered while no dispatcher was attached, dropped.",
-    "dispatchErrors": "Exceptions thrown by the dispatcher (logged, rate-limited), caught so delivery goes on."
-  }
+    "dispatchErrors":
+      "Exceptions thrown by the dispatcher (logged, rate-limited), caught so delivery goes on.",
+  },
 };

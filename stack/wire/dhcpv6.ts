@@ -317,6 +317,24 @@ export class Dhcpv6Writer {
   }
 
   /**
+   * Start (or restart) a relay message (RELAY-FORW / RELAY-REPL, RFC 8415
+   * §9): msg-type, hop-count, link-address and peer-address.
+   *
+   * @throws RangeError when the buffer is shorter than the 34-byte header
+   */
+  relayHeader(msgType: number, hopCount: number, link: Uint8Array, peer: Uint8Array): this {
+    this.#n = 0;
+    this.#open.length = 0;
+    this.#room(DHCPV6_RELAY_HEADER_LEN);
+    this.buf[0] = msgType;
+    this.buf[1] = hopCount;
+    this.buf.set(link.subarray(0, 16), 2);
+    this.buf.set(peer.subarray(0, 16), 18);
+    this.#n = DHCPV6_RELAY_HEADER_LEN;
+    return this;
+  }
+
+  /**
    * A whole option with `data`.
    *
    * @throws RangeError when it does not fit or `data` is over 65535 bytes

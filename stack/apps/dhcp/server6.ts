@@ -18,9 +18,12 @@
  * port. Message validation is RFC 8415 §16: a Solicit, Confirm, Rebind or
  * Information-request sent to a unicast address is dropped; a Request,
  * Renew, Release or Decline sent to a unicast address (this server never
- * sends the Server Unicast option) gets UseMulticast (§18.3.2). Relayed
- * messages (RELAY-FORW) are counted and dropped: this server serves its
- * own link.
+ * sends the Server Unicast option) gets UseMulticast (§18.3.2). Through
+ * relay agents (RELAY-FORW, §19) it serves the link of the innermost
+ * relay's link-address when that is one of this interface's prefixes: the
+ * answer goes back in one RELAY-REPL per relay (hop count, addresses and
+ * Interface-Id repeated) to the outermost relay's port 547, and a
+ * delegated prefix is routed via that relay.
  *
  * Leases are {@link LeaseRecord}s: `address` is the address, or the prefix
  * as `prefix/len`; `clientId` the client's DUID as colon hex; `mac` the MAC
@@ -116,8 +119,8 @@ export interface Dhcpv6ServerStats {
   poolExhausted: number;
   /** Messages that do not parse (short header, option overrun). */
   malformedDropped: number;
-  /** RELAY-FORW messages (relays are not served). */
-  relayDropped: number;
+  /** Relayed messages for a link this interface does not serve (the innermost relay's link-address is on none of its prefixes). */
+  relayOtherLinkDropped: number;
   /** Messages of a type a server does not take (ADVERTISE, REPLY, RECONFIGURE, RELAY-REPL, unknown). */
   unknownMessageTypeDropped: number;
   /** Messages without a Client Identifier where one is required, or with a Server Identifier where none may be (RFC 8415 §16). */
@@ -150,7 +153,7 @@ function newStats(): Dhcpv6ServerStats {
     repliesSent: 0,
     poolExhausted: 0,
     malformedDropped: 0,
-    relayDropped: 0,
+    relayOtherLinkDropped: 0,
     unknownMessageTypeDropped: 0,
     invalidDropped: 0,
     otherServerDropped: 0,
@@ -201,7 +204,25 @@ interface Request {
   src: Uint8Array;
   srcPort: number;
   oro: number[];
+  /** The relays it came through, outermost first (empty: from the link itself). */
+  relays: RelayHop[];
+  /** Where the answer goes: the client, or the outermost relay's port 547. */
+  dst: Uint8Array;
+  dstPort: number;
+  /** The next hop towards the client (a delegated prefix's route). */
+  via: Uint8Array;
 }
+
+/** One RELAY-FORW a message came in: what its RELAY-REPL repeats. */
+interface RelayHop {
+  hopCount: number;
+  link: Uint8Array;
+  peer: Uint8Array;
+  interfaceId: Uint8Array | null;
+}
+
+/** Relays a message may have come through (RFC 8415 §7.6 HOP_COUNT_LIMIT is 8). */
+const MAX_RELAYS = 32;
 
 /** One IA of a request, read. */
 interface IaRequest {
@@ -289,6 +310,8 @@ export class Dhcpv6Server {
   #cursors: bigint[] = [];
   #pdCursors: bigint[] = [];
   readonly #out = new Uint8Array(1500);
+  /** Two buffers for RELAY-REPL wrapping, used in turn (each wraps the other's bytes). */
+  readonly #relayOut = [new Uint8Array(4096), new Uint8Array(4096)];
   readonly #store: LeaseStore;
   #held: { payload: Uint8Array; dst: Uint8Array; port: number; src: Uint8Array }[] = [];
   #flushTimer: Timer | null = null;
@@ -390,18 +413,38 @@ export class Dhcpv6Server {
   #receive(d: UdpDatagram): void {
     const s = this.stats;
     const data = d.buffer.data;
-    const m = parseDhcpv6(data.subarray(d.payloadOffset, d.payloadOffset + d.payloadLength));
-    if (typeof m === "string") {
+    const outer = parseDhcpv6(data.subarray(d.payloadOffset, d.payloadOffset + d.payloadLength));
+    if (typeof outer === "string") {
       s.malformedDropped++;
       return;
     }
-    if ("hopCount" in m) {
-      if (m.msgType === Dhcpv6MessageType.RELAY_FORW) s.relayDropped++;
-      else s.unknownMessageTypeDropped++;
-      return;
+    // RFC 8415 §19: unwrap RELAY-FORW down to the client's message.
+    const relays: RelayHop[] = [];
+    let inner = outer;
+    while ("hopCount" in inner) {
+      if (inner.msgType !== Dhcpv6MessageType.RELAY_FORW) {
+        s.unknownMessageTypeDropped++;
+        return;
+      }
+      const rm = findOption(inner.options, Dhcpv6Option.RELAY_MSG);
+      const next = rm === undefined || relays.length >= MAX_RELAYS ? "truncated" : parseDhcpv6(rm);
+      if (typeof next === "string") {
+        s.malformedDropped++;
+        return;
+      }
+      relays.push({
+        hopCount: inner.hopCount,
+        link: inner.linkAddress.slice(),
+        peer: inner.peerAddress.slice(),
+        interfaceId: findOption(inner.options, Dhcpv6Option.INTERFACE_ID)?.slice() ?? null,
+      });
+      inner = next;
     }
+    const m = inner;
     const T = Dhcpv6MessageType;
-    const multicast = data[d.dst6Offset] === 0xff;
+    const relayed = relays.length > 0;
+    // A relay may unicast to the server; the client's own unicast rules are for direct messages.
+    const multicast = relayed || data[d.dst6Offset] === 0xff;
     const cid = findOption(m.options, Dhcpv6Option.CLIENTID);
     const sid = findOption(m.options, Dhcpv6Option.SERVERID);
     const ours = sid !== undefined && sid.length === this.duid.length &&
@@ -456,6 +499,13 @@ export class Dhcpv6Server {
       return;
     }
     const src = data.slice(d.src6Offset, d.src6Offset + 16);
+    if (relayed) {
+      const link = relays.at(-1)!.link;
+      if (!link.every((b) => b === 0) && !this.#onLink(toBig(link))) {
+        s.relayOtherLinkDropped++;
+        return;
+      }
+    }
     const duid = cid?.slice() ?? new Uint8Array(0);
     const mac = duidMac(duid);
     const oro = findOption(m.options, Dhcpv6Option.ORO);
@@ -466,9 +516,14 @@ export class Dhcpv6Server {
       duid,
       duidHex: hexColon(duid),
       mac: mac !== null ? formatMac(mac) : "",
-      src,
+      src: relayed ? relays.at(-1)!.peer : src,
       srcPort: d.srcPort,
       oro: oro !== undefined ? parseOro(oro) : [],
+      relays,
+      dst: src,
+      dstPort: relayed ? DHCPV6_SERVER_PORT : d.srcPort,
+      // A prefix delegated through a relay is routed via the relay next to us.
+      via: src,
     };
     const from = this.host.ipv6.linkLocalOf(this.nic);
     if (from === null) {
@@ -739,7 +794,7 @@ export class Dhcpv6Server {
       state: "bound",
       iaid: ia.iaid,
       ia: ia.kind,
-      ...(ia.kind === "pd" ? { via: formatIpv6(r.src) } : {}),
+      ...(ia.kind === "pd" ? { via: formatIpv6(r.via) } : {}),
     };
     const old = this.#byClient.get(key);
     if (!this.#commit(v.value, v.len, rec)) return null;
@@ -1018,16 +1073,25 @@ export class Dhcpv6Server {
     if (config && r.oro.includes(Dhcpv6Option.DOMAIN_LIST) && st.domains.length > 0) {
       w.option(Dhcpv6Option.DOMAIN_LIST, encodeDomainList(st.domains));
     }
-    const payload = w.bytes();
+    let payload = w.bytes();
+    // Through relays: one RELAY-REPL per RELAY-FORW, innermost first (RFC 8415 §19.3).
+    for (let i = r.relays.length - 1; i >= 0; i--) {
+      const h = r.relays[i]!;
+      const rw = new Dhcpv6Writer(this.#relayOut[i % 2]!);
+      rw.relayHeader(Dhcpv6MessageType.RELAY_REPL, h.hopCount, h.link, h.peer);
+      if (h.interfaceId !== null) rw.option(Dhcpv6Option.INTERFACE_ID, h.interfaceId);
+      rw.option(Dhcpv6Option.RELAY_MSG, payload);
+      payload = rw.bytes();
+    }
     if (durable) {
-      this.#held.push({ payload: payload.slice(), dst: r.src, port: r.srcPort, src: from });
+      this.#held.push({ payload: payload.slice(), dst: r.dst, port: r.dstPort, src: from });
       // A full group is synced and sent at once: smaller bursts, which a client's socket
       // buffer (perfdhcp: one for all its clients) takes without dropping.
       if (this.#held.length >= GROUP_COMMIT_MAX) this.#flush();
       else this.#flushTimer ??= this.host.clock.schedule(0, () => this.#flush());
       return;
     }
-    if (!this.#ep.send(r.src, r.srcPort, payload, { nic: this.nic, src: from })) {
+    if (!this.#ep.send(r.dst, r.dstPort, payload, { nic: this.nic, src: from })) {
       this.stats.sendFailed++;
     } else if (type === Dhcpv6MessageType.ADVERTISE) this.stats.advertisesSent++;
     else this.stats.repliesSent++;

@@ -22,6 +22,7 @@ import {
   type Dhcpv6Message,
   Dhcpv6MessageType as T,
   Dhcpv6Option as O,
+  type Dhcpv6RelayMessage,
   Dhcpv6Status,
   Dhcpv6Writer,
   duidLl,
@@ -439,7 +440,11 @@ Deno.test("DHCPv6: each bad message is dropped with exactly one counter (or UseM
       "malformedDropped",
     ],
     ["an ADVERTISE", msg(T.ADVERTISE), "unknownMessageTypeDropped"],
-    ["RELAY-FORW", Uint8Array.from({ length: 34 }, (_, i) => i === 0 ? 12 : 0), "relayDropped"],
+    [
+      "RELAY-FORW without a Relay Message",
+      Uint8Array.from({ length: 34 }, (_, i) => i === 0 ? 12 : 0),
+      "malformedDropped",
+    ],
   ];
   for (const [what, payload, counter, dst] of cases) {
     const before = { ...l.stats() };
@@ -560,4 +565,54 @@ Deno.test("[interface.dhcp6] starts the server; a reload reconfigures it keeping
   assert.equal(built.stack.ipv6.routes.find(ip6("2001:db8:100::"), 60).length, 0);
   built.stack.close();
   cs.close();
+});
+
+Deno.test("DHCPv6: through a relay agent — RELAY-FORW unwrapped, the answer in a RELAY-REPL to the relay's port 547, Interface-Id echoed", () => {
+  const l = lab();
+  const got: Uint8Array[] = [];
+  const relayEp = l.cs.udp.bindSocket({
+    family: 6,
+    port: 547,
+    device: l.cnic,
+    onDatagram: (d) =>
+      got.push(d.buffer.data.slice(d.payloadOffset, d.payloadOffset + d.payloadLength)),
+  });
+  const forward = (inner: Uint8Array, link: string, ifid?: Uint8Array) => {
+    const w = new Dhcpv6Writer(new Uint8Array(1024));
+    w.relayHeader(T.RELAY_FORW, 0, ip6(link), ip6("fe80::c1"));
+    if (ifid !== undefined) w.option(O.INTERFACE_ID, ifid);
+    w.option(O.RELAY_MSG, inner);
+    assert.ok(relayEp.send(l.serverLl, 547, w.bytes(), { nic: l.cnic, src: l.clientLl }));
+    l.clock.advance(1);
+  };
+  const ifid = new TextEncoder().encode("port7");
+  forward(msg(T.SOLICIT, { na: [{ iaid: 1 }], pd: [{ iaid: 2 }] }), "2001:db8::ff", ifid);
+  assert.equal(got.length, 1);
+  const rr = parseDhcpv6(got[0]!);
+  assert.ok(typeof rr !== "string" && "hopCount" in rr);
+  assert.equal(rr.msgType, T.RELAY_REPL);
+  assert.equal(formatIpv6(rr.linkAddress), "2001:db8::ff");
+  assert.equal(formatIpv6(rr.peerAddress), "fe80::c1");
+  assert.deepEqual(findOption(rr.options, O.INTERFACE_ID), ifid);
+  const adv = parseDhcpv6(findOption(rr.options, O.RELAY_MSG)!) as Dhcpv6Message;
+  assert.equal(adv.msgType, T.ADVERTISE);
+  assert.deepEqual(ias(adv).map((i) => i.values[0]!.text), ["2001:db8::100", "2001:db8:100::/56"]);
+  // REQUEST through the relay: bound; the prefix routed via the relay.
+  forward(
+    msg(T.REQUEST, { serverId: l.server.duid, na: [{ iaid: 1 }], pd: [{ iaid: 2 }] }),
+    "2001:db8::ff",
+  );
+  assert.equal(got.length, 2);
+  const rr2 = parseDhcpv6(got[1]!) as Dhcpv6RelayMessage;
+  const rep = parseDhcpv6(findOption(rr2.options, O.RELAY_MSG)!) as Dhcpv6Message;
+  assert.equal(rep.msgType, T.REPLY);
+  const route = l.stack.ipv6.routes.find(ip6("2001:db8:100::"), 56)[0]!;
+  assert.equal(formatIpv6(route.gateway!), formatIpv6(l.clientLl));
+  // A relay for a link this interface does not serve: dropped, counted.
+  const before = l.stats().relayOtherLinkDropped;
+  forward(msg(T.SOLICIT, { na: [{ iaid: 1 }] }), "2001:db8:77::1");
+  assert.equal(got.length, 2);
+  assert.equal(l.stats().relayOtherLinkDropped, before + 1);
+  relayEp.close();
+  l.close();
 });
