@@ -1,8 +1,8 @@
 /**
  * End-to-end DHCPv6 server benchmark (root only): ISC `perfdhcp -6` runs
  * 4-way exchanges (SOLICIT, ADVERTISE, REQUEST, REPLY; one IA_NA each, sent
- * from its interface's link-local address to ff02::1:2, no relay: tapir's
- * server drops RELAY-FORW) against tapir's `[interface.dhcp6]` server and
+ * from its interface's link-local address to ff02::1:2, as clients on the
+ * link do, not as a relay) against tapir's `[interface.dhcp6]` server and
  * against Kea's `kea-dhcp6` (memfile leases) configured for the same pool
  * and lifetimes, in the same run, interleaved rounds. tapir runs on a TAP
  * (its far end in the client namespace), Kea on a veth pair; both keep
