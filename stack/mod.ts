@@ -34,6 +34,7 @@ export {
   type UdpProbeOptions,
 } from "./apps/ping.ts";
 export * from "./apps/dhcp/mod.ts";
+export * from "./apps/dns/mod.ts";
 export {
   Ipv6,
   type Ipv6AddressState,
