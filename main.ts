@@ -58,11 +58,11 @@ function program(setCode: (c: number) => void): Command {
 
   p.command("show")
     .description(
-      "ask a running tapir (through its control socket) for stats, routes, neighbors, addresses, RA state, connections, firewall rules or DHCP leases",
+      "ask a running tapir (through its control socket) for stats, routes, neighbors, addresses, RA state, connections, firewall rules, DHCP leases or the DNS forwarder",
     )
     .argument(
       "<what>",
-      "stats | routes | neighbors | addresses | ra | conntrack | firewall | leases",
+      "stats | routes | neighbors | addresses | ra | conntrack | firewall | leases | dns",
     )
     .option("--control <path>", "control socket path")
     .option("--hostname <name>", "hostname of the running tapir, to find its default socket")

@@ -15,6 +15,7 @@ const SOURCES = [
   "stack/apps/dhcp/server4.ts",
   "stack/apps/dhcp/server6.ts",
   "stack/apps/dhcp/client6.ts",
+  "stack/apps/dns/forwarder.ts",
   "stack/apps/dhcp/client4.ts",
   "link/tap.ts",
   "link/memory.ts",

@@ -339,6 +339,25 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
       "ADVERTISEs and REPLYs with nothing usable in them (every IA refused, or bad lifetimes).",
     "sendFailed": "Messages the stack could not send (or no link-local address to send from yet).",
   },
+  "DnsForwarderStats": {
+    "queriesReceived": "Queries received from clients.",
+    "cacheHits": "Queries answered from the cache.",
+    "localAnswers": "Queries answered from hosts or local domains.",
+    "forwarded": "Queries sent upstream (retries to the next server included).",
+    "answersForwarded": "Answers from upstreams passed to clients.",
+    "servfailSent": "SERVFAIL sent because no upstream answered (or none is configured).",
+    "upstreamTimeouts": "Upstream queries that timed out.",
+    "cacheEvictions": "Cache entries pushed out to make room (least recently used).",
+    "malformedDropped": "Client messages that do not parse.",
+    "notQueryDropped": "Client messages that are answers (QR set).",
+    "unsupportedQueries":
+      "Queries with an opcode other than QUERY, or not one question: answered NOTIMP / FORMERR.",
+    "rateLimitedDropped": "Queries refused by the per-client rate limit.",
+    "spoofDropped":
+      "Answers that came from the wrong address or port, with the wrong ID, or for another question (RFC 5452).",
+    "badAnswerDropped": "Upstream answers that do not parse.",
+    "sendFailed": "Replies the stack could not send.",
+  },
   "Dhcpv4ClientStats": {
     "discoversSent": "DHCPDISCOVER messages sent (retransmissions included).",
     "requestsSent": "DHCPREQUEST messages sent (selecting, renewing and rebinding).",

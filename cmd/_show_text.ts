@@ -244,3 +244,24 @@ export function formatLeases(rows: LeaseRow[]): string {
   }
   return lines.map((l) => l + "\n").join("");
 }
+
+/** `show dns`: the cache and the upstreams, as dnsmasq's SIGUSR1 dump tells them. */
+// deno-lint-ignore no-explicit-any
+export function formatDns(a: any): string {
+  if (a === null) return "no DNS forwarder ([dns] is off)\n";
+  const pct = (a.hit_ratio * 100).toFixed(1);
+  const lines = [
+    `cache ${a.cache.entries}/${a.cache.size} entries, ${a.queries} queries, ${a.cache_hits} from the cache (${pct} %), ${a.local_answers} local, ${a.forwarded} forwarded, ${a.servfail} SERVFAIL`,
+  ];
+  for (const u of a.upstreams) {
+    lines.push(
+      `upstream ${u.address} ${u.up ? "up" : "down"}${
+        u.rttMs === null ? "" : ` rtt ${u.rttMs} ms`
+      } timeouts ${u.timeouts}`,
+    );
+  }
+  if (a.upstreams.length === 0) {
+    lines.push("no upstream (none configured, no WAN lease with DNS servers)");
+  }
+  return lines.map((l) => l + "\n").join("");
+}

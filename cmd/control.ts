@@ -20,6 +20,7 @@ import {
   Dhcpv6Client,
   type Dhcpv6LeaseInfo,
   Dhcpv6Server,
+  DnsForwarder,
   type Stack,
 } from "../stack/mod.ts";
 import { formatIpv4, formatIpv6, formatMac, hexColon } from "../stack/wire/mod.ts";
@@ -351,6 +352,24 @@ function leases(stack: Stack): LeaseRow[] {
   return out;
 }
 
+/** The DNS forwarder: cache, hit ratio, upstreams (`show dns`); null when `[dns]` is off. */
+function dnsInfo(stack: Stack): unknown {
+  const f = stack.services.get("dns");
+  if (!(f instanceof DnsForwarder)) return null;
+  const s = f.stats;
+  return {
+    cache: { entries: f.cacheEntries, size: f.settings.cacheSize },
+    queries: s.queriesReceived,
+    cache_hits: s.cacheHits,
+    hit_ratio: s.queriesReceived === 0 ? 0 : s.cacheHits / s.queriesReceived,
+    local_answers: s.localAnswers,
+    forwarded: s.forwarded,
+    servfail: s.servfailSent,
+    upstreams: f.upstreams(),
+    stats: { ...s },
+  };
+}
+
 /** What the socket answers for each request. */
 export function controlAnswer(stack: Stack, what: string): unknown {
   switch (what) {
@@ -394,12 +413,14 @@ export function controlAnswer(stack: Stack, what: string): unknown {
       return stack.firewall?.connections() ?? [];
     case "ra":
       return ra(stack);
+    case "dns":
+      return dnsInfo(stack);
     case "leases":
       return leases(stack);
     default:
       return {
         error: `unknown request "${what}": use stats, routes, neighbors, addresses, ra, ` +
-          `conntrack, firewall, leases or reload`,
+          `conntrack, firewall, leases, dns or reload`,
       };
   }
 }

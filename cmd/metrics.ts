@@ -17,6 +17,7 @@ import {
   Dhcpv4Server,
   Dhcpv6Client,
   Dhcpv6Server,
+  DnsForwarder,
   type Stack,
 } from "../stack/mod.ts";
 import { METRIC_HELP } from "./_metric_help.ts";
@@ -41,6 +42,7 @@ const DOCS: Record<string, string[]> = {
   dhcp4_client: ["Dhcpv4ClientStats"],
   dhcp6_server: ["Dhcpv6ServerStats"],
   dhcp6_client: ["Dhcpv6ClientStats"],
+  dns: ["DnsForwarderStats"],
 };
 
 /** What the counter `key` of `owner` counts (its JSDoc), or a fallback naming it. */
@@ -171,6 +173,10 @@ export function renderMetrics(stack: Stack): string {
     }
     if (sv instanceof Dhcpv6Client) {
       x.counters("dhcp6_client", sv.stats, { interface: sv.nic.name });
+    }
+    if (sv instanceof DnsForwarder) {
+      x.counters("dns", sv.stats, {});
+      x.add("tapir_dns_cache_entries", "gauge", "Answers in the DNS cache", {}, sv.cacheEntries);
     }
   }
   // Gauges: what the tables hold now.

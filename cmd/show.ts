@@ -1,5 +1,5 @@
 /**
- * `tapir show stats|routes|neighbors|addresses|ra|conntrack|firewall|leases`: ask a running tapir
+ * `tapir show stats|routes|neighbors|addresses|ra|conntrack|firewall|leases|dns`: ask a running tapir
  * through its control socket.
  *
  * @module
@@ -9,6 +9,7 @@ import { formatStatsText } from "./_stats_text.ts";
 import {
   formatAddresses,
   formatConntrack,
+  formatDns,
   formatLeases,
   formatNeighbors,
   formatRa,
@@ -37,6 +38,7 @@ const TEXT: Record<string, (answer: any) => string> = {
   conntrack: formatConntrack,
   ra: formatRa,
   leases: formatLeases,
+  dns: formatDns,
 };
 
 /** Run `tapir show WHAT`; the exit code. */
@@ -50,6 +52,7 @@ export async function showCommand(what: string, o: ShowOptions): Promise<number>
     "ra",
     "conntrack",
     "leases",
+    "dns",
   ];
   if (!allowed.includes(what)) {
     console.error(`tapir show: unknown "${what}"; use one of ${allowed.join(", ")}`);

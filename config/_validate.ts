@@ -55,6 +55,7 @@ import {
 } from "./_check.ts";
 import { validateDhcp, validateDhcpClient } from "./_dhcp.ts";
 import { validateDhcp6, validateDhcp6Client } from "./_dhcp6.ts";
+import { applyDnsDefaults, validateDns } from "./_dns.ts";
 import { BUILTIN_TARGETS, parseRule, type Rule, RuleError } from "./rule.ts";
 import type {
   ChainConfig,
@@ -1259,7 +1260,7 @@ function validateFirewall(ctx: Ctx, raw: unknown, path: string): FirewallConfig 
 // ------------------------------------------------------------------ config
 
 /** Top-level keys of a configuration file. */
-export const CONFIG_KEYS = ["router", "interface", "route", "firewall", "metrics"] as const;
+export const CONFIG_KEYS = ["router", "interface", "route", "firewall", "metrics", "dns"] as const;
 
 /** `[metrics] listen = "127.0.0.1:9430"` (or `"[::1]:9430"`). */
 function validateMetrics(ctx: Ctx, v: unknown, path: string): MetricsConfig {
@@ -1313,7 +1314,9 @@ export function validateConfig(
   const routes = validateRoutes(ctx, arr(ctx, raw, "route", base), at(base, "route"), interfaces);
   const firewall = validateFirewall(ctx, raw.firewall, at(base, "firewall"));
   const metrics = validateMetrics(ctx, raw.metrics, at(base, "metrics"));
-  return { router, interfaces, routes, firewall, metrics };
+  const dns = validateDns(ctx, raw.dns, at(base, "dns"), interfaces);
+  applyDnsDefaults(dns, interfaces);
+  return { router, interfaces, routes, firewall, metrics, dns };
 }
 
 /**

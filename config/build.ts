@@ -13,6 +13,7 @@ import {
   Dhcpv4Server,
   Dhcpv6Client,
   Dhcpv6Server,
+  DnsForwarder,
   type LeaseStore,
   type LinkEndpoint,
   MemoryLeaseStore,
@@ -22,6 +23,7 @@ import {
 } from "../stack/mod.ts";
 import { Firewall } from "../stack/firewall/mod.ts";
 import {
+  type IpAddress,
   ipv4CidrContains,
   ipv4Mask,
   ipv6CidrContains,
@@ -33,7 +35,7 @@ import {
   linkLocalFromMac,
   stablePrivacyInterfaceId,
 } from "../stack/mod.ts";
-import type { Config, InterfaceConfig } from "./types.ts";
+import type { Config, DnsConfig, InterfaceConfig } from "./types.ts";
 
 /** Options of {@link buildStack}. */
 export interface BuildOptions {
@@ -246,6 +248,60 @@ export function applyDelegations(
   }
 }
 
+/**
+ * Start, reconfigure or stop the DNS forwarder (`[dns]`). Without
+ * `servers` its upstreams are the DNS servers of the WAN leases tapir's
+ * DHCPv4 and DHCPv6 clients hold, looked up at each query.
+ */
+export function applyDns(
+  stack: Stack,
+  nics: Map<string, Nic>,
+  dns: DnsConfig,
+): "started" | "reconfigured" | "stopped" | "unchanged" {
+  const key = "dns";
+  const running = stack.services.get(key);
+  if (!dns.enabled) {
+    if (running === undefined) return "unchanged";
+    running.close();
+    stack.services.delete(key);
+    return "stopped";
+  }
+  const served = dns.interfaces.map((n) => nics.get(n)).filter((n) => n !== undefined);
+  const fromLeases = (): IpAddress[] => {
+    const out: IpAddress[] = [];
+    for (const sv of stack.services.values()) {
+      if (sv instanceof Dhcpv4Client && sv.lease !== null) {
+        for (const a of sv.lease.dnsServers) out.push({ family: 4, address: a });
+      }
+      if (sv instanceof Dhcpv6Client && sv.lease !== null) {
+        for (const a of sv.lease.dnsServers) out.push({ family: 6, address: a });
+      }
+    }
+    return out;
+  };
+  if (running instanceof DnsForwarder && sameNics(running.nics, served)) {
+    running.configure(dns.settings);
+    running.upstreamSource = dns.serversGiven ? null : fromLeases;
+    return "reconfigured";
+  }
+  running?.close();
+  stack.services.delete(key);
+  let fwd: DnsForwarder;
+  try {
+    fwd = new DnsForwarder(stack, served, dns.settings);
+  } catch (e) {
+    throw new ServiceError(
+      `[dns]: the forwarder cannot start: ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  fwd.upstreamSource = dns.serversGiven ? null : fromLeases;
+  stack.services.set(key, fwd);
+  return running === undefined ? "started" : "reconfigured";
+}
+
+const sameNics = (a: readonly (Nic | null)[], b: readonly Nic[]) =>
+  a.length === b.length && a.every((n, i) => n === b[i]);
+
 /** A stack built from a config, with its NICs by interface name. */
 export interface BuiltStack {
   stack: Stack;
@@ -326,6 +382,7 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
       applyDhcp6Client(stack, nics.get(iface.name)!, iface);
     }
     applyDelegations(stack, nics, config.interfaces);
+    applyDns(stack, nics, config.dns);
   } catch (e) {
     stack.close();
     throw e;

@@ -29,6 +29,7 @@ import {
   applyDhcp6,
   applyDhcp6Client,
   applyDhcpClient,
+  applyDns,
   hasRules,
   type ServiceOptions,
 } from "./build.ts";
@@ -160,6 +161,13 @@ export function applyConfig(
         !same(p.dhcp6, n.dhcp6);
     });
   if (touched) applyDelegations(stack, nics, next.interfaces);
+  if (!same(prev.dns, next.dns) || prev.interfaces.length !== next.interfaces.length) {
+    try {
+      applied.push(`dns: forwarder ${applyDns(stack, nics, next.dns)}`);
+    } catch (e) {
+      notApplied.push(`dns: ${e instanceof Error ? e.message : e}`);
+    }
+  }
   if (!same(prev.metrics, next.metrics)) notApplied.push("metrics.listen changed");
   if (!same(prev.routes, next.routes)) {
     const n4 = stack.ipv4.routes.removeWhere((r) => r.source === "static");

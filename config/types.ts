@@ -7,6 +7,7 @@
  */
 import type { DhcpClientConfig, DhcpConfig } from "./_dhcp.ts";
 import type { Dhcp6ClientConfig, Dhcp6Config } from "./_dhcp6.ts";
+import type { DnsConfig } from "./_dns.ts";
 import type { IpAddress, IpCidr, Ipv6Cidr } from "../stack/wire/mod.ts";
 import type { RaAdvertPrefix, RaAdvertSettings } from "../stack/mod.ts";
 import type {
@@ -208,6 +209,8 @@ export interface Config {
   routes: RouteConfig[];
   firewall: FirewallConfig;
   metrics: MetricsConfig;
+  /** `[dns]`: the DNS forwarder. */
+  dns: DnsConfig;
 }
 
 /** `[metrics]`: Prometheus text exposition on the host's own network (not tapir's stack). */
@@ -303,4 +306,4 @@ export interface LabConfig {
   probes: ProbeConfig[];
 }
 
-export type { Dhcp6ClientConfig, Dhcp6Config, DhcpClientConfig, DhcpConfig };
+export type { Dhcp6ClientConfig, Dhcp6Config, DhcpClientConfig, DhcpConfig, DnsConfig };

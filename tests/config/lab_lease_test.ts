@@ -12,7 +12,7 @@ import { type Config, ConfigErrors, parseConfig, parseLabConfig } from "../../co
 import { runLab } from "../../config/lab_runner.ts";
 import { buildStack } from "../../config/build.ts";
 import { type MemoryEndpoint, MemoryLink } from "../../link/mod.ts";
-import { Dhcpv4Client, Dhcpv6Client, ManualClock, ping } from "../../stack/mod.ts";
+import { type Dhcpv4Client, type Dhcpv6Client, ManualClock, ping } from "../../stack/mod.ts";
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from "../../stack/wire/mod.ts";
 import { settle } from "../topology/_topology.ts";
 

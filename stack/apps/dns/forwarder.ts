@@ -158,6 +158,8 @@ interface Upstream {
   address: IpAddress;
   timeouts: number;
   downUntil: number;
+  /** Smoothed round-trip time of its answers (ms), or null before the first. */
+  rttMs: number | null;
 }
 
 interface Pending {
@@ -173,6 +175,7 @@ interface Pending {
   key: string;
   tried: Set<Upstream>;
   timer: Timer;
+  sentAt: number;
 }
 
 /** Ephemeral ports a forwarded query is sent from (Linux's default ip_local_port_range). */
@@ -194,6 +197,8 @@ const MAX_PENDING = 4096;
  */
 export class DnsForwarder {
   readonly stats: DnsForwarderStats = newStats();
+  /** A service of the whole stack, not of one interface. */
+  readonly nic: Nic | null = null;
   #settings!: DnsForwarderSettings;
   readonly #listeners: UdpEndpoint[] = [];
   readonly #cache = new Map<string, CacheEntry>();
@@ -203,6 +208,13 @@ export class DnsForwarder {
   readonly #out = new Uint8Array(1232);
   #hosts = new Map<string, IpAddress[]>();
   #ptr = new Map<string, string>();
+  /** Upstreams learned elsewhere (the WAN leases) when `servers` is empty, by address text. */
+  readonly #learned = new Map<string, Upstream>();
+  /**
+   * Where upstreams come from when `servers` is empty (e.g. the DNS
+   * servers of the WAN interfaces' DHCP leases); asked at each query.
+   */
+  upstreamSource: (() => IpAddress[]) | null = null;
 
   /**
    * Serve on port 53 of each of `nics` (null: every interface, as a
@@ -234,7 +246,12 @@ export class DnsForwarder {
   /** Take new settings (a reload): the cache stays, upstreams start fresh. */
   configure(settings: DnsForwarderSettings): void {
     this.#settings = settings;
-    this.#upstreams = settings.servers.map((address) => ({ address, timeouts: 0, downUntil: 0 }));
+    this.#upstreams = settings.servers.map((address) => ({
+      address,
+      timeouts: 0,
+      downUntil: 0,
+      rttMs: null,
+    }));
     this.#hosts = new Map();
     this.#ptr = new Map();
     for (const h of settings.hosts) {
@@ -260,12 +277,13 @@ export class DnsForwarder {
   }
 
   /** Each upstream and whether it is up, for `show`. */
-  upstreams(): { address: string; up: boolean; timeouts: number }[] {
+  upstreams(): { address: string; up: boolean; timeouts: number; rttMs: number | null }[] {
     const now = this.host.clock.now();
-    return this.#upstreams.map((u) => ({
+    return this.#currentUpstreams().map((u) => ({
       address: formatIpAddress(u.address),
       up: u.downUntil <= now,
       timeouts: u.timeouts,
+      rttMs: u.rttMs === null ? null : Math.round(u.rttMs * 10) / 10,
     }));
   }
 
@@ -388,13 +406,29 @@ export class DnsForwarder {
     return true;
   }
 
+  /** The upstreams to ask: the configured ones, else those the source names now. */
+  #currentUpstreams(): Upstream[] {
+    if (this.#upstreams.length > 0 || this.upstreamSource === null) return this.#upstreams;
+    const out: Upstream[] = [];
+    for (const address of this.upstreamSource()) {
+      const k = formatIpAddress(address);
+      let u = this.#learned.get(k);
+      if (u === undefined) {
+        this.#learned.set(k, u = { address, timeouts: 0, downUntil: 0, rttMs: null });
+      }
+      out.push(u);
+    }
+    return out;
+  }
+
   #forward(
-    o: Omit<Pending, "ep" | "id" | "server" | "tried" | "timer">,
+    o: Omit<Pending, "ep" | "id" | "server" | "tried" | "timer" | "sentAt">,
     tried = new Set<Upstream>(),
   ): void {
     const now = this.host.clock.now();
-    const server = this.#upstreams.find((u) => !tried.has(u) && u.downUntil <= now) ??
-      this.#upstreams.find((u) => !tried.has(u));
+    const ups = this.#currentUpstreams();
+    const server = ups.find((u) => !tried.has(u) && u.downUntil <= now) ??
+      ups.find((u) => !tried.has(u));
     if (server === undefined || this.#pending.size >= MAX_PENDING) {
       this.stats.servfailSent++;
       return this.#error(o.query, DnsRcode.SERVFAIL, o.client);
@@ -424,6 +458,7 @@ export class DnsForwarder {
     const q = o.query.slice();
     setDnsId(q, id);
     p.timer = this.host.clock.schedule(this.#settings.timeoutMs, () => this.#timeout(p));
+    p.sentAt = this.host.clock.now();
     this.#pending.add(p);
     this.stats.forwarded++;
     if (!ep.send(server.address.address, DNS_PORT, q)) this.stats.sendFailed++;
@@ -467,6 +502,8 @@ export class DnsForwarder {
     p.server.timeouts = 0;
     p.server.downUntil = 0;
     const now = this.host.clock.now();
+    const rtt = now - p.sentAt;
+    p.server.rttMs = p.server.rttMs === null ? rtt : 0.8 * p.server.rttMs + 0.2 * rtt;
     const tc = (m.flags & DnsFlag.TC) !== 0;
     if (!tc && this.#settings.cacheSize > 0) {
       const ttl = cacheTtl(data, m, this.#settings.maxNegativeTtl);

@@ -308,3 +308,57 @@ Deno.test("DNS forwarder: the cache is bounded, least recently used out first; t
   assert.equal(l.fwd.stats.rateLimitedDropped, 5);
   l.close();
 });
+
+Deno.test("[dns]: the forwarder starts on its interfaces; served interfaces' DHCP and RA name tapir as the DNS server", () => {
+  const text =
+    `[router]\nhostname = "gw"\n[[interface]]\nname = "lan0"\naddresses = ["192.0.2.1/24", "2001:db8:1::1/64"]\n` +
+    `[interface.dhcp]\npools = ["192.0.2.100-192.0.2.150"]\n[interface.ra]\nenabled = true\nprefixes = [{ prefix = "2001:db8:1::/64" }]\n` +
+    `[[interface]]\nname = "lan1"\naddresses = ["198.51.100.1/24"]\n[interface.dhcp]\npools = ["198.51.100.100-198.51.100.150"]\ndns_servers = ["198.51.100.53"]\n` +
+    `[dns]\ninterfaces = ["lan0", "lan1"]\nhosts = { "nas.lan" = "192.0.2.20" }\n`;
+  const c = parseConfig(text);
+  const [lan0, lan1] = c.interfaces;
+  assert.deepEqual(lan0!.dhcp.settings.dnsServers, [parseIpv4("192.0.2.1")]);
+  assert.equal(lan0!.ra.rdnss.length, 1);
+  assert.deepEqual([...lan0!.ra.rdnss[0]!.addresses[0]!], [
+    ...parseIpAddress("2001:db8:1::1").address as Uint8Array,
+  ]);
+  // Configured DNS servers stay.
+  assert.deepEqual(lan1!.dhcp.settings.dnsServers, [parseIpv4("198.51.100.53")]);
+  const clock = new ManualClock();
+  const built = buildStack(c, { clock, openLink: () => MemoryLink.pair({ clock })[0] });
+  const f = built.stack.services.get("dns");
+  assert.ok(f instanceof DnsForwarder);
+  assert.deepEqual(f.nics.map((n) => n?.name), ["lan0", "lan1"]);
+  // No servers given: the upstreams come from the WAN leases (none yet).
+  assert.notEqual(f.upstreamSource, null);
+  assert.deepEqual(f.upstreams(), []);
+  built.stack.close();
+});
+
+Deno.test("[dns]: errors at their key paths", () => {
+  const bad = (dns: string) => {
+    try {
+      parseConfig(`[[interface]]\nname = "lan0"\naddresses = ["192.0.2.1/24"]\n[dns]\n${dns}`);
+    } catch (e) {
+      return (e as { errors: { path: string; message: string }[] }).errors.map((x) =>
+        `${x.path}: ${x.message}`
+      );
+    }
+    return [];
+  };
+  assert.match(bad(`servers = ["192.0.2.53"]\n`)[0]!, /^dns\.interfaces: "interfaces" is required/);
+  assert.match(
+    bad(`interfaces = ["lan1"]\n`)[0]!,
+    /^dns\.interfaces\[0\]: no interface "lan1" \(did you mean "lan0"\?\)/,
+  );
+  assert.match(
+    bad(`interfaces = ["lan0"]\nservers = ["192.0.2.300"]\n`)[0]!,
+    /^dns\.servers\[0\]: /,
+  );
+  assert.match(
+    bad(`interfaces = ["lan0"]\nhosts = { "nas.lan" = 7 }\n`)[0]!,
+    /^dns\.hosts\.nas\.lan: expected an address/,
+  );
+  assert.match(bad(`interfaces = ["lan0"]\ncache_size = -1\n`)[0]!, /^dns\.cache_size: /);
+  assert.deepEqual(bad(`interfaces = ["lan0"]\n`), []);
+});
