@@ -12,8 +12,22 @@ import { type Config, ConfigErrors, parseConfig, parseLabConfig } from "../../co
 import { runLab } from "../../config/lab_runner.ts";
 import { buildStack } from "../../config/build.ts";
 import { type MemoryEndpoint, MemoryLink } from "../../link/mod.ts";
-import { type Dhcpv4Client, type Dhcpv6Client, ManualClock, ping } from "../../stack/mod.ts";
-import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from "../../stack/wire/mod.ts";
+import {
+  type Dhcpv4Client,
+  type Dhcpv6Client,
+  type DnsForwarder,
+  ManualClock,
+  ping,
+} from "../../stack/mod.ts";
+import {
+  DnsType,
+  DnsWriter,
+  formatIpv4,
+  formatIpv6,
+  parseDns,
+  parseIpv4,
+  parseIpv6,
+} from "../../stack/wire/mod.ts";
 import { settle } from "../topology/_topology.ts";
 
 const example = Deno.readTextFileSync(
@@ -100,6 +114,33 @@ Deno.test("examples/gateway_dhcp.toml behind the lab's ISP: WAN leases, the LAN 
     const r = await settle(clock, ping(host, { dst, count: 2, timeoutMs: 2000 }));
     assert.equal(r.received, 2, JSON.stringify(r));
   }
+  // The host's resolver is the gateway (its DHCPv4 lease says so); the gateway forwards to the
+  // DNS server of its own WAN lease, the ISP.
+  assert.deepEqual(h4.lease!.dnsServers.map(formatIpv4), ["192.0.2.1"]);
+  const answers: string[] = [];
+  const ep = host.udp.bindSocket({
+    family: 4,
+    port: 0,
+    onDatagram: (d) => {
+      const m = parseDns(d.buffer.data.slice(d.payloadOffset, d.payloadOffset + d.payloadLength));
+      if (typeof m === "string") return;
+      for (const r of m.answers) {
+        const b = d.buffer.data.subarray(
+          d.payloadOffset + r.rdataOffset,
+          d.payloadOffset + r.rdataOffset + 4,
+        );
+        answers.push([...b].join("."));
+      }
+    },
+  });
+  const w = new DnsWriter(new Uint8Array(512));
+  w.header({ id: 1, flags: 0x0100, qd: 1 }).question("www.example.test", DnsType.A);
+  ep.send(parseIpv4("192.0.2.1"), 53, w.bytes());
+  clock.advance(100);
+  assert.deepEqual(answers, ["203.0.113.7"]);
+  const fwd = gw.services.get("dns") as DnsForwarder;
+  assert.deepEqual(fwd.upstreams().map((u) => u.address), ["198.51.100.1", "2001:db8:f::1"]);
+  ep.close();
   ispStack.close();
   gw.close();
   host.close();
