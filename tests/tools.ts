@@ -33,6 +33,8 @@ export const TOOLS: Readonly<Record<string, string>> = {
   "kea-dhcp4": "kea-dhcp4-server",
   "kea-dhcp6": "kea-dhcp6-server",
   perfdhcp: "kea-admin",
+  dig: "bind9-dnsutils",
+  dnsmasq: "dnsmasq-base",
 };
 
 /** Tools that are not commands: how to tell whether each is present. */

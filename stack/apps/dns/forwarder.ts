@@ -178,6 +178,15 @@ interface Pending {
   sentAt: number;
 }
 
+/** The UDP payload size tapir offers in the OPT records it writes (the DNS Flag Day 2020 value). */
+const EDNS_UDP_SIZE = 1232;
+
+/** The EDNS of a query, or null (no OPT, or it does not parse). */
+function queryEdns(q: Uint8Array): { dnssecOk: boolean } | null {
+  const m = parseDns(q);
+  return typeof m === "string" || m.edns === null ? null : { dnssecOk: m.edns.dnssecOk };
+}
+
 /** Ephemeral ports a forwarded query is sent from (Linux's default ip_local_port_range). */
 const PORT_MIN = 32768, PORT_MAX = 60999;
 const MAX_PENDING = 4096;
@@ -392,15 +401,27 @@ export class DnsForwarder {
         }
       }
     }
-    const known = addrs !== undefined || ptr !== undefined;
+    // A name with names below it, or a local domain itself, exists (RFC 1034 §4.3.2, RFC 8020):
+    // NOERROR with no data, not NXDOMAIN.
+    const known = addrs !== undefined || ptr !== undefined || st.local.includes(name) ||
+      [...this.#hosts.keys()].some((h) => h.endsWith(`.${name}`));
     const rcode = known ? DnsRcode.NOERROR : DnsRcode.NXDOMAIN;
     const count = answers.length + (ptr !== undefined ? 1 : 0);
-    w.header({ id, flags: DnsFlag.QR | DnsFlag.AA | rd | DnsFlag.RA | rcode, qd: 1, an: count });
+    const edns = queryEdns(data);
+    w.header({
+      id,
+      flags: DnsFlag.QR | DnsFlag.AA | rd | DnsFlag.RA | rcode,
+      qd: 1,
+      an: count,
+      ar: edns !== null ? 1 : 0,
+    });
     // The question as the client wrote it (its letter case).
     const text = readDnsName(data, q.offset);
     w.question(typeof text === "string" ? q.name : text.name, q.type, q.class);
     for (const [type, rdata] of answers) w.record(q.name, type, st.localTtl, rdata);
     if (ptr !== undefined) w.nameRecord(q.name, DnsType.PTR, st.localTtl, ptr);
+    // RFC 6891 §6.1.1: a query with OPT gets one back (RFC 3225: the DO bit copied).
+    if (edns !== null) w.opt(EDNS_UDP_SIZE, edns.dnssecOk);
     this.stats.localAnswers++;
     this.#reply(w.bytes().slice(), client);
     return true;
@@ -540,8 +561,15 @@ export class DnsForwarder {
     out[2] = f >>> 8;
     out[3] = f & 0xff;
     const qd = out.length > 12 ? 1 : 0;
-    out.set([0, qd, 0, 0, 0, 0, 0, 0], 4);
-    this.#reply(out, client);
+    const edns = typeof m === "string" ? null : m.edns;
+    out.set([0, qd, 0, 0, 0, 0, 0, edns !== null ? 1 : 0], 4);
+    if (edns === null) return this.#reply(out, client);
+    // RFC 6891 §6.1.1: with the OPT record the query had (our UDP size, its DO bit).
+    const w = new DnsWriter(new Uint8Array(out.length + 11));
+    w.buf.set(out);
+    const opt = new DnsWriter(new Uint8Array(11)).opt(EDNS_UDP_SIZE, edns.dnssecOk).bytes();
+    w.buf.set(opt, out.length);
+    this.#reply(w.buf, client);
   }
 
   #reply(out: Uint8Array, c: Pending["client"]): void {

@@ -362,3 +362,29 @@ Deno.test("[dns]: errors at their key paths", () => {
   assert.match(bad(`interfaces = ["lan0"]\ncache_size = -1\n`)[0]!, /^dns\.cache_size: /);
   assert.deepEqual(bad(`interfaces = ["lan0"]\n`), []);
 });
+
+Deno.test("DNS forwarder: a name with hosts below it is NOERROR/NODATA, not NXDOMAIN; its own answers carry OPT when the query did", () => {
+  const l = lab({
+    hosts: [{ name: "nas.home.lan", addresses: [parseIpAddress("192.0.2.21")] }],
+    local: ["lan"],
+  });
+  const [apex] = l.ask("lan", DnsType.SOA);
+  assert.equal(apex!.rcode, DnsRcode.NOERROR);
+  const [mid] = l.ask("home.lan", DnsType.A);
+  assert.equal(mid!.rcode, DnsRcode.NOERROR);
+  assert.equal(mid!.answers.length, 0);
+  assert.equal(l.ask("other.home.lan")[0]!.rcode, DnsRcode.NXDOMAIN);
+  // With EDNS (and DO): the OPT comes back with the DO bit; the same for an error.
+  const withOpt = (name: string, flags = 0x0100) => {
+    const w = new DnsWriter(new Uint8Array(512));
+    w.header({ id: 77, flags, qd: 1, ar: 1 }).question(name, DnsType.A).opt(4096, true);
+    return l.raw(w.bytes().slice())[0]!;
+  };
+  const a = withOpt("nas.home.lan");
+  assert.equal(a.answers.length, 1);
+  assert.deepEqual([a.edns?.udpSize, a.edns?.dnssecOk], [1232, true]);
+  const e = withOpt("x.example.com", 0x2900); // opcode UPDATE: NOTIMP
+  assert.equal(e.rcode, DnsRcode.NOTIMP);
+  assert.deepEqual([e.edns?.udpSize, e.edns?.dnssecOk], [1232, true]);
+  l.close();
+});
