@@ -166,7 +166,8 @@ export function readDnsName(
       if (i + 1 >= b.length) return "truncated";
       const ptr = ((len & 0x3f) << 8) | b[i + 1]!;
       if (end < 0) end = i + 2;
-      if (ptr >= limit) return ptr >= i ? "pointer-loop" : "bad-pointer";
+      // At or before itself (into labels just read): a loop; after itself: forward.
+      if (ptr >= limit) return ptr > i ? "bad-pointer" : "pointer-loop";
       if (++jumps > 127) return "pointer-loop";
       limit = ptr;
       i = ptr;
@@ -301,11 +302,12 @@ export function rewriteDnsTtls(b: Uint8Array, m: DnsMessage, ttl: (t: number) =>
 /**
  * Encode a name (dotted text, "\\." and "\\DDD" escapes) as wire labels.
  *
- * @throws RangeError when a label is empty or longer than 63, or the name longer than 255
+ * @throws RangeError for an empty label, a label over 63 or a name over 255 bytes, a final lone "\\"
  */
 export function encodeDnsName(name: string): Uint8Array {
   const out: number[] = [];
-  const text = name.endsWith(".") && !name.endsWith("\\.") ? name.slice(0, -1) : name;
+  // A final "." is the root unless escaped (preceded by an odd number of "\\").
+  const text = /(?:^|[^\\])(?:\\\\)*\.$/.test(name) ? name.slice(0, -1) : name;
   if (text !== "") {
     let label: number[] = [];
     const flush = () => {
@@ -321,10 +323,10 @@ export function encodeDnsName(name: string): Uint8Array {
         if (d !== null) {
           label.push(Number(d[0]) & 0xff);
           i += 3;
-        } else {
+        } else if (i + 1 < text.length) {
           label.push(text.charCodeAt(i + 1));
           i++;
-        }
+        } else throw new RangeError(`"\\" at the end of "${name}"`);
       } else if (c === 0x2e) flush();
       else label.push(c & 0xff);
     }
