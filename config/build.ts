@@ -29,6 +29,7 @@ import {
   ipv6CidrContains,
   ipv6Masked,
   macFromName,
+  parseIpv4,
 } from "../stack/wire/mod.ts";
 import {
   addressFromInterfaceId,
@@ -282,6 +283,7 @@ export function applyDns(
   if (running instanceof DnsForwarder && sameNics(running.nics, served)) {
     running.configure(dns.settings);
     running.upstreamSource = dns.serversGiven ? null : fromLeases;
+    running.leaseNames = () => leaseNames(stack);
     return "reconfigured";
   }
   running?.close();
@@ -295,8 +297,27 @@ export function applyDns(
     );
   }
   fwd.upstreamSource = dns.serversGiven ? null : fromLeases;
+  fwd.leaseNames = () => leaseNames(stack);
   stack.services.set(key, fwd);
   return running === undefined ? "started" : "reconfigured";
+}
+
+/** Bound, unexpired DHCPv4 leases that carry a hostname, for the forwarder's lease names. */
+function leaseNames(stack: Stack): { name: string; address: IpAddress; domain: string | null }[] {
+  const out: { name: string; address: IpAddress; domain: string | null }[] = [];
+  for (const sv of stack.services.values()) {
+    if (!(sv instanceof Dhcpv4Server)) continue;
+    for (const l of sv.leases()) {
+      if (l.hostname === null || l.state !== "bound" || l.expired) continue;
+      if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l.hostname)) continue;
+      out.push({
+        name: l.hostname,
+        address: { family: 4, address: parseIpv4(l.address) },
+        domain: sv.settings.domain,
+      });
+    }
+  }
+  return out;
 }
 
 const sameNics = (a: readonly (Nic | null)[], b: readonly Nic[]) =>

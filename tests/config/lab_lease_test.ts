@@ -27,6 +27,7 @@ import {
   parseDns,
   parseIpv4,
   parseIpv6,
+  readDnsName,
 } from "../../stack/wire/mod.ts";
 import { settle } from "../topology/_topology.ts";
 
@@ -138,6 +139,37 @@ Deno.test("examples/gateway_dhcp.toml behind the lab's ISP: WAN leases, the LAN 
   ep.send(parseIpv4("192.0.2.1"), 53, w.bytes());
   clock.advance(100);
   assert.deepEqual(answers, ["203.0.113.7"]);
+  // The host's DHCP hostname ("host") resolves forward and back at the gateway (domain "lan").
+  const ask = (name: string, type: number) => {
+    const q = new DnsWriter(new Uint8Array(512));
+    q.header({ id: 2, flags: 0x0100, qd: 1 }).question(name, type);
+    ep.send(parseIpv4("192.0.2.1"), 53, q.bytes());
+    clock.advance(50);
+  };
+  answers.length = 0;
+  ask("host.lan", DnsType.A);
+  ask("HOST", DnsType.A);
+  assert.deepEqual(answers, ["192.0.2.100", "192.0.2.100"]);
+  const names: string[] = [];
+  const ep2 = host.udp.bindSocket({
+    family: 4,
+    port: 0,
+    onDatagram: (d) => {
+      const b = d.buffer.data.slice(d.payloadOffset, d.payloadOffset + d.payloadLength);
+      const m = parseDns(b);
+      if (typeof m === "string") return;
+      for (const r of m.answers) {
+        const n = readDnsName(b, r.rdataOffset);
+        if (typeof n !== "string") names.push(n.name);
+      }
+    },
+  });
+  const pq = new DnsWriter(new Uint8Array(512));
+  pq.header({ id: 3, flags: 0x0100, qd: 1 }).question("100.2.0.192.in-addr.arpa", DnsType.PTR);
+  ep2.send(parseIpv4("192.0.2.1"), 53, pq.bytes());
+  clock.advance(50);
+  assert.deepEqual(names, ["host.lan"]);
+  ep2.close();
   const fwd = gw.services.get("dns") as DnsForwarder;
   assert.deepEqual(fwd.upstreams().map((u) => u.address), ["198.51.100.1", "2001:db8:f::1"]);
   ep.close();

@@ -224,6 +224,8 @@ export class DnsForwarder {
    * servers of the WAN interfaces' DHCP leases); asked at each query.
    */
   upstreamSource: (() => IpAddress[]) | null = null;
+  /** The names of DHCP clients (hostname, its lease's address, the server's domain), asked at each query. */
+  leaseNames: (() => { name: string; address: IpAddress; domain: string | null }[]) | null = null;
 
   /**
    * Serve on port 53 of each of `nics` (null: every interface, as a
@@ -379,8 +381,23 @@ export class DnsForwarder {
     client: Pending["client"],
   ): boolean {
     const st = this.#settings;
-    const addrs = this.#hosts.get(name);
-    const ptr = q.type === DnsType.PTR ? this.#ptr.get(name) : undefined;
+    let addrs = this.#hosts.get(name);
+    let ptr = q.type === DnsType.PTR ? this.#ptr.get(name) : undefined;
+    if ((addrs === undefined || ptr === undefined) && this.leaseNames !== null) {
+      // DHCP clients by the hostnames they sent (dnsmasq's lease names): `host` and `host.DOMAIN`.
+      for (const l of this.leaseNames()) {
+        const h = dnsNameKey(l.name);
+        if (
+          addrs === undefined &&
+          (name === h || (l.domain !== null && name === `${h}.${dnsNameKey(l.domain)}`))
+        ) {
+          addrs = [l.address];
+        }
+        if (ptr === undefined && q.type === DnsType.PTR && name === reverseName(l.address)) {
+          ptr = l.domain !== null ? `${h}.${dnsNameKey(l.domain)}` : h;
+        }
+      }
+    }
     const isLocal = st.local.some((d) => name === d || name.endsWith(`.${d}`));
     if (addrs === undefined && ptr === undefined && !isLocal) return false;
     const id = (data[0]! << 8) | data[1]!;
