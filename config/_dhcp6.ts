@@ -61,6 +61,7 @@ const DHCP6_KEYS = [
   "decline_time",
   "lease_file",
   "delegated_pool",
+  "captive_portal",
 ] as const;
 
 const S = 1000;
@@ -292,6 +293,7 @@ export function validateDhcp6(
       domains: search,
       rapidCommit: bool(ctx, tt, "rapid_commit", path, false),
       preference: optInt(ctx, tt, "preference", path, 0, 255) ?? 0,
+      ...captivePortalOf(ctx, tt, path),
       declineTime: Math.floor(declineTime / S),
     },
   };
@@ -329,4 +331,23 @@ export function validateDhcp6Client(
     ctx.err(path, `ask for something: ia_na = true (an address) or ia_pd = true (a prefix)`);
   }
   return { iaNa, iaPd, prefixHint, rapidCommit: bool(ctx, t, "rapid_commit", path, false) };
+}
+
+/** `captive_portal = "https://…"` (RFC 8910 option 103). */
+function captivePortalOf(ctx: Ctx, t: Tbl, path: string): { captivePortal?: string } {
+  if (t.captive_portal === undefined) return {};
+  const v = t.captive_portal;
+  if (
+    typeof v !== "string" ||
+    (!/^https:\/\/\S+$/.test(v) && v !== "urn:ietf:params:capport:unrestricted")
+  ) {
+    ctx.err(
+      at(path, "captive_portal"),
+      `expected an https:// URI (RFC 8910 §2) or "urn:ietf:params:capport:unrestricted", found ${
+        describe(v)
+      }`,
+    );
+    return {};
+  }
+  return { captivePortal: v };
 }

@@ -36,6 +36,7 @@ import {
   at,
   bool,
   type Ctx,
+  describe,
   didYouMean,
   duration,
   editDistance,
@@ -331,6 +332,8 @@ const RA_KEYS = [
   "rdnss",
   "dnssl",
   "routes",
+  "pref64",
+  "captive_portal",
 ] as const;
 const PREFERENCES = ["medium", "high", "low"] as const;
 /** Lifetimes in RA options are 32-bit seconds; all ones means infinity. */
@@ -378,6 +381,63 @@ function parseInterval(ctx: Ctx, t: Tbl, path: string): [number, number, boolean
     ok = false;
   }
   return ok ? [min, max, true] : def;
+}
+
+/**
+ * `pref64 = "64:ff9b::/96"` or `{ prefix, lifetime }` (RFC 8781: /96, /64,
+ * /56, /48, /40 or /32; lifetime default 3 × the max interval, at most
+ * 65528 s) and `captive_portal = "https://…"` (RFC 8910).
+ */
+function validateRaExtras(
+  ctx: Ctx,
+  t: Tbl,
+  path: string,
+  maxInterval: number,
+): Pick<RaConfig, "pref64" | "captivePortal"> {
+  const out: Pick<RaConfig, "pref64" | "captivePortal"> = {};
+  if (t.pref64 !== undefined) {
+    const pp = at(path, "pref64");
+    const pt = typeof t.pref64 === "string"
+      ? { prefix: t.pref64 }
+      : readTable(ctx, t.pref64, pp, ["prefix", "lifetime"]);
+    if (pt) {
+      const pfx = pt.prefix === undefined
+        ? (ctx.err(at(pp, "prefix"), `"prefix" is required`), undefined)
+        : v6CidrAt(ctx, pt.prefix, typeof t.pref64 === "string" ? pp : at(pp, "prefix"));
+      const lifetime = duration(
+        ctx,
+        pt,
+        "lifetime",
+        pp,
+        Math.min(3 * maxInterval, 65528 * S),
+        8 * S,
+        65528 * S,
+      );
+      if (pfx && ![96, 64, 56, 48, 40, 32].includes(pfx.prefixLen)) {
+        ctx.err(
+          pp,
+          `a PREF64 prefix is /96, /64, /56, /48, /40 or /32 (RFC 8781 §4), not /${pfx.prefixLen}`,
+        );
+      } else if (pfx) {
+        out.pref64 = { prefix: { address: pfx.address, prefixLen: pfx.prefixLen }, lifetime };
+      }
+    }
+  }
+  if (t.captive_portal !== undefined) {
+    const cp = at(path, "captive_portal");
+    const uri = typeof t.captive_portal === "string" ? t.captive_portal : "";
+    if (!/^https:\/\/[^\s]+$/.test(uri) && uri !== "urn:ietf:params:capport:unrestricted") {
+      ctx.err(
+        cp,
+        `expected an https:// URI (RFC 8910 §2) or "urn:ietf:params:capport:unrestricted", found ${
+          describe(t.captive_portal)
+        }`,
+      );
+    } else if (new TextEncoder().encode(uri).length > 2038) {
+      ctx.err(cp, `the URI is too long for an RA option`);
+    } else out.captivePortal = uri;
+  }
+  return out;
 }
 
 function validateRa(ctx: Ctx, raw: unknown, path: string, ifMtu: number): RaConfig {
@@ -584,6 +644,7 @@ function validateRa(ctx: Ctx, raw: unknown, path: string, ifMtu: number): RaConf
     unicastSolicited: bool(ctx, t, "unicast_solicited", path, true),
     prefixes,
     delegated,
+    ...validateRaExtras(ctx, t, path, maxInterval),
     rdnss,
     dnssl,
     routes,

@@ -76,6 +76,10 @@ export interface RaAdvertSettings {
     preference: "high" | "medium" | "low";
     lifetime: number;
   }[];
+  /** PREF64 (RFC 8781): the NAT64 prefix hosts synthesize with; lifetime in ms. */
+  pref64?: { prefix: { address: Uint8Array; prefixLen: number }; lifetime: number };
+  /** Captive-portal API URI (RFC 8910). */
+  captivePortal?: string;
 }
 
 function newRaStats(): RaStats {
@@ -390,6 +394,18 @@ export class RouterAdvertisements {
     }
     for (const x of c.dnssl) {
       options.push({ kind: "dnssl", lifetime: lifetimeSeconds(x.lifetime), domains: x.domains });
+    }
+    if (c.pref64 !== undefined) {
+      options.push({
+        kind: "pref64",
+        // RFC 8781 §4.1: in units of 8 s, at most 65528 s.
+        lifetime: Math.min(65528, Math.floor(c.pref64.lifetime / 1000)),
+        prefixLength: c.pref64.prefix.prefixLen,
+        prefix: c.pref64.prefix.address,
+      });
+    }
+    if (c.captivePortal !== undefined) {
+      options.push({ kind: "captivePortal", uri: c.captivePortal });
     }
     const routerLifetime = final ? 0 : Math.min(9000, Math.floor(c.routerLifetime / 1000));
     return {

@@ -38,7 +38,14 @@ export const NdpOptionType = {
   ROUTE_INFORMATION: 24,
   RDNSS: 25,
   DNSSL: 31,
+  /** RFC 8910 §2.3. */
+  CAPTIVE_PORTAL: 37,
+  /** RFC 8781 §4. */
+  PREF64: 38,
 } as const;
+
+/** PREF64 prefix lengths by their PLC code (RFC 8781 §4). */
+export const PREF64_LENGTHS: readonly number[] = [96, 64, 56, 48, 40, 32];
 
 /**
  * Router and route preference (RFC 4191 §2.1), a 2-bit signed value:
@@ -306,6 +313,9 @@ export class NdpOptionIterator {
         return n >= 24 && ((n - 8) & 15) === 0;
       case NdpOptionType.DNSSL:
         return n >= 16;
+      case NdpOptionType.PREF64:
+        // RFC 8781 §4: 16 bytes; a PLC outside 0-5 makes it unusable.
+        return n === 16 && (this.data[this.offset + 3]! & 7) <= 5;
       default:
         return true;
     }
@@ -451,6 +461,10 @@ export type NdpOptionRepr =
   | { kind: "rdnss"; lifetime: number; addresses: Uint8Array[] }
   | { kind: "dnssl"; lifetime: number; domains: string[] }
   | { kind: "nonce"; nonce: Uint8Array }
+  /** RFC 8910: the captive-portal API URI. */
+  | { kind: "captivePortal"; uri: string }
+  /** RFC 8781: a NAT64 prefix; `lifetime` in seconds (a multiple of 8, at most 65528). */
+  | { kind: "pref64"; lifetime: number; prefixLength: number; prefix: Uint8Array }
   | { kind: "unknown"; type: number; data: Uint8Array };
 
 const pad8 = (n: number): number => (n + 7) & ~7;
@@ -525,6 +539,10 @@ export function ndpOptionLen(o: NdpOptionRepr): number {
       return 8 + pad8(encodeDnsNames(o.domains).length);
     case "nonce":
       return pad8(2 + o.nonce.length);
+    case "captivePortal":
+      return pad8(2 + new TextEncoder().encode(o.uri).length);
+    case "pref64":
+      return 16;
     case "unknown":
       return pad8(2 + o.data.length);
   }
@@ -605,6 +623,20 @@ export function writeNdpOption(buf: PacketBuffer, off: number, o: NdpOptionRepr)
       d[off] = NdpOptionType.NONCE;
       d.set(o.nonce, off + 2);
       break;
+    case "captivePortal":
+      // The URI, then NUL padding to 8 bytes (RFC 8910 §2.3).
+      d[off] = NdpOptionType.CAPTIVE_PORTAL;
+      d.set(new TextEncoder().encode(o.uri), off + 2);
+      break;
+    case "pref64": {
+      d[off] = NdpOptionType.PREF64;
+      const plc = PREF64_LENGTHS.indexOf(o.prefixLength);
+      const scaled = Math.min(8191, Math.floor(o.lifetime / 8));
+      d[off + 2] = (scaled >> 5) & 0xff;
+      d[off + 3] = ((scaled & 31) << 3) | (plc < 0 ? 0 : plc);
+      d.set(o.prefix.subarray(0, 12), off + 4);
+      break;
+    }
     case "unknown":
       d[off] = o.type;
       d.set(o.data, off + 2);
@@ -667,6 +699,28 @@ function parseOption(it: NdpOptionIterator): NdpOptionRepr | null {
     }
     case NdpOptionType.NONCE:
       return { kind: "nonce", nonce: d.slice(o + 2, o + it.length) };
+    case NdpOptionType.CAPTIVE_PORTAL: {
+      let end = o + it.length;
+      while (end > o + 2 && d[end - 1] === 0) end--;
+      return { kind: "captivePortal", uri: new TextDecoder().decode(d.subarray(o + 2, end)) };
+    }
+    case NdpOptionType.PREF64: {
+      const prefix = new Uint8Array(16);
+      prefix.set(d.subarray(o + 4, o + 16));
+      const plc = d[o + 3]! & 7;
+      const len = PREF64_LENGTHS[plc]!;
+      // Bits past the prefix length are ignored (RFC 8781 §4).
+      for (let i = 0; i < 16; i++) {
+        const keep = Math.max(0, Math.min(8, len - 8 * i));
+        prefix[i] = prefix[i]! & ((0xff << (8 - keep)) & 0xff);
+      }
+      return {
+        kind: "pref64",
+        lifetime: (((d[o + 2]! << 8) | d[o + 3]!) >> 3) * 8,
+        prefixLength: len,
+        prefix,
+      };
+    }
     default:
       return { kind: "unknown", type: it.type, data: d.slice(o + 2, o + it.length) };
   }

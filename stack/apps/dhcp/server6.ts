@@ -91,6 +91,8 @@ export interface Dhcpv6ServerSettings {
   preference: number;
   /** Seconds a DECLINEd address stays out of the pools. */
   declineTime: number;
+  /** Option 103 (RFC 8910): the captive-portal API URI, sent when asked for. */
+  captivePortal?: string;
 }
 
 /** Counters of one DHCPv6 server. */
@@ -268,6 +270,8 @@ const untext = (s: string): { value: bigint; len: number } | null => {
 };
 
 const MAX_U32 = 0xffffffff;
+/** RFC 8910 §2.2: DHCPv6 option 103. */
+const CAPTIVE_PORTAL_OPTION = 103;
 
 /**
  * The DHCPv6 server of one interface.
@@ -1069,6 +1073,9 @@ export class Dhcpv6Server {
       w.open(Dhcpv6Option.DNS_SERVERS);
       for (const s of st.dnsServers) w.raw(s);
       w.close();
+    }
+    if (config && r.oro.includes(CAPTIVE_PORTAL_OPTION) && st.captivePortal !== undefined) {
+      w.option(CAPTIVE_PORTAL_OPTION, new TextEncoder().encode(st.captivePortal));
     }
     if (config && r.oro.includes(Dhcpv6Option.DOMAIN_LIST) && st.domains.length > 0) {
       w.option(Dhcpv6Option.DOMAIN_LIST, encodeDomainList(st.domains));

@@ -616,3 +616,16 @@ Deno.test("DHCPv6: through a relay agent — RELAY-FORW unwrapped, the answer in
   relayEp.close();
   l.close();
 });
+
+Deno.test("DHCPv6: the captive-portal URI (option 103, RFC 8910) when the ORO asks for it", () => {
+  const l = lab({ captivePortal: "https://portal.example/api" });
+  l.send(msg(T.INFORMATION_REQUEST, { duid: null, oro: [103] }));
+  const [rep] = l.take();
+  assert.equal(
+    new TextDecoder().decode(findOption(rep!.options, 103)!),
+    "https://portal.example/api",
+  );
+  l.send(msg(T.INFORMATION_REQUEST, { duid: null, oro: [O.DNS_SERVERS] }));
+  assert.equal(findOption(l.take()[0]!.options, 103), undefined);
+  l.close();
+});
