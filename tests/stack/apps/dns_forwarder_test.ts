@@ -9,6 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { parseConfig } from "../../../config/mod.ts";
+import { controlAnswer } from "../../../cmd/control.ts";
+import { formatDns } from "../../../cmd/_show_text.ts";
 import { buildStack } from "../../../config/build.ts";
 import { type MemoryEndpoint, MemoryLink } from "../../../link/mod.ts";
 import {
@@ -386,5 +388,37 @@ Deno.test("DNS forwarder: a name with hosts below it is NOERROR/NODATA, not NXDO
   const e = withOpt("x.example.com", 0x2900); // opcode UPDATE: NOTIMP
   assert.equal(e.rcode, DnsRcode.NOTIMP);
   assert.deepEqual([e.edns?.udpSize, e.edns?.dnssecOk], [1232, true]);
+  l.close();
+});
+
+Deno.test("show dns: the cache, the hit ratio and the upstreams, as JSON and as text", () => {
+  const l = lab();
+  l.g.services.set("dns", l.fwd);
+  l.ask("www.example.com");
+  l.ask("www.example.com");
+  const a = controlAnswer(l.g, "dns") as {
+    cache: { entries: number; size: number };
+    queries: number;
+    cache_hits: number;
+    hit_ratio: number;
+    upstreams: { address: string; up: boolean; rttMs: number | null }[];
+  };
+  assert.deepEqual([a.cache.entries, a.cache.size, a.queries, a.cache_hits, a.hit_ratio], [
+    1,
+    150,
+    2,
+    1,
+    0.5,
+  ]);
+  assert.deepEqual(a.upstreams.map((u) => [u.address, u.up]), [
+    ["198.51.100.53", true],
+    ["198.51.100.54", true],
+  ]);
+  assert.ok(a.upstreams[0]!.rttMs !== null && a.upstreams[0]!.rttMs >= 0);
+  const text = formatDns(a);
+  assert.match(text, /^cache 1\/150 entries, 2 queries, 1 from the cache \(50\.0 %\)/);
+  assert.match(text, /^upstream 198\.51\.100\.53 up rtt \d+(\.\d)? ms timeouts 0$/m);
+  assert.equal(formatDns(null), "no DNS forwarder ([dns] is off)\n");
+  l.g.services.delete("dns");
   l.close();
 });
