@@ -354,7 +354,7 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
       "Queries with an opcode other than QUERY, or not one question: answered NOTIMP / FORMERR.",
     "rateLimitedDropped": "Queries refused by the per-client rate limit.",
     "spoofDropped":
-      "Answers that came from the wrong address or port, with the wrong ID, or for another question (RFC 5452).",
+      "* Answers on a forwarded query's socket with the wrong ID or for another question (RFC 5452). Those from another address or port never reach that socket, which is connected to the server's port 53: the UDP layer counts them (unknown port).",
     "badAnswerDropped": "Upstream answers that do not parse.",
     "sendFailed": "Replies the stack could not send.",
   },

@@ -97,7 +97,12 @@ export interface DnsForwarderStats {
   unsupportedQueries: number;
   /** Queries refused by the per-client rate limit. */
   rateLimitedDropped: number;
-  /** Answers that came from the wrong address or port, with the wrong ID, or for another question (RFC 5452). */
+  /**
+   * Answers on a forwarded query's socket with the wrong ID or for another
+   * question (RFC 5452). Those from another address or port never reach
+   * that socket, which is connected to the server's port 53: the UDP layer
+   * counts them (unknown port).
+   */
   spoofDropped: number;
   /** Upstream answers that do not parse. */
   badAnswerDropped: number;
