@@ -304,6 +304,14 @@ export function applyDns(
 
 /** Bound, unexpired DHCPv4 leases that carry a hostname, for the forwarder's lease names. */
 function leaseNames(stack: Stack): { name: string; address: IpAddress; domain: string | null }[] {
+  // The same list (the same object, which the forwarder indexes once) until a lease table
+  // changes, or every 10 s (leases run out without a change).
+  let key = String(Math.floor(stack.clock.now() / 10_000));
+  for (const sv of stack.services.values()) {
+    if (sv instanceof Dhcpv4Server) key += `/${sv.version}`;
+  }
+  const cached = leaseNameCache.get(stack);
+  if (cached !== undefined && cached.key === key) return cached.list;
   const out: { name: string; address: IpAddress; domain: string | null }[] = [];
   for (const sv of stack.services.values()) {
     if (!(sv instanceof Dhcpv4Server)) continue;
@@ -317,8 +325,14 @@ function leaseNames(stack: Stack): { name: string; address: IpAddress; domain: s
       });
     }
   }
+  leaseNameCache.set(stack, { key, list: out });
   return out;
 }
+
+const leaseNameCache = new WeakMap<
+  Stack,
+  { key: string; list: { name: string; address: IpAddress; domain: string | null }[] }
+>();
 
 const sameNics = (a: readonly (Nic | null)[], b: readonly Nic[]) =>
   a.length === b.length && a.every((n, i) => n === b[i]);

@@ -198,7 +198,12 @@ function labelText(b: Uint8Array, off: number, len: number): string {
 
 /** The cache key form of a name: ASCII letters folded to lower case (RFC 4343). */
 export function dnsNameKey(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  // Most names come lower case: no copy then.
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) return name.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+  }
+  return name;
 }
 
 /** Parse a DNS message (a UDP payload, or a TCP message without its length prefix). */

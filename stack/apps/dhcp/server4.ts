@@ -767,7 +767,14 @@ export class Dhcpv4Server {
     return true;
   }
 
+  /** Bumped on every change of the lease tables (for caches of what they hold). */
+  get version(): number {
+    return this.#version;
+  }
+  #version = 0;
+
   #bind(address: number, rec: LeaseRecord): void {
+    this.#version++;
     const prev = this.#byAddress.get(address);
     if (prev !== undefined) {
       const k = this.#keyOf(prev.rec);

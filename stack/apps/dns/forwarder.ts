@@ -41,7 +41,6 @@ import {
   DnsWriter,
   parseDns,
   readDnsName,
-  rewriteDnsTtls,
   setDnsId,
 } from "../../wire/dns.ts";
 import { formatIpAddress, type IpAddress } from "../../wire/ip_address.ts";
@@ -157,6 +156,11 @@ interface CacheEntry {
   bytes: Uint8Array;
   stored: number;
   expires: number;
+  /** Where its records' TTLs are, and what they were (so a hit needs no parse). */
+  ttlOffsets: number[];
+  ttls: number[];
+  /** Where its question's name starts. */
+  questionOffset: number;
 }
 
 interface Upstream {
@@ -365,12 +369,12 @@ export class DnsForwarder {
       this.#cache.set(key, hit);
       const out = hit.bytes.slice();
       setDnsId(out, m.id);
-      const am = parseDns(out);
-      if (typeof am !== "string") {
-        const age = Math.floor((now - hit.stored) / 1000);
-        rewriteDnsTtls(out, am, (t) => Math.max(0, t - age));
-        copyQuestionCase(out, am.questions[0]?.offset ?? -1, data, q.offset, q.end);
+      const age = Math.floor((now - hit.stored) / 1000);
+      const v = new DataView(out.buffer);
+      for (let i = 0; i < hit.ttlOffsets.length; i++) {
+        v.setUint32(hit.ttlOffsets[i]!, Math.max(0, hit.ttls[i]! - age));
       }
+      copyQuestionCase(out, hit.questionOffset, data, q.offset, q.end);
       s.cacheHits++;
       return this.#reply(out, client);
     }
@@ -390,18 +394,9 @@ export class DnsForwarder {
     let ptr = q.type === DnsType.PTR ? this.#ptr.get(name) : undefined;
     if ((addrs === undefined || ptr === undefined) && this.leaseNames !== null) {
       // DHCP clients by the hostnames they sent (dnsmasq's lease names): `host` and `host.DOMAIN`.
-      for (const l of this.leaseNames()) {
-        const h = dnsNameKey(l.name);
-        if (
-          addrs === undefined &&
-          (name === h || (l.domain !== null && name === `${h}.${dnsNameKey(l.domain)}`))
-        ) {
-          addrs = [l.address];
-        }
-        if (ptr === undefined && q.type === DnsType.PTR && name === reverseName(l.address)) {
-          ptr = l.domain !== null ? `${h}.${dnsNameKey(l.domain)}` : h;
-        }
-      }
+      const idx = this.#leaseIndex(this.leaseNames());
+      addrs ??= idx.names.get(name);
+      if (q.type === DnsType.PTR) ptr ??= idx.ptrs.get(name);
     }
     const isLocal = st.local.some((d) => name === d || name.endsWith(`.${d}`));
     if (addrs === undefined && ptr === undefined && !isLocal) return false;
@@ -448,6 +443,29 @@ export class DnsForwarder {
     this.#reply(w.bytes().slice(), client);
     return true;
   }
+
+  /** Lease names by name and by PTR name, built once per list the source hands out. */
+  #leaseIndex(list: { name: string; address: IpAddress; domain: string | null }[]): {
+    names: Map<string, IpAddress[]>;
+    ptrs: Map<string, string>;
+  } {
+    if (this.#leaseIdx !== null && this.#leaseIdx.list === list) return this.#leaseIdx;
+    const names = new Map<string, IpAddress[]>();
+    const ptrs = new Map<string, string>();
+    for (const l of list) {
+      const h = dnsNameKey(l.name);
+      const full = l.domain !== null ? `${h}.${dnsNameKey(l.domain.replace(/\.$/, ""))}` : h;
+      for (const n of new Set([h, full])) names.set(n, [...(names.get(n) ?? []), l.address]);
+      ptrs.set(reverseName(l.address), full);
+    }
+    this.#leaseIdx = { list, names, ptrs };
+    return this.#leaseIdx;
+  }
+  #leaseIdx: {
+    list: object;
+    names: Map<string, IpAddress[]>;
+    ptrs: Map<string, string>;
+  } | null = null;
 
   /** The upstreams to ask: the configured ones, else those the source names now. */
   #currentUpstreams(): Upstream[] {
@@ -552,7 +570,15 @@ export class DnsForwarder {
       const ttl = cacheTtl(data, m, this.#settings.maxNegativeTtl);
       if (ttl > 0) {
         while (this.#cache.size >= this.#settings.cacheSize) this.#evictOne();
-        this.#cache.set(p.key, { bytes: data.slice(), stored: now, expires: now + ttl * 1000 });
+        const records = [...m.answers, ...m.authority, ...m.additional];
+        this.#cache.set(p.key, {
+          bytes: data.slice(),
+          stored: now,
+          expires: now + ttl * 1000,
+          ttlOffsets: records.map((r) => r.ttlOffset),
+          ttls: records.map((r) => r.ttl),
+          questionOffset: q.offset,
+        });
       }
     }
     const clientId = (p.query[0]! << 8) | p.query[1]!;
