@@ -35,6 +35,7 @@ export const TOOLS: Readonly<Record<string, string>> = {
   perfdhcp: "kea-admin",
   dig: "bind9-dnsutils",
   dnsmasq: "dnsmasq-base",
+  dnsperf: "dnsperf",
 };
 
 /** Tools that are not commands: how to tell whether each is present. */
