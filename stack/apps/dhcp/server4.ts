@@ -55,10 +55,7 @@ import {
 } from "../../wire/dhcpv4.ts";
 import { formatIpv4, ipv4Broadcast, ipv4Mask, parseIpv4 } from "../../wire/ip_address.ts";
 import { formatMac } from "../../wire/mac_address.ts";
-import type { LeaseRecord, LeaseStore } from "./lease_store.ts";
-
-/** Replies held for one lease-store sync at most (a group commit's size). */
-export const GROUP_COMMIT_MAX = 16;
+import { GroupCommit, type LeaseRecord, type LeaseStore } from "./lease_store.ts";
 
 /** How long an OFFER keeps its address for the client (RFC 2131 §4.3.1 leaves it to the server). */
 export const OFFER_HOLD_MS = 60_000;
@@ -313,8 +310,7 @@ export class Dhcpv4Server {
   readonly #out = new Uint8Array(1500);
   readonly #store: LeaseStore;
   /** ACKs waiting for the group commit (one store sync for a burst). */
-  #held: HeldReply[] = [];
-  #flushTimer: Timer | null = null;
+  readonly #commits: GroupCommit<HeldReply>;
   readonly #wall: () => number;
   #settings!: Dhcpv4ServerSettings;
   /** Conflict probes in flight, by address. */
@@ -331,6 +327,11 @@ export class Dhcpv4Server {
   ) {
     this.#store = opts.store;
     this.#wall = opts.wallClock;
+    // Group commit: an ACK leaves once the store has synced its lease.
+    this.#commits = new GroupCommit<HeldReply>(host.clock, opts.store, (h) => {
+      if (this.#ep.send(h.dst, h.dstPort, h.payload, h.opts)) this.stats.acksSent++;
+      else this.stats.sendFailed++;
+    }, (n) => this.stats.leaseWriteFailedDropped += n);
     this.configure(settings);
     for (const rec of this.#store.load()) {
       let a: number;
@@ -387,39 +388,12 @@ export class Dhcpv4Server {
   }
 
   close(): void {
-    this.#flush();
+    this.#commits.flush();
     for (const p of this.#probes.values()) p.timer.cancel();
     this.#probes.clear();
     this.host.ipv4.arp.watchers.delete(this.#arpWatch);
     this.#ep.close();
     this.#store.close();
-  }
-
-  /**
-   * Sync the store once, then send the ACKs that waited for it. (A sync on
-   * Deno's blocking pool measured slower: its completion waits for the
-   * link driver to yield, so the groups got smaller, not larger.)
-   */
-  #flush(): void {
-    this.#flushTimer?.cancel();
-    this.#flushTimer = null;
-    const held = this.#held;
-    if (held.length === 0) return;
-    this.#held = [];
-    try {
-      this.#store.sync();
-    } catch {
-      this.stats.leaseWriteFailedDropped += held.length;
-      return;
-    }
-    this.#sendHeld(held);
-  }
-
-  #sendHeld(held: HeldReply[]): void {
-    for (const h of held) {
-      if (this.#ep.send(h.dst, h.dstPort, h.payload, h.opts)) this.stats.acksSent++;
-      else this.stats.sendFailed++;
-    }
   }
 
   // ------------------------------------------------------------ receive
@@ -972,11 +946,7 @@ export class Dhcpv4Server {
     if (type === Dhcpv4MessageType.ACK && lease) {
       // Group commit: the ACK leaves once the store has synced its lease,
       // one sync for every ACK of this burst (the clock's next turn).
-      this.#held.push({ payload: payload.slice(), dst, dstPort, opts: sendOpts });
-      // A full group is synced and sent at once: smaller bursts, which a client's socket
-      // buffer (perfdhcp: one for all its clients) takes without dropping.
-      if (this.#held.length >= GROUP_COMMIT_MAX) this.#flush();
-      else this.#flushTimer ??= this.host.clock.schedule(0, () => this.#flush());
+      this.#commits.hold({ payload: payload.slice(), dst, dstPort, opts: sendOpts });
       return;
     }
     const ok = this.#ep.send(dst, dstPort, payload, sendOpts);

@@ -57,8 +57,8 @@ import {
 } from "../../wire/dhcpv6.ts";
 import { formatIpv6, ipv6Masked, parseIpv6 } from "../../wire/ip_address.ts";
 import { formatMac } from "../../wire/mac_address.ts";
-import type { LeaseRecord, LeaseStore } from "./lease_store.ts";
-import { GROUP_COMMIT_MAX, OFFER_HOLD_MS } from "./server4.ts";
+import { GroupCommit, type LeaseRecord, type LeaseStore } from "./lease_store.ts";
+import { OFFER_HOLD_MS } from "./server4.ts";
 
 /** An inclusive range of addresses to hand out (16 bytes each). */
 export interface Dhcpv6Pool {
@@ -223,6 +223,18 @@ interface RelayHop {
   interfaceId: Uint8Array | null;
 }
 
+/** The counter of each message type a server takes. */
+const RECEIVED: Readonly<Record<number, keyof Dhcpv6ServerStats>> = {
+  [Dhcpv6MessageType.SOLICIT]: "solicitReceived",
+  [Dhcpv6MessageType.REQUEST]: "requestReceived",
+  [Dhcpv6MessageType.CONFIRM]: "confirmReceived",
+  [Dhcpv6MessageType.RENEW]: "renewReceived",
+  [Dhcpv6MessageType.REBIND]: "rebindReceived",
+  [Dhcpv6MessageType.RELEASE]: "releaseReceived",
+  [Dhcpv6MessageType.DECLINE]: "declineReceived",
+  [Dhcpv6MessageType.INFORMATION_REQUEST]: "informationRequestReceived",
+};
+
 /** Relays a message may have come through (RFC 8415 §7.6 HOP_COUNT_LIMIT is 8). */
 const MAX_RELAYS = 32;
 
@@ -317,8 +329,9 @@ export class Dhcpv6Server {
   /** Two buffers for RELAY-REPL wrapping, used in turn (each wraps the other's bytes). */
   readonly #relayOut = [new Uint8Array(4096), new Uint8Array(4096)];
   readonly #store: LeaseStore;
-  #held: { payload: Uint8Array; dst: Uint8Array; port: number; src: Uint8Array }[] = [];
-  #flushTimer: Timer | null = null;
+  readonly #commits: GroupCommit<
+    { payload: Uint8Array; dst: Uint8Array; port: number; src: Uint8Array }
+  >;
   readonly #wall: () => number;
   #settings!: Dhcpv6ServerSettings;
 
@@ -333,6 +346,11 @@ export class Dhcpv6Server {
     }
     this.#store = opts.store;
     this.#wall = opts.wallClock;
+    this.#commits = new GroupCommit(host.clock, opts.store, (h) => {
+      const ok = this.#ep.send(h.dst, h.port, h.payload, { nic: this.nic, src: h.src });
+      if (ok) this.stats.repliesSent++;
+      else this.stats.sendFailed++;
+    }, (n) => this.stats.leaseWriteFailedDropped += n);
     this.duid = duidLl(nic.mac);
     this.configure(settings);
     const now = this.#wall();
@@ -384,32 +402,13 @@ export class Dhcpv6Server {
   }
 
   close(): void {
-    this.#flush();
+    this.#commits.flush();
     for (const t of this.#pdTimers.values()) t.cancel();
     this.#pdTimers.clear();
     this.host.ipv6.routes.removeWhere((r) => r.source === "dhcp" && r.nicId === this.nic.id);
     this.host.ipv6.leaveGroup(this.nic, ALL_DHCP_RELAY_AGENTS_AND_SERVERS);
     this.#ep.close();
     this.#store.close();
-  }
-
-  #flush(): void {
-    this.#flushTimer?.cancel();
-    this.#flushTimer = null;
-    const held = this.#held;
-    if (held.length === 0) return;
-    this.#held = [];
-    try {
-      this.#store.sync();
-    } catch {
-      this.stats.leaseWriteFailedDropped += held.length;
-      return;
-    }
-    for (const h of held) {
-      const ok = this.#ep.send(h.dst, h.port, h.payload, { nic: this.nic, src: h.src });
-      if (ok) this.stats.repliesSent++;
-      else this.stats.sendFailed++;
-    }
   }
 
   // ------------------------------------------------------------ receive
@@ -453,35 +452,12 @@ export class Dhcpv6Server {
     const sid = findOption(m.options, Dhcpv6Option.SERVERID);
     const ours = sid !== undefined && sid.length === this.duid.length &&
       sid.every((x, i) => x === this.duid[i]);
-    switch (m.msgType) {
-      case T.SOLICIT:
-        s.solicitReceived++;
-        break;
-      case T.REQUEST:
-        s.requestReceived++;
-        break;
-      case T.CONFIRM:
-        s.confirmReceived++;
-        break;
-      case T.RENEW:
-        s.renewReceived++;
-        break;
-      case T.REBIND:
-        s.rebindReceived++;
-        break;
-      case T.RELEASE:
-        s.releaseReceived++;
-        break;
-      case T.DECLINE:
-        s.declineReceived++;
-        break;
-      case T.INFORMATION_REQUEST:
-        s.informationRequestReceived++;
-        break;
-      default:
-        s.unknownMessageTypeDropped++;
-        return;
+    const counter = RECEIVED[m.msgType];
+    if (counter === undefined) {
+      s.unknownMessageTypeDropped++;
+      return;
     }
+    s[counter]++;
     // RFC 8415 §16: which identifiers each message must (not) carry.
     const needsSid = m.msgType === T.REQUEST || m.msgType === T.RENEW ||
       m.msgType === T.RELEASE || m.msgType === T.DECLINE;
@@ -679,40 +655,34 @@ export class Dhcpv6Server {
 
   /** RELEASE (§18.3.7): the client's values are given back (kept for affinity). */
   #release(r: Request, ias: IaRequest[], from: Uint8Array): void {
-    const now = this.#wall();
-    const answers: IaAnswer[] = [];
-    for (const ia of ias) {
-      const key = this.#key(r, ia);
-      const b = this.#byClient.get(key);
-      const mine = b !== undefined && b.rec.state === "bound" &&
-        ia.held.some((h) => h.value === b.value && h.len === b.len);
-      if (!mine) {
-        answers.push({
-          kind: ia.kind,
-          iaid: ia.iaid,
-          grant: [],
-          status: { code: Dhcpv6Status.NO_BINDING, message: "no binding for this IA" },
-        });
-        continue;
-      }
-      if (!this.#commit(b!.value, b!.len, { ...b!.rec, state: "released", expires: now })) return;
-    }
-    this.#send(r, from, Dhcpv6MessageType.REPLY, answers, {
-      code: Dhcpv6Status.SUCCESS,
-      message: "released",
-    }, true);
+    this.#giveBack(r, ias, from, "released", 0);
   }
 
   /** DECLINE (§18.3.8): the address is in use by someone else; kept out of the pools. */
   #decline(r: Request, ias: IaRequest[], from: Uint8Array): void {
+    this.#giveBack(r, ias, from, "declined", this.#settings.declineTime * 1000);
+  }
+
+  /**
+   * RELEASE and DECLINE: each IA's binding, when it lists it, takes `state`
+   * until `forMs` from now; an IA without one gets NoBinding; the REPLY says
+   * Success.
+   */
+  #giveBack(
+    r: Request,
+    ias: IaRequest[],
+    from: Uint8Array,
+    state: "released" | "declined",
+    forMs: number,
+  ): void {
     const now = this.#wall();
     const answers: IaAnswer[] = [];
     for (const ia of ias) {
-      const key = this.#key(r, ia);
-      const b = this.#byClient.get(key);
-      const mine = b !== undefined && b.rec.state === "bound" &&
-        ia.held.some((h) => h.value === b.value && h.len === b.len);
-      if (!mine) {
+      const b = this.#byClient.get(this.#key(r, ia));
+      if (
+        b === undefined || b.rec.state !== "bound" ||
+        !ia.held.some((h) => h.value === b.value && h.len === b.len)
+      ) {
         answers.push({
           kind: ia.kind,
           iaid: ia.iaid,
@@ -721,16 +691,11 @@ export class Dhcpv6Server {
         });
         continue;
       }
-      const rec: LeaseRecord = {
-        ...b!.rec,
-        state: "declined",
-        expires: now + this.#settings.declineTime * 1000,
-      };
-      if (!this.#commit(b!.value, b!.len, rec)) return;
+      if (!this.#commit(b.value, b.len, { ...b.rec, state, expires: now + forMs })) return;
     }
     this.#send(r, from, Dhcpv6MessageType.REPLY, answers, {
       code: Dhcpv6Status.SUCCESS,
-      message: "declined",
+      message: state,
     }, true);
   }
 
@@ -1091,11 +1056,7 @@ export class Dhcpv6Server {
       payload = rw.bytes();
     }
     if (durable) {
-      this.#held.push({ payload: payload.slice(), dst: r.dst, port: r.dstPort, src: from });
-      // A full group is synced and sent at once: smaller bursts, which a client's socket
-      // buffer (perfdhcp: one for all its clients) takes without dropping.
-      if (this.#held.length >= GROUP_COMMIT_MAX) this.#flush();
-      else this.#flushTimer ??= this.host.clock.schedule(0, () => this.#flush());
+      this.#commits.hold({ payload: payload.slice(), dst: r.dst, port: r.dstPort, src: from });
       return;
     }
     if (!this.#ep.send(r.dst, r.dstPort, payload, { nic: this.nic, src: from })) {
