@@ -14,7 +14,17 @@
  *
  * @module
  */
-import { SeededRandom } from "../../stack/mod.ts";
+import {
+  Dhcpv4Server,
+  Dhcpv6Server,
+  DnsForwarder,
+  MemoryLeaseStore,
+  SeededRandom,
+} from "../../stack/mod.ts";
+import { DnsWriter } from "../../stack/wire/dns.ts";
+import { Dhcpv6Writer, duidLl } from "../../stack/wire/dhcpv6.ts";
+import { writeDhcpv4 } from "../../stack/wire/dhcpv4.ts";
+import { parseIpAddress, parseIpv4, parseIpv6 } from "../../stack/wire/ip_address.ts";
 import type { Nic, Stack } from "../../stack/mod.ts";
 import type { ManualClock } from "../../stack/clock.ts";
 import { HEADROOM, PacketBuffer } from "../../stack/wire/packet_buffer.ts";
@@ -92,12 +102,73 @@ prerouting = { rules = ["-i wan0 -p tcp --dport 8080 -j DNAT --to-destination 19
   const mac = lab.rLan.mac;
   const a = ADDR.a, b = ADDR.b, r = ADDR.rLan;
   const ip4 = (spec: Parameters<typeof ipv4>[0]) => frame(mac, 0x0800, ipv4(spec));
+  // The services on the LAN side parse what they get: a DHCPv4 server and the DNS forwarder.
+  const d4 = new Dhcpv4Server(lab.r, lab.rLan, {
+    pools: [{ start: parseIpv4("192.0.2.100"), end: parseIpv4("192.0.2.150") }],
+    leaseTime: 3600,
+    routers: [parseIpv4(r)],
+    dnsServers: [parseIpv4(r)],
+    domain: "lan.example",
+    search: [],
+    mtu: null,
+    ntpServers: [],
+    routes: [],
+    options: [],
+    reservations: [],
+    authoritative: true,
+    declineTime: 600,
+    conflictProbeMs: 0,
+  }, { store: new MemoryLeaseStore(), wallClock: () => lab.clock.now() });
+  const fwd = new DnsForwarder(lab.r, [lab.rLan], {
+    servers: [parseIpAddress(b)],
+    hosts: [{ name: "nas.lan", addresses: [parseIpAddress("192.0.2.20")] }],
+    local: ["lan"],
+  });
+  services.set(lab.r, [d4, fwd]);
+  const dhcp = new Uint8Array(300);
+  const dn = writeDhcpv4(
+    dhcp,
+    0,
+    { op: 1, xid: 7, chaddr: new Uint8Array([2, 0, 0, 0, 0, 0x0a]) },
+    [
+      [53, new Uint8Array([1])],
+      [55, new Uint8Array([1, 3, 6, 121])],
+      [61, new Uint8Array([1, 2, 0, 0, 0, 0, 0x0a])],
+    ],
+  );
+  const dnsQuery = (name: string, type: number) => {
+    const w = new DnsWriter(new Uint8Array(512));
+    w.header({ id: 9, flags: 0x0100, qd: 1, ar: 1 }).question(name, type).opt(1232, true);
+    return w.bytes().slice();
+  };
   const inner = ipv4({ src: b, dst: a, protocol: PROTO.UDP, payload: udp(b, a, 53, 40000, 8) });
   const fuzzMac = new Uint8Array([0x02, 0, 0, 0, 0, 0x0a]);
   const arpFrame = (op: number) =>
     frame(op === 1 ? BCAST : mac, 0x0806, arp(op, fuzzMac, a, new Uint8Array(6), r));
 
   const seeds = [
+    frame(
+      BCAST,
+      0x0800,
+      ipv4({
+        src: "0.0.0.0",
+        dst: "255.255.255.255",
+        protocol: PROTO.UDP,
+        payload: udp("0.0.0.0", "255.255.255.255", 68, 67, dhcp.subarray(0, dn)),
+      }),
+    ),
+    ip4({
+      src: a,
+      dst: r,
+      protocol: PROTO.UDP,
+      payload: udp(a, r, 40000, 53, dnsQuery("www.Example.com", 1)),
+    }),
+    ip4({
+      src: a,
+      dst: r,
+      protocol: PROTO.UDP,
+      payload: udp(a, r, 40001, 53, dnsQuery("nas.lan", 12)),
+    }),
     arpFrame(1),
     arpFrame(2),
     ip4({ src: a, dst: b, protocol: PROTO.UDP, payload: udp(a, b, 40000, 53, 32) }),
@@ -160,8 +231,40 @@ forward = { policy = "drop", rules = [
   const mac = lab.rLan.mac;
   const a = ADDR6.a, b = ADDR6.b, r = ADDR6.rLan;
   const f6 = (spec: Parameters<typeof ip6>[0], dst = mac) => frame(dst, 0x86dd, ip6(spec));
+  const d6 = new Dhcpv6Server(lab.r, lab.rLan, {
+    pools: [{ start: parseIpv6("2001:db8:1::100"), end: parseIpv6("2001:db8:1::1ff") }],
+    pdPools: [{ prefix: parseIpv6("2001:db8:100::"), prefixLen: 48, delegatedLen: 56 }],
+    preferredLifetime: 3600,
+    validLifetime: 7200,
+    dnsServers: [parseIpv6(r)],
+    domains: ["lan.example"],
+    rapidCommit: true,
+    preference: 0,
+    declineTime: 600,
+  }, { store: new MemoryLeaseStore(), wallClock: () => lab.clock.now() });
+  const sol = new Dhcpv6Writer(new Uint8Array(256));
+  sol.header(1, 0x123456).option(1, duidLl(new Uint8Array([2, 0, 0, 0, 0, 0x0a])));
+  sol.open(8).u16(0).close().option(14);
+  sol.open(6).u16(23).u16(24).close();
+  sol.open(3).u32(1).u32(0).u32(0).close();
+  sol.open(25).u32(2).u32(0).u32(0).open(26).u32(0).u32(0).u8(56).raw(new Uint8Array(16)).close();
+  sol.close();
+  const solicit = sol.bytes().slice();
+  // A UDP datagram 546 -> 547 with the SOLICIT (the checksum is fixed below).
+  const u6 = new Uint8Array(8 + solicit.length);
+  new DataView(u6.buffer).setUint16(0, 546);
+  new DataView(u6.buffer).setUint16(2, 547);
+  new DataView(u6.buffer).setUint16(4, u6.length);
+  u6.set(solicit, 8);
+  const solicitFrame = f6(
+    { src: ADDR6.aLL, dst: "ff02::1:2", proto: NH.UDP, payload: u6 },
+    new Uint8Array([0x33, 0x33, 0, 1, 0, 2]),
+  );
+  fixChecksums(solicitFrame);
+  services.set(lab.r, [d6]);
   const sn = [0x33, 0x33, 0xff, 0, 0, 1];
   const seeds = [
+    solicitFrame,
     f6({ src: a, dst: b, proto: NH.UDP, payload: udp6(a, b, 40000, 53, 32) }),
     f6({ src: a, dst: r, proto: NH.UDP, payload: udp6(a, r, 40000, 9, 8) }),
     f6({ src: a, dst: r, proto: NH.ICMP6, payload: echo6(a, r) }),
@@ -296,6 +399,15 @@ export interface FuzzReport {
   reached: Record<string, number>;
 }
 
+const dhcp4 = (s: Stack) =>
+  (services.get(s) ?? []).find((x) => x instanceof Dhcpv4Server) as Dhcpv4Server | undefined;
+const dhcp6 = (s: Stack) =>
+  (services.get(s) ?? []).find((x) => x instanceof Dhcpv6Server) as Dhcpv6Server | undefined;
+const dns = (s: Stack) =>
+  (services.get(s) ?? []).find((x) => x instanceof DnsForwarder) as DnsForwarder | undefined;
+/** The services each target runs (they are not in `stack.services`: no config built them). */
+const services = new WeakMap<Stack, object[]>();
+
 function reached(v4: Stack, v6: Stack): Record<string, number> {
   const s4 = v4.stats, s6 = v6.stats;
   return {
@@ -311,6 +423,9 @@ function reached(v4: Stack, v6: Stack): Record<string, number> {
     "v6 ICMPv6 errors sent": s6.icmpv6.errorsSent,
     "v6 options dropped": s6.ipv6.optionsDropped,
     "v6 NDP received": s6.ndp.messagesReceived,
+    "DHCPv4 DISCOVERs read": dhcp4(v4)?.stats.discoverReceived ?? 0,
+    "DNS queries read": dns(v4)?.stats.queriesReceived ?? 0,
+    "DHCPv6 SOLICITs read": dhcp6(v6)?.stats.solicitReceived ?? 0,
   };
 }
 

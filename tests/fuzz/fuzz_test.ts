@@ -1,7 +1,8 @@
 /**
  * The fuzz campaign's share of the normal test run: a fixed seed, a few
  * seconds of mutated frames into an IPv4 router with conntrack, NAT and
- * filter rules and an IPv6 router with a stateful filter. No exception may
+ * filter rules, a DHCPv4 server and the DNS forwarder, and an IPv6 router
+ * with a stateful filter and a DHCPv6 server. No exception may
  * escape the stack, and no buffer may stay held once the timers ran out.
  * `deno task fuzz --seconds N --seed S` runs it long.
  */
