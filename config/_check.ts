@@ -5,6 +5,7 @@
  * @module
  */
 import { TomlDate } from "smol-toml";
+import { type IpAddress, parseIpAddress } from "../stack/wire/ip_address.ts";
 import { parseDuration } from "./duration.ts";
 
 /** A parsed TOML table. */
@@ -291,4 +292,30 @@ export function arr(ctx: Ctx, t: Tbl, key: string, base: string): unknown[] {
     return [];
   }
   return v;
+}
+
+/** A host or domain name of letters, digits and inner hyphens (RFC 1123 §2.1), a final dot allowed. */
+export const DOMAIN_NAME: RegExp =
+  /^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$/;
+
+/** A value as an error message names it: its kind and, for scalars, the value. */
+export function describeShort(v: unknown): string {
+  if (Array.isArray(v)) return "an array";
+  if (isTable(v)) return "a table";
+  if (typeof v === "number") return `integer ${v}`;
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** Parse an address, recording the error; undefined on failure. */
+export function addressAt(ctx: Ctx, v: unknown, path: string): IpAddress | undefined {
+  if (typeof v !== "string") {
+    ctx.err(path, `expected an address string, found ${describeShort(v)}`);
+    return undefined;
+  }
+  try {
+    return parseIpAddress(v);
+  } catch (e) {
+    ctx.err(path, (e as Error).message);
+    return undefined;
+  }
 }

@@ -21,6 +21,7 @@ import {
   bool,
   type Ctx,
   describe,
+  DOMAIN_NAME,
   duration,
   idx,
   optInt,
@@ -82,9 +83,6 @@ function v4List(ctx: Ctx, t: Tbl, key: string, path: string): number[] {
   });
   return out;
 }
-
-const DOMAIN =
-  /^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$/;
 
 /** The interface's IPv4 prefixes (the subnets the server can serve). */
 function subnets(addresses: IpCidr[]): { address: number; prefixLen: number }[] {
@@ -259,14 +257,15 @@ export function validateDhcp(
   const dnsServers = v4List(ctx, tt, "dns_servers", path);
   const ntpServers = v4List(ctx, tt, "ntp_servers", path);
   const domain = optStr(ctx, tt, "domain", path) ?? null;
-  if (domain !== null && !DOMAIN.test(domain)) {
+  if (domain !== null && !DOMAIN_NAME.test(domain)) {
     ctx.err(at(path, "domain"), `bad domain name "${domain}"`);
   }
   const search: string[] = [];
   arr(ctx, tt, "search", path).forEach((v, i) => {
     const sp = idx(at(path, "search"), i);
-    if (typeof v !== "string" || !DOMAIN.test(v)) ctx.err(sp, `bad domain name ${describe(v)}`);
-    else search.push(v);
+    if (typeof v !== "string" || !DOMAIN_NAME.test(v)) {
+      ctx.err(sp, `bad domain name ${describe(v)}`);
+    } else search.push(v);
   });
   const mtu = optInt(ctx, tt, "mtu", path, 68, 65535) ?? null;
   if (mtu !== null && mtu > ifMtu) {

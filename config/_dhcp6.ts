@@ -26,6 +26,7 @@ import {
   bool,
   type Ctx,
   describe,
+  DOMAIN_NAME,
   duration,
   idx,
   optInt,
@@ -65,9 +66,6 @@ const DHCP6_KEYS = [
 ] as const;
 
 const S = 1000;
-const DOMAIN =
-  /^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$/;
-
 function v6At(ctx: Ctx, v: unknown, path: string): Uint8Array | undefined {
   if (typeof v !== "string") {
     ctx.err(path, `expected an IPv6 address as a string, found ${describe(v)}`);
@@ -270,8 +268,9 @@ export function validateDhcp6(
   const search: string[] = [];
   arr(ctx, tt, "search", path).forEach((v, i) => {
     const sp = idx(at(path, "search"), i);
-    if (typeof v !== "string" || !DOMAIN.test(v)) ctx.err(sp, `bad domain name ${describe(v)}`);
-    else search.push(v);
+    if (typeof v !== "string" || !DOMAIN_NAME.test(v)) {
+      ctx.err(sp, `bad domain name ${describe(v)}`);
+    } else search.push(v);
   });
 
   const leaseFile = optStr(ctx, tt, "lease_file", path) ?? `/var/lib/tapir/${ifName}.dhcp6.leases`;

@@ -8,13 +8,9 @@
  * @module
  */
 import type { DnsForwarderSettings } from "../stack/mod.ts";
+import { formatIpAddress, type IpAddress, ipv6IsLinkLocalUnicast } from "../stack/wire/mod.ts";
 import {
-  formatIpAddress,
-  type IpAddress,
-  ipv6IsLinkLocalUnicast,
-  parseIpAddress,
-} from "../stack/wire/mod.ts";
-import {
+  addressAt,
   arr,
   at,
   bool,
@@ -55,19 +51,6 @@ const S = 1000;
 const DOMAIN =
   /^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?$/;
 
-function addrAt(ctx: Ctx, v: unknown, path: string): IpAddress | undefined {
-  if (typeof v !== "string") {
-    ctx.err(path, `expected an address as a string, found ${describe(v)}`);
-    return undefined;
-  }
-  try {
-    return parseIpAddress(v);
-  } catch (e) {
-    ctx.err(path, (e as Error).message);
-    return undefined;
-  }
-}
-
 /** Validate `[dns]` against the interfaces; disabled when absent. */
 export function validateDns(
   ctx: Ctx,
@@ -99,7 +82,7 @@ export function validateDns(
   const servers: IpAddress[] = [];
   arr(ctx, tt, "servers", path).forEach((v, i) => {
     const p = idx(at(path, "servers"), i);
-    const a = addrAt(ctx, v, p);
+    const a = addressAt(ctx, v, p);
     if (a === undefined) return;
     if (a.family === 6 && ipv6IsLinkLocalUnicast(a.address as Uint8Array)) {
       return ctx.err(
@@ -136,7 +119,7 @@ export function validateDns(
         }
         const addresses: IpAddress[] = [];
         list.forEach((x, i) => {
-          const a = addrAt(ctx, x, typeof v === "string" ? p : idx(p, i));
+          const a = addressAt(ctx, x, typeof v === "string" ? p : idx(p, i));
           if (a) addresses.push(a);
         });
         hosts.push({ name: name.toLowerCase().replace(/\.$/, ""), addresses });

@@ -32,11 +32,13 @@ import {
   parseMac,
 } from "../stack/wire/mod.ts";
 import {
+  addressAt,
   arr,
   at,
   bool,
   type Ctx,
   describe,
+  describeShort,
   didYouMean,
   duration,
   editDistance,
@@ -57,6 +59,8 @@ import {
 import { validateDhcp, validateDhcpClient } from "./_dhcp.ts";
 import { validateDhcp6, validateDhcp6Client } from "./_dhcp6.ts";
 import { applyDnsDefaults, validateDns } from "./_dns.ts";
+
+export { addressAt };
 import { BUILTIN_TARGETS, parseRule, type Rule, RuleError } from "./rule.ts";
 import type {
   ChainConfig,
@@ -98,20 +102,6 @@ export interface ValidateOptions {
   hostname?: string;
 }
 
-/** Parse an address, recording the error; undefined on failure. */
-export function addressAt(ctx: Ctx, v: unknown, path: string): IpAddress | undefined {
-  if (typeof v !== "string") {
-    ctx.err(path, `expected an address string, found ${describeShort(v)}`);
-    return undefined;
-  }
-  try {
-    return parseIpAddress(v);
-  } catch (e) {
-    ctx.err(path, (e as Error).message);
-    return undefined;
-  }
-}
-
 export function cidrAt(
   ctx: Ctx,
   v: unknown,
@@ -139,13 +129,6 @@ function v6CidrAt(ctx: Ctx, v: unknown, path: string): Ipv6Cidr | undefined {
     return undefined;
   }
   return c;
-}
-
-function describeShort(v: unknown): string {
-  if (Array.isArray(v)) return "an array";
-  if (isTable(v)) return "a table";
-  if (typeof v === "number") return `integer ${v}`;
-  return `${typeof v} ${JSON.stringify(v)}`;
 }
 
 function macAt(ctx: Ctx, v: unknown, path: string): Uint8Array | undefined {
