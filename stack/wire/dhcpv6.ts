@@ -469,6 +469,13 @@ export function decodeDomainList(b: Uint8Array): string[] | null {
   return labels.length === 0 ? out : null;
 }
 
+/** True when two DUIDs (or any two byte strings) are the same bytes. */
+export function sameDuid(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Colon-separated hex of bytes (DUIDs in logs, lease files and `show`). */
 export function hexColon(b: Uint8Array): string {
   let out = "";

@@ -46,6 +46,7 @@ import {
   parseIaAddr,
   parseIaPrefix,
   parseStatus,
+  sameDuid,
 } from "../../wire/dhcpv6.ts";
 import { formatIpv6, ipv6Equal, ipv6Masked } from "../../wire/ip_address.ts";
 
@@ -419,7 +420,7 @@ export class Dhcpv6Client {
     }
     const cid = findOption(m.options, O.CLIENTID);
     const sid = findOption(m.options, O.SERVERID);
-    if (m.xid !== this.#xid || cid === undefined || !ipv6EqualBytes(cid, this.duid)) {
+    if (m.xid !== this.#xid || cid === undefined || !sameDuid(cid, this.duid)) {
       s.notOursDropped++;
       return;
     }
@@ -785,10 +786,4 @@ export class Dhcpv6Client {
 function statusOf(opts: readonly Dhcpv6OptionView[]): number | null {
   const s = findOption(opts, O.STATUS_CODE);
   return s === undefined ? null : parseStatus(s)?.code ?? null;
-}
-
-function ipv6EqualBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -54,6 +54,7 @@ import {
   writeDhcpv4,
 } from "../../wire/dhcpv4.ts";
 import { formatIpv4, ipv4Broadcast, ipv4Mask, parseIpv4 } from "../../wire/ip_address.ts";
+import { hexColon } from "../../wire/dhcpv6.ts";
 import { formatMac } from "../../wire/mac_address.ts";
 import { GroupCommit, type LeaseRecord, type LeaseStore } from "./lease_store.ts";
 
@@ -269,8 +270,6 @@ const PROBE_TRIES = 3;
 const BROADCAST_MAC = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
 const LIMITED_BROADCAST = 0xffffffff;
 
-const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
-
 /**
  * The DHCPv4 server of one interface.
  *
@@ -399,11 +398,21 @@ export class Dhcpv4Server {
   // ------------------------------------------------------------ receive
 
   #receive(d: UdpDatagram): void {
-    this.#handle(d.buffer.data, d.payloadOffset, d.payloadLength, d.src, true);
+    this.#handle(d.buffer.data, d.payloadOffset, d.payloadLength, d.src, null);
   }
 
-  /** One message (`count`: false when a probed DISCOVER is answered, already counted). */
-  #handle(data: Uint8Array, off: number, len: number, src: number, count: boolean): void {
+  /**
+   * One message; `probeTries` is null for one off the wire, else the
+   * conflict probes a held DISCOVER (already counted) has had: it is
+   * answered now.
+   */
+  #handle(
+    data: Uint8Array,
+    off: number,
+    len: number,
+    src: number,
+    probeTries: number | null,
+  ): void {
     const s = this.stats;
     const m = new Dhcpv4Message(data, off, len);
     const opts = m.options();
@@ -435,13 +444,10 @@ export class Dhcpv4Server {
     }
     const mac = formatMac(m.chaddr().subarray(0, 6));
     const cid = opts.get(Dhcpv4Option.CLIENT_ID);
-    const clientId = cid !== undefined && cid.length > 0 ? hex(cid) : null;
+    const clientId = cid !== undefined && cid.length > 0 ? hexColon(cid) : null;
     const key = clientId !== null ? `id:${clientId}` : `mac:${mac}`;
     const c: Client = { m, opts, mac, clientId, key, ...scope, srcAddr: src, giaddr };
-    if (!count) {
-      // A DISCOVER whose address passed its probe: OFFER it now.
-      return this.#discover(c);
-    }
+    if (probeTries !== null) return this.#discover(c, probeTries);
     switch (type) {
       case Dhcpv4MessageType.DISCOVER:
         s.discoverReceived++;
@@ -568,7 +574,7 @@ export class Dhcpv4Server {
         }
         // The offer may have gone (the client chose another server) in the meantime.
         if (this.#offers.get(p.key)?.address !== a) return;
-        this.#handle(p.bytes, 0, p.bytes.length, p.src, false);
+        this.#handle(p.bytes, 0, p.bytes.length, p.src, p.tries);
       }),
     };
     this.#probes.set(a, p);
@@ -596,22 +602,7 @@ export class Dhcpv4Server {
     if (!this.#commit(spa, rec)) return;
     this.#dropOffer(p.key);
     // Try the next address for the same DISCOVER.
-    const c = this.#clientFrom(p.bytes, p.src);
-    if (c !== null) this.#discover(c, p.tries);
-  }
-
-  /** Rebuild the client view of a copied DISCOVER. */
-  #clientFrom(bytes: Uint8Array, src: number): Client | null {
-    const m = new Dhcpv4Message(bytes, 0, bytes.length);
-    const opts = m.options();
-    if (typeof opts === "string") return null;
-    const scope = this.#directScope();
-    if (scope === null) return null;
-    const mac = formatMac(m.chaddr().subarray(0, 6));
-    const cid = opts.get(Dhcpv4Option.CLIENT_ID);
-    const clientId = cid !== undefined && cid.length > 0 ? hex(cid) : null;
-    const key = clientId !== null ? `id:${clientId}` : `mac:${mac}`;
-    return { m, opts, mac, clientId, key, ...scope, srcAddr: src, giaddr: 0 };
+    this.#handle(p.bytes, 0, p.bytes.length, p.src, p.tries);
   }
 
   #request(c: Client): void {

@@ -54,6 +54,7 @@ import {
   parseIaAddr,
   parseIaPrefix,
   parseOro,
+  sameDuid,
 } from "../../wire/dhcpv6.ts";
 import { formatIpv6, ipv6Masked, parseIpv6 } from "../../wire/ip_address.ts";
 import { formatMac } from "../../wire/mac_address.ts";
@@ -450,8 +451,7 @@ export class Dhcpv6Server {
     const multicast = relayed || data[d.dst6Offset] === 0xff;
     const cid = findOption(m.options, Dhcpv6Option.CLIENTID);
     const sid = findOption(m.options, Dhcpv6Option.SERVERID);
-    const ours = sid !== undefined && sid.length === this.duid.length &&
-      sid.every((x, i) => x === this.duid[i]);
+    const ours = sid !== undefined && sameDuid(sid, this.duid);
     const counter = RECEIVED[m.msgType];
     if (counter === undefined) {
       s.unknownMessageTypeDropped++;
