@@ -180,6 +180,9 @@ interface Pending {
   qname: string;
   qtype: number;
   qclass: number;
+  /** Where the client's question name starts and the question ends in `query`. */
+  qOffset: number;
+  qEnd: number;
   client: { address: IpAddress; port: number; nic: Nic | null; local: IpAddress };
   key: string;
   tried: Set<Upstream>;
@@ -189,12 +192,6 @@ interface Pending {
 
 /** The UDP payload size tapir offers in the OPT records it writes (the DNS Flag Day 2020 value). */
 const EDNS_UDP_SIZE = 1232;
-
-/** The EDNS of a query, or null (no OPT, or it does not parse). */
-function queryEdns(q: Uint8Array): { dnssecOk: boolean } | null {
-  const m = parseDns(q);
-  return typeof m === "string" || m.edns === null ? null : { dnssecOk: m.edns.dnssecOk };
-}
 
 /** Ephemeral ports a forwarded query is sent from (Linux's default ip_local_port_range). */
 const PORT_MIN = 32768, PORT_MAX = 60999;
@@ -225,6 +222,8 @@ export class DnsForwarder {
   readonly #buckets = new Map<string, TokenBucket>();
   readonly #out = new Uint8Array(1232);
   #hosts = new Map<string, IpAddress[]>();
+  /** `.DOMAIN` for each local domain. */
+  #localSuffixes: string[] = [];
   #ptr = new Map<string, string>();
   /** Upstreams learned elsewhere (the WAN leases) when `servers` is empty, by address text. */
   readonly #learned = new Map<string, Upstream>();
@@ -274,6 +273,7 @@ export class DnsForwarder {
     }));
     this.#hosts = new Map();
     this.#ptr = new Map();
+    this.#localSuffixes = settings.local.map((d) => `.${d}`);
     for (const h of settings.hosts) {
       const k = dnsNameKey(h.name.replace(/\.$/, ""));
       this.#hosts.set(k, [...(this.#hosts.get(k) ?? []), ...h.addresses]);
@@ -321,7 +321,8 @@ export class DnsForwarder {
 
   #query(d: UdpDatagram): void {
     const s = this.stats;
-    const data = d.buffer.data.slice(d.payloadOffset, d.payloadOffset + d.payloadLength);
+    // A view: the query is copied only when it is forwarded (answers here are built at once).
+    const data = d.buffer.data.subarray(d.payloadOffset, d.payloadOffset + d.payloadLength);
     const m = parseDns(data);
     if (typeof m === "string") {
       s.malformedDropped++;
@@ -358,7 +359,7 @@ export class DnsForwarder {
     }
     const q = m.questions[0]!;
     const name = dnsNameKey(q.name);
-    if (this.#answerLocally(data, q, name, client)) return;
+    if (this.#answerLocally(data, q, name, m.edns, client)) return;
     const dnssecOk = m.edns?.dnssecOk ?? false;
     const key = `${name}/${q.type}/${q.class}/${dnssecOk ? 1 : 0}`;
     const hit = this.#cache.get(key);
@@ -379,7 +380,16 @@ export class DnsForwarder {
       return this.#reply(out, client);
     }
     if (hit !== undefined) this.#cache.delete(key);
-    this.#forward({ query: data, qname: name, qtype: q.type, qclass: q.class, client, key });
+    this.#forward({
+      query: data.slice(),
+      qname: name,
+      qtype: q.type,
+      qclass: q.class,
+      qOffset: q.offset,
+      qEnd: q.end,
+      client,
+      key,
+    });
   }
 
   /** Hosts and `local` domains; true when answered. */
@@ -387,6 +397,7 @@ export class DnsForwarder {
     data: Uint8Array,
     q: { name: string; type: number; class: number; offset: number; end: number },
     name: string,
+    edns: DnsMessage["edns"],
     client: Pending["client"],
   ): boolean {
     const st = this.#settings;
@@ -398,7 +409,7 @@ export class DnsForwarder {
       addrs ??= idx.names.get(name);
       if (q.type === DnsType.PTR) ptr ??= idx.ptrs.get(name);
     }
-    const isLocal = st.local.some((d) => name === d || name.endsWith(`.${d}`));
+    const isLocal = st.local.includes(name) || this.#localSuffixes.some((d) => name.endsWith(d));
     if (addrs === undefined && ptr === undefined && !isLocal) return false;
     const id = (data[0]! << 8) | data[1]!;
     const rd = ((data[2]! << 8) | data[3]!) & DnsFlag.RD;
@@ -424,7 +435,6 @@ export class DnsForwarder {
       [...this.#hosts.keys()].some((h) => h.endsWith(`.${name}`));
     const rcode = known ? DnsRcode.NOERROR : DnsRcode.NXDOMAIN;
     const count = answers.length + (ptr !== undefined ? 1 : 0);
-    const edns = queryEdns(data);
     w.header({
       id,
       flags: DnsFlag.QR | DnsFlag.AA | rd | DnsFlag.RA | rcode,
@@ -572,7 +582,9 @@ export class DnsForwarder {
         while (this.#cache.size >= this.#settings.cacheSize) this.#evictOne();
         const records = [...m.answers, ...m.authority, ...m.additional];
         this.#cache.set(p.key, {
-          bytes: data.slice(),
+          // `data` is this answer's own copy; the ID and question case edited below are
+          // rewritten on every hit anyway.
+          bytes: data,
           stored: now,
           expires: now + ttl * 1000,
           ttlOffsets: records.map((r) => r.ttlOffset),
@@ -583,10 +595,7 @@ export class DnsForwarder {
     }
     const clientId = (p.query[0]! << 8) | p.query[1]!;
     setDnsId(data, clientId);
-    const cq = parseDns(p.query);
-    if (typeof cq !== "string" && cq.questions[0] !== undefined) {
-      copyQuestionCase(data, q.offset, p.query, cq.questions[0].offset, cq.questions[0].end);
-    }
+    copyQuestionCase(data, q.offset, p.query, p.qOffset, p.qEnd);
     this.stats.answersForwarded++;
     this.#reply(data, p.client);
   }
