@@ -326,9 +326,13 @@ export class Dhcpv6Server {
   /** Next never-used index per pool (addresses) and per PD pool. */
   #cursors: bigint[] = [];
   #pdCursors: bigint[] = [];
-  readonly #out = new Uint8Array(1500);
-  /** Two buffers for RELAY-REPL wrapping, used in turn (each wraps the other's bytes). */
-  readonly #relayOut = [new Uint8Array(4096), new Uint8Array(4096)];
+  /** One writer for every reply (header() starts it over). */
+  readonly #writer = new Dhcpv6Writer(new Uint8Array(1500));
+  /** Two for RELAY-REPL wrapping, used in turn (each wraps the other's bytes). */
+  readonly #relayWriters = [
+    new Dhcpv6Writer(new Uint8Array(4096)),
+    new Dhcpv6Writer(new Uint8Array(4096)),
+  ];
   readonly #store: LeaseStore;
   readonly #commits: GroupCommit<
     { payload: Uint8Array; dst: Uint8Array; port: number; src: Uint8Array }
@@ -1004,7 +1008,7 @@ export class Dhcpv6Server {
     rapid = false,
   ): void {
     const st = this.#settings;
-    const w = new Dhcpv6Writer(this.#out);
+    const w = this.#writer;
     w.header(type, r.xid);
     w.option(Dhcpv6Option.SERVERID, this.duid);
     if (r.duid.length > 0) w.option(Dhcpv6Option.CLIENTID, r.duid);
@@ -1049,7 +1053,7 @@ export class Dhcpv6Server {
     // Through relays: one RELAY-REPL per RELAY-FORW, innermost first (RFC 8415 §19.3).
     for (let i = r.relays.length - 1; i >= 0; i--) {
       const h = r.relays[i]!;
-      const rw = new Dhcpv6Writer(this.#relayOut[i % 2]!);
+      const rw = this.#relayWriters[i % 2]!;
       rw.relayHeader(Dhcpv6MessageType.RELAY_REPL, h.hopCount, h.link, h.peer);
       if (h.interfaceId !== null) rw.option(Dhcpv6Option.INTERFACE_ID, h.interfaceId);
       rw.option(Dhcpv6Option.RELAY_MSG, payload);
