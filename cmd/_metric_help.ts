@@ -111,6 +111,55 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "receiveQueueFullDropped": "Datagrams dropped because their socket's receive queue was full.",
     "sendFailed": "Datagrams a socket could not send: no route, no source address, or no buffer.",
   },
+  "TcpStats": {
+    "activeOpens": "Connections opened by a local connect (SYN sent; Linux's ActiveOpens).",
+    "passiveOpens": "Connections opened by a SYN to a listener (Linux's PassiveOpens).",
+    "attemptFails": "Connects that failed: refused by a reset or timed out in SYN-SENT.",
+    "establishedResets": "Established connections ended by the peer's reset.",
+    "segmentsReceived": "Segments delivered to a connection.",
+    "segmentsSent": "Segments sent by connections (super-frames count once).",
+    "retransmittedSegments": "Segments sent again (RTO, fast or RACK recovery, tail loss probes).",
+    "resetsSent":
+      "Resets sent by connections and listeners (not the no-socket resets, which IP counts).",
+    "resetsReceived": "Resets received by connections.",
+    "checksumErrors": "Segments with a bad checksum, dropped.",
+    "malformedReceived":
+      "Segments shorter than a header, with a bad data offset or option list, or to a multicast or broadcast address, dropped.",
+    "noSocketReceived": "Segments for no connection and no listener (answered with a reset).",
+    "outOfWindowDropped":
+      "Segments outside the receive window, dropped (and answered with an ACK).",
+    "pawsDropped":
+      "Segments with an older timestamp than the connection's (PAWS, RFC 7323 §5), dropped.",
+    "challengeAcksSent":
+      "Challenge ACKs sent for an in-window reset or SYN, or an old ACK (RFC 5961).",
+    "challengeAcksLimited": "Challenge ACKs not sent: over the per-second limit (RFC 5961 §7).",
+    "ackTooNewDropped":
+      "Segments acknowledging data never sent, dropped (and answered with an ACK).",
+    "outOfOrderQueued": "Segments held out of order for a hole to fill.",
+    "receiveBufferFullDropped": "Segment bytes beyond the receive window or buffer, dropped.",
+    "sackRecoveries": "Loss recoveries entered (SACK/RACK or three duplicate ACKs).",
+    "rackLossesDetected": "Segments RACK (RFC 8985) marked lost.",
+    "tailLossProbes": "Tail loss probes sent (RFC 8985 §7).",
+    "timeouts": "Retransmission timeouts of established connections.",
+    "zeroWindowProbesSent": "Zero-window probes sent by the persist timer.",
+    "keepalivesSent": "Keepalive probes sent.",
+    "keepaliveTimeouts": "Connections ended because keepalive probes went unanswered.",
+    "delayedAcks": "ACKs sent by the delayed-ACK timer.",
+    "dsacksReceived": "D-SACK blocks received (RFC 2883).",
+    "dsacksSent": "D-SACK blocks sent for duplicate data.",
+    "synRetransmits": "SYN and SYN-ACK retransmissions.",
+    "listenOverflows":
+      "SYNs or handshake ACKs that found the accept queue full (Linux's ListenOverflows).",
+    "listenDrops": "SYNs and handshake ACKs a listener dropped (queue full without cookies).",
+    "synCookiesSent": "SYN-ACKs sent with a SYN cookie (the SYN queue was full).",
+    "synCookiesReceived": "Valid SYN cookies that made a connection.",
+    "synCookiesFailed":
+      "Handshake ACKs to a listener whose cookie did not check, answered with a reset.",
+    "timeWaitReused": "TIME-WAIT connections replaced by a newer SYN (RFC 6191).",
+    "closedWithUnreadData":
+      "Connections closed with unread data, or sent data after close, ended with a reset.",
+    "sendFailed": "Segments that could not leave: no route, no source, no buffer, or the firewall.",
+  },
   "Icmpv6Stats": {
     "messagesReceived": "ICMPv6 messages received for local delivery.",
     "malformedReceived": "Messages too short or with a bad checksum.",
@@ -388,16 +437,5 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "readErrors": "Reads that failed with an error other than EAGAIN/EINTR.",
     "rxRuntDrops": "Reads shorter than the virtio-net header, dropped.",
     "dispatchErrors": "Exceptions thrown by the dispatcher, caught so the loop goes on.",
-  },
-  "MemoryLinkStats": {
-    "txFrames": "Frames accepted by writePacket and queued for the peer.",
-    "rxFrames": "Frames delivered to this end's dispatcher.",
-    "txTooBigDrops": "Frames longer than mtu + 14 (and not GSO on an offloading link), dropped.",
-    "txGsoDrops": "GSO super-frames written to a link without offloads, dropped.",
-    "txPoolDrops": "Frames dropped because every buffer of the pool was in flight.",
-    "txDownDrops": "Frames written while this end or its peer was closed, dropped.",
-    "rxNoDispatcherDrops": "Frames delivered while no dispatcher was attached, dropped.",
-    "dispatchErrors":
-      "Exceptions thrown by the dispatcher (logged, rate-limited), caught so delivery goes on.",
   },
 };

@@ -29,6 +29,7 @@ const DOCS: Record<string, string[]> = {
   icmp: ["Icmpv4Stats", "Icmpv6Stats"],
   arp: ["ArpStats"],
   udp: ["UdpStats"],
+  tcp: ["TcpStats"],
   ndp: ["NdpStats"],
   mld: ["MldStats"],
   nic: ["NicStats"],

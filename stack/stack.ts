@@ -14,6 +14,15 @@ import { BufferPool } from "./wire/packet_buffer.ts";
 import { DEFAULT_NEIGHBOR_CONFIG, type NeighborConfig } from "./neighbor_cache.ts";
 import { Ipv4, type Ipv4Settings } from "./ipv4/ipv4.ts";
 import { Udp } from "./transport/udp.ts";
+import { Tcp } from "./transport/tcp/tcp.ts";
+import type { TcpSettings } from "./transport/tcp/connection.ts";
+import {
+  connectTcp,
+  type TapirTcpConn,
+  TapirTcpListener,
+  type TcpConnectOptions,
+  type TcpListenOptions,
+} from "./transport/stream.ts";
 import { type ListenDatagramOptions, TapirDatagramConn } from "./transport/datagram.ts";
 import type { Firewall } from "./firewall/firewall.ts";
 import { Ipv6, type Ipv6Settings } from "./ipv6/ipv6.ts";
@@ -59,6 +68,8 @@ export interface StackOptions {
   ipv6?: Partial<Ipv6Settings>;
   /** ICMP error rate limit: tokens per second and burst. */
   icmpRateLimit?: { rate: number; burst: number };
+  /** TCP settings (Linux's sysctl defaults otherwise). */
+  tcp?: Partial<TcpSettings>;
 }
 
 /** Options of {@link Stack.addNic}. */
@@ -113,6 +124,8 @@ export class Stack {
   readonly ipv4: Ipv4;
   /** UDP for both families (the port demultiplexer; sockets with callbacks). */
   readonly udp: Udp;
+  /** TCP for both families (connections, listeners, the segment engine). */
+  readonly tcp: Tcp;
   /** The IPv6 layer (NDP, MLD, ICMPv6, routing, forwarding). */
   readonly ipv6: Ipv6;
   /** Router Advertisements: sending them (router side) and learning from them (accept_ra, SLAAC). */
@@ -147,6 +160,7 @@ export class Stack {
     this.ipv6 = new Ipv6(this, opts.ipv6);
     installIpv6Transports(this.ipv6);
     this.udp = new Udp(this, this.ipv4, this.ipv6);
+    this.tcp = new Tcp(this, this.ipv4, this.ipv6, opts.tcp);
     this.ra = new RouterAdvertisements(this.ipv6);
     if (opts.icmpRateLimit !== undefined) {
       this.ipv6.icmp.bucket.rate = opts.icmpRateLimit.rate;
@@ -229,6 +243,53 @@ export class Stack {
     return new TapirDatagramConn(this, opts);
   }
 
+  /**
+   * A TCP connection from this stack, shaped like `Deno.connect`: the same
+   * options (`hostname`, `port`, `transport: "tcp"`, `localAddr`, `signal`)
+   * and a conn with `Deno.TcpConn`'s members (`read`, `write`, `readable`,
+   * `writable`, `closeWrite`, `close`, `localAddr`, `remoteAddr`,
+   * `setNoDelay`, `setKeepAlive`), failing with `Deno.errors`.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "./stack.ts";
+   * import { ManualClock } from "./clock.ts";
+   * const s = new Stack({ clock: new ManualClock() });
+   * await s.connect({ hostname: "192.0.2.1", port: 80 }).catch((e) =>
+   *   console.assert(e instanceof Deno.errors.AddrNotAvailable)
+   * );
+   * ```
+   *
+   * @throws Deno.errors.ConnectionRefused when the peer answers with a reset
+   * @throws Deno.errors.TimedOut when no SYN-ACK comes (6 retries, as Linux)
+   * @throws Deno.errors.AddrNotAvailable when there is no route or source address
+   */
+  connect(opts: TcpConnectOptions): Promise<TapirTcpConn> {
+    return connectTcp(this, opts);
+  }
+
+  /**
+   * A TCP listener on this stack, shaped like `Deno.listen`: `hostname`
+   * (default "0.0.0.0"; "::" takes both families), `port` (0 picks one),
+   * and a listener with `accept`, `addr`, `close` and async iteration.
+   *
+   * @example
+   * ```ts
+   * import { Stack } from "./stack.ts";
+   * import { ManualClock } from "./clock.ts";
+   * const s = new Stack({ clock: new ManualClock() });
+   * const l = s.listen({ port: 8080 });
+   * console.assert(l.addr.port === 8080);
+   * l.close();
+   * ```
+   *
+   * @throws Deno.errors.AddrInUse when the address and port are taken
+   * @throws Deno.errors.AddrNotAvailable when `hostname` is not one of this stack's addresses
+   */
+  listen(opts: TcpListenOptions): TapirTcpListener {
+    return new TapirTcpListener(this, opts);
+  }
+
   /** The NIC named `name`, or undefined. */
   nicByName(name: string): Nic | undefined {
     for (const n of this.nics.values()) if (n.name === name) return n;
@@ -298,6 +359,7 @@ export class Stack {
     this.#trimTimer = null;
     for (const sv of this.services.values()) sv.close();
     this.services.clear();
+    this.tcp.close();
     // RFC 4861 §6.2.5: the final RAs leave while the links are still open.
     this.ra.close();
     this.firewall?.close();

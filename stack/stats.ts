@@ -202,6 +202,86 @@ export interface UdpStats {
   sendFailed: number;
 }
 
+/** TCP counters (one set for both families). */
+export interface TcpStats {
+  /** Connections opened by a local connect (SYN sent; Linux's ActiveOpens). */
+  activeOpens: number;
+  /** Connections opened by a SYN to a listener (Linux's PassiveOpens). */
+  passiveOpens: number;
+  /** Connects that failed: refused by a reset or timed out in SYN-SENT. */
+  attemptFails: number;
+  /** Established connections ended by the peer's reset. */
+  establishedResets: number;
+  /** Segments delivered to a connection. */
+  segmentsReceived: number;
+  /** Segments sent by connections (super-frames count once). */
+  segmentsSent: number;
+  /** Segments sent again (RTO, fast or RACK recovery, tail loss probes). */
+  retransmittedSegments: number;
+  /** Resets sent by connections and listeners (not the no-socket resets, which IP counts). */
+  resetsSent: number;
+  /** Resets received by connections. */
+  resetsReceived: number;
+  /** Segments with a bad checksum, dropped. */
+  checksumErrors: number;
+  /** Segments shorter than a header, with a bad data offset or option list, or to a multicast or broadcast address, dropped. */
+  malformedReceived: number;
+  /** Segments for no connection and no listener (answered with a reset). */
+  noSocketReceived: number;
+  /** Segments outside the receive window, dropped (and answered with an ACK). */
+  outOfWindowDropped: number;
+  /** Segments with an older timestamp than the connection's (PAWS, RFC 7323 §5), dropped. */
+  pawsDropped: number;
+  /** Challenge ACKs sent for an in-window reset or SYN, or an old ACK (RFC 5961). */
+  challengeAcksSent: number;
+  /** Challenge ACKs not sent: over the per-second limit (RFC 5961 §7). */
+  challengeAcksLimited: number;
+  /** Segments acknowledging data never sent, dropped (and answered with an ACK). */
+  ackTooNewDropped: number;
+  /** Segments held out of order for a hole to fill. */
+  outOfOrderQueued: number;
+  /** Segment bytes beyond the receive window or buffer, dropped. */
+  receiveBufferFullDropped: number;
+  /** Loss recoveries entered (SACK/RACK or three duplicate ACKs). */
+  sackRecoveries: number;
+  /** Segments RACK (RFC 8985) marked lost. */
+  rackLossesDetected: number;
+  /** Tail loss probes sent (RFC 8985 §7). */
+  tailLossProbes: number;
+  /** Retransmission timeouts of established connections. */
+  timeouts: number;
+  /** Zero-window probes sent by the persist timer. */
+  zeroWindowProbesSent: number;
+  /** Keepalive probes sent. */
+  keepalivesSent: number;
+  /** Connections ended because keepalive probes went unanswered. */
+  keepaliveTimeouts: number;
+  /** ACKs sent by the delayed-ACK timer. */
+  delayedAcks: number;
+  /** D-SACK blocks received (RFC 2883). */
+  dsacksReceived: number;
+  /** D-SACK blocks sent for duplicate data. */
+  dsacksSent: number;
+  /** SYN and SYN-ACK retransmissions. */
+  synRetransmits: number;
+  /** SYNs or handshake ACKs that found the accept queue full (Linux's ListenOverflows). */
+  listenOverflows: number;
+  /** SYNs and handshake ACKs a listener dropped (queue full without cookies). */
+  listenDrops: number;
+  /** SYN-ACKs sent with a SYN cookie (the SYN queue was full). */
+  synCookiesSent: number;
+  /** Valid SYN cookies that made a connection. */
+  synCookiesReceived: number;
+  /** Handshake ACKs to a listener whose cookie did not check, answered with a reset. */
+  synCookiesFailed: number;
+  /** TIME-WAIT connections replaced by a newer SYN (RFC 6191). */
+  timeWaitReused: number;
+  /** Connections closed with unread data, or sent data after close, ended with a reset. */
+  closedWithUnreadData: number;
+  /** Segments that could not leave: no route, no source, no buffer, or the firewall. */
+  sendFailed: number;
+}
+
 /** ICMPv6 counters. */
 export interface Icmpv6Stats {
   /** ICMPv6 messages received for local delivery. */
@@ -282,6 +362,7 @@ export interface StackStats {
   icmpv4: Icmpv4Stats;
   arp: ArpStats;
   udp: UdpStats;
+  tcp: TcpStats;
   ipv6: IpStats;
   icmpv6: Icmpv6Stats;
   ndp: NdpStats;
@@ -407,6 +488,46 @@ export function newStackStats(): StackStats {
       "unknownPortReceived",
       "datagramsSent",
       "receiveQueueFullDropped",
+      "sendFailed",
+    ]),
+    tcp: zeroed<TcpStats>([
+      "activeOpens",
+      "passiveOpens",
+      "attemptFails",
+      "establishedResets",
+      "segmentsReceived",
+      "segmentsSent",
+      "retransmittedSegments",
+      "resetsSent",
+      "resetsReceived",
+      "checksumErrors",
+      "malformedReceived",
+      "noSocketReceived",
+      "outOfWindowDropped",
+      "pawsDropped",
+      "challengeAcksSent",
+      "challengeAcksLimited",
+      "ackTooNewDropped",
+      "outOfOrderQueued",
+      "receiveBufferFullDropped",
+      "sackRecoveries",
+      "rackLossesDetected",
+      "tailLossProbes",
+      "timeouts",
+      "zeroWindowProbesSent",
+      "keepalivesSent",
+      "keepaliveTimeouts",
+      "delayedAcks",
+      "dsacksReceived",
+      "dsacksSent",
+      "synRetransmits",
+      "listenOverflows",
+      "listenDrops",
+      "synCookiesSent",
+      "synCookiesReceived",
+      "synCookiesFailed",
+      "timeWaitReused",
+      "closedWithUnreadData",
       "sendFailed",
     ]),
   };

@@ -48,7 +48,6 @@ import {
 import { Icmpv4 } from "./icmp.ts";
 import { Arp } from "./arp.ts";
 import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
-import { sendTcpReset } from "../ip/tcp_reset.ts";
 import { Dropper, DropReason as R, routeTypeReason } from "../ip/drop.ts";
 import {
   detachNicState,
@@ -145,22 +144,6 @@ export class Ipv4 implements Ipv4Layer {
       code: Icmpv4Code.REASSEMBLY_TIME_EXCEEDED,
     });
     this.transports.set(IpProtocol.ICMP, (nic, pkt, ip) => this.icmp.receive(nic, pkt, ip));
-    // No TCP endpoint yet: every segment to us is for a closed port, which a
-    // host answers with a reset (RFC 793 §3.4), as Linux does.
-    this.transports.set(IpProtocol.TCP, (nic, pkt, ip) => {
-      const l4 = ip.off + ip.headerLen();
-      const ok = sendTcpReset(
-        4,
-        this,
-        this.settings.defaultTtl,
-        nic,
-        pkt,
-        ip.off,
-        l4,
-        ip.off + ip.totalLength(),
-      );
-      if (ok) this.stack.stats.ipv4.tcpResetsSent++;
-    });
   }
 
   /** Stop timers and release held buffers (the stack is shutting down). */
@@ -547,7 +530,9 @@ export class Ipv4 implements Ipv4Layer {
       this.#loopback.push(pkt, ipOff);
       return R.OK;
     }
-    const tooBig = ip.totalLength() > outNic.mtu();
+    // A super-frame (TCP with TSO) is too big when its segments are.
+    const tooBig = (pkt.isGso() ? gsoSegmentLen(pkt, ipOff, ip.headerLen()) : ip.totalLength()) >
+      outNic.mtu();
     if (tooBig && ip.dontFragment()) return this.drops.fail(R.OUTPUT_TOO_BIG, outNic.mtu());
     return this.#postroute(outNic, pkt, ipOff, this.#nextHop, tooBig);
   }

@@ -11,7 +11,7 @@ import type { Nic } from "../nic.ts";
 import type { LoopbackQueue } from "../loopback.ts";
 import { DropReason as R } from "../ip/drop.ts";
 import { type IpOutputOptions, loopbackFor, sendOnLink } from "../ip/layer.ts";
-import { completePartialChecksum, segmentGso } from "../gso.ts";
+import { completePartialChecksum, gsoSegmentLen, segmentGso } from "../gso.ts";
 import { ETHERNET_HEADER_LEN, EthernetFrame, EtherType } from "../wire/ethernet.ts";
 import { IPV6_HEADER_LEN, IPV6_MIN_MTU, Ipv6Packet } from "../wire/ipv6.ts";
 import {
@@ -115,7 +115,9 @@ export class Ipv6Egress {
     }
     s.packetsSent++;
     const mtu = this.pathMtu(outNic, d, dstOff);
-    if (ip.totalLength() > mtu && !opts.noFragment) {
+    // A super-frame (TCP with TSO) is too big when its segments are.
+    const size = pkt.isGso() ? gsoSegmentLen(pkt, ipOff, 40) : ip.totalLength();
+    if (size > mtu && !opts.noFragment) {
       this.#fragmentAndSend(outNic, pkt, ipOff, nextHop, nextHopOff, mtu);
       return R.OK;
     }

@@ -15,7 +15,7 @@ import type { Nic } from "../nic.ts";
 import type { Ipv4 } from "../ipv4/ipv4.ts";
 import type { Ipv6 } from "../ipv6/ipv6.ts";
 import type { StackStats } from "../stats.ts";
-import { AddressParseError, formatIpv4, formatIpv6, parseIpAddress } from "../wire/ip_address.ts";
+import { isUnspecified, netAddr as netAddrOf, parseHost } from "./_addr.ts";
 import { parseMac } from "../wire/mac_address.ts";
 import type { IpAddr, Udp, UdpDatagram, UdpEndpoint } from "./udp.ts";
 
@@ -75,25 +75,8 @@ export interface DatagramHost {
   nicByName(name: string): Nic | undefined;
 }
 
-function parseHost(hostname: string): IpAddr {
-  try {
-    return parseIpAddress(hostname.startsWith("[") ? hostname.slice(1, -1) : hostname).address;
-  } catch (e) {
-    if (e instanceof AddressParseError) {
-      throw new Deno.errors.AddrNotAvailable(`Cannot parse hostname "${hostname}": ${e.message}`);
-    }
-    throw e;
-  }
-}
-
-const isUnspecified = (a: IpAddr) => typeof a === "number" ? a === 0 : a.every((b) => b === 0);
-
 function netAddr(a: IpAddr, port: number): Deno.NetAddr {
-  return {
-    transport: "udp",
-    hostname: typeof a === "number" ? formatIpv4(a) : formatIpv6(a),
-    port,
-  };
+  return netAddrOf(a, port, "udp");
 }
 
 /**

@@ -418,3 +418,192 @@ export function writeMssOption(buf: PacketBuffer, off: number, mss: number): voi
   buf.data[off + 1] = 4;
   buf.view.setUint16(off + 2, mss);
 }
+
+/**
+ * The options a TCP endpoint reads from a segment (RFC 9293 §3.2 MSS,
+ * RFC 7323 window scale and timestamps, RFC 2018 SACK), parsed into a
+ * reusable object so the receive path allocates nothing.
+ */
+export class TcpOptions {
+  /** MSS value, or −1 when absent. */
+  mss = -1;
+  /** Window scale shift (clamped to 14, RFC 7323 §2.3), or −1 when absent. */
+  wscale = -1;
+  sackPermitted = false;
+  /** True when a timestamps option was present. */
+  hasTimestamps = false;
+  tsVal = 0;
+  tsEcr = 0;
+  /** SACK blocks: left and right edges, `sackCount` pairs in `sack`. */
+  sackCount = 0;
+  readonly sack: Uint32Array = new Uint32Array(8);
+
+  /** Forget the last segment's options. */
+  clear(): void {
+    this.mss = -1;
+    this.wscale = -1;
+    this.sackPermitted = false;
+    this.hasTimestamps = false;
+    this.tsVal = 0;
+    this.tsEcr = 0;
+    this.sackCount = 0;
+  }
+}
+
+/**
+ * Parse the options of the header at `off` (data offset `hl` bytes) into
+ * `out`. An option whose length is wrong for its kind is skipped, as Linux
+ * does (tcp_parse_options); a length that runs past the header ends the
+ * walk.
+ *
+ * @returns false when the option list is malformed (a length below 2 or past the header)
+ */
+export function parseTcpOptions(
+  d: Uint8Array,
+  off: number,
+  hl: number,
+  out: TcpOptions,
+): boolean {
+  out.clear();
+  const end = off + hl;
+  let i = off + TCP_MIN_HEADER_LEN;
+  while (i < end) {
+    const k = d[i]!;
+    if (k === TcpOptionKind.END) return true;
+    if (k === TcpOptionKind.NOP) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= end) return false;
+    const l = d[i + 1]!;
+    if (l < 2 || i + l > end) return false;
+    switch (k) {
+      case TcpOptionKind.MSS:
+        if (l === 4) out.mss = (d[i + 2]! << 8) | d[i + 3]!;
+        break;
+      case TcpOptionKind.WINDOW_SCALE:
+        // RFC 7323 §2.3: a shift above 14 is used as 14.
+        if (l === 3) out.wscale = Math.min(14, d[i + 2]!);
+        break;
+      case TcpOptionKind.SACK_PERMITTED:
+        if (l === 2) out.sackPermitted = true;
+        break;
+      case TcpOptionKind.TIMESTAMPS:
+        if (l === 10) {
+          out.hasTimestamps = true;
+          out.tsVal = readU32(d, i + 2);
+          out.tsEcr = readU32(d, i + 6);
+        }
+        break;
+      case TcpOptionKind.SACK:
+        if (l >= 10 && (l - 2) % 8 === 0) {
+          const n = Math.min(4, (l - 2) >> 3);
+          for (let b = 0; b < n; b++) {
+            out.sack[2 * b] = readU32(d, i + 2 + 8 * b);
+            out.sack[2 * b + 1] = readU32(d, i + 6 + 8 * b);
+          }
+          out.sackCount = n;
+        }
+        break;
+    }
+    i += l;
+  }
+  return true;
+}
+
+function readU32(d: Uint8Array, i: number): number {
+  return ((d[i]! << 24) | (d[i + 1]! << 16) | (d[i + 2]! << 8) | d[i + 3]!) >>> 0;
+}
+
+function writeU32(d: Uint8Array, i: number, v: number): void {
+  d[i] = v >>> 24;
+  d[i + 1] = (v >>> 16) & 0xff;
+  d[i + 2] = (v >>> 8) & 0xff;
+  d[i + 3] = v & 0xff;
+}
+
+/** What {@link writeTcpOptions} writes; absent or −1 fields are left out. */
+export interface TcpOptionsOut {
+  mss?: number;
+  wscale?: number;
+  sackPermitted?: boolean;
+  /** Timestamps value and echo reply. */
+  ts?: { val: number; ecr: number };
+  /** SACK blocks as [left, right, left, right, ...] (at most 4 blocks; fewer fit with timestamps). */
+  sack?: ArrayLike<number>;
+  sackCount?: number;
+}
+
+/**
+ * Bytes {@link writeTcpOptions} writes for `o` (a multiple of 4), with the
+ * layouts Linux sends: MSS; NOP NOP TS or SACK-permitted+TS; NOP WS; NOP
+ * NOP SACK blocks.
+ */
+export function tcpOptionsLen(o: TcpOptionsOut): number {
+  let n = 0;
+  if (o.mss !== undefined && o.mss >= 0) n += 4;
+  if (o.ts !== undefined) n += 12; // SACK-permitted rides in the TS word's NOPs
+  else if (o.sackPermitted) n += 4;
+  if (o.wscale !== undefined && o.wscale >= 0) n += 4;
+  const blocks = o.sackCount ?? 0;
+  if (blocks > 0) n += 4 + 8 * blocks;
+  return n;
+}
+
+/**
+ * Write options at `at` (right after the 20-byte header) in Linux's order
+ * and padding, e.g. a SYN's `MSS, SACK-permitted, TS, NOP, WS`.
+ *
+ * @returns the bytes written ({@link tcpOptionsLen})
+ */
+export function writeTcpOptions(d: Uint8Array, at: number, o: TcpOptionsOut): number {
+  let i = at;
+  if (o.mss !== undefined && o.mss >= 0) {
+    d[i] = TcpOptionKind.MSS;
+    d[i + 1] = 4;
+    d[i + 2] = o.mss >> 8;
+    d[i + 3] = o.mss & 0xff;
+    i += 4;
+  }
+  if (o.ts !== undefined) {
+    if (o.sackPermitted) {
+      d[i] = TcpOptionKind.SACK_PERMITTED;
+      d[i + 1] = 2;
+    } else {
+      d[i] = TcpOptionKind.NOP;
+      d[i + 1] = TcpOptionKind.NOP;
+    }
+    d[i + 2] = TcpOptionKind.TIMESTAMPS;
+    d[i + 3] = 10;
+    writeU32(d, i + 4, o.ts.val);
+    writeU32(d, i + 8, o.ts.ecr);
+    i += 12;
+  } else if (o.sackPermitted) {
+    d[i] = TcpOptionKind.NOP;
+    d[i + 1] = TcpOptionKind.NOP;
+    d[i + 2] = TcpOptionKind.SACK_PERMITTED;
+    d[i + 3] = 2;
+    i += 4;
+  }
+  if (o.wscale !== undefined && o.wscale >= 0) {
+    d[i] = TcpOptionKind.NOP;
+    d[i + 1] = TcpOptionKind.WINDOW_SCALE;
+    d[i + 2] = 3;
+    d[i + 3] = o.wscale;
+    i += 4;
+  }
+  const blocks = o.sackCount ?? 0;
+  if (blocks > 0 && o.sack !== undefined) {
+    d[i] = TcpOptionKind.NOP;
+    d[i + 1] = TcpOptionKind.NOP;
+    d[i + 2] = TcpOptionKind.SACK;
+    d[i + 3] = 2 + 8 * blocks;
+    i += 4;
+    for (let b = 0; b < blocks; b++) {
+      writeU32(d, i, o.sack[2 * b]!);
+      writeU32(d, i + 4, o.sack[2 * b + 1]!);
+      i += 8;
+    }
+  }
+  return i - at;
+}
