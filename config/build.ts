@@ -14,6 +14,8 @@ import {
   Dhcpv6Client,
   Dhcpv6Server,
   DnsForwarder,
+  isLeaseHostname,
+  type LeaseRecord,
   type LeaseStore,
   type LinkEndpoint,
   MemoryLeaseStore,
@@ -30,6 +32,7 @@ import {
   ipv6Masked,
   macFromName,
   parseIpv4,
+  parseIpv6,
 } from "../stack/wire/mod.ts";
 import {
   addressFromInterfaceId,
@@ -302,27 +305,41 @@ export function applyDns(
   return running === undefined ? "started" : "reconfigured";
 }
 
-/** Bound, unexpired DHCPv4 leases that carry a hostname, for the forwarder's lease names. */
+/**
+ * Bound, unexpired leases that carry a hostname, for the forwarder's lease
+ * names: DHCPv4 leases in the server's `domain`, DHCPv6 address leases
+ * (IA_NA) in its first `search` domain.
+ */
 function leaseNames(stack: Stack): { name: string; address: IpAddress; domain: string | null }[] {
   // The same list (the same object, which the forwarder indexes once) until a lease table
   // changes, or every 10 s (leases run out without a change).
   let key = String(Math.floor(stack.clock.now() / 10_000));
   for (const sv of stack.services.values()) {
-    if (sv instanceof Dhcpv4Server) key += `/${sv.version}`;
+    if (sv instanceof Dhcpv4Server || sv instanceof Dhcpv6Server) key += `/${sv.version}`;
   }
   const cached = leaseNameCache.get(stack);
   if (cached !== undefined && cached.key === key) return cached.list;
   const out: { name: string; address: IpAddress; domain: string | null }[] = [];
-  for (const sv of stack.services.values()) {
-    if (!(sv instanceof Dhcpv4Server)) continue;
-    for (const l of sv.leases()) {
+  const add = (
+    leases: (LeaseRecord & { expired: boolean })[],
+    domain: string | null,
+    address: (text: string) => IpAddress,
+  ) => {
+    for (const l of leases) {
       if (l.hostname === null || l.state !== "bound" || l.expired) continue;
-      if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l.hostname)) continue;
-      out.push({
-        name: l.hostname,
-        address: { family: 4, address: parseIpv4(l.address) },
-        domain: sv.settings.domain,
-      });
+      if (!isLeaseHostname(l.hostname)) continue;
+      out.push({ name: l.hostname, address: address(l.address), domain });
+    }
+  };
+  for (const sv of stack.services.values()) {
+    if (sv instanceof Dhcpv4Server) {
+      add(sv.leases(), sv.settings.domain, (a) => ({ family: 4, address: parseIpv4(a) }));
+    } else if (sv instanceof Dhcpv6Server) {
+      add(
+        sv.leases().filter((l) => l.ia === "na"),
+        sv.settings.domains[0] ?? null,
+        (a) => ({ family: 6, address: parseIpv6(a) }),
+      );
     }
   }
   leaseNameCache.set(stack, { key, list: out });

@@ -77,6 +77,7 @@ export interface LeaseRecord {
   mac: string;
   /** Client identifier (option 61; DHCPv6: the DUID) as colon-separated hex, or null. */
   clientId: string | null;
+  /** The client's hostname (DHCPv4 option 12; DHCPv6: the first label of its Client FQDN, option 39), or null. */
   hostname: string | null;
   /** Unix time in ms when the lease ends (a declined address: when it may be used again). */
   expires: number;
@@ -88,6 +89,24 @@ export interface LeaseRecord {
   ia?: "na" | "pd";
   /** DHCPv6 prefix delegation: the requesting router's link-local address (the route's next hop). */
   via?: string;
+}
+
+/**
+ * True when `s` is a hostname a lease may be named by in DNS: one label of
+ * letters, digits and inner hyphens, at most 63 (RFC 952 as RFC 1123 §2.1
+ * relaxed it), as dnsmasq's `legal_hostname` takes.
+ *
+ * @param s the name a client sent
+ * @returns whether lease names may use it
+ * @example
+ * ```ts
+ * import { isLeaseHostname } from "./lease_store.ts";
+ * console.assert(isLeaseHostname("laptop-2"));
+ * console.assert(!isLeaseHostname("laptop.lan") && !isLeaseHostname("-x"));
+ * ```
+ */
+export function isLeaseHostname(s: string): boolean {
+  return /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(s);
 }
 
 /** A lease store: what the server read at start, and a durable write per change. */

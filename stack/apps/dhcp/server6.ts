@@ -3,7 +3,10 @@
  * pools and delegated prefixes (IA_PD) from prefix pools, the four-message
  * exchange and Rapid Commit, RENEW and REBIND, RELEASE, DECLINE, CONFIRM
  * and INFORMATION-REQUEST, the DNS servers and search list of RFC 3646
- * when the client asks for them (ORO), and leases made durable in a
+ * when the client asks for them (ORO), the client's name from its Client
+ * FQDN option (RFC 4704: kept with the address lease, answered with the
+ * name and the flags that say the server does the DNS update, as dnsmasq
+ * does, the DNS forwarder answering for it), and leases made durable in a
  * {@link LeaseStore} before the REPLY that grants them leaves (one sync per
  * burst, as the DHCPv4 server's group commit).
  *
@@ -28,7 +31,8 @@
  * Leases are {@link LeaseRecord}s: `address` is the address, or the prefix
  * as `prefix/len`; `clientId` the client's DUID as colon hex; `mac` the MAC
  * of a DUID-LL or DUID-LLT, else empty; `iaid` and `ia` (`na` or `pd`)
- * name the IA; `via` is the router a delegated prefix is routed to.
+ * name the IA; `via` is the router a delegated prefix is routed to;
+ * `hostname` the first label of an address lease's Client FQDN.
  *
  * @module
  */
@@ -38,6 +42,7 @@ import type { Clock, Timer } from "../../clock.ts";
 import type { Ipv6 } from "../../ipv6/ipv6.ts";
 import {
   ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
+  decodeDomainList,
   DHCPV6_SERVER_PORT,
   Dhcpv6MessageType,
   Dhcpv6Option,
@@ -58,7 +63,7 @@ import {
 } from "../../wire/dhcpv6.ts";
 import { formatIpv6, ipv6Masked, parseIpv6 } from "../../wire/ip_address.ts";
 import { formatMac } from "../../wire/mac_address.ts";
-import { GroupCommit, type LeaseRecord, type LeaseStore } from "./lease_store.ts";
+import { GroupCommit, isLeaseHostname, type LeaseRecord, type LeaseStore } from "./lease_store.ts";
 import { OFFER_HOLD_MS } from "./server4.ts";
 
 /** An inclusive range of addresses to hand out (16 bytes each). */
@@ -209,6 +214,8 @@ interface Request {
   oro: number[];
   /** The relays it came through, outermost first (empty: from the link itself). */
   relays: RelayHop[];
+  /** Its Client FQDN option (RFC 4704), read: the flags and the host label; null without one. */
+  fqdn: { flags: number; host: string } | null;
   /** Where the answer goes: the client, or the outermost relay's port 547. */
   dst: Uint8Array;
   dstPort: number;
@@ -285,6 +292,26 @@ const untext = (s: string): { value: bigint; len: number } | null => {
 const MAX_U32 = 0xffffffff;
 /** RFC 8910 §2.2: DHCPv6 option 103. */
 const CAPTIVE_PORTAL_OPTION = 103;
+/** RFC 4704 §4: DHCPv6 option 39, the Client FQDN. */
+const CLIENT_FQDN_OPTION = 39;
+/** RFC 4704 §4.1 flags: S (the server does the AAAA update), O (it overrode the client's S). */
+const FQDN_S = 0x01, FQDN_O = 0x02;
+
+/**
+ * The flags and host label of a Client FQDN option (RFC 4704 §4): a
+ * fully qualified name, or a partial one without the terminating zero
+ * (§4.2); the host is its first label. Null when the name does not parse,
+ * is empty (the client asks the server for one: this server has none to
+ * give) or its first label is not a hostname.
+ */
+function parseClientFqdn(data: Uint8Array): { flags: number; host: string } | null {
+  if (data.length < 2) return null;
+  const name = data.subarray(1);
+  const names = decodeDomainList(name) ?? decodeDomainList(Uint8Array.of(...name, 0));
+  if (names === null || names.length !== 1) return null;
+  const host = names[0]!.split(".")[0]!;
+  return isLeaseHostname(host) ? { flags: data[0]!, host } : null;
+}
 
 /**
  * The DHCPv6 server of one interface.
@@ -377,6 +404,8 @@ export class Dhcpv6Server {
   /** Take new settings (a reload); leases stay. */
   configure(settings: Dhcpv6ServerSettings): void {
     this.#settings = settings;
+    // The search domain the lease names are in may be another now.
+    this.#version++;
     this.#cursors = settings.pools.map(() => 0n);
     this.#pdCursors = settings.pdPools.map(() => 0n);
   }
@@ -493,6 +522,7 @@ export class Dhcpv6Server {
     const duid = cid?.slice() ?? new Uint8Array(0);
     const mac = duidMac(duid);
     const oro = findOption(m.options, Dhcpv6Option.ORO);
+    const fqdn = findOption(m.options, CLIENT_FQDN_OPTION);
     const r: Request = {
       type: m.msgType,
       xid: m.xid,
@@ -503,6 +533,11 @@ export class Dhcpv6Server {
       src: relayed ? relays.at(-1)!.peer : src,
       srcPort: d.srcPort,
       oro: oro !== undefined ? parseOro(oro) : [],
+      // RFC 4704 §5: a client sends it in SOLICIT, REQUEST, RENEW and REBIND only.
+      fqdn: fqdn !== undefined && (m.msgType === T.SOLICIT || m.msgType === T.REQUEST ||
+          m.msgType === T.RENEW || m.msgType === T.REBIND)
+        ? parseClientFqdn(fqdn)
+        : null,
       relays,
       dst: src,
       dstPort: relayed ? DHCPV6_SERVER_PORT : d.srcPort,
@@ -758,18 +793,19 @@ export class Dhcpv6Server {
     v: { value: bigint; len: number },
     now: number,
   ): LeaseRecord | null {
+    const old = this.#byClient.get(key);
     const rec: LeaseRecord = {
       address: text(v.value, v.len),
       mac: r.mac,
       clientId: r.duidHex,
-      hostname: null,
+      // An address lease is named by its Client FQDN; a RENEW without one keeps the name.
+      hostname: ia.kind === "na" ? (r.fqdn?.host ?? old?.rec.hostname ?? null) : null,
       expires: now + this.#settings.validLifetime * 1000,
       state: "bound",
       iaid: ia.iaid,
       ia: ia.kind,
       ...(ia.kind === "pd" ? { via: formatIpv6(r.via) } : {}),
     };
-    const old = this.#byClient.get(key);
     if (!this.#commit(v.value, v.len, rec)) return null;
     if (
       old !== undefined && (old.value !== v.value || old.len !== v.len) && old.rec.state === "bound"
@@ -799,7 +835,14 @@ export class Dhcpv6Server {
     return true;
   }
 
+  /** Bumped on every change of the lease tables or the settings (for caches of what they hold). */
+  get version(): number {
+    return this.#version;
+  }
+  #version = 0;
+
   #bind(value: bigint, len: number, rec: LeaseRecord): void {
+    this.#version++;
     const t = text(value, len);
     const prev = this.#byValue.get(t);
     if (prev !== undefined && this.#byClient.get(prev.key) === prev) {
@@ -1048,6 +1091,16 @@ export class Dhcpv6Server {
     }
     if (config && r.oro.includes(Dhcpv6Option.DOMAIN_LIST) && st.domains.length > 0) {
       w.option(Dhcpv6Option.DOMAIN_LIST, encodeDomainList(st.domains));
+    }
+    if (config && r.fqdn !== null) {
+      // RFC 4704 §6: the name the server uses (the host in the first search domain, else a
+      // partial name) and S set: the server answers for it (O too when the client had not
+      // asked), as dnsmasq forces the update, since the client has no server to update.
+      const domain = st.domains[0];
+      const name = domain !== undefined ? `${r.fqdn.host}.${domain}` : r.fqdn.host;
+      const enc = encodeDomainList([name]);
+      w.open(CLIENT_FQDN_OPTION).u8((r.fqdn.flags & FQDN_S) !== 0 ? FQDN_S : FQDN_S | FQDN_O)
+        .raw(domain !== undefined ? enc : enc.subarray(0, enc.length - 1)).close();
     }
     let payload = w.bytes();
     // Through relays: one RELAY-REPL per RELAY-FORW, innermost first (RFC 8415 §19.3).

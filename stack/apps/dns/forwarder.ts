@@ -2,7 +2,9 @@
  * A caching DNS forwarder for the LAN (dnsmasq's other half), over UDP:
  * it answers on port 53 of the interfaces it serves, from a static hosts
  * table and `local` domains it never forwards, from its cache, or by
- * forwarding to an upstream resolver.
+ * forwarding to an upstream resolver. DHCP clients are answered by the
+ * names their leases carry (DHCPv4 hostnames, DHCPv6 Client FQDNs), forward
+ * and reverse, as dnsmasq does.
  *
  * Answers pass through as the upstream sent them; the forwarder edits
  * bytes in place only: the ID, the question's letter case (the client's),
@@ -232,7 +234,13 @@ export class DnsForwarder {
    * servers of the WAN interfaces' DHCP leases); asked at each query.
    */
   upstreamSource: (() => IpAddress[]) | null = null;
-  /** The names of DHCP clients (hostname, its lease's address, the server's domain), asked at each query. */
+  /**
+   * The names of DHCP clients (hostname, its lease's address, the server's
+   * domain), asked at each query: DHCPv4 leases answer A and in-addr.arpa
+   * PTR, DHCPv6 ones AAAA and ip6.arpa PTR. The index is rebuilt when the
+   * source hands out another list, so a source returns the same list
+   * object until its leases change.
+   */
   leaseNames: (() => { name: string; address: IpAddress; domain: string | null }[]) | null = null;
 
   /**
