@@ -27,6 +27,7 @@ import {
   type Tbl,
 } from "./_check.ts";
 import { addressAt, cidrAt, CONFIG_KEYS, validateConfig } from "./_validate.ts";
+import { labLinkFaults } from "./_lab_faults.ts";
 import { parseToml, throwIfErrors } from "./config.ts";
 import type {
   LabConfig,
@@ -136,7 +137,7 @@ export function validateLab(ctx: Ctx, tree: Tbl): LabConfig {
   const used = new Map<string, string>();
   arr(ctx, t, "link", "lab").forEach((raw, i) => {
     const path = idx("lab.link", i);
-    const lt = readTable(ctx, raw, path, ["a", "b", "mtu", "delay"]);
+    const lt = readTable(ctx, raw, path, ["a", "b", "mtu", "delay", "faults"]);
     if (!lt) return;
     const ends: (LinkEnd | undefined)[] = (["a", "b"] as const).map((k) => {
       const v = reqStr(ctx, lt, k, path);
@@ -177,7 +178,8 @@ export function validateLab(ctx: Ctx, tree: Tbl): LabConfig {
         .mtu;
     const mtu = optInt(ctx, lt, "mtu", path, 68, 65535);
     const delay = duration(ctx, lt, "delay", path, 0, 0, 60 * S);
-    if (a && b) links.push({ a, b, mtu: mtu ?? Math.min(mtuOf(a), mtuOf(b)), delay });
+    const faults = labLinkFaults(ctx, lt, path, i);
+    if (a && b) links.push({ a, b, mtu: mtu ?? Math.min(mtuOf(a), mtuOf(b)), delay, faults });
   });
 
   const probes: ProbeConfig[] = [];

@@ -1,7 +1,8 @@
 /**
  * The virtual lab: several full stacks, each built from its node's config,
- * joined by in-memory links, running the probes a lab file lists and
- * checking each probe's expectation. On a manual clock a 60-second
+ * joined by in-memory links (with the faults of each link's
+ * `[lab.link.faults]`, seeded so a run repeats), running the probes a lab
+ * file lists and checking each probe's expectation. On a manual clock a 60-second
  * scenario runs in well under a second.
  *
  * @module
@@ -26,7 +27,12 @@ import {
   ipv6Equal,
   ipv6Masked,
 } from "../stack/wire/mod.ts";
-import { MemoryLink } from "../link/mod.ts";
+import {
+  DEFAULT_FAULT_QUEUE_FRAMES,
+  type LinkFaults,
+  type MemoryEndpoint,
+  MemoryLink,
+} from "../link/mod.ts";
 import { Dhcpv4Client, Dhcpv6Client, type LinkEndpoint } from "../stack/mod.ts";
 import { buildStack } from "./build.ts";
 import type { LabConfig, ProbeConfig } from "./types.ts";
@@ -57,6 +63,8 @@ export interface LabResult {
   /** Clock milliseconds the scenario took. */
   elapsedMs: number;
   stacks: Map<string, Stack>;
+  /** The ends of each `[[lab.link]]`, in file order (`a`, `b`): their stats count the faults each end's frames met. */
+  links: [MemoryEndpoint, MemoryEndpoint][];
 }
 
 /**
@@ -92,15 +100,21 @@ export async function runLab(lab: LabConfig, opts: RunLabOptions = {}): Promise<
   const virtual = opts.virtualTime ?? true;
   const clock: Clock = virtual ? new ManualClock() : new SystemClock();
   const ends = new Map<string, LinkEndpoint>();
+  const links: [MemoryEndpoint, MemoryEndpoint][] = [];
   for (const l of lab.links) {
     const [a, b] = MemoryLink.pair({
       clock,
       mtu: l.mtu,
       delayMs: l.delay,
       names: [`${l.a.node}:${l.a.interface}`, `${l.b.node}:${l.b.interface}`],
+      faults: l.faults,
+      // Frames a fault delays or queues hold buffers: room for two full
+      // rate-limit queues besides the usual frames in flight.
+      poolLimit: 1024 + queueRoom(l.faults.aToB) + queueRoom(l.faults.bToA),
     });
     ends.set(`${l.a.node}:${l.a.interface}`, a);
     ends.set(`${l.b.node}:${l.b.interface}`, b);
+    links.push([a, b]);
   }
   const stacks = new Map<string, Stack>();
   let seed = 1;
@@ -168,7 +182,13 @@ export async function runLab(lab: LabConfig, opts: RunLabOptions = {}): Promise<
   const elapsedMs = clock.now() - start;
   for (const s of stacks.values()) s.close();
   const failed = outcomes.filter((o) => !o.passed).length;
-  return { outcomes, passed: outcomes.length - failed, failed, elapsedMs, stacks };
+  return { outcomes, passed: outcomes.length - failed, failed, elapsedMs, stacks, links };
+}
+
+/** Buffers a direction's rate-limit queue may hold (0 without a rate limit). */
+function queueRoom(f: LinkFaults | null): number {
+  if (f === null || f.rateBitsPerSecond === undefined) return 0;
+  return Math.min(f.queueFrames ?? DEFAULT_FAULT_QUEUE_FRAMES, 100_000);
 }
 
 async function flushMicrotasks(): Promise<void> {

@@ -9,6 +9,7 @@ import type { DhcpClientConfig, DhcpConfig } from "./_dhcp.ts";
 import type { Dhcp6ClientConfig, Dhcp6Config } from "./_dhcp6.ts";
 import type { DnsConfig } from "./_dns.ts";
 import type { IpAddress, IpCidr, Ipv6Cidr } from "../stack/wire/mod.ts";
+import type { LinkFaults } from "../link/mod.ts";
 import type { RaAdvertPrefix, RaAdvertSettings } from "../stack/mod.ts";
 import type {
   FirewallChainSpec,
@@ -233,6 +234,8 @@ export interface LabLinkConfig {
   mtu: number;
   /** One-way delay, ms. */
   delay: number;
+  /** `[lab.link.faults]`: faults on the frames `a` sends (`aToB`) and `b` sends (`bToA`); null: none. */
+  faults: { aToB: LinkFaults | null; bToA: LinkFaults | null };
 }
 
 /** Outcomes a probe can expect. */
