@@ -58,11 +58,11 @@ function program(setCode: (c: number) => void): Command {
 
   p.command("show")
     .description(
-      "ask a running tapir (through its control socket) for stats, routes, neighbors, addresses, RA state, connections, firewall rules, DHCP leases or the DNS forwarder",
+      "ask a running tapir (through its control socket) for stats, routes, neighbors, addresses, RA state, connections, firewall rules, DHCP leases, the DNS forwarder or TCP sockets",
     )
     .argument(
       "<what>",
-      "stats | routes | neighbors | addresses | ra | conntrack | firewall | leases | dns",
+      "stats | routes | neighbors | addresses | ra | conntrack | firewall | leases | dns | sockets",
     )
     .option("--control <path>", "control socket path")
     .option("--hostname <name>", "hostname of the running tapir, to find its default socket")

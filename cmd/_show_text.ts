@@ -265,3 +265,57 @@ export function formatDns(a: any): string {
   }
   return lines.map((l) => l + "\n").join("");
 }
+
+/**
+ * `show sockets`: TCP listeners and connections as `ss -tani` prints them
+ * (State, Recv-Q, Send-Q, Local and Peer Address:Port), each connection
+ * followed by its TCP_INFO line (congestion control, wscale, rto, rtt,
+ * mss, cwnd, ssthresh, bytes, retransmits).
+ */
+// deno-lint-ignore no-explicit-any
+export function formatSockets(a: any): string {
+  const rows: string[][] = [[
+    "State",
+    "Recv-Q",
+    "Send-Q",
+    "Local Address:Port",
+    "Peer Address:Port",
+  ]];
+  const extra: (string | null)[] = [null];
+  for (const s of a.tcp) {
+    rows.push([s.state, String(s.recv_q), String(s.send_q), s.local, s.peer]);
+    const i = s.info;
+    if (i === undefined) {
+      extra.push(null);
+      continue;
+    }
+    const w = [i.congestion];
+    if (i.sendWscale > 0 || i.receiveWscale > 0) {
+      w.push(`wscale:${i.sendWscale},${i.receiveWscale}`);
+    }
+    if (i.timestamps) w.push("ts");
+    if (i.sack) w.push("sack");
+    w.push(`rto:${Math.round(i.rtoMs)}`);
+    if (i.rttMs >= 0) w.push(`rtt:${i.rttMs.toFixed(3)}/${i.rttVarMs.toFixed(3)}`);
+    w.push(`mss:${i.mss}`, `cwnd:${i.cwndSegments}`);
+    if (i.ssthresh < 0x7fffffff) w.push(`ssthresh:${Math.floor(i.ssthresh / i.mss)}`);
+    w.push(
+      `bytes_sent:${i.bytesSent}`,
+      `bytes_acked:${i.bytesAcked}`,
+      `bytes_received:${i.bytesReceived}`,
+      `segs_out:${i.segmentsSent}`,
+      `segs_in:${i.segmentsReceived}`,
+    );
+    if (i.retransmits > 0) w.push(`retrans:${i.retransmits}`);
+    w.push(`snd_wnd:${i.sendWindow}`, `rcv_wnd:${i.receiveWindow}`);
+    extra.push("\t " + w.join(" "));
+  }
+  if (rows.length === 1) return "no TCP sockets\n";
+  const width = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const out: string[] = [];
+  rows.forEach((r, k) => {
+    out.push(r.map((cell, c) => c === r.length - 1 ? cell : cell.padEnd(width[c]! + 1)).join(" "));
+    if (extra[k] !== null && extra[k] !== undefined) out.push(extra[k]!);
+  });
+  return out.map((l) => l + "\n").join("");
+}

@@ -352,6 +352,40 @@ function leases(stack: Stack): LeaseRow[] {
   return out;
 }
 
+/** One end of a socket as `ss` prints it: `192.0.2.1:80`, `[2001:db8::1]:80`, `*:80`. */
+function ssEnd(a: number | Uint8Array | null, port: number | null, family: 0 | 4 | 6): string {
+  const p = port === null ? "*" : String(port);
+  if (a === null) return family === 4 ? `0.0.0.0:${p}` : family === 6 ? `[::]:${p}` : `*:${p}`;
+  return typeof a === "number" ? `${formatIpv4(a)}:${p}` : `[${formatIpv6(a)}]:${p}`;
+}
+
+/** TCP listeners and connections (`show sockets`, shaped like `ss -tani`). */
+function sockets(stack: Stack): unknown {
+  const tcp = stack.tcp;
+  const listeners = [...tcp.listeners()].map((l) => ({
+    state: "LISTEN",
+    recv_q: l.acceptQueue.length,
+    send_q: l.backlog,
+    local: ssEnd(l.address, l.port, l.family),
+    peer: ssEnd(null, null, l.family),
+    syn_recv: l.synCount,
+    accepted: l.accepted,
+    ...(l.device !== null ? { dev: l.device.name } : {}),
+  }));
+  const connections = [...tcp.connections()].map((c) => {
+    const i = c.info();
+    return {
+      state: i.state,
+      recv_q: i.receiveQueue,
+      send_q: i.sendQueue,
+      local: ssEnd(c.local, c.localPort, c.family),
+      peer: ssEnd(c.remote, c.remotePort, c.family),
+      info: i,
+    };
+  });
+  return { tcp: [...listeners, ...connections] };
+}
+
 /** The DNS forwarder: cache, hit ratio, upstreams (`show dns`); null when `[dns]` is off. */
 function dnsInfo(stack: Stack): unknown {
   const f = stack.services.get("dns");
@@ -415,12 +449,14 @@ export function controlAnswer(stack: Stack, what: string): unknown {
       return ra(stack);
     case "dns":
       return dnsInfo(stack);
+    case "sockets":
+      return sockets(stack);
     case "leases":
       return leases(stack);
     default:
       return {
         error: `unknown request "${what}": use stats, routes, neighbors, addresses, ra, ` +
-          `conntrack, firewall, leases, dns or reload`,
+          `conntrack, firewall, leases, dns, sockets or reload`,
       };
   }
 }

@@ -1,5 +1,5 @@
 /**
- * `tapir show stats|routes|neighbors|addresses|ra|conntrack|firewall|leases|dns`: ask a running tapir
+ * `tapir show stats|routes|neighbors|addresses|ra|conntrack|firewall|leases|dns|sockets`: ask a running tapir
  * through its control socket.
  *
  * @module
@@ -14,6 +14,7 @@ import {
   formatNeighbors,
   formatRa,
   formatRoutes,
+  formatSockets,
 } from "./_show_text.ts";
 
 /** Options of {@link showCommand}. */
@@ -39,6 +40,7 @@ const TEXT: Record<string, (answer: any) => string> = {
   ra: formatRa,
   leases: formatLeases,
   dns: formatDns,
+  sockets: formatSockets,
 };
 
 /** Run `tapir show WHAT`; the exit code. */
@@ -53,6 +55,7 @@ export async function showCommand(what: string, o: ShowOptions): Promise<number>
     "conntrack",
     "leases",
     "dns",
+    "sockets",
   ];
   if (!allowed.includes(what)) {
     console.error(`tapir show: unknown "${what}"; use one of ${allowed.join(", ")}`);

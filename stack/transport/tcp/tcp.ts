@@ -15,6 +15,10 @@ import type { Random } from "../../random.ts";
 import type { Clock, Timer } from "../../clock.ts";
 import type { StackStats } from "../../stats.ts";
 import { IpProtocol, type Ipv4Packet } from "../../wire/ipv4.ts";
+import { Icmpv4Code, Icmpv4Type } from "../../wire/icmpv4.ts";
+import { Icmpv6Code, Icmpv6Type } from "../../wire/icmpv6.ts";
+import type { Icmpv4Event } from "../../ipv4/icmp.ts";
+import type { Icmpv6Event } from "../../ipv6/icmp.ts";
 import type { Ipv6Packet } from "../../wire/ipv6.ts";
 import {
   parseTcpOptions,
@@ -197,6 +201,8 @@ export class Tcp implements TcpHost {
       payloadLength: 0,
       nic: null,
     };
+    ipv4.icmp.listeners.add((e) => this.#icmp4(e));
+    ipv6.icmp.listeners.add((e) => this.#icmp6(e));
     ipv4.transports.set(IpProtocol.TCP, (nic, pkt, ip) => this.#receive4(nic, pkt, ip));
     ipv6.transports.set(
       IpProtocol.TCP,
@@ -1041,26 +1047,69 @@ export class Tcp implements TcpHost {
 
   // ------------------------------------------------------------ ICMP
 
+  /** ICMPv4 errors quoting a TCP segment of ours (RFC 1122 §4.2.3.9, RFC 1191). */
+  #icmp4(e: Icmpv4Event): void {
+    if (e.type !== Icmpv4Type.DEST_UNREACHABLE || e.quotedProtocol !== IpProtocol.TCP) return;
+    const d = e.buffer.data, v = e.buffer.view;
+    const q = e.payloadOffset;
+    const ql4 = q + ((d[q]! & 0x0f) << 2);
+    if (ql4 + 8 > e.buffer.end) return;
+    const local = v.getUint32(q + 12), remote = v.getUint32(q + 16);
+    const seq = v.getUint32(ql4 + 4);
+    const c = this.#inFlight(local, e.quotedSrcPort, remote, e.quotedDstPort, seq);
+    if (c === null) return;
+    if (e.code === Icmpv4Code.FRAGMENTATION_NEEDED) {
+      // RFC 1191 §4: a router that names no MTU (0): take the next plateau below 576.
+      c.pathMtuLowered(e.mtu >= 68 ? e.mtu : 576);
+      return;
+    }
+    // Linux (tcp_v4_err): a hard error ends a connection still in its handshake; an
+    // established one only notes it (RFC 1122 §4.2.3.9: soft errors must not abort).
+    const err = e.code === Icmpv4Code.PORT_UNREACHABLE || e.code === Icmpv4Code.PROTOCOL_UNREACHABLE
+      ? new Deno.errors.ConnectionRefused("Connection refused (ICMP unreachable)")
+      : new Deno.errors.NetworkUnreachable("No route to host (ICMP unreachable)");
+    c.icmpError(err);
+  }
+
+  /** ICMPv6 errors quoting a TCP segment of ours (RFC 4443 §3, RFC 8201). */
+  #icmp6(e: Icmpv6Event): void {
+    if (e.quotedDstOffset < 0 || e.quotedNextHeader !== IpProtocol.TCP) return;
+    const isPtb = e.type === Icmpv6Type.PACKET_TOO_BIG;
+    if (!isPtb && e.type !== Icmpv6Type.DEST_UNREACHABLE) return;
+    const d = e.buffer.data, v = e.buffer.view;
+    const q = e.quotedDstOffset - 24;
+    const ql4 = q + 40;
+    if (ql4 + 8 > e.buffer.end) return;
+    const local = d.slice(q + 8, q + 24), remote = d.slice(q + 24, q + 40);
+    const c = this.#inFlight(local, e.quotedSrcPort, remote, e.quotedDstPort, v.getUint32(ql4 + 4));
+    if (c === null) return;
+    if (isPtb) {
+      c.pathMtuLowered(e.mtu);
+      return;
+    }
+    const err = e.code === Icmpv6Code.PORT_UNREACHABLE
+      ? new Deno.errors.ConnectionRefused("Connection refused (ICMPv6 unreachable)")
+      : e.code === Icmpv6Code.ADMIN_PROHIBITED
+      ? new Deno.errors.PermissionDenied("Communication administratively prohibited (ICMPv6)")
+      : new Deno.errors.NetworkUnreachable("No route to host (ICMPv6 unreachable)");
+    c.icmpError(err);
+  }
+
   /**
-   * An ICMP error quoting one of our segments: Packet Too Big /
-   * fragmentation needed lowers the connection's MSS (RFC 1191, 8201);
-   * only when the quoted sequence is in flight (RFC 5927 §4.1).
+   * The connection an ICMP error is about, when the quoted sequence is one
+   * it has in flight (RFC 5927 §4.1: otherwise the error may be forged).
    */
-  icmpPathMtu(
-    family: 4 | 6,
+  #inFlight(
     local: IpAddr,
     lport: number,
     remote: IpAddr,
     rport: number,
     seq: number,
-    mtu: number,
-  ): boolean {
-    void family;
+  ): TcpConnection | null {
     const c = this.#find(local, lport, remote, rport);
-    if (c === null) return false;
-    if (((seq - c.sndUna) | 0) < 0 || ((seq - c.sndMax) | 0) >= 0) return false;
-    c.pathMtuLowered(mtu);
-    return true;
+    if (c === null) return null;
+    if (((seq - c.sndUna) | 0) < 0 || ((seq - c.sndMax) | 0) >= 0) return null;
+    return c;
   }
 }
 
