@@ -1842,6 +1842,22 @@ export class TcpConnection {
     ev.onClosed?.(err);
   }
 
+  /** The last ICMP error noted while established (a soft error, RFC 1122 §4.2.3.9), or null. */
+  softError: Error | null = null;
+
+  /**
+   * @internal An ICMP hard error about this connection (Linux's
+   * tcp_v4_err / tcp_v6_err): fatal during the handshake, only noted after.
+   */
+  icmpError(err: Error): void {
+    if (this.state === TcpState.SYN_SENT || this.state === TcpState.SYN_RECEIVED) {
+      if (this.state === TcpState.SYN_SENT) this.host.counters.attemptFails++;
+      this.#finish(err);
+      return;
+    }
+    this.softError = err;
+  }
+
   /** @internal TIME-WAIT reuse (RFC 6191): may a new SYN take this connection's place? */
   timeWaitReusable(seg: TcpSegment): boolean {
     if (this.state !== TcpState.TIME_WAIT) return false;
