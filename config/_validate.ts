@@ -59,6 +59,7 @@ import {
 import { validateDhcp, validateDhcpClient } from "./_dhcp.ts";
 import { validateDhcp6, validateDhcp6Client } from "./_dhcp6.ts";
 import { applyDnsDefaults, validateDns } from "./_dns.ts";
+import { validateTcp } from "./_tcp.ts";
 
 export { addressAt };
 import { BUILTIN_TARGETS, parseRule, type Rule, RuleError } from "./rule.ts";
@@ -1304,7 +1305,15 @@ function validateFirewall(ctx: Ctx, raw: unknown, path: string): FirewallConfig 
 // ------------------------------------------------------------------ config
 
 /** Top-level keys of a configuration file. */
-export const CONFIG_KEYS = ["router", "interface", "route", "firewall", "metrics", "dns"] as const;
+export const CONFIG_KEYS = [
+  "router",
+  "interface",
+  "route",
+  "firewall",
+  "metrics",
+  "dns",
+  "tcp",
+] as const;
 
 /** `[metrics] listen = "127.0.0.1:9430"` (or `"[::1]:9430"`). */
 function validateMetrics(ctx: Ctx, v: unknown, path: string): MetricsConfig {
@@ -1360,7 +1369,8 @@ export function validateConfig(
   const metrics = validateMetrics(ctx, raw.metrics, at(base, "metrics"));
   const dns = validateDns(ctx, raw.dns, at(base, "dns"), interfaces);
   applyDnsDefaults(dns, interfaces);
-  return { router, interfaces, routes, firewall, metrics, dns };
+  const tcp = validateTcp(ctx, raw.tcp, at(base, "tcp"));
+  return { router, interfaces, routes, firewall, metrics, dns, tcp };
 }
 
 /**

@@ -386,6 +386,7 @@ export function buildStack(config: Config, opts: BuildOptions): BuiltStack {
     clock: opts.clock,
     random: opts.random,
     hostname: r.hostname,
+    tcp: config.tcp,
     neighbor: {
       baseReachableTimeMs: r.neighbor.baseReachableTime,
       retransTimeMs: r.neighbor.retransTime,

@@ -9,7 +9,7 @@
  * and `[interface.ra]` (an RA with the new settings leaves at once; an
  * interface that stops advertising sends its final RAs), the static
  * routes, and the firewall tables (swapped in one step like
- * `iptables-restore`, counters of unchanged rules kept). What needs new
+ * `iptables-restore`, counters of unchanged rules kept), and `[tcp]`. What needs new
  * devices or a new stack — an interface's TAP, MAC,
  * MTU or offloads, `accept_ra`, static neighbors, `[router]` settings other
  * than forwarding, the conntrack size, `[metrics]` — is reported as not applied, and
@@ -167,6 +167,12 @@ export function applyConfig(
     } catch (e) {
       notApplied.push(`dns: ${e instanceof Error ? e.message : e}`);
     }
+  }
+  if (!same(prev.tcp, next.tcp)) {
+    // As sysctls: what a connection reads at setup (buffers, options, congestion control)
+    // applies to new connections; timers and limits to open ones too.
+    Object.assign(stack.tcp.settings, next.tcp);
+    applied.push("tcp: settings applied");
   }
   if (!same(prev.metrics, next.metrics)) notApplied.push("metrics.listen changed");
   if (!same(prev.routes, next.routes)) {

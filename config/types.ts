@@ -8,6 +8,7 @@
 import type { DhcpClientConfig, DhcpConfig } from "./_dhcp.ts";
 import type { Dhcp6ClientConfig, Dhcp6Config } from "./_dhcp6.ts";
 import type { DnsConfig } from "./_dns.ts";
+import type { TcpSettings } from "../stack/transport/tcp/connection.ts";
 import type { IpAddress, IpCidr, Ipv6Cidr } from "../stack/wire/mod.ts";
 import type { LinkFaults } from "../link/mod.ts";
 import type { RaAdvertPrefix, RaAdvertSettings } from "../stack/mod.ts";
@@ -212,6 +213,8 @@ export interface Config {
   metrics: MetricsConfig;
   /** `[dns]`: the DNS forwarder. */
   dns: DnsConfig;
+  /** `[tcp]`: TCP settings (Linux's defaults for absent keys). */
+  tcp: TcpSettings;
 }
 
 /** `[metrics]`: Prometheus text exposition on the host's own network (not tapir's stack). */
