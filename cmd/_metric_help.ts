@@ -159,6 +159,10 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "closedWithUnreadData":
       "Connections closed with unread data, or sent data after close, ended with a reset.",
     "sendFailed": "Segments that could not leave: no route, no source, no buffer, or the firewall.",
+    "ecnCeReceived": "Segments that arrived with ECN Congestion Experienced on an ECN connection.",
+    "ecnReductions": "Congestion window reductions for an ECN-Echo (RFC 3168 §6.1.2).",
+    "pmtuBlackholeFallbacks":
+      "MSS lowered after RTOs with no ICMP: a suspected PMTU black hole (RFC 4821).",
   },
   "Icmpv6Stats": {
     "messagesReceived": "ICMPv6 messages received for local delivery.",
@@ -406,6 +410,20 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
       "* Answers on a forwarded query's socket with the wrong ID or for another question (RFC 5452). Those from another address or port never reach that socket, which is connected to the server's port 53: the UDP layer counts them (unknown port).",
     "badAnswerDropped": "Upstream answers that do not parse.",
     "sendFailed": "Replies the stack could not send.",
+    "tcpConnectionsAccepted": "Client TCP connections accepted on port 53.",
+    "tcpClientsRefused": "Client TCP connections reset at once because `maxTcpClients` were open.",
+    "tcpIdleClosed":
+      "Client TCP connections closed after `tcpIdleMs` with nothing outstanding (RFC 7766 §6.2.3).",
+    "tcpQueriesReceived": "Queries received over TCP (also counted in queriesReceived).",
+    "tcpClientGoneDropped": "Answers not sent because the client's TCP connection had closed.",
+    "truncatedAnswers":
+      "Answers too large for a UDP client's payload size, sent as header, question and OPT with TC set.",
+    "tcRetries": "Upstream UDP answers with TC set, asked again over TCP of the same server.",
+    "tcRetryFailed":
+      "TCP retries of truncated answers that failed (refused, reset, timed out): the truncated answer went to the client.",
+    "tcpForwarded": "Queries sent upstream over TCP (TC retries and clients' TCP queries).",
+    "tcpUpstreamFailed":
+      "Upstream TCP connections of clients' TCP queries that failed before an answer (refused, reset, closed): the next server is asked.",
   },
   "Dhcpv4ClientStats": {
     "discoversSent": "DHCPDISCOVER messages sent (retransmissions included).",

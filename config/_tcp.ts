@@ -28,6 +28,9 @@ const TCP_KEYS = [
   "keepalive_probes",
   "rto_min",
   "challenge_ack_limit",
+  "ecn",
+  "mtu_probing",
+  "base_mss",
 ] as const;
 
 const S = 1000;
@@ -82,5 +85,8 @@ export function validateTcp(ctx: Ctx, raw: unknown, path: string): TcpSettings {
     keepaliveProbes: int(ctx, t, "keepalive_probes", path, d.keepaliveProbes, 1, 127),
     minRtoMs: duration(ctx, t, "rto_min", path, d.minRtoMs, 1, 60 * S),
     challengeAckLimit: int(ctx, t, "challenge_ack_limit", path, d.challengeAckLimit, 1, 1 << 30),
+    ecn: int(ctx, t, "ecn", path, d.ecn, 0, 2) as 0 | 1 | 2,
+    mtuProbing: bool(ctx, t, "mtu_probing", path, d.mtuProbing),
+    baseMss: int(ctx, t, "base_mss", path, d.baseMss, 536, 9000),
   };
 }

@@ -280,6 +280,12 @@ export interface TcpStats {
   closedWithUnreadData: number;
   /** Segments that could not leave: no route, no source, no buffer, or the firewall. */
   sendFailed: number;
+  /** Segments that arrived with ECN Congestion Experienced on an ECN connection. */
+  ecnCeReceived: number;
+  /** Congestion window reductions for an ECN-Echo (RFC 3168 §6.1.2). */
+  ecnReductions: number;
+  /** MSS lowered after RTOs with no ICMP: a suspected PMTU black hole (RFC 4821). */
+  pmtuBlackholeFallbacks: number;
 }
 
 /** ICMPv6 counters. */
@@ -529,6 +535,9 @@ export function newStackStats(): StackStats {
       "timeWaitReused",
       "closedWithUnreadData",
       "sendFailed",
+      "ecnCeReceived",
+      "ecnReductions",
+      "pmtuBlackholeFallbacks",
     ]),
   };
 }

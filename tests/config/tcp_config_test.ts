@@ -31,6 +31,9 @@ keepalive_intvl = "15s"
 keepalive_probes = 4
 rto_min = "50ms"
 challenge_ack_limit = 100
+ecn = 1
+mtu_probing = false
+base_mss = 1200
 `,
   );
   const clock = new ManualClock();
@@ -57,6 +60,9 @@ challenge_ack_limit = 100
     keepaliveProbes: 4,
     minRtoMs: 50,
     challengeAckLimit: 100,
+    ecn: 1,
+    mtuProbing: false,
+    baseMss: 1200,
   });
   stack.close();
 });

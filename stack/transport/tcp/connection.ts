@@ -28,7 +28,7 @@ import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
 import type { IpAddr } from "../udp.ts";
 import type { TcpStats } from "../../stats.ts";
 
-const { FIN, SYN, RST, PSH, ACK } = TcpFlags;
+const { FIN, SYN, RST, PSH, ACK, ECE, CWR } = TcpFlags;
 
 /** RFC 9293 §3.3.2 states, numbered; {@link TCP_STATE_NAMES} gives the names `ss` prints. */
 export const TcpState = {
@@ -101,6 +101,19 @@ export interface TcpSettings {
   keepaliveProbes: number;
   /** Challenge ACKs per second for the whole stack (tcp_challenge_ack_limit, RFC 5961 §7). */
   challengeAckLimit: number;
+  /**
+   * ECN (RFC 3168), as tcp_ecn: 0 off, 1 asked for on connects and accepted,
+   * 2 accepted when a peer asks (Linux's default).
+   */
+  ecn: 0 | 1 | 2;
+  /**
+   * Black-hole fallback (RFC 4821 §1, Linux's tcp_mtu_probing = 1): after
+   * `retries1` RTOs in a row with full-size segments and no ICMP, the MSS
+   * drops to `baseMss` (and halves from there on further black holes).
+   */
+  mtuProbing: boolean;
+  baseMss: number;
+  retries1: number;
 }
 
 /** Linux's defaults. */
@@ -128,6 +141,10 @@ export const DEFAULT_TCP_SETTINGS: TcpSettings = {
   keepaliveIntervalMs: 75_000,
   keepaliveProbes: 9,
   challengeAckLimit: 1000,
+  ecn: 2,
+  mtuProbing: true,
+  baseMss: 1024,
+  retries1: 3,
 };
 
 /** An arriving segment, parsed once by {@link Tcp} (valid only during the call). */
@@ -142,6 +159,8 @@ export interface TcpSegment {
   payloadOffset: number;
   payloadLength: number;
   nic: Nic | null;
+  /** The IP header's ECN field was CE (congestion experienced). */
+  ce: boolean;
 }
 
 /** What a connection tells its owner (the socket API). */
@@ -177,6 +196,8 @@ export interface TcpInfo {
   receiveWscale: number;
   timestamps: boolean;
   sack: boolean;
+  /** ECN negotiated (RFC 3168). */
+  ecn: boolean;
   /** Bytes not yet acknowledged, bytes in flight (RFC 6675 pipe). */
   unacked: number;
   inFlight: number;
@@ -428,6 +449,7 @@ export class TcpConnection {
   openPassive(seg: TcpSegment, iss: number, advMss: number): void {
     this.#initSend(iss, advMss);
     this.#acceptSynOptions(seg);
+    this.ecnOk = this.host.settings.ecn !== 0 && (seg.flags & (ECE | CWR)) === (ECE | CWR);
     this.irs = seg.seq;
     this.rcvNxt = seqAdd(seg.seq, 1);
     this.rcvAdv = this.rcvNxt;
@@ -623,6 +645,7 @@ export class TcpConnection {
       receiveWscale: this.rcvWscale,
       timestamps: this.tsOk,
       sack: this.sackOk,
+      ecn: this.ecnOk,
       unacked: seqDiff(this.sndNxt, this.sndUna),
       inFlight: this.#pipe(),
       sendQueue: this.sendRing.length,
@@ -687,6 +710,13 @@ export class TcpConnection {
     const wnd = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
     if (!this.#acceptable(seg.seq, segLen, wnd)) {
       if ((flags & RST) !== 0) return;
+      if (
+        this.state === TcpState.SYN_RECEIVED && (flags & (SYN | ACK)) === (SYN | ACK) &&
+        seg.seq === this.irs && seqGt(seg.ack, this.sndUna) && seqLe(seg.ack, this.sndNxt)
+      ) {
+        this.#crossedSynAck(seg, now);
+        return;
+      }
       this.host.counters.outOfWindowDropped++;
       if (this.state === TcpState.SYN_RECEIVED && (flags & SYN) !== 0 && seg.seq === this.irs) {
         // A retransmitted SYN: our SYN-ACK was lost.
@@ -726,6 +756,14 @@ export class TcpConnection {
     }
     // fifth: ACK.
     if ((flags & ACK) === 0) return;
+    if (this.ecnOk) {
+      // RFC 3168 §6.1.3: CWR ends the echo; a CE mark (on this one too) starts it.
+      if ((flags & CWR) !== 0) this.#ecnEcho = false;
+      if (seg.ce) {
+        this.host.counters.ecnCeReceived++;
+        this.#ecnEcho = true;
+      }
+    }
     if (this.tsOk && o.hasTimestamps && seqLe(seg.seq, this.#lastAckSent)) {
       // RFC 7323 §4.3: TS.Recent from the segment covering Last.ACK.sent.
       this.tsRecent = o.tsVal;
@@ -814,6 +852,8 @@ export class TcpConnection {
       this.#tsRecentStamp = now;
     }
     if ((flags & ACK) !== 0) {
+      // RFC 3168 §6.1.1: a SYN-ACK with ECE and without CWR accepts ECN.
+      this.ecnOk = this.host.settings.ecn === 1 && (flags & (ECE | CWR)) === ECE;
       this.#rttSample(now, seg, true);
       this.sndUna = seg.ack;
       this.state = TcpState.ESTABLISHED;
@@ -836,6 +876,37 @@ export class TcpConnection {
     this.sndWl1 = seg.seq;
     this.state = TcpState.SYN_RECEIVED;
     this.#sendSyn();
+  }
+
+  /**
+   * Simultaneous open (RFC 9293 §3.5 figure 7): in SYN-RECEIVED after the
+   * SYNs crossed, the peer's SYN-ACK acknowledges our SYN. Its SYN is the
+   * one already taken (so the sequence test fails it), but its ACK
+   * completes the handshake, as Linux's tcp_validate_incoming lets it.
+   * Answering it with another SYN-ACK instead made two such stacks
+   * exchange SYN-ACKs forever.
+   */
+  #crossedSynAck(seg: TcpSegment, now: number): void {
+    if (this.tsOk && seg.opts.hasTimestamps) {
+      this.tsRecent = seg.opts.tsVal;
+      this.#tsRecentStamp = now;
+    }
+    this.#lastRecv = now;
+    this.#rttSample(now, seg, true);
+    this.sndUna = seg.ack;
+    this.sndWnd = seg.window; // RFC 7323 §2.2: a SYN's window is never scaled
+    this.sndWl1 = seg.seq;
+    this.sndWl2 = seg.ack;
+    if (this.sndWnd > this.maxSndWnd) this.maxSndWnd = this.sndWnd;
+    this.state = TcpState.ESTABLISHED;
+    this.#clearXmitTimer();
+    this.#synRetries = 0;
+    this.backoff = 0;
+    this.host.established(this);
+    this.events.onEstablished?.();
+    this.#armKeepalive();
+    if (this.finQueued) this.state = TcpState.FIN_WAIT_1;
+    this.#output();
   }
 
   #acceptSynOptions(seg: TcpSegment): void {
@@ -871,6 +942,7 @@ export class TcpConnection {
 
   #initSend(iss: number, advMss: number): void {
     this.iss = iss;
+    this.#ecnRecoveryPoint = iss;
     this.sndUna = iss;
     this.sndNxt = seqAdd(iss, 1);
     this.sndMax = this.sndNxt;
@@ -957,6 +1029,16 @@ export class TcpConnection {
     }
     let sacked = 0;
     if (this.sackOk && seg.opts.sackCount > 0) sacked = this.#processSack(seg.opts, now);
+    // RFC 3168 §6.1.2: an ECE is a congestion signal, acted on once per window.
+    if (
+      this.ecnOk && (seg.flags & ECE) !== 0 && !this.inRecovery &&
+      seqGt(ack, this.#ecnRecoveryPoint) && seqGt(this.sndMax, priorUna)
+    ) {
+      this.host.counters.ecnReductions++;
+      this.cc.onLoss(this.mss, now, priorInFlight);
+      this.#ecnRecoveryPoint = this.sndMax;
+      this.#ecnCwr = true;
+    }
     // Window update (§3.10.7.4): only from a newer segment.
     const oldWnd = this.sndWnd;
     if (
@@ -1432,7 +1514,10 @@ export class TcpConnection {
   }
 
   #sendSyn(): void {
-    const flags = this.state === TcpState.SYN_SENT ? SYN : SYN | ACK;
+    let flags = this.state === TcpState.SYN_SENT ? SYN : SYN | ACK;
+    // RFC 3168 §6.1.1: an ECN-setup SYN has ECE and CWR, an ECN-setup SYN-ACK ECE only.
+    if (this.state === TcpState.SYN_SENT && this.host.settings.ecn === 1) flags |= ECE | CWR;
+    else if (this.state !== TcpState.SYN_SENT && this.ecnOk) flags |= ECE;
     this.#send(this.iss, flags, 0, 0);
     if (this.#rttSeq < 0 && this.#synRetries === 0) {
       this.#rttSeq = this.iss;
@@ -1442,6 +1527,18 @@ export class TcpConnection {
   }
 
   #send(seq: number, flags: number, pos: number, len: number): boolean {
+    this.ipEcn = 0;
+    if (this.ecnOk && (flags & SYN) === 0) {
+      if (this.#ecnEcho && (flags & ACK) !== 0) flags |= ECE;
+      // RFC 3168 §6.1.5: ECT on new data only, never on retransmissions or pure ACKs.
+      if (len > 0 && seqGe(seq, this.sndMax)) {
+        this.ipEcn = 2;
+        if (this.#ecnCwr) {
+          flags |= CWR;
+          this.#ecnCwr = false;
+        }
+      }
+    }
     const ok = this.host.emit(this, seq, flags, pos, len);
     if (ok) {
       this.segmentsSent++;
@@ -1752,6 +1849,7 @@ export class TcpConnection {
       return;
     }
     this.host.counters.timeouts++;
+    this.#blackholeFallback();
     if (this.backoff === 0) this.cc.onTimeout(this.mss, now, this.#pipe());
     else this.cc.cwnd = this.mss;
     this.backoff++;
@@ -1764,6 +1862,25 @@ export class TcpConnection {
     this.#forceOne = true;
     this.#retransmitLost(now, this.host.gsoMax(this));
     this.#setXmit(XMIT_RTO, now + this.#currentRto());
+  }
+
+  /**
+   * RFC 4821 §1 / Linux's tcp_mtu_probing = 1: RTOs in a row with segments
+   * larger than the base MSS and no ICMP can be a PMTU black hole: lower the
+   * MSS to the base (then halve it on the next black hole), never below
+   * RFC 9293's default send MSS.
+   */
+  #blackholeFallback(): void {
+    const s = this.host.settings;
+    if (!s.mtuProbing || this.backoff + 1 < s.retries1) return;
+    const floor = this.family === 4 ? DEFAULT_MSS_V4 : DEFAULT_MSS_V6;
+    const cur = this.mss + (this.tsOk ? 12 : 0);
+    if (cur <= floor) return;
+    // The first black hole takes the base MSS, the next ones halve it (Linux's search_low).
+    const next = Math.max(floor, cur > s.baseMss ? s.baseMss : cur >> 1);
+    if (next >= cur) return;
+    this.host.counters.pmtuBlackholeFallbacks++;
+    this.#setMss(next);
   }
 
   /** The persist timer (RFC 9293 §3.8.6.1): a segment the peer must ACK with its window. */
@@ -1841,6 +1958,17 @@ export class TcpConnection {
     ev.onWritable?.();
     ev.onClosed?.(err);
   }
+
+  // ---- ECN (RFC 3168 §6.1)
+  /** ECN was negotiated on the handshake. */
+  ecnOk = false;
+  /** A CE mark arrived: every ACK carries ECE until the peer's CWR. */
+  #ecnEcho = false;
+  /** We reduced the window for an ECE: the next new data segment carries CWR. */
+  #ecnCwr = false;
+  #ecnRecoveryPoint = 0;
+  /** @internal The ECN codepoint of the IP header being built (2: ECT(0)). */
+  ipEcn = 0;
 
   /** The last ICMP error noted while established (a soft error, RFC 1122 §4.2.3.9), or null. */
   softError: Error | null = null;

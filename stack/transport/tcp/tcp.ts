@@ -200,6 +200,7 @@ export class Tcp implements TcpHost {
       payloadOffset: 0,
       payloadLength: 0,
       nic: null,
+      ce: false,
     };
     ipv4.icmp.listeners.add((e) => this.#icmp4(e));
     ipv6.icmp.listeners.add((e) => this.#icmp6(e));
@@ -318,10 +319,10 @@ export class Tcp implements TcpHost {
     const device = o.device ?? null;
     let port = o.port;
     if (port === 0) {
-      port = this.#ephemeral(() => true, (p) => this.#listenClash(p, family, address));
+      port = this.#ephemeral(() => true, (p) => this.#listenClash(p, family, address, device));
     } else if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new TypeError(`Invalid port ${port}: expected 0-65535`);
-    } else if (this.#listenClash(port, family, address)) {
+    } else if (this.#listenClash(port, family, address, device)) {
       throw new Deno.errors.AddrInUse("Address already in use");
     }
     const backlog = Math.max(
@@ -335,10 +336,18 @@ export class Tcp implements TcpHost {
     return l;
   }
 
-  #listenClash(port: number, family: 0 | 4 | 6, address: IpAddr | null): boolean {
+  #listenClash(
+    port: number,
+    family: 0 | 4 | 6,
+    address: IpAddr | null,
+    device: Nic | null,
+  ): boolean {
+    // Listeners bound to different devices (SO_BINDTODEVICE) share a port, as in Linux's
+    // inet_bind_conflict and tapir's UDP.
     return (this.#listeners.get(port) ?? []).some((e) =>
       (e.family === 0 || family === 0 || e.family === family) &&
-      (e.address === null || address === null || addrEqual(e.address, address))
+      (e.address === null || address === null || addrEqual(e.address, address)) &&
+      (e.device === null || device === null || e.device === device)
     );
   }
 
@@ -609,7 +618,7 @@ export class Tcp implements TcpHost {
       if (c.family === 4) {
         // The IPv4 header; the output path fills its checksum.
         d[ipOff] = 0x45;
-        d[ipOff + 1] = 0;
+        d[ipOff + 1] = c.ipEcn;
         v.setUint16(ipOff + 2, 20 + tcpLen);
         v.setUint16(ipOff + 4, this.ipv4.nextId());
         v.setUint16(ipOff + 6, 0x4000); // DF: PMTU discovery (RFC 1191)
@@ -621,7 +630,7 @@ export class Tcp implements TcpHost {
         t = ipOff + 20;
         sum = ipv4PseudoHeaderSum(c.local as number, c.remote as number, IpProtocol.TCP, tcpLen);
       } else {
-        v.setUint32(ipOff, 0x60000000);
+        v.setUint32(ipOff, (0x60000000 | (c.ipEcn << 20)) >>> 0);
         v.setUint16(ipOff + 4, tcpLen);
         d[ipOff + 6] = IpProtocol.TCP;
         d[ipOff + 7] = this.ipv6.settings.defaultHopLimit;
@@ -694,6 +703,7 @@ export class Tcp implements TcpHost {
     const sport = v.getUint16(l4), dport = v.getUint16(l4 + 2);
     if (!this.#parse(pkt, l4, len, nic)) return;
     const seg = this.#seg;
+    seg.ce = (ip.dscpEcn() & 3) === 3;
     const h = this.#hashOf(dst, dport, src, sport);
     let c: TcpConnection | null = null;
     for (let x = this.#buckets.get(h) ?? null; x !== null; x = x.nextInBucket) {
@@ -742,6 +752,7 @@ export class Tcp implements TcpHost {
     const v = pkt.view;
     const sport = v.getUint16(l4), dport = v.getUint16(l4 + 2);
     if (!this.#parse(pkt, l4, len, nic)) return;
+    this.#seg.ce = (ip.trafficClass() & 3) === 3;
     const so = ip.srcOffset(), dOff = ip.dstOffset();
     let h = this.#key[0]!;
     for (let i = 0; i < 16; i += 4) {
