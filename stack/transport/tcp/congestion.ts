@@ -77,8 +77,6 @@ export class Cubic implements CongestionControl {
   ssthresh = 0x7fffffff;
   /** W_max in segments (§4.2); 0 before the first loss. */
   wMax = 0;
-  /** The W_max before the last reduction (fast convergence, §4.7). */
-  #lastWMax = 0;
   /** Start of the current congestion avoidance epoch (ms), or −1. */
   #epoch = -1;
   #k = 0;
@@ -136,14 +134,14 @@ export class Cubic implements CongestionControl {
 
   onLoss(mss: number, _now: number, _inFlight: number): void {
     const cwndSeg = this.cwnd / mss;
-    // §4.7: fast convergence.
-    if (cwndSeg < this.#lastWMax) {
+    // §4.7: fast convergence, against the W_max in force (reduced or not), as Linux's last_max_cwnd.
+    if (cwndSeg < this.wMax) {
       this.wMax = cwndSeg * (1 + CUBIC_BETA) / 2;
     } else {
       this.wMax = cwndSeg;
     }
-    this.#lastWMax = cwndSeg;
-    this.ssthresh = Math.max(Math.floor(this.cwnd * CUBIC_BETA), 2 * mss);
+    // §4.6 (the epsilon keeps 90000 · 0.7 from flooring to 62999).
+    this.ssthresh = Math.max(Math.floor(this.cwnd * CUBIC_BETA + 1e-6), 2 * mss);
     this.cwnd = this.ssthresh;
     this.#epoch = -1;
     this.#cwndAcc = 0;

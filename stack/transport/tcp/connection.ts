@@ -330,8 +330,12 @@ export class TcpConnection {
   /** Out-of-order ranges held beyond RCV.NXT: [start, end) pairs, sorted, disjoint. */
   readonly ooo: number[] = [];
   #oooBytesEnd = 0;
-  /** Most recent out-of-order block (first SACK block, RFC 2018 §4). */
-  #lastOooStart = -1;
+  /**
+   * When each out-of-order block last grew (a counter, one per block of
+   * {@link ooo}): SACK reports the most recent first (RFC 2018 §4).
+   */
+  readonly #oooAge: number[] = [];
+  #oooClock = 0;
   /** A pending D-SACK block (RFC 2883): start, end, or −1. */
   #dsackStart = -1;
   #dsackEnd = 0;
@@ -369,6 +373,12 @@ export class TcpConnection {
   #rackEndSeq = 0;
   #rackRtt = 0;
   #reorderingSeen = false;
+  /** RFC 8985 §6.2 step 4: the reordering window's multiplier, grown by D-SACK rounds. */
+  #reoWndMult = 1;
+  #reoWndPersist = 0;
+  /** SND.NXT when the current D-SACK round began; only while #dsackRoundOn. */
+  #dsackRound = 0;
+  #dsackRoundOn = false;
   #tlpOutstanding = false;
   /** Highest SACKed sequence (for reordering detection). */
   #highSacked = 0;
@@ -718,6 +728,18 @@ export class TcpConnection {
         return;
       }
       this.host.counters.outOfWindowDropped++;
+      if (
+        wnd === 0 && seg.seq === this.rcvNxt && (flags & (SYN | ACK)) === ACK &&
+        this.state >= TcpState.ESTABLISHED && this.state !== TcpState.TIME_WAIT
+      ) {
+        // §3.10.7.4: with a zero window "special allowance should be made to accept valid
+        // ACKs": a probe carrying data still acknowledges ours and updates the window (as
+        // Linux's tcp_sequence lets it); only its data is dropped.
+        this.#lastRecv = now;
+        if (this.#processAck(seg, now) && !this.#isClosed()) this.#output();
+        this.#sendAck();
+        return;
+      }
       if (this.state === TcpState.SYN_RECEIVED && (flags & SYN) !== 0 && seg.seq === this.irs) {
         // A retransmitted SYN: our SYN-ACK was lost.
         this.#sendSyn();
@@ -1056,11 +1078,21 @@ export class TcpConnection {
     }
     // Congestion control on newly acknowledged bytes.
     if (newlyAcked > 0) {
-      if (this.inRecovery && seqGe(ack, this.#recoveryPoint)) this.inRecovery = false;
+      if (this.inRecovery && seqGe(ack, this.#recoveryPoint)) {
+        this.inRecovery = false;
+        // RFC 8985 §6.2 step 4: 16 recoveries without a D-SACK reset the reordering window.
+        if (this.#reoWndPersist > 0 && --this.#reoWndPersist === 0) this.#reoWndMult = 1;
+      }
       if (!this.inRecovery) {
         // RFC 7661-style: grow only when the window was in use.
-        if (priorInFlight + this.mss >= this.cc.cwnd || this.cc.cwnd < this.cc.ssthresh) {
-          this.cc.onAck(newlyAcked, this.mss, now, this.srtt < 0 ? 1 : this.srtt);
+        // The ACK of our SYN does not grow it: the handshake leaves the initial window
+        // (RFC 6928 §2, Linux's tcp_init_transfer), as it did on the active side.
+        const grown = seqLe(priorUna, this.iss) ? newlyAcked - 1 : newlyAcked;
+        if (
+          grown > 0 &&
+          (priorInFlight + this.mss >= this.cc.cwnd || this.cc.cwnd < this.cc.ssthresh)
+        ) {
+          this.cc.onAck(grown, this.mss, now, this.srtt < 0 ? 1 : this.srtt);
         }
       }
     }
@@ -1185,13 +1217,22 @@ export class TcpConnection {
   /** Mark SACKed ranges (RFC 2018 §5); returns bytes newly SACKed. */
   #processSack(o: TcpOptions, now: number): number {
     let newly = 0;
+    if (this.#dsackRoundOn && seqGe(this.sndUna, this.#dsackRound)) this.#dsackRoundOn = false;
     for (let b = 0; b < o.sackCount; b++) {
       const l = o.sack[2 * b]!, r = o.sack[2 * b + 1]!;
       if (!seqLt(l, r)) continue;
       // RFC 2883: a block below SND.UNA, or inside the next block, is a D-SACK.
-      if (seqLe(r, this.sndUna)) {
+      const inNext = b === 0 && o.sackCount > 1 && seqGe(l, o.sack[2]!) && seqLe(r, o.sack[3]!);
+      if (seqLe(r, this.sndUna) || inNext) {
         this.host.counters.dsacksReceived++;
         this.#reorderingSeen = true;
+        // RFC 8985 §6.2 step 4: one more quarter min_RTT of reordering window per D-SACK round.
+        if (!this.#dsackRoundOn) {
+          this.#dsackRoundOn = true;
+          this.#dsackRound = this.sndNxt;
+          this.#reoWndMult++;
+          this.#reoWndPersist = 16;
+        }
         continue;
       }
       if (seqGt(r, this.sndMax)) continue;
@@ -1225,8 +1266,11 @@ export class TcpConnection {
         this.#lostBytes -= n;
       }
       newly += n;
-      if (seqLt(s.end, this.#highSacked)) this.#reorderingSeen = s.xmits === 1;
-      else this.#highSacked = s.end;
+      // RFC 8985 §6.2 step 3: a never-retransmitted segment SACKed below the highest SACKed
+      // one was reordered (the flag stays set: a retransmission SACKed there says nothing).
+      if (seqLt(s.end, this.#highSacked)) {
+        if (s.xmits === 1) this.#reorderingSeen = true;
+      } else this.#highSacked = s.end;
       this.#rackUpdate(s, now);
     }
     return newly;
@@ -1266,7 +1310,7 @@ export class TcpConnection {
     if (this.sackOk && this.#rackXmitTime >= 0 && (this.#sackedBytes > 0 || this.inRecovery)) {
       if (!delivered && this.#xmitKind !== XMIT_REO) return;
       const reoWnd = this.#reorderingSeen
-        ? Math.min(this.minRtt / 4 + 1, this.srtt < 0 ? Infinity : this.srtt)
+        ? Math.min(this.#reoWndMult * this.minRtt / 4 + 1, this.srtt < 0 ? Infinity : this.srtt)
         : this.inRecovery
         ? 0
         : (this.minRtt === Infinity ? 0 : this.minRtt / 4);
@@ -1352,6 +1396,7 @@ export class TcpConnection {
           this.rcvNxt = oEnd;
         }
         this.ooo.splice(0, 2);
+        this.#oooAge.splice(0, 1);
         filled = true;
       }
       if (this.#oooFin >= 0 && this.#oooFin === this.rcvNxt) {
@@ -1364,6 +1409,15 @@ export class TcpConnection {
       this.events.onReadable?.();
     } else {
       this.host.counters.outOfOrderQueued++;
+      // RFC 2883 §4: bytes already held out of order are reported in a D-SACK
+      // block, followed by the block holding them (#addOoo makes it the most recent).
+      for (let i = 0; i < this.ooo.length; i += 2) {
+        if (seqLe(this.ooo[i]!, seq) && seqGe(this.ooo[i + 1]!, end)) {
+          this.#dsackStart = seq;
+          this.#dsackEnd = end;
+          break;
+        }
+      }
       this.#addOoo(seq, end);
       // RFC 5681 §4.2: an out-of-order segment is acknowledged at once.
       this.#unackedBytes += 2 * this.mss + 1;
@@ -1384,7 +1438,7 @@ export class TcpConnection {
       j += 2;
     }
     o.splice(i, j - i, s, e);
-    this.#lastOooStart = s;
+    this.#oooAge.splice(i >> 1, (j - i) >> 1, ++this.#oooClock);
     if (seqGt(e, this.#oooBytesEnd)) this.#oooBytesEnd = e;
   }
 
@@ -1484,18 +1538,19 @@ export class TcpConnection {
       n = 1;
       this.host.counters.dsacksSent++;
     }
-    const o = this.ooo;
-    for (let i = 0; i < o.length && n < max; i += 2) {
-      if (o[i] === this.#lastOooStart) {
-        out[2 * n] = o[i]!;
-        out[2 * n + 1] = o[i + 1]!;
-        n++;
+    // RFC 2018 §4: the block of the latest segment first, then the most
+    // recently reported ones (the oldest are left out when the option is full).
+    const o = this.ooo, age = this.#oooAge;
+    let below = Infinity;
+    while (n < max) {
+      let best = -1;
+      for (let b = 0; b < age.length; b++) {
+        if (age[b]! < below && (best < 0 || age[b]! > age[best]!)) best = b;
       }
-    }
-    for (let i = 0; i < o.length && n < max; i += 2) {
-      if (o[i] === this.#lastOooStart) continue;
-      out[2 * n] = o[i]!;
-      out[2 * n + 1] = o[i + 1]!;
+      if (best < 0) break;
+      below = age[best]!;
+      out[2 * n] = o[2 * best]!;
+      out[2 * n + 1] = o[2 * best + 1]!;
       n++;
     }
     return n;
@@ -1596,7 +1651,8 @@ export class TcpConnection {
       if (n === avail) flags |= PSH;
       const withFin = this.finQueued && this.#finSeq < 0 && n === avail;
       if (withFin) flags |= FIN;
-      this.#transmitNew(pos, n, flags, now);
+      // A segment that could not leave (no buffer, no route, too big) is not retried in a loop.
+      if (!this.#transmitNew(pos, n, flags, now)) break;
     }
     // A FIN with no data left to carry it.
     if (
@@ -1608,9 +1664,9 @@ export class TcpConnection {
     this.#armXmitTimer(now);
   }
 
-  #transmitNew(pos: number, n: number, flags: number, now: number): void {
+  #transmitNew(pos: number, n: number, flags: number, now: number): boolean {
     const seq = this.sndNxt;
-    if (!this.#send(seq, flags, pos, n)) return;
+    if (!this.#send(seq, flags, pos, n)) return false;
     const fin = (flags & FIN) !== 0;
     const end = seqAdd(seq, n + (fin ? 1 : 0));
     this.#txq.push({
@@ -1630,6 +1686,7 @@ export class TcpConnection {
     this.sndNxt = end;
     if (seqGt(end, this.sndMax)) this.sndMax = end;
     this.bytesSent += n;
+    return true;
   }
 
   /** Resend ranges marked lost, oldest first, while the window has room (RFC 6675 §5). */
@@ -1885,7 +1942,18 @@ export class TcpConnection {
 
   /** The persist timer (RFC 9293 §3.8.6.1): a segment the peer must ACK with its window. */
   #zeroWindowProbe(now: number): void {
-    if (this.sendRing.length === seqDiff(this.sndNxt, this.sndUna) || this.sndWnd > 0) {
+    const pos = seqDiff(this.sndNxt, this.sndUna);
+    const avail = this.sendRing.length - pos;
+    const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
+    if (avail > 0 && wndRoom > 0 && wndRoom < Math.min(avail, this.mss)) {
+      // RFC 9293 §3.8.6.2.1: the override timeout ends sender SWS avoidance. Send what
+      // the window takes (Linux's tcp_write_wakeup): its ACK reports the window again,
+      // which a lost window update would otherwise never do.
+      this.#transmitNew(pos, wndRoom, ACK, now);
+      this.#armXmitTimer(now);
+      return;
+    }
+    if (avail <= 0 || this.sndWnd > 0) {
       this.#output();
       return;
     }

@@ -555,6 +555,7 @@ export class Tcp implements TcpHost {
     o.sack = undefined;
     const syn = (flags & SYN) !== 0;
     let ts = false;
+    let sackWithheld = false;
     if (syn) {
       const active = c.state === TcpState.SYN_SENT;
       o.mss = c.advMss;
@@ -564,8 +565,17 @@ export class Tcp implements TcpHost {
     } else {
       ts = c.tsOk;
       if (c.sackOk) {
-        o.sackCount = c.sackBlocks(this.#sackOut, ts ? 3 : 4);
+        // SACK blocks go only in the room a segment leaves under the path MSS
+        // (c.mss is net of the timestamps; each segment of a super-frame is
+        // c.mss long), so a segment never outgrows the MTU: a full-size one
+        // carries none, and its ACK stays pending so that a pure ACK with the
+        // blocks follows (#maybeAck after #output), as RFC 2018 §4 wants them sent.
+        const max = ts ? 3 : 4;
+        const room = c.mss - Math.min(dataLen, c.mss);
+        const fit = room < 12 ? 0 : Math.min(max, (room - 4) >> 3);
+        o.sackCount = fit > 0 ? c.sackBlocks(this.#sackOut, fit) : 0;
         o.sack = this.#sackOut;
+        sackWithheld = o.sackCount < Math.min(max, c.ooo.length >> 1);
       }
     }
     if (ts) {
@@ -577,7 +587,7 @@ export class Tcp implements TcpHost {
     const window = (flags & RST) !== 0 ? 0 : c.windowField(syn);
     const ack = (flags & ACK) !== 0 ? c.rcvNxt : 0;
     const ok = this.#build(c, seq, ack, flags, window, hl, opt, dataPos, dataLen);
-    if (ok && (flags & ACK) !== 0) c.ackSent();
+    if (ok && (flags & ACK) !== 0 && !sackWithheld) c.ackSent();
     return ok;
   }
 
