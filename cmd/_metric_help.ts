@@ -128,6 +128,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "noSocketReceived": "Segments for no connection and no listener (answered with a reset).",
     "outOfWindowDropped":
       "Segments outside the receive window, dropped (and answered with an ACK).",
+    "outOfWindowAcksLimited":
+      "Duplicate ACKs not sent for bare out-of-window segments: one per 500 ms (tcp_invalid_ratelimit).",
     "pawsDropped":
       "Segments with an older timestamp than the connection's (PAWS, RFC 7323 §5), dropped.",
     "challengeAcksSent":
@@ -308,6 +310,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "insertFailed": "First packets dropped because a tuple of theirs was already in the table.",
     "invalid": "Packets that fit no connection state (ctstate INVALID).",
     "masqueradeFlushed": "Connections removed because their MASQUERADE address went away.",
+    "tcpOutOfWindow":
+      "TCP segments outside the tracked window (Linux tcp_in_window), made INVALID; also in `invalid`.",
   },
   "Dhcpv4ServerStats": {
     "discoverReceived": "DHCPDISCOVER messages received.",

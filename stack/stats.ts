@@ -230,6 +230,8 @@ export interface TcpStats {
   noSocketReceived: number;
   /** Segments outside the receive window, dropped (and answered with an ACK). */
   outOfWindowDropped: number;
+  /** Duplicate ACKs not sent for bare out-of-window segments: one per 500 ms (tcp_invalid_ratelimit). */
+  outOfWindowAcksLimited: number;
   /** Segments with an older timestamp than the connection's (PAWS, RFC 7323 §5), dropped. */
   pawsDropped: number;
   /** Challenge ACKs sent for an in-window reset or SYN, or an old ACK (RFC 5961). */
@@ -510,6 +512,7 @@ export function newStackStats(): StackStats {
       "malformedReceived",
       "noSocketReceived",
       "outOfWindowDropped",
+      "outOfWindowAcksLimited",
       "pawsDropped",
       "challengeAcksSent",
       "challengeAcksLimited",

@@ -258,6 +258,8 @@ export type TcpCounters = TcpStats;
 const XMIT_NONE = 0, XMIT_RTO = 1, XMIT_PROBE0 = 2, XMIT_TLP = 3, XMIT_REO = 4;
 /** RFC 8985 §7.2: WCDelAckT, the worst-case delayed ACK a probe waits for. */
 const WC_DELACK_MS = 200;
+/** Linux's tcp_invalid_ratelimit. */
+const OOW_ACK_INTERVAL_MS = 500;
 /** Linux's TCP_MAX_QUICKACKS. */
 const MAX_QUICKACKS = 16;
 /** RFC 9293 §3.7.1: the default send MSS when the peer sends no MSS option. */
@@ -744,6 +746,23 @@ export class TcpConnection {
         // A retransmitted SYN: our SYN-ACK was lost.
         this.#sendSyn();
         return;
+      }
+      if (
+        (flags & SYN) !== 0 && this.state >= TcpState.ESTABLISHED &&
+        this.state !== TcpState.TIME_WAIT
+      ) {
+        // RFC 5961 §4.2: a SYN, whatever its sequence number, gets a challenge ACK.
+        this.#challengeAck();
+        return;
+      }
+      if (segLen === 0 && this.state !== TcpState.TIME_WAIT) {
+        // Linux's tcp_invalid_ratelimit: one duplicate ACK per 500 ms for bare
+        // out-of-window segments (an ACK loop between two confused ends stays slow).
+        if (now - this.#lastOowAck < OOW_ACK_INTERVAL_MS) {
+          this.host.counters.outOfWindowAcksLimited++;
+          return;
+        }
+        this.#lastOowAck = now;
       }
       // Old duplicate data: report it as a D-SACK (RFC 2883).
       if (seg.payloadLength > 0 && seqLt(seg.seq, this.rcvNxt)) {
@@ -2026,6 +2045,9 @@ export class TcpConnection {
     ev.onWritable?.();
     ev.onClosed?.(err);
   }
+
+  /** Clock ms of the last duplicate ACK sent for a bare out-of-window segment. */
+  #lastOowAck = -Infinity;
 
   // ---- ECN (RFC 3168 §6.1)
   /** ECN was negotiated on the handshake. */
