@@ -11,6 +11,7 @@
 export const TOOLS: Readonly<Record<string, string>> = {
   ip: "iproute2",
   ss: "iproute2",
+  tc: "iproute2",
   ping: "iputils-ping",
   arping: "iputils-arping",
   tracepath: "iputils-tracepath",
@@ -22,6 +23,7 @@ export const TOOLS: Readonly<Record<string, string>> = {
   tcpdump: "tcpdump",
   nc: "netcat-openbsd",
   socat: "socat",
+  curl: "curl",
   radvd: "radvd",
   "systemd-analyze": "systemd",
   promtool: "prometheus",
@@ -36,6 +38,14 @@ export const TOOLS: Readonly<Record<string, string>> = {
   dig: "bind9-dnsutils",
   dnsmasq: "dnsmasq-base",
   dnsperf: "dnsperf",
+  iptables: "iptables",
+  ip6tables: "iptables",
+  "atk6-flood_router26": "thc-ipv6",
+  "atk6-flood_solicitate6": "thc-ipv6",
+  "atk6-flood_advertise6": "thc-ipv6",
+  "atk6-toobig6": "thc-ipv6",
+  frag6: "ipv6toolkit",
+  flow6: "ipv6toolkit",
 };
 
 /** Tools that are not commands: how to tell whether each is present. */
