@@ -48,7 +48,7 @@ export async function labCommand(file: string, o: LabOptions): Promise<number> {
       o.virtualTime ? " (virtual time)" : ""
     }\n`,
   );
-  const result = await runLab(lab, {
+  const run = runLab(lab, {
     virtualTime: o.virtualTime ?? false,
     onOutcome: (out) => {
       const p = out.probe;
@@ -62,6 +62,14 @@ export async function labCommand(file: string, o: LabOptions): Promise<number> {
       console.log("");
     },
   });
+  let result;
+  try {
+    result = await run;
+  } catch (e) {
+    // A node's service did not start (its address or port was not available).
+    console.error(`tapir lab: ${(e as Error).message}`);
+    return 1;
+  }
   const wall = performance.now() - t0;
   console.log(
     `${result.passed} passed, ${result.failed} failed (${
@@ -73,6 +81,15 @@ export async function labCommand(file: string, o: LabOptions): Promise<number> {
 
 function describeTarget(p: ProbeConfig): string {
   if (p.lease !== undefined) return `${p.lease.iface} (DHCPv${p.lease.family})`;
-  const text = formatIpAddress(p.target!);
-  return p.zone !== undefined ? `${text}%${p.zone}` : text;
+  const addr = formatIpAddress(p.target!);
+  const text = p.zone !== undefined ? `${addr}%${p.zone}` : addr;
+  const port = p.port !== undefined ? ` port ${p.port}` : "";
+  if (p.transfer === undefined) return `${text}${port}`;
+  const t = p.transfer;
+  const size = t.service === "echo" || t.service === "discard"
+    ? `, ${t.bytes} bytes`
+    : t.bytes !== undefined
+    ? `, up to ${t.bytes} bytes`
+    : "";
+  return `${t.service} ${text}${port}${size}`;
 }

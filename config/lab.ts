@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { formatIpAddress, type IpAddress, ipv6IsLinkLocalUnicast } from "../stack/wire/mod.ts";
+import {
+  formatIpAddress,
+  type IpAddress,
+  ipv6IsLinkLocalUnicast,
+  ipv6IsUnspecified,
+} from "../stack/wire/mod.ts";
 import {
   arr,
   at,
@@ -29,14 +34,18 @@ import {
 import { addressAt, cidrAt, CONFIG_KEYS, validateConfig } from "./_validate.ts";
 import { labLinkFaults } from "./_lab_faults.ts";
 import { parseToml, throwIfErrors } from "./config.ts";
+import { LAB_SERVICE_PORTS, type LabServiceType } from "../stack/apps/lab_services.ts";
 import type {
+  Config,
   LabConfig,
   LabLinkConfig,
   LabNodeConfig,
+  LabServiceConfig,
   LeaseProbeConfig,
   LinkEnd,
   ProbeConfig,
   ProbeExpect,
+  TransferProbeConfig,
 } from "./types.ts";
 
 const S = 1000;
@@ -52,13 +61,50 @@ const EXPECTS: readonly ProbeExpect[] = [
   "time-exceeded",
   "timeout",
 ];
+/** Outcomes of a `tcp` probe (the first is the default). */
+const TCP_EXPECTS: readonly ProbeExpect[] = [
+  "connected",
+  "refused",
+  "reset",
+  "timeout",
+  "unreachable",
+];
+/** Outcomes of a `transfer` probe (the first is the default). */
+const TRANSFER_EXPECTS: readonly ProbeExpect[] = [
+  "complete",
+  "refused",
+  "reset",
+  "timeout",
+  "unreachable",
+];
+const SERVICE_TYPES = Object.keys(LAB_SERVICE_PORTS) as LabServiceType[];
+const SERVICE_KEYS = ["type", "port", "address", "udp", "bytes", "body", "body_bytes"] as const;
+/** Largest chargen `bytes`, http `body_bytes` and transfer `bytes` (1 TiB and 1 GiB: bounded, still huge). */
+const MAX_STREAM_BYTES = 2 ** 40;
+const MAX_BODY_BYTES = 2 ** 30;
+/** Probe keys that only ping, traceroute and udp probes take. */
+const ICMP_PROBE_KEYS = [
+  "count",
+  "size",
+  "dont_fragment",
+  "interval",
+  "max_hops",
+  "expect_mtu",
+  "expect_path",
+  "expect_from",
+];
+/** Probe keys that only transfer probes take. */
+const TRANSFER_KEYS = ["service", "bytes", "expect_bytes", "expect_sha256", "expect_status"];
 const PROBE_KEYS = [
   "from",
   "at",
   "ping",
   "traceroute",
   "udp",
+  "tcp",
+  "transfer",
   "port",
+  ...TRANSFER_KEYS,
   "count",
   "size",
   "dont_fragment",
@@ -114,7 +160,7 @@ export function validateLab(ctx: Ctx, tree: Tbl): LabConfig {
       ctx.err(path, `expected a table, found ${Array.isArray(raw) ? "an array" : typeof raw}`);
       return;
     }
-    checkKeys(ctx, raw, path, ["name", ...CONFIG_KEYS]);
+    checkKeys(ctx, raw, path, ["name", "service", ...CONFIG_KEYS]);
     const name = reqStr(ctx, raw, "name", path);
     if (name !== undefined && !NODE_NAME.test(name)) {
       ctx.err(
@@ -127,7 +173,8 @@ export function validateLab(ctx: Ctx, tree: Tbl): LabConfig {
       ctx.err(at(path, "name"), `duplicate node name "${name}" (also lab.node[${dup}])`);
     }
     const config = validateConfig(ctx, raw, path, { lab: true, hostname: name ?? "node" });
-    nodes.push({ name: name ?? `#${i}`, config });
+    const services = validateServices(ctx, raw, path, config);
+    nodes.push({ name: name ?? `#${i}`, config, services });
   });
   if (t.node === undefined && tree.lab !== undefined) {
     ctx.err("lab.node", `a lab needs at least one [[lab.node]]`);
@@ -193,6 +240,100 @@ export function validateLab(ctx: Ctx, tree: Tbl): LabConfig {
   return { description, duration: labDuration, nodes, links, probes };
 }
 
+/** 0.0.0.0 or ::. */
+function unspecified(a: IpAddress): boolean {
+  return a.family === 4 ? a.address === 0 : ipv6IsUnspecified(a.address);
+}
+
+/**
+ * `[[lab.node.service]]`: services on the node's own stack. A listen
+ * address must be one of the node's static addresses (or "0.0.0.0" / "::");
+ * two services may not listen on one port of one transport where their
+ * addresses overlap (a wildcard overlaps everything of its family).
+ */
+function validateServices(
+  ctx: Ctx,
+  raw: Tbl,
+  nodePath: string,
+  config: Config,
+): LabServiceConfig[] {
+  const out: LabServiceConfig[] = [];
+  const paths: string[] = [];
+  const own = config.interfaces.flatMap((f) => f.addresses.map((c) => formatIpAddress(c)));
+  arr(ctx, raw, "service", nodePath).forEach((v, i) => {
+    const path = idx(at(nodePath, "service"), i);
+    const st = readTable(ctx, v, path, SERVICE_KEYS);
+    if (!st) return;
+    let type: LabServiceType | undefined;
+    if (st.type === undefined) {
+      ctx.err(
+        at(path, "type"),
+        `"type" is required: one of ${SERVICE_TYPES.map((t) => `"${t}"`).join(", ")}`,
+      );
+    } else {
+      const t = oneOf(ctx, st, "type", path, SERVICE_TYPES, "echo");
+      if (SERVICE_TYPES.includes(st.type as LabServiceType)) type = t;
+    }
+    const given = optInt(ctx, st, "port", path, 1, 65535);
+    const port = given ?? (type ? LAB_SERVICE_PORTS[type] : 0);
+    let address: LabServiceConfig["address"] = null;
+    if (st.address !== undefined) {
+      const a = addressAt(ctx, st.address, at(path, "address"));
+      if (a && !unspecified(a) && !own.includes(formatIpAddress(a))) {
+        ctx.err(
+          at(path, "address"),
+          `${formatIpAddress(a)} is not a static address of this node` +
+            (own.length > 0 ? ` (it has ${own.join(", ")})` : ""),
+        );
+      } else if (a) address = a;
+    }
+    const udp = bool(ctx, st, "udp", path, false);
+    if (udp && type !== undefined && type !== "echo" && type !== "discard") {
+      ctx.err(at(path, "udp"), `udp is for echo and discard services`);
+    }
+    const bytes = optInt(ctx, st, "bytes", path, 1, MAX_STREAM_BYTES);
+    if (st.bytes !== undefined && type !== undefined && type !== "chargen") {
+      ctx.err(at(path, "bytes"), `bytes is for chargen services (http: body or body_bytes)`);
+    }
+    const body = optStr(ctx, st, "body", path);
+    const bodyBytes = optInt(ctx, st, "body_bytes", path, 0, MAX_BODY_BYTES);
+    for (const k of ["body", "body_bytes"]) {
+      if (st[k] !== undefined && type !== undefined && type !== "http") {
+        ctx.err(at(path, k), `${k} is for http services`);
+      }
+    }
+    if (body !== undefined && bodyBytes !== undefined) {
+      ctx.err(at(path, "body_bytes"), `give body (a text) or body_bytes (a pattern), not both`);
+    }
+    // (A bad port is reported once, not again as a clash of the default port.)
+    if (type === undefined || (st.port !== undefined && given === undefined)) return;
+    const s: LabServiceConfig = {
+      type,
+      port,
+      address,
+      udp,
+      ...(bytes !== undefined ? { bytes } : {}),
+      ...(body !== undefined ? { body } : {}),
+      bodyBytes: bodyBytes ?? 1024,
+    };
+    const overlaps = (x: LabServiceConfig) => {
+      if (x.address === null || s.address === null) return true;
+      // "::" takes both families, as the socket API's does.
+      if (unspecified(x.address) && (x.address.family === 6 || s.address.family === 4)) return true;
+      if (unspecified(s.address) && (s.address.family === 6 || x.address.family === 4)) return true;
+      return formatIpAddress(x.address) === formatIpAddress(s.address);
+    };
+    // Every service listens on TCP, so a UDP clash is always a TCP clash too.
+    const clash = out.findIndex((x) => x.port === s.port && overlaps(x));
+    if (clash !== -1) {
+      ctx.err(at(path, "port"), `TCP port ${s.port} is already served by ${paths[clash]}`);
+    }
+    out.push(s);
+    paths.push(path);
+  });
+  return out;
+}
+
 /** `lease = "IF"`: the node's DHCP client on IF holds a lease (in range, with DNS) by `at` + `timeout`. */
 function validateLeaseProbe(
   ctx: Ctx,
@@ -218,7 +359,18 @@ function validateLeaseProbe(
       );
     }
   }
-  for (const k of ["ping", "port", "count", "size", "dont_fragment", "max_hops", "expect_path"]) {
+  for (
+    const k of [
+      "ping",
+      "port",
+      "count",
+      "size",
+      "dont_fragment",
+      "max_hops",
+      "expect_path",
+      ...TRANSFER_KEYS,
+    ]
+  ) {
     if (pt[k] !== undefined) ctx.err(at(path, k), `"${k}" is not for lease probes`);
   }
   let expectAddressIn: LeaseProbeConfig["expectAddressIn"];
@@ -274,6 +426,66 @@ function validateLeaseProbe(
   };
 }
 
+/**
+ * A transfer probe's keys: `service` (default: by `port`), `bytes`,
+ * `expect_bytes`, `expect_sha256`, `expect_status`.
+ */
+function validateTransfer(
+  ctx: Ctx,
+  pt: Tbl,
+  path: string,
+  port: number | undefined,
+): TransferProbeConfig | undefined {
+  const byPort = SERVICE_TYPES.find((t) => LAB_SERVICE_PORTS[t] === port);
+  let service: LabServiceType | undefined;
+  if (pt.service !== undefined) {
+    const v = oneOf(ctx, pt, "service", path, SERVICE_TYPES, "echo");
+    if (SERVICE_TYPES.includes(pt.service as LabServiceType)) service = v;
+  } else if (port === undefined) {
+    ctx.err(at(path, "transfer"), `a transfer probe needs "service = ..." or "port = N"`);
+  } else if (byPort === undefined) {
+    ctx.err(
+      at(path, "service"),
+      `port ${port} is no service's own: say which it is (service = ${
+        SERVICE_TYPES.map((t) => `"${t}"`).join(" | ")
+      })`,
+    );
+  } else service = byPort;
+  const bytes = optInt(ctx, pt, "bytes", path, 0, MAX_STREAM_BYTES);
+  const eff = service ?? "echo";
+  if (bytes !== undefined && service === "http") {
+    ctx.err(at(path, "bytes"), `bytes is not for http (the response gives its length)`);
+  }
+  const expectBytes = optInt(ctx, pt, "expect_bytes", path, 0, MAX_STREAM_BYTES);
+  let expectSha256: string | undefined;
+  const sha = optStr(ctx, pt, "expect_sha256", path);
+  if (sha !== undefined) {
+    if (/^[0-9a-fA-F]{64}$/.test(sha)) expectSha256 = sha.toLowerCase();
+    else ctx.err(at(path, "expect_sha256"), `expected 64 hex digits (sha256sum's output)`);
+  }
+  const expectStatus = int(ctx, pt, "expect_status", path, 200, 100, 599);
+  if (pt.expect_status !== undefined && service !== undefined && service !== "http") {
+    ctx.err(at(path, "expect_status"), `expect_status is for http transfers`);
+  }
+  if (service === undefined) return undefined;
+  const sent = eff === "echo" || eff === "discard" ? bytes ?? 65536 : bytes;
+  const defaultExpect = eff === "echo"
+    ? sent
+    : eff === "discard"
+    ? 0
+    : eff === "chargen"
+    ? bytes
+    : undefined;
+  const want = expectBytes ?? defaultExpect;
+  return {
+    service,
+    ...(sent !== undefined ? { bytes: sent } : {}),
+    ...(want !== undefined ? { expectBytes: want } : {}),
+    ...(expectSha256 !== undefined ? { expectSha256 } : {}),
+    expectStatus,
+  };
+}
+
 function validateProbe(
   ctx: Ctx,
   pt: Tbl,
@@ -290,31 +502,46 @@ function validateProbe(
     );
   }
   const startAt = duration(ctx, pt, "at", path, 0, 0, labDuration);
-  let kind: "ping" | "traceroute" | "udp" | "lease" | undefined;
-  const kinds = (["ping", "traceroute", "udp", "lease"] as const).filter((k) =>
+  let kind: ProbeConfig["kind"] | undefined;
+  const kinds = (["ping", "traceroute", "udp", "tcp", "transfer", "lease"] as const).filter((k) =>
     pt[k] !== undefined
   );
   if (kinds.length > 1) {
     ctx.err(
       at(path, kinds[1]!),
-      `a probe has exactly one of "ping", "traceroute", "udp" and "lease"`,
+      `a probe has exactly one of "ping", "traceroute", "udp", "tcp", "transfer" and "lease"`,
     );
   } else if (kinds.length === 1) kind = kinds[0];
   else {
     ctx.err(
       path,
-      `a probe needs "ping = ADDRESS", "traceroute = ADDRESS", "udp = ADDRESS" or "lease = INTERFACE"`,
+      `a probe needs "ping = ADDRESS", "traceroute = ADDRESS", "udp = ADDRESS", "tcp = ADDRESS", "transfer = ADDRESS" or "lease = INTERFACE"`,
     );
   }
   if (kind === "lease") return validateLeaseProbe(ctx, pt, path, from, node, startAt);
   for (const k of ["family", "expect_in", "expect_prefix_in", "expect_dns"]) {
     if (pt[k] !== undefined) ctx.err(at(path, k), `"${k}" is for lease probes`);
   }
-  const port = optInt(ctx, pt, "port", path, 1, 65535);
-  if (kind === "udp" && port === undefined) {
-    ctx.err(at(path, "udp"), `a udp probe needs "port = N"`);
+  const stream = kind === "tcp" || kind === "transfer";
+  if (kind !== "transfer") {
+    for (const k of TRANSFER_KEYS) {
+      if (pt[k] !== undefined) ctx.err(at(path, k), `"${k}" is for transfer probes`);
+    }
   }
-  if (kind !== "udp" && port !== undefined) ctx.err(at(path, "port"), `port is for udp probes`);
+  if (stream) {
+    for (const k of ICMP_PROBE_KEYS) {
+      if (pt[k] !== undefined) ctx.err(at(path, k), `"${k}" is not for ${kind} probes`);
+    }
+  }
+  let port = optInt(ctx, pt, "port", path, 1, 65535);
+  const transfer = kind === "transfer" ? validateTransfer(ctx, pt, path, port) : undefined;
+  if (transfer) port ??= LAB_SERVICE_PORTS[transfer.service];
+  if ((kind === "udp" || kind === "tcp") && port === undefined) {
+    ctx.err(at(path, kind), `a ${kind} probe needs "port = N"`);
+  }
+  if (kind !== undefined && kind !== "udp" && !stream && port !== undefined) {
+    ctx.err(at(path, "port"), `port is for udp, tcp and transfer probes`);
+  }
   let target: IpAddress | undefined;
   let zone: string | undefined;
   if (kind) {
@@ -342,13 +569,14 @@ function validateProbe(
       }
     }
   }
+  const choices = kind === "tcp" ? TCP_EXPECTS : kind === "transfer" ? TRANSFER_EXPECTS : EXPECTS;
   const expect = oneOf(
     ctx,
     pt,
     "expect",
     path,
-    EXPECTS,
-    kind === "udp" ? "port-unreachable" : "reachable",
+    choices,
+    kind === "udp" ? "port-unreachable" : choices[0]!,
   );
   if (kind === "udp" && (expect === "reachable" || expect === "frag-needed")) {
     // tapir's UDP probe waits for ICMP errors, not for answers.
@@ -358,7 +586,7 @@ function validateProbe(
     );
   }
   const expectMtu = optInt(ctx, pt, "expect_mtu", path, 68, 65535);
-  if (expectMtu !== undefined && expect !== "frag-needed") {
+  if (expectMtu !== undefined && expect !== "frag-needed" && !stream) {
     ctx.err(at(path, "expect_mtu"), `expect_mtu goes with expect = "frag-needed"`);
   }
   const maxHops = int(ctx, pt, "max_hops", path, 30, 1, 255);
@@ -385,14 +613,25 @@ function validateProbe(
   const size = int(ctx, pt, "size", path, 56, 0, 65_507);
   const dontFragment = bool(ctx, pt, "dont_fragment", path, false);
   const interval = duration(ctx, pt, "interval", path, 1 * S, 1, 3_600 * S);
-  const timeout = duration(ctx, pt, "timeout", path, 2 * S, 1, 3_600 * S);
+  // A transfer's timeout bounds the whole exchange; the others' one answer.
+  const timeout = duration(
+    ctx,
+    pt,
+    "timeout",
+    path,
+    (kind === "transfer" ? 10 : 2) * S,
+    1,
+    3_600 * S,
+  );
   if (!from || !kind || !target) return undefined;
+  if (kind === "transfer" && !transfer) return undefined;
   return {
     from,
     at: startAt,
     kind,
     target,
     ...(port !== undefined ? { port } : {}),
+    ...(transfer ? { transfer } : {}),
     ...(zone !== undefined ? { zone } : {}),
     count,
     size,

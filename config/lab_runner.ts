@@ -21,6 +21,14 @@ import {
 } from "../stack/mod.ts";
 import { describeIcmpv4Error, describeIcmpv6Error } from "../stack/apps/ping.ts";
 import {
+  type LabService,
+  type LabServiceOptions,
+  startLabService,
+  tcpProbe,
+  transferProbe,
+  type TransferResult,
+} from "../stack/apps/lab_services.ts";
+import {
   formatIpAddress,
   formatIpv6,
   type IpAddress,
@@ -35,7 +43,7 @@ import {
 } from "../link/mod.ts";
 import { Dhcpv4Client, Dhcpv6Client, type LinkEndpoint } from "../stack/mod.ts";
 import { buildStack } from "./build.ts";
-import type { LabConfig, ProbeConfig } from "./types.ts";
+import type { LabConfig, LabServiceConfig, ProbeConfig } from "./types.ts";
 
 /** The outcome of one probe. */
 export interface ProbeOutcome {
@@ -63,6 +71,8 @@ export interface LabResult {
   /** Clock milliseconds the scenario took. */
   elapsedMs: number;
   stacks: Map<string, Stack>;
+  /** Each node's `[[lab.node.service]]`s, in file order (closed with the node; their stats stay). */
+  services: Map<string, LabService[]>;
   /** The ends of each `[[lab.link]]`, in file order (`a`, `b`): their stats count the faults each end's frames met. */
   links: [MemoryEndpoint, MemoryEndpoint][];
 }
@@ -117,6 +127,7 @@ export async function runLab(lab: LabConfig, opts: RunLabOptions = {}): Promise<
     links.push([a, b]);
   }
   const stacks = new Map<string, Stack>();
+  const services = new Map<string, LabService[]>();
   let seed = 1;
   for (const node of lab.nodes) {
     const { stack } = buildStack(node.config, {
@@ -132,6 +143,12 @@ export async function runLab(lab: LabConfig, opts: RunLabOptions = {}): Promise<
           })[0],
     });
     stacks.set(node.name, stack);
+    try {
+      services.set(node.name, node.services.map((sc, i) => startService(stack, node.name, sc, i)));
+    } catch (e) {
+      for (const s of stacks.values()) s.close();
+      throw e;
+    }
   }
   const start = clock.now();
   const outcomes: ProbeOutcome[] = [];
@@ -156,8 +173,15 @@ export async function runLab(lab: LabConfig, opts: RunLabOptions = {}): Promise<
     while (pending > 0) {
       await flushMicrotasks();
       if (pending === 0) break;
-      const next = clock.nextDeadline();
-      if (next === undefined || next - start > lab.duration) break;
+      let next = clock.nextDeadline();
+      if (next === undefined || next - start > lab.duration) {
+        // Before giving up, let every queued callback run (a long await chain
+        // may still be on its way to scheduling the next timer).
+        await new Promise<void>((r) => setTimeout(r, 0));
+        if (pending === 0) break;
+        next = clock.nextDeadline();
+        if (next === undefined || next - start > lab.duration) break;
+      }
       clock.advance(Math.max(0, next - clock.now()));
     }
     await flushMicrotasks();
@@ -182,7 +206,33 @@ export async function runLab(lab: LabConfig, opts: RunLabOptions = {}): Promise<
   const elapsedMs = clock.now() - start;
   for (const s of stacks.values()) s.close();
   const failed = outcomes.filter((o) => !o.passed).length;
-  return { outcomes, passed: outcomes.length - failed, failed, elapsedMs, stacks, links };
+  return { outcomes, passed: outcomes.length - failed, failed, elapsedMs, stacks, services, links };
+}
+
+/** Start one `[[lab.node.service]]` on its node's stack, as a stack service (closed with the stack). */
+function startService(stack: Stack, node: string, sc: LabServiceConfig, i: number): LabService {
+  const o: LabServiceOptions = {
+    type: sc.type,
+    port: sc.port,
+    ...(sc.address !== null ? { hostname: formatIpAddress(sc.address) } : {}),
+    udp: sc.udp,
+    ...(sc.bytes !== undefined ? { bytes: sc.bytes } : {}),
+    ...(sc.type === "http"
+      ? { body: sc.body !== undefined ? new TextEncoder().encode(sc.body) : sc.bodyBytes }
+      : {}),
+  };
+  let sv: LabService;
+  try {
+    sv = startLabService(stack, o);
+  } catch (e) {
+    throw new Error(
+      `lab node ${node}: service[${i}] (${sc.type} on port ${sc.port}) did not start: ${
+        (e as Error).message
+      }`,
+    );
+  }
+  stack.services.set(`lab-service[${i}]:${sc.type}:${sc.port}`, sv);
+  return sv;
 }
 
 /** Buffers a direction's rate-limit queue may hold (0 without a rate limit). */
@@ -191,8 +241,13 @@ function queueRoom(f: LinkFaults | null): number {
   return Math.min(f.queueFrames ?? DEFAULT_FAULT_QUEUE_FRAMES, 100_000);
 }
 
+/**
+ * Let promise callbacks run between timers: enough turns for the await
+ * chains of the socket APIs (a TCP read that wakes, returns, and lets its
+ * caller write) to reach their next wait.
+ */
 async function flushMicrotasks(): Promise<void> {
-  for (let i = 0; i < 8; i++) await Promise.resolve();
+  for (let i = 0; i < 32; i++) await Promise.resolve();
 }
 
 /**
@@ -286,6 +341,7 @@ async function runProbe(stack: Stack, p: ProbeConfig): Promise<ProbeOutcome> {
     const why = await leaseProbe(stack, p, lines);
     return out(why === "", why);
   }
+  if (p.kind === "tcp" || p.kind === "transfer") return await streamProbe(stack, p, lines);
   const dst = p.target!.address;
   if (p.kind === "udp") {
     const r = await udpProbe(stack, {
@@ -319,6 +375,75 @@ async function runProbe(stack: Stack, p: ProbeConfig): Promise<ProbeOutcome> {
   );
   const why = judgeTrace(p, formatIpAddress(p.target!), hops);
   return out(why === "", why);
+}
+
+/** A tcp or transfer probe: run it on the node's stack, then judge it. */
+async function streamProbe(stack: Stack, p: ProbeConfig, lines: string[]): Promise<ProbeOutcome> {
+  const o = {
+    hostname: formatIpAddress(p.target!),
+    port: p.port!,
+    ...(p.zone !== undefined ? { interface: p.zone } : {}),
+    timeoutMs: p.timeout,
+  };
+  const onLine = (l: string) => lines.push(l);
+  let why: string;
+  if (p.kind === "tcp") {
+    const r = await tcpProbe(stack, o, onLine);
+    why = r.outcome === p.expect
+      ? ""
+      : `expected ${p.expect}, saw ${r.outcome}${r.error !== "" ? ` (${r.error})` : ""}`;
+  } else {
+    const t = p.transfer!;
+    const r = await transferProbe(stack, {
+      ...o,
+      service: t.service,
+      ...(t.bytes !== undefined ? { bytes: t.bytes } : {}),
+    }, onLine);
+    why = judgeTransfer(p, r);
+  }
+  return { probe: p, lines, passed: why === "", reason: why };
+}
+
+/**
+ * A transfer's expectation: how it ended, then (for "complete") the bytes
+ * and their integrity: echo got back what it sent (the pattern), discard's
+ * peer acknowledged every byte and closed, chargen and http bodies are the
+ * pattern (or have `expect_sha256`), http's status and Content-Length.
+ */
+function judgeTransfer(p: ProbeConfig, r: TransferResult): string {
+  const t = p.transfer!;
+  if (r.outcome !== p.expect) {
+    return `expected ${p.expect}, saw ${r.outcome}${r.error !== "" ? ` (${r.error})` : ""}`;
+  }
+  if (p.expect !== "complete") return "";
+  if (t.service === "http") {
+    if (r.status !== t.expectStatus) {
+      return `expected HTTP status ${t.expectStatus}, saw ${r.status}`;
+    }
+    if (r.contentLength === -1) return `the response has no Content-Length`;
+    if (r.received !== r.contentLength) {
+      return `Content-Length ${r.contentLength}, but ${r.received} body bytes arrived`;
+    }
+  }
+  if (t.expectBytes !== undefined && r.received !== t.expectBytes) {
+    return `expected ${t.expectBytes} bytes back, received ${r.received}`;
+  }
+  if (t.service === "echo" || t.service === "discard") {
+    if (r.acked !== r.sent) return `${r.sent} bytes sent, only ${r.acked} acknowledged`;
+    if (!r.eof) return `the service did not close its side after ours`;
+  }
+  if (t.service === "http" && !r.eof) return `the server did not close after "Connection: close"`;
+  if (t.expectSha256 !== undefined) {
+    return r.sha256 === t.expectSha256
+      ? ""
+      : `expected sha256 ${t.expectSha256}, received ${r.sha256}`;
+  }
+  if (t.service !== "discard" && r.patternMismatchAt !== -1) {
+    return `the received bytes differ from the ${
+      t.service === "echo" ? "bytes sent" : "chargen pattern"
+    } at offset ${r.patternMismatchAt}`;
+  }
+  return "";
 }
 
 /** ICMPv4 and ICMPv6 (type, code) for each expectation. */

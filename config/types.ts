@@ -11,6 +11,7 @@ import type { DnsConfig } from "./_dns.ts";
 import type { TcpSettings } from "../stack/transport/tcp/connection.ts";
 import type { IpAddress, IpCidr, Ipv6Cidr } from "../stack/wire/mod.ts";
 import type { LinkFaults } from "../link/mod.ts";
+import type { LabServiceType } from "../stack/apps/lab_services.ts";
 import type { RaAdvertPrefix, RaAdvertSettings } from "../stack/mod.ts";
 import type {
   FirewallChainSpec,
@@ -252,7 +253,11 @@ export type ProbeExpect =
   | "frag-needed"
   | "time-exceeded"
   | "timeout"
-  | "bound";
+  | "bound"
+  | "connected"
+  | "refused"
+  | "reset"
+  | "complete";
 
 /** What a `lease` probe checks: the DHCP client of interface `iface` of the probe's node. */
 export interface LeaseProbeConfig {
@@ -266,18 +271,34 @@ export interface LeaseProbeConfig {
   expectDns: IpAddress[];
 }
 
+/** What a `transfer` probe moves and checks. */
+export interface TransferProbeConfig {
+  /** How the probe talks to the service (default: by the port: 7, 9, 19, 80). */
+  service: LabServiceType;
+  /** echo, discard: bytes to send; chargen: the most bytes to read (absent: until the service closes). */
+  bytes?: number;
+  /** Bytes that must come back (echo: `bytes`; discard: 0; chargen: `bytes`; http: the body). */
+  expectBytes?: number;
+  /** SHA-256 (hex, lower case) the received bytes must have (http: the body); otherwise the pattern is checked. */
+  expectSha256?: string;
+  /** http: the status the response must carry (default 200). */
+  expectStatus: number;
+}
+
 /** One `[[lab.probe]]`. */
 export interface ProbeConfig {
   from: string;
   /** Virtual start time, ms. */
   at: number;
-  kind: "ping" | "traceroute" | "udp" | "lease";
-  /** For `udp` probes: the destination port. */
+  kind: "ping" | "traceroute" | "udp" | "lease" | "tcp" | "transfer";
+  /** For `udp`, `tcp` and `transfer` probes: the destination port. */
   port?: number;
-  /** What ping, traceroute and udp probes aim at (a lease probe has none). */
+  /** What ping, traceroute, udp, tcp and transfer probes aim at (a lease probe has none). */
   target?: IpAddress;
   /** A `lease` probe's checks. */
   lease?: LeaseProbeConfig;
+  /** A `transfer` probe's service, sizes and checks. */
+  transfer?: TransferProbeConfig;
   /** Interface name after `%` of a link-local target. */
   zone?: string;
   count: number;
@@ -296,10 +317,28 @@ export interface ProbeConfig {
   expectFrom?: IpAddress;
 }
 
+/** One `[[lab.node.service]]`: a service the node runs on its own stack. */
+export interface LabServiceConfig {
+  type: LabServiceType;
+  port: number;
+  /** Listen address; null: every address of both families. */
+  address: IpAddress | null;
+  /** echo, discard: serve UDP on the port too. */
+  udp: boolean;
+  /** chargen: bytes per connection before the FIN (absent: until the client closes). */
+  bytes?: number;
+  /** http: the body text (absent: `bodyBytes` of the chargen pattern). */
+  body?: string;
+  /** http: length of the pattern body when `body` is absent (default 1024). */
+  bodyBytes: number;
+}
+
 /** One `[[lab.node]]`: a name and a configuration validated like a file's. */
 export interface LabNodeConfig {
   name: string;
   config: Config;
+  /** `[[lab.node.service]]`: services on the node's own stack, started with the lab. */
+  services: LabServiceConfig[];
 }
 
 /** A validated lab file (`tapir lab FILE`). */

@@ -28,7 +28,7 @@ Deno.test("checkCommand() exits 0 and summarizes valid files", async () => {
   assert.match(r.out[1]!, /host\.toml: ok \(1 interface, 1 address, 1 route, 1 rule\)$/);
   assert.match(
     r.out[2]!,
-    /lab\.toml: ok \(lab: 4 nodes, 3 links, 13 probes; 6 interfaces, 9 addresses, 5 routes, 0 rules\)$/,
+    /lab\.toml: ok \(lab: 4 nodes, 3 links, 19 probes; 6 interfaces, 9 addresses, 5 routes, 2 rules\)$/,
   );
 });
 

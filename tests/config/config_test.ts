@@ -277,6 +277,25 @@ Deno.test("examples parse", async (t) => {
       "frag-needed",
       "reachable",
       "port-unreachable",
+      "connected",
+      "complete",
+      "refused",
+      "refused",
+      "complete",
+      "complete",
+    ]);
+    assert.deepEqual(lab.probes.slice(13).map((p) => [p.kind, p.port, p.transfer?.service]), [
+      ["tcp", 8080, undefined],
+      ["transfer", 8080, "http"],
+      ["tcp", 9, undefined],
+      ["tcp", 9, undefined],
+      ["transfer", 9, "discard"],
+      ["transfer", 7, "echo"],
+    ]);
+    assert.deepEqual(lab.nodes[2]!.services.map((s) => [s.type, s.port]), [
+      ["http", 80],
+      ["echo", 7],
+      ["discard", 9],
     ]);
     assert.equal(lab.probes[11]!.zone, "eth0");
     assert.equal(lab.probes[12]!.kind, "udp");
