@@ -8,6 +8,7 @@
  */
 import type { Dhcpv4Reservation, Dhcpv4ServerSettings } from "../stack/mod.ts";
 import {
+  DHCPV4_DNR_OPTION,
   formatIpv4,
   type IpCidr,
   ipv4Broadcast,
@@ -29,6 +30,7 @@ import {
   readTable,
   type Tbl,
 } from "./_check.ts";
+import { dhcpv4DnrOption, validateDnr } from "./_dnr.ts";
 
 /** `[interface.dhcp]` as validated. */
 export interface DhcpConfig {
@@ -50,6 +52,7 @@ const DHCP_KEYS = [
   "ntp_servers",
   "routes",
   "options",
+  "dnr",
   "reservations",
   "lease_file",
   "authoritative",
@@ -335,6 +338,12 @@ export function validateDhcp(
     }
     options.push({ code, value, alwaysSend: bool(ctx, ot, "always_send", op, false) });
   });
+  // RFC 9463 §5: encrypted DNS resolvers, option 162 (to clients that ask for it).
+  const dnr = validateDnr(ctx, tt, path, { family: 4, lifetime: null });
+  if (dnr.length > 0 && options.some((o) => o.code === DHCPV4_DNR_OPTION)) {
+    ctx.err(at(path, "dnr"), `option 162 is given in "options" too: keep one`);
+  }
+  options.push(...dhcpv4DnrOption(dnr));
 
   const reservations: Dhcpv4Reservation[] = [];
   arr(ctx, tt, "reservations", path).forEach((v, i) => {

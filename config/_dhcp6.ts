@@ -34,6 +34,7 @@ import {
   readTable,
   type Tbl,
 } from "./_check.ts";
+import { validateDnr } from "./_dnr.ts";
 
 /** `[interface.dhcp6]` as validated. */
 export interface Dhcp6Config {
@@ -63,6 +64,7 @@ const DHCP6_KEYS = [
   "lease_file",
   "delegated_pool",
   "captive_portal",
+  "dnr",
 ] as const;
 
 const S = 1000;
@@ -293,6 +295,7 @@ export function validateDhcp6(
       rapidCommit: bool(ctx, tt, "rapid_commit", path, false),
       preference: optInt(ctx, tt, "preference", path, 0, 255) ?? 0,
       ...captivePortalOf(ctx, tt, path),
+      dnr: validateDnr(ctx, tt, path, { family: 6, lifetime: null }).map((x) => x.instance),
       declineTime: Math.floor(declineTime / S),
     },
   };

@@ -45,6 +45,8 @@ const DNS_KEYS = [
   "timeout",
   "rate_limit",
   "local_ttl",
+  "tcp_idle_timeout",
+  "tcp_clients",
 ] as const;
 
 const S = 1000;
@@ -142,6 +144,9 @@ export function validateDns(
       retryDownMs: 30_000,
       rateLimit: optInt(ctx, tt, "rate_limit", path, 0, 1_000_000) ?? 0,
       rateBurst: 100,
+      // RFC 7766 §6.2.3: a server closes idle connections after a timeout of "a few seconds".
+      tcpIdleMs: duration(ctx, tt, "tcp_idle_timeout", path, 10 * S, 1 * S, 600 * S),
+      maxTcpClients: optInt(ctx, tt, "tcp_clients", path, 1, 10_000) ?? 20,
     },
   };
 }

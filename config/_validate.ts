@@ -60,6 +60,7 @@ import { validateDhcp, validateDhcpClient } from "./_dhcp.ts";
 import { validateDhcp6, validateDhcp6Client } from "./_dhcp6.ts";
 import { applyDnsDefaults, validateDns } from "./_dns.ts";
 import { validateTcp } from "./_tcp.ts";
+import { validateDnr } from "./_dnr.ts";
 
 export { addressAt };
 import { BUILTIN_TARGETS, parseRule, type Rule, RuleError } from "./rule.ts";
@@ -318,6 +319,7 @@ const RA_KEYS = [
   "routes",
   "pref64",
   "captive_portal",
+  "dnr",
 ] as const;
 const PREFERENCES = ["medium", "high", "low"] as const;
 /** Lifetimes in RA options are 32-bit seconds; all ones means infinity. */
@@ -629,6 +631,8 @@ function validateRa(ctx: Ctx, raw: unknown, path: string, ifMtu: number): RaConf
     prefixes,
     delegated,
     ...validateRaExtras(ctx, t, path, maxInterval),
+    // RFC 9463 §6: encrypted DNS resolvers; lifetime as RDNSS's.
+    dnr: validateDnr(ctx, t, path, { family: 6, lifetime: defLifetime }),
     rdnss,
     dnssl,
     routes,

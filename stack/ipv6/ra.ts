@@ -21,6 +21,7 @@ import {
   writeNdpPacket,
 } from "../wire/ndp.ts";
 import type { Ipv6Packet } from "../wire/ipv6.ts";
+import type { DnrInstance } from "../wire/dnr.ts";
 import { formatIpv6, ipv6IsMulticast, ipv6IsUnspecified } from "../wire/ip_address.ts";
 import { ETHERNET_HEADER_LEN, EtherType, writeEthernetHeader } from "../wire/ethernet.ts";
 import { HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
@@ -80,6 +81,8 @@ export interface RaAdvertSettings {
   pref64?: { prefix: { address: Uint8Array; prefixLen: number }; lifetime: number };
   /** Captive-portal API URI (RFC 8910). */
   captivePortal?: string;
+  /** Encrypted DNS resolvers (RFC 9463 §6), one option each; lifetime in ms. */
+  dnr?: { instance: DnrInstance; lifetime: number }[];
 }
 
 function newRaStats(): RaStats {
@@ -406,6 +409,9 @@ export class RouterAdvertisements {
     }
     if (c.captivePortal !== undefined) {
       options.push({ kind: "captivePortal", uri: c.captivePortal });
+    }
+    for (const x of c.dnr ?? []) {
+      options.push({ kind: "dnr", lifetime: lifetimeSeconds(x.lifetime), instance: x.instance });
     }
     const routerLifetime = final ? 0 : Math.min(9000, Math.floor(c.routerLifetime / 1000));
     return {

@@ -17,6 +17,7 @@ export * from "./udp.ts";
 export * from "./dhcpv4.ts";
 export * from "./dhcpv6.ts";
 export * from "./dns.ts";
+export * from "./dnr.ts";
 export * from "./tcp.ts";
 export * from "./ipv6.ts";
 export * from "./ipv6_ext.ts";

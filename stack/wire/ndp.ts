@@ -23,6 +23,7 @@
 import type { PacketBuffer } from "./packet_buffer.ts";
 import { ICMPV6_NEXT_HEADER, Icmpv6Packet, Icmpv6Type } from "./icmpv6.ts";
 import { IPV6_HEADER_LEN, writeIpv6Header } from "./ipv6.ts";
+import { type DnrInstance, encodeDnrRaBody, parseDnrRaBody } from "./dnr.ts";
 
 /** RFC 4861 §6.1.1, §7.1.1: NDP messages are sent, and only accepted, with hop limit 255. */
 export const NDP_HOP_LIMIT = 255;
@@ -42,6 +43,8 @@ export const NdpOptionType = {
   CAPTIVE_PORTAL: 37,
   /** RFC 8781 §4. */
   PREF64: 38,
+  /** RFC 9463 §6.1 (encrypted DNS resolver). */
+  DNR: 144,
 } as const;
 
 /** PREF64 prefix lengths by their PLC code (RFC 8781 §4). */
@@ -316,6 +319,9 @@ export class NdpOptionIterator {
       case NdpOptionType.PREF64:
         // RFC 8781 §4: 16 bytes; a PLC outside 0-5 makes it unusable.
         return n === 16 && (this.data[this.offset + 3]! & 7) <= 5;
+      case NdpOptionType.DNR:
+        // RFC 9463 §6.1: every field up to the ADN (at least one label): 16 bytes or more.
+        return n >= 16;
       default:
         return true;
     }
@@ -465,6 +471,8 @@ export type NdpOptionRepr =
   | { kind: "captivePortal"; uri: string }
   /** RFC 8781: a NAT64 prefix; `lifetime` in seconds (a multiple of 8, at most 65528). */
   | { kind: "pref64"; lifetime: number; prefixLength: number; prefix: Uint8Array }
+  /** RFC 9463 §6.1: an encrypted DNS resolver; `lifetime` in seconds. */
+  | { kind: "dnr"; lifetime: number; instance: DnrInstance }
   | { kind: "unknown"; type: number; data: Uint8Array };
 
 const pad8 = (n: number): number => (n + 7) & ~7;
@@ -543,6 +551,8 @@ export function ndpOptionLen(o: NdpOptionRepr): number {
       return pad8(2 + new TextEncoder().encode(o.uri).length);
     case "pref64":
       return 16;
+    case "dnr":
+      return pad8(2 + encodeDnrRaBody(o.instance, o.lifetime).length);
     case "unknown":
       return pad8(2 + o.data.length);
   }
@@ -637,6 +647,11 @@ export function writeNdpOption(buf: PacketBuffer, off: number, o: NdpOptionRepr)
       d.set(o.prefix.subarray(0, 12), off + 4);
       break;
     }
+    case "dnr":
+      // Zero padding to 8 bytes (RFC 9463 §6.1).
+      d[off] = NdpOptionType.DNR;
+      d.set(encodeDnrRaBody(o.instance, o.lifetime), off + 2);
+      break;
     case "unknown":
       d[off] = o.type;
       d.set(o.data, off + 2);
@@ -720,6 +735,10 @@ function parseOption(it: NdpOptionIterator): NdpOptionRepr | null {
         prefixLength: len,
         prefix,
       };
+    }
+    case NdpOptionType.DNR: {
+      const r = parseDnrRaBody(d.subarray(o + 2, o + it.length));
+      return r === null ? null : { kind: "dnr", lifetime: r.lifetime, instance: r.instance };
     }
     default:
       return { kind: "unknown", type: it.type, data: d.slice(o + 2, o + it.length) };

@@ -62,6 +62,7 @@ import {
   sameDuid,
 } from "../../wire/dhcpv6.ts";
 import { formatIpv6, ipv6Masked, parseIpv6 } from "../../wire/ip_address.ts";
+import { DHCPV6_DNR_OPTION, type DnrInstance, encodeDhcpv6Dnr } from "../../wire/dnr.ts";
 import { formatMac } from "../../wire/mac_address.ts";
 import { GroupCommit, isLeaseHostname, type LeaseRecord, type LeaseStore } from "./lease_store.ts";
 import { OFFER_HOLD_MS } from "./server4.ts";
@@ -99,6 +100,8 @@ export interface Dhcpv6ServerSettings {
   declineTime: number;
   /** Option 103 (RFC 8910): the captive-portal API URI, sent when asked for. */
   captivePortal?: string;
+  /** OPTION_V6_DNR (RFC 9463 §4): encrypted DNS resolvers, one option each, sent when asked for. */
+  dnr?: DnrInstance[];
 }
 
 /** Counters of one DHCPv6 server. */
@@ -1088,6 +1091,10 @@ export class Dhcpv6Server {
     }
     if (config && r.oro.includes(CAPTIVE_PORTAL_OPTION) && st.captivePortal !== undefined) {
       w.option(CAPTIVE_PORTAL_OPTION, new TextEncoder().encode(st.captivePortal));
+    }
+    // RFC 9463 §4.2: a client asks for OPTION_V6_DNR in its ORO; others do not get it.
+    if (config && r.oro.includes(DHCPV6_DNR_OPTION)) {
+      for (const d of st.dnr ?? []) w.option(DHCPV6_DNR_OPTION, encodeDhcpv6Dnr(d));
     }
     if (config && r.oro.includes(Dhcpv6Option.DOMAIN_LIST) && st.domains.length > 0) {
       w.option(Dhcpv6Option.DOMAIN_LIST, encodeDomainList(st.domains));

@@ -1,6 +1,6 @@
 /**
- * A caching DNS forwarder for the LAN (dnsmasq's other half), over UDP:
- * it answers on port 53 of the interfaces it serves, from a static hosts
+ * A caching DNS forwarder for the LAN (dnsmasq's other half), over UDP
+ * and TCP: it answers on port 53 of the interfaces it serves, from a static hosts
  * table and `local` domains it never forwards, from its cache, or by
  * forwarding to an upstream resolver. DHCP clients are answered by the
  * names their leases carry (DHCPv4 hostnames, DHCPv6 Client FQDNs), forward
@@ -22,13 +22,34 @@
  * `rateBurst`) is refused silently (counted), as dnsmasq's and unbound's
  * ratelimits do.
  *
- * An answer with TC set is passed to the client as it came (the client
- * retries over TCP, which this forwarder does not serve yet).
+ * TCP (RFC 1035 §4.2.2, RFC 7766): the forwarder listens on TCP port 53
+ * where it listens on UDP. A connection carries any number of
+ * length-prefixed queries, pipelined: each is answered as soon as its
+ * answer is there (from the cache at once, from an upstream later), so
+ * answers may leave in another order than their queries (RFC 7766
+ * §6.2.1.1). At most `maxTcpClients` connections are open at once (more
+ * are reset at once, counted), at most {@link TCP_PIPELINE} queries of one
+ * connection are outstanding (then it is not read until answers leave),
+ * and a connection with nothing outstanding for `tcpIdleMs` is closed
+ * (RFC 7766 §6.2.3). A query that came over TCP is forwarded over TCP, as
+ * dnsmasq does.
+ *
+ * Truncation: an upstream's UDP answer with TC set is asked again over
+ * TCP of the same server (RFC 7766 §5, RFC 1035 §4.2.1; newer dnsmasq's
+ * tcp_from_udp does the same), and the full answer is cached. A UDP client gets it whole
+ * when it fits the client's size (512 bytes without EDNS, else its EDNS
+ * UDP payload size, at most {@link EDNS_UDP_SIZE}); otherwise the header,
+ * question and OPT record with TC set, and the client asks again over TCP,
+ * where the cache answers. If the TCP attempt fails, the client gets the
+ * truncated UDP answer as it came. Forwarded UDP queries offer upstreams at
+ * most {@link EDNS_UDP_SIZE} bytes (dnsmasq's edns-packet-max).
  *
  * @module
  */
 import type { Nic } from "../../nic.ts";
-import type { Udp, UdpDatagram, UdpEndpoint } from "../../transport/udp.ts";
+import type { IpAddr, Udp, UdpDatagram, UdpEndpoint } from "../../transport/udp.ts";
+import type { Tcp, TcpListener } from "../../transport/tcp/tcp.ts";
+import type { TcpConnection } from "../../transport/tcp/connection.ts";
 import type { Clock, Timer } from "../../clock.ts";
 import type { Random } from "../../random.ts";
 import { TokenBucket } from "../../token_bucket.ts";
@@ -46,6 +67,7 @@ import {
   setDnsId,
 } from "../../wire/dns.ts";
 import { formatIpAddress, type IpAddress } from "../../wire/ip_address.ts";
+import { dnsStreamFrame, DnsStreamReader } from "./_stream.ts";
 
 /** What the forwarder serves and where it asks. */
 export interface DnsForwarderSettings {
@@ -70,6 +92,10 @@ export interface DnsForwarderSettings {
   /** Queries per second per client address (0: no limit), and the burst. */
   rateLimit: number;
   rateBurst: number;
+  /** Milliseconds a client's TCP connection may stay with nothing outstanding before it is closed (RFC 7766 §6.2.3). */
+  tcpIdleMs: number;
+  /** Client TCP connections open at once; one more is reset at once (counted). */
+  maxTcpClients: number;
 }
 
 /** Counters of one forwarder. */
@@ -109,6 +135,26 @@ export interface DnsForwarderStats {
   badAnswerDropped: number;
   /** Replies the stack could not send. */
   sendFailed: number;
+  /** Client TCP connections accepted on port 53. */
+  tcpConnectionsAccepted: number;
+  /** Client TCP connections reset at once because `maxTcpClients` were open. */
+  tcpClientsRefused: number;
+  /** Client TCP connections closed after `tcpIdleMs` with nothing outstanding (RFC 7766 §6.2.3). */
+  tcpIdleClosed: number;
+  /** Queries received over TCP (also counted in queriesReceived). */
+  tcpQueriesReceived: number;
+  /** Answers not sent because the client's TCP connection had closed. */
+  tcpClientGoneDropped: number;
+  /** Answers too large for a UDP client's payload size, sent as header, question and OPT with TC set. */
+  truncatedAnswers: number;
+  /** Upstream UDP answers with TC set, asked again over TCP of the same server. */
+  tcRetries: number;
+  /** TCP retries of truncated answers that failed (refused, reset, timed out): the truncated answer went to the client. */
+  tcRetryFailed: number;
+  /** Queries sent upstream over TCP (TC retries and clients' TCP queries). */
+  tcpForwarded: number;
+  /** Upstream TCP connections of clients' TCP queries that failed before an answer (refused, reset, closed): the next server is asked. */
+  tcpUpstreamFailed: number;
 }
 
 function newStats(): DnsForwarderStats {
@@ -128,6 +174,16 @@ function newStats(): DnsForwarderStats {
     spoofDropped: 0,
     badAnswerDropped: 0,
     sendFailed: 0,
+    tcpConnectionsAccepted: 0,
+    tcpClientsRefused: 0,
+    tcpIdleClosed: 0,
+    tcpQueriesReceived: 0,
+    tcpClientGoneDropped: 0,
+    truncatedAnswers: 0,
+    tcRetries: 0,
+    tcRetryFailed: 0,
+    tcpForwarded: 0,
+    tcpUpstreamFailed: 0,
   };
 }
 
@@ -144,11 +200,14 @@ export const DNS_FORWARDER_DEFAULTS: DnsForwarderSettings = {
   retryDownMs: 30_000,
   rateLimit: 0,
   rateBurst: 100,
+  tcpIdleMs: 10_000,
+  maxTcpClients: 20,
 };
 
 /** What the forwarder needs of a stack. */
 export interface DnsForwarderHost {
   readonly udp: Udp;
+  readonly tcp: Tcp;
   readonly clock: Clock;
   readonly random: Random;
 }
@@ -163,6 +222,8 @@ interface CacheEntry {
   ttls: number[];
   /** Where its question's name starts. */
   questionOffset: number;
+  /** Where its OPT record starts and ends, or null without one. */
+  opt: [number, number] | null;
 }
 
 interface Upstream {
@@ -173,8 +234,42 @@ interface Upstream {
   rttMs: number | null;
 }
 
+/** A client's TCP connection to port 53. */
+interface TcpClient {
+  readonly conn: TcpConnection;
+  readonly reader: DnsStreamReader;
+  readonly address: IpAddress;
+  readonly port: number;
+  readonly local: IpAddress;
+  /** Queries read whose answers have not been written (or dropped) yet. */
+  outstanding: number;
+  /** Framed answers waiting for room in the send buffer. */
+  readonly queue: Uint8Array[];
+  /** Clock ms of the last query read or answer written. */
+  lastActive: number;
+  timer: Timer | null;
+  closed: boolean;
+  /** True while its queries are being read (an answer written meanwhile does not read again). */
+  reading: boolean;
+}
+
+/** Who asked, and how the answer goes back. */
+interface Client {
+  address: IpAddress;
+  port: number;
+  nic: Nic | null;
+  local: IpAddress;
+  /** The TCP connection the query came on; null for UDP. */
+  tcp: TcpClient | null;
+  /** The largest UDP answer it takes (RFC 6891 §6.2.5); unused for TCP. */
+  udpLimit: number;
+}
+
 interface Pending {
-  ep: UdpEndpoint;
+  /** The UDP socket of a UDP attempt, or null. */
+  ep: UdpEndpoint | null;
+  /** The TCP connection of a TCP attempt, or null. */
+  conn: TcpConnection | null;
   id: number;
   server: Upstream;
   /** The client's query, kept to answer it (and to retry). */
@@ -185,15 +280,27 @@ interface Pending {
   /** Where the client's question name starts and the question ends in `query`. */
   qOffset: number;
   qEnd: number;
-  client: { address: IpAddress; port: number; nic: Nic | null; local: IpAddress };
+  /** Where the query's OPT UDP payload size is (-1: no OPT). */
+  udpSizeOffset: number;
+  client: Client;
   key: string;
   tried: Set<Upstream>;
   timer: Timer;
   sentAt: number;
+  /** A TC answer from UDP being asked again over TCP: passed on if that fails. */
+  truncated: Uint8Array | null;
 }
 
-/** The UDP payload size tapir offers in the OPT records it writes (the DNS Flag Day 2020 value). */
-const EDNS_UDP_SIZE = 1232;
+/**
+ * The UDP payload size tapir offers in the OPT records it writes, the most
+ * it sends a UDP client and the most it lets a forwarded query offer (the
+ * DNS Flag Day 2020 value, dnsmasq's edns-packet-max).
+ */
+export const EDNS_UDP_SIZE = 1232;
+/** A UDP answer's limit without EDNS (RFC 1035 §4.2.1), and the least an OPT may lower it to (RFC 6891 §6.2.5). */
+const UDP_MIN = 512;
+/** Queries of one TCP connection outstanding at once; the connection is not read past them. */
+export const TCP_PIPELINE = 16;
 
 /** Ephemeral ports a forwarded query is sent from (Linux's default ip_local_port_range). */
 const PORT_MIN = 32768, PORT_MAX = 60999;
@@ -218,6 +325,8 @@ export class DnsForwarder {
   readonly nic: Nic | null = null;
   #settings!: DnsForwarderSettings;
   readonly #listeners: UdpEndpoint[] = [];
+  readonly #tcpListeners: TcpListener[] = [];
+  readonly #tcpClients = new Set<TcpClient>();
   readonly #cache = new Map<string, CacheEntry>();
   readonly #pending = new Set<Pending>();
   #upstreams: Upstream[] = [];
@@ -244,8 +353,8 @@ export class DnsForwarder {
   leaseNames: (() => { name: string; address: IpAddress; domain: string | null }[]) | null = null;
 
   /**
-   * Serve on port 53 of each of `nics` (null: every interface, as a
-   * wildcard socket).
+   * Serve on UDP and TCP port 53 of each of `nics` (null: every interface,
+   * as a wildcard socket).
    *
    * @throws Deno.errors.AddrInUse when port 53 is taken there
    */
@@ -263,9 +372,13 @@ export class DnsForwarder {
           device: nic,
           onDatagram: (d) => this.#query(d),
         }));
+        const l = host.tcp.listen({ family: 0, address: null, port: DNS_PORT, device: nic });
+        this.#tcpListeners.push(l);
+        l.onAcceptable = () => this.#accept(l);
       }
     } catch (e) {
       for (const l of this.#listeners) l.close();
+      for (const l of this.#tcpListeners) l.close();
       throw e;
     }
   }
@@ -304,6 +417,11 @@ export class DnsForwarder {
     return this.#cache.size;
   }
 
+  /** Client TCP connections open now. */
+  get tcpClients(): number {
+    return this.#tcpClients.size;
+  }
+
   /** Each upstream and whether it is up, for `show`. */
   upstreams(): { address: string; up: boolean; timeouts: number; rttMs: number | null }[] {
     const now = this.host.clock.now();
@@ -318,35 +436,46 @@ export class DnsForwarder {
   close(): void {
     for (const l of this.#listeners) l.close();
     this.#listeners.length = 0;
-    for (const p of this.#pending) {
-      p.timer.cancel();
-      p.ep.close();
-    }
+    for (const l of this.#tcpListeners) l.close();
+    this.#tcpListeners.length = 0;
+    for (const t of [...this.#tcpClients]) this.#dropTcpClient(t, true);
+    for (const p of this.#pending) this.#release(p);
     this.#pending.clear();
   }
 
   // ------------------------------------------------------------ queries
 
   #query(d: UdpDatagram): void {
-    const s = this.stats;
     // A view: the query is copied only when it is forwarded (answers here are built at once).
     const data = d.buffer.data.subarray(d.payloadOffset, d.payloadOffset + d.payloadLength);
-    const m = parseDns(data);
-    if (typeof m === "string") {
-      s.malformedDropped++;
-      return;
-    }
-    if ((m.flags & DnsFlag.QR) !== 0) {
-      s.notQueryDropped++;
-      return;
-    }
-    s.queriesReceived++;
-    const client = {
+    this.#handle(data, {
       address: srcOf(d),
       port: d.srcPort,
       nic: d.nic,
       local: dstOf(d),
-    };
+      tcp: null,
+      udpLimit: UDP_MIN,
+    });
+  }
+
+  /** A query from a client over UDP or TCP: answered, forwarded, or dropped (counted). */
+  #handle(data: Uint8Array, client: Client): void {
+    const s = this.stats;
+    const m = parseDns(data);
+    if (typeof m === "string") {
+      s.malformedDropped++;
+      return this.#unanswered(client);
+    }
+    if ((m.flags & DnsFlag.QR) !== 0) {
+      s.notQueryDropped++;
+      return this.#unanswered(client);
+    }
+    s.queriesReceived++;
+    if (client.tcp !== null) s.tcpQueriesReceived++;
+    // RFC 6891 §6.2.5: without OPT 512 bytes; an OPT below 512 counts as 512; ours caps it.
+    else if (m.edns !== null) {
+      client.udpLimit = Math.min(EDNS_UDP_SIZE, Math.max(UDP_MIN, m.edns.udpSize));
+    }
     const st = this.#settings;
     if (st.rateLimit > 0) {
       const k = formatIpAddress(client.address);
@@ -358,7 +487,7 @@ export class DnsForwarder {
       }
       if (!b.take()) {
         s.rateLimitedDropped++;
-        return;
+        return this.#unanswered(client);
       }
     }
     if (m.opcode !== 0 || m.questions.length !== 1) {
@@ -385,7 +514,7 @@ export class DnsForwarder {
       }
       copyQuestionCase(out, hit.questionOffset, data, q.offset, q.end);
       s.cacheHits++;
-      return this.#reply(out, client);
+      return this.#reply(withOptOf(out, hit.opt, m.edns), client);
     }
     if (hit !== undefined) this.#cache.delete(key);
     this.#forward({
@@ -395,6 +524,7 @@ export class DnsForwarder {
       qclass: q.class,
       qOffset: q.offset,
       qEnd: q.end,
+      udpSizeOffset: m.edns?.udpSizeOffset ?? -1,
       client,
       key,
     });
@@ -406,7 +536,7 @@ export class DnsForwarder {
     q: { name: string; type: number; class: number; offset: number; end: number },
     name: string,
     edns: DnsMessage["edns"],
-    client: Pending["client"],
+    client: Client,
   ): boolean {
     const st = this.#settings;
     let addrs = this.#hosts.get(name);
@@ -500,22 +630,70 @@ export class DnsForwarder {
     return out;
   }
 
+  // ------------------------------------------------------------ upstreams
+
+  /** Ask the next upstream not tried yet: over TCP for a TCP client (as dnsmasq), else UDP. */
   #forward(
-    o: Omit<Pending, "ep" | "id" | "server" | "tried" | "timer" | "sentAt">,
+    o: Omit<
+      Pending,
+      "ep" | "conn" | "id" | "server" | "tried" | "timer" | "sentAt" | "truncated"
+    >,
     tried = new Set<Upstream>(),
   ): void {
-    const now = this.host.clock.now();
-    const ups = this.#currentUpstreams();
-    const server = ups.find((u) => !tried.has(u) && u.downUntil <= now) ??
-      ups.find((u) => !tried.has(u));
-    if (server === undefined || this.#pending.size >= MAX_PENDING) {
-      this.stats.servfailSent++;
-      return this.#error(o.query, DnsRcode.SERVFAIL, o.client);
+    for (;;) {
+      const now = this.host.clock.now();
+      const ups = this.#currentUpstreams();
+      const server = ups.find((u) => !tried.has(u) && u.downUntil <= now) ??
+        ups.find((u) => !tried.has(u));
+      if (server === undefined || this.#pending.size >= MAX_PENDING) {
+        this.stats.servfailSent++;
+        return this.#error(o.query, DnsRcode.SERVFAIL, o.client);
+      }
+      tried.add(server);
+      const p: Pending = {
+        ...o,
+        id: this.host.random.uint32() & 0xffff,
+        server,
+        tried,
+        ep: null,
+        conn: null,
+        timer: NO_TIMER,
+        sentAt: now,
+        truncated: null,
+      };
+      if (o.client.tcp !== null) {
+        if (!this.#askTcp(p)) {
+          // No connection to it at all (no route, no port): the next server.
+          this.stats.tcpUpstreamFailed++;
+          continue;
+        }
+      } else if (!this.#askUdp(p)) {
+        this.stats.servfailSent++;
+        return this.#error(o.query, DnsRcode.SERVFAIL, o.client);
+      }
+      p.timer = this.host.clock.schedule(this.#settings.timeoutMs, () => this.#timeout(p));
+      this.#pending.add(p);
+      this.stats.forwarded++;
+      return;
     }
-    tried.add(server);
-    const id = this.host.random.uint32() & 0xffff;
+  }
+
+  /** The query with the upstream ID (and an OPT payload size of at most ours). */
+  #upstreamQuery(p: Pending): Uint8Array {
+    const q = p.query.slice();
+    setDnsId(q, p.id);
+    const at = p.udpSizeOffset;
+    if (at >= 0 && ((q[at]! << 8) | q[at + 1]!) > EDNS_UDP_SIZE) {
+      q[at] = EDNS_UDP_SIZE >>> 8;
+      q[at + 1] = EDNS_UDP_SIZE & 0xff;
+    }
+    return q;
+  }
+
+  /** Send `p` over UDP from a fresh random port (RFC 5452 §9.2); false when no port was free. */
+  #askUdp(p: Pending): boolean {
+    const server = p.server;
     let ep: UdpEndpoint | null = null;
-    const p = { ...o, id, server, tried } as Pending;
     for (let i = 0; i < 16 && ep === null; i++) {
       const port = PORT_MIN + (this.host.random.uint32() % (PORT_MAX - PORT_MIN + 1));
       try {
@@ -529,22 +707,55 @@ export class DnsForwarder {
         // The port is taken: another.
       }
     }
-    if (ep === null) {
-      this.stats.servfailSent++;
-      return this.#error(o.query, DnsRcode.SERVFAIL, o.client);
-    }
+    if (ep === null) return false;
     p.ep = ep;
-    const q = o.query.slice();
-    setDnsId(q, id);
-    p.timer = this.host.clock.schedule(this.#settings.timeoutMs, () => this.#timeout(p));
-    p.sentAt = this.host.clock.now();
-    this.#pending.add(p);
-    this.stats.forwarded++;
-    if (!ep.send(server.address.address, DNS_PORT, q)) this.stats.sendFailed++;
+    if (!ep.send(server.address.address, DNS_PORT, this.#upstreamQuery(p))) {
+      this.stats.sendFailed++;
+    }
+    return true;
+  }
+
+  /**
+   * Open a TCP connection to `p`'s server and send the query on it (RFC
+   * 7766 §6.2.1: one query a connection here, closed after its answer);
+   * false when no connection can be opened (no route or source).
+   */
+  #askTcp(p: Pending): boolean {
+    let c: TcpConnection;
+    try {
+      c = this.host.tcp.connect({ remote: p.server.address.address, port: DNS_PORT });
+    } catch {
+      return false;
+    }
+    p.conn = c;
+    c.setNoDelay(true);
+    const reader = new DnsStreamReader();
+    c.events = {
+      onReadable: () => {
+        while (p.conn === c) {
+          const msg = reader.next(c);
+          if (msg === null) break;
+          this.#answerTcp(p, msg);
+        }
+        // The server ended its side without the answer.
+        if (p.conn === c && c.readEof) this.#tcpFailed(p);
+      },
+      onClosed: () => {
+        if (p.conn === c) this.#tcpFailed(p);
+      },
+    };
+    // Queued now, sent once the handshake completes.
+    c.write(dnsStreamFrame(this.#upstreamQuery(p)));
+    this.stats.tcpForwarded++;
+    return true;
   }
 
   #timeout(p: Pending): void {
     this.#finish(p);
+    if (p.truncated !== null) {
+      this.stats.tcRetryFailed++;
+      return this.#passTruncated(p);
+    }
     this.stats.upstreamTimeouts++;
     const u = p.server;
     u.timeouts++;
@@ -554,10 +765,39 @@ export class DnsForwarder {
     this.#forward(p, p.tried);
   }
 
-  #finish(p: Pending): void {
+  /** A TCP attempt ended without an answer: a TC retry passes the truncated answer on, a TCP client's query goes to the next server. */
+  #tcpFailed(p: Pending): void {
+    if (!this.#pending.has(p)) return;
+    this.#finish(p);
+    if (p.truncated !== null) {
+      this.stats.tcRetryFailed++;
+      return this.#passTruncated(p);
+    }
+    this.stats.tcpUpstreamFailed++;
+    this.#forward(p, p.tried);
+  }
+
+  /** Stop `p`'s timer and close its socket or connection (it stays in the table). */
+  #release(p: Pending): void {
     p.timer.cancel();
-    p.ep.close();
+    p.ep?.close();
+    p.ep = null;
+    const c = p.conn;
+    p.conn = null;
+    if (c !== null) c.close();
+  }
+
+  #finish(p: Pending): void {
+    this.#release(p);
     this.#pending.delete(p);
+  }
+
+  /** The checks every upstream answer passes (RFC 5452): answer, ID, one question, the same question. */
+  #matches(p: Pending, m: DnsMessage): boolean {
+    const q = m.questions[0];
+    return m.id === p.id && (m.flags & DnsFlag.QR) !== 0 && m.questions.length === 1 &&
+      q !== undefined && dnsNameKey(q.name) === p.qname && q.type === p.qtype &&
+      q.class === p.qclass;
   }
 
   /** An answer on a forwarded query's socket: the right server, ID and question, or dropped. */
@@ -568,21 +808,59 @@ export class DnsForwarder {
       this.stats.badAnswerDropped++;
       return;
     }
-    const q = m.questions[0];
-    if (
-      d.srcPort !== DNS_PORT || m.id !== p.id || (m.flags & DnsFlag.QR) === 0 ||
-      m.questions.length !== 1 || q === undefined || dnsNameKey(q.name) !== p.qname ||
-      q.type !== p.qtype || q.class !== p.qclass
-    ) {
+    if (d.srcPort !== DNS_PORT || !this.#matches(p, m)) {
       this.stats.spoofDropped++;
       return;
     }
-    this.#finish(p);
+    if ((m.flags & DnsFlag.TC) !== 0) {
+      // RFC 7766 §5, RFC 1035 §4.2.1: the same question over TCP, to the same server.
+      p.ep?.close();
+      p.ep = null;
+      p.timer.cancel();
+      p.truncated = data;
+      this.stats.tcRetries++;
+      this.#noteAnswered(p, true);
+      if (!this.#askTcp(p)) {
+        this.#finish(p);
+        this.stats.tcRetryFailed++;
+        return this.#passTruncated(p);
+      }
+      p.timer = this.host.clock.schedule(this.#settings.timeoutMs, () => this.#timeout(p));
+      return;
+    }
+    this.#deliver(p, data, m, true);
+  }
+
+  /** A message on a forwarded query's TCP connection. */
+  #answerTcp(p: Pending, data: Uint8Array): void {
+    const m = parseDns(data);
+    if (typeof m === "string") {
+      this.stats.badAnswerDropped++;
+      return;
+    }
+    if (!this.#matches(p, m)) {
+      this.stats.spoofDropped++;
+      return;
+    }
+    this.#deliver(p, data, m, false);
+  }
+
+  /** The server answered: it is up (and, over UDP, its round trip is a sample). */
+  #noteAnswered(p: Pending, rtt: boolean): void {
     p.server.timeouts = 0;
     p.server.downUntil = 0;
+    if (!rtt) return;
+    const sample = this.host.clock.now() - p.sentAt;
+    p.server.rttMs = p.server.rttMs === null ? sample : 0.8 * p.server.rttMs + 0.2 * sample;
+  }
+
+  /** A matching answer: cached (unless truncated), then given to the client with its ID and case. */
+  #deliver(p: Pending, data: Uint8Array, m: DnsMessage, udp: boolean): void {
+    this.#finish(p);
+    // A TC retry's round trip is the UDP one (already noted).
+    if (p.truncated === null) this.#noteAnswered(p, udp);
+    const q = m.questions[0]!;
     const now = this.host.clock.now();
-    const rtt = now - p.sentAt;
-    p.server.rttMs = p.server.rttMs === null ? rtt : 0.8 * p.server.rttMs + 0.2 * rtt;
     const tc = (m.flags & DnsFlag.TC) !== 0;
     if (!tc && this.#settings.cacheSize > 0) {
       const ttl = cacheTtl(data, m, this.#settings.maxNegativeTtl);
@@ -598,12 +876,25 @@ export class DnsForwarder {
           ttlOffsets: records.map((r) => r.ttlOffset),
           ttls: records.map((r) => r.ttl),
           questionOffset: q.offset,
+          opt: optRecord(data, m),
         });
       }
     }
     const clientId = (p.query[0]! << 8) | p.query[1]!;
     setDnsId(data, clientId);
     copyQuestionCase(data, q.offset, p.query, p.qOffset, p.qEnd);
+    this.stats.answersForwarded++;
+    this.#reply(data, p.client);
+  }
+
+  /** The truncated UDP answer of a failed TCP retry, as it came (the client asks over TCP itself). */
+  #passTruncated(p: Pending): void {
+    const data = p.truncated!;
+    setDnsId(data, (p.query[0]! << 8) | p.query[1]!);
+    const m = parseDns(data);
+    if (typeof m !== "string" && m.questions[0] !== undefined) {
+      copyQuestionCase(data, m.questions[0].offset, p.query, p.qOffset, p.qEnd);
+    }
     this.stats.answersForwarded++;
     this.#reply(data, p.client);
   }
@@ -616,10 +907,10 @@ export class DnsForwarder {
   }
 
   /** An answer with only the header and question of `query`, and `rcode`. */
-  #error(query: Uint8Array, rcode: number, client: Pending["client"]): void {
+  #error(query: Uint8Array, rcode: number, client: Client): void {
     const m = parseDns(query);
     const qEnd = typeof m === "string" ? 12 : (m.questions[0]?.end ?? 12);
-    if (query.length < 12) return;
+    if (query.length < 12) return this.#unanswered(client);
     const out = query.slice(0, typeof m === "string" || m.questions.length !== 1 ? 12 : qEnd);
     const flags = ((query[2]! << 8) | query[3]!) & (DnsFlag.RD | 0x7800);
     const f = flags | DnsFlag.QR | DnsFlag.RA | rcode;
@@ -637,7 +928,17 @@ export class DnsForwarder {
     this.#reply(w.buf, client);
   }
 
-  #reply(out: Uint8Array, c: Pending["client"]): void {
+  /** Send an answer to its client: on its TCP connection, or over UDP cut to its size. */
+  #reply(out: Uint8Array, c: Client): void {
+    if (c.tcp !== null) return this.#tcpAnswer(c.tcp, out);
+    if (out.length > c.udpLimit) {
+      // RFC 2181 §9, RFC 6891 §7: TC set, no partial RRsets; the client asks over TCP.
+      const cut = truncateAnswer(out);
+      if (cut !== null) {
+        out = cut;
+        this.stats.truncatedAnswers++;
+      }
+    }
     const ep = this.#listeners[0];
     if (ep === undefined) return;
     const ok = ep.send(c.address.address, c.port, out, {
@@ -646,6 +947,217 @@ export class DnsForwarder {
     });
     if (!ok) this.stats.sendFailed++;
   }
+
+  // ------------------------------------------------------------ TCP clients
+
+  /** Take the connections the listener has ready; past `maxTcpClients`, reset them. */
+  #accept(l: TcpListener): void {
+    for (;;) {
+      const c = l.accept();
+      if (c === null) return;
+      if (this.#tcpClients.size >= this.#settings.maxTcpClients) {
+        this.stats.tcpClientsRefused++;
+        c.abort();
+        continue;
+      }
+      this.stats.tcpConnectionsAccepted++;
+      // Answers leave at once, not after the previous one's ACK (Nagle would hold them).
+      c.setNoDelay(true);
+      const t: TcpClient = {
+        conn: c,
+        reader: new DnsStreamReader(),
+        address: ipAddressOf(c.remote),
+        port: c.remotePort,
+        local: ipAddressOf(c.local),
+        outstanding: 0,
+        queue: [],
+        lastActive: this.host.clock.now(),
+        timer: null,
+        closed: false,
+        reading: false,
+      };
+      this.#tcpClients.add(t);
+      c.events = {
+        onReadable: () => this.#tcpRead(t),
+        onWritable: () => this.#tcpFlush(t),
+        onClosed: () => this.#dropTcpClient(t, false),
+      };
+      this.#armIdle(t, this.#settings.tcpIdleMs);
+      this.#tcpRead(t);
+    }
+  }
+
+  /** Read and handle whole queries while fewer than {@link TCP_PIPELINE} are outstanding and no answer waits for room. */
+  #tcpRead(t: TcpClient): void {
+    if (t.closed || t.reading) return;
+    t.reading = true;
+    while (!t.closed && t.outstanding < TCP_PIPELINE && t.queue.length === 0) {
+      const msg = t.reader.next(t.conn);
+      if (msg === null) break;
+      t.lastActive = this.host.clock.now();
+      t.outstanding++;
+      this.#handle(msg, {
+        address: t.address,
+        port: t.port,
+        nic: null,
+        local: t.local,
+        tcp: t,
+        udpLimit: UDP_MIN,
+      });
+    }
+    t.reading = false;
+    this.#tcpMaybeDone(t);
+  }
+
+  /** The client ended its side (RFC 7766 §6.2.4 lets it): close once every answer is out. */
+  #tcpMaybeDone(t: TcpClient): void {
+    if (!t.closed && t.conn.readEof && t.outstanding === 0 && t.queue.length === 0) {
+      this.#dropTcpClient(t, false);
+    }
+  }
+
+  /** A query of `c` that gets no answer (dropped): one less outstanding on its connection. */
+  #unanswered(c: Client): void {
+    if (c.tcp === null) return;
+    c.tcp.outstanding--;
+  }
+
+  /** Write an answer to a TCP client (framed), queueing what the send buffer does not take. */
+  #tcpAnswer(t: TcpClient, out: Uint8Array): void {
+    t.outstanding--;
+    if (t.closed) {
+      this.stats.tcpClientGoneDropped++;
+      return;
+    }
+    t.lastActive = this.host.clock.now();
+    const frame = dnsStreamFrame(out);
+    if (t.queue.length > 0) {
+      t.queue.push(frame);
+      return;
+    }
+    const n = t.conn.write(frame);
+    if (n < frame.length) t.queue.push(frame.subarray(n));
+    // Room for more of its queries now (unless they are being read already).
+    if (!t.reading) this.#tcpRead(t);
+  }
+
+  /** Room in the send buffer: write what waits, then read on. */
+  #tcpFlush(t: TcpClient): void {
+    if (t.closed) return;
+    while (t.queue.length > 0) {
+      if (!t.conn.canWrite) return;
+      const f = t.queue[0]!;
+      const n = t.conn.write(f);
+      if (n > 0) t.lastActive = this.host.clock.now();
+      if (n < f.length) {
+        t.queue[0] = f.subarray(n);
+        return;
+      }
+      t.queue.shift();
+    }
+    this.#tcpRead(t);
+  }
+
+  /**
+   * The idle timer: a connection with nothing outstanding upstream and no
+   * query read nor answer byte taken for `tcpIdleMs` is closed (RFC 7766
+   * §6.2.3), reset when answers still wait for a client that stopped
+   * reading. It is re-armed when it fires, never rescheduled per query.
+   */
+  #armIdle(t: TcpClient, ms: number): void {
+    t.timer = this.host.clock.schedule(ms, () => {
+      t.timer = null;
+      if (t.closed) return;
+      const idle = this.#settings.tcpIdleMs;
+      const left = t.lastActive + idle - this.host.clock.now();
+      if (t.outstanding > 0) return this.#armIdle(t, idle);
+      if (left > 0) return this.#armIdle(t, left);
+      this.stats.tcpIdleClosed++;
+      this.#dropTcpClient(t, t.queue.length > 0);
+    });
+  }
+
+  /** Forget a client connection: closed (FIN) or, with `reset`, aborted. */
+  #dropTcpClient(t: TcpClient, reset: boolean): void {
+    if (t.closed) return;
+    t.closed = true;
+    t.timer?.cancel();
+    t.timer = null;
+    t.queue.length = 0;
+    this.#tcpClients.delete(t);
+    if (reset) t.conn.abort();
+    else t.conn.close();
+  }
+}
+
+/** Where `m`'s OPT record starts and ends in `b` (its owner the root, one byte), or null. */
+function optRecord(b: Uint8Array, m: DnsMessage): [number, number] | null {
+  if (m.edns === null) return null;
+  const at = m.edns.udpSizeOffset;
+  if (at < 3 || b[at - 3] !== 0) return null;
+  return [at - 3, at + 8 + ((b[at + 6]! << 8) | b[at + 7]!)];
+}
+
+/**
+ * A cached answer with an OPT record as the query asks (the cache serves
+ * queries with and without EDNS alike): RFC 6891 §7, none for a query
+ * without one (taken off when it is the last record, as it nearly always
+ * is); RFC 6891 §6.1.1, one (ours, the query's DO bit) for a query with
+ * one.
+ */
+function withOptOf(
+  b: Uint8Array,
+  opt: [number, number] | null,
+  edns: DnsMessage["edns"],
+): Uint8Array {
+  const ar = (b[10]! << 8) | b[11]!;
+  if (edns === null && opt !== null && opt[1] === b.length && ar > 0) {
+    const out = b.slice(0, opt[0]);
+    out[10] = (ar - 1) >>> 8;
+    out[11] = (ar - 1) & 0xff;
+    return out;
+  }
+  if (edns !== null && opt === null && ar < 0xffff) {
+    const out = new Uint8Array(b.length + 11);
+    out.set(b);
+    new DnsWriter(out.subarray(b.length)).opt(EDNS_UDP_SIZE, edns.dnssecOk);
+    out[10] = (ar + 1) >>> 8;
+    out[11] = (ar + 1) & 0xff;
+    return out;
+  }
+  return b;
+}
+
+/** A timer that is not set (a pending query's before it is armed). */
+const NO_TIMER: Timer = { cancel() {} };
+
+/**
+ * The answer cut to its header, question and OPT record, with TC set and
+ * no other records (RFC 2181 §9: no partial RRsets; RFC 6891 §7: the OPT
+ * stays, with its extended RCODE); null when it does not parse.
+ */
+export function truncateAnswer(b: Uint8Array): Uint8Array | null {
+  const m = parseDns(b);
+  if (typeof m === "string") return null;
+  const qEnd = m.questions.length === 1 ? m.questions[0]!.end : 12;
+  let opt: Uint8Array | null = null;
+  if (m.edns !== null) {
+    const at = optRecord(b, m);
+    opt = at !== null
+      ? b.subarray(at[0], at[1])
+      : new DnsWriter(new Uint8Array(11)).opt(EDNS_UDP_SIZE, m.edns.dnssecOk).bytes();
+  }
+  const out = new Uint8Array(qEnd + (opt?.length ?? 0));
+  out.set(b.subarray(0, qEnd));
+  if (opt !== null) out.set(opt, qEnd);
+  out[2]! |= DnsFlag.TC >>> 8;
+  out.set([0, qEnd > 12 ? 1 : 0, 0, 0, 0, 0, 0, opt !== null ? 1 : 0], 4);
+  return out;
+}
+
+/** A transport address as an {@link IpAddress}. */
+function ipAddressOf(a: IpAddr): IpAddress {
+  return typeof a === "number" ? { family: 4, address: a } : { family: 6, address: a };
 }
 
 /** Seconds an answer may be cached: its smallest TTL, or for NXDOMAIN/NODATA the SOA's (RFC 2308 §5). */
