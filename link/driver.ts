@@ -198,6 +198,10 @@ export class LinkDriver {
         }
         this.#readyFresh = false;
         if (this.#stopped) break;
+        // Let the frames' consumers run (promise continuations: a socket's read,
+        // write or accept that a frame just resolved) before polling again; a
+        // synchronous poll would otherwise hold them until its budget runs out.
+        if (moved > 0 && !busy) { for (let i = 0; i < 4; i++) await null; }
         this.#timers?.runDue();
         if (this.#dirty) this.#rebuild();
         const nfds = BigInt(this.#polled.length + 1);

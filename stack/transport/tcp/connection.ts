@@ -430,7 +430,8 @@ export class TcpConnection {
   ) {
     const s = host.settings;
     this.sendRing = new ByteRing(s.wmemMax);
-    this.recvRing = new ByteRing(s.rmemMax);
+    // The window is rounded up to whole scale units (as Linux does): room for that slack.
+    this.recvRing = new ByteRing(s.rmemMax + (1 << 14));
     this.rcvLimit = s.rmemDefault;
     this.rto = s.initialRtoMs;
     this.cc = newCongestionControl(s.congestion, this.mss);
@@ -1530,7 +1531,9 @@ export class TcpConnection {
     }
     const w = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
     const field = Math.min(65535, Math.ceil(w / 2 ** this.rcvWscale));
-    this.rcvAdv = seqAdd(this.rcvNxt, Math.min(field << this.rcvWscale, Math.max(w, 0)));
+    // The edge is what the field says (rounded up, as Linux's ALIGN): the peer may send
+    // up to it, and the ring has the slack to take it.
+    this.rcvAdv = seqAdd(this.rcvNxt, field << this.rcvWscale);
     return field;
   }
 

@@ -10,6 +10,34 @@
 
 const MIN_STORE = 4096;
 
+/**
+ * Stores of emptied rings, by size, kept for the next ring that grows (a
+ * receive ring empties after every read, a send ring whenever everything
+ * was acknowledged): a fresh zero-filled store each time was the bulk
+ * path's largest cost. Bounded in bytes for the process, so idle
+ * connections still hold nothing and the spares stay small.
+ */
+const SPARE_MAX_BYTES = 16 << 20;
+const spares = new Map<number, Uint8Array[]>();
+let spareBytes = 0;
+
+function takeStore(size: number): Uint8Array {
+  const b = spares.get(size)?.pop();
+  if (b !== undefined) {
+    spareBytes -= size;
+    return b;
+  }
+  return new Uint8Array(size);
+}
+
+function giveStore(b: Uint8Array): void {
+  if (spareBytes + b.length > SPARE_MAX_BYTES) return;
+  let list = spares.get(b.length);
+  if (list === undefined) spares.set(b.length, list = []);
+  list.push(b);
+  spareBytes += b.length;
+}
+
 /** A growable ring of bytes with a hard `max`. */
 export class ByteRing {
   #buf: Uint8Array | null = null;
@@ -33,13 +61,14 @@ export class ByteRing {
     let c = Math.max(MIN_STORE, cap);
     while (c < n) c *= 2;
     c = Math.min(c, Math.max(n, this.max));
-    const nb = new Uint8Array(c);
+    const nb = takeStore(c);
     if (this.#buf !== null && cap > 0) {
       // Keep everything the ring may hold ahead of `length` (out-of-order bytes).
       const first = Math.min(cap - this.#head, cap);
       nb.set(this.#buf.subarray(this.#head, this.#head + first), 0);
       if (first < cap) nb.set(this.#buf.subarray(0, cap - first), first);
     }
+    if (this.#buf !== null) giveStore(this.#buf);
     this.#buf = nb;
     this.#head = 0;
     return true;
@@ -101,6 +130,7 @@ export class ByteRing {
     if (b === null) return;
     this.#head = (this.#head + n) % b.length;
     if (this.length === 0 && !keepAhead) {
+      giveStore(b);
       this.#buf = null;
       this.#head = 0;
     }
@@ -116,6 +146,7 @@ export class ByteRing {
 
   /** Forget everything and release the store. */
   clear(): void {
+    if (this.#buf !== null) giveStore(this.#buf);
     this.#buf = null;
     this.#head = 0;
     this.length = 0;
