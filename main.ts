@@ -1,5 +1,5 @@
 /**
- * tapir's command line: `tapir check|run|lab|show ...`.
+ * tapir's command line: `tapir check|run|lab|show|reload|set ...`.
  *
  * @module
  */
@@ -10,6 +10,7 @@ import { runCommand } from "./cmd/run.ts";
 import { labCommand } from "./cmd/lab.ts";
 import { showCommand } from "./cmd/show.ts";
 import { reloadCommand } from "./cmd/reload.ts";
+import { setCommand } from "./cmd/set.ts";
 
 /** tapir's version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -68,6 +69,25 @@ function program(setCode: (c: number) => void): Command {
     .option("--hostname <name>", "hostname of the running tapir, to find its default socket")
     .option("--json", "print JSON")
     .action(async (what: string, o) => setCode(await showCommand(what, o)));
+
+  p.command("set")
+    .description(
+      "change or list a named set ([firewall.sets.NAME]) of a running tapir, as ipset does: " +
+        "an add takes effect from the next packet",
+    )
+    .argument("<op>", "add | del | list")
+    .argument("[name]", "the set (list without NAME: every set)")
+    .argument("[entry]", "192.0.2.7, 2001:db8::/48, 192.0.2.7,udp:53, 192.0.2.0/24,lan0 ...")
+    .option(
+      "--timeout <t>",
+      "add: how long the entry stays (600 = seconds, or 10m, 1h; 0: for ever)",
+    )
+    .option("--control <path>", "control socket path")
+    .option("--hostname <name>", "hostname of the running tapir, to find its default socket")
+    .option("--json", "print JSON")
+    .action(async (op: string, name: string | undefined, entry: string | undefined, o) =>
+      setCode(await setCommand(op, name, entry, o))
+    );
   return p;
 }
 

@@ -1,8 +1,8 @@
 /**
  * The control socket of a running tapir: a Unix stream socket (mode 0600)
  * that answers one request line (`stats`, `routes`, `neighbors`,
- * `addresses`, `ra`, `firewall`, `reload`) with one JSON document, then
- * closes. `tapir show` and `tapir reload` are its clients.
+ * `addresses`, `ra`, `firewall`, `reload`, `set add|del|list ...`) with
+ * one JSON document, then closes. `tapir show`, `tapir reload` and `tapir set` are its clients.
  *
  * One socket per instance: the default path names the hostname and the
  * network namespace (`$TMPDIR/tapir-<hostname>-<netns inode>.sock`), so two
@@ -25,6 +25,7 @@ import {
 } from "../stack/mod.ts";
 import { formatIpv4, formatIpv6, formatMac, hexColon } from "../stack/wire/mod.ts";
 import { nudStateName } from "../stack/neighbor_cache.ts";
+import { formatSetEntry, type SetEntryInfo, SetError } from "../stack/firewall/mod.ts";
 import { inodeOf } from "./_sys.ts";
 
 /**
@@ -404,8 +405,105 @@ function dnsInfo(stack: Stack): unknown {
   };
 }
 
+/** What `set list NAME` answers: the set's definition and live entries. */
+export interface SetListAnswer {
+  name: string;
+  type: string;
+  /** 4, 6 or 0 (both). */
+  family: 0 | 4 | 6;
+  /** Default entry timeout in seconds (0: none). */
+  timeout: number;
+  max_entries: number;
+  size: number;
+  entries: SetEntryInfo[];
+}
+
+/** What `set add` and `set del` answer. */
+export interface SetChangeAnswer {
+  ok: true;
+  set: string;
+  /** The entry in its canonical form. */
+  entry: string;
+  /** add: the entry is new (false: it was there; its timeout restarted); del: it was there. */
+  changed: boolean;
+  size: number;
+}
+
+/**
+ * `set add NAME ENTRY [TIMEOUT_MS]`, `set del NAME ENTRY`, `set list
+ * [NAME]`: change or show a named set of the running firewall. A change is
+ * made between two packets: the next packet a rule tests sees it.
+ */
+function setAnswer(stack: Stack, words: string[]): unknown {
+  const fw = stack.firewall;
+  const [op, name, entry, timeout, ...rest] = words;
+  const usage = `use "set add NAME ENTRY [TIMEOUT_MS]", "set del NAME ENTRY" or "set list [NAME]"`;
+  if (op === "list" && name === undefined) {
+    return {
+      sets: [...(fw?.sets.values() ?? [])].map((s) => ({
+        name: s.name,
+        type: s.type,
+        family: s.family,
+        size: s.size,
+      })),
+    };
+  }
+  if (op !== "add" && op !== "del" && op !== "list" || name === undefined || rest.length > 0) {
+    return { error: `bad set request: ${usage}` };
+  }
+  const set = fw?.sets.get(name);
+  if (set === undefined) {
+    const names = [...(fw?.sets.keys() ?? [])];
+    return {
+      error: `no set named "${name}" (${
+        names.length === 0 ? "the configuration defines none" : `the sets: ${names.join(", ")}`
+      })`,
+    };
+  }
+  if (op === "list") {
+    if (entry !== undefined) return { error: `bad set request: ${usage}` };
+    const answer: SetListAnswer = {
+      name: set.name,
+      type: set.type,
+      family: set.family,
+      timeout: set.timeout / 1000,
+      max_entries: set.maxEntries,
+      size: set.size,
+      entries: set.list(),
+    };
+    answer.size = answer.entries.length;
+    return answer;
+  }
+  if (entry === undefined || (op === "del" && timeout !== undefined)) {
+    return { error: `bad set request: ${usage}` };
+  }
+  let ms: number | undefined;
+  if (timeout !== undefined) {
+    ms = /^[0-9]{1,13}$/.test(timeout) ? Number(timeout) : NaN;
+    if (!Number.isSafeInteger(ms)) return { error: `bad timeout "${timeout}" (milliseconds)` };
+  }
+  try {
+    const e = set.parse(entry);
+    const changed = op === "add" ? set.add(e, ms) : set.delete(e);
+    const answer: SetChangeAnswer = {
+      ok: true,
+      set: set.name,
+      entry: formatSetEntry(set.type, e),
+      changed,
+      size: set.size,
+    };
+    return answer;
+  } catch (e) {
+    if (e instanceof SetError) return { error: e.message };
+    throw e;
+  }
+}
+
 /** What the socket answers for each request. */
 export function controlAnswer(stack: Stack, what: string): unknown {
+  if (what === "set" || what.startsWith("set ")) {
+    return setAnswer(stack, what.split(/\s+/).slice(1));
+  }
   switch (what) {
     case "stats":
       return stack.snapshotStats();
@@ -456,7 +554,7 @@ export function controlAnswer(stack: Stack, what: string): unknown {
     default:
       return {
         error: `unknown request "${what}": use stats, routes, neighbors, addresses, ra, ` +
-          `conntrack, firewall, leases, dns, sockets or reload`,
+          `conntrack, firewall, leases, dns, sockets, set or reload`,
       };
   }
 }

@@ -61,6 +61,7 @@ import { validateDhcp6, validateDhcp6Client } from "./_dhcp6.ts";
 import { applyDnsDefaults, validateDns } from "./_dns.ts";
 import { validateTcp } from "./_tcp.ts";
 import { validateDnr } from "./_dnr.ts";
+import { validateSets } from "./_sets.ts";
 
 export { addressAt };
 import { BUILTIN_TARGETS, parseRule, type Rule, RuleError } from "./rule.ts";
@@ -1074,9 +1075,10 @@ const BUILTIN_CHAINS: Record<TableName, string[]> = {
   filter: ["input", "forward", "output"],
   nat: ["prerouting", "input", "output", "postrouting"],
   raw: ["prerouting", "output"],
+  mangle: ["prerouting", "input", "forward", "output", "postrouting"],
 };
 const ALL_BUILTIN_CHAINS = ["prerouting", "input", "forward", "output", "postrouting"];
-const TABLES: TableName[] = ["filter", "nat", "raw"];
+const TABLES: TableName[] = ["filter", "nat", "raw", "mangle"];
 
 function emptyTable(table: TableName, family: 0 | 4 | 6): TableConfig {
   const chains = new Map<string, ChainConfig>();
@@ -1091,6 +1093,7 @@ function emptyTables(family: 0 | 4 | 6): FamilyTables {
     filter: emptyTable("filter", family),
     nat: emptyTable("nat", family),
     raw: emptyTable("raw", family),
+    mangle: emptyTable("mangle", family),
   };
 }
 
@@ -1100,6 +1103,7 @@ function validateTable(
   path: string,
   table: TableName,
   family: 0 | 4 | 6,
+  sets: ReadonlyMap<string, { family: 0 | 4 | 6 }> = new Map(),
 ): TableConfig {
   const out = emptyTable(table, family);
   out.defined = true;
@@ -1155,7 +1159,7 @@ function validateTable(
     let policy: "accept" | "drop" = "accept";
     if (builtin) {
       policy = oneOf(ctx, ct, "policy", cp, ["accept", "drop"] as const, "accept", true);
-      if (table !== "filter" && policy !== "accept") {
+      if (table !== "filter" && table !== "mangle" && policy !== "accept") {
         ctx.err(
           at(cp, "policy"),
           `the ${table} table's policy must be "accept" (filter in [firewall.filter])`,
@@ -1172,11 +1176,7 @@ function validateTable(
         return;
       }
       try {
-        const rule = parseRule(rv, { table, chain: name, builtin, family });
-        if (table === "nat" && rule.family === 6) {
-          ctx.err(rp, `NAT for IPv6 (NAT66/NPTv6) is not supported yet`);
-          return;
-        }
+        const rule = parseRule(rv, { table, chain: name, builtin, family, sets });
         rules.push(rule);
         paths.push(rp);
       } catch (e) {
@@ -1252,7 +1252,7 @@ function findLoops(ctx: Ctx, edges: Map<string, { to: string; path: string }[]>)
 
 function validateFirewall(ctx: Ctx, raw: unknown, path: string): FirewallConfig {
   const fw: FirewallConfig = {
-    conntrack: { max: 65536 },
+    conntrack: { max: 65536, tcpBeLiberal: false },
     shared: emptyTables(0),
     ipv4: emptyTables(4),
     ipv6: emptyTables(6),
@@ -1264,24 +1264,29 @@ function validateFirewall(ctx: Ctx, raw: unknown, path: string): FirewallConfig 
     "filter",
     "nat",
     "raw",
+    "mangle",
     "ipv4",
     "ipv6",
+    "sets",
   ]);
   if (!t) return fw;
+  // Sets first: rules name them.
+  fw.sets = validateSets(ctx, t.sets, at(path, "sets"));
   const trace = optStr(ctx, t, "trace", path);
   if (trace !== undefined) {
     try {
-      fw.trace = parseRule(trace, { matchOnly: true, family: 0 });
+      fw.trace = parseRule(trace, { matchOnly: true, family: 0, sets: fw.sets });
     } catch (e) {
       if (!(e instanceof RuleError)) throw e;
       ctx.err(at(path, "trace"), e.message);
     }
   }
-  const ct = subTable(ctx, t, "conntrack", path, ["max"]);
+  const ct = subTable(ctx, t, "conntrack", path, ["max", "tcp_be_liberal"]);
   fw.conntrack.max = int(ctx, ct, "max", at(path, "conntrack"), 65536, 1, 16_777_216);
+  fw.conntrack.tcpBeLiberal = bool(ctx, ct, "tcp_be_liberal", at(path, "conntrack"), false);
   for (const table of TABLES) {
     if (t[table] !== undefined) {
-      fw.shared[table] = validateTable(ctx, t[table], at(path, table), table, 0);
+      fw.shared[table] = validateTable(ctx, t[table], at(path, table), table, 0, fw.sets);
     }
   }
   for (const fam of [4, 6] as const) {
@@ -1292,16 +1297,8 @@ function validateFirewall(ctx: Ctx, raw: unknown, path: string): FirewallConfig 
     for (const table of TABLES) {
       if (ft[table] === undefined) continue;
       const tp = at(at(path, key), table);
-      if (fam === 6 && table === "nat") {
-        ctx.err(tp, `NAT for IPv6 (NAT66/NPTv6) is not supported yet`);
-        continue;
-      }
-      fw[key][table] = validateTable(ctx, ft[table], tp, table, fam);
+      fw[key][table] = validateTable(ctx, ft[table], tp, table, fam, fw.sets);
     }
-  }
-  // The shared nat table is IPv4-only while NAT66 is unsupported.
-  for (const c of fw.shared.nat.chains.values()) {
-    for (const r of c.rules) if (r.family === 0) r.family = 4;
   }
   return fw;
 }

@@ -582,11 +582,13 @@ function connectedNicFor(stack: Stack, gateway: number): number {
   return 0;
 }
 
-/** True when the config's firewall has a rule or a non-ACCEPT policy. */
+/** True when the config's firewall has a rule, a non-ACCEPT policy or a named set. */
 export function hasRules(config: Config): boolean {
   const fw = config.firewall;
+  // Named sets alone make a firewall too: `tapir set` needs one to change.
+  if ((fw.sets?.size ?? 0) > 0) return true;
   for (const fam of [fw.shared, fw.ipv4, fw.ipv6]) {
-    for (const t of [fam.filter, fam.nat, fam.raw]) {
+    for (const t of [fam.filter, fam.nat, fam.raw, fam.mangle]) {
       for (const c of t.chains.values()) {
         if (c.rules.length > 0 || c.policy !== "accept") return true;
       }

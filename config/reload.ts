@@ -9,7 +9,8 @@
  * and `[interface.ra]` (an RA with the new settings leaves at once; an
  * interface that stops advertising sends its final RAs), the static
  * routes, and the firewall tables (swapped in one step like
- * `iptables-restore`, counters of unchanged rules kept), and `[tcp]`. What needs new
+ * `iptables-restore`, counters of unchanged rules kept; named sets keep
+ * their entries unless their definition changed), and `[tcp]`. What needs new
  * devices or a new stack — an interface's TAP, MAC,
  * MTU or offloads, `accept_ra`, static neighbors, `[router]` settings other
  * than forwarding, the conntrack size, `[metrics]` — is reported as not applied, and
@@ -64,6 +65,42 @@ export function fingerprint(x: unknown): string {
 }
 
 const same = (a: unknown, b: unknown) => fingerprint(a) === fingerprint(b);
+
+/**
+ * Whether two firewall configs are the same, without a fingerprint of
+ * every rule (100k rules would take a quarter second each): a rule is
+ * its text in its table, chain and scope (the parser derives the rest
+ * from them, and from the sets, which are compared whole).
+ */
+function sameFirewall(a: Config["firewall"], b: Config["firewall"]): boolean {
+  const { shared: as, ipv4: a4, ipv6: a6, trace: at, ...arest } = a;
+  const { shared: bs, ipv4: b4, ipv6: b6, trace: bt, ...brest } = b;
+  if (at?.text !== bt?.text || !same(arest, brest)) return false;
+  const scopes = [[as, bs], [a4, b4], [a6, b6]] as const;
+  for (const [x, y] of scopes) {
+    const xt = x as unknown as Record<string, FirewallTable>;
+    const yt = y as unknown as Record<string, FirewallTable>;
+    const names = Object.keys(xt);
+    if (names.length !== Object.keys(yt).length) return false;
+    for (const name of names) {
+      const p = xt[name]!, q = yt[name];
+      if (q === undefined || p.defined !== q.defined || p.chains.size !== q.chains.size) {
+        return false;
+      }
+      for (const [cn, c] of p.chains) {
+        const d = q.chains.get(cn);
+        if (d === undefined || d.builtin !== c.builtin || d.policy !== c.policy) return false;
+        if (d.rules.length !== c.rules.length) return false;
+        for (let i = 0; i < c.rules.length; i++) {
+          if (c.rules[i]!.text !== d.rules[i]!.text) return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+type FirewallTable = Config["firewall"]["shared"]["filter"];
 
 function cidrText(a: InterfaceConfig["addresses"][number]): string {
   return `${a.family === 4 ? formatIpv4(a.address) : formatIpv6(a.address)}/${a.prefixLen}`;
@@ -181,14 +218,15 @@ export function applyConfig(
     addRoutes(stack, nics, next.routes);
     applied.push(`routes: ${n4 + n6} static routes replaced by ${next.routes.length}`);
   }
-  if (!same(prev.firewall, next.firewall)) {
+  if (!sameFirewall(prev.firewall, next.firewall)) {
     if (prev.firewall.conntrack.max !== next.firewall.conntrack.max) {
       notApplied.push("firewall.conntrack.max changed");
     }
     const fw = stack.firewall;
     if (fw !== null) {
-      fw.reconfigure(next.firewall);
+      const sets = fw.reconfigure(next.firewall);
       applied.push("firewall: tables replaced (connections and counters of unchanged rules kept)");
+      for (const line of sets) applied.push(`firewall: ${line}`);
     } else if (hasRules(next)) {
       const created = new Firewall(stack, next.firewall);
       created.install();

@@ -1,25 +1,26 @@
 /**
- * The firewall: iptables-like `raw`, `nat` and `filter` tables run at the
- * IPv4 layer's hooks where netfilter runs them, on top of connection
- * tracking and NAT; and ip6tables-like `raw` and `filter` tables with
- * connection tracking (no NAT) at the IPv6 layer's hooks.
+ * The firewall: iptables-like `raw`, `mangle`, `nat` and `filter` tables
+ * run at the IPv4 layer's hooks where netfilter runs them, on top of
+ * connection tracking and NAT; and the same four, ip6tables-like (NAT66
+ * included), at the IPv6 layer's hooks.
  *
  * | hook        | order                                                         |
  * | ----------- | ------------------------------------------------------------- |
- * | PREROUTING  | raw → conntrack → nat (DNAT, de-SNAT of replies)              |
- * | INPUT       | filter → nat (SNAT) → confirm                                 |
- * | FORWARD     | filter                                                        |
- * | OUTPUT      | raw → conntrack → nat (DNAT) → filter                         |
- * | POSTROUTING | nat (SNAT, MASQUERADE, de-DNAT of replies) → confirm          |
+ * | PREROUTING  | raw → conntrack → mangle → nat (DNAT, de-SNAT of replies)     |
+ * | INPUT       | mangle → filter → nat (SNAT) → confirm                        |
+ * | FORWARD     | mangle → filter                                               |
+ * | OUTPUT      | raw → conntrack → mangle → nat (DNAT) → filter                |
+ * | POSTROUTING | mangle → nat (SNAT, MASQUERADE, de-DNAT of replies) → confirm |
  *
  * The connection of a packet rides on the packet from hook to hook
  * (`pkt.ct`, `pkt.ctInfo`, `pkt.mark`: Linux's skb->_nfct, ctinfo and
  * mark); a hook that finds none (loopback, reassembled packets) looks the
  * connection up afresh. One set of hooks serves both families over a
- * per-family {@link HookFamily} (IPv6 has no NAT steps).
+ * per-family {@link HookFamily}.
  *
- * IPv6 runs raw → conntrack in PREROUTING and OUTPUT, filter in INPUT,
- * FORWARD and OUTPUT, and confirms in INPUT and POSTROUTING. Fragments are
+ * IPv6 runs the same order. Its connections hold addresses as ids
+ * ({@link Ipv6AddressIds}); a NAT mapping holds a reference to the id of
+ * its new address. Fragments are
  * not reassembled first (Linux's nf_defrag_ipv6 does): a first fragment is
  * tracked by its ports, later ones are UNTRACKED. NDP and MLD messages are
  * UNTRACKED, ICMPv6 errors about a tracked connection RELATED.
@@ -36,7 +37,7 @@ import type { IpHook, IpHooks } from "../ip/hooks.ts";
 import { sendTcpReset } from "../ip/tcp_reset.ts";
 import { icmpv4IsError } from "../ipv4/icmp.ts";
 import { TcpPacket } from "../wire/tcp.ts";
-import { formatIpv4, formatIpv6 } from "../wire/ip_address.ts";
+import { formatIpv4, formatIpv6, ipv4Mask } from "../wire/ip_address.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
 import {
   type Conn,
@@ -44,9 +45,19 @@ import {
   CT_TIMEOUTS,
   CtStatus,
   TCP_CT_STATE_NAMES,
+  TcpSegment,
   TcpVerdict,
 } from "./conntrack.ts";
-import { ICMP_QUERY_REPLY, Manip, natIcmpError, natPacket, needsManip, setupNat } from "./nat.ts";
+import {
+  ICMP_QUERY_REPLY,
+  Manip,
+  natIcmpError,
+  natIcmpError6,
+  natPacket,
+  natPacket6,
+  needsManip,
+  setupNat,
+} from "./nat.ts";
 import { CompiledRule, CtBit, PacketInfo, TargetKind } from "./match.ts";
 import {
   type CompiledChain,
@@ -55,7 +66,10 @@ import {
   dumpTables,
   Verdict,
 } from "./tables.ts";
-import type { FirewallSpec, FirewallTableName, RejectReason, Target } from "./rule_types.ts";
+import type { FirewallSpec, FirewallTableName, RejectReason, Rule, Target } from "./rule_types.ts";
+import { carrySets, IpSet, resolveSets } from "./sets.ts";
+import { MatchState } from "./match_state.ts";
+import type { CompileOptions } from "./compile.ts";
 import {
   FragmentStates,
   ICMPV6_QUERY_REPLY,
@@ -78,6 +92,8 @@ export interface FirewallStats {
   masqueradeNoAddress: number;
   /** Fragments after the first, passed untracked (they carry no ports). */
   laterFragmentsUntracked: number;
+  /** Packets SNPT/DNPT could not translate (every word after a prefix longer than /48 is 0xFFFF), dropped. */
+  nptUntranslatable: number;
   /** Lines logged by LOG rules. */
   logged: number;
   /** Trace lines emitted. */
@@ -98,13 +114,39 @@ class PacketRecord {
   traced = false;
 }
 
+/** What {@link Firewall}'s `#apply` returns for a target after which the walk goes on. */
+const GO_ON = -1;
+
+/** Where a chain walk is in each run of candidates its index yielded. */
+interface ChainMerge {
+  pos: Int32Array;
+  end: Int32Array;
+}
+
+/** How a {@link Firewall} walks its chains. */
+export interface FirewallOptions {
+  /**
+   * Test every rule of every chain in turn, as iptables does, instead of
+   * the candidates of the compiled index: the reference the compiled walk
+   * is checked against. Default false.
+   */
+  linear?: boolean;
+  /** Which chains get an index (default: chains of 8 rules or more). */
+  compile?: CompileOptions;
+}
+
 /** {@link PacketBuffer.ctInfo} above the ctstate bits ({@link CtBit}, below 0x100). */
 const INFO_SEEN = 0x100, INFO_REPLY = 0x200, INFO_TRACED = 0x400;
 
-/** The builtin chains that have rules or a DROP policy (null: nothing to run; IPv6 has no nat). */
+/** The builtin chains that have rules or a DROP policy (null: nothing to run). */
 interface ActiveChains {
   rawPre: CompiledChain | null;
   rawOut: CompiledChain | null;
+  manglePre: CompiledChain | null;
+  mangleIn: CompiledChain | null;
+  mangleFwd: CompiledChain | null;
+  mangleOut: CompiledChain | null;
+  manglePost: CompiledChain | null;
   natPre: CompiledChain | null;
   natIn: CompiledChain | null;
   natOut: CompiledChain | null;
@@ -136,7 +178,8 @@ interface HookFamily {
   /** The packet view the family's hooks read into. */
   readonly p: PacketInfo;
   raw: CompiledTable;
-  /** The nat table, or null for a family without NAT (IPv6): every NAT step is skipped. */
+  mangle: CompiledTable;
+  /** The nat table, or null for a family without NAT: every NAT step is skipped. */
   nat: CompiledTable | null;
   filter: CompiledTable;
   chains: ActiveChains;
@@ -191,6 +234,9 @@ const REJECT_CODES: Partial<Record<RejectReason, number>> = {
   "admin-prohibited": 13,
 };
 
+/** ::1, REDIRECT's address for locally generated IPv6 packets. */
+const IPV6_LOOPBACK = Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1);
+
 const PROTO_NAMES: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6" };
 
 /**
@@ -203,7 +249,12 @@ const PROTO_NAMES: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP", 58
  * import { ManualClock } from "../clock.ts";
  * const stack = new Stack({ clock: new ManualClock() });
  * const empty = () => ({ table: "filter" as const, family: 0 as const, defined: false, chains: new Map() });
- * const scope = () => ({ filter: empty(), nat: { ...empty(), table: "nat" as const }, raw: { ...empty(), table: "raw" as const } });
+ * const scope = () => ({
+ *   filter: empty(),
+ *   nat: { ...empty(), table: "nat" as const },
+ *   raw: { ...empty(), table: "raw" as const },
+ *   mangle: { ...empty(), table: "mangle" as const },
+ * });
  * const fw = new Firewall(stack, { conntrack: { max: 1024 }, shared: scope(), ipv4: scope(), ipv6: scope() });
  * fw.install();
  * console.assert(fw.dump().includes("*filter"));
@@ -212,23 +263,35 @@ const PROTO_NAMES: Record<number, string> = { 1: "ICMP", 6: "TCP", 17: "UDP", 58
 export class Firewall {
   /** The connection table. */
   readonly conntrack: Conntrack;
+  /**
+   * The named sets by name (`[firewall.sets]`): `tapir set` changes them in
+   * place, and the next packet a rule tests against one sees the change.
+   * Replaced by {@link reconfigure} (kept sets are the same objects).
+   */
+  sets: Map<string, IpSet> = new Map();
   readonly stats: FirewallStats = {
     dropped: 0,
     rejectsSent: 0,
     natPortsExhausted: 0,
     masqueradeNoAddress: 0,
     laterFragmentsUntracked: 0,
+    nptUntranslatable: 0,
     logged: 0,
     traced: 0,
   };
   /** Compiled IPv4 tables (replaced whole by {@link reconfigure}). */
   raw!: CompiledTable;
+  mangle!: CompiledTable;
   nat!: CompiledTable;
   filter!: CompiledTable;
   /** IPv6 connections (addresses by {@link Ipv6AddressIds} id). */
   readonly conntrack6: Conntrack;
-  /** Compiled IPv6 tables (no nat: IPv6 NAT is not supported). */
+  /** `-m recent` lists and `-m hashlimit` tables (kept across {@link reconfigure}), and addrtype's lookups. */
+  readonly matchState: MatchState;
+  /** Compiled IPv6 tables. */
   raw6!: CompiledTable;
+  mangle6!: CompiledTable;
+  nat6!: CompiledTable;
   filter6!: CompiledTable;
   /** True when the IPv6 tables have something to do: {@link install} sets the IPv6 hooks. */
   ipv6Active = false;
@@ -239,6 +302,13 @@ export class Firewall {
   readonly #stack: FirewallHost;
   readonly #onAddressRemoved = (nic: Nic, address: number) =>
     void this.addressRemoved(nic, address);
+  readonly #onAddress6 = (nic: Nic, a: { address: Uint8Array }) => {
+    // Called for every state change; flush only when the address is gone.
+    const st = this.#stack.ipv6.nicState(nic);
+    if (st !== undefined && st.addresses.some((x) => x === a)) return;
+    this.addressRemoved6(nic, a.address);
+  };
+  readonly #addressOf6 = (id: number) => this.#ids6.address(id);
   readonly #inner6 = new PacketInfo();
   readonly #ids6 = new Ipv6AddressIds();
   readonly #frags6 = new FragmentStates();
@@ -254,6 +324,8 @@ export class Firewall {
   #tupleIsError = false;
   /** The TCP state of the connection {@link #firstTimeout} judged. */
   #tcpState = 0;
+  /** The TCP segment at hand, for the window tracking ({@link #tcpSegment}). */
+  readonly #seg = new TcpSegment();
   /** The two families the one set of hooks runs for, and their hooks. */
   readonly #v4: HookFamily;
   readonly #v6: HookFamily;
@@ -264,6 +336,11 @@ export class Firewall {
   #natRule: CompiledRule | null = null;
   #tracing = false;
   #installed = false;
+  /** Walk every chain rule by rule (the reference the compiled walk is tested against). */
+  readonly #linear: boolean;
+  readonly #compileOptions: CompileOptions | undefined;
+  /** The merge state of the chain walk at each jump depth (made on first use). */
+  readonly #merges: ChainMerge[] = [];
 
   /** The IPv4 hooks (PREROUTING … POSTROUTING), as {@link install} sets them. */
   readonly prerouting: IpHook;
@@ -279,22 +356,24 @@ export class Firewall {
   readonly postrouting6: IpHook;
 
   /** @param stack the stack whose IPv4 layer it filters; @param spec tables and settings */
-  constructor(stack: FirewallHost, spec: FirewallSpec) {
+  constructor(stack: FirewallHost, spec: FirewallSpec, options: FirewallOptions = {}) {
     this.#stack = stack;
+    this.#linear = options.linear ?? false;
+    this.#compileOptions = options.compile;
+    for (const [name, s] of spec.sets ?? []) this.sets.set(name, new IpSet(s, stack.clock));
     this.conntrack = new Conntrack(stack.clock, spec.conntrack.max);
     this.conntrack6 = new Conntrack(stack.clock, spec.conntrack.max);
-    this.conntrack6.onRemove = (c) => {
-      this.#ids6.release(c.orig.src);
-      this.#ids6.release(c.orig.dst);
-    };
+    this.matchState = new MatchState(stack);
+    this.conntrack6.onRemove = (c) => this.#releaseIds6(c);
     const family = (
       f: 4 | 6,
       track: HookFamily["track"],
       confirm: HookFamily["confirm"],
     ): HookFamily => ({
       family: f,
-      p: new PacketInfo(),
+      p: Object.assign(new PacketInfo(), { host: this.matchState }),
       raw: null as unknown as CompiledTable,
+      mangle: null as unknown as CompiledTable,
       nat: null,
       filter: null as unknown as CompiledTable,
       chains: null as unknown as ActiveChains,
@@ -308,6 +387,7 @@ export class Firewall {
     this.#v4 = family(4, (r, p) => this.#track4(r, p), (r) => this.#confirm4(r));
     this.#v6 = family(6, (r, p) => this.#track6(r, p), (r) => this.#confirm6(r));
     this.#compile(spec);
+    this.#settings(spec);
     const h4 = this.#hooks4 = this.#hooksOf(this.#v4);
     const h6 = this.#hooks6 = this.#hooksOf(this.#v6);
     this.prerouting = h4.prerouting;
@@ -322,32 +402,48 @@ export class Firewall {
     this.postrouting6 = h6.postrouting;
   }
 
+  /** Conntrack settings a reload may change (not the table size). */
+  #settings(spec: FirewallSpec): void {
+    this.conntrack.tcpBeLiberal = this.conntrack6.tcpBeLiberal = spec.conntrack.tcpBeLiberal ??
+      false;
+  }
+
   /** Compile `spec`'s tables for both families and point the hooks' chain shortcuts at them. */
   #compile(spec: FirewallSpec): void {
     const clock = this.#stack.clock;
+    const opts = { sets: this.sets, compile: this.#compileOptions };
     const compile = (n: FirewallTableName, f: 4 | 6) =>
-      compileTable(n, [spec.shared[n], f === 4 ? spec.ipv4[n] : spec.ipv6[n]], clock, f);
+      compileTable(n, [spec.shared[n], f === 4 ? spec.ipv4[n] : spec.ipv6[n]], clock, f, opts);
     this.raw = compile("raw", 4);
+    this.mangle = compile("mangle", 4);
     this.nat = compile("nat", 4);
     this.filter = compile("filter", 4);
-    // No nat for IPv6: IPv6 NAT is not supported.
     this.raw6 = compile("raw", 6);
+    this.mangle6 = compile("mangle", 6);
+    this.nat6 = compile("nat", 6);
     this.filter6 = compile("filter", 6);
     const set = (
       f: HookFamily,
       raw: CompiledTable,
+      mangle: CompiledTable,
       nat: CompiledTable | null,
       filter: CompiledTable,
     ) => {
       f.raw = raw;
+      f.mangle = mangle;
       f.nat = nat;
       f.filter = filter;
       f.trace = spec.trace !== undefined && spec.trace.family !== (f.family === 4 ? 6 : 4)
-        ? new CompiledRule(spec.trace, clock)
+        ? this.#traceRule(spec.trace)
         : null;
       f.chains = {
         rawPre: raw.active("prerouting"),
         rawOut: raw.active("output"),
+        manglePre: mangle.active("prerouting"),
+        mangleIn: mangle.active("input"),
+        mangleFwd: mangle.active("forward"),
+        mangleOut: mangle.active("output"),
+        manglePost: mangle.active("postrouting"),
         natPre: nat?.active("prerouting") ?? null,
         natIn: nat?.active("input") ?? null,
         natOut: nat?.active("output") ?? null,
@@ -357,9 +453,16 @@ export class Firewall {
         filterOut: filter.active("output"),
       };
     };
-    set(this.#v4, this.raw, this.nat, this.filter);
-    set(this.#v6, this.raw6, null, this.filter6);
+    set(this.#v4, this.raw, this.mangle, this.nat, this.filter);
+    set(this.#v6, this.raw6, this.mangle6, this.nat6, this.filter6);
     this.ipv6Active = Object.values(this.#v6.chains).some((c) => c !== null);
+  }
+
+  /** The `firewall.trace` rule, its `-m set` matches resolved. */
+  #traceRule(rule: Rule): CompiledRule {
+    const r = new CompiledRule(rule, this.#stack.clock);
+    if (rule.matchSets !== undefined) r.sets = resolveSets(rule.matchSets, this.sets);
+    return r;
   }
 
   /**
@@ -368,13 +471,42 @@ export class Firewall {
    * stay (they live in conntrack, not in the rules); a rule that is in both
    * the old and the new tables (same table, chain and text) keeps its
    * packet and byte counters, and so does each builtin chain's policy.
-   * The conntrack size (`spec.conntrack.max`) is fixed at construction.
+   * The conntrack size (`spec.conntrack.max`) is fixed at construction;
+   * `tcpBeLiberal` applies from the next packet. A named set whose
+   * definition is unchanged keeps its entries (those `tapir set add` made
+   * too), with the config's own entries brought up to date
+   * ({@link carrySets}); the chains are compiled again in the same step.
+   *
+   * @returns one line per named set that was made, rebuilt, changed or removed
    */
-  reconfigure(spec: FirewallSpec): void {
-    const old = [this.raw, this.nat, this.filter, this.raw6, this.filter6];
+  reconfigure(spec: FirewallSpec): string[] {
+    const old = this.#tables();
+    const carried = carrySets(this.sets, spec.sets, this.#stack.clock);
+    this.sets = carried.sets;
     this.#compile(spec);
-    carryCounters(old, [this.raw, this.nat, this.filter, this.raw6, this.filter6]);
+    this.#settings(spec);
+    carryCounters(old, this.#tables());
     if (this.#installed) this.install();
+    return carried.changes;
+  }
+
+  /** IPv6 addresses the IPv6 connections (and their NAT mappings) hold ids for. */
+  get ipv6AddressesHeld(): number {
+    return this.#ids6.size;
+  }
+
+  /** Every compiled table, both families, in one fixed order. */
+  #tables(): CompiledTable[] {
+    return [
+      this.raw,
+      this.mangle,
+      this.nat,
+      this.filter,
+      this.raw6,
+      this.mangle6,
+      this.nat6,
+      this.filter6,
+    ];
   }
 
   /** Set the IPv4 layer's five hooks to this firewall, and the IPv6 layer's when its tables have something to do. */
@@ -382,6 +514,7 @@ export class Firewall {
     this.#installed = true;
     // MASQUERADE follows the egress address: its connections go with it.
     this.#stack.ipv4.addressRemovedListeners.add(this.#onAddressRemoved);
+    this.#stack.ipv6.addressListeners.add(this.#onAddress6);
     setHooks(this.#stack.ipv4.hooks, this.#hooks4);
     if (this.ipv6Active) setHooks(this.#stack.ipv6.hooks, this.#hooks6);
     else clearHooks(this.#stack.ipv6.hooks, this.#hooks6);
@@ -390,6 +523,7 @@ export class Firewall {
   /** Clear the hooks and forget every connection. */
   close(): void {
     this.#stack.ipv4.addressRemovedListeners.delete(this.#onAddressRemoved);
+    this.#stack.ipv6.addressListeners.delete(this.#onAddress6);
     clearHooks(this.#stack.ipv4.hooks, this.#hooks4);
     clearHooks(this.#stack.ipv6.hooks, this.#hooks6);
     this.conntrack.clear();
@@ -402,8 +536,10 @@ export class Firewall {
    * then (when IPv6 filtering is active) ip6tables-save -c of the IPv6 ones.
    */
   dump(): string {
-    const v4 = dumpTables([this.raw, this.nat, this.filter]);
-    return this.ipv6Active ? v4 + dumpTables([this.raw6, this.filter6], 6) : v4;
+    const v4 = dumpTables([this.raw, this.mangle, this.nat, this.filter]);
+    return this.ipv6Active
+      ? v4 + dumpTables([this.raw6, this.mangle6, this.nat6, this.filter6], 6)
+      : v4;
   }
 
   /**
@@ -460,6 +596,21 @@ export class Firewall {
     return n;
   }
 
+  /**
+   * An IPv6 address left `nic`: forget the connections MASQUERADE mapped
+   * to it (Linux masq_inet6_event). An installed firewall hears of it
+   * from the IPv6 layer's address listeners.
+   *
+   * @returns how many connections were removed
+   */
+  addressRemoved6(nic: Nic, address: Uint8Array): number {
+    const id = this.#ids6.find(address, 0);
+    if (id === 0) return 0;
+    const n = this.conntrack6.removeWhere((c) => c.masqNic === nic.id && c.reply.dst === id);
+    this.conntrack6.stats.masqueradeFlushed += n;
+    return n;
+  }
+
   // ------------------------------------------------------------ hooks
 
   /** The five hooks of one family, in netfilter's order of tables (see the module table). */
@@ -471,19 +622,22 @@ export class Firewall {
         const c = f.chains;
         if (!this.#chain(f.raw, c.rawPre, p, pkt, ipOff, inNic)) return false;
         f.track(rec, p);
-        if (f.nat !== null && !this.#natStep(rec, p, Manip.DST, c.natPre)) return false;
+        if (!this.#chain(f.mangle, c.manglePre, p, pkt, ipOff, inNic)) return false;
+        if (f.nat !== null && !this.#natStep(rec, p, Manip.DST, f.nat, c.natPre)) return false;
         this.#store(pkt, rec, p);
         return true;
       },
       input: (pkt, ipOff, inNic) => {
         const p = this.#later(f, pkt, ipOff, inNic, null);
         const c = f.chains;
+        if (!this.#chain(f.mangle, c.mangleIn, p, pkt, ipOff, inNic)) return false;
         if (!this.#chain(f.filter, c.filterIn, p, pkt, ipOff, inNic)) return false;
-        if (f.nat !== null && !this.#natStep(rec, p, Manip.SRC, c.natIn)) return false;
+        if (f.nat !== null && !this.#natStep(rec, p, Manip.SRC, f.nat, c.natIn)) return false;
         return f.confirm(rec);
       },
       forward: (pkt, ipOff, inNic, outNic) => {
         const p = this.#later(f, pkt, ipOff, inNic, outNic);
+        if (!this.#chain(f.mangle, f.chains.mangleFwd, p, pkt, ipOff, inNic)) return false;
         return this.#chain(f.filter, f.chains.filterFwd, p, pkt, ipOff, inNic);
       },
       output: (pkt, ipOff, _inNic, outNic) => {
@@ -491,14 +645,18 @@ export class Firewall {
         const c = f.chains;
         if (!this.#chain(f.raw, c.rawOut, p, pkt, ipOff, null)) return false;
         f.track(rec, p);
-        if (f.nat !== null && !this.#natStep(rec, p, Manip.DST, c.natOut)) return false;
+        if (!this.#chain(f.mangle, c.mangleOut, p, pkt, ipOff, null)) return false;
+        if (f.nat !== null && !this.#natStep(rec, p, Manip.DST, f.nat, c.natOut)) return false;
         if (!this.#chain(f.filter, c.filterOut, p, pkt, ipOff, null)) return false;
         this.#store(pkt, rec, p);
         return true;
       },
       postrouting: (pkt, ipOff, _inNic, outNic) => {
         const p = this.#later(f, pkt, ipOff, null, outNic);
-        if (f.nat !== null && !this.#natStep(rec, p, Manip.SRC, f.chains.natPost)) return false;
+        if (!this.#chain(f.mangle, f.chains.manglePost, p, pkt, ipOff, null)) return false;
+        if (f.nat !== null && !this.#natStep(rec, p, Manip.SRC, f.nat, f.chains.natPost)) {
+          return false;
+        }
         return f.confirm(rec);
       },
     };
@@ -547,6 +705,7 @@ export class Firewall {
     rec.dir = 0;
     rec.ct = 0;
     rec.notrack = false;
+    p.conn = null;
     p.mark = 0;
     pkt.mark = 0;
     rec.traced = f.trace !== null && f.trace.matches(p);
@@ -570,6 +729,7 @@ export class Firewall {
     rec.conn = pkt.ct as Conn | null;
     rec.dir = (info & INFO_REPLY) !== 0 ? 1 : 0;
     rec.ct = p.ctState = info & 0xff;
+    p.conn = rec.conn;
     rec.notrack = false;
     rec.traced = this.#tracing = (info & INFO_TRACED) !== 0;
     p.mark = pkt.mark;
@@ -642,10 +802,7 @@ export class Firewall {
     if (timeout < 0) return this.#invalid(rec, p);
     // The previous new connection never made it into the table: forget its addresses.
     const old = this.#pending6;
-    if (old !== null && !old.has(CtStatus.CONFIRMED)) {
-      ids.release(old.orig.src);
-      ids.release(old.orig.dst);
-    }
+    if (old !== null && !old.has(CtStatus.CONFIRMED)) this.#releaseIds6(old);
     const c = ct.create(
       this.#key,
       ids.acquire(d, p.srcOff),
@@ -691,12 +848,16 @@ export class Firewall {
 
   /** A packet of a known connection: its counters, TCP state and timeout; ESTABLISHED or NEW. */
   #seen(ct: Conntrack, rec: PacketRecord, p: PacketInfo, c: Conn, dir: 0 | 1, icmp: number): void {
-    if (dir === 1) c.status |= CtStatus.SEEN_REPLY;
+    if (dir === 1 && p.proto !== 6) c.status |= CtStatus.SEEN_REPLY;
     c.packets[dir]++;
     c.bytes[dir] += p.len;
     const proto = p.proto;
     if (proto === 6) {
-      if (ct.tcpUpdate(c, dir, p.tcpFlags) === TcpVerdict.INVALID) return this.#invalid(rec, p);
+      // Linux sets SEEN_REPLY after the TCP tracker ran (it judges "only a reset answered").
+      if (!this.#tcpSegment(p) || ct.tcpUpdate(c, dir, this.#seg) === TcpVerdict.INVALID) {
+        return this.#invalid(rec, p);
+      }
+      if (dir === 1) c.status |= CtStatus.SEEN_REPLY;
     } else if (proto === 17) {
       if (c.has(CtStatus.SEEN_REPLY)) {
         c.status |= CtStatus.ASSURED;
@@ -714,7 +875,7 @@ export class Firewall {
     this.#tcpState = 0;
     switch (p.proto) {
       case 6: {
-        const s = Conntrack.tcpNewState(p.tcpFlags);
+        const s = this.#tcpSegment(p) ? Conntrack.tcpNewState(p.tcpFlags) : -1;
         if (s < 0) return -1;
         this.#tcpState = s;
         return CT_TIMEOUTS.tcp[s]!;
@@ -729,10 +890,18 @@ export class Firewall {
     }
   }
 
+  /** Load the TCP segment of `p` into `#seg`: false when conntrack finds it malformed (INVALID). */
+  #tcpSegment(p: PacketInfo): boolean {
+    const pkt = p.pkt!;
+    return this.#seg.load(pkt.data, pkt.view, p.l4Off, p.ipOff + p.len);
+  }
+
   /** A new, unconfirmed connection for a first packet. */
   #begin(ct: Conntrack, rec: PacketRecord, p: PacketInfo, c: Conn, timeout: number): void {
     c.tcpState = this.#tcpState;
     c.expires = ct.clock.now() + timeout;
+    // #firstTimeout loaded the segment.
+    if (p.proto === 6) ct.tcpStart(c, this.#seg);
     c.packets[0] = 1;
     c.bytes[0] = p.len;
     rec.conn = c;
@@ -810,6 +979,19 @@ export class Firewall {
   #setCt(rec: PacketRecord, p: PacketInfo, bits: number): void {
     rec.ct = bits;
     p.ctState = bits;
+    p.conn = rec.conn;
+  }
+
+  /**
+   * Release the address ids an IPv6 connection holds: its original
+   * tuple's two, and the one a NAT mapping put into its reply tuple.
+   */
+  #releaseIds6(c: Conn): void {
+    const o = c.orig, r = c.reply, ids = this.#ids6;
+    ids.release(o.src);
+    ids.release(o.dst);
+    if (r.dst !== o.src) ids.release(r.dst);
+    if (r.src !== o.dst) ids.release(r.src);
   }
 
   #confirm4(rec: PacketRecord): boolean {
@@ -834,13 +1016,24 @@ export class Firewall {
    *
    * @returns false to drop (counted)
    */
-  #natStep(rec: PacketRecord, p: PacketInfo, manip: number, chain: CompiledChain | null): boolean {
+  #natStep(
+    rec: PacketRecord,
+    p: PacketInfo,
+    manip: number,
+    table: CompiledTable,
+    chain: CompiledChain | null,
+  ): boolean {
     const c = rec.conn;
     if (c === null) return true;
     const pkt = p.pkt!;
+    const v6 = p.family === 6;
     if ((rec.ct & CtBit.RELATED) !== 0) {
-      if (p.proto === 1 && icmpv4IsError(p.icmpType)) {
+      if (!v6 && p.proto === 1 && icmpv4IsError(p.icmpType)) {
         natIcmpError(pkt, p.ipOff, c, rec.dir, manip);
+        this.#reload(p);
+      } else if (v6 && p.proto === 58 && p.icmpType >= 0 && p.icmpType < 128) {
+        // RFC 4443 §2.1: types below 128 are errors.
+        natIcmpError6(pkt, p.ipOff, p.l4Off, c, rec.dir, manip, this.#addressOf6);
         this.#reload(p);
       }
       return true;
@@ -850,25 +1043,34 @@ export class Firewall {
       c.status |= done;
       if (chain !== null) {
         this.#natRule = null;
-        this.#runBuiltin(this.nat, chain, p, rec);
+        this.#runBuiltin(table, chain, p, rec);
         const r = this.#natRule as CompiledRule | null;
-        if (r !== null && !this.#setupNat(c, r, p, manip)) return false;
+        if (
+          r !== null && !(v6 ? this.#setupNat6(c, r, p, manip) : this.#setupNat(c, r, p, manip))
+        ) {
+          return false;
+        }
         rec.ct = p.ctState = rec.ct | this.#natBits(c);
       }
     }
     if (needsManip(c, rec.dir, manip)) {
-      natPacket(pkt, p.ipOff, c, rec.dir, manip);
+      if (v6) {
+        const l4 = p.laterFragment ? -1 : p.l4Off;
+        natPacket6(pkt, p.ipOff, l4, p.proto, c, rec.dir, manip, this.#addressOf6);
+      } else natPacket(pkt, p.ipOff, c, rec.dir, manip);
       this.#reload(p);
     }
     return true;
   }
 
-  /** Read the packet again after NAT rewrote it (its mark and ctstate stay). */
+  /** Read the packet again after NAT rewrote it (its mark, ctstate and connection stay). */
   #reload(p: PacketInfo): void {
-    const mark = p.mark, ct = p.ctState;
-    p.load(p.pkt!, p.ipOff, p.inNic, p.outNic);
+    const mark = p.mark, ct = p.ctState, conn = p.conn;
+    if (p.family === 6) p.load6(p.pkt!, p.ipOff, p.inNic, p.outNic);
+    else p.load(p.pkt!, p.ipOff, p.inNic, p.outNic);
     p.mark = mark;
     p.ctState = ct;
+    p.conn = conn;
   }
 
   #setupNat(c: Conn, r: CompiledRule, p: PacketInfo, manip: number): boolean {
@@ -902,10 +1104,95 @@ export class Firewall {
         ports = t.ports;
         break;
       }
+      case "NETMAP": {
+        // The prefix replaced, the host bits kept (Linux nf_nat_netmap).
+        if (t.to.family !== 4) return true;
+        const mask = ipv4Mask(t.to.prefixLen);
+        const from = manip === Manip.SRC ? p.src : p.dst;
+        addr = ((t.to.address & mask) | (from & ~mask)) >>> 0;
+        break;
+      }
       default:
         return true;
     }
     if (!setupNat(this.conntrack, this.#stack.random, c, manip, addr, ports)) {
+      this.stats.natPortsExhausted++;
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * NAT66 (ip6tables' nf_nat_ipv6): the mapping of a new IPv6 connection.
+   * The new address is interned as an id the reply tuple holds a
+   * reference to (released with the connection).
+   */
+  #setupNat6(c: Conn, r: CompiledRule, p: PacketInfo, manip: number): boolean {
+    const t = r.rule.target!;
+    const d = p.pkt!.data;
+    let addr: Uint8Array;
+    let ports: { min: number; max: number } | undefined;
+    switch (t.kind) {
+      case "SNAT":
+      case "DNAT":
+        if (t.address.family !== 6) return true;
+        addr = t.address.address;
+        ports = t.ports;
+        break;
+      case "MASQUERADE": {
+        // RFC 6724 source selection for the destination by the egress NIC
+        // (Linux nf_nat_masquerade_ipv6: ipv6_dev_get_saddr).
+        const out = p.outNic;
+        const a = out === null ? null : this.#stack.ipv6.selectSource(d, p.dstOff, out);
+        if (a === null || out === null) {
+          this.stats.masqueradeNoAddress++;
+          return false;
+        }
+        addr = a;
+        ports = t.ports;
+        c.masqNic = out.id;
+        break;
+      }
+      case "REDIRECT": {
+        // To the ingress NIC's first address, global before link-local (its
+        // address list's order in Linux); locally generated: ::1.
+        if (p.inNic === null) addr = IPV6_LOOPBACK;
+        else {
+          const list = this.#stack.ipv6.nicState(p.inNic)?.addresses ?? [];
+          const usable = list.filter((a) => a.state !== "tentative");
+          const a = usable.find((x) => x.address[0] !== 0xfe || (x.address[1]! & 0xc0) !== 0x80) ??
+            usable[0];
+          if (a === undefined) return false;
+          addr = a.address;
+        }
+        ports = t.ports;
+        break;
+      }
+      case "NETMAP": {
+        if (t.to.family !== 6) return true;
+        const from = manip === Manip.SRC ? p.srcOff : p.dstOff;
+        addr = d.slice(from, from + 16);
+        const to = t.to.address, len = t.to.prefixLen;
+        let i = 0;
+        for (; (i + 1) * 8 <= len; i++) addr[i] = to[i]!;
+        if (len % 8 !== 0) {
+          const m = (0xff << (8 - (len % 8))) & 0xff;
+          addr[i] = (addr[i]! & ~m) | (to[i]! & m);
+        }
+        break;
+      }
+      default:
+        return true;
+    }
+    const ids = this.#ids6;
+    const id = ids.acquire(addr, 0);
+    const rt = c.reply;
+    const before = manip === Manip.SRC ? rt.dst : rt.src;
+    const ok = setupNat(this.conntrack6, this.#stack.random, c, manip, id, ports);
+    // The reply tuple holds one reference per address it names: an
+    // identity mapping already had one.
+    if (id === before) ids.release(id);
+    if (!ok) {
       this.stats.natPortsExhausted++;
       return false;
     }
@@ -942,6 +1229,12 @@ export class Firewall {
     return v;
   }
 
+  /**
+   * Walk a chain: the candidates its index yields for the packet, merged
+   * in rule order (compile.ts), or every rule in turn for a chain without
+   * an index and in the linear reference mode. Each candidate is tested in
+   * full; the first terminal target decides.
+   */
   #walk(
     table: CompiledTable,
     chain: CompiledChain,
@@ -949,59 +1242,140 @@ export class Firewall {
     rec: PacketRecord,
     depth: number,
   ): number {
+    const ix = chain.index;
+    if (ix === null || this.#linear) return this.#walkLinear(table, chain, p, rec, depth);
     const rules = chain.rules;
-    const runEnd = chain.runEnd();
-    for (let i = 0; i < rules.length; i++) {
+    const m = this.#mergeAt(depth, ix.maxLists);
+    const pos = m.pos, end = m.end, mem = ix.members;
+    let k = ix.gather(p, pos, end);
+    if (k === 1) {
+      // One run (the usual case): no merge.
+      for (let q = pos[0]!, e = end[0]!; q < e; q++) {
+        const i = mem[q]!;
+        const r = rules[i]!;
+        if (!r.matches(p)) continue;
+        const v = this.#apply(table, chain, r, i, p, rec, depth);
+        if (v !== GO_ON) return v;
+      }
+      return Verdict.CONTINUE;
+    }
+    // Merge the sorted runs: take the smallest head each time; a rule that
+    // is in two runs (`--ports`) comes up twice in a row and is taken once.
+    let last = -1;
+    while (k > 0) {
+      let best = 0, i = mem[pos[0]!]!;
+      for (let j = 1; j < k; j++) {
+        const h = mem[pos[j]!]!;
+        if (h < i) {
+          i = h;
+          best = j;
+        }
+      }
+      if (++pos[best]! === end[best]) {
+        k--;
+        pos[best] = pos[k]!;
+        end[best] = end[k]!;
+      }
+      if (i === last) continue;
+      last = i;
       const r = rules[i]!;
-      if (r.proto >= 0 && r.proto !== p.proto) {
-        // Past every rule of this run: they all require the same other protocol.
-        i = runEnd[i]! - 1;
-        continue;
-      }
       if (!r.matches(p)) continue;
-      r.packets++;
-      r.bytes += p.len;
-      if (this.#tracing) this.#traceLine(table, chain, "rule", i + 1, p);
-      switch (r.kind) {
-        case TargetKind.ACCEPT:
-          return Verdict.ACCEPT;
-        case TargetKind.DROP:
-          return Verdict.DROP;
-        case TargetKind.REJECT:
-          this.#reject = r;
-          return Verdict.DROP;
-        case TargetKind.RETURN:
-          if (this.#tracing) this.#traceLine(table, chain, "return", i + 1, p);
-          return Verdict.CONTINUE;
-        case TargetKind.JUMP: {
-          if (depth >= 32) return Verdict.DROP;
-          const v = this.#walk(table, r.jump as CompiledChain, p, rec, depth + 1);
-          if (v !== Verdict.CONTINUE) return v;
-          break;
-        }
-        case TargetKind.LOG:
-          this.#log(r.rule.target!, p);
-          break;
-        case TargetKind.MARK: {
-          const t = r.rule.target as Extract<Target, { kind: "MARK" }>;
-          p.mark = ((p.mark & ~t.mask) ^ t.value) >>> 0;
-          break;
-        }
-        case TargetKind.NOTRACK:
-          rec.notrack = true;
-          break;
-        case TargetKind.TCPMSS:
-          this.#tcpmss(r.rule.target as Extract<Target, { kind: "TCPMSS" }>, p);
-          break;
-        case TargetKind.SNAT:
-        case TargetKind.DNAT:
-        case TargetKind.MASQUERADE:
-        case TargetKind.REDIRECT:
-          this.#natRule = r;
-          return Verdict.ACCEPT;
-      }
+      const v = this.#apply(table, chain, r, i, p, rec, depth);
+      if (v !== GO_ON) return v;
     }
     return Verdict.CONTINUE;
+  }
+
+  /** The plain walk: every rule in turn, as iptables does. */
+  #walkLinear(
+    table: CompiledTable,
+    chain: CompiledChain,
+    p: PacketInfo,
+    rec: PacketRecord,
+    depth: number,
+  ): number {
+    const rules = chain.rules;
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i]!;
+      if (!r.matches(p)) continue;
+      const v = this.#apply(table, chain, r, i, p, rec, depth);
+      if (v !== GO_ON) return v;
+    }
+    return Verdict.CONTINUE;
+  }
+
+  /** The merge state for a walk at `depth` with room for `n` runs. */
+  #mergeAt(depth: number, n: number): ChainMerge {
+    let m = this.#merges[depth];
+    if (m === undefined || m.pos.length < n) {
+      m = { pos: new Int32Array(n), end: new Int32Array(n) };
+      this.#merges[depth] = m;
+    }
+    return m;
+  }
+
+  /**
+   * Rule `i` of `chain` matched: count it and do its target. A {@link Verdict}
+   * ends the walk (CONTINUE for RETURN); {@link GO_ON} goes on to the next rule.
+   */
+  #apply(
+    table: CompiledTable,
+    chain: CompiledChain,
+    r: CompiledRule,
+    i: number,
+    p: PacketInfo,
+    rec: PacketRecord,
+    depth: number,
+  ): number {
+    r.packets++;
+    r.bytes += p.len;
+    if (this.#tracing) this.#traceLine(table, chain, "rule", i + 1, p);
+    switch (r.kind) {
+      case TargetKind.ACCEPT:
+        return Verdict.ACCEPT;
+      case TargetKind.DROP:
+        return Verdict.DROP;
+      case TargetKind.REJECT:
+        this.#reject = r;
+        return Verdict.DROP;
+      case TargetKind.RETURN:
+        if (this.#tracing) this.#traceLine(table, chain, "return", i + 1, p);
+        return Verdict.CONTINUE;
+      case TargetKind.JUMP: {
+        if (depth >= 32) return Verdict.DROP;
+        const v = this.#walk(table, r.jump as CompiledChain, p, rec, depth + 1);
+        if (v !== Verdict.CONTINUE) return v;
+        break;
+      }
+      case TargetKind.LOG:
+        this.#log(r.rule.target!, p);
+        break;
+      case TargetKind.MARK: {
+        const t = r.rule.target as Extract<Target, { kind: "MARK" }>;
+        p.mark = ((p.mark & ~t.mask) ^ t.value) >>> 0;
+        break;
+      }
+      case TargetKind.NOTRACK:
+        rec.notrack = true;
+        break;
+      case TargetKind.TCPMSS:
+        this.#tcpmss(r.rule.target as Extract<Target, { kind: "TCPMSS" }>, p);
+        break;
+      case TargetKind.EDIT:
+        if (!r.editor!.apply(p, rec.conn)) {
+          this.stats.nptUntranslatable++;
+          return Verdict.DROP;
+        }
+        break;
+      case TargetKind.SNAT:
+      case TargetKind.DNAT:
+      case TargetKind.MASQUERADE:
+      case TargetKind.REDIRECT:
+      case TargetKind.NETMAP:
+        this.#natRule = r;
+        return Verdict.ACCEPT;
+    }
+    return GO_ON;
   }
 
   /** A rule or policy dropped the packet: count, and REJECT if a REJECT rule did. */
@@ -1041,7 +1415,9 @@ export class Firewall {
     if (p.l4Off + 20 > pkt.end || p.l4Off + tcp.headerLen() > pkt.end) return;
     const cur = tcp.mss();
     if (cur < 0) return;
-    const want = t.mss === "pmtu" ? (p.outNic === null ? cur : p.outNic.mtu() - 40) : t.mss;
+    // The path MTU less the IP and TCP headers (IPv6's is 40 bytes).
+    const hdrs = p.family === 4 ? 40 : 60;
+    const want = t.mss === "pmtu" ? (p.outNic === null ? cur : p.outNic.mtu() - hdrs) : t.mss;
     if (cur <= want) return;
     if ((pkt.vnetFlags & 1) !== 0) {
       // Partial checksum: the options are summed later; just write.
@@ -1114,31 +1490,44 @@ export interface ConnectionInfo {
   bytes: number[];
 }
 
-/** Carry packet/byte counters from `old` tables to the same rules and policies in `next`. */
+/**
+ * Carry packet/byte counters from `old` tables to the same rules (same
+ * table, chain and text; equal texts in order) and policies in `next`.
+ * A chain whose rules are unchanged copies them rule by rule, without a
+ * map (a reload that changed something else, or other chains).
+ */
 function carryCounters(old: CompiledTable[], next: CompiledTable[]): void {
-  const rules = new Map<string, CompiledRule[]>();
-  const policies = new Map<string, CompiledChain>();
   const chains = (t: CompiledTable) => [...t.builtins.values(), ...t.userChains];
+  const before = new Map<string, CompiledChain>();
   old.forEach((t, i) => {
-    for (const c of chains(t)) {
-      policies.set(`${i}/${c.name}`, c);
-      for (const r of c.rules) {
-        const k = `${i}/${c.name}/${r.rule.text}`;
-        const list = rules.get(k);
-        if (list === undefined) rules.set(k, [r]);
-        else list.push(r);
-      }
-    }
+    for (const c of chains(t)) before.set(`${i}/${c.name}`, c);
   });
   next.forEach((t, i) => {
     for (const c of chains(t)) {
-      const p = policies.get(`${i}/${c.name}`);
-      if (p !== undefined && c.builtin) {
+      const p = before.get(`${i}/${c.name}`);
+      if (p === undefined) continue;
+      if (c.builtin) {
         c.policyPackets = p.policyPackets;
         c.policyBytes = p.policyBytes;
       }
-      for (const r of c.rules) {
-        const prev = rules.get(`${i}/${c.name}/${r.rule.text}`)?.shift();
+      const from = p.rules, to = c.rules;
+      let same = from.length === to.length;
+      for (let k = 0; same && k < to.length; k++) same = from[k]!.rule.text === to[k]!.rule.text;
+      if (same) {
+        for (let k = 0; k < to.length; k++) {
+          to[k]!.packets = from[k]!.packets;
+          to[k]!.bytes = from[k]!.bytes;
+        }
+        continue;
+      }
+      const byText = new Map<string, CompiledRule[]>();
+      for (const r of from) {
+        const list = byText.get(r.rule.text);
+        if (list === undefined) byText.set(r.rule.text, [r]);
+        else list.push(r);
+      }
+      for (const r of to) {
+        const prev = byText.get(r.rule.text)?.shift();
         if (prev !== undefined) {
           r.packets = prev.packets;
           r.bytes = prev.bytes;

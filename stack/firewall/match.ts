@@ -12,6 +12,10 @@ import type { Clock } from "../clock.ts";
 import { TokenBucket } from "../token_bucket.ts";
 import { ipv4Mask } from "../wire/ip_address.ts";
 import type { CtState, InterfaceMatch, Negatable, PortRange, Rule } from "./rule_types.ts";
+import { matchSets, type SetRef } from "./sets.ts";
+import type { Conn } from "./conntrack.ts";
+import { isEditTarget, PacketEditor } from "./mangle.ts";
+import { ConnLimiter, type MatchState, type RecentTable } from "./match_state.ts";
 
 /** Connection tracking state bits of a packet (for `--ctstate`). */
 export const CtBit = {
@@ -63,7 +67,11 @@ export class PacketInfo {
   outNic: Nic | null = null;
   /** {@link CtBit}s. */
   ctState = 0;
+  /** The packet's connection (null: untracked or invalid), set with `ctState`. */
+  conn: Conn | null = null;
   mark = 0;
+  /** What the stateful matches and `-m addrtype` use; set once by the firewall (null: those never match). */
+  host: MatchState | null = null;
   readonly #upper = new Ipv6UpperLayer();
 
   /** The fields both families set first; no ports, flags or ICMP type yet. */
@@ -202,6 +210,9 @@ export const TargetKind = {
   REDIRECT: 11,
   TCPMSS: 12,
   NONE: 13,
+  /** A target that edits the packet and goes on ({@link CompiledRule.editor}). */
+  EDIT: 14,
+  NETMAP: 15,
 } as const;
 
 function ranges(m: Negatable<PortRange[]> | undefined): Int32Array | null {
@@ -238,7 +249,13 @@ export class CompiledRule {
   readonly proto: number;
   /** Filled in for JUMP by the compiler. */
   jump: unknown = null;
+  /** For {@link TargetKind.EDIT}: the target, ready to apply. */
+  readonly editor: PacketEditor | null;
+  /** `-m set` matches, resolved to the firewall's sets by the table compiler (null: none). */
+  sets: SetRef[] | null = null;
   readonly limit: TokenBucket | null;
+  /** The matches beyond the flattened ones (iprange, addrtype, recent, ...), or null. */
+  readonly #extra: ExtraMatches | null;
   // Each match flattened into numbers and flags of this class, so the walk
   // over many rules reads one object shape (a parsed Rule's optional fields
   // differ from rule to rule).
@@ -317,14 +334,26 @@ export class CompiledRule {
       this.#markMask = r.mark.value.mask;
     }
     this.limit = r.limit ? new TokenBucket(clock, r.limit.perSecond, r.limit.burst) : null;
-    this.kind = r.target === undefined ? TargetKind.NONE : TargetKind[r.target.kind];
+    this.#extra = hasExtraMatches(r) ? new ExtraMatches(r) : null;
+    this.editor = isEditTarget(r.target) ? new PacketEditor(r.target) : null;
+    this.kind = r.target === undefined
+      ? TargetKind.NONE
+      : this.editor !== null
+      ? TargetKind.EDIT
+      : TargetKind[r.target.kind as keyof typeof TargetKind];
     this.proto = r.protocol !== undefined && !r.protocol.invert ? r.protocol.value : -1;
   }
 
   /** Whether the packet matches every match of the rule (`-m limit` last: it takes a token). */
   matches(p: PacketInfo): boolean {
     const has = this.#has;
-    if (has === 0) return this.limit === null || this.limit.take();
+    if (has === 0) {
+      const x = this.#extra;
+      if (x !== null && !x.pure(p)) return false;
+      if (this.sets !== null && !matchSets(this.sets, p)) return false;
+      if (x !== null && !x.stateful(p)) return false;
+      return this.limit === null || this.limit.take();
+    }
     const inv = this.#inv;
     // Each test: does the match hold (before `!`)? A failing test ends it.
     if ((has & M.source) !== 0) {
@@ -379,7 +408,8 @@ export class CompiledRule {
     }
     if ((has & M.icmpType) !== 0) {
       if (p.icmpType < 0) return false;
-      const hit = p.icmpType === this.#icmpType &&
+      // Type 255 is iptables' "any".
+      const hit = (this.#icmpType === 255 || p.icmpType === this.#icmpType) &&
         (this.#icmpCode < 0 || p.icmpCode === this.#icmpCode);
       if (hit === ((inv & M.icmpType) !== 0)) return false;
     }
@@ -393,7 +423,277 @@ export class CompiledRule {
         return false;
       }
     }
+    const x = this.#extra;
+    if (x !== null && !x.pure(p)) return false;
+    if (this.sets !== null && !matchSets(this.sets, p)) return false;
+    if (x !== null && !x.stateful(p)) return false;
     if (this.limit !== null && !this.limit.take()) return false;
     return true;
   }
+}
+
+/** Whether a rule has a match {@link ExtraMatches} tests. */
+function hasExtraMatches(r: Rule): boolean {
+  return r.fragment !== undefined || r.ipRange !== undefined || r.addrType !== undefined ||
+    r.pktType !== undefined || r.macSource !== undefined || r.length !== undefined ||
+    r.connmark !== undefined || r.recent !== undefined || r.connlimit !== undefined ||
+    r.hashlimit !== undefined || r.statistic !== undefined;
+}
+
+/** `a[aOff..aOff+16)` compared with `b` as unsigned numbers: <0, 0, >0. */
+function compare6(a: Uint8Array, aOff: number, b: Uint8Array): number {
+  for (let i = 0; i < 16; i++) {
+    const d = a[aOff + i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** The address at `d[off]` under a prefix length, as a map key. */
+function key6(d: Uint8Array, off: number, prefixLen: number): string {
+  let k = "";
+  for (let i = 0; i < 16; i++) {
+    const bits = Math.max(0, Math.min(8, prefixLen - 8 * i));
+    k += HEX[d[off + i]! & ((0xff00 >> bits) & 0xff)];
+  }
+  return k;
+}
+
+/** The address at `d[off]` under a 16-byte netmask, as a map key. */
+function keyMask6(d: Uint8Array, off: number, mask: Uint8Array): string {
+  let k = "";
+  for (let i = 0; i < 16; i++) k += HEX[d[off + i]! & mask[i]!];
+  return k;
+}
+
+/** The packet's source or destination, masked to `prefixLen` bits, as a map key. */
+function addressKey(p: PacketInfo, dst: boolean, prefixLen: number | undefined): string {
+  if (p.family === 6) return key6(p.pkt!.data, dst ? p.dstOff : p.srcOff, prefixLen ?? 128);
+  const mask = ipv4Mask(prefixLen ?? 32);
+  return String(((dst ? p.dst : p.src) & mask) >>> 0);
+}
+
+/**
+ * The matches of a rule beyond the flattened ones of {@link CompiledRule}:
+ * the stateless ones ({@link pure}: `-f`, iprange, addrtype, pkttype, mac,
+ * length, connmark) and the stateful ones ({@link stateful}: recent,
+ * connlimit, hashlimit, statistic — in the order written, after every
+ * stateless test, so a packet another match rejects leaves no trace).
+ */
+class ExtraMatches {
+  readonly #r: Rule;
+  #recent: RecentTable | null = null;
+  readonly #connlimit: ConnLimiter | null;
+  /** `-m statistic --mode nth`: the kernel's counter (starts at `--packet`). */
+  #nth = 0;
+
+  constructor(r: Rule) {
+    this.#r = r;
+    this.#connlimit = r.connlimit !== undefined ? new ConnLimiter() : null;
+    if (r.statistic?.mode === "nth") this.#nth = r.statistic.packet;
+  }
+
+  /** The stateless extra matches. */
+  pure(p: PacketInfo): boolean {
+    const r = this.#r;
+    // -f: IPv4 fragments after the first (the rule is IPv4).
+    if (r.fragment !== undefined && (p.family === 4 && p.laterFragment) === r.fragment.invert) {
+      return false;
+    }
+    if (r.ipRange !== undefined) {
+      const { src, dst } = r.ipRange;
+      if (src !== undefined && inRange(p, false, src.value) === src.invert) return false;
+      if (dst !== undefined && inRange(p, true, dst.value) === dst.invert) return false;
+    }
+    if (r.addrType !== undefined) {
+      const a = r.addrType, host = p.host;
+      if (host === null) return false;
+      const nic = a.limitIn ? p.inNic : a.limitOut ? p.outNic : null;
+      const type = (dst: boolean) =>
+        p.family === 6
+          ? host.addrType6(p.pkt!.data, dst ? p.dstOff : p.srcOff, nic)
+          : host.addrType4(dst ? p.dst : p.src, nic);
+      if (a.src !== undefined && ((type(false) & a.src.value) !== 0) === a.src.invert) return false;
+      if (a.dst !== undefined && ((type(true) & a.dst.value) !== 0) === a.dst.invert) return false;
+    }
+    if (r.pktType !== undefined && (packetType(p) === r.pktType.value) === r.pktType.invert) {
+      return false;
+    }
+    if (r.macSource !== undefined) {
+      // Only a packet that came in on a NIC has a source MAC (xt_mac).
+      const pkt = p.pkt!, at = p.ipOff - 8;
+      if (p.inNic === null || p.ipOff - 14 < pkt.start) return false;
+      const m = r.macSource.value;
+      let eq = true;
+      for (let i = 0; i < 6 && eq; i++) eq = pkt.data[at + i] === m[i];
+      if (eq === r.macSource.invert) return false;
+    }
+    if (r.length !== undefined) {
+      const l = r.length;
+      if ((p.len >= l.value.min && p.len <= l.value.max) === l.invert) return false;
+    }
+    if (r.connmark !== undefined) {
+      // xt_connmark: no connection, no match (`!` or not).
+      const c = p.conn;
+      if (c === null) return false;
+      const m = r.connmark;
+      if ((((c.mark & m.value.mask) >>> 0) === m.value.value) === m.invert) return false;
+    }
+    return true;
+  }
+
+  /** The stateful extra matches, in the order written. */
+  stateful(p: PacketInfo): boolean {
+    const order = this.#r.stateful;
+    if (order === undefined) return true;
+    for (const m of order) {
+      switch (m) {
+        case "recent":
+          if (!this.#recentMatch(p)) return false;
+          break;
+        case "connlimit":
+          if (!this.#connlimitMatch(p)) return false;
+          break;
+        case "hashlimit":
+          if (!this.#hashlimitMatch(p)) return false;
+          break;
+        case "statistic":
+          if (!this.#statisticMatch(p)) return false;
+          break;
+      }
+    }
+    return true;
+  }
+
+  /** Linux xt_recent's recent_mt. */
+  #recentMatch(p: PacketInfo): boolean {
+    const m = this.#r.recent!, host = p.host;
+    if (host === null) return false;
+    const t = this.#recent ??= host.recent(m.name);
+    t.ensureStamps(m.hitcount);
+    const dst = m.side === "dst";
+    let key: string;
+    const mask = m.mask;
+    if (mask === undefined) key = addressKey(p, dst, undefined);
+    else if (mask.family === 6) {
+      if (p.family !== 6) return false;
+      key = keyMask6(p.pkt!.data, dst ? p.dstOff : p.srcOff, mask.address);
+    } else {
+      if (p.family !== 4) return false;
+      key = String(((dst ? p.dst : p.src) & mask.address) >>> 0);
+    }
+    key = `${p.family}:${key}`;
+    const now = host.clock.now();
+    const ttl = p.ttl;
+    let ret = m.invert;
+    const e = t.lookup(key, m.rttl ? ttl : -1);
+    if (e === undefined) {
+      if (m.mode !== "set") return ret;
+      t.init(key, ttl, now);
+      return !ret;
+    }
+    if (m.mode === "set") ret = !ret;
+    else if (m.mode === "remove") {
+      t.remove(e);
+      ret = !ret;
+    } else {
+      const time = now - m.seconds * 1000;
+      let hits = 0;
+      for (const stamp of e.stamps) {
+        if (m.seconds !== 0 && stamp < time) continue;
+        if (m.hitcount === 0 || ++hits >= m.hitcount) {
+          ret = !ret;
+          break;
+        }
+      }
+      if (m.reap) t.reap(time);
+    }
+    if (m.mode === "set" || (m.mode === "update" && ret)) {
+      t.update(e, now);
+      e.ttl = ttl;
+    }
+    return ret;
+  }
+
+  /** Linux xt_connlimit: count the connections of the packet's (masked) address. */
+  #connlimitMatch(p: PacketInfo): boolean {
+    const m = this.#r.connlimit!;
+    const key = `${p.family}:${addressKey(p, m.side === "dst", m.prefixLen)}`;
+    const n = this.#connlimit!.count(key, p.conn);
+    return (m.above ? n > m.limit : n <= m.limit) !== m.invert;
+  }
+
+  /** Linux xt_hashlimit: the bucket of the packet's key. */
+  #hashlimitMatch(p: PacketInfo): boolean {
+    const m = this.#r.hashlimit!, host = p.host;
+    if (host === null) return false;
+    const t = host.hashlimit(p.family, m.name, m);
+    let key = "";
+    for (const part of m.mode) {
+      if (part === "srcip") key += addressKey(p, false, m.srcMask) + "|";
+      else if (part === "dstip") key += addressKey(p, true, m.dstMask) + "|";
+      else if (part === "srcport") key += (p.hasPorts ? p.sport : 0) + "|";
+      else key += (p.hasPorts ? p.dport : 0) + "|";
+    }
+    return t.take(key) !== m.above;
+  }
+
+  /** Linux xt_statistic. */
+  #statisticMatch(p: PacketInfo): boolean {
+    const m = this.#r.statistic!;
+    if (m.mode === "random") {
+      const host = p.host;
+      if (host === null) return false;
+      // (prandom & 0x7fffffff) < probability * 2^31, as the kernel compares.
+      const hit = (host.random.uint32() & 0x7fffffff) < Math.round(m.probability * 0x80000000);
+      return hit !== m.invert;
+    }
+    // The counter runs 0 .. every-1 and matches when it wraps to 0.
+    this.#nth = this.#nth === m.every - 1 ? 0 : this.#nth + 1;
+    return (this.#nth === 0) !== m.invert;
+  }
+}
+
+/** `-m iprange`: whether the packet's address is within [from, to] (another family's is not). */
+function inRange(
+  p: PacketInfo,
+  dst: boolean,
+  r: {
+    from: { family: 4 | 6; address: number | Uint8Array };
+    to: { address: number | Uint8Array };
+  },
+): boolean {
+  if (r.from.family !== p.family) return false;
+  if (p.family === 4) {
+    const a = (dst ? p.dst : p.src) >>> 0;
+    return a >= (r.from.address as number) >>> 0 && a <= (r.to.address as number) >>> 0;
+  }
+  const d = p.pkt!.data, off = dst ? p.dstOff : p.srcOff;
+  return compare6(d, off, r.from.address as Uint8Array) >= 0 &&
+    compare6(d, off, r.to.address as Uint8Array) <= 0;
+}
+
+/**
+ * `-m pkttype`: the kind of the link-layer destination of a packet that
+ * came in on a NIC; for one without (locally generated, or past
+ * FORWARD), the kind of its IP destination.
+ */
+function packetType(p: PacketInfo): "unicast" | "broadcast" | "multicast" {
+  const pkt = p.pkt!, d = pkt.data;
+  if (p.inNic !== null && p.ipOff - 14 >= pkt.start) {
+    const at = p.ipOff - 14;
+    if ((d[at]! & 1) === 0) return "unicast";
+    let all = true;
+    for (let i = 0; i < 6 && all; i++) all = d[at + i] === 0xff;
+    return all ? "broadcast" : "multicast";
+  }
+  if (p.family === 6) return d[p.dstOff] === 0xff ? "multicast" : "unicast";
+  const a = p.dst >>> 0;
+  if ((a >>> 28) === 0xe) return "multicast";
+  if (a === 0xffffffff) return "broadcast";
+  const host = p.host;
+  if (host !== null && host.addrType4(a, null) === 8) return "broadcast";
+  return "unicast";
 }

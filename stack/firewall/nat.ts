@@ -3,12 +3,15 @@
  * with incremental checksums (RFC 1624), choosing a NAT mapping whose
  * reply tuple is unique, and translating the packet quoted inside an ICMP
  * error (so traceroute through NAT shows the hops), in the manner of
- * Linux's nf_nat_core / nf_nat_proto.
+ * Linux's nf_nat_core / nf_nat_proto; for IPv4 and, as ip6tables does,
+ * IPv6 (NAT66). Also the stateless, checksum-neutral prefix translation
+ * of NPTv6 (RFC 6296, ip6tables' SNPT/DNPT).
  *
  * @module
  */
 import { checksumUpdate16, checksumUpdate32, internetChecksum } from "../wire/checksum.ts";
-import type { PacketBuffer } from "../wire/packet_buffer.ts";
+import { FRAG_LATER, type PacketBuffer } from "../wire/packet_buffer.ts";
+import { Ipv6UpperLayer } from "../wire/ipv6_ext.ts";
 import type { Random } from "../random.ts";
 import { type Conn, type Conntrack, CtStatus, type CtTuple } from "./conntrack.ts";
 
@@ -27,9 +30,17 @@ export const ICMP_QUERY_REPLY: Readonly<Record<number, number>> = {
   18: 17,
 };
 
-/** True for a protocol whose tuple has ports (or an ICMP identifier). */
+/** ICMPv6 query types and their reply types (the ones conntrack tracks). */
+const ICMPV6_QUERY_REPLY: Readonly<Record<number, number>> = {
+  128: 129,
+  129: 128,
+  139: 140,
+  140: 139,
+};
+
+/** True for a protocol whose tuple has ports (or an ICMP/ICMPv6 identifier). */
 export function hasPorts(proto: number): boolean {
-  return proto === 6 || proto === 17 || proto === 1;
+  return proto === 6 || proto === 17 || proto === 1 || proto === 58;
 }
 
 /**
@@ -150,7 +161,7 @@ export interface NatPorts {
 
 /** Linux's default source port range for SNAT: keep the port's class. */
 function defaultSrcRange(proto: number, port: number): NatPorts {
-  if (proto === 1) return { min: 0, max: 65535 };
+  if (proto === 1 || proto === 58) return { min: 0, max: 65535 };
   if (port < 512) return { min: 1, max: 511 };
   if (port < 1024) return { min: 600, max: 1023 };
   return { min: 1024, max: 65535 };
@@ -179,7 +190,7 @@ export function setupNat(
   if (manip === Manip.SRC) r.dst = addr;
   else r.src = addr;
   const free = () => !ct.taken(r.protoKey, r.src, r.dst, r.sport, r.dport, c);
-  const icmp = proto === 1;
+  const icmp = proto === 1 || proto === 58;
   // DNAT of an ICMP query keeps the identifier; ports matter only for TCP/UDP/ICMP.
   if (!hasPorts(proto) || (icmp && manip === Manip.DST)) {
     c.status |= manip === Manip.SRC ? CtStatus.SRC_NAT : CtStatus.DST_NAT;
@@ -206,4 +217,232 @@ export function setupNat(
     if (free()) return true;
   }
   return false;
+}
+
+// ------------------------------------------------------------ IPv6
+
+/** The ones' complement change of a checksum when the 16 bytes at `o[oOff..]` become `n[nOff..]`. */
+function checksumUpdate128(
+  checksum: number,
+  o: Uint8Array,
+  oOff: number,
+  n: Uint8Array,
+  nOff: number,
+): number {
+  let s = ~checksum & 0xffff;
+  for (let i = 0; i < 16; i += 2) {
+    s += (~((o[oOff + i]! << 8) | o[oOff + i + 1]!) & 0xffff) +
+      ((n[nOff + i]! << 8) | n[nOff + i + 1]!);
+  }
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
+}
+
+/**
+ * Rewrite the source (`Manip.SRC`) or destination of the IPv6 packet at
+ * `ipOff` to the 16 bytes at `addr`, and, when `port >= 0` and the
+ * transport header is there, its port (ICMPv6 echo: the identifier).
+ * IPv6 has no header checksum; TCP, UDP and ICMPv6 checksums cover the
+ * pseudo header (RFC 8200 §8.1) and are patched incrementally. A UDP
+ * checksum of 0 is left alone, as Linux does.
+ *
+ * @param l4 offset of the upper-layer header, or -1 (a later fragment)
+ * @param proto the upper-layer protocol
+ * @param end first byte past the packet (a quoted packet may be cut short)
+ * @param partial the L4 checksum field holds a pseudo-header sum (virtio NEEDS_CSUM)
+ */
+export function manipIpv6(
+  pkt: PacketBuffer,
+  ipOff: number,
+  l4: number,
+  proto: number,
+  end: number,
+  manip: number,
+  addr: Uint8Array,
+  port: number,
+  partial: boolean,
+): void {
+  const d = pkt.data, v = pkt.view;
+  const at = ipOff + (manip === Manip.SRC ? 8 : 24);
+  // The checksum field's offset and the port's (or identifier's).
+  let cAt = -1, pAt = -1;
+  if (l4 >= 0) {
+    if (proto === 6 || proto === 17) {
+      cAt = l4 + (proto === 6 ? 16 : 6);
+      pAt = l4 + (manip === Manip.SRC ? 0 : 2);
+    } else if (proto === 58) {
+      cAt = l4 + 2;
+      if (l4 + 8 <= end && ICMPV6_QUERY_REPLY[d[l4]!] !== undefined) pAt = l4 + 4;
+    }
+  }
+  const hasSum = cAt >= 0 && cAt + 2 <= end;
+  let c = hasSum ? v.getUint16(cAt) : 0;
+  const noSum = proto === 17 && c === 0 && !partial;
+  if (hasSum && !noSum) {
+    c = partial
+      ? ~checksumUpdate128(~c & 0xffff, d, at, addr, 0) & 0xffff
+      : checksumUpdate128(c, d, at, addr, 0);
+  }
+  d.set(addr.subarray(0, 16), at);
+  if (pAt >= 0 && port >= 0 && pAt + 2 <= end) {
+    const old = v.getUint16(pAt);
+    if (old !== port) {
+      v.setUint16(pAt, port);
+      if (hasSum && !noSum && !partial) c = checksumUpdate16(c, old, port);
+    }
+  }
+  if (hasSum && !noSum) v.setUint16(cAt, proto === 17 && c === 0 && !partial ? 0xffff : c);
+}
+
+/** The address of an IPv6 conntrack id (Ipv6AddressIds.address). */
+export type Ipv6AddressOf = (id: number) => Uint8Array | undefined;
+
+/**
+ * Apply `c`'s NAT to an IPv6 packet going in `dir` at a hook doing `manip`
+ * (Linux nf_nat_ipv6_manip_pkt).
+ *
+ * @param l4 the upper layer's offset, -1 for a later fragment
+ */
+export function natPacket6(
+  pkt: PacketBuffer,
+  ipOff: number,
+  l4: number,
+  proto: number,
+  c: Conn,
+  dir: 0 | 1,
+  manip: number,
+  addressOf: Ipv6AddressOf,
+): void {
+  const t = dir === 0 ? c.reply : c.orig;
+  const a = addressOf(manip === Manip.SRC ? t.dst : t.src);
+  if (a === undefined) return;
+  const port = manip === Manip.SRC ? t.dport : t.sport;
+  manipIpv6(pkt, ipOff, l4, proto, pkt.end, manip, a, port, (pkt.vnetFlags & 1) !== 0);
+}
+
+const innerWalk = new Ipv6UpperLayer();
+
+/**
+ * Translate an ICMPv6 error RELATED to `c` (Linux
+ * nf_nat_icmpv6_reply_translation): the quoted packet gets the opposite
+ * manipulation, the outer header is rewritten like a reply, and the
+ * ICMPv6 checksum (RFC 4443 §2.3: over the pseudo header and the whole
+ * message) is computed afresh.
+ *
+ * @param l4 the outer ICMPv6 header's offset
+ */
+export function natIcmpError6(
+  pkt: PacketBuffer,
+  ipOff: number,
+  l4: number,
+  c: Conn,
+  dir: 0 | 1,
+  manip: number,
+  addressOf: Ipv6AddressOf,
+): void {
+  if (!needsManip(c, dir, manip)) return;
+  const t: CtTuple = dir === 0 ? c.reply : c.orig;
+  const inner = l4 + 8;
+  const end = pkt.end;
+  if (inner + 40 > end) return;
+  const u = innerWalk.find(pkt.data, inner, end);
+  const il4 = (u.fragment & FRAG_LATER) !== 0 ? -1 : u.offset;
+  if (manip === Manip.DST) {
+    const a = addressOf(t.src);
+    if (a === undefined) return;
+    manipIpv6(pkt, inner, il4, u.proto, end, Manip.SRC, a, t.sport, false);
+    manipIpv6(pkt, ipOff, -1, 58, end, Manip.DST, a, -1, false);
+  } else {
+    const a = addressOf(t.dst);
+    if (a === undefined) return;
+    manipIpv6(pkt, inner, il4, u.proto, end, Manip.DST, a, t.dport, false);
+    manipIpv6(pkt, ipOff, -1, 58, end, Manip.SRC, a, -1, false);
+  }
+  icmpv6Checksum(pkt, ipOff, l4);
+}
+
+/** Compute the ICMPv6 checksum of the message at `l4` of the IPv6 packet at `ipOff` afresh. */
+function icmpv6Checksum(pkt: PacketBuffer, ipOff: number, l4: number): void {
+  const v = pkt.view, d = pkt.data;
+  const len = pkt.end - l4;
+  v.setUint16(l4 + 2, 0);
+  let s = 0;
+  for (let i = 8; i < 40; i += 2) s += (d[ipOff + i]! << 8) | d[ipOff + i + 1]!;
+  s += (len >>> 16) + (len & 0xffff) + 58;
+  for (let i = 0; i + 1 < len; i += 2) s += (d[l4 + i]! << 8) | d[l4 + i + 1]!;
+  if ((len & 1) !== 0) s += d[l4 + len - 1]! << 8;
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
+  v.setUint16(l4 + 2, ~s & 0xffff);
+}
+
+/**
+ * NPTv6 (RFC 6296): a stateless translation of one IPv6 prefix into
+ * another of the same or a different length (≤ 64), checksum-neutral:
+ * one 16-bit word of the address below the prefix is adjusted by the
+ * ones' complement difference of the prefixes, so the address's sum — and
+ * with it every TCP, UDP and ICMPv6 checksum over it — does not change.
+ * Follows Linux's ip6t_NPT (the adjustment word is word 3 for prefixes up
+ * to /48, RFC 6296 §3.2, else the first word after the prefix that is not
+ * 0xFFFF, §3.5).
+ *
+ * @example
+ * ```ts
+ * import { Npt } from "./nat.ts";
+ * import { parseIpv6, formatIpv6 } from "../wire/ip_address.ts";
+ * // RFC 6296 Appendix B: fd01:203:405::/48 <-> 2001:db8:1::/48
+ * const npt = new Npt(parseIpv6("fd01:203:405::"), 48, parseIpv6("2001:db8:1::"), 48);
+ * const a = parseIpv6("fd01:203:405:1::1234");
+ * npt.map(a, 0);
+ * console.assert(formatIpv6(a) === "2001:db8:1:d550::1234");
+ * ```
+ */
+export class Npt {
+  readonly #to: Uint8Array;
+  readonly #len: number;
+  /** Ones' complement sum of the source prefix minus that of the destination prefix. */
+  readonly adjustment: number;
+
+  /**
+   * @param from the prefix addresses are translated from (host bits zero)
+   * @param to the prefix they are translated to (host bits zero)
+   */
+  constructor(from: Uint8Array, fromLen: number, to: Uint8Array, toLen: number) {
+    this.#to = to.slice(0, 16);
+    this.#len = Math.max(fromLen, toLen);
+    let sf = 0, st = 0;
+    for (let i = 0; i < 16; i += 2) {
+      sf += (from[i]! << 8) | from[i + 1]!;
+      st += (to[i]! << 8) | to[i + 1]!;
+    }
+    let s = sf + (~st >>> 0);
+    while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
+    this.adjustment = s;
+  }
+
+  /**
+   * Translate the address at `a[off..]` in place.
+   *
+   * @returns false when it cannot be translated (every word after a
+   *   prefix longer than /48 is 0xFFFF); the caller drops the packet
+   */
+  map(a: Uint8Array, off: number): boolean {
+    const len = this.#len, to = this.#to;
+    let i = 0;
+    for (; (i + 1) * 8 <= len; i++) a[off + i] = to[i]!;
+    if (i * 8 < len) {
+      const m = (0xff << (8 - (len & 7))) & 0xff;
+      a[off + i] = (a[off + i]! & ~m) | (to[i]! & m);
+    }
+    let w = 3;
+    if (len > 48) {
+      for (w = 4; w < 8; w++) if (((a[off + 2 * w]! << 8) | a[off + 2 * w + 1]!) !== 0xffff) break;
+      if (w === 8) return false;
+    }
+    let s = ((a[off + 2 * w]! << 8) | a[off + 2 * w + 1]!) + this.adjustment;
+    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+    if (s === 0xffff) s = 0;
+    a[off + 2 * w] = s >> 8;
+    a[off + 2 * w + 1] = s & 0xff;
+    return true;
+  }
 }

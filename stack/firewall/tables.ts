@@ -10,11 +10,18 @@
  * family chain whose name a shared one already has is shown as
  * `NAME-v4` (`NAME-v6`) in the dump.
  *
+ * Each chain of 8 rules or more gets a {@link ChainIndex} (compile.ts):
+ * the walk then tests only the rules that can match a packet, in order.
+ * Rules naming `-m set` hold the firewall's sets themselves, so a change
+ * to a set is seen by the next packet without recompiling.
+ *
  * @module
  */
 import type { Clock } from "../clock.ts";
 import { CompiledRule, TargetKind } from "./match.ts";
 import type { FirewallTableName, FirewallTableSpec } from "./rule_types.ts";
+import { ChainIndex, type CompileOptions, DEFAULT_COMPILE } from "./compile.ts";
+import { type IpSet, resolveSets } from "./sets.ts";
 
 /** Verdicts of a chain walk. */
 export const Verdict = { ACCEPT: 0, DROP: 1, CONTINUE: 2 } as const;
@@ -22,7 +29,11 @@ export const Verdict = { ACCEPT: 0, DROP: 1, CONTINUE: 2 } as const;
 /** A chain ready to run. */
 export class CompiledChain {
   readonly rules: CompiledRule[] = [];
-  #runEnd = new Int32Array(0);
+  /**
+   * The chain's index (compile.ts), made when the table is compiled; null
+   * for a chain short enough to walk rule by rule.
+   */
+  index: ChainIndex | null = null;
   /** Packets and bytes that met the policy (builtin chains). */
   policyPackets = 0;
   policyBytes = 0;
@@ -32,26 +43,14 @@ export class CompiledChain {
    * @param policy `Verdict.ACCEPT` or `Verdict.DROP`
    */
   constructor(readonly name: string, readonly builtin: boolean, public policy: number) {}
+}
 
-  /**
-   * For each rule that requires a protocol, the index just past the run of
-   * rules after it that require the same one: a packet of another protocol
-   * matches none of them, so the walk skips the run in one step (a list of
-   * `-p tcp --dport N` rules costs a UDP packet one test).
-   */
-  runEnd(): Int32Array {
-    const rules = this.rules;
-    if (this.#runEnd.length === rules.length) return this.#runEnd;
-    const end = new Int32Array(rules.length);
-    for (let i = rules.length - 1; i >= 0; i--) {
-      const proto = rules[i]!.proto;
-      end[i] = i + 1 < rules.length && proto >= 0 && rules[i + 1]!.proto === proto
-        ? end[i + 1]!
-        : i + 1;
-    }
-    this.#runEnd = end;
-    return end;
-  }
+/** What a table is compiled with besides its rules. */
+export interface CompileTableOptions {
+  /** The firewall's named sets, for `-m set` (a rule naming another set is an error). */
+  sets?: ReadonlyMap<string, IpSet>;
+  /** Which chains get an index. */
+  compile?: CompileOptions;
 }
 
 /** One table of one family: builtin chains by lower-case hook name, plus user chains. */
@@ -78,16 +77,20 @@ export class CompiledTable {
 
 /**
  * Compile one family's view of a table from its shared and family scopes
- * (rules of the other family are left out).
+ * (rules of the other family are left out), and index each chain long
+ * enough to gain from it (see compile.ts).
  *
- * @throws Error on a jump to an undefined chain (config validation rules it out)
+ * @throws Error on a jump to an undefined chain or a set that does not exist
+ *   (config validation rules both out)
  */
 export function compileTable(
   name: FirewallTableName,
   scopes: FirewallTableSpec[],
   clock: Clock,
   family: 4 | 6 = 4,
+  opts: CompileTableOptions = {},
 ): CompiledTable {
+  const sets = opts.sets ?? new Map<string, IpSet>();
   const t = new CompiledTable(name);
   const taken = new Set<string>();
   const perScope: Map<string, CompiledChain>[] = [];
@@ -124,10 +127,17 @@ export function compileTable(
           if (to === undefined) throw new Error(`jump to undefined chain "${r.target.chain}"`);
           cr.jump = to;
         }
+        if (r.matchSets !== undefined && r.matchSets.length > 0) {
+          cr.sets = resolveSets(r.matchSets, sets);
+        }
         into.rules.push(cr);
       }
     }
   });
+  const from = (opts.compile ?? DEFAULT_COMPILE).indexFrom;
+  for (const c of [...t.builtins.values(), ...t.userChains]) {
+    c.index = c.rules.length >= from ? new ChainIndex(c.rules.map((r) => r.rule), family) : null;
+  }
   return t;
 }
 

@@ -82,21 +82,10 @@ export class Ipv6Egress {
       this.#loopback.push(pkt, ipOff);
       return R.OK;
     }
-    let outNic = opts.nic;
-    let nextHop: Uint8Array = d;
-    let nextHopOff = dstOff;
-    if (ipv6IsMulticast(d, dstOff) || (ipv6IsLinkLocalUnicast(d, dstOff) && outNic !== undefined)) {
-      if (outNic === undefined) return R.OUTPUT_NO_ROUTE;
-    } else {
-      const route = this.#l.routes.lookup(d, dstOff, 0);
-      if (route === null || route.type !== "unicast") return R.OUTPUT_NO_ROUTE;
-      outNic ??= this.#l.stack.nics.get(route.nicId);
-      if (route.gateway !== null) {
-        nextHop = route.gateway;
-        nextHopOff = 0;
-      }
-    }
-    if (outNic === undefined) return R.OUTPUT_NO_ROUTE;
+    const routed = this.#route(d, dstOff, opts.nic);
+    if (routed !== R.OK) return routed;
+    // Locals: a hook may send (and route) a packet of its own.
+    let outNic = this.#outNic!, nextHop = this.#nextHop, nextHopOff = this.#nextHopOff;
     if (ipv6IsUnspecified(d, ip.srcOffset()) && !opts.keepSource) {
       const src = this.#l.selectSource(d, dstOff, outNic);
       if (src === null) return R.OUTPUT_NO_SOURCE;
@@ -105,8 +94,26 @@ export class Ipv6Egress {
     }
     recordUpperLayer(this.#upper, pkt, ip);
     if (ip.flowLabel() === 0) this.#labelFlow(pkt, ip);
-    if (this.#l.hooks.output !== null && !this.#l.hooks.output(pkt, ipOff, null, outNic)) {
-      return R.FIREWALL;
+    const hook = this.#l.hooks.output;
+    if (hook !== null) {
+      const before = this.#dstBefore;
+      for (let i = 0; i < 16; i++) before[i] = d[dstOff + i]!;
+      if (!hook(pkt, ipOff, null, outNic)) return R.FIREWALL;
+      // A DNAT in OUTPUT changes the routing decision (Linux ip6_route_me_harder).
+      let moved = false;
+      for (let i = 0; i < 16 && !moved; i++) moved = before[i] !== d[dstOff + i];
+      if (moved) {
+        if (this.#l.local.get(d, dstOff) !== undefined && !ipv6IsMulticast(d, dstOff)) {
+          s.packetsSent++;
+          this.#loopback.push(pkt, ipOff);
+          return R.OK;
+        }
+        const again = this.#route(d, dstOff, opts.nic);
+        if (again !== R.OK) return again;
+        outNic = this.#outNic!;
+        nextHop = this.#nextHop;
+        nextHopOff = this.#nextHopOff;
+      }
     }
     if (
       this.#l.hooks.postrouting !== null && !this.#l.hooks.postrouting(pkt, ipOff, null, outNic)
@@ -122,6 +129,38 @@ export class Ipv6Egress {
       return R.OK;
     }
     this.sendToNextHop(outNic, pkt, ipOff, nextHop, nextHopOff);
+    return R.OK;
+  }
+
+  /** The destination before OUTPUT, to see whether a hook rewrote it (DNAT). */
+  readonly #dstBefore = new Uint8Array(16);
+  /** The egress and next hop {@link #route} chose. */
+  #outNic: Nic | undefined = undefined;
+  #nextHop: Uint8Array = new Uint8Array(16);
+  #nextHopOff = 0;
+
+  /**
+   * The output routing decision for the destination at `d[dstOff]`: the
+   * egress NIC (`pinned` when given) and next hop into `#outNic`,
+   * `#nextHop`, `#nextHopOff`.
+   */
+  #route(d: Uint8Array, dstOff: number, pinned: Nic | undefined): Verdict {
+    let outNic = pinned;
+    this.#nextHop = d;
+    this.#nextHopOff = dstOff;
+    if (ipv6IsMulticast(d, dstOff) || (ipv6IsLinkLocalUnicast(d, dstOff) && outNic !== undefined)) {
+      if (outNic === undefined) return R.OUTPUT_NO_ROUTE;
+    } else {
+      const route = this.#l.routes.lookup(d, dstOff, 0);
+      if (route === null || route.type !== "unicast") return R.OUTPUT_NO_ROUTE;
+      outNic ??= this.#l.stack.nics.get(route.nicId);
+      if (route.gateway !== null) {
+        this.#nextHop = route.gateway;
+        this.#nextHopOff = 0;
+      }
+    }
+    if (outNic === undefined) return R.OUTPUT_NO_ROUTE;
+    this.#outNic = outNic;
     return R.OK;
   }
 

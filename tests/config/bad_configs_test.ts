@@ -50,11 +50,11 @@ const CASES: BadCase[] = [
     message: 'write input = { rules = ["-p icmp -j ACCEPT"] }',
   },
   {
-    name: "NFQUEUE is an unsupported target, not a jump to an undefined chain",
+    name: "NFQUEUE is a target without meaning in tapir, not a jump to an undefined chain",
     text: `[firewall.filter]\ninput = { rules = ["-p tcp -j NFQUEUE --queue-num 1"] }\n`,
     path: "firewall.filter.input.rules[0]",
     line: 2,
-    message: 'unsupported target "NFQUEUE"',
+    message: 'target "NFQUEUE" has no meaning in tapir: tapir has no netlink queue',
   },
   {
     name: "radvd's ::/64 is rejected with what it means",
@@ -233,11 +233,11 @@ const CASES: BadCase[] = [
     message: `user chain "mine" takes no policy`,
   },
   {
-    name: "IPv6 NAT",
-    text: `[firewall.ipv6.nat]\npostrouting = { rules = ["-j MASQUERADE"] }\n`,
-    path: "firewall.ipv6.nat",
-    line: 1,
-    message: "NAT for IPv6 (NAT66/NPTv6) is not supported yet",
+    name: "IPv4 SNAT in the IPv6 nat table",
+    text: `[firewall.ipv6.nat]\npostrouting = { rules = ["-j SNAT --to-source 192.0.2.1"] }\n`,
+    path: "firewall.ipv6.nat.postrouting.rules[0]",
+    line: 2,
+    message: `"--to-source 192.0.2.1" is IPv4 but this is an ipv6 table`,
   },
   {
     name: "RA autonomous prefix that is not /64",

@@ -214,8 +214,8 @@ prerouting = { rules = ["-p tcp --dport 80 -j REDIRECT --to-ports 8080"] }
   assert.equal(mine.rules[0]!.family, 6);
   assert.equal(fw.ipv4.nat.defined, true);
   assert.deepEqual(fw.ipv4.nat.chains.get("postrouting")!.rules[0]!.target, { kind: "MASQUERADE" });
-  // The shared nat table is IPv4-only while NAT66 is unsupported.
-  assert.equal(fw.shared.nat.chains.get("prerouting")!.rules[0]!.family, 4);
+  // The shared nat table applies to both families (NAT66 too).
+  assert.equal(fw.shared.nat.chains.get("prerouting")!.rules[0]!.family, 0);
   assert.equal(configCounts(c).rules, 6);
 });
 

@@ -13,6 +13,7 @@ import {
 } from "../../../stack/wire/checksum.ts";
 import { HEADROOM, PacketBuffer } from "../../../stack/wire/packet_buffer.ts";
 import { parseIpv4 } from "../../../stack/wire/mod.ts";
+import { checksum6 } from "../../topology/_packets6.ts";
 
 /** Where test packets' IP headers start. */
 export const IP_OFF = HEADROOM + 14;
@@ -56,29 +57,113 @@ function ipHeader(b: PacketBuffer, s: PacketSpec, proto: number, l4Len: number):
   b.networkOffset = IP_OFF;
 }
 
-/** A TCP segment (20-byte header, or 24 with an MSS option when `mss` is set). */
-export function tcp(
-  s: PacketSpec & { sport: number; dport: number; flags: number; mss?: number },
-): PacketBuffer {
+/** Fields of a test TCP segment. */
+export interface TcpSpec extends PacketSpec {
+  sport: number;
+  dport: number;
+  flags: number;
+  /** An MSS option. */
+  mss?: number;
+  /** Default 1000. */
+  seq?: number;
+  /** Default 2000 with ACK, else 0. */
+  ack?: number;
+  /** The window field (default 65535). */
+  win?: number;
+  /** More option bytes after the MSS (padded with NOPs to a multiple of 4). */
+  options?: number[];
+}
+
+/** A TCP segment (20-byte header, plus an MSS option when `mss` is set and `options`). */
+export function tcp(s: TcpSpec): PacketBuffer {
   const b = new PacketBuffer();
-  const hl = s.mss === undefined ? 20 : 24;
+  const opts = [
+    ...(s.mss === undefined ? [] : [2, 4, s.mss >> 8, s.mss & 0xff]),
+    ...(s.options ?? []),
+  ];
+  while (opts.length % 4 !== 0) opts.push(1);
+  const hl = 20 + opts.length;
   const len = hl + (s.payload ?? 0);
   ipHeader(b, s, 6, len);
   const t = IP_OFF + 20, v = b.view;
   v.setUint16(t, s.sport);
   v.setUint16(t + 2, s.dport);
-  v.setUint32(t + 4, 1000);
-  v.setUint32(t + 8, (s.flags & 0x10) ? 2000 : 0);
+  v.setUint32(t + 4, s.seq ?? 1000);
+  v.setUint32(t + 8, s.ack ?? ((s.flags & 0x10) ? 2000 : 0));
   b.data[t + 12] = (hl / 4) << 4;
   b.data[t + 13] = s.flags;
-  v.setUint16(t + 14, 65535);
-  if (s.mss !== undefined) {
-    b.data[t + 20] = 2;
-    b.data[t + 21] = 4;
-    v.setUint16(t + 22, s.mss);
-  }
+  v.setUint16(t + 14, s.win ?? 65535);
+  b.data.set(opts, t + 20);
   fillL4(b);
   return b;
+}
+
+/** TCP option bytes: Window Scale (RFC 7323 §2.2). */
+export const WSCALE = (shift: number): number[] => [1, 3, 3, shift];
+/** TCP option bytes: SACK-Permitted (RFC 2018 §2). */
+export const SACK_PERM = [1, 1, 4, 2];
+
+/**
+ * Both ends of one TCP connection through a router's hooks, keeping
+ * their sequence numbers: each segment carries the sender's next
+ * sequence number and acknowledges everything the other end sent.
+ */
+export class TcpFlow {
+  /** Next sequence number of the client (0) and the server (1). */
+  readonly next: [number, number] = [1000, 50_000];
+
+  /**
+   * @param fw the router's firewall
+   * @param ends client and server address, port and NIC on the router
+   */
+  constructor(
+    readonly fw: Firewall,
+    readonly ends: [
+      { addr: string; port: number; nic: Nic },
+      { addr: string; port: number; nic: Nic },
+    ],
+  ) {}
+
+  /** The segment `dir` would send now (the flow does not advance). */
+  segment(
+    dir: 0 | 1,
+    flags: number,
+    o: { payload?: number; win?: number; seq?: number; ack?: number; options?: number[] } = {},
+  ): PacketBuffer {
+    const me = this.ends[dir]!, peer = this.ends[dir === 0 ? 1 : 0]!;
+    return tcp({
+      src: me.addr,
+      dst: peer.addr,
+      sport: me.port,
+      dport: peer.port,
+      flags,
+      seq: o.seq ?? this.next[dir],
+      ack: o.ack ?? ((flags & 0x10) !== 0 ? this.next[dir === 0 ? 1 : 0] : 0),
+      win: o.win,
+      payload: o.payload,
+      options: o.options,
+    });
+  }
+
+  /**
+   * Send a segment from `dir` through the router: true when it passes.
+   * A segment that passes at the sender's next sequence number (no `seq`
+   * given) advances it; a dropped one never reached the peer.
+   */
+  send(
+    dir: 0 | 1,
+    flags: number,
+    o: { payload?: number; win?: number; seq?: number; ack?: number; options?: number[] } = {},
+  ): boolean {
+    const b = this.segment(dir, flags, o);
+    const ok = forwardThrough(this.fw, b, this.ends[dir]!.nic, this.ends[dir === 0 ? 1 : 0]!.nic);
+    if (ok && o.seq === undefined) {
+      this.next[dir] =
+        (this.next[dir] + (o.payload ?? 0) + (flags & 0x02 ? 1 : 0) + (flags & 0x01)) >>>
+        0;
+    }
+    return ok;
+  }
 }
 
 /** A UDP datagram. */
@@ -189,3 +274,26 @@ export function forwardThrough(fw: Firewall, b: PacketBuffer, inNic: Nic, outNic
 
 /** TCP flag bits. */
 export const F = { FIN: 1, SYN: 2, RST: 4, PSH: 8, ACK: 16 } as const;
+
+/** A TCP segment (20-byte header, `payload` bytes of data) with a valid checksum over IPv6. */
+export function tcp6(
+  src: string,
+  dst: string,
+  sport: number,
+  dport: number,
+  flags: number,
+  o: { seq?: number; ack?: number; payload?: number } = {},
+): Uint8Array {
+  const b = new Uint8Array(20 + (o.payload ?? 0));
+  const v = new DataView(b.buffer);
+  v.setUint16(0, sport);
+  v.setUint16(2, dport);
+  v.setUint32(4, o.seq ?? 1000);
+  v.setUint32(8, o.ack ?? 0);
+  b[12] = 5 << 4;
+  b[13] = flags;
+  v.setUint16(14, 65535);
+  for (let i = 20; i < b.length; i++) b[i] = i & 0xff;
+  v.setUint16(16, checksum6(src, dst, 6, b));
+  return b;
+}

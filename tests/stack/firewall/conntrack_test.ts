@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { CtStatus, TCP_CT_STATE_NAMES } from "../../../stack/firewall/mod.ts";
 import type { Conn, Firewall } from "../../../stack/firewall/mod.ts";
 import { triangle } from "../../topology/_topology.ts";
-import { F, firewallFrom, forwardThrough, icmpEcho, icmpError, tcp, udp } from "./_fw.ts";
+import { F, firewallFrom, forwardThrough, icmpEcho, icmpError, tcp, TcpFlow, udp } from "./_fw.ts";
 
 const CT_ONLY = `
 [firewall.filter]
@@ -28,10 +28,12 @@ const H1 = "192.0.2.10", H2 = "198.51.100.10";
 
 Deno.test("conntrack follows every TCP transition of a handshake and close, then times out", async (t) => {
   const { fw, rLan, rWan, clock } = setup();
-  const out = (flags: number) =>
-    forwardThrough(fw, tcp({ src: H1, dst: H2, sport: 40000, dport: 80, flags }), rLan, rWan);
-  const back = (flags: number) =>
-    forwardThrough(fw, tcp({ src: H2, dst: H1, sport: 80, dport: 40000, flags }), rWan, rLan);
+  const flow = new TcpFlow(fw, [
+    { addr: H1, port: 40000, nic: rLan },
+    { addr: H2, port: 80, nic: rWan },
+  ]);
+  const out = (flags: number) => flow.send(0, flags);
+  const back = (flags: number) => flow.send(1, flags);
   const steps: [string, () => boolean, string, number][] = [
     ["SYN", () => out(F.SYN), "SYN_SENT", 120_000],
     ["SYN-ACK", () => back(F.SYN | F.ACK), "SYN_RECV", 60_000],
@@ -90,12 +92,11 @@ Deno.test("conntrack TCP timeouts per state", async (t) => {
   for (const c of cases) {
     await t.step(c.name, () => {
       const { fw, rLan, rWan, clock } = setup();
-      for (const [dir, flags] of c.flags) {
-        const b = dir === 0
-          ? tcp({ src: H1, dst: H2, sport: 40000, dport: 80, flags: flags! })
-          : tcp({ src: H2, dst: H1, sport: 80, dport: 40000, flags: flags! });
-        assert.ok(forwardThrough(fw, b, dir === 0 ? rLan : rWan, dir === 0 ? rWan : rLan));
-      }
+      const flow = new TcpFlow(fw, [
+        { addr: H1, port: 40000, nic: rLan },
+        { addr: H2, port: 80, nic: rWan },
+      ]);
+      for (const [dir, flags] of c.flags) assert.ok(flow.send(dir as 0 | 1, flags!));
       assert.equal(TCP_CT_STATE_NAMES[only(fw).tcpState], c.state);
       clock.advance(c.timeout - 1);
       assert.equal(fw.conntrack.size, 1, "still there just before the timeout");
