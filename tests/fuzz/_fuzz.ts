@@ -124,6 +124,12 @@ prerouting = { rules = ["-i wan0 -p tcp --dport 8080 -j DNAT --to-destination 19
     hosts: [{ name: "nas.lan", addresses: [parseIpAddress("192.0.2.20")] }],
     local: ["lan"],
   });
+  // TCP: a listener (port 2222; 22 is REJECTed) that takes every connection and closes it, so SYNs (mutated options
+  // included) reach the listen path, SYN-ACKs and cookies leave, and handshakes can finish.
+  const tl = lab.r.tcp.listen({ port: 2222 });
+  tl.onAcceptable = () => {
+    for (let c = tl.accept(); c !== null; c = tl.accept()) c.close();
+  };
   services.set(lab.r, [d4, fwd]);
   const dhcp = new Uint8Array(300);
   const dn = writeDhcpv4(
@@ -184,6 +190,35 @@ prerouting = { rules = ["-i wan0 -p tcp --dport 8080 -j DNAT --to-destination 19
       dst: r,
       protocol: PROTO.TCP,
       payload: tcp(a, r, { sport: 40002, dport: 22, seq: 1, flags: 2, payload: new Uint8Array(0) }),
+    }),
+    // A Linux-style SYN: MSS, SACK-permitted, timestamps, NOP, window scale.
+    ip4({
+      src: a,
+      dst: r,
+      protocol: PROTO.TCP,
+      payload: tcp(a, r, {
+        sport: 40003,
+        dport: 2222,
+        seq: 1000,
+        flags: 2,
+        options: new Uint8Array([2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7]),
+        payload: new Uint8Array(0),
+      }),
+    }),
+    // Data with a SACK option to the listener's port (no connection: a reset, or a cookie check).
+    ip4({
+      src: a,
+      dst: r,
+      protocol: PROTO.TCP,
+      payload: tcp(a, r, {
+        sport: 40003,
+        dport: 2222,
+        seq: 1001,
+        ack: 1,
+        flags: 0x18,
+        options: new Uint8Array([1, 1, 5, 10, 0, 0, 0, 10, 0, 0, 0, 20]),
+        payload: new Uint8Array(16),
+      }),
     }),
     ip4({ src: a, dst: r, protocol: PROTO.ICMP, payload: echoRequest(1, 1, 24) }),
     ip4({ src: a, dst: b, protocol: PROTO.ICMP, payload: echoRequest(2, 1, 24), ttl: 1 }),
@@ -425,6 +460,7 @@ function reached(v4: Stack, v6: Stack): Record<string, number> {
     "v6 NDP received": s6.ndp.messagesReceived,
     "DHCPv4 DISCOVERs read": dhcp4(v4)?.stats.discoverReceived ?? 0,
     "DNS queries read": dns(v4)?.stats.queriesReceived ?? 0,
+    "TCP SYNs to a listener (SYN-ACKs and cookies)": s4.tcp.passiveOpens + s4.tcp.synCookiesSent,
     "DHCPv6 SOLICITs read": dhcp6(v6)?.stats.solicitReceived ?? 0,
   };
 }

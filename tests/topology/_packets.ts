@@ -147,21 +147,25 @@ export interface TcpSpec {
   ack?: number;
   /** Flags byte; default ACK|PSH. */
   flags?: number;
+  /** Option bytes (a multiple of 4, at most 40). */
+  options?: Uint8Array;
   payload: Uint8Array;
 }
 
-/** A TCP segment (20-byte header, no options) with its checksum. */
+/** A TCP segment (20-byte header and `options`) with its checksum. */
 export function tcp(src: Addr, dst: Addr, s: TcpSpec): Uint8Array {
-  const b = new Uint8Array(20 + s.payload.length);
+  const ol = s.options?.length ?? 0;
+  const b = new Uint8Array(20 + ol + s.payload.length);
   const v = new DataView(b.buffer);
   v.setUint16(0, s.sport);
   v.setUint16(2, s.dport);
   v.setUint32(4, s.seq >>> 0);
   v.setUint32(8, (s.ack ?? 0) >>> 0);
-  b[12] = 5 << 4;
+  b[12] = ((20 + ol) >> 2) << 4;
   b[13] = s.flags ?? 0x18;
   v.setUint16(14, 65535);
-  b.set(s.payload, 20);
+  if (s.options !== undefined) b.set(s.options, 20);
+  b.set(s.payload, 20 + ol);
   v.setUint16(
     16,
     ~fold(sum16(b, 0, b.length, pseudo(addr(src), addr(dst), PROTO.TCP, b.length))) & 0xffff,
