@@ -443,6 +443,13 @@ export async function startTapir(opts: StartTapirOptions): Promise<Tapir> {
         );
       }
       for (const t of taps) if (!(await opts.ns.hasLink(t))) return false;
+      // The control socket comes up after the TAPs: wait for it too, so a test's
+      // first `tapir show` (or a look at the socket) never races tapir's start.
+      try {
+        Deno.statSync(controlPath);
+      } catch {
+        return false;
+      }
       return true;
     }, opts.startTimeoutMs ?? 15_000);
   } catch (e) {
