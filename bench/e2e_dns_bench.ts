@@ -7,19 +7,26 @@
  * with an A and an AAAA record for each of `--names` names, TTL 1 h):
  *
  *   tapir-c 192.0.2.2 ── TAP ── 192.0.2.1 tapir 198.51.100.1 ── TAP ── 198.51.100.53 ┐
- *                                                                                      up (dnsmasq)
+ *           2001:db8:53:1::2         2001:db8:53:1::1                                   up (dnsmasq)
  *   dnsmasq-c 192.0.2.2 ── veth ── 192.0.2.1 dnsmasq 198.51.100.129 ── veth ── 198.51.100.153 ┘
+ *           2001:db8:53:1::2         2001:db8:53:1::1
+ *
+ * The clients ask over IPv4 and over IPv6 (`--family 4`, `6` or `both`,
+ * the default): the same forwarders, the same cache (filled once), each
+ * family measured in the same rounds. The upstream is asked over IPv4.
  *
  * tapir: `[dns] interfaces = ["lan0"], servers = ["198.51.100.53"],
  * cache_size = C`; dnsmasq: `--no-resolv --no-hosts --server=198.51.100.153
- * --cache-size=C --listen-address=192.0.2.1 --bind-interfaces`.
+ * --cache-size=C --listen-address=192.0.2.1 --listen-address=2001:db8:53:1::1
+ * --bind-interfaces`.
  *
  * Before the rounds each forwarder's cache is filled (`dnsperf -n 1`: once
  * through the query file, every query a miss forwarded upstream) and the
- * forwarder warmed up (`dnsperf -l WARM`, unmeasured: tapir's code is
- * optimised by V8 as it runs). Per round and forwarder:
+ * forwarder warmed up over each family (`dnsperf -l WARM`, unmeasured:
+ * tapir's code is optimised by V8 as it runs). Per round, family and
+ * forwarder:
  *
- *     dnsperf -s 192.0.2.1 -d queries.txt -l SECONDS -c CLIENTS -q OUTSTANDING -Q MAXQPS -t TIMEOUT
+ *     dnsperf -s SERVER -d queries.txt -l SECONDS -c CLIENTS -q OUTSTANDING -Q MAXQPS -t TIMEOUT
  *
  * The figure is dnsperf's "Queries per second" (all of them cache hits: the
  * upstream's count of queries answered is read before and after each run
@@ -28,14 +35,15 @@
  * query (user and system, /proc/PID/stat, all its threads; the kernel's
  * work on the client side of a TAP write counts as tapir's system time),
  * and where queries or answers were dropped (the client's socket buffer;
- * tapir: the TAP's queue into tapir, dnsmasq: its socket buffer). It prints a markdown table (best of the rounds, the
- * ratio tapir / dnsmasq against the goal ≥ 1.0), each round, and the JSON
+ * tapir: the TAP's queue into tapir, dnsmasq: its socket buffer). It prints a
+ * markdown table per family (best of the rounds, the ratio tapir / dnsmasq
+ * against the goal ≥ 1.0), each round, and the JSON
  * (with tapir's `show dns` counters and dnsmasq's SIGUSR1 statistics);
  * `--out FILE` writes the JSON to FILE.
  *
- *     deno task bench:dns [--seconds 10] [--rounds 3] [--clients 10] [--outstanding 100]
- *       [--max-qps 1000000] [--timeout 2] [--names 1000] [--cache-size 10000] [--warm 3]
- *       [--leases N] [--cpu-prof DIR] [--out FILE]
+ *     deno task bench:dns [--seconds 10] [--rounds 3] [--family 4|6|both] [--clients 10]
+ *       [--outstanding 100] [--max-qps 1000000] [--timeout 2] [--names 1000]
+ *       [--cache-size 10000] [--warm 3] [--leases N] [--cpu-prof DIR] [--out FILE]
  *
  * `-q OUTSTANDING` bounds dnsperf's queries in flight, so by default the
  * load is closed-loop (the next query leaves when an answer came) and the
@@ -98,6 +106,10 @@ function parseArgs(args: string[]) {
     cacheSize: Number(opt("--cache-size", "10000")),
     warm: Number(opt("--warm", "3")),
     leases: Math.min(LEASES_MAX, Number(opt("--leases", "0"))),
+    families: (opt("--family", "both") === "both" ? [4, 6] : [Number(opt("--family", "4"))]) as (
+      | 4
+      | 6
+    )[],
     cpuProf: opt("--cpu-prof", ""),
     out: opt("--out", ""),
   };
@@ -160,6 +172,10 @@ export function parseDnsperf(out: string): DnsperfRun {
 
 const SERVER = "192.0.2.1";
 const CLIENT = "192.0.2.2";
+const SERVER6 = "2001:db8:53:1::1";
+const CLIENT6 = "2001:db8:53:1::2";
+/** The forwarder's address a client of `family` asks. */
+const serverOf = (family: 4 | 6) => family === 4 ? SERVER : SERVER6;
 const TAPIR_WAN = "198.51.100.1";
 const UPSTREAM_FOR_TAPIR = "198.51.100.53";
 const DNSMASQ_WAN = "198.51.100.129";
@@ -221,9 +237,13 @@ interface Side {
 /** Clock ticks per second of /proc/PID/stat's times (USER_HZ; 100 on Linux). */
 const USER_HZ = 100;
 
-/** User and system CPU seconds of process `pid` so far (/proc/PID/stat utime, stime). */
-function cpuSeconds(pid: number): { user: number; sys: number } {
-  const s = Deno.readTextFileSync(`/proc/${pid}/stat`);
+/**
+ * User and system CPU seconds of process `pid` so far (/proc/PID/stat
+ * utime, stime), read by `cat`: Deno lets only `--allow-all` read another
+ * process's /proc files, and the task grants `--allow-run`.
+ */
+async function cpuSeconds(pid: number): Promise<{ user: number; sys: number }> {
+  const s = (await run(["cat", `/proc/${pid}/stat`], { timeoutMs: 5000 })).stdout;
   // The fields after "(comm)": state is field 3, utime 14, stime 15.
   const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
   return { user: Number(f[11]) / USER_HZ, sys: Number(f[12]) / USER_HZ };
@@ -341,7 +361,7 @@ async function setUpTapir(
   const id = Deno.pid % 100000;
   const lan = `tdnl${id}`, wan = `tdnw${id}`;
   const config = `[router]\nhostname = "bench-dns"\n` +
-    `[[interface]]\nname = "lan0"\ntap = "${lan}"\naddresses = ["${SERVER}/24"]\n` +
+    `[[interface]]\nname = "lan0"\ntap = "${lan}"\naddresses = ["${SERVER}/24", "${SERVER6}/64"]\n` +
     (o.leases > 0
       ? `[interface.dhcp]\npools = ["192.0.2.10-192.0.2.249"]\nlease_time = "24h"\n` +
         `lease_file = "${dir}/tapir.leases"\n`
@@ -352,7 +372,7 @@ async function setUpTapir(
   const tapir = o.cpuProf === ""
     ? await startTapir({ ns: s, topo, config, extraArgs: ["--log-level", "warning"] })
     : await startProfiledTapir(topo, s, config, o.cpuProf);
-  await moveTapToNs(lan, s, c, { address: `${CLIENT}/24` });
+  await moveTapToNs(lan, s, c, { address: [`${CLIENT}/24`, `${CLIENT6}/64`] });
   await moveTapToNs(wan, s, up, { address: `${UPSTREAM_FOR_TAPIR}/25` });
   return {
     side: {
@@ -424,7 +444,10 @@ async function setUpDnsmasq(
 ): Promise<Side> {
   const s = await topo.netns("dnsmasq");
   const c = await topo.netns("dnsmasq-c");
-  await veth(s, "dm0", [`${SERVER}/24`], c, "dm1", [`${CLIENT}/24`]);
+  await veth(s, "dm0", [`${SERVER}/24`, `${SERVER6}/64`], c, "dm1", [
+    `${CLIENT}/24`,
+    `${CLIENT6}/64`,
+  ]);
   await veth(s, "dmw0", [`${DNSMASQ_WAN}/25`], up, "upd0", [`${UPSTREAM_FOR_DNSMASQ}/25`]);
   const log = `${dir}/dnsmasq.log`;
   const p = s.spawn([
@@ -436,6 +459,7 @@ async function setUpDnsmasq(
     `--server=${UPSTREAM_FOR_DNSMASQ}`,
     `--cache-size=${o.cacheSize}`,
     `--listen-address=${SERVER}`,
+    `--listen-address=${SERVER6}`,
     "--bind-interfaces",
     `--log-facility=${log}`,
     `--pid-file=${dir}/dnsmasq.pid`,
@@ -458,12 +482,18 @@ async function setUpDnsmasq(
   };
 }
 
-/** `dig @SERVER NAME TYPE +short` from the client side, until it answers (at most 20 s). */
-async function waitAnswers(who: string, side: Side, name: string, want: string): Promise<void> {
+/** `dig @SERVER NAME A +short` from the client side, until it answers (at most 20 s). */
+async function waitAnswers(
+  who: string,
+  side: Side,
+  name: string,
+  want: string,
+  server = SERVER,
+): Promise<void> {
   let last = "";
-  await waitFor(`${who} to answer ${name}`, async () => {
+  await waitFor(`${who} to answer ${name} at ${server}`, async () => {
     const r = await side.c.exec(
-      ["dig", `@${SERVER}`, "+time=1", "+tries=1", "+short", name, "A"],
+      ["dig", `@${server}`, "+time=1", "+tries=1", "+short", name, "A"],
       { check: false, timeoutMs: 5000 },
     );
     last = r.stdout + r.stderr;
@@ -473,11 +503,11 @@ async function waitAnswers(who: string, side: Side, name: string, want: string):
   });
 }
 
-function dnsperfArgs(o: Options, file: string, bound: string[]): string[] {
+function dnsperfArgs(o: Options, server: string, file: string, bound: string[]): string[] {
   return [
     "dnsperf",
     "-s",
-    SERVER,
+    server,
     "-d",
     file,
     ...bound,
@@ -492,11 +522,12 @@ function dnsperfArgs(o: Options, file: string, bound: string[]): string[] {
   ];
 }
 
-/** One dnsperf run from `side` with the counters around it. */
+/** One dnsperf run from `side` to `server` with the counters around it. */
 async function dnsperf(
   side: Side,
   upstream: () => Promise<Record<string, number>>,
   o: Options,
+  server: string,
   file: string,
   bound: string[],
   boundSeconds: number,
@@ -505,12 +536,12 @@ async function dnsperf(
   const inBefore = await side.inboundDrops();
   const upBefore = await upstream();
   const fBefore = await side.counters();
-  const cpuBefore = cpuSeconds(side.pid);
-  const r = await side.c.exec(dnsperfArgs(o, file, bound), {
+  const cpuBefore = await cpuSeconds(side.pid);
+  const r = await side.c.exec(dnsperfArgs(o, server, file, bound), {
     check: false,
     timeoutMs: (boundSeconds + o.timeout + 30) * 1000,
   });
-  const cpuAfter = cpuSeconds(side.pid);
+  const cpuAfter = await cpuSeconds(side.pid);
   const run = parseDnsperf(r.stdout + r.stderr);
   const perQuery = (s: number) => 1e6 * s / Math.max(1, run.completed);
   run.cpuUserUsPerQuery = perQuery(cpuAfter.user - cpuBefore.user);
@@ -538,6 +569,9 @@ function median(xs: number[]): number {
 const nonNoerror = (r: DnsperfRun) =>
   Object.entries(r.rcodes).reduce((n, [k, v]) => k === "NOERROR" ? n : n + v, 0);
 
+/** The samples of one family: each forwarder's rounds. */
+type FamilySamples = Record<Who, DnsperfRun[]>;
+
 async function main(): Promise<number> {
   requireRoot("bench/e2e_dns_bench.ts");
   for (const tool of ["dnsperf", "dnsmasq", "dig"]) {
@@ -548,9 +582,10 @@ async function main(): Promise<number> {
   }
   const o = parseArgs(Deno.args);
   const loadStart = Deno.loadavg();
-  const samples: Record<Who, DnsperfRun[]> = { tapir: [], dnsmasq: [] };
+  const samples: Partial<Record<4 | 6, FamilySamples>> = {};
+  for (const f of o.families) samples[f] = { tapir: [], dnsmasq: [] };
   const fill: Partial<Record<Who, DnsperfRun>> = {};
-  const warm: Partial<Record<Who, DnsperfRun>> = {};
+  const warm: Partial<Record<string, DnsperfRun>> = {};
   let tapirStats: unknown = null;
   let profile = "";
   await withBenchTopology("tpdns-bench", async (topo) => {
@@ -569,35 +604,48 @@ async function main(): Promise<number> {
     const upstream = await startUpstream(up, dir, o.names);
     const upCounters = () => dnsmasqCounters(upstream.p, upstream.log);
     for (const who of ["tapir", "dnsmasq"] as const) {
-      await waitAnswers(who, sides[who], hostName(0), "203.0.113.1");
+      for (const f of o.families) {
+        await waitAnswers(who, sides[who], hostName(0), "203.0.113.1", serverOf(f));
+      }
       if (o.leases > 0) {
         const l = lease(o.leases - 1);
         await waitAnswers(`${who} (a DHCP client's name)`, sides[who], l.hostname, l.address);
       }
     }
     for (const who of ["tapir", "dnsmasq"] as const) {
-      // Once through the file: every name a miss, forwarded and cached.
-      fill[who] = await dnsperf(sides[who], upCounters, o, file, ["-n", "1"], 60);
+      // Once through the file (over the first family): every name a miss, forwarded and cached.
+      const first = serverOf(o.families[0]!);
+      fill[who] = await dnsperf(sides[who], upCounters, o, first, file, ["-n", "1"], 60);
       console.error(
         `fill ${who}: ${fill[who]!.completed}/${fill[who]!.sent} answered, ` +
           `${fill[who]!.upstreamAnswered} by the upstream, ${fmt(fill[who]!.qps, 0)} queries/s`,
       );
       if (o.warm > 0) {
-        warm[who] = await dnsperf(sides[who], upCounters, o, file, ["-l", String(o.warm)], o.warm);
-        console.error(`warm-up ${who}: ${fmt(warm[who]!.qps, 0)} queries/s`);
+        for (const f of o.families) {
+          const w = await dnsperf(sides[who], upCounters, o, serverOf(f), file, [
+            "-l",
+            String(o.warm),
+          ], o.warm);
+          warm[`${who}/ipv${f}`] = w;
+          console.error(`warm-up ${who} IPv${f}: ${fmt(w.qps, 0)} queries/s`);
+        }
       }
     }
     for (let round = 0; round < o.rounds; round++) {
       // Alternate who goes first: neither always runs on a machine the other just heated.
       const order: Who[] = round % 2 === 0 ? ["tapir", "dnsmasq"] : ["dnsmasq", "tapir"];
-      for (const who of order) {
-        const bound = ["-l", String(o.seconds)];
-        const r = await dnsperf(sides[who], upCounters, o, file, bound, o.seconds);
-        samples[who].push(r);
-        console.error(
-          `round ${round + 1} ${who}: ${fmt(r.qps, 0)} queries/s, ${r.lost}/${r.sent} lost, ` +
-            `${nonNoerror(r)} not NOERROR, ${r.upstreamAnswered} reached the upstream`,
-        );
+      for (const f of o.families) {
+        for (const who of order) {
+          const bound = ["-l", String(o.seconds)];
+          const r = await dnsperf(sides[who], upCounters, o, serverOf(f), file, bound, o.seconds);
+          samples[f]![who].push(r);
+          console.error(
+            `round ${round + 1} IPv${f} ${who}: ${
+              fmt(r.qps, 0)
+            } queries/s, ${r.lost}/${r.sent} lost, ` +
+              `${nonNoerror(r)} not NOERROR, ${r.upstreamAnswered} reached the upstream`,
+          );
+        }
       }
     }
     if (o.cpuProf === "") tapirStats = await t.tapir.stats();
@@ -608,13 +656,6 @@ async function main(): Promise<number> {
     }
   });
   const meta = await benchMeta(loadStart);
-  const best: Record<Who, Spread> = {
-    tapir: spread(samples.tapir.map((r) => r.qps)),
-    dnsmasq: spread(samples.dnsmasq.map((r) => r.qps)),
-  };
-  const worst = (rs: DnsperfRun[], f: (r: DnsperfRun) => number) => Math.max(...rs.map(f));
-  const lostPct = (r: DnsperfRun) => 100 * r.lost / Math.max(1, r.sent);
-  const ratio = best.tapir.best / best.dnsmasq.best;
   const label: Record<Who, string> = {
     tapir: "tapir `[dns]` (TAP)",
     dnsmasq: "dnsmasq 2.x (veth)",
@@ -627,36 +668,51 @@ async function main(): Promise<number> {
     meta,
     `dnsperf -l ${o.seconds} -c ${o.clients} -q ${o.outstanding} -Q ${o.maxQps} -t ${o.timeout}, ` +
       `${2 * o.names} names (A and AAAA) cached, cache_size ${o.cacheSize}, ` +
-      `${o.leases} DHCP leases with hostnames, ${o.rounds} rounds`,
+      `${o.leases} DHCP leases with hostnames, ${o.rounds} rounds, ` +
+      `IPv${o.families.join(" and IPv")}`,
   ));
-  console.log("");
-  console.log(
-    "| forwarder | cached queries/s (best, worst) | lost (worst) | answers not NOERROR (worst) | mean latency ms (best) | forwarder CPU µs/query, user + sys (median) | queries that reached the upstream (worst) | answers dropped by the client's socket buffer (worst) | queries dropped before the forwarder read them (worst) |",
-  );
-  console.log("|---|---|---|---|---|---|---|---|---|");
-  for (const who of ["tapir", "dnsmasq"] as const) {
-    const rs = samples[who];
+  const ratios: Partial<Record<4 | 6, number>> = {};
+  const worst = (rs: DnsperfRun[], f: (r: DnsperfRun) => number) => Math.max(...rs.map(f));
+  const lostPct = (r: DnsperfRun) => 100 * r.lost / Math.max(1, r.sent);
+  for (const f of o.families) {
+    const fs = samples[f]!;
+    const best: Record<Who, Spread> = {
+      tapir: spread(fs.tapir.map((r) => r.qps)),
+      dnsmasq: spread(fs.dnsmasq.map((r) => r.qps)),
+    };
+    const ratio = best.tapir.best / best.dnsmasq.best;
+    ratios[f] = ratio;
+    console.log("");
+    console.log(`IPv${f} (dnsperf -s ${serverOf(f)}):`);
+    console.log("");
     console.log(
-      `| ${label[who]} | ${fmt(best[who].best, 0)} (${fmt(best[who].worst, 0)}) | ${
-        fmt(worst(rs, lostPct), 3)
-      } % | ${worst(rs, nonNoerror)} | ${fmt(Math.min(...rs.map((r) => r.latencyMs)), 3)} | ${
-        fmt(median(rs.map((r) => r.cpuUserUsPerQuery ?? NaN)))
-      } + ${fmt(median(rs.map((r) => r.cpuSysUsPerQuery ?? NaN)))} | ${
-        worst(rs, (r) => r.upstreamAnswered ?? 0)
-      } | ${worst(rs, (r) => r.clientRcvbufErrors ?? 0)} | ${
-        worst(rs, (r) => r.serverInboundDrops ?? 0)
-      } |`,
+      "| forwarder | cached queries/s (best, worst) | lost (worst) | answers not NOERROR (worst) | mean latency ms (best) | forwarder CPU µs/query, user + sys (median) | queries that reached the upstream (worst) | answers dropped by the client's socket buffer (worst) | queries dropped before the forwarder read them (worst) |",
     );
+    console.log("|---|---|---|---|---|---|---|---|---|");
+    for (const who of ["tapir", "dnsmasq"] as const) {
+      const rs = fs[who];
+      console.log(
+        `| ${label[who]} | ${fmt(best[who].best, 0)} (${fmt(best[who].worst, 0)}) | ${
+          fmt(worst(rs, lostPct), 3)
+        } % | ${worst(rs, nonNoerror)} | ${fmt(Math.min(...rs.map((r) => r.latencyMs)), 3)} | ${
+          fmt(median(rs.map((r) => r.cpuUserUsPerQuery ?? NaN)))
+        } + ${fmt(median(rs.map((r) => r.cpuSysUsPerQuery ?? NaN)))} | ${
+          worst(rs, (r) => r.upstreamAnswered ?? 0)
+        } | ${worst(rs, (r) => r.clientRcvbufErrors ?? 0)} | ${
+          worst(rs, (r) => r.serverInboundDrops ?? 0)
+        } |`,
+      );
+    }
+    console.log(`| tapir / dnsmasq | ${fmt(ratio)} (goal ≥ 1.0) | | | | | | | |`);
+    console.log("");
+    console.log("| round | tapir queries/s | dnsmasq queries/s | tapir / dnsmasq |");
+    console.log("|---|---|---|---|");
+    for (let i = 0; i < o.rounds; i++) {
+      const a = fs.tapir[i]?.qps ?? NaN, b = fs.dnsmasq[i]?.qps ?? NaN;
+      console.log(`| ${i + 1} | ${fmt(a, 0)} | ${fmt(b, 0)} | ${fmt(a / b)} |`);
+    }
   }
-  console.log(`| tapir / dnsmasq | ${fmt(ratio)} (goal ≥ 1.0) | | | | | | | |`);
-  console.log("");
-  console.log("| round | tapir queries/s | dnsmasq queries/s | tapir / dnsmasq |");
-  console.log("|---|---|---|---|");
-  for (let i = 0; i < o.rounds; i++) {
-    const a = samples.tapir[i]?.qps ?? NaN, b = samples.dnsmasq[i]?.qps ?? NaN;
-    console.log(`| ${i + 1} | ${fmt(a, 0)} | ${fmt(b, 0)} | ${fmt(a / b)} |`);
-  }
-  const json = { meta, options: o, fill, warm, samples, ratio, tapirStats, profile };
+  const json = { meta, options: o, fill, warm, samples, ratios, tapirStats, profile };
   console.log(JSON.stringify(json));
   if (o.out !== "") Deno.writeTextFileSync(o.out, JSON.stringify(json, null, 2));
   return 0;

@@ -40,6 +40,8 @@ import {
 } from "../wire/packet_buffer.ts";
 
 const UDP_HEADER_LEN = 8;
+/** `::`, the IPv6 source left for the output path to choose (only read). */
+const UNSPECIFIED6 = new Uint8Array(16);
 /** Linux's default ip_local_port_range. */
 export const EPHEMERAL_PORT_MIN = 32768;
 export const EPHEMERAL_PORT_MAX = 60999;
@@ -255,7 +257,7 @@ export class Udp {
     payload: Uint8Array,
     opts: UdpSendOptions = {},
   ): boolean {
-    return this.#send(srcPort, null, dst, dstPort, payload, opts);
+    return this.#send(srcPort, null, dst, dstPort, payload, opts, opts.src);
   }
 
   #isLocal(a: IpAddr): boolean {
@@ -276,12 +278,10 @@ export class Udp {
       (ep.address !== null && (typeof ep.address === "number") === (fam === 4)
         ? ep.address
         : undefined);
-    return this.#send(ep.port, ep.device, dst, dstPort, payload, {
-      ...opts,
-      ...(src !== undefined ? { src } : {}),
-    });
+    return this.#send(ep.port, ep.device, dst, dstPort, payload, opts, src);
   }
 
+  /** One datagram from `srcPort` with `opts`, from `src` (undefined: chosen by the route). */
   #send(
     srcPort: number,
     device: Nic | null,
@@ -289,12 +289,12 @@ export class Udp {
     dstPort: number,
     payload: Uint8Array,
     opts: UdpSendOptions,
+    src: IpAddr | undefined,
   ): boolean {
     const s = this.ctx.stats.udp;
     const len = UDP_HEADER_LEN + payload.length;
     // A source of the other family than the destination cannot be sent.
-    const mixed = opts.src !== undefined &&
-      (typeof opts.src === "number") !== (typeof dst === "number");
+    const mixed = src !== undefined && (typeof src === "number") !== (typeof dst === "number");
     if (len > 65_535 || mixed) {
       s.sendFailed++;
       return false;
@@ -310,12 +310,11 @@ export class Udp {
       const ipOff = HEADROOM + ETHERNET_HEADER_LEN;
       let u: number;
       let sum: number;
-      const keepSource = opts.src !== undefined;
+      const keepSource = src !== undefined;
       if (typeof dst === "number") {
-        let src = typeof opts.src === "number" ? opts.src : 0;
-        if (!keepSource) src = this.#sourceV4(dst, nic) ?? 0;
+        const src4 = typeof src === "number" ? src : this.#sourceV4(dst, nic) ?? 0;
         writeIpv4Header(b, ipOff, {
-          src,
+          src: src4,
           dst,
           protocol: IpProtocol.UDP,
           payloadLen: len,
@@ -323,10 +322,10 @@ export class Udp {
           id: this.ipv4.nextId(),
         });
         u = ipOff + 20;
-        sum = ipv4PseudoHeaderSum(src, dst, IpProtocol.UDP, len);
+        sum = ipv4PseudoHeaderSum(src4, dst, IpProtocol.UDP, len);
       } else {
         writeIpv6Header(b, ipOff, {
-          src: opts.src instanceof Uint8Array ? opts.src : new Uint8Array(16),
+          src: src instanceof Uint8Array ? src : UNSPECIFIED6,
           dst,
           nextHeader: IpProtocol.UDP,
           payloadLen: len,

@@ -139,32 +139,40 @@ const MIN_RR = 11;
 const MIN_Q = 5;
 
 /**
- * Read the name at `off`: its text and where the name ends in place (after
- * the first pointer, if any). Pointers must point backwards, before the
+ * Walk the name at message offset `off` of the message `b[base, base +
+ * len)` and return where it ends in place (after the first pointer, if
+ * any), or why it is malformed. Pointers must point backwards, before the
  * name's own start (RFC 1035 §4.1.4 "a prior occurrence"), which also rules
- * out loops; the expanded name must fit in 255 bytes.
+ * out loops; the expanded name must fit in 255 bytes. When `out` is given,
+ * the name's labels, expanded (pointers followed) and with the root label,
+ * are copied to `out[0..]`, ASCII letters folded to lower case when `fold`
+ * (RFC 4343: the form two names are compared in). No allocation.
  */
-export function readDnsName(
+export function walkDnsName(
   b: Uint8Array,
+  base: number,
+  len: number,
   off: number,
-): { name: string; end: number } | DnsParseError {
-  const labels: string[] = [];
+  out: Uint8Array | null,
+  fold: boolean,
+): number | DnsParseError {
   let wire = 1; // the root label
   let i = off;
   let end = -1;
   let limit = off; // a pointer must go below this
   let jumps = 0;
+  let o = 0;
   for (;;) {
-    if (i >= b.length) return "truncated";
-    const len = b[i]!;
-    if (len === 0) {
+    if (i >= len) return "truncated";
+    const n = b[base + i]!;
+    if (n === 0) {
       if (end < 0) end = i + 1;
       break;
     }
-    const kind = len & 0xc0;
+    const kind = n & 0xc0;
     if (kind === 0xc0) {
-      if (i + 1 >= b.length) return "truncated";
-      const ptr = ((len & 0x3f) << 8) | b[i + 1]!;
+      if (i + 1 >= len) return "truncated";
+      const ptr = ((n & 0x3f) << 8) | b[base + i + 1]!;
       if (end < 0) end = i + 2;
       // At or before itself (into labels just read): a loop; after itself: forward.
       if (ptr >= limit) return ptr > i ? "bad-pointer" : "pointer-loop";
@@ -174,14 +182,37 @@ export function readDnsName(
       continue;
     }
     if (kind !== 0) return "bad-label-type"; // 0x40 / 0x80: extended and reserved label types
-    if (len > DNS_MAX_LABEL) return "label-too-long";
-    if (i + 1 + len > b.length) return "truncated";
-    wire += 1 + len;
+    if (n > DNS_MAX_LABEL) return "label-too-long";
+    if (i + 1 + n > len) return "truncated";
+    wire += 1 + n;
     if (wire > DNS_MAX_NAME) return "name-too-long";
-    labels.push(labelText(b, i + 1, len));
-    i += 1 + len;
+    if (out !== null) {
+      out[o++] = n;
+      for (let k = base + i + 1, e = k + n; k < e; k++) {
+        const c = b[k]!;
+        out[o++] = fold && c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+      }
+    }
+    i += 1 + n;
   }
-  return { name: labels.join("."), end };
+  if (out !== null) out[o] = 0;
+  return end;
+}
+
+/** The expanded labels of the last name {@link readDnsName} read. */
+const NAME_SCRATCH = new Uint8Array(DNS_MAX_NAME);
+
+/**
+ * Read the name at `off`: its text and where the name ends in place (after
+ * the first pointer, if any), with the checks of {@link walkDnsName}.
+ */
+export function readDnsName(
+  b: Uint8Array,
+  off: number,
+): { name: string; end: number } | DnsParseError {
+  const end = walkDnsName(b, 0, b.length, off, NAME_SCRATCH, false);
+  if (typeof end === "string") return end;
+  return { name: suffixText(NAME_SCRATCH, 0), end };
 }
 
 /** A label as text: printable ASCII as is, "." and "\\" escaped, other bytes as \DDD (RFC 4343). */
@@ -285,6 +316,105 @@ export function parseDns(b: Uint8Array): DnsMessage | DnsParseError {
     edns,
     length: off,
   };
+}
+
+/**
+ * What {@link readDnsQuery} found in a message: the header, the first
+ * question with its name as compared (expanded, lower case) and the OPT
+ * record. One view is reused for every message; nothing in it is
+ * allocated per message.
+ */
+export class DnsQueryView {
+  id = 0;
+  flags = 0;
+  opcode = 0;
+  /** QDCOUNT. */
+  questions = 0;
+  /** The first question (when `questions` > 0): where its name starts and it ends, type, class. */
+  qOffset = -1;
+  qEnd = -1;
+  qType = 0;
+  qClass = 0;
+  /** The first question's name: labels expanded, ASCII letters lower case, the root label last. */
+  readonly name: Uint8Array = new Uint8Array(DNS_MAX_NAME);
+  /** Bytes of `name` (its root label included). */
+  nameLength = 0;
+  /** Whether the message has an OPT record (RFC 6891), and its fields. */
+  edns = false;
+  udpSize = 0;
+  dnssecOk = false;
+  /** Offset of the OPT record's class field (the UDP size), -1 without one. */
+  udpSizeOffset = -1;
+  /** Bytes the message took (the rest of the datagram is ignored). */
+  length = 0;
+}
+
+/**
+ * Read the message `b[base, base + len)` into `q` in place: the same checks
+ * as {@link parseDns}, in the same order, with the same answer (a message
+ * parseDns rejects is rejected here with the same error), but no
+ * allocation: for a forwarder's every query. Offsets in `q` are relative
+ * to `base`, as parseDns's are to its message.
+ *
+ * @returns null when the message is well formed, else why not
+ */
+export function readDnsQuery(
+  b: Uint8Array,
+  base: number,
+  len: number,
+  q: DnsQueryView,
+): DnsParseError | null {
+  if (len < DNS_HEADER_LEN) return "truncated";
+  const u16 = (at: number) => (b[base + at]! << 8) | b[base + at + 1]!;
+  const qd = u16(4), an = u16(6), ns = u16(8), ar = u16(10);
+  if (qd * MIN_Q + (an + ns + ar) * MIN_RR > len - DNS_HEADER_LEN) return "count-overrun";
+  let off = DNS_HEADER_LEN;
+  q.qOffset = q.qEnd = -1;
+  for (let k = 0; k < qd; k++) {
+    const end = walkDnsName(b, base, len, off, k === 0 ? q.name : null, true);
+    if (typeof end === "string") return end;
+    if (end + 4 > len) return "truncated";
+    if (k === 0) {
+      q.qOffset = off;
+      q.qEnd = end + 4;
+      q.qType = u16(end);
+      q.qClass = u16(end + 2);
+    }
+    off = end + 4;
+  }
+  let opts = 0;
+  q.edns = false;
+  q.udpSize = 0;
+  q.dnssecOk = false;
+  q.udpSizeOffset = -1;
+  const records = an + ns + ar;
+  for (let k = 0; k < records; k++) {
+    const end = walkDnsName(b, base, len, off, null, false);
+    if (typeof end === "string") return end;
+    if (end + 10 > len) return "truncated";
+    const rdlen = u16(end + 8);
+    if (end + 10 + rdlen > len) return "truncated";
+    if (k >= an + ns && u16(end) === DnsType.OPT && opts++ === 0) {
+      q.edns = true;
+      q.udpSize = u16(end + 2);
+      q.dnssecOk = (u16(end + 6) & EDNS_DO) !== 0;
+      q.udpSizeOffset = end + 2;
+    }
+    off = end + 10 + rdlen;
+  }
+  // RFC 6891 §6.1.1: one OPT (parseDns says so once every record has been read).
+  if (opts > 1) return "two-opt";
+  q.id = u16(0);
+  q.flags = u16(2);
+  q.opcode = (q.flags >>> 11) & 0xf;
+  q.questions = qd;
+  q.nameLength = 0;
+  if (qd > 0) {
+    while (q.name[q.nameLength] !== 0) q.nameLength += 1 + q.name[q.nameLength]!;
+    q.nameLength++;
+  }
+  q.length = off;
+  return null;
 }
 
 /** Set the message ID in place. */

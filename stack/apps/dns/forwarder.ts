@@ -11,7 +11,12 @@
  * and a cached answer's TTLs (aged by the time it was held). The cache is
  * bounded (least recently used goes first, counted), keyed by name, type,
  * class and the DO bit, and keeps NXDOMAIN and NODATA answers for the
- * SOA's minimum (RFC 2308 §5), at most `maxNegativeTtl`.
+ * SOA's minimum (RFC 2308 §5), at most `maxNegativeTtl`. A UDP query whose
+ * answer is cached is answered without a parse into objects or a string:
+ * the query is read in place, its question hashed as DNS compares names,
+ * and the cached wire image copied into one buffer with the ID, TTLs,
+ * question case and OPT record patched; anything else takes the general
+ * path, which answers the same bytes.
  *
  * RFC 5452 defences: each forwarded query gets a random ID and its own
  * socket on a random port, and an answer is taken only from the server
@@ -54,20 +59,32 @@ import type { Clock, Timer } from "../../clock.ts";
 import type { Random } from "../../random.ts";
 import { TokenBucket } from "../../token_bucket.ts";
 import {
+  DNS_MAX_NAME,
   DNS_PORT,
   DnsClass,
   DnsFlag,
   type DnsMessage,
   dnsNameKey,
+  DnsQueryView,
   DnsRcode,
   DnsType,
   DnsWriter,
+  EDNS_DO,
   parseDns,
   readDnsName,
+  readDnsQuery,
   setDnsId,
+  walkDnsName,
 } from "../../wire/dns.ts";
 import { formatIpAddress, type IpAddress } from "../../wire/ip_address.ts";
 import { dnsStreamFrame, DnsStreamReader } from "./_stream.ts";
+import {
+  AnswerCache,
+  type AnswerKey,
+  answerKey,
+  answerKeyHash,
+  type CachedAnswer,
+} from "./_cache.ts";
 
 /** What the forwarder serves and where it asks. */
 export interface DnsForwarderSettings {
@@ -212,20 +229,6 @@ export interface DnsForwarderHost {
   readonly random: Random;
 }
 
-interface CacheEntry {
-  /** The answer as received (ID and TTLs rewritten on each use). */
-  bytes: Uint8Array;
-  stored: number;
-  expires: number;
-  /** Where its records' TTLs are, and what they were (so a hit needs no parse). */
-  ttlOffsets: number[];
-  ttls: number[];
-  /** Where its question's name starts. */
-  questionOffset: number;
-  /** Where its OPT record starts and ends, or null without one. */
-  opt: [number, number] | null;
-}
-
 interface Upstream {
   address: IpAddress;
   timeouts: number;
@@ -283,7 +286,9 @@ interface Pending {
   /** Where the query's OPT UDP payload size is (-1: no OPT). */
   udpSizeOffset: number;
   client: Client;
-  key: string;
+  key: AnswerKey;
+  /** The generation of local names under which the question was not local (see {@link CachedAnswer.localGen}). */
+  localGen: number;
   tried: Set<Upstream>;
   timer: Timer;
   sentAt: number;
@@ -327,11 +332,29 @@ export class DnsForwarder {
   readonly #listeners: UdpEndpoint[] = [];
   readonly #tcpListeners: TcpListener[] = [];
   readonly #tcpClients = new Set<TcpClient>();
-  readonly #cache = new Map<string, CacheEntry>();
+  readonly #cache = new AnswerCache();
   readonly #pending = new Set<Pending>();
   #upstreams: Upstream[] = [];
   readonly #buckets = new Map<string, TokenBucket>();
   readonly #out = new Uint8Array(1232);
+  /** The query view every UDP query is read into. */
+  readonly #qv = new DnsQueryView();
+  /** A question's key bytes (its name's labels, lower case) on the general path. */
+  readonly #keyName = new Uint8Array(DNS_MAX_NAME);
+  /** Where a cached answer is put together for a UDP client (the largest message and an OPT record). */
+  readonly #answerBuf = new Uint8Array(0xffff + 11);
+  /** A UDP client's IPv6 address and the one it asked, for the reply (copied from the query). */
+  readonly #peer6 = new Uint8Array(16);
+  readonly #local6 = new Uint8Array(16);
+  /** The options of a cache hit's reply, rewritten for each. */
+  readonly #replyOpts: { src: IpAddr; nic: Nic | undefined } = { src: 0, nic: undefined };
+  /**
+   * The generation of local names: changes when the settings do (hosts,
+   * local domains) and when the lease-name source hands out another list.
+   */
+  #localGen = 0;
+  /** The lease-name list last seen (null: none). */
+  #leaseList: { name: string; address: IpAddress; domain: string | null }[] | null = null;
   #hosts = new Map<string, IpAddress[]>();
   /** `.DOMAIN` for each local domain. */
   #localSuffixes: string[] = [];
@@ -386,6 +409,7 @@ export class DnsForwarder {
   /** Take new settings (a reload): the cache stays, upstreams start fresh. */
   configure(settings: DnsForwarderSettings): void {
     this.#settings = settings;
+    this.#localGen++;
     this.#upstreams = settings.servers.map((address) => ({
       address,
       timeouts: 0,
@@ -446,6 +470,7 @@ export class DnsForwarder {
   // ------------------------------------------------------------ queries
 
   #query(d: UdpDatagram): void {
+    if (this.#answerFromCache(d)) return;
     // A view: the query is copied only when it is forwarded (answers here are built at once).
     const data = d.buffer.data.subarray(d.payloadOffset, d.payloadOffset + d.payloadLength);
     this.#handle(data, {
@@ -496,27 +521,36 @@ export class DnsForwarder {
     }
     const q = m.questions[0]!;
     const name = dnsNameKey(q.name);
-    if (this.#answerLocally(data, q, name, m.edns, client)) return;
+    const leases = this.#syncLocalGen();
+    if (this.#answerLocally(data, q, name, m.edns, client, leases)) return;
     const dnssecOk = m.edns?.dnssecOk ?? false;
-    const key = `${name}/${q.type}/${q.class}/${dnssecOk ? 1 : 0}`;
-    const hit = this.#cache.get(key);
+    // The key: the name's labels as they are compared (parsed above, so the walk succeeds).
+    const k = this.#keyName;
+    walkDnsName(data, 0, data.length, q.offset, k, true);
+    const klen = wireNameLength(k);
+    const hash = answerKeyHash(k, klen, q.type, q.class, dnssecOk);
+    const hit = this.#cache.find(k, klen, q.type, q.class, dnssecOk, hash);
     const now = this.host.clock.now();
-    if (hit !== undefined && hit.expires > now) {
-      // Most recently used goes to the end.
-      this.#cache.delete(key);
-      this.#cache.set(key, hit);
-      const out = hit.bytes.slice();
-      setDnsId(out, m.id);
-      const age = Math.floor((now - hit.stored) / 1000);
-      const v = new DataView(out.buffer);
-      for (let i = 0; i < hit.ttlOffsets.length; i++) {
-        v.setUint32(hit.ttlOffsets[i]!, Math.max(0, hit.ttls[i]! - age));
-      }
-      copyQuestionCase(out, hit.questionOffset, data, q.offset, q.end);
+    if (hit !== null && hit.expires > now) {
+      // Most recently used goes to the end; not local under this generation.
+      this.#cache.touch(hit);
+      hit.localGen = this.#localGen;
+      const edns = m.edns !== null;
+      const n = composeCachedAnswer(
+        this.#answerBuf,
+        hit,
+        m.id,
+        data,
+        q.offset,
+        q.end,
+        edns,
+        edns && m.edns!.dnssecOk,
+        now,
+      );
       s.cacheHits++;
-      return this.#reply(withOptOf(out, hit.opt, m.edns), client);
+      return this.#reply(this.#answerBuf.slice(0, n), client);
     }
-    if (hit !== undefined) this.#cache.delete(key);
+    if (hit !== null) this.#cache.delete(hit);
     this.#forward({
       query: data.slice(),
       qname: name,
@@ -526,8 +560,82 @@ export class DnsForwarder {
       qEnd: q.end,
       udpSizeOffset: m.edns?.udpSizeOffset ?? -1,
       client,
-      key,
+      key: answerKey(k, klen, q.type, q.class, dnssecOk),
+      localGen: this.#localGen,
     });
+  }
+
+  /**
+   * A UDP query whose answer is in the cache, answered at once: the query
+   * read in place (no parse into objects, no string), the cached wire
+   * image copied with its ID, TTLs and question case patched, sent from
+   * the address asked. False for anything else (malformed, not a plain
+   * query, rate-limited clients, a miss, an expired entry, a question not
+   * yet checked against the local names of this generation, an answer that
+   * must be truncated): those take the general path ({@link #handle}),
+   * which counts nothing twice since nothing was counted here.
+   */
+  #answerFromCache(d: UdpDatagram): boolean {
+    if (this.#settings.rateLimit > 0 || this.#cache.size === 0) return false;
+    const q = this.#qv;
+    const b = d.buffer.data, base = d.payloadOffset;
+    if (readDnsQuery(b, base, d.payloadLength, q) !== null) return false;
+    if ((q.flags & DnsFlag.QR) !== 0 || q.opcode !== 0 || q.questions !== 1) return false;
+    const hash = answerKeyHash(q.name, q.nameLength, q.qType, q.qClass, q.dnssecOk);
+    const e = this.#cache.find(q.name, q.nameLength, q.qType, q.qClass, q.dnssecOk, hash);
+    if (e === null) return false;
+    const now = this.host.clock.now();
+    if (e.expires <= now) return false;
+    this.#syncLocalGen();
+    if (e.localGen !== this.#localGen) return false;
+    // RFC 6891 §6.2.5, as #handle: without OPT 512 bytes; an OPT below 512 counts as 512.
+    const limit = q.edns ? Math.min(EDNS_UDP_SIZE, Math.max(UDP_MIN, q.udpSize)) : UDP_MIN;
+    if (cachedAnswerLength(e, q.edns) > limit) return false;
+    const ep = this.#listeners[0];
+    if (ep === undefined) return false;
+    const s = this.stats;
+    s.queriesReceived++;
+    this.#cache.touch(e);
+    const out = this.#answerBuf;
+    const n = composeCachedAnswer(
+      out,
+      e,
+      q.id,
+      b,
+      base + q.qOffset,
+      base + q.qEnd,
+      q.edns,
+      q.dnssecOk,
+      now,
+    );
+    s.cacheHits++;
+    const o = this.#replyOpts;
+    o.nic = d.nic ?? undefined;
+    let to: IpAddr;
+    if (d.family === 4) {
+      to = d.src;
+      o.src = d.dst;
+    } else {
+      to = this.#peer6;
+      to.set(b.subarray(d.src6Offset, d.src6Offset + 16));
+      this.#local6.set(b.subarray(d.dst6Offset, d.dst6Offset + 16));
+      o.src = this.#local6;
+    }
+    if (!ep.send(to, d.srcPort, out.subarray(0, n), o)) s.sendFailed++;
+    return true;
+  }
+
+  /**
+   * The lease-name list now, and the generation of local names moved on
+   * when it is another list than last time.
+   */
+  #syncLocalGen(): { name: string; address: IpAddress; domain: string | null }[] | null {
+    const list = this.leaseNames?.() ?? null;
+    if (list !== this.#leaseList) {
+      this.#leaseList = list;
+      this.#localGen++;
+    }
+    return list;
   }
 
   /** Hosts and `local` domains; true when answered. */
@@ -537,13 +645,14 @@ export class DnsForwarder {
     name: string,
     edns: DnsMessage["edns"],
     client: Client,
+    leases: { name: string; address: IpAddress; domain: string | null }[] | null,
   ): boolean {
     const st = this.#settings;
     let addrs = this.#hosts.get(name);
     let ptr = q.type === DnsType.PTR ? this.#ptr.get(name) : undefined;
-    if ((addrs === undefined || ptr === undefined) && this.leaseNames !== null) {
+    if ((addrs === undefined || ptr === undefined) && leases !== null) {
       // DHCP clients by the hostnames they sent (dnsmasq's lease names): `host` and `host.DOMAIN`.
-      const idx = this.#leaseIndex(this.leaseNames());
+      const idx = this.#leaseIndex(leases);
       addrs ??= idx.names.get(name);
       if (q.type === DnsType.PTR) ptr ??= idx.ptrs.get(name);
     }
@@ -867,7 +976,7 @@ export class DnsForwarder {
       if (ttl > 0) {
         while (this.#cache.size >= this.#settings.cacheSize) this.#evictOne();
         const records = [...m.answers, ...m.authority, ...m.additional];
-        this.#cache.set(p.key, {
+        const a: CachedAnswer = {
           // `data` is this answer's own copy; the ID and question case edited below are
           // rewritten on every hit anyway.
           bytes: data,
@@ -877,12 +986,14 @@ export class DnsForwarder {
           ttls: records.map((r) => r.ttl),
           questionOffset: q.offset,
           opt: optRecord(data, m),
-        });
+          localGen: p.localGen,
+        };
+        this.#cache.set(p.key, a);
       }
     }
     const clientId = (p.query[0]! << 8) | p.query[1]!;
     setDnsId(data, clientId);
-    copyQuestionCase(data, q.offset, p.query, p.qOffset, p.qEnd);
+    copyQuestionCase(data, data.length, q.offset, p.query, p.qOffset, p.qEnd);
     this.stats.answersForwarded++;
     this.#reply(data, p.client);
   }
@@ -893,16 +1004,16 @@ export class DnsForwarder {
     setDnsId(data, (p.query[0]! << 8) | p.query[1]!);
     const m = parseDns(data);
     if (typeof m !== "string" && m.questions[0] !== undefined) {
-      copyQuestionCase(data, m.questions[0].offset, p.query, p.qOffset, p.qEnd);
+      copyQuestionCase(data, data.length, m.questions[0].offset, p.query, p.qOffset, p.qEnd);
     }
     this.stats.answersForwarded++;
     this.#reply(data, p.client);
   }
 
   #evictOne(): void {
-    const oldest = this.#cache.keys().next();
-    if (oldest.done) return;
-    this.#cache.delete(oldest.value);
+    const oldest = this.#cache.oldest();
+    if (oldest === null) return;
+    this.#cache.delete(oldest);
     this.stats.cacheEvictions++;
   }
 
@@ -1099,33 +1210,83 @@ function optRecord(b: Uint8Array, m: DnsMessage): [number, number] | null {
 }
 
 /**
- * A cached answer with an OPT record as the query asks (the cache serves
- * queries with and without EDNS alike): RFC 6891 §7, none for a query
+ * How long the cached answer `e` is for a query with (`edns`) or without
+ * an OPT record: the cache serves both alike. RFC 6891 §7: none for a query
  * without one (taken off when it is the last record, as it nearly always
- * is); RFC 6891 §6.1.1, one (ours, the query's DO bit) for a query with
- * one.
+ * is); RFC 6891 §6.1.1: one (ours, the query's DO bit) for a query with one.
  */
-function withOptOf(
-  b: Uint8Array,
-  opt: [number, number] | null,
-  edns: DnsMessage["edns"],
-): Uint8Array {
+function cachedAnswerLength(e: CachedAnswer, edns: boolean): number {
+  const b = e.bytes, opt = e.opt;
   const ar = (b[10]! << 8) | b[11]!;
-  if (edns === null && opt !== null && opt[1] === b.length && ar > 0) {
-    const out = b.slice(0, opt[0]);
+  if (!edns && opt !== null && opt[1] === b.length && ar > 0) return opt[0];
+  if (edns && opt === null && ar < 0xffff) return b.length + 11;
+  return b.length;
+}
+
+/**
+ * Put the cached answer `e` for a query into `out` (at least
+ * `e.bytes.length + 11` long): its bytes with the query's ID, its TTLs aged
+ * by the seconds it was held, the question in the client's letter case
+ * (`query[qOffset, qEnd)`), and the OPT record as {@link cachedAnswerLength}
+ * says.
+ *
+ * @returns the answer's length in `out`
+ */
+function composeCachedAnswer(
+  out: Uint8Array,
+  e: CachedAnswer,
+  id: number,
+  query: Uint8Array,
+  qOffset: number,
+  qEnd: number,
+  edns: boolean,
+  dnssecOk: boolean,
+  now: number,
+): number {
+  const b = e.bytes;
+  out.set(b);
+  out[0] = id >>> 8;
+  out[1] = id & 0xff;
+  const age = Math.floor((now - e.stored) / 1000);
+  const offs = e.ttlOffsets, ttls = e.ttls;
+  for (let i = 0; i < offs.length; i++) {
+    const at = offs[i]!, t = Math.max(0, ttls[i]! - age);
+    out[at] = t >>> 24;
+    out[at + 1] = (t >>> 16) & 0xff;
+    out[at + 2] = (t >>> 8) & 0xff;
+    out[at + 3] = t & 0xff;
+  }
+  copyQuestionCase(out, b.length, e.questionOffset, query, qOffset, qEnd);
+  const ar = (b[10]! << 8) | b[11]!;
+  const n = cachedAnswerLength(e, edns);
+  if (n < b.length) {
     out[10] = (ar - 1) >>> 8;
     out[11] = (ar - 1) & 0xff;
-    return out;
-  }
-  if (edns !== null && opt === null && ar < 0xffff) {
-    const out = new Uint8Array(b.length + 11);
-    out.set(b);
-    new DnsWriter(out.subarray(b.length)).opt(EDNS_UDP_SIZE, edns.dnssecOk);
+  } else if (n > b.length) {
+    // Our OPT record (RFC 6891 §6.1.2): root, OPT, our UDP size, the DO bit, no options.
+    const at = b.length;
+    out[at] = 0;
+    out[at + 1] = 0;
+    out[at + 2] = DnsType.OPT;
+    out[at + 3] = EDNS_UDP_SIZE >>> 8;
+    out[at + 4] = EDNS_UDP_SIZE & 0xff;
+    out[at + 5] = 0;
+    out[at + 6] = 0;
+    out[at + 7] = dnssecOk ? EDNS_DO >>> 8 : 0;
+    out[at + 8] = 0;
+    out[at + 9] = 0;
+    out[at + 10] = 0;
     out[10] = (ar + 1) >>> 8;
     out[11] = (ar + 1) & 0xff;
-    return out;
   }
-  return b;
+  return n;
+}
+
+/** The length of the wire name at `b[0..]` (its labels and the root label). */
+function wireNameLength(b: Uint8Array): number {
+  let i = 0;
+  while (b[i] !== 0) i += 1 + b[i]!;
+  return i + 1;
 }
 
 /** A timer that is not set (a pending query's before it is armed). */
@@ -1176,9 +1337,13 @@ function cacheTtl(b: Uint8Array, m: DnsMessage, maxNeg: number): number {
   return Math.min(soa.ttl, minimum, maxNeg);
 }
 
-/** Put the client's spelling of the name (same bytes but for case) into the answer's question. */
+/**
+ * Put the client's spelling of the name (same bytes but for case) into the
+ * answer's question at `out[at..]`, the answer being `outLength` bytes.
+ */
 function copyQuestionCase(
   out: Uint8Array,
+  outLength: number,
   at: number,
   query: Uint8Array,
   qoff: number,
@@ -1186,12 +1351,12 @@ function copyQuestionCase(
 ): void {
   if (at < 0) return;
   const len = qend - 4 - qoff;
-  if (at + len > out.length) return;
+  if (at + len > outLength) return;
   for (let i = 0; i < len; i++) {
     const a = out[at + i]!, b = query[qoff + i]!;
     if ((a | 0x20) !== (b | 0x20)) return; // not the same name uncompressed: leave it
   }
-  out.set(query.subarray(qoff, qoff + len), at);
+  for (let i = 0; i < len; i++) out[at + i] = query[qoff + i]!;
 }
 
 function srcOf(d: UdpDatagram): IpAddress {

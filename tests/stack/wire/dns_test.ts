@@ -24,14 +24,17 @@ import {
   type DnsMessage,
   dnsNameKey,
   type DnsParseError,
+  DnsQueryView,
   type DnsRecord,
   DnsType,
   DnsWriter,
   encodeDnsName,
   parseDns,
   readDnsName,
+  readDnsQuery,
   rewriteDnsTtls,
   setDnsId,
+  walkDnsName,
 } from "../../../stack/wire/dns.ts";
 import { formatIpv4, parseIpv4, parseIpv6 } from "../../../stack/wire/ip_address.ts";
 import { parseMac } from "../../../stack/wire/mac_address.ts";
@@ -1358,4 +1361,113 @@ Deno.test("dns: 20 000 mutated messages never throw and never point outside the 
     `fuzz: 20000 mutations in ${ms.toFixed(0)} ms, ${parsed} parsed, ` +
       [...kinds].sort().map(([e, c]) => `${e} ${c}`).join(", "),
   );
+});
+
+// ---------------------------------------------------------------------------
+// 7. readDnsQuery, the forwarder's in-place reader, against parseDns.
+
+/**
+ * What readDnsQuery should say of `b`, from parseDns: the same error, or
+ * the same header, first question and OPT fields, and the first question's
+ * name as its labels with letters folded (encodeDnsName of dnsNameKey of
+ * parseDns's text).
+ */
+function expectQueryView(b: Uint8Array, base: number, q: DnsQueryView, what: string): boolean {
+  const m = parseDns(b.subarray(base));
+  const r = readDnsQuery(b, base, b.length - base, q);
+  if (typeof m === "string") {
+    assert.equal(r, m, `${what}: the same error`);
+    return false;
+  }
+  assert.equal(r, null, what);
+  const q0 = m.questions[0];
+  assert.deepEqual(
+    {
+      id: q.id,
+      flags: q.flags,
+      opcode: q.opcode,
+      questions: q.questions,
+      length: q.length,
+      edns: q.edns,
+      udpSize: q.edns ? q.udpSize : null,
+      dnssecOk: q.dnssecOk,
+      udpSizeOffset: q.udpSizeOffset,
+    },
+    {
+      id: m.id,
+      flags: m.flags,
+      opcode: m.opcode,
+      questions: m.questions.length,
+      length: m.length,
+      edns: m.edns !== null,
+      udpSize: m.edns?.udpSize ?? null,
+      dnssecOk: m.edns?.dnssecOk ?? false,
+      udpSizeOffset: m.edns?.udpSizeOffset ?? -1,
+    },
+    what,
+  );
+  if (q0 === undefined) return true;
+  assert.deepEqual([q.qOffset, q.qEnd, q.qType, q.qClass], [q0.offset, q0.end, q0.type, q0.class]);
+  const want = encodeDnsName(dnsNameKey(q0.name));
+  assert.equal(toHex(q.name.subarray(0, q.nameLength)), toHex(want), `${what}: the key name`);
+  return true;
+}
+
+Deno.test("dns: readDnsQuery agrees with parseDns on every corpus message and 20 000 mutations, at any base", () => {
+  const seeds = [
+    QUERY,
+    RESPONSE,
+    ...dnsPacketCorpus(),
+    ...writerCorpus().map((w) => w.bytes),
+  ];
+  const q = new DnsQueryView();
+  let same = 0, errors = 0;
+  for (const [i, b] of seeds.entries()) {
+    if (expectQueryView(b, 0, q, `seed ${i}`)) same++;
+    else errors++;
+  }
+  const r = new Rand(0x71756572);
+  const kinds = new Set<string>();
+  for (let k = 0; k < 20_000; k++) {
+    const mutated = mutate(r, r.pick(seeds));
+    // Inside a larger buffer (a UDP payload where it lies), after `base` bytes of 0xa5.
+    const base = r.int(3) * 21;
+    const b = new Uint8Array(base + mutated.length).fill(0xa5);
+    b.set(mutated, base);
+    if (expectQueryView(b, base, q, `mutation ${k}: ${toHex(mutated)}`)) same++;
+    else {
+      errors++;
+      kinds.add(readDnsQuery(b, base, mutated.length, q)!);
+    }
+  }
+  // Both sides of every check are reached.
+  for (const e of ["truncated", "count-overrun", "bad-pointer", "pointer-loop", "bad-label-type"]) {
+    assert.ok(kinds.has(e), e);
+  }
+  assert.ok(same > 5000 && errors > 5000, `${same} read, ${errors} rejected`);
+});
+
+Deno.test("dns: readDnsQuery folds the question name's letters only, through pointers", () => {
+  // Two questions, the second's name ending in a pointer to the first's.
+  const b = hex(
+    "abcd 0100 0002 0000 0000 0000",
+    "03 577757 02 45d8 00", // @12 WwW.<E, 0xd8> (0xd8 is not a letter: kept)
+    "0001 0001",
+    "02 4142 c00c", // @24 AB + a pointer to 12
+    "001c 0001",
+  );
+  const q = new DnsQueryView();
+  assert.equal(readDnsQuery(b, 0, b.length, q), null);
+  assert.equal(toHex(q.name.subarray(0, q.nameLength)), "037777770265d800");
+  assert.deepEqual([q.questions, q.qType, q.qEnd], [2, 1, 24]);
+  const out = new Uint8Array(255);
+  assert.equal(walkDnsName(b, 0, b.length, 24, out, true), 29);
+  assert.equal(toHex(out.subarray(0, 11)), "026162037777770265d800");
+  assert.equal(walkDnsName(b, 0, b.length, 24, out, false), 29);
+  assert.equal(toHex(out.subarray(0, 11)), "024142035777570245d800");
+  // The same message further into a buffer: offsets stay relative to the message.
+  const big = new Uint8Array(7 + b.length).fill(0xa5);
+  big.set(b, 7);
+  assert.equal(readDnsQuery(big, 7, b.length, q), null);
+  assert.deepEqual([q.qOffset, q.qEnd, q.id], [12, 24, 0xabcd]);
 });
