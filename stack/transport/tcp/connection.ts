@@ -398,6 +398,16 @@ export class TcpConnection {
   // ---- ACK policy
   #quickAcks = MAX_QUICKACKS;
   #unackedBytes = 0;
+  /**
+   * A full-sized segment with PSH arrived since our last ACK: it is ACKed
+   * once the application has read everything (Linux's ICSK_ACK_PUSHED).
+   */
+  #ackPushed = false;
+  /**
+   * An ACK is due at once, whatever the delayed-ACK rule says: out-of-order
+   * data, a filled hole, a FIN, a full buffer (RFC 5681 §4.2).
+   */
+  #ackNow = false;
 
   // ---- socket options
   noDelay = false;
@@ -518,6 +528,11 @@ export class TcpConnection {
     if (n === 0) return 0;
     this.#copiedSince += n;
     this.#tuneReceiveBuffer();
+    // Linux's tcp_cleanup_rbuf: a read that empties the queue ACKs a pushed full-sized
+    // segment now rather than at the delayed-ACK timeout (a sender's lone loss probe).
+    if (this.#ackPushed && this.#unackedBytes > 0 && this.recvRing.length === 0) {
+      if (this.#canReceive()) this.#sendAck();
+    }
     // Tell the peer about a window that opened a lot (Linux's tcp_cleanup_rbuf).
     if (this.#canReceive()) {
       const free = this.#freeWindow();
@@ -1195,8 +1210,9 @@ export class TcpConnection {
       const s = q[this.#txHead]!;
       if (seqLe(s.end, ack)) {
         this.#rackUpdate(s, now);
-        if (s.sacked) this.#sackedBytes -= s.end - s.start;
-        if (s.lost) this.#lostBytes -= s.end - s.start;
+        // Lengths by seqDiff: a range may straddle the 2³² wrap (RFC 9293 §3.4).
+        if (s.sacked) this.#sackedBytes -= seqDiff(s.end, s.start);
+        if (s.lost) this.#lostBytes -= seqDiff(s.end, s.start);
         this.#txHead++;
         continue;
       }
@@ -1279,7 +1295,7 @@ export class TcpConnection {
         s = q[i]!;
       }
       s.sacked = true;
-      const n = s.end - s.start;
+      const n = seqDiff(s.end, s.start);
       this.#sackedBytes += n;
       if (s.lost) {
         s.lost = false;
@@ -1316,7 +1332,7 @@ export class TcpConnection {
   #markLost(s: TxSeg): void {
     if (s.lost || s.sacked) return;
     s.lost = true;
-    this.#lostBytes += s.end - s.start;
+    this.#lostBytes += seqDiff(s.end, s.start);
   }
 
   /**
@@ -1391,10 +1407,16 @@ export class TcpConnection {
     if (len > wndLeft) len = wndLeft;
     if (len <= 0) {
       this.host.counters.receiveBufferFullDropped++;
-      this.#unackedBytes += this.mss * 2; // ACK now: tell the peer the window
+      this.#ackNow = true; // tell the peer the window
       return;
     }
-    if (len > this.#rcvMss && len <= 65535 && seg.payloadLength <= this.advMss) {
+    // The peer's segment size, for the delayed-ACK rule. A GSO super-frame of a few
+    // segments is none: one segment carries at most our MSS less the timestamps every
+    // segment carries (RFC 7323 §3.2), as #setMss takes them off ours.
+    if (
+      len > this.#rcvMss && len <= 65535 &&
+      seg.payloadLength <= this.advMss - (this.tsOk ? 12 : 0)
+    ) {
       this.#rcvMss = len;
     }
     const pos = this.recvRing.length + seqDiff(seq, this.rcvNxt);
@@ -1424,8 +1446,9 @@ export class TcpConnection {
         this.#finArrived();
       }
       this.#unackedBytes += len;
+      if ((seg.flags & PSH) !== 0 && len >= this.#rcvMss) this.#ackPushed = true;
       // A segment that fills a hole is acknowledged at once (RFC 5681 §4.2).
-      if (filled) this.#unackedBytes += 2 * this.mss + 1;
+      if (filled) this.#ackNow = true;
       this.events.onReadable?.();
     } else {
       this.host.counters.outOfOrderQueued++;
@@ -1440,7 +1463,7 @@ export class TcpConnection {
       }
       this.#addOoo(seq, end);
       // RFC 5681 §4.2: an out-of-order segment is acknowledged at once.
-      this.#unackedBytes += 2 * this.mss + 1;
+      this.#ackNow = true;
     }
     void now;
   }
@@ -1466,7 +1489,7 @@ export class TcpConnection {
     if (this.finReceived) return;
     this.finReceived = true;
     this.rcvNxt = seqAdd(this.rcvNxt, 1);
-    this.#unackedBytes += 2 * this.mss + 1; // ACK the FIN now
+    this.#ackNow = true; // ACK the FIN now
     switch (this.state) {
       case TcpState.SYN_RECEIVED:
       case TcpState.ESTABLISHED:
@@ -1487,9 +1510,9 @@ export class TcpConnection {
 
   /** The delayed-ACK decision (RFC 9293 §3.8.6.3, RFC 5681 §4.2). */
   #maybeAck(now: number): void {
-    if (this.#unackedBytes === 0) return;
+    if (this.#unackedBytes === 0 && !this.#ackNow) return;
     if (this.state === TcpState.CLOSED || this.state === TcpState.TIME_WAIT) return;
-    if (this.#quickAcks > 0 || this.#unackedBytes >= 2 * this.#rcvMss) {
+    if (this.#quickAcks > 0 || this.#ackNow || this.#unackedBytes >= 2 * this.#rcvMss) {
       if (this.#quickAcks > 0) this.#quickAcks--;
       this.#sendAck();
       return;
@@ -1582,6 +1605,8 @@ export class TcpConnection {
   ackSent(): void {
     this.#lastAckSent = this.rcvNxt;
     this.#unackedBytes = 0;
+    this.#ackNow = false;
+    this.#ackPushed = false;
     this.#delackAt = -1;
   }
 
@@ -1719,16 +1744,16 @@ export class TcpConnection {
       if (!s.lost) continue;
       if (this.cc.cwnd - this.#pipe() <= 0 && !this.#forceOne) break;
       this.#forceOne = false;
-      const size = s.end - s.start - (s.fin ? 1 : 0);
+      const size = seqDiff(s.end, s.start) - (s.fin ? 1 : 0);
       const max = gsoMax > this.mss ? Math.floor(gsoMax / this.mss) * this.mss : this.mss;
       if (size > max) this.#split(i, seqAdd(s.start, max));
       const seg = q[i]!;
-      const n = seg.end - seg.start - (seg.fin ? 1 : 0);
+      const n = seqDiff(seg.end, seg.start) - (seg.fin ? 1 : 0);
       let flags = ACK;
       if (seg.fin) flags |= FIN;
       if (!this.#send(seg.start, flags, seqDiff(seg.start, this.sndUna), n)) break;
       seg.lost = false;
-      this.#lostBytes -= seg.end - seg.start;
+      this.#lostBytes -= seqDiff(seg.end, seg.start);
       seg.xmits++;
       seg.xmitTime = now;
       this.retransmits++;
@@ -1888,7 +1913,15 @@ export class TcpConnection {
     }
   }
 
-  /** RFC 8985 §7.3: send new data if the window allows, else the last segment again. */
+  /**
+   * RFC 8985 §7.3: send new data if the window allows, else the last
+   * segment again. The probe carries PSH: it is often the only segment the
+   * receiver holds unacknowledged (the ACK of what came before was lost),
+   * and a receiver delays the ACK of one full-sized segment (Linux by 40
+   * ms, longer than the probe's 2·SRTT allows for) unless it is pushed:
+   * Linux then ACKs once the application has read it (ICSK_ACK_PUSHED,
+   * tcp_measure_rcv_mss / tcp_cleanup_rbuf), as {@link read} does here.
+   */
   #tailLossProbe(now: number): void {
     this.host.counters.tailLossProbes++;
     this.#tlpOutstanding = true;
@@ -1897,17 +1930,17 @@ export class TcpConnection {
     const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
     if (avail > 0 && wndRoom > 0) {
       const n = Math.min(avail, wndRoom, this.mss);
-      this.#transmitNew(pos, n, ACK | (n === avail ? PSH : 0), now);
+      this.#transmitNew(pos, n, ACK | PSH, now);
     } else {
       // The last range in flight, at most one MSS of it.
       const q = this.#txq;
       for (let i = q.length - 1; i >= this.#txHead; i--) {
         const seg = q[i]!;
         if (seg.sacked) continue;
-        const len = seg.end - seg.start - (seg.fin ? 1 : 0);
+        const len = seqDiff(seg.end, seg.start) - (seg.fin ? 1 : 0);
         const n = Math.min(len, this.mss);
         const start = seqAdd(seg.start, len - n);
-        let flags = ACK;
+        let flags = ACK | PSH;
         if (seg.fin) flags |= FIN;
         if (this.#send(start, flags, seqDiff(start, this.sndUna), n)) {
           seg.xmits++;
