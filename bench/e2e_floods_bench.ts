@@ -43,6 +43,16 @@
  * within two intervals).
  *
  *     deno task bench:floods [--seconds 15] [--count 6000000] [--pps 0] [--after 10] [--only arp-random,...] [--warmup 20000] [--out FILE]
+ *                            [--routers tapir,kernel] [--perf DIR]
+ *
+ * `--routers tapir` measures tapir alone (the table then has no kernel
+ * column to hold it to: for quick before/after runs of one fix). `--perf
+ * DIR` runs tapir with `--perf-basic-prof` (V8 writes /tmp/perf-PID.map)
+ * and records it with `perf record -g` during each flood, into
+ * `DIR/<flood>.data` with text reports beside it: the hottest symbols
+ * (`DIR/<flood>.txt`) and their callers (`DIR/<flood>.graph.txt`): where
+ * tapir's time goes under each flood; and tapir's memory map at the
+ * "after" point (`DIR/<flood>.smaps`): where the memory that stayed is.
  *
  * Every namespace is `tpfl-bench-<pid>-*`, deleted at the end (also on
  * failure, SIGINT or SIGTERM); every address is in a documentation range;
@@ -227,6 +237,10 @@ function parseArgs(args: string[]) {
     pingInterval: 0.05,
     floods: FLOODS.filter((f) => only.includes(f.key)),
     out: opt("--out", ""),
+    /** Which routers run: tapir, the kernel, or both (default). */
+    routers: opt("--routers", "tapir,kernel").split(","),
+    /** Directory for a `perf record` of tapir per flood ("" : none). */
+    perf: opt("--perf", ""),
   };
 }
 
@@ -352,16 +366,18 @@ async function hostsAndAttacker(
   return { h1, h2, a, aLan, aWan };
 }
 
-async function tapirSetup(topo: Topology): Promise<Setup> {
+async function tapirSetup(topo: Topology, o: Opts): Promise<Setup> {
   const id = String(Deno.pid % 100000);
   const lanTap = `tpfl${id}l`, wanTap = `tpfl${id}w`;
   const r = await topo.netns("tr");
+  // V8 writes /tmp/perf-PID.map, so that perf names tapir's JIT code.
+  if (o.perf) Deno.env.set("DENO_V8_FLAGS", "--perf-basic-prof");
   const tapir = await startTapir({
     config: tapirConfig(lanTap, wanTap, false),
     ns: r,
     topo,
     extraArgs: ["--log-level", "error"],
-  });
+  }).finally(() => Deno.env.delete("DENO_V8_FLAGS"));
   const x = await hostsAndAttacker(topo, "t", r);
   await moveTapToNs(lanTap, r, x.h1, { up: false });
   await moveTapToNs(wanTap, r, x.h2, { up: false });
@@ -677,6 +693,64 @@ async function raLearnMs(s: Setup, topo: Topology): Promise<number> {
   }
 }
 
+/**
+ * `perf record -g` of `pid` for `seconds` into `DIR/<key>.data`; `stop()`
+ * ends it (SIGINT, by PID) and writes the hottest symbols to `DIR/<key>.txt`.
+ */
+function perfRecord(o: Opts, key: string, pid: number): { stop(): Promise<void> } {
+  if (!o.perf || pid < 0) return { stop: () => Promise.resolve() };
+  Deno.mkdirSync(o.perf, { recursive: true });
+  const data = `${o.perf}/${key}.data`;
+  const p = spawn([
+    "perf",
+    "record",
+    "-q",
+    "-g",
+    "-F",
+    "499",
+    "-p",
+    String(pid),
+    "-o",
+    data,
+    "--",
+    "sleep",
+    String(o.seconds + 5),
+  ]);
+  return {
+    async stop() {
+      p.kill("SIGINT");
+      await p.wait(15_000);
+      const r = await run([
+        "perf",
+        "report",
+        "-i",
+        data,
+        "--no-children",
+        "--percent-limit",
+        "0.5",
+        "--stdio",
+        "-g",
+        "none",
+      ], { check: false, timeoutMs: 120_000 });
+      Deno.writeTextFileSync(`${o.perf}/${key}.txt`, r.stdout);
+      // Who calls the hottest symbols (the JIT map exists only while tapir runs).
+      const g = await run([
+        "perf",
+        "report",
+        "-i",
+        data,
+        "--no-children",
+        "--percent-limit",
+        "2",
+        "--stdio",
+        "-g",
+        "caller,0.5,callee,function,percent",
+      ], { check: false, timeoutMs: 120_000 });
+      Deno.writeTextFileSync(`${o.perf}/${key}.graph.txt`, g.stdout);
+    },
+  };
+}
+
 async function oneFlood(s: Setup, f: FloodDef, o: Opts, topo: Topology): Promise<FloodSample> {
   const pid = s.tapir === undefined ? -1 : await denoPid(s.tapir.pid);
   const countersBefore = await tapirCounters(s);
@@ -687,7 +761,9 @@ async function oneFlood(s: Setup, f: FloodDef, o: Opts, topo: Topology): Promise
     const dev = f.side === "lan" ? s.aLan : s.aWan;
     const genP = runGenerator(s, dev, f.cmd(s, o), o);
     await sleep(1000);
+    const perf = perfRecord(o, f.key, pid);
     const ping = await pingThrough(s, f.family, Math.max(1, o.seconds - 2), o, genP);
+    await perf.stop();
     const g = await genP;
     const rssPeak = Math.max(rssBefore, await sampler.stop());
     stopped = true;
@@ -695,6 +771,11 @@ async function oneFlood(s: Setup, f: FloodDef, o: Opts, topo: Topology): Promise
     const t = performance.now();
     while (performance.now() - t < o.after * 1000) await sleep(200);
     const rssAfter = await rssMb(pid);
+    if (o.perf && pid >= 0) {
+      // Where the memory that stayed is: tapir's mappings at the "after" point.
+      const m = await run(["cat", `/proc/${pid}/smaps`], { check: false });
+      Deno.writeTextFileSync(`${o.perf}/${f.key}.smaps`, m.stdout);
+    }
     const counters = s.tapir !== undefined
       ? topDeltas(countersBefore, await tapirCounters(s), 8)
       : undefined;
@@ -746,20 +827,32 @@ function table(samples: FloodSample[], idle: FloodSample[], o: Opts): string {
   for (const f of rows) {
     const t = f.key === "idle" ? idle.find((x) => x.router === "tapir") : by(f.key, "tapir");
     const k = f.key === "idle" ? idle.find((x) => x.router === "kernel") : by(f.key, "kernel");
-    if (t === undefined || k === undefined) continue;
-    const ratio = t.ping.avgMs / k.ping.avgMs;
-    const lossOk = t.ping.lossPct <= k.ping.lossPct + 10;
+    if (t === undefined && k === undefined) continue;
+    // One router alone (--routers): its columns, and no goal to hold it to.
+    const none: FloodSample = {
+      flood: f.key,
+      router: "",
+      packets: NaN,
+      pps: NaN,
+      ping: { sent: 0, lossPct: NaN, avgMs: NaN, maxMs: NaN },
+      rssBefore: NaN,
+      rssPeak: NaN,
+      rssAfter: NaN,
+    };
+    const tt = t ?? none, kk = k ?? none;
+    const ratio = tt.ping.avgMs / kk.ping.avgMs;
+    const lossOk = tt.ping.lossPct <= kk.ping.lossPct + 10;
     // With every kernel ping lost there is no RTT to hold tapir's to: loss alone decides.
-    const rttOk = Number.isFinite(k.ping.avgMs) ? ratio <= 4 : true;
-    const goal = lossOk && rttOk ? "met" : "NOT met";
-    const memOk = t.rssAfter <= t.rssBefore * 1.1;
+    const rttOk = Number.isFinite(kk.ping.avgMs) ? ratio <= 4 : true;
+    const goal = t === undefined || k === undefined ? "—" : lossOk && rttOk ? "met" : "NOT met";
+    const memOk = tt.rssAfter <= tt.rssBefore * 1.1;
     lines.push(
-      `| ${f.label} | ${f.tool} | ${fmt(t.pps, 0)} / ${fmt(k.pps, 0)} | ${
-        fmt(t.ping.lossPct, 1)
-      } | ${fmt(k.ping.lossPct, 1)} | ${rtt(t.ping)} | ${rtt(k.ping)} | ${
+      `| ${f.label} | ${f.tool} | ${fmt(tt.pps, 0)} / ${fmt(kk.pps, 0)} | ${
+        fmt(tt.ping.lossPct, 1)
+      } | ${fmt(kk.ping.lossPct, 1)} | ${rtt(tt.ping)} | ${rtt(kk.ping)} | ${
         fmt(ratio, 1)
-      } | ${goal} | ${fmt(t.rssBefore, 0)} / ${fmt(t.rssPeak, 0)} / ${fmt(t.rssAfter, 0)} | ${
-        f.key === "idle" ? "—" : memOk ? "yes" : "no"
+      } | ${goal} | ${fmt(tt.rssBefore, 0)} / ${fmt(tt.rssPeak, 0)} / ${fmt(tt.rssAfter, 0)} | ${
+        f.key === "idle" || t === undefined ? "—" : memOk ? "yes" : "no"
       } |`,
     );
   }
@@ -790,7 +883,9 @@ async function runBench(
   samples: FloodSample[],
   idle: FloodSample[],
 ): Promise<void> {
-  const setups = [await tapirSetup(topo), await kernelSetup(topo)];
+  const setups: Setup[] = [];
+  if (o.routers.includes("tapir")) setups.push(await tapirSetup(topo, o));
+  if (o.routers.includes("kernel")) setups.push(await kernelSetup(topo));
   for (const s of setups) await waitDad(s);
   for (const s of setups) {
     s.routerLanMac = await resolveRouterMac(s);
@@ -826,7 +921,13 @@ async function runBench(
       );
     }
   }
-  for (const s of setups) await s.tapir?.stop("SIGTERM");
+  for (const s of setups) {
+    if (s.tapir === undefined) continue;
+    const pid = o.perf ? await denoPid(s.tapir.pid) : -1;
+    await s.tapir.stop("SIGTERM");
+    // The JIT symbol map --perf-basic-prof left (the reports are written).
+    if (pid >= 0) await Deno.remove(`/tmp/perf-${pid}.map`).catch(() => {});
+  }
 }
 
 async function main(): Promise<void> {

@@ -298,6 +298,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "masqueradeNoAddress":
       "New connections dropped: MASQUERADE found no address on the egress NIC.",
     "laterFragmentsUntracked": "Fragments after the first, passed untracked (they carry no ports).",
+    "nptUntranslatable":
+      "Packets SNPT/DNPT could not translate (every word after a prefix longer than /48 is 0xFFFF), dropped.",
     "logged": "Lines logged by LOG rules.",
     "traced": "Trace lines emitted.",
   },

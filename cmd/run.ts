@@ -144,6 +144,7 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
     polls: driver.polls,
     syncPolls: driver.syncPolls,
     timerTurns: driver.timerTurns,
+    mallocTrims: driver.mallocTrims,
   }));
   const notify = notifier();
 

@@ -72,6 +72,16 @@ export interface LinkDriverOptions {
    * (the systemd watchdog, user code). Default 100 ms.
    */
   timerTurnMs?: number;
+  /**
+   * When the links go idle after traffic (no frame for `activeWindowMs`),
+   * hand the free memory of malloc's arenas back to the kernel
+   * (`malloc_trim(0)`, a few ms at most), at most once per this many ms; 0
+   * never. A flood leaves the arenas fragmented by the buffers it made and
+   * freed (V8's ArrayBuffers live in malloc memory), and glibc returns
+   * little of it by itself: the process's RSS would stay at the flood's
+   * peak. Default 10 000.
+   */
+  trimIdleMs?: number;
 }
 
 /** What the driver needs of a clock (the stack's `SystemClock` has it). */
@@ -104,6 +114,7 @@ export class LinkDriver {
   readonly #activeWindowMs: number;
   readonly #timers: DriverTimers | undefined;
   readonly #timerTurnMs: number;
+  readonly #trimIdleMs: number;
   #eps: TapEndpoint[] = [];
   #lib: Libc | null = null;
   #wakeFd = -1;
@@ -128,6 +139,8 @@ export class LinkDriver {
   syncPolls = 0;
   /** Macrotask turns taken so that timers run under steady traffic. */
   timerTurns = 0;
+  /** Times the free memory of malloc's arenas was handed back on going idle (see `trimIdleMs`). */
+  mallocTrims = 0;
 
   constructor(opts: LinkDriverOptions = {}) {
     this.#batch = opts.batch ?? 64;
@@ -138,6 +151,7 @@ export class LinkDriver {
     this.#activeWindowMs = opts.activeWindowMs ?? 2000;
     this.#timers = opts.timers;
     this.#timerTurnMs = opts.timerTurnMs ?? 100;
+    this.#trimIdleMs = opts.trimIdleMs ?? 10_000;
   }
 
   /** Start reading `ep` (wakes a running loop). */
@@ -175,6 +189,7 @@ export class LinkDriver {
     let lastAwait = performance.now();
     let lastTimerTurn = performance.now();
     let lastTraffic = -Infinity;
+    let lastTrim = -Infinity;
     try {
       while (!this.#stopped) {
         let busy = false;
@@ -235,6 +250,15 @@ export class LinkDriver {
         }
         this.polls++;
         const timeout = busy || active ? 0 : this.#idleTimeout;
+        // Going idle after traffic: give malloc's free memory back.
+        if (
+          timeout !== 0 && this.#trimIdleMs > 0 && lastTraffic > lastTrim &&
+          now - lastTrim >= this.#trimIdleMs
+        ) {
+          lib.sym.malloc_trim(0n);
+          lastTrim = performance.now();
+          this.mallocTrims++;
+        }
         const r = await lib.sym.poll_async(this.#pollfds, nfds, timeout);
         // An await of a nonblocking call that returns at once does not let
         // Deno run its timers: under steady traffic a setTimeout(0) waited

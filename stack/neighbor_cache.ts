@@ -32,7 +32,16 @@
  */
 import type { Clock, Timer } from "./clock.ts";
 import type { Random } from "./random.ts";
-import { PacketBuffer } from "./wire/packet_buffer.ts";
+import { type PacketBuffer, SizedBufferPool } from "./wire/packet_buffer.ts";
+
+/**
+ * How long an entry a solicitation made and nothing used is spared by the
+ * forced GC (Linux's neigh_forced_gc: entries updated in the last 5 s stay).
+ */
+const UNUSED_GC_AGE_MS = 5_000;
+
+/** Bytes of free queue buffers a cache keeps once no packet waits. */
+const QUEUE_BUFFERS_KEPT_IDLE = 64 * 1024;
 
 /**
  * Neighbor Unreachability Detection states (RFC 4861 §7.3.2, plus FAILED
@@ -276,6 +285,12 @@ class Entry<K> {
   dead = false;
   /** Queued in the cache's FAILED FIFO. */
   inFailedList = false;
+  /**
+   * Made by a solicitation (STALE) and nothing sent to it or confirmed
+   * since: what a flood of NS/ARP from random sources leaves. The forced GC
+   * takes these before the entries of neighbours that carry traffic.
+   */
+  unused = false;
   /** The timer callback, made once per entry. */
   readonly onTimer: () => void;
 
@@ -365,6 +380,11 @@ export class NeighborCache<K extends number | string> {
   /** FAILED entries in order of failure (may hold entries that since left FAILED). */
   #failedList: (Entry<K> | null)[] = [];
   #failedHead = 0;
+  /** Entries made by a solicitation, in order of creation (may hold entries since used or gone). */
+  #unusedList: (Entry<K> | null)[] = [];
+  #unusedHead = 0;
+  /** Entries in the table that are {@link Entry.unused}. */
+  #unusedCount = 0;
 
   /** @param opts clock, random, pool, protocol, optional config and stats. */
   constructor(opts: NeighborCacheOptions<K>) {
@@ -517,31 +537,42 @@ export class NeighborCache<K extends number | string> {
    * @param key the sender's protocol address.
    * @param mac the sender's link-layer address.
    * @param create false for RFC 826's rule: only requests that target us create entries.
+   * @returns false when `create` asked for an entry and the table had no
+   *   room for it (`tableFullDrops`): the caller does not answer, as Linux's
+   *   ndisc_recv_ns and arp_process answer only a neighbour they could
+   *   enter, so a flood from random sources costs no reply each.
    */
-  handleSolicitation(key: K, mac: Uint8Array, create: boolean): void {
-    if (mac.length === 0) return;
+  handleSolicitation(key: K, mac: Uint8Array, create: boolean): boolean {
+    if (mac.length === 0) return true;
     let e = this.#map.get(nk(key));
     const now = this.#clock.now();
     if (e === undefined) {
-      if (!create) return;
+      if (!create) return true;
       const c = this.#create(key, STALE, now);
-      if (c === null) return;
+      if (c === null) return false;
       e = c;
+      e.unused = true;
+      this.#unusedCount++;
+      this.#unusedList.push(e);
+      if (this.#unusedList.length - this.#unusedHead > 2 * this.#cfg.maxEntries + 64) {
+        this.#compactUnused();
+      }
       this.#setMac(e, mac);
       this.#gcStaleEligibleAt = Math.min(this.#gcStaleEligibleAt, now + this.#cfg.gcStaleTimeMs);
-      return;
+      return true;
     }
-    if (e.state === PERMANENT) return;
+    if (e.state === PERMANENT) return true;
     if (e.state === INCOMPLETE || e.state === FAILED) {
       this.#setMac(e, mac);
       this.#enterStale(e, now);
       this.#sendQueue(e);
-      return;
+      return true;
     }
     if (!sameMac(e.mac, mac)) {
       this.#setMac(e, mac);
       this.#enterStale(e, now);
     }
+    return true;
   }
 
   /**
@@ -610,6 +641,7 @@ export class NeighborCache<K extends number | string> {
       this.#delete(e);
     }
     this.#compactFailed();
+    this.#compactUnused();
   }
 
   /**
@@ -636,6 +668,7 @@ export class NeighborCache<K extends number | string> {
     }
     this.#gcStaleEligibleAt = nextStale;
     this.#compactFailed();
+    this.#compactUnused();
     this.stats.entriesEvicted += n;
     return n;
   }
@@ -731,7 +764,7 @@ export class NeighborCache<K extends number | string> {
   #create(key: K, state: number, now: number): Entry<K> | null {
     const cfg = this.#cfg;
     if (this.#map.size - this.#counts[PERMANENT]! >= cfg.maxEntries) {
-      this.#forcedGc(now);
+      this.#forcedGc(now, state === INCOMPLETE);
       if (this.#map.size - this.#counts[PERMANENT]! >= cfg.maxEntries) {
         this.stats.tableFullDrops++;
         return null;
@@ -748,13 +781,15 @@ export class NeighborCache<K extends number | string> {
 
   /**
    * The table is full: free FAILED entries (oldest failure first), then
-   * STALE entries unchanged for gcStaleTime (oldest first), down to 7/8 of
-   * maxEntries (Linux's neigh_forced_gc frees down to gc_thresh2). FAILED
-   * entries come from a FIFO, so a scan that keeps failing entries costs
-   * O(1) per new entry; the O(n) STALE scan runs only when some STALE entry
-   * may be old enough.
+   * entries a solicitation made and nothing used (oldest first; idle 5 s
+   * unless `forTraffic`: the new entry is one we resolve to send), then,
+   * when there are none of those, STALE entries unchanged for gcStaleTime
+   * (oldest first), down to 7/8 of maxEntries (Linux's neigh_forced_gc
+   * frees down to gc_thresh2). FAILED and unused entries come from FIFOs,
+   * so a flood costs O(1) per new entry; the O(n) STALE scan runs only when
+   * some STALE entry may be old enough.
    */
-  #forcedGc(now: number): void {
+  #forcedGc(now: number, forTraffic: boolean): void {
     const cfg = this.#cfg;
     const target = cfg.maxEntries - Math.max(1, cfg.maxEntries >> 3);
     let evicted = 0;
@@ -764,8 +799,24 @@ export class NeighborCache<K extends number | string> {
       this.#delete(f);
       evicted++;
     }
+    // Then entries a solicitation made and nothing used, idle for
+    // UNUSED_GC_AGE_MS (Linux's neigh_forced_gc spares entries updated in
+    // the last 5 s), oldest first: a flood of NS or ARP from random sources
+    // takes the place of its own entries. A packet of ours to send (an
+    // address to resolve) takes the place of one at once, however young:
+    // the flood must not keep our traffic's next hop out.
+    const before = forTraffic ? now : now - UNUSED_GC_AGE_MS;
+    while (this.#map.size - this.#counts[PERMANENT]! > target) {
+      const u = this.#popUnused(before);
+      if (u === null) break;
+      this.#delete(u);
+      evicted++;
+    }
+    // While such entries are in the table (younger), the STALE entries of
+    // neighbours that carried traffic are not taken for the flood's.
     if (
-      evicted === 0 && this.#counts[STALE]! > 0 && now >= this.#gcStaleEligibleAt
+      evicted === 0 && this.#unusedCount === 0 && this.#counts[STALE]! > 0 &&
+      now >= this.#gcStaleEligibleAt
     ) {
       const old = now - cfg.gcStaleTimeMs;
       const cand = this.#gcCandidates;
@@ -829,6 +880,43 @@ export class NeighborCache<K extends number | string> {
     this.#counts[s]!++;
     e.state = s;
     e.updatedAt = now;
+    // Sent to (DELAY, PROBE, INCOMPLETE), confirmed (REACHABLE) or made static: in use.
+    if (e.unused && s !== STALE && s !== FAILED) {
+      e.unused = false;
+      this.#unusedCount--;
+    }
+  }
+
+  /**
+   * The oldest entry still {@link Entry.unused} and STALE, unchanged since
+   * `before`, or null. The FIFO is in creation order, so a head that is too
+   * young ends the search.
+   */
+  #popUnused(before: number): Entry<K> | null {
+    const list = this.#unusedList;
+    while (this.#unusedHead < list.length) {
+      const e = list[this.#unusedHead]!;
+      if (!e.dead && e.unused && e.state === STALE) {
+        if (e.updatedAt > before) return null;
+        list[this.#unusedHead++] = null;
+        return e;
+      }
+      list[this.#unusedHead++] = null;
+    }
+    list.length = 0;
+    this.#unusedHead = 0;
+    return null;
+  }
+
+  /** Drop entries that are used (or gone) from the FIFO of unused ones. */
+  #compactUnused(): void {
+    const kept: (Entry<K> | null)[] = [];
+    for (let i = this.#unusedHead; i < this.#unusedList.length; i++) {
+      const e = this.#unusedList[i]!;
+      if (!e.dead && e.unused) kept.push(e);
+    }
+    this.#unusedList = kept;
+    this.#unusedHead = 0;
   }
 
   #setMac(e: Entry<K>, mac: Uint8Array): void {
@@ -882,11 +970,12 @@ export class NeighborCache<K extends number | string> {
   }
 
   /**
-   * Queue a copy of `pkt` sized to the frame (not a pool buffer: a 64-byte
-   * packet waiting for ARP holds about its own size, not a 64 KiB super-frame
-   * buffer). Linux (__neigh_event_send) drops the oldest packets while the
-   * queue is over unres_qlen packets or unres_qlen_bytes bytes; the cache's
-   * total is bounded too.
+   * Queue a copy of `pkt` in a buffer sized to the frame (a 64-byte packet
+   * waiting for ARP holds a 256-byte buffer, not a 64 KiB super-frame
+   * buffer), from the cache's own free lists, so a flood to hosts that
+   * never answer allocates nothing per packet. Linux (__neigh_event_send)
+   * drops the oldest packets while the queue is over unres_qlen packets or
+   * unres_qlen_bytes bytes; the cache's total is bounded too.
    */
   #enqueue(e: Entry<K>, pkt: PacketBuffer): void {
     const q = e.queue;
@@ -904,19 +993,27 @@ export class NeighborCache<K extends number | string> {
       this.stats.queueBytesDrops++;
       return;
     }
-    const copy = pkt.copyTo(new PacketBuffer(pkt.end));
+    const copy = this.#buffers.copy(pkt);
     q.push(copy);
     e.queuedBytes += len;
     this.#queuedBytes += len;
     this.stats.packetsQueued++;
   }
 
-  /** Account for a packet that left `e`'s queue. */
+  /** Account for a packet that left `e`'s queue and give its buffer back. */
   #unqueue(e: Entry<K>, p: PacketBuffer): void {
     const len = p.end - p.start;
     e.queuedBytes -= len;
     this.#queuedBytes -= len;
+    this.#buffers.put(p);
+    // Every queue is empty (a flood is over): free buffers beyond a few go.
+    if (this.#queuedBytes === 0 && this.#buffers.freeBytes > QUEUE_BUFFERS_KEPT_IDLE) {
+      this.#buffers.release();
+    }
   }
+
+  /** Buffers of queued packets, reused. */
+  readonly #buffers = new SizedBufferPool(1024 * 1024);
 
   /** Bytes in every entry's queue. */
   #queuedBytes = 0;
@@ -1018,6 +1115,10 @@ export class NeighborCache<K extends number | string> {
   #delete(e: Entry<K>): void {
     this.#cancelTimer(e);
     e.dead = true;
+    if (e.unused) {
+      e.unused = false;
+      this.#unusedCount--;
+    }
     this.#counts[e.state]!--;
     this.#map.delete(nk(e.key));
     const q = e.queue;

@@ -3,25 +3,101 @@
  * (RFC 8200 §4.5, RFC 5722). The caller parses its own header, picks a key
  * (IPv4: src, dst, protocol, id; IPv6: src, dst, id) and hands each
  * fragment's payload to {@link Reassembler.add}; the reassembler copies it
- * into one pooled buffer per datagram and returns the whole datagram (the
- * first fragment's header followed by the payload) when the last hole is
- * filled. The caller then fixes the length/flags fields of that header.
+ * into a chunk sized to it and, when the last hole is filled, copies the
+ * whole datagram (the first fragment's header followed by the payload)
+ * into one pooled buffer and returns it. The caller then fixes the
+ * length/flags fields of that header.
  *
  * Policy, following Linux (net/ipv4/inet_fragment.c) where the RFCs leave
  * room: exact duplicates are ignored; any other overlap drops the whole
  * datagram and the key is remembered until its timeout so later fragments
- * of it are dropped too; memory held is bounded and the oldest datagrams
- * are evicted first when a new one would not fit.
+ * of it are dropped too; memory held is bounded (each fragment is charged
+ * what it really holds, as Linux charges an skb's truesize) and the oldest
+ * datagrams are evicted first when a new one would not fit.
  *
  * @module
  */
 import type { Clock, Timer } from "./clock.ts";
 import type { BufferPool, PacketBuffer } from "./wire/packet_buffer.ts";
 
-/** Bytes charged for each tracked datagram besides its buffer (state, timer, map entry). */
-export const REASSEMBLY_DATAGRAM_OVERHEAD = 256;
-/** Bytes charged for each fragment record of a datagram. */
-export const REASSEMBLY_FRAGMENT_OVERHEAD = 16;
+/**
+ * Bytes charged for each tracked datagram besides its fragments: its
+ * object, arrays, key and map entry, and fragment 0's header chunk's
+ * object (measured with bench/memory_budget.ts: a datagram of one 1,000-byte
+ * fragment holds about 2,200 bytes in all).
+ */
+export const REASSEMBLY_DATAGRAM_OVERHEAD = 512;
+/** Bytes charged for each fragment held besides its chunk's capacity: the chunk's object and its malloc header. */
+export const REASSEMBLY_FRAGMENT_OVERHEAD = 256;
+
+/**
+ * Capacities of the chunks fragments are copied into: a fragment is charged
+ * the smallest that holds it (1536 takes the 1480/1448/1232-byte fragments
+ * of 1500-byte links), so a flood of small fragments fills the memory
+ * limit with thousands of datagrams, not with 64 KiB pool buffers.
+ */
+export const REASSEMBLY_CHUNK_SIZES: readonly number[] = [
+  64,
+  128,
+  256,
+  512,
+  1024,
+  1536,
+  2048,
+  4096,
+  9216,
+  16_384,
+  32_768,
+  65_536,
+];
+
+/** The index in {@link REASSEMBLY_CHUNK_SIZES} of the smallest chunk of at least `len` bytes. */
+function chunkClass(len: number): number {
+  const sizes = REASSEMBLY_CHUNK_SIZES;
+  let i = 0;
+  while (i < sizes.length - 1 && sizes[i]! < len) i++;
+  return i;
+}
+
+/** Free chunk bytes kept once no datagram is tracked; beyond it they are let go. */
+const CHUNKS_KEPT_IDLE = 256 * 1024;
+
+/**
+ * Free chunks by size class, reused so that a steady fragment flood
+ * allocates nothing (an ArrayBuffer costs ~0.5 µs and GC work in Deno).
+ * What it keeps is bounded by the reassembler's memory limit (chunks are
+ * only made while the charged bytes fit it); {@link ChunkPool.release}
+ * lets every free chunk go.
+ */
+class ChunkPool {
+  readonly #free: Uint8Array[][] = REASSEMBLY_CHUNK_SIZES.map(() => []);
+  /** Bytes in the free lists. */
+  freeBytes = 0;
+
+  get(len: number): Uint8Array {
+    const c = chunkClass(len);
+    const f = this.#free[c]!;
+    const b = f.pop();
+    if (b !== undefined) {
+      this.freeBytes -= b.length;
+      return b;
+    }
+    return new Uint8Array(Math.max(len, REASSEMBLY_CHUNK_SIZES[c]!));
+  }
+
+  put(b: Uint8Array): void {
+    // A chunk larger than every class (never made: fragments are < 64 KiB) is let go.
+    const c = chunkClass(b.length);
+    if (REASSEMBLY_CHUNK_SIZES[c] !== b.length) return;
+    this.#free[c]!.push(b);
+    this.freeBytes += b.length;
+  }
+
+  release(): void {
+    for (const f of this.#free) f.length = 0;
+    this.freeBytes = 0;
+  }
+}
 
 /** Counters of a {@link Reassembler}. */
 export interface ReassemblyStats {
@@ -47,7 +123,7 @@ export interface ReassemblyStats {
   lateFragmentsDropped: number;
   /** Fragments dropped because they did not fit in the memory limit even after evicting every other datagram. */
   memoryLimitDropped: number;
-  /** Fragments dropped because the buffer pool had no buffer for a new datagram. */
+  /** Datagrams dropped when complete because the buffer pool had no buffer to hand them over in. */
   bufferPoolExhausted: number;
   /** Gauge: bytes currently charged to datagrams under reassembly. */
   memoryInUse: number;
@@ -149,7 +225,10 @@ const DROPPED: Record<ReassemblyDropReason, ReassemblyDropped> = {
 export interface ReassemblerOptions<K> {
   /** Where timers run. */
   clock: Clock;
-  /** Where assembly buffers come from (one per datagram, taken on its first fragment). */
+  /**
+   * Where the buffer of a complete datagram comes from (taken when its last
+   * hole is filled; fragments wait in chunks sized to them).
+   */
   pool: BufferPool;
   /** Reassembly timeout from the first fragment: 30 000 for IPv4 (Linux), 60 000 for IPv6 (RFC 8200 §4.5). */
   timeoutMs: number;
@@ -173,15 +252,15 @@ export interface ReassemblerOptions<K> {
 
 /** One datagram under reassembly. */
 class Datagram<K> {
-  readonly key: K;
-  /** The assembly buffer, null until the first fragment is copied (and after a drop). */
-  buf: PacketBuffer | null = null;
+  key: K;
+  /** Clock time its reassembly timer runs out (from the first-arriving fragment). */
+  expiresAt: number;
   /** True once dropped: the key is remembered so its later fragments are dropped too. */
   dead = false;
+  /** Fragment 0's header (a chunk; its first `firstHeaderLen` bytes), null until it arrives. */
+  header: Uint8Array | null = null;
   /** Header length of fragment 0, -1 until it arrives. */
   firstHeaderLen = -1;
-  /** Where payload byte 0 sits in `buf`, -1 until a fragment arrives. */
-  payloadPos = -1;
   /** Payload length fixed by the last fragment, -1 until it arrives. */
   total = -1;
   /** Largest fragment end seen. */
@@ -190,17 +269,47 @@ class Datagram<K> {
   received = 0;
   /** Fragments held, sorted by offset: [start0, end0, start1, end1, …]. */
   frags: number[] = [];
+  /** The payload of each fragment in `frags` (pair i → chunks[i]), in chunks from the pool. */
+  chunks: Uint8Array[] = [];
   /** Bytes charged to the memory gauge. */
   charged = 0;
-  timer: Timer | null = null;
+  /** Forgotten: no longer in the table (its place in the age queue is skipped). */
+  gone = false;
 
-  constructor(key: K) {
+  constructor(key: K, expiresAt: number) {
     this.key = key;
+    this.expiresAt = expiresAt;
+  }
+
+  /** Make a spare datagram (forgotten and out of the age queue) new again. */
+  reuse(key: K, expiresAt: number): this {
+    this.key = key;
+    this.expiresAt = expiresAt;
+    this.dead = false;
+    this.header = null;
+    this.firstHeaderLen = -1;
+    this.total = -1;
+    this.maxEnd = 0;
+    this.received = 0;
+    this.frags.length = 0;
+    this.chunks.length = 0;
+    this.charged = 0;
+    this.gone = false;
+    return this;
   }
 }
 
+/** Spare {@link Datagram} objects kept for reuse (a flood makes one per fragment). */
+const SPARE_DATAGRAMS = 4096;
+
 /**
  * Reassembles fragmented datagrams keyed by `K`.
+ *
+ * Each fragment's payload is copied into a chunk sized to it (from a free
+ * list by size class) and charged its chunk's capacity plus
+ * {@link REASSEMBLY_FRAGMENT_OVERHEAD}, so `memoryLimit` bounds what is
+ * really held; a pool buffer is taken only when the datagram is complete.
+ * All datagrams share one timer: they time out in the order they were made.
  *
  * @example
  * ```ts
@@ -226,8 +335,22 @@ export class Reassembler<K extends string | number> {
   readonly #maxLen: number;
   readonly #fixedHeaderLen: number;
   readonly #onTimeout: ((key: K, first: FirstFragmentInfo | null) => void) | undefined;
-  /** Datagrams in creation order, so the first entry is the oldest. */
+  /** Datagrams by key. */
   readonly #datagrams = new Map<K, Datagram<K>>();
+  /**
+   * Datagrams in creation order from `#head` on, so the first that is not
+   * gone is the oldest and times out first. (A Map's own order would do,
+   * but finding its first entry walks past every entry deleted since its
+   * last rehash: under a flood, thousands per fragment.)
+   */
+  #order: Datagram<K>[] = [];
+  #head = 0;
+  /** Forgotten datagrams that left the age queue, for reuse. */
+  readonly #spare: Datagram<K>[] = [];
+  readonly #chunks = new ChunkPool();
+  /** The one timer, armed for the oldest datagram's deadline while any is tracked. */
+  #timer: Timer | null = null;
+  readonly #onTimer = () => this.#expireDue();
 
   /** @param opts see {@link ReassemblerOptions}. */
   constructor(opts: ReassemblerOptions<K>) {
@@ -251,6 +374,11 @@ export class Reassembler<K extends string | number> {
     let n = 0;
     for (const d of this.#datagrams.values()) n += d.charged;
     return n;
+  }
+
+  /** Bytes of free chunks kept for reuse (let go once no datagram is tracked). */
+  freeChunkBytes(): number {
+    return this.#chunks.freeBytes;
   }
 
   /**
@@ -297,8 +425,10 @@ export class Reassembler<K extends string | number> {
     // RFC 8200 §4.5: a fragment that would make the reassembled Payload
     // Length exceed 65 535 is discarded (the caller sends Parameter
     // Problem); for IPv4 the "ping of death" bound is 65 535 with header.
+    // The whole datagram must also fit the pool's buffers.
     const h = d !== undefined && d.firstHeaderLen >= 0 ? d.firstHeaderLen : headerLen;
-    if (h - this.#fixedHeaderLen + Math.max(end, d?.maxEnd ?? 0) > this.#maxLen) {
+    const len = Math.max(end, d?.maxEnd ?? 0);
+    if (h - this.#fixedHeaderLen + len > this.#maxLen || this.#base() + h + len > this.#pool.size) {
       st.tooLongDropped++;
       if (d !== undefined) this.#kill(d);
       return DROPPED.tooLong;
@@ -342,112 +472,102 @@ export class Reassembler<K extends string | number> {
       }
     }
 
-    // Charge what this fragment costs, evicting the oldest datagrams first.
+    // Charge what this fragment costs (its chunk's capacity, fragment 0's
+    // header chunk too), evicting the oldest datagrams first.
     const isNew = d === undefined;
-    const needBuf = d === undefined || d.buf === null;
-    const need = REASSEMBLY_FRAGMENT_OVERHEAD + (isNew ? REASSEMBLY_DATAGRAM_OVERHEAD : 0) +
-      (needBuf ? this.#pool.size : 0);
+    const withHeader = fragOffset === 0 && headerLen > 0;
+    const need = REASSEMBLY_FRAGMENT_OVERHEAD + chunkBytes(payloadLen) +
+      (withHeader ? chunkBytes(headerLen) : 0) + (isNew ? REASSEMBLY_DATAGRAM_OVERHEAD : 0);
     if (!this.#reserve(need, d)) {
       st.memoryLimitDropped++;
       return DROPPED.memory;
     }
-    let buf = d?.buf ?? null;
-    if (buf === null) {
-      buf = this.#pool.get();
-      if (buf === null) {
-        st.bufferPoolExhausted++;
-        return DROPPED.memory;
-      }
-    }
     if (d === undefined) {
-      d = new Datagram(key);
-      const dg = d;
-      d.timer = this.#clock.schedule(this.#timeoutMs, () => this.#expire(dg));
+      const expiresAt = this.#clock.now() + this.#timeoutMs;
+      // A spare object, so that a flood's datagrams are not garbage the
+      // old generation grows by (they live past young-generation GC).
+      d = this.#spare.pop()?.reuse(key, expiresAt) ?? new Datagram(key, expiresAt);
       this.#datagrams.set(key, d);
-      d.charged = REASSEMBLY_DATAGRAM_OVERHEAD;
+      this.#order.push(d);
+      if (this.#timer === null) this.#arm(d.expiresAt);
     }
-    if (d.buf === null) {
-      d.buf = buf;
-      d.charged += this.#pool.size;
-    }
-    d.charged += REASSEMBLY_FRAGMENT_OVERHEAD;
+    d.charged += need;
     st.memoryInUse += need;
 
-    const cap = buf.data.length;
-    if (d.payloadPos < 0) {
-      // Leave room in front for the largest header this datagram may have,
-      // guessing this fragment's header length for fragment 0's.
-      const maxTotal = this.#maxLen + this.#fixedHeaderLen;
-      d.payloadPos = Math.max(0, cap - maxTotal) + headerLen;
-    }
+    const data = src.data;
     if (fragOffset === 0) {
-      if (d.payloadPos < headerLen) {
-        // Fragment 0's header is longer than room left: move what is held.
-        const shift = headerLen - d.payloadPos;
-        if (headerLen + Math.max(d.maxEnd, end) > cap) return this.#tooLongKill(d);
-        buf.data.copyWithin(d.payloadPos + shift, d.payloadPos, d.payloadPos + d.maxEnd);
-        d.payloadPos = headerLen;
-      }
       d.firstHeaderLen = headerLen;
-      buf.data.set(
-        src.data.subarray(headerOff, headerOff + headerLen),
-        d.payloadPos - headerLen,
-      );
+      if (withHeader) {
+        const hc = this.#chunks.get(headerLen);
+        hc.set(data.subarray(headerOff, headerOff + headerLen));
+        d.header = hc;
+      }
     }
-    if (d.payloadPos + end > cap) return this.#tooLongKill(d);
-    buf.data.set(src.data.subarray(payloadOff, payloadOff + payloadLen), d.payloadPos + fragOffset);
-
+    const chunk = this.#chunks.get(payloadLen);
+    chunk.set(data.subarray(payloadOff, payloadOff + payloadLen));
     const f = d.frags;
-    if (slot === f.length >> 1) f.push(fragOffset, end);
-    else f.splice(2 * slot, 0, fragOffset, end);
+    if (slot === f.length >> 1) {
+      f.push(fragOffset, end);
+      d.chunks.push(chunk);
+    } else {
+      f.splice(2 * slot, 0, fragOffset, end);
+      d.chunks.splice(slot, 0, chunk);
+    }
     d.received += payloadLen;
     if (end > d.maxEnd) d.maxEnd = end;
     if (!more) d.total = end;
 
     if (d.total < 0 || d.firstHeaderLen < 0 || d.received !== d.total) return PENDING;
-
-    // RFC 815: no holes left. Hand the buffer over.
-    const headerLenFinal = d.firstHeaderLen;
-    const payloadLenFinal = d.total;
-    const headerOffset = d.payloadPos - headerLenFinal;
-    d.buf = null;
-    this.#forget(d);
-    buf.start = headerOffset;
-    buf.end = d.payloadPos + payloadLenFinal;
-    buf.networkOffset = headerOffset;
-    buf.transportOffset = d.payloadPos;
-    st.datagramsReassembled++;
-    return {
-      kind: "complete",
-      buffer: buf,
-      headerOffset,
-      headerLen: headerLenFinal,
-      payloadLen: payloadLenFinal,
-    };
+    return this.#complete(d);
   }
 
-  /** Drop every datagram, cancel every timer and return every buffer (stack shutdown). */
+  /** Drop every datagram, stop the timer and let every chunk go (stack shutdown). */
   clear(): void {
     for (const d of [...this.#datagrams.values()]) this.#forget(d);
+    this.#chunks.release();
   }
 
-  #tooLongKill(d: Datagram<K>): ReassemblyResult {
-    this.stats.tooLongDropped++;
-    this.#kill(d);
-    return DROPPED.tooLong;
+  /**
+   * RFC 815: no holes left. Copy the datagram into one pool buffer, behind
+   * as much headroom as the largest datagram leaves, and hand it over.
+   */
+  #complete(d: Datagram<K>): ReassemblyResult {
+    const buf = this.#pool.get();
+    if (buf === null) {
+      this.stats.bufferPoolExhausted++;
+      this.#kill(d);
+      return DROPPED.memory;
+    }
+    const headerLen = d.firstHeaderLen;
+    const payloadLen = d.total;
+    const headerOffset = this.#base();
+    const payloadPos = headerOffset + headerLen;
+    const out = buf.data;
+    if (d.header !== null) out.set(d.header.subarray(0, headerLen), headerOffset);
+    const f = d.frags, chunks = d.chunks;
+    for (let i = 0; i < chunks.length; i++) {
+      const from = f[2 * i]!, to = f[2 * i + 1]!;
+      out.set(chunks[i]!.subarray(0, to - from), payloadPos + from);
+    }
+    this.#forget(d);
+    buf.start = headerOffset;
+    buf.end = payloadPos + payloadLen;
+    buf.networkOffset = headerOffset;
+    buf.transportOffset = payloadPos;
+    this.stats.datagramsReassembled++;
+    return { kind: "complete", buffer: buf, headerOffset, headerLen, payloadLen };
+  }
+
+  /** Where a complete datagram's header goes: the room the largest datagram leaves in a pool buffer. */
+  #base(): number {
+    return Math.max(0, this.#pool.size - (this.#maxLen + this.#fixedHeaderLen));
   }
 
   /** Make room for `need` more bytes by evicting the oldest datagrams other than `keep`. */
   #reserve(need: number, keep: Datagram<K> | undefined): boolean {
     const st = this.stats;
     while (st.memoryInUse + need > this.#memoryLimit) {
-      let victim: Datagram<K> | undefined;
-      for (const d of this.#datagrams.values()) {
-        if (d !== keep) {
-          victim = d;
-          break;
-        }
-      }
+      const victim = this.#oldest(keep);
       if (victim === undefined) return false;
       st.evictedForMemory++;
       this.#forget(victim);
@@ -459,51 +579,103 @@ export class Reassembler<K extends string | number> {
   #kill(d: Datagram<K>): void {
     this.#release(d);
     d.dead = true;
-    d.frags.length = 0;
-    d.received = 0;
     const freed = d.charged - REASSEMBLY_DATAGRAM_OVERHEAD;
     d.charged = REASSEMBLY_DATAGRAM_OVERHEAD;
     this.stats.memoryInUse -= freed;
   }
 
-  /** Return the buffer of `d` to the pool, if it holds one. */
+  /** Return the chunks of `d` to the free lists. */
   #release(d: Datagram<K>): void {
-    if (d.buf !== null) {
-      this.#pool.put(d.buf);
-      d.buf = null;
+    const c = this.#chunks;
+    for (let i = 0; i < d.chunks.length; i++) c.put(d.chunks[i]!);
+    if (d.header !== null) c.put(d.header);
+    d.chunks.length = 0;
+    d.frags.length = 0;
+    d.header = null;
+    d.received = 0;
+  }
+
+  /** Forget `d` entirely: chunks, map entry, memory charge; the timer stops with the last datagram. */
+  #forget(d: Datagram<K>): void {
+    this.#release(d);
+    if (this.#datagrams.get(d.key) === d) this.#datagrams.delete(d.key);
+    d.gone = true;
+    this.stats.memoryInUse -= d.charged;
+    d.charged = 0;
+    if (this.#datagrams.size === 0) {
+      this.#order.length = 0;
+      this.#head = 0;
+      this.#spare.length = 0;
+      this.#timer?.cancel();
+      this.#timer = null;
+      // A flood (or a burst) is over: its free chunks go to the garbage
+      // collector; a few are kept for the next datagrams.
+      if (this.#chunks.freeBytes > CHUNKS_KEPT_IDLE) this.#chunks.release();
     }
   }
 
-  /** Forget `d` entirely: timer, buffer, map entry, memory charge. */
-  #forget(d: Datagram<K>): void {
-    d.timer?.cancel();
-    d.timer = null;
-    this.#release(d);
-    if (this.#datagrams.get(d.key) === d) this.#datagrams.delete(d.key);
-    this.stats.memoryInUse -= d.charged;
-    d.charged = 0;
+  #arm(at: number): void {
+    this.#timer?.cancel();
+    this.#timer = this.#clock.schedule(at - this.#clock.now(), this.#onTimer);
+  }
+
+  /** The timer fired: time out every datagram whose deadline passed (oldest first), re-arm for the next. */
+  #expireDue(): void {
+    this.#timer = null;
+    const now = this.#clock.now();
+    for (;;) {
+      const d = this.#oldest();
+      if (d === undefined) return;
+      if (d.expiresAt > now) {
+        this.#arm(d.expiresAt);
+        return;
+      }
+      this.#expire(d);
+    }
+  }
+
+  /** The oldest datagram other than `skip`, dropping the gone ones at the front of the queue. */
+  #oldest(skip?: Datagram<K>): Datagram<K> | undefined {
+    const q = this.#order;
+    const spare = this.#spare;
+    while (this.#head < q.length && q[this.#head]!.gone) {
+      // Out of the queue for good: its object may now be reused.
+      if (spare.length < SPARE_DATAGRAMS) spare.push(q[this.#head]!);
+      this.#head++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > q.length) {
+      this.#order = q.slice(this.#head);
+      this.#head = 0;
+    }
+    const o = this.#order;
+    for (let i = this.#head; i < o.length; i++) {
+      const d = o[i]!;
+      if (!d.gone && d !== skip) return d;
+    }
+    return undefined;
   }
 
   #expire(d: Datagram<K>): void {
-    d.timer = null;
-    if (this.#datagrams.get(d.key) !== d) return;
     if (d.dead) {
       this.#forget(d);
       return;
     }
     this.stats.timeouts++;
     let first: FirstFragmentInfo | null = null;
-    const buf = d.buf;
-    if (d.firstHeaderLen >= 0 && buf !== null && d.frags[0] === 0) {
+    if (d.firstHeaderLen >= 0 && d.frags[0] === 0) {
+      const headerLen = d.firstHeaderLen;
       const payloadLen = d.frags[1]!;
-      const from = d.payloadPos - d.firstHeaderLen;
-      first = {
-        bytes: buf.data.slice(from, d.payloadPos + payloadLen),
-        headerLen: d.firstHeaderLen,
-        payloadLen,
-      };
+      const bytes = new Uint8Array(headerLen + payloadLen);
+      if (d.header !== null) bytes.set(d.header.subarray(0, headerLen));
+      bytes.set(d.chunks[0]!.subarray(0, payloadLen), headerLen);
+      first = { bytes, headerLen, payloadLen };
     }
     this.#forget(d);
     this.#onTimeout?.(d.key, first);
   }
+}
+
+/** Bytes charged for a chunk holding `len` bytes (its capacity). */
+function chunkBytes(len: number): number {
+  return Math.max(len, REASSEMBLY_CHUNK_SIZES[chunkClass(len)]!);
 }

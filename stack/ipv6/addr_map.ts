@@ -18,6 +18,15 @@ export function ipv6Hash(a: Uint8Array, off = 0): number {
   return h >>> 0;
 }
 
+/**
+ * The bucket of the address at `a[off]`: its hash cut to 30 bits, so that
+ * the Map key is a small integer (V8 boxes numbers of 2^30 and above, and a
+ * boxed key makes every lookup slower).
+ */
+function bucketOf(a: Uint8Array, off: number): number {
+  return ipv6Hash(a, off) & 0x3fffffff;
+}
+
 interface Slot<V> {
   key: Uint8Array;
   /** The address in canonical text, made once, for keyed caches and logs. */
@@ -47,7 +56,7 @@ export class Ipv6AddressMap<V> {
   }
 
   #find(a: Uint8Array, off: number): Slot<V> | undefined {
-    const b = this.#buckets.get(ipv6Hash(a, off));
+    const b = this.#buckets.get(bucketOf(a, off));
     if (b === undefined) return undefined;
     for (let i = 0; i < b.length; i++) {
       const k = b[i]!.key;
@@ -86,7 +95,7 @@ export class Ipv6AddressMap<V> {
       return;
     }
     const key = a.slice(off, off + 16);
-    const h = ipv6Hash(key, 0);
+    const h = bucketOf(key, 0);
     let b = this.#buckets.get(h);
     if (b === undefined) this.#buckets.set(h, b = []);
     b.push({ key, text: formatIpv6(key), value });
@@ -95,7 +104,7 @@ export class Ipv6AddressMap<V> {
 
   /** Remove the address at `a[off]`; true when it was present. */
   delete(a: Uint8Array, off = 0): boolean {
-    const h = ipv6Hash(a, off);
+    const h = bucketOf(a, off);
     const b = this.#buckets.get(h);
     const s = this.#find(a, off);
     if (b === undefined || s === undefined) return false;
@@ -120,19 +129,66 @@ export class Ipv6AddressMap<V> {
 /**
  * Interned canonical strings for addresses seen in packets, so a cache
  * keyed by address text gets the same string object without making one
- * per packet. Bounded: when full it starts over.
+ * per packet. Bounded: when full it starts over. The addresses sit in one
+ * arena of `16 × limit` bytes, so a new address costs its text and a slot,
+ * not an ArrayBuffer of its own (a flood of random sources interns one
+ * address per packet).
  */
 export class Ipv6KeyInterner {
-  #map = new Ipv6AddressMap<true>();
+  /** Bucket → slots; a slot is the arena index of the address, then its text. */
+  #buckets = new Map<number, (number | string)[]>();
+  readonly #arena: Uint8Array;
+  #used = 0;
 
-  constructor(readonly limit = 4096) {}
+  constructor(readonly limit = 4096) {
+    this.#arena = new Uint8Array(16 * limit);
+  }
 
-  /** The canonical text of the address at `a[off]`. */
+  /** The canonical text of the address at `a[off]`, interned. */
   key(a: Uint8Array, off = 0): string {
-    const t = this.#map.keyText(a, off);
-    if (t !== undefined) return t;
-    if (this.#map.size >= this.limit) this.#map.clear();
-    this.#map.set(a, true, off);
-    return this.#map.keyText(a, off)!;
+    const h = bucketOf(a, off);
+    let b = this.#buckets.get(h);
+    const known = this.#find(b, a, off);
+    if (known !== undefined) return known;
+    if (this.#used >= this.limit) {
+      this.#buckets.clear();
+      this.#used = 0;
+      b = undefined;
+    }
+    const at = 16 * this.#used++;
+    this.#arena.set(a.subarray(off, off + 16), at);
+    const text = formatIpv6(a, off);
+    if (b === undefined) this.#buckets.set(h, [at, text]);
+    else b.push(at, text);
+    return text;
+  }
+
+  /**
+   * The canonical text of the address at `a[off]`: the interned string
+   * when there is one, else a new one that is not kept. For addresses a
+   * flood makes up (random sources and targets that are looked up once and
+   * dropped): interning each would keep it past young-generation GC, and
+   * the flood's garbage would grow the old generation (RSS) by the
+   * packet.
+   */
+  peek(a: Uint8Array, off = 0): string {
+    return this.#find(this.#buckets.get(bucketOf(a, off)), a, off) ?? formatIpv6(a, off);
+  }
+
+  #find(b: (number | string)[] | undefined, a: Uint8Array, off: number): string | undefined {
+    if (b === undefined) return undefined;
+    const arena = this.#arena;
+    for (let i = 0; i < b.length; i += 2) {
+      const at = b[i] as number;
+      let eq = true;
+      for (let j = 0; j < 16; j++) {
+        if (arena[at + j] !== a[off + j]) {
+          eq = false;
+          break;
+        }
+      }
+      if (eq) return b[i + 1] as string;
+    }
+    return undefined;
   }
 }

@@ -12,11 +12,15 @@ import type { Ipv6InterfaceAddress, Ipv6Layer as Ipv6 } from "./_layer.ts";
 import { IPV6_ALL_NODES as ALL_NODES } from "../wire/ipv6.ts";
 import {
   NDP_HOP_LIMIT,
+  NdpOptionError,
+  NdpOptionIterator,
   type NdpOptionRepr,
+  NdpOptionType,
   NdpPacket,
-  NdpRepr,
+  type NdpRepr,
   writeNdpPacket,
 } from "../wire/ndp.ts";
+import { Icmpv6Type } from "../wire/icmpv6.ts";
 import { IPV6_HEADER_LEN, IPV6_MIN_MTU, type Ipv6Packet } from "../wire/ipv6.ts";
 import {
   formatIpv6,
@@ -42,56 +46,71 @@ function same(a: Uint8Array, b: Uint8Array, bOff = 0): boolean {
 /** NDP for one stack. */
 export class Ndp {
   #ndp = new NdpPacket();
+  #it = new NdpOptionIterator();
+  // The options {@link Ndp.receive} found (first of each kind): offset of
+  // the option's data and its length, -1 when absent.
+  #slla = -1;
+  #sllaLen = 0;
+  #tlla = -1;
+  #tllaLen = 0;
+  #nonce = -1;
+  #nonceLen = 0;
 
   constructor(readonly ipv6: Ipv6) {}
 
-  /** An NDP message (types 133–137) arrived on `nic`. */
+  /**
+   * An NDP message (types 133–137) arrived on `nic`; ICMPv6 has checked its
+   * checksum. NS and NA, the messages of a neighbour flood, are handled
+   * from the packet's bytes without a Repr (no object or copy per packet);
+   * RS and RA go to the RA code, which parses them.
+   */
   receive(nic: Nic, pkt: PacketBuffer, ip: Ipv6Packet, off: number, len: number): void {
     const s = this.ipv6.stack.stats.ndp;
     s.messagesReceived++;
-    // RFC 4861 §6.1, §7.1: hop limit 255 (so it came from this link) and code 0.
-    if (ip.hopLimit() !== NDP_HOP_LIMIT) {
-      s.invalidDropped++;
-      return;
-    }
+    // RFC 4861 §6.1, §7.1: hop limit 255 (so it came from this link), code
+    // 0, the fixed part present, and no option of length 0 or overrunning.
     const v = this.#ndp.reset(pkt, off);
-    const repr = NdpRepr.parse(v, ip.off, len);
-    if (repr === null) {
+    if (
+      ip.hopLimit() !== NDP_HOP_LIMIT || !v.check(len) || v.code() !== 0 ||
+      !this.#options(pkt.data, v.optionsOffset(), off + len)
+    ) {
       s.invalidDropped++;
       return;
     }
     const d = pkt.data;
     const srcOff = ip.srcOffset(), dstOff = ip.dstOffset();
     const srcUnspecified = ipv6IsUnspecified(d, srcOff);
-    const lla = (kind: "sourceLinkLayerAddress" | "targetLinkLayerAddress") => {
-      const o = repr.options.find((x) => x.kind === kind) as { mac: Uint8Array } | undefined;
-      return o?.mac ?? null;
-    };
     const st = this.ipv6.nicState(nic);
     if (st === undefined) return;
-    switch (repr.kind) {
-      case "neighborSolicitation": {
+    const t = v.targetOffset();
+    switch (v.type()) {
+      case Icmpv6Type.NEIGHBOR_SOLICITATION: {
         // §7.1.1: the target is not multicast; from :: only to a
         // solicited-node group and without a source link-layer option.
-        const slla = lla("sourceLinkLayerAddress");
+        const slla = this.#slla;
         if (
-          ipv6IsMulticast(repr.target) ||
-          (srcUnspecified && (!this.#isSolicitedNode(d, dstOff) || slla !== null))
+          ipv6IsMulticast(d, t) ||
+          (srcUnspecified && (!this.#isSolicitedNode(d, dstOff) || slla >= 0))
         ) {
           s.invalidDropped++;
           return;
         }
         s.solicitationsReceived++;
-        const addr = st.addresses.find((a) => same(repr.target, a.address));
+        const addr = st.addresses.find((a) => same(a.address, d, t));
         if (addr === undefined) {
+          const target = d.subarray(t, t + 16);
           // RFC 4861 §7.2.7: for one of our anycast addresses, an NA without
           // Override (so a unicast owner's NA wins). Linux answers at once
           // unless proxy_delay asks for a random delay; tapir answers at once.
-          if (!srcUnspecified && this.ipv6.anycastNic(repr.target) === nic) {
-            if (slla !== null) {
-              st.neighbors.handleSolicitation(this.ipv6.keys.key(d, srcOff), slla, true);
+          if (!srcUnspecified && this.ipv6.anycastNic(target) === nic) {
+            if (slla >= 0) {
+              st.neighbors.handleSolicitation(
+                this.ipv6.keys.peek(d, srcOff),
+                d.subarray(slla, slla + this.#sllaLen),
+                true,
+              );
             }
-            this.sendAdvertisement(nic, repr.target, d.subarray(srcOff, srcOff + 16), {
+            this.sendAdvertisement(nic, target.slice(), d.subarray(srcOff, srcOff + 16), {
               solicited: true,
               override: false,
             });
@@ -102,14 +121,8 @@ export class Ndp {
         }
         if (addr.state === "tentative") {
           if (!srcUnspecified) return; // §5.4.3: a node doing address resolution; ignore.
-          const nonce = repr.options.find((x) => x.kind === "nonce") as
-            | { nonce: Uint8Array }
-            | undefined;
           // RFC 7527: our own NS looped back carries our nonce.
-          if (
-            nonce !== undefined && addr.dadNonce !== null &&
-            nonce.nonce.every((b, i) => b === addr.dadNonce![i])
-          ) {
+          if (this.#nonce >= 0 && addr.dadNonce !== null && this.#nonceIs(d, addr.dadNonce)) {
             s.loopedBackSolicitations++;
             return;
           }
@@ -117,8 +130,18 @@ export class Ndp {
           return;
         }
         if (addr.state === "duplicate") return;
-        if (!srcUnspecified && slla !== null) {
-          st.neighbors.handleSolicitation(this.ipv6.keys.key(d, srcOff), slla, true);
+        if (
+          !srcUnspecified && slla >= 0 &&
+          !st.neighbors.handleSolicitation(
+            this.ipv6.keys.peek(d, srcOff),
+            d.subarray(slla, slla + this.#sllaLen),
+            true,
+          )
+        ) {
+          // The table is full (counted there): like Linux, no answer to a
+          // neighbour we could not enter, so an NS flood from random
+          // sources costs no NA (and no failed resolution for it) each.
+          return;
         }
         // §7.2.4: answer; to all-nodes without S when the source was ::.
         this.sendAdvertisement(
@@ -132,14 +155,16 @@ export class Ndp {
         );
         return;
       }
-      case "neighborAdvertisement": {
+      case Icmpv6Type.NEIGHBOR_ADVERTISEMENT: {
+        const solicited = v.solicited();
         // §7.1.2: target not multicast; S is 0 when sent to a multicast address.
-        if (ipv6IsMulticast(repr.target) || (ipv6IsMulticast(d, dstOff) && repr.solicited)) {
+        if (ipv6IsMulticast(d, t) || (ipv6IsMulticast(d, dstOff) && solicited)) {
           s.invalidDropped++;
           return;
         }
         s.advertisementsReceived++;
-        const addr = st.addresses.find((a) => same(repr.target, a.address));
+        const tlla = this.#tlla;
+        const addr = st.addresses.find((a) => same(a.address, d, t));
         if (addr !== undefined) {
           if (addr.state === "tentative") {
             this.dadFailed(nic, addr, "a neighbor advertisement for it");
@@ -148,52 +173,120 @@ export class Ndp {
             log.warn("{nic}: {addr} is advertised by another node ({mac})", {
               nic: nic.name,
               addr: formatIpv6(addr.address),
-              mac: String(lla("targetLinkLayerAddress")),
+              mac: tlla < 0 ? "null" : String(d.slice(tlla, tlla + this.#tllaLen)),
             });
           }
           return;
         }
         st.neighbors.handleAdvertisement(
-          this.ipv6.keys.key(repr.target, 0),
-          lla("targetLinkLayerAddress"),
+          this.ipv6.keys.peek(d, t),
+          tlla < 0 ? null : d.subarray(tlla, tlla + this.#tllaLen),
           {
-            solicited: repr.solicited,
-            override: repr.override,
-            isRouter: repr.router,
+            solicited,
+            override: v.override(),
+            isRouter: v.router(),
           },
         );
         return;
       }
-      case "routerSolicitation":
-      case "routerAdvertisement": {
+      case Icmpv6Type.ROUTER_SOLICITATION:
+      case Icmpv6Type.ROUTER_ADVERTISEMENT: {
         // §6.3.4 (an RA to a host) and §6.2.6 (an RS to a router): a source
         // link-layer option creates or updates the sender's entry (STALE),
         // as Linux's ndisc_router_discovery and ndisc_recv_rs do, so a
         // unicast answer to the RS needs no Neighbor Solicitation first.
-        const slla = lla("sourceLinkLayerAddress");
-        if (!srcUnspecified && slla !== null) {
+        const ra = v.type() === Icmpv6Type.ROUTER_ADVERTISEMENT;
+        // An RA the RA code does not take (its flood limit) touches nothing:
+        // flood_router26's random routers would fill the neighbour table.
+        const use = ra ? this.admitRouterAdvertisement?.(nic, pkt, ip) ?? 1 : 1;
+        if (use === 0) {
+          s.routerAdvertisementsReceived++;
+          return;
+        }
+        const slla = this.#slla;
+        if (!srcUnspecified && slla >= 0) {
           st.neighbors.handleSolicitation(
-            this.ipv6.keys.key(d, srcOff),
-            slla,
-            repr.kind === "routerAdvertisement" || st.forwarding,
+            this.ipv6.keys.peek(d, srcOff),
+            d.subarray(slla, slla + this.#sllaLen),
+            ra || st.forwarding,
           );
         }
-        if (repr.kind === "routerAdvertisement") s.routerAdvertisementsReceived++;
+        if (ra) s.routerAdvertisementsReceived++;
         else s.routerSolicitationsReceived++;
-        this.onRouterMessage?.(nic, pkt, ip, off, len);
+        this.onRouterMessage?.(nic, pkt, ip, off, len, use);
         return;
       }
-      case "redirect":
+      default:
         // §8.1: a router never accepts Redirects; tapir as a host does not act on them yet.
         s.redirectsIgnored++;
         return;
     }
   }
 
-  /** Router Solicitations and Advertisements go here too (the RA/SLAAC code sets it). */
+  /**
+   * Walk the options of `d[start, end)` as NdpRepr.parse does, noting the
+   * first Source and Target Link-Layer Address and Nonce options that are
+   * well formed. False on a zero-length or overrunning option.
+   */
+  #options(d: Uint8Array, start: number, end: number): boolean {
+    this.#slla = this.#tlla = this.#nonce = -1;
+    const it = this.#it.reset(d, start, end);
+    while (it.next()) {
+      if (!it.wellFormed()) continue;
+      const o = it.offset, n = it.length;
+      switch (it.type) {
+        case NdpOptionType.SOURCE_LINK_LAYER_ADDRESS:
+          if (this.#slla < 0) {
+            // Ethernet (RFC 2464 §8): a 6-byte address in an 8-byte option.
+            this.#slla = o + 2;
+            this.#sllaLen = n === 8 ? 6 : n - 2;
+          }
+          break;
+        case NdpOptionType.TARGET_LINK_LAYER_ADDRESS:
+          if (this.#tlla < 0) {
+            this.#tlla = o + 2;
+            this.#tllaLen = n === 8 ? 6 : n - 2;
+          }
+          break;
+        case NdpOptionType.NONCE:
+          if (this.#nonce < 0) {
+            this.#nonce = o + 2;
+            this.#nonceLen = n - 2;
+          }
+          break;
+      }
+    }
+    return it.error === NdpOptionError.NONE;
+  }
+
+  /** True when the Nonce option found is `nonce` (RFC 7527). */
+  #nonceIs(d: Uint8Array, nonce: Uint8Array): boolean {
+    for (let i = 0; i < this.#nonceLen; i++) if (d[this.#nonce + i] !== nonce[i]) return false;
+    return true;
+  }
+
+  /**
+   * Router Solicitations and Advertisements go here too (the RA/SLAAC code
+   * sets it); for an RA, `use` is what {@link admitRouterAdvertisement} said.
+   */
   onRouterMessage:
-    | ((nic: Nic, pkt: PacketBuffer, ip: Ipv6Packet, off: number, len: number) => void)
+    | ((
+      nic: Nic,
+      pkt: PacketBuffer,
+      ip: Ipv6Packet,
+      off: number,
+      len: number,
+      use: number,
+    ) => void)
     | null = null;
+
+  /**
+   * Set by the RA code: asked before anything of an RA arriving on `nic`
+   * is processed (its Source Link-Layer Address option included); 0 drops
+   * it (the code counted why), any other value is passed on to
+   * {@link onRouterMessage}.
+   */
+  admitRouterAdvertisement: ((nic: Nic, pkt: PacketBuffer, ip: Ipv6Packet) => number) | null = null;
 
   #isSolicitedNode(d: Uint8Array, off: number): boolean {
     return d[off] === 0xff && d[off + 1] === 0x02 && d[off + 11] === 0x01 && d[off + 12] === 0xff &&

@@ -26,7 +26,8 @@ import { formatIpv6, ipv6IsMulticast, ipv6IsUnspecified } from "../wire/ip_addre
 import { ETHERNET_HEADER_LEN, EtherType, writeEthernetHeader } from "../wire/ethernet.ts";
 import { HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
 import { ipv6MulticastMac } from "../wire/mac_address.ts";
-import { RaHost, type RaHostOptions, type RaHostState } from "./slaac.ts";
+import { RA_NEW_PER_SECOND, RaHost, type RaHostOptions, type RaHostState } from "./slaac.ts";
+import { TokenBucket } from "../token_bucket.ts";
 import type { RaStats } from "./ra_stats.ts";
 export type { RaStats } from "./ra_stats.ts";
 
@@ -99,6 +100,8 @@ function newRaStats(): RaStats {
     advertisementsNotLinkLocalDropped: 0,
     advertisementsMalformedDropped: 0,
     advertisementsIgnored: 0,
+    advertisementsRateLimited: 0,
+    linkParametersIgnored: 0,
     routersDropped: 0,
     routersDisplaced: 0,
     prefixesDropped: 0,
@@ -111,6 +114,11 @@ function newRaStats(): RaStats {
     mtuIgnored: 0,
   };
 }
+
+/** {@link RouterAdvertisements}' RA admission: the host side learns from it. */
+const USE_LEARN = 1;
+/** {@link RouterAdvertisements}' RA admission: the router side compares it with its own. */
+const USE_COMPARE = 2;
 
 /** Wire value of a preference name (RFC 4191 §2.1). */
 export function preferenceBits(p: "high" | "medium" | "low"): number {
@@ -126,6 +134,8 @@ function lifetimeSeconds(ms: number): number {
 interface RouterNic {
   nic: Nic;
   cfg: RaAdvertSettings;
+  /** Other routers' RAs compared with ours (§6.2.7) when the host side does not take them, per second. */
+  checkLimit: TokenBucket;
   /** Periodic RA timer. */
   timer: Timer | null;
   /** Answer to a solicitation, when one is scheduled. */
@@ -172,7 +182,9 @@ export class RouterAdvertisements {
       this.stats,
       (nic, src, dst, repr) => this.send(nic, src, dst, repr),
     );
-    ipv6.ndp.onRouterMessage = (nic, pkt, ip, off, len) => this.#receive(nic, pkt, ip, off, len);
+    ipv6.ndp.onRouterMessage = (nic, pkt, ip, off, len, use) =>
+      this.#receive(nic, pkt, ip, off, len, use);
+    ipv6.ndp.admitRouterAdvertisement = (nic, pkt, ip) => this.#admit(nic, pkt, ip);
     ipv6.addressListeners.add((nic, a) => this.#addressChanged(nic, a));
   }
 
@@ -189,6 +201,7 @@ export class RouterAdvertisements {
     const r: RouterNic = {
       nic,
       cfg,
+      checkLimit: new TokenBucket(this.ipv6.stack.clock, RA_NEW_PER_SECOND, RA_NEW_PER_SECOND),
       timer: null,
       solicitedTimer: null,
       solicitedAt: 0,
@@ -474,7 +487,29 @@ export class RouterAdvertisements {
     this.host.addressChanged(nic, a);
   }
 
-  #receive(nic: Nic, pkt: PacketBuffer, ip: Ipv6Packet, off: number, len: number): void {
+  /**
+   * Whether an RA is processed, before it is parsed (an RA of
+   * flood_router26 carries 25 prefixes): {@link USE_LEARN} when the host
+   * side takes it (its checks and flood limit, RaHost.admit), and
+   * {@link USE_COMPARE} when we advertise on `nic` and compare it with ours
+   * (§6.2.7): every RA the host side takes, else at most
+   * RA_NEW_PER_SECOND a second. 0: neither.
+   */
+  #admit(nic: Nic, pkt: PacketBuffer, ip: Ipv6Packet): number {
+    const r = this.#routers.get(nic.id);
+    const learn = this.host.admit(nic, pkt, ip);
+    const compare = r !== undefined && r.started && (learn || r.checkLimit.take());
+    return (learn ? USE_LEARN : 0) | (compare ? USE_COMPARE : 0);
+  }
+
+  #receive(
+    nic: Nic,
+    pkt: PacketBuffer,
+    ip: Ipv6Packet,
+    off: number,
+    len: number,
+    use: number,
+  ): void {
     const type = pkt.data[off]!;
     const r = this.#routers.get(nic.id);
     if (type === 133) {
@@ -492,10 +527,11 @@ export class RouterAdvertisements {
       this.#solicited(r, pkt, ip);
       return;
     }
+    // NDP asked #admit first (use is never 0 here).
     const repr = NdpRepr.parse(this.#ndp.reset(pkt, off), ip.off, len);
     if (repr === null || repr.kind !== "routerAdvertisement") return;
-    if (r !== undefined && r.started) this.#checkConsistency(r, pkt, ip, repr);
-    this.host.receive(nic, pkt, ip, repr, len);
+    if ((use & USE_COMPARE) !== 0 && r !== undefined) this.#checkConsistency(r, pkt, ip, repr);
+    if ((use & USE_LEARN) !== 0) this.host.receive(nic, pkt, ip, repr, len);
   }
 
   /** §6.2.7: log RAs of other routers that disagree with what we advertise. */

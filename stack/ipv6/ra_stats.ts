@@ -30,6 +30,10 @@ export interface RaStats {
   advertisementsMalformedDropped: number;
   /** RAs on an interface where accept_ra is off. */
   advertisementsIgnored: number;
+  /** RAs not parsed: over the interface's rate for their source (known router or not), an RA flood's. */
+  advertisementsRateLimited: number;
+  /** RAs whose link parameters (hop limit, reachable/retrans time, M/O, MTU) were not applied: a router not heard before, during an RA flood; or a Retrans Timer above 60 s. */
+  linkParametersIgnored: number;
   /** New default routers not added: the interface is at `maxRouters`. */
   routersDropped: number;
   /** Default routers heard only once removed to make room for one that repeats its RAs (an RA flood's entries). */

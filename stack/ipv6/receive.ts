@@ -25,7 +25,6 @@ import {
 } from "../wire/ipv6_ext.ts";
 import { Icmpv6Type } from "../wire/icmpv6.ts";
 import {
-  formatIpv6,
   ipv6IsLinkLocalUnicast,
   ipv6IsLoopback,
   ipv6IsMulticast,
@@ -38,6 +37,24 @@ import type { Ipv6Forwarding } from "./forward.ts";
 
 /** What a path returns: OK, or why it gave up. */
 type Verdict = typeof R.OK | Ipv6DropReason;
+
+/** {@link fragKey}'s scratch: 16-bit words of the source and destination, then the identification. */
+const FRAG_KEY_CODES: number[] = new Array<number>(18).fill(0);
+
+/**
+ * The reassembly key (RFC 8200 §4.5: source, destination, identification)
+ * of the packet whose source address is at `d[srcOff]` (the destination
+ * follows it), as 18 UTF-16 code units: one flat string, made without
+ * formatting the addresses (a rope, as template text is, is flattened on
+ * each Map lookup: under a fragment flood, most of a fragment's time).
+ */
+function fragKey(d: Uint8Array, srcOff: number, id: number): string {
+  const c = FRAG_KEY_CODES;
+  for (let i = 0; i < 16; i++) c[i] = (d[srcOff + 2 * i]! << 8) | d[srcOff + 2 * i + 1]!;
+  c[16] = id >>> 16;
+  c[17] = id & 0xffff;
+  return String.fromCharCode.apply(null, c);
+}
 
 /** The receive side of one IPv6 layer. */
 export class Ipv6Ingress {
@@ -238,9 +255,7 @@ export class Ipv6Ingress {
     if (
       f.fragmentOffset() === 0 && !this.#chainComplete(pkt, dataOff, ip.endOffset(), f.nextHeader())
     ) return R.FRAGMENT_INCOMPLETE_CHAIN;
-    const key = `${formatIpv6(pkt.data, ip.srcOffset())}|${
-      formatIpv6(pkt.data, ip.dstOffset())
-    }|${f.identification()}`;
+    const key = fragKey(pkt.data, ip.srcOffset(), f.identification());
     const fragNext = f.nextHeader();
     const r = this.#l.reassembler.add(
       key,

@@ -15,7 +15,8 @@ import type { Ipv6, Ipv6InterfaceAddress } from "./ipv6.ts";
 import { ALL_ROUTERS } from "./ipv6.ts";
 import { NdpPreference, type NdpRepr } from "../wire/ndp.ts";
 import { IPV6_MIN_MTU, type Ipv6Packet } from "../wire/ipv6.ts";
-import { formatIpv6, ipv6IsLinkLocalUnicast, ipv6Masked } from "../wire/ip_address.ts";
+import { formatIpv6, ipv6Equal, ipv6IsLinkLocalUnicast, ipv6Masked } from "../wire/ip_address.ts";
+import { TokenBucket } from "../token_bucket.ts";
 import type { PacketBuffer } from "../wire/packet_buffer.ts";
 import { addressFromInterfaceId, eui64InterfaceId, stablePrivacyIid } from "./interface_id.ts";
 import type { RaStats } from "./ra_stats.ts";
@@ -92,6 +93,42 @@ interface Router {
   heard: number;
 }
 
+/**
+ * RAs a second parsed from routers in the default router list (or waiting
+ * for room in it), per interface. RFC 4861 §10 has a router send at most one
+ * unsolicited RA every MIN_RTR_ADV_INTERVAL (3 s) and answers to
+ * solicitations at most every MIN_DELAY_BETWEEN_RAS (3 s): 50 a second is
+ * room for every router a link has, and a bound on what a flood that
+ * spoofs a known router's address costs.
+ */
+export const RA_KNOWN_PER_SECOND = 50;
+/**
+ * RAs a second parsed from sources not known as routers, per interface:
+ * what a flood of RAs from random sources gets through (the rest are
+ * counted in `advertisementsRateLimited` before they are parsed). One of
+ * flood_router26 (25 prefixes) costs about 0.2 ms to parse and refuse: at
+ * most 1 % of a CPU. A new router's first RA passes once the flood stops
+ * (the bucket refills within a second of its end, the flood's backlog
+ * drained), its second takes the place of an entry the flood left (see
+ * `#displace`).
+ */
+export const RA_NEW_PER_SECOND = 50;
+
+/**
+ * How long after its last rate-limited RA an interface counts as flooded:
+ * meanwhile RAs of routers not heard before set no link parameters (cur
+ * hop limit, reachable time, retrans timer, M/O flags, MTU).
+ */
+export const RA_FLOOD_QUIET_MS = 10_000;
+
+/**
+ * The longest Retrans Timer taken from an RA (RFC 4861 §6.3.4 sets no
+ * bound; RETRANS_TIMER is 1 s): flood_router26 sends 1,966,080 ms, and a
+ * neighbour whose first answer was lost would then stay unresolved for 32
+ * minutes. A longer value is ignored (`linkParametersIgnored`).
+ */
+export const RA_RETRANS_TIMER_MAX_MS = 60_000;
+
 /** Routers (prefixes) heard while their list was full, remembered for their second RA (at most this many). */
 const WAITING_ENTRIES = 64;
 
@@ -131,6 +168,12 @@ interface HostNic {
   rdnss: Map<string, number>;
   dnssl: Map<string, number>;
   rsTimer: Timer | null;
+  /** RAs from routers it knows (listed or waiting) it parses, per second ({@link RaHost.admit}). */
+  knownLimit: TokenBucket;
+  /** RAs from any other source it parses, per second. */
+  newLimit: TokenBucket;
+  /** Until this clock time an RA flood is on (an RA was rate-limited less than RA_FLOOD_QUIET_MS ago). */
+  floodUntil: number;
   rsSent: number;
   gotRa: boolean;
   managed: boolean;
@@ -185,6 +228,9 @@ export class RaHost {
       rdnss: new Map(),
       dnssl: new Map(),
       rsTimer: null,
+      knownLimit: new TokenBucket(this.ipv6.stack.clock, RA_KNOWN_PER_SECOND, RA_KNOWN_PER_SECOND),
+      newLimit: new TokenBucket(this.ipv6.stack.clock, RA_NEW_PER_SECOND, RA_NEW_PER_SECOND),
+      floodUntil: -Infinity,
       rsSent: 0,
       gotRa: false,
       managed: false,
@@ -243,8 +289,47 @@ export class RaHost {
   }
 
   /**
-   * An RA that NDP parsed (code 0, length ≥ 16, options > 0, checksum)
-   * arrived on `nic`: the remaining checks of RFC 4861 §6.1.2, then §6.3.4.
+   * Before an RA arriving on `nic` is parsed: the checks of RFC 4861
+   * §6.1.2 that need no parsing (a link-local source; NDP checked the hop
+   * limit, code, length, checksum and options), our own RAs skipped, and
+   * the flood limit. RAs from a router in the default router list (or
+   * waiting for room in it) pass at {@link RA_KNOWN_PER_SECOND}; RAs from
+   * any other source at {@link RA_NEW_PER_SECOND}, so a flood of RAs from
+   * random sources (flood_router26: 25 prefixes each) costs a parse only a
+   * few times a second, and a known router's RAs are never starved by it.
+   * Each refused RA moves one counter.
+   *
+   * @returns true when the RA is to be parsed and handed to {@link receive}
+   */
+  admit(nic: Nic, pkt: PacketBuffer, ip: Ipv6Packet): boolean {
+    const h = this.#nics.get(nic.id);
+    if (h === undefined) {
+      this.stats.advertisementsIgnored++;
+      return false;
+    }
+    const d = pkt.data;
+    const srcOff = ip.srcOffset();
+    // §6.1.2: the source is link-local (routers are named by it) and hop limit 255.
+    if (!ipv6IsLinkLocalUnicast(d, srcOff)) {
+      this.stats.advertisementsNotLinkLocalDropped++;
+      return false;
+    }
+    // Our own RAs (a router that also accepts RAs) teach us nothing.
+    const ll = this.ipv6.linkLocalOf(nic);
+    if (ll !== null && ipv6Equal(ll, d, 0, srcOff)) return false;
+    const key = this.ipv6.keys.peek(d, srcOff);
+    const known = h.routers.has(key) || h.waitingRouters.has(key);
+    if (!(known ? h.knownLimit : h.newLimit).take()) {
+      this.stats.advertisementsRateLimited++;
+      h.floodUntil = this.ipv6.stack.clock.now() + RA_FLOOD_QUIET_MS;
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * An RA that {@link admit} let through, parsed: RFC 4861 §6.3.4 (default
+   * router, prefixes, link parameters), RFC 4191 and RFC 8106 options.
    */
   receive(
     nic: Nic,
@@ -254,21 +339,9 @@ export class RaHost {
     _len: number,
   ): void {
     const h = this.#nics.get(nic.id);
-    if (h === undefined) {
-      this.stats.advertisementsIgnored++;
-      return;
-    }
-    const d = pkt.data;
+    if (h === undefined) return;
     const srcOff = ip.srcOffset();
-    // §6.1.2: the source is link-local (routers are named by it) and hop limit 255.
-    if (!ipv6IsLinkLocalUnicast(d, srcOff)) {
-      this.stats.advertisementsNotLinkLocalDropped++;
-      return;
-    }
-    // Our own RAs (a router that also accepts RAs) teach us nothing.
-    const ll = this.ipv6.linkLocalOf(nic);
-    const src = d.slice(srcOff, srcOff + 16);
-    if (ll !== null && ll.every((b, i) => b === src[i])) return;
+    const src = pkt.data.slice(srcOff, srcOff + 16);
     this.stats.advertisementsAccepted++;
     h.gotRa = true;
     h.rsTimer?.cancel();
@@ -285,17 +358,26 @@ export class RaHost {
     const now = this.ipv6.stack.clock.now();
     const st = this.ipv6.nicState(h.nic);
     if (st === undefined) return;
-    h.managed = ra.managed;
-    h.other = ra.other;
-    // §6.3.4: link parameters.
-    if (ra.curHopLimit !== 0) st.hopLimit = ra.curHopLimit;
-    if (ra.reachableTime !== 0) st.neighbors.setBaseReachableTime(ra.reachableTime);
-    if (ra.retransTimer !== 0) st.neighbors.setRetransTime(ra.retransTimer);
+    // During an RA flood (RAs rate-limited in the last RA_FLOOD_QUIET_MS),
+    // only a router heard before sets the link's parameters (the flood's
+    // random routers would set them at each RA that gets through).
+    const params = now >= h.floodUntil || h.routers.has(formatIpv6(src));
+    if (!params) this.stats.linkParametersIgnored++;
+    else {
+      h.managed = ra.managed;
+      h.other = ra.other;
+      // §6.3.4: link parameters.
+      if (ra.curHopLimit !== 0) st.hopLimit = ra.curHopLimit;
+      if (ra.reachableTime !== 0) st.neighbors.setBaseReachableTime(ra.reachableTime);
+      if (ra.retransTimer > RA_RETRANS_TIMER_MAX_MS) this.stats.linkParametersIgnored++;
+      else if (ra.retransTimer !== 0) st.neighbors.setRetransTime(ra.retransTimer);
+    }
     this.#defaultRouter(h, src, ra.routerLifetime, ra.preference, now);
     for (const o of ra.options) {
       switch (o.kind) {
         case "mtu":
           // §6.3.4: only values the link can carry; never below the IPv6 minimum.
+          if (!params) break;
           if (o.mtu >= IPV6_MIN_MTU && o.mtu <= h.linkMtu) {
             if (h.nic.mtu() !== o.mtu) {
               log.info("{nic}: MTU {mtu} from router {r}", {

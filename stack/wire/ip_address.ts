@@ -200,31 +200,53 @@ export function parseIpv6(text: string): Uint8Array {
  * `::`, and IPv4-mapped addresses with a dotted tail (§5).
  */
 export function formatIpv6(a: Uint8Array, off = 0): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push((a[off + 2 * i]! << 8) | a[off + 2 * i + 1]!);
   // RFC 5952 §5: ::ffff:a.b.c.d for IPv4-mapped addresses.
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+  if (
+    a[off] === 0 && a[off + 1] === 0 && a[off + 2] === 0 && a[off + 3] === 0 &&
+    a[off + 4] === 0 && a[off + 5] === 0 && a[off + 6] === 0 && a[off + 7] === 0 &&
+    a[off + 8] === 0 && a[off + 9] === 0 && a[off + 10] === 0xff && a[off + 11] === 0xff
+  ) {
     return `::ffff:${a[off + 12]}.${a[off + 13]}.${a[off + 14]}.${a[off + 15]}`;
   }
-  let bestStart = -1, bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++;
+  // The longest run of two or more zero groups (the first on a tie).
+  let bestStart = -1, bestLen = 1, run = 0;
+  for (let i = 0; i < 8; i++) {
+    if (a[off + 2 * i] === 0 && a[off + 2 * i + 1] === 0) {
+      run++;
+      if (run > bestLen) {
+        bestStart = i - run + 1;
+        bestLen = run;
+      }
+    } else run = 0;
+  }
+  // Character codes into a scratch array, made into one flat string (a
+  // string built by concatenation is a rope that each Map lookup flattens).
+  const c = FORMAT_CODES;
+  let n = 0;
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      if (i === 0) c[n++] = 0x3a;
+      c[n++] = 0x3a;
+      i += bestLen - 1;
       continue;
     }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
+    const g = (a[off + 2 * i]! << 8) | a[off + 2 * i + 1]!;
+    if (g >= 0x1000) c[n++] = HEX_CODES[g >> 12]!;
+    if (g >= 0x100) c[n++] = HEX_CODES[(g >> 8) & 15]!;
+    if (g >= 0x10) c[n++] = HEX_CODES[(g >> 4) & 15]!;
+    c[n++] = HEX_CODES[g & 15]!;
+    if (i < 7) c[n++] = 0x3a;
   }
-  if (bestStart === -1) return g.map((x) => x.toString(16)).join(":");
-  const left = g.slice(0, bestStart).map((x) => x.toString(16)).join(":");
-  const right = g.slice(bestStart + bestLen).map((x) => x.toString(16)).join(":");
-  return `${left}::${right}`;
+  c.length = n;
+  const text = String.fromCharCode.apply(null, c);
+  c.length = 40;
+  return text;
 }
+
+/** Character codes of the lower-case hex digits. */
+const HEX_CODES: readonly number[] = [..."0123456789abcdef"].map((x) => x.charCodeAt(0));
+/** {@link formatIpv6}'s scratch: at most 39 characters. */
+const FORMAT_CODES: number[] = new Array<number>(40).fill(0);
 
 /** True when the 16 bytes at `a[ao]` and `b[bo]` are equal. */
 export function ipv6Equal(a: Uint8Array, b: Uint8Array, ao = 0, bo = 0): boolean {

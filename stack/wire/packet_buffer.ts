@@ -251,3 +251,69 @@ export class BufferPool {
     return this.#made - this.#free.length;
   }
 }
+
+/** Capacities of {@link SizedBufferPool}'s classes (backing store bytes, headroom included). */
+export const SIZED_BUFFER_CLASSES: readonly number[] = [256, 512, 1024, 2048, 4096, 9216];
+
+/**
+ * Buffers sized to what they hold, for packets that wait (for address
+ * resolution): a 64-byte packet waits in a 256-byte buffer, not in a
+ * 64 KiB {@link BufferPool} buffer nor in an allocation of its own (in
+ * Deno an ArrayBuffer costs ~0.5 µs and GC work: a flood queues a packet
+ * per frame). Free buffers are kept by class up to `maxFreeBytes` and
+ * reused; a packet larger than every class gets a buffer of its own.
+ *
+ * @example
+ * ```ts
+ * import { HEADROOM, PacketBuffer, SizedBufferPool } from "./packet_buffer.ts";
+ * const pool = new SizedBufferPool();
+ * const src = new PacketBuffer().setFrame(HEADROOM, 64);
+ * const copy = pool.copy(src);
+ * console.assert(copy.data.length === 256 && copy.length() === 64);
+ * pool.put(copy);
+ * console.assert(pool.freeBytes === 256);
+ * ```
+ */
+export class SizedBufferPool {
+  readonly #free: PacketBuffer[][] = SIZED_BUFFER_CLASSES.map(() => []);
+  /** Bytes of the buffers kept free. */
+  freeBytes = 0;
+
+  /** @param maxFreeBytes most bytes of free buffers kept for reuse. */
+  constructor(readonly maxFreeBytes = 1024 * 1024) {}
+
+  /**
+   * A copy of `src` (frame, offsets, offload metadata; no conntrack slot,
+   * mark or link destination) in a buffer of at least `src.end` bytes.
+   */
+  copy(src: PacketBuffer): PacketBuffer {
+    const need = src.end;
+    let c = 0;
+    while (c < SIZED_BUFFER_CLASSES.length && SIZED_BUFFER_CLASSES[c]! < need) c++;
+    const b = this.#free[c]?.pop();
+    let dst: PacketBuffer;
+    if (b !== undefined) {
+      this.freeBytes -= b.data.length;
+      b.clearMeta();
+      dst = b;
+    } else {
+      dst = new PacketBuffer(SIZED_BUFFER_CLASSES[c] ?? need);
+    }
+    return src.copyTo(dst);
+  }
+
+  /** Give back a buffer made by {@link copy} (kept while under `maxFreeBytes`). */
+  put(b: PacketBuffer): void {
+    const n = b.data.length;
+    const c = SIZED_BUFFER_CLASSES.indexOf(n);
+    if (c < 0 || this.freeBytes + n > this.maxFreeBytes) return;
+    this.#free[c]!.push(b);
+    this.freeBytes += n;
+  }
+
+  /** Let every free buffer go (to the garbage collector). */
+  release(): void {
+    for (const f of this.#free) f.length = 0;
+    this.freeBytes = 0;
+  }
+}

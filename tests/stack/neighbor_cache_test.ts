@@ -554,7 +554,7 @@ Deno.test("NeighborCache ReachableTime is BaseReachableTime × uniform[0.5, 1.5)
 
 Deno.test("NeighborCache garbage collection and the table limit", async (t) => {
   await t.step(
-    "forced GC frees FAILED first, then STALE older than gcStaleTime, oldest first",
+    "forced GC frees FAILED first, then entries nothing used, idle 5 s, oldest first",
     () => {
       const h = harness({ maxEntries: 8, gcStaleTimeMs: 60_000 });
       // STALE: 10 @0, 11 @100, 12 @200, 20..22 @1000. FAILED: 30 @4000, 31 @4500.
@@ -580,17 +580,21 @@ Deno.test("NeighborCache garbage collection and the table limit", async (t) => {
       h.cache.resolve(41, pkt(1));
       assert.equal(stateOf(h, 31), null);
       assert.equal(h.stats.entriesEvicted, 2);
-      // Full again, nothing FAILED, STALE younger than 60 s: refused.
-      h.cache.resolve(42, pkt(1));
-      assert.equal(stateOf(h, 42), null);
-      assert.equal(h.stats.tableFullDrops, 1);
+      // Full again, nothing FAILED: a solicitation from a new neighbour is
+      // refused, the entries solicitations made being younger than 5 s ...
       h.cache.handleSolicitation(43, mac("a"), true);
       assert.equal(stateOf(h, 43), null);
-      assert.equal(h.stats.tableFullDrops, 2);
-      // At t=60.2 s, 40 and 41 have failed and go first, then 10, 11, 12
-      // (eligible), oldest first, one per new entry; 20..22 are too young.
+      assert.equal(h.stats.tableFullDrops, 1);
+      // ... but a packet of ours to send takes the oldest one's place at once.
+      h.cache.resolve(42, pkt(1));
+      assert.equal(stateOf(h, 42), "INCOMPLETE");
+      assert.equal(stateOf(h, 10), null);
+      // At t=60.2 s, 40, 41 and 42 have failed and go first, then the
+      // entries solicitations made and nothing used, idle 5 s or more
+      // (Linux's neigh_forced_gc spares the last 5 s), oldest first, one
+      // per new entry.
       h.clock.advance(60_200 - h.clock.now());
-      assert.equal(stateOf(h, 41), "FAILED");
+      assert.equal(stateOf(h, 42), "FAILED");
       const order: (number | null)[] = [];
       for (const k of [50, 51, 52, 53, 54, 55]) {
         const before = new Set(h.cache.entries().map((e) => e.key));
@@ -598,16 +602,55 @@ Deno.test("NeighborCache garbage collection and the table limit", async (t) => {
         const after = new Set(h.cache.entries().map((e) => e.key));
         order.push([...before].find((x) => !after.has(x)) ?? null);
       }
-      assert.deepEqual(order, [40, 41, 10, 11, 12, null]);
-      assert.equal(stateOf(h, 55), null, "refused: the rest is too young");
-      assert.equal(stateOf(h, 20), "STALE");
+      assert.deepEqual(order, [40, 41, 42, 11, 12, 20]);
+      assert.equal(stateOf(h, 55), "INCOMPLETE");
+      assert.equal(stateOf(h, 21), "STALE");
       assert.equal(stateOf(h, 99), "PERMANENT");
       assert.equal(h.cache.size, 9);
-      assert.equal(h.stats.tableFullDrops, 3);
-      assert.equal(h.stats.entriesEvicted, 7);
+      assert.equal(h.stats.tableFullDrops, 1);
+      assert.equal(h.stats.entriesEvicted, 9);
       h.cache.flush();
       assert.equal(h.clock.pending(), 0);
       assert.equal(h.cache.queuedBytes, 0);
+    },
+  );
+
+  await t.step(
+    "a flood of solicitations from new sources does not push out a neighbour that carried traffic",
+    () => {
+      const h = harness({ maxEntries: 8, gcStaleTimeMs: 60_000 });
+      // Key 1 carried traffic: resolved, answered, REACHABLE, then STALE and
+      // unchanged for two minutes.
+      h.cache.resolve(1, pkt(1));
+      h.cache.handleAdvertisement(1, mac("a"), { solicited: true, override: true });
+      h.clock.advance(120_000);
+      assert.equal(stateOf(h, 1), "STALE");
+      // The flood (NS or ARP from random sources, 1,000 a second) fills the table.
+      for (let k = 100; k < 200; k++) {
+        h.cache.handleSolicitation(k, mac("b"), true);
+        h.clock.advance(1);
+      }
+      assert.equal(h.cache.size, 8);
+      assert.equal(stateOf(h, 1), "STALE", "kept: the flood's entries are in the table");
+      assert.equal(h.stats.tableFullDrops, 93);
+      // A packet of ours to a new neighbour takes the place of the flood's
+      // oldest entry at once (a host whose entry had expired gets back in).
+      h.cache.resolve(2, pkt(1));
+      assert.equal(stateOf(h, 2), "INCOMPLETE");
+      assert.equal(stateOf(h, 100), null);
+      assert.equal(h.stats.tableFullDrops, 93);
+      // 5 s on, the flood's own entries make room for its new ones, oldest first.
+      h.clock.advance(5_000);
+      // (2 failed meanwhile: FAILED entries go first.)
+      h.cache.handleSolicitation(300, mac("b"), true);
+      assert.equal(stateOf(h, 2), null);
+      h.cache.handleSolicitation(301, mac("b"), true);
+      assert.equal(stateOf(h, 300), "STALE");
+      assert.equal(stateOf(h, 301), "STALE");
+      assert.equal(stateOf(h, 101), null);
+      assert.equal(stateOf(h, 1), "STALE");
+      // Traffic to 1 still finds its address.
+      assert.deepEqual(h.cache.lookup(1), mac("a"));
     },
   );
 

@@ -10,7 +10,7 @@ import {
   REASSEMBLY_FRAGMENT_OVERHEAD,
   type ReassemblyResult,
 } from "../../stack/reassembly.ts";
-import { BUFFER_SIZE, BufferPool, PacketBuffer } from "../../stack/wire/packet_buffer.ts";
+import { BufferPool, PacketBuffer } from "../../stack/wire/packet_buffer.ts";
 
 /** A source buffer: `headerLen` header bytes (0xh0 + i) then the whole payload pattern. */
 function source(headerLen: number, payloadLen: number): PacketBuffer {
@@ -365,7 +365,14 @@ Deno.test("Reassembler drops datagrams with conflicting lengths", async (t) => {
       assert.deepEqual(got.map((g) => g.kind === "dropped" ? g.reason : g.kind), c.want);
       const conflict = c.want.includes("inconsistent");
       assert.equal(r.stats.inconsistentDropped, conflict ? 1 : 0);
-      assert.equal(pool.inUse(), conflict ? 0 : 1);
+      // Pending fragments wait in chunks, not in pool buffers; a conflict frees them.
+      assert.equal(pool.inUse(), 0);
+      assert.equal(
+        r.stats.memoryInUse,
+        conflict
+          ? REASSEMBLY_DATAGRAM_OVERHEAD
+          : REASSEMBLY_DATAGRAM_OVERHEAD + REASSEMBLY_FRAGMENT_OVERHEAD + 64,
+      );
     });
   }
 });
@@ -415,32 +422,64 @@ Deno.test("Reassembler times out incomplete datagrams", async (t) => {
 });
 
 Deno.test("Reassembler bounds memory by evicting the oldest datagrams", async (t) => {
-  const perDatagram = REASSEMBLY_DATAGRAM_OVERHEAD + BUFFER_SIZE + REASSEMBLY_FRAGMENT_OVERHEAD;
-  await t.step("a flood of 10,000 incomplete datagrams stays under the limit", () => {
+  // A datagram holding one 8-byte fragment (no header): its record, the
+  // fragment's record and a 64-byte chunk.
+  const perDatagram = REASSEMBLY_DATAGRAM_OVERHEAD + REASSEMBLY_FRAGMENT_OVERHEAD + 64;
+  await t.step("fragments are charged their own size, not a 64 KiB pool buffer", () => {
+    // The first run of bench:floods: every 1,000-byte first fragment was
+    // charged 66,000 bytes, so 63 of them filled 4 MiB and nearly every
+    // fragment of a flood evicted another.
     const limit = 4 * 1024 * 1024;
     const { clock, pool, r, timeouts } = rig({ memoryLimit: limit }, 256);
-    const src = source(20, 64);
-    const held = Math.floor(limit / perDatagram);
-    for (let i = 0; i < 10_000; i++) {
-      assert.equal(feed(r, `k${i}`, src, 20, { off: 8, len: 8, more: true }).kind, "pending");
+    const src = source(20, 992);
+    // The datagram, its fragment's record, a 64-byte header chunk, a 1,024-byte payload chunk.
+    const each = REASSEMBLY_DATAGRAM_OVERHEAD + REASSEMBLY_FRAGMENT_OVERHEAD + 64 + 1024;
+    const held = Math.floor(limit / each);
+    const n = 20_000;
+    for (let i = 0; i < n; i++) {
+      assert.equal(feed(r, `k${i}`, src, 20, { off: 0, len: 992, more: true }).kind, "pending");
       assert.ok(r.stats.memoryInUse <= limit);
-      assert.equal(r.stats.memoryInUse, r.memoryInUse());
     }
+    assert.equal(r.stats.memoryInUse, r.memoryInUse());
     assert.equal(r.size(), held);
-    assert.equal(r.stats.evictedForMemory, 10_000 - held);
-    assert.equal(pool.inUse(), held);
-    assert.ok(pool.made() <= held + 1);
+    assert.ok(held > 2000, `${held} datagrams held`);
+    assert.equal(r.stats.evictedForMemory, n - held);
+    assert.equal(pool.inUse(), 0, "no pool buffer is held while fragments wait");
+    assert.equal(pool.made(), 0);
+    assert.equal(clock.pending(), 1, "one timer for every datagram");
     // The newest survived; the oldest were evicted: completing an evicted one starts over.
-    assert.equal(feed(r, `k${9_999}`, src, 20, { off: 0, len: 8, more: true }).kind, "pending");
-    const last = feed(r, `k${9_999}`, src, 20, { off: 16, len: 4, more: false });
+    const last = feed(r, `k${n - 1}`, src, 20, { off: 992, len: 4, more: false });
     assert.equal(last.kind, "complete");
+    assert.deepEqual(completeBytes(last), src.data.slice(0, 20 + 996));
     release(pool, last);
-    assert.equal(feed(r, "k0", src, 20, { off: 0, len: 8, more: true }).kind, "pending");
+    assert.equal(feed(r, "k0", src, 20, { off: 992, len: 4, more: false }).kind, "pending");
     clock.advance(30_000);
+    assert.equal(timeouts.length, held, "evicted datagrams do not time out");
+    for (const x of timeouts) {
+      // k0 came back with only its last fragment: no fragment 0 to quote.
+      assert.equal(x.first?.payloadLen ?? null, x.key === "k0" ? null : 992, x.key);
+    }
     assert.equal(r.size(), 0);
     assert.equal(r.stats.memoryInUse, 0);
     assert.equal(pool.inUse(), 0);
-    assert.equal(timeouts.length, held, "evicted datagrams do not time out");
+    assert.equal(clock.pending(), 0);
+    assert.equal(r.freeChunkBytes(), 0, "the flood's chunks are let go once it is over");
+  });
+  await t.step("datagrams time out in order on one timer", () => {
+    const { clock, r, timeouts } = rig();
+    const src = source(20, 64);
+    for (let i = 0; i < 100; i++) {
+      feed(r, `k${i}`, src, 20, { off: 8, len: 8, more: true });
+      clock.advance(100);
+    }
+    assert.equal(clock.pending(), 1);
+    // k_i came at 100·i ms and times out at 30 s + 100·i: at 35 s, k0 … k50.
+    clock.advance(35_000 - clock.now());
+    assert.deepEqual(timeouts.map((x) => x.key), [...Array(51).keys()].map((i) => `k${i}`));
+    assert.equal(r.size(), 49);
+    clock.advance(10_000);
+    assert.equal(r.size(), 0);
+    assert.equal(clock.pending(), 0);
   });
   await t.step("remembered (dropped) keys are evicted like the rest", () => {
     const { r } = rig({ memoryLimit: perDatagram + REASSEMBLY_DATAGRAM_OVERHEAD });
@@ -455,9 +494,9 @@ Deno.test("Reassembler bounds memory by evicting the oldest datagrams", async (t
     assert.equal(feed(r, "a", src, 20, { off: 8, len: 8, more: true }).kind, "pending");
   });
   await t.step("a limit smaller than one datagram drops every fragment", () => {
-    const { pool, r } = rig({ memoryLimit: 1024 });
+    const { pool, r } = rig({ memoryLimit: perDatagram - 1 });
     const src = source(20, 64);
-    assert.deepEqual(feed(r, "k", src, 20, { off: 0, len: 8, more: true }), {
+    assert.deepEqual(feed(r, "k", src, 20, { off: 8, len: 8, more: true }), {
       kind: "dropped",
       reason: "memory",
     });
@@ -465,18 +504,22 @@ Deno.test("Reassembler bounds memory by evicting the oldest datagrams", async (t
     assert.equal(pool.inUse(), 0);
     assert.equal(r.size(), 0);
   });
-  await t.step("an exhausted pool drops the new datagram's fragment", () => {
-    const { clock, pool, r } = rig({}, 2);
+  await t.step("an exhausted pool drops the datagram when it completes", () => {
+    const { clock, pool, r } = rig({}, 1);
+    const taken = pool.get()!;
     const src = source(20, 64);
-    assert.equal(feed(r, "a", src, 20, { off: 8, len: 8, more: true }).kind, "pending");
-    assert.equal(feed(r, "b", src, 20, { off: 8, len: 8, more: true }).kind, "pending");
-    assert.deepEqual(feed(r, "c", src, 20, { off: 8, len: 8, more: true }), {
+    assert.equal(feed(r, "a", src, 20, { off: 8, len: 8, more: false }).kind, "pending");
+    assert.deepEqual(feed(r, "a", src, 20, { off: 0, len: 8, more: true }), {
       kind: "dropped",
       reason: "memory",
     });
     assert.equal(r.stats.bufferPoolExhausted, 1);
-    assert.equal(r.size(), 2);
-    assert.equal(clock.pending(), 2);
+    assert.equal(r.stats.memoryInUse, REASSEMBLY_DATAGRAM_OVERHEAD, "only the remembered key");
+    pool.put(taken);
+    assert.deepEqual(feed(r, "a", src, 20, { off: 8, len: 8, more: false }), {
+      kind: "dropped",
+      reason: "late",
+    });
     r.clear();
     assert.equal(pool.inUse(), 0);
     assert.equal(clock.pending(), 0);

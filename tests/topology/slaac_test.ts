@@ -369,16 +369,25 @@ Deno.test("RA host: a flood leaves every list at its limit", async (t) => {
     const st = l.h.ra.hostState(l.nic)!;
     assert.equal(st.prefixes.length, 16);
     assert.equal(st.addresses.length, 16);
-    assert.equal(l.h.ra.stats.prefixesDropped, 10_000 - 16);
+    // Each RA was parsed and its prefix dropped, or not parsed (over the
+    // rate of a known router's RAs, RA_KNOWN_PER_SECOND): one counter each.
+    const { prefixesDropped, advertisementsRateLimited } = l.h.ra.stats;
+    assert.equal(prefixesDropped + advertisementsRateLimited, 10_000 - 16);
+    assert.ok(advertisementsRateLimited > 9_000, `${advertisementsRateLimited} rate-limited`);
   });
   await t.step("10,000 RAs from random router addresses", () => {
+    const rl0 = l.h.ra.stats.advertisementsRateLimited, rd0 = l.h.ra.stats.routersDropped;
     flood(10_000, () => {
       const a = `fe80::${rnd().toString(16)}:${rnd().toString(16)}`;
       return ra(a, { slla: new Uint8Array([2, 0, 0, rnd() & 255, rnd() & 255, 1]) });
     });
     const st = l.h.ra.hostState(l.nic)!;
     assert.equal(st.routers.length, 16);
-    assert.ok(l.h.ra.stats.routersDropped >= 10_000 - 16);
+    // Parsed and dropped (the list was full), or not parsed (over the rate
+    // of RAs from unknown sources, RA_NEW_PER_SECOND); R1 held one place.
+    const rateLimited = l.h.ra.stats.advertisementsRateLimited - rl0;
+    assert.equal(l.h.ra.stats.routersDropped - rd0 + rateLimited, 10_000 - 15);
+    assert.ok(rateLimited > 9_800, `${rateLimited} rate-limited`);
     const routes = l.h.ipv6.routes.size;
     assert.ok(routes <= 16 + 16 + 2, `${routes} routes`);
     const neighbors = [...l.h.ipv6.nicState(l.nic)!.neighbors.entries()].length;

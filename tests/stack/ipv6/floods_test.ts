@@ -1,0 +1,181 @@
+/**
+ * IPv6 under the floods of bench:floods (issue #16), on the manual clock:
+ * what a flood of one kind may cost and what it must not take from others.
+ */
+import assert from "node:assert/strict";
+import { ManualClock, SeededRandom, Stack } from "../../../stack/mod.ts";
+import { parseIpv6 } from "../../../stack/wire/mod.ts";
+import { RA_NEW_PER_SECOND } from "../../../stack/ipv6/slaac.ts";
+import { assertDelta, Hub, rawMac, watch } from "../../topology/_topology.ts";
+import {
+  icmp6,
+  ip6,
+  neighbor6,
+  NH,
+  ns,
+  RawHost6,
+  routerLab6,
+  T6,
+} from "../../topology/_topology6.ts";
+
+const R = "2001:db8:1::1";
+
+/** fe80::<i> from MAC 02:00:00:00:<i>: a random source of flood_solicitate6. */
+function floodSource(i: number): { ll: string; mac: Uint8Array } {
+  return {
+    ll: `fe80::${(0x1000 + i).toString(16)}`,
+    mac: new Uint8Array([0x02, 0, 0, 0, (i >> 8) & 0xff, i & 0xff]),
+  };
+}
+
+Deno.test("NS from unknown sources are not answered once the neighbour table is full", () => {
+  const lab = routerLab6({ stack: { neighbor: { maxEntries: 16 } } });
+  const nic = lab.rLan;
+  const sendNs = (i: number) => {
+    const { ll, mac } = floodSource(i);
+    lab.a.sendMulticast(
+      ip6({
+        src: ll,
+        dst: "ff02::1",
+        proto: NH.ICMP6,
+        hopLimit: 255,
+        payload: ns(ll, "ff02::1", R, { slla: mac }),
+      }),
+      "ff02::1",
+    );
+  };
+  // Fill the table (a and b hold two entries already, on their own NICs or this one).
+  for (let i = 0; i < 40; i++) sendNs(i);
+  lab.clock.advance(10);
+  const d = watch(lab.r);
+  lab.a.clear();
+  for (let i = 100; i < 200; i++) sendNs(i);
+  lab.clock.advance(10);
+  // Linux's ndisc_recv_ns answers only a neighbour it could enter: no NA,
+  // so no resolution of the flood's source either; one drop counter each.
+  assertDelta(d(), {
+    "ndp.solicitationsReceived": 100,
+    "ndp.advertisementsSent": 0,
+    [`neigh6.${nic.name}.tableFullDrops`]: 100,
+    "ipv6.packetsSent": 0,
+  });
+  assert.equal(lab.a.icmp6(T6.NA).length, 0);
+  // A neighbour already in the table is still answered.
+  assert.ok(neighbor6(lab.r, nic, "2001:db8:1::10") !== undefined);
+  lab.a.sendMulticast(
+    ip6({
+      src: "2001:db8:1::10",
+      dst: "ff02::1:ff00:1",
+      proto: NH.ICMP6,
+      hopLimit: 255,
+      payload: ns("2001:db8:1::10", "ff02::1:ff00:1", R, { slla: lab.a.mac }),
+    }),
+    "ff02::1:ff00:1",
+  );
+  lab.clock.advance(10);
+  assert.equal(lab.a.icmp6(T6.NA).length, 1);
+});
+
+/** An RA from `src` to all-nodes: router lifetime `lifetime` s, SLLA `mac`, these prefixes (/64, on-link, autonomous). */
+function ra(
+  src: string,
+  mac: Uint8Array,
+  lifetime: number,
+  prefixes: Uint8Array[],
+  reachableMs = 0,
+  retransMs = 0,
+): Uint8Array {
+  const opts: number[] = [1, 1, ...mac];
+  for (const p of prefixes) {
+    // RFC 4861 §4.6.2: type 3, length 4, /64, L and A, valid and preferred 130,816 s.
+    opts.push(3, 4, 64, 0xc0, 0, 1, 0xff, 0, 0, 1, 0xff, 0, 0, 0, 0, 0, ...p);
+  }
+  const body = new Uint8Array(8 + opts.length);
+  new DataView(body.buffer).setUint32(0, reachableMs);
+  new DataView(body.buffer).setUint32(4, retransMs);
+  body.set(opts, 8);
+  return ip6({
+    src,
+    dst: "ff02::1",
+    proto: NH.ICMP6,
+    hopLimit: 255,
+    payload: icmp6(src, "ff02::1", T6.RA, 0, (64 << 24) | lifetime, body),
+  });
+}
+
+Deno.test("an RA flood costs a parse a few times a second and locks no router out", () => {
+  const clock = new ManualClock();
+  const hub = new Hub(clock, "wan");
+  const h = new Stack({ clock, random: new SeededRandom(7), hostname: "h" });
+  const nic = h.addNic(hub.port("h"), { name: "wan0", ipv6: true });
+  h.ra.enableHost(nic, { solicit: false });
+  const peer = new RawHost6(hub.port("r"), rawMac(1), ["fe80::1"]);
+  const send = (p: Uint8Array) => peer.sendMulticast(p, "ff02::1");
+  const routers = () => h.ra.hostState(nic)!.routers.map((r) => r.address);
+  const KNOWN = "fe80::1", NEW = "fe80::2";
+  const known = () => send(ra(KNOWN, rawMac(1), 9, [parseIpv6("2001:db8:1::")]));
+  known();
+  clock.advance(100);
+  assert.deepEqual(routers(), [KNOWN]);
+
+  // flood_router26 for 15 s: 1,000 RAs a second, each from a new router
+  // with 25 new prefixes; the known router goes on with an RA every 3 s
+  // (router lifetime 9 s: three missed RAs and it would be gone).
+  let seed = 99;
+  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8;
+  const accepted0 = h.ra.stats.advertisementsAccepted;
+  for (let ms = 0; ms < 15_000; ms++) {
+    const prefixes = Array.from({ length: 25 }, () => {
+      const p = new Uint8Array(16);
+      p.set([0x20, 0x12, rnd() & 0xff, rnd() & 0xff, rnd() & 0xff, rnd() & 0xff]);
+      return p;
+    });
+    const r = rnd();
+    send(
+      // flood_router26's RAs carry Reachable Time 3,145,728 ms and Retrans Timer 1,966,080 ms too.
+      ra(
+        `fe80::${(r & 0xffff).toString(16)}:${(r >>> 16).toString(16)}`,
+        rawMac(2),
+        65_535,
+        prefixes,
+        3_145_728,
+        1_966_080,
+      ),
+    );
+    if (ms % 3000 === 0) known();
+    clock.advance(1);
+    hub.log.length = 0;
+    peer.clear();
+  }
+  const parsed = h.ra.stats.advertisementsAccepted - accepted0;
+  // At most RA_NEW_PER_SECOND a second of the flood (and its burst), plus the known router's six.
+  assert.ok(parsed <= RA_NEW_PER_SECOND * 16 + 6, `${parsed} RAs parsed`);
+  assert.ok(h.ra.stats.advertisementsRateLimited >= 15_000 - parsed);
+  const st = h.ra.hostState(nic)!;
+  assert.equal(st.routers.length, 16, "the flood filled the default router list");
+  assert.ok(routers().includes(KNOWN), "the known router kept its place");
+  assert.equal(st.prefixes.length, 16);
+  // The RAs not taken touch nothing: their Source Link-Layer Address
+  // options do not fill the neighbour table (which would push out the
+  // entries of real neighbours).
+  const neighbors = h.ipv6.nicState(nic)!.neighbors.size;
+  assert.ok(neighbors <= parsed + 2, `${neighbors} neighbour entries`);
+  // Nor do the flood's routers set the link's parameters: a 32-minute
+  // RetransTimer would leave a neighbour whose first answer was lost
+  // unresolved for that long.
+  assert.equal(h.ipv6.nicState(nic)!.neighbors.retransTimeMs(), 1000);
+  assert.ok(h.ra.stats.linkParametersIgnored > 0);
+
+  // After the flood a new router (RAs every 3.5 s) is learned at its second RA.
+  const t0 = clock.now();
+  let learnedAt = -1;
+  for (let i = 0; i < 3 && learnedAt < 0; i++) {
+    send(ra(NEW, rawMac(3), 1800, [parseIpv6("2001:db8:2::")]));
+    clock.advance(10);
+    if (routers().includes(NEW)) learnedAt = clock.now() - t0;
+    else clock.advance(3490);
+  }
+  assert.ok(learnedAt >= 0 && learnedAt <= 2 * 3500, `learned after ${learnedAt} ms`);
+  assert.ok(routers().includes(KNOWN));
+  h.close();
+});
