@@ -190,6 +190,34 @@ export async function pingRttMs(
 }
 
 /**
+ * Median and mean RTT of `ping [-6] -c COUNT -i INTERVAL` from `client` to
+ * `dst`, in ms, from ping's per-reply `time=` lines (NaN when none came
+ * back): the median is not moved by the odd slow reply (a garbage
+ * collection pause) that moves the mean.
+ */
+export async function pingRttStatsMs(
+  client: Netns,
+  dst: string,
+  count = 100,
+  intervalS = 0.01,
+): Promise<{ median: number; mean: number }> {
+  const six = dst.includes(":") ? ["-6"] : [];
+  const r = await client.exec(
+    ["ping", ...six, "-n", "-c", String(count), "-i", String(intervalS), "-w", "15", dst],
+    { check: false, timeoutMs: 20_000 },
+  );
+  const t = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) =>
+    a - b
+  );
+  if (t.length === 0) return { median: NaN, mean: NaN };
+  const h = t.length >> 1;
+  return {
+    median: t.length % 2 === 1 ? t[h]! : (t[h - 1]! + t[h]!) / 2,
+    mean: t.reduce((a, b) => a + b, 0) / t.length,
+  };
+}
+
+/**
  * A veth pair `aDev` (in `a`) ↔ `bDev` (in `b`) with these addresses, both
  * ends up; IPv6 addresses are added `nodad` so they are usable at once.
  */
@@ -231,16 +259,20 @@ export async function warmUp(client: Netns, dst: string, count: number): Promise
   });
 }
 
-/** iperf3 TCP from `client` to the server `dst` (already listening), received Gbit/s (NaN on failure). */
+/**
+ * iperf3 TCP from `client` to the server `dst` (already listening), received
+ * Gbit/s (NaN on failure); `extra`: more client flags (`-C cubic`).
+ */
 export async function iperfTcpGbps(
   client: Netns,
   dst: string,
   seconds: number,
   parallel = 1,
+  extra: string[] = [],
 ): Promise<number> {
   const six = dst.includes(":") ? ["-6"] : [];
   const r = await client.exec(
-    ["iperf3", ...six, "-c", dst, "-t", String(seconds), "-P", String(parallel), "-J"],
+    ["iperf3", ...six, "-c", dst, "-t", String(seconds), "-P", String(parallel), ...extra, "-J"],
     { timeoutMs: (seconds + 25) * 1000, check: false },
   );
   try {

@@ -91,7 +91,7 @@ export interface ForwardSample {
 }
 
 /** A router under test between h1 and h2. */
-interface Setup {
+export interface Setup {
   key: string;
   label: string;
   h1: Netns;
@@ -101,15 +101,17 @@ interface Setup {
   tapir?: Tapir;
   /** Every namespace of the setup (for the DAD wait). */
   namespaces: Netns[];
+  /** The kernel router's namespace and its LAN (h1) and WAN (h2) side devices. */
+  kernelRouter?: { ns: Netns; lan: string; wan: string };
   /** One list of rounds per address family. */
   samples: Record<Family, ForwardSample[]>;
 }
 
 /** An address family measured. */
-type Family = 4 | 6;
+export type Family = 4 | 6;
 
 /** Addresses of h1, h2 and the router's two sides, per family. */
-const NET = {
+export const NET = {
   4: { h1: "192.0.2.2", r1: "192.0.2.1", r2: "198.51.100.1", h2: "198.51.100.2", len: 24 },
   6: {
     h1: "2001:db8:1::2",
@@ -206,7 +208,7 @@ async function tapirAddresses(tapir: Tapir): Promise<Record<string, { ipv6?: str
  * namespace of the setup (hosts' globals are added `nodad`; link-locals and
  * the kernel router's are not).
  */
-async function waitDad(s: Setup): Promise<void> {
+export async function waitDad(s: Setup): Promise<void> {
   if (s.tapir !== undefined) {
     const tapir = s.tapir;
     await waitFor(`tapir's IPv6 addresses to pass DAD (${s.label})`, async () => {
@@ -226,14 +228,20 @@ async function waitDad(s: Setup): Promise<void> {
   }
 }
 
-async function tapirSetup(
+/**
+ * tapir (`main.ts run`, of `repo` or this checkout) routing between two new
+ * host namespaces; `opts.tag` (≤ 3 characters) names its namespaces and
+ * TAPs, `opts.label` the setup in tables.
+ */
+export async function tapirSetup(
   topo: Topology,
   key: string,
   offload: boolean,
   v6: boolean,
   repo?: string,
+  opts: { tag?: string; label?: string } = {},
 ): Promise<Setup> {
-  const tag = repo !== undefined ? "b" : offload ? "o" : "n";
+  const tag = opts.tag ?? (repo !== undefined ? "b" : offload ? "o" : "n");
   const id = String(Deno.pid % 100000);
   const lanTap = `tpf${tag}${id}l`, wanTap = `tpf${tag}${id}w`;
   const r = await topo.netns(`${tag}r`);
@@ -259,9 +267,10 @@ async function tapirSetup(
   }
   return {
     key,
-    label: repo !== undefined
-      ? `tapir baseline (${repo}), offloads on`
-      : `tapir, offloads ${offload ? "on" : "off"}`,
+    label: opts.label ??
+      (repo !== undefined
+        ? `tapir baseline (${repo}), offloads on`
+        : `tapir, offloads ${offload ? "on" : "off"}`),
     h1,
     h2,
     h2Dev: wanTap,
@@ -271,7 +280,8 @@ async function tapirSetup(
   };
 }
 
-async function kernelSetup(topo: Topology, v6: boolean): Promise<Setup> {
+/** A kernel router namespace (two veth pairs, forwarding on) between two new host namespaces. */
+export async function kernelSetup(topo: Topology, v6: boolean): Promise<Setup> {
   const id = String(Deno.pid % 100000);
   const r = await topo.netns("kr");
   const h1 = await topo.netns("kh1");
@@ -304,6 +314,7 @@ async function kernelSetup(topo: Topology, v6: boolean): Promise<Setup> {
     h2,
     h2Dev: `tpfk${id}d`,
     namespaces: [r, h1, h2],
+    kernelRouter: { ns: r, lan: `tpfk${id}b`, wan: `tpfk${id}c` },
     samples: { 4: [], 6: [] },
   };
 }

@@ -40,6 +40,8 @@ export const TOOLS: Readonly<Record<string, string>> = {
   dnsperf: "dnsperf",
   iptables: "iptables",
   ip6tables: "iptables",
+  ipset: "ipset",
+  nft: "nftables",
   "atk6-flood_router26": "thc-ipv6",
   "atk6-flood_solicitate6": "thc-ipv6",
   "atk6-flood_advertise6": "thc-ipv6",
