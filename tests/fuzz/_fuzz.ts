@@ -12,6 +12,13 @@
  * has run the queues and timers out). Everything is reproducible from the
  * seed.
  *
+ * `fuzz()` runs on fresh routers; a `Fuzzer` keeps its routers for as long
+ * as it is used (the long campaign of `main.ts`, which samples the heap).
+ * A failure carries the target's last events; `reproduce` turns them into
+ * a minimised reproducer that fails the same way on a fresh stack, from
+ * the failing frame alone when that is enough, else from the shrunk list
+ * of recent frames and clock steps.
+ *
  * @module
  */
 import {
@@ -36,7 +43,8 @@ import {
   onesSum,
 } from "../../stack/wire/checksum.ts";
 import { Ipv6UpperLayer } from "../../stack/wire/ipv6_ext.ts";
-import { ADDR, routerLab } from "../topology/_topology.ts";
+import { minimiseEvents, minimiseFrame } from "./_minimise.ts";
+import { ADDR, type Hub, type RawHost, routerLab } from "../topology/_topology.ts";
 import { arp, echoRequest, icmp, ipv4, PROTO, tcp, udp } from "../topology/_packets.ts";
 import {
   ADDR6,
@@ -65,6 +73,20 @@ interface Target {
   nic: Nic;
   /** Frames (Ethernet included) to mutate. */
   seeds: Uint8Array[];
+  /**
+   * Empty what the test topology records (the hubs' frame logs, the raw
+   * hosts' received lists): harness state, not the stack's, that would
+   * otherwise grow for as long as the fuzzer runs.
+   */
+  forget: () => void;
+}
+
+/** A `forget` for a lab with two hubs and two raw hosts. */
+function forgetter(lab: { lan: Hub; wan: Hub; a: RawHost; b: RawHost }): () => void {
+  return () => {
+    for (const h of [lab.lan, lab.wan]) h.log.length = 0;
+    for (const r of [lab.a, lab.b]) r.received.length = 0;
+  };
 }
 
 function frame(dst: Uint8Array, etherType: number, payload: Uint8Array): Uint8Array {
@@ -247,7 +269,14 @@ prerouting = { rules = ["-i wan0 -p tcp --dport 8080 -j DNAT --to-destination 19
       id: 7,
     }),
   ];
-  return { name: "ipv4 router", stack: lab.r, clock: lab.clock, nic: lab.rLan, seeds };
+  return {
+    name: "ipv4 router",
+    stack: lab.r,
+    clock: lab.clock,
+    nic: lab.rLan,
+    seeds,
+    forget: forgetter(lab),
+  };
 }
 
 function v6Target(): Target {
@@ -346,7 +375,14 @@ forward = { policy = "drop", rules = [
       ),
     }),
   ];
-  return { name: "ipv6 router", stack: lab.r, clock: lab.clock, nic: lab.rLan, seeds };
+  return {
+    name: "ipv6 router",
+    stack: lab.r,
+    clock: lab.clock,
+    nic: lab.rLan,
+    seeds,
+    forget: forgetter(lab),
+  };
 }
 
 /** Fix the IPv4 header checksum and the transport checksum of `f` where they can be found. */
@@ -421,8 +457,13 @@ export interface FuzzFailure {
   target: string;
   seed: number;
   index: number;
+  /** The failing frame in hex ("" for a failure found when the timers ran out). */
   frameHex: string;
   error: string;
+  /** What `replay` returns when it meets the same failure (see `failureSignature`). */
+  signature: string;
+  /** The target's last events up to the failure (frames and clock advances), for `reproduce`. */
+  history: FuzzEvent[];
 }
 
 /** What a run did. */
@@ -465,70 +506,248 @@ function reached(v4: Stack, v6: Stack): Record<string, number> {
   };
 }
 
+/** One thing that happened to a target: a frame delivered, or the clock advanced. */
+export type FuzzEvent = { frame: Uint8Array } | { advance: number };
+
+/** A reproducer as saved: the events to replay on a fresh target, frames in hex. */
+export type SavedEvent = { frameHex: string } | { advance: number };
+
+/** The targets, in the order frames alternate between them. */
+const TARGETS: readonly (() => Target)[] = [v4Target, v6Target];
+
+/** Names of the targets, in the order `Fuzzer` alternates between them. */
+export const TARGET_NAMES = ["ipv4 router", "ipv6 router"] as const;
+
+/** How many recent events per target a `Fuzzer` keeps for the reproducer. */
+const HISTORY = 4096;
+
+function freshTarget(name: string): Target {
+  const k = TARGET_NAMES.indexOf(name as typeof TARGET_NAMES[number]);
+  if (k < 0) throw new Error(`no fuzz target named ${JSON.stringify(name)}`);
+  const t = TARGETS[k]!();
+  t.clock.advance(5_000);
+  return t;
+}
+
+const scratch = new PacketBuffer(HEADROOM + 1600 + 64);
+
+function deliver(t: Target, f: Uint8Array): void {
+  const len = Math.min(f.length, 1600);
+  scratch.data.set(f.subarray(0, len), HEADROOM);
+  scratch.setFrame(HEADROOM, len);
+  t.nic.deliverFrame(scratch);
+}
+
+/** Run every queue and timer (reassembly, neighbors, conntrack, DHCP) of `t` out. */
+function drainTarget(t: Target): void {
+  for (let k = 0; k < 200; k++) t.clock.advance(10_000);
+}
+
+/**
+ * What identifies a failure, so a replay can tell it found the same one:
+ * the error's first line and the innermost stack frame (file and line), or
+ * the kind of leak.
+ */
+export function failureSignature(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const lines = (e.stack ?? e.message).split("\n");
+  const at = lines.find((l) => l.trimStart().startsWith("at ")) ?? "";
+  return `${lines[0]} ${at.trim()}`;
+}
+
+const LEAK = "buffers still held after every timer ran out";
+
+/**
+ * Replay `events` on a fresh target named `name` and return the failure
+ * signature it ends in (an exception, or held buffers once its timers ran
+ * out), or null if none.
+ */
+export function replay(name: string, events: readonly FuzzEvent[]): string | null {
+  const t = freshTarget(name);
+  const base = t.stack.pool.inUse();
+  try {
+    for (const e of events) "frame" in e ? deliver(t, e.frame) : t.clock.advance(e.advance);
+    drainTarget(t);
+  } catch (e) {
+    return failureSignature(e);
+  }
+  return t.stack.pool.inUse() > base ? LEAK : null;
+}
+
+/**
+ * A reproducer as small as the minimiser can make it, and how it was found.
+ * The failure is first tried from the failing frame alone on a fresh stack
+ * (`"frame"`); if the stack's earlier state was needed, from the last
+ * `HISTORY` events of that target (`"history"`), shrunk by `minimiseEvents`
+ * and then its last frame by `minimiseFrame`. If neither reproduces it
+ * (`"seed"`), the seed and frame index still do: the event sequence of a
+ * `Fuzzer` depends on its seed alone.
+ */
+export function reproduce(
+  name: string,
+  history: readonly FuzzEvent[],
+  signature: string,
+): { kind: "frame" | "history" | "seed"; events: FuzzEvent[] } {
+  const same = (ev: readonly FuzzEvent[]) => replay(name, ev) === signature;
+  const last = history.findLastIndex((e) => "frame" in e);
+  const lastFrame = last >= 0 ? (history[last] as { frame: Uint8Array }).frame : null;
+  const shrinkLast = (ev: FuzzEvent[]): FuzzEvent[] => {
+    const j = ev.findLastIndex((e) => "frame" in e);
+    if (j < 0) return ev;
+    const f = minimiseFrame(
+      (ev[j] as { frame: Uint8Array }).frame,
+      (g) => same([...ev.slice(0, j), { frame: g }, ...ev.slice(j + 1)]),
+      { maxTries: 2048 },
+    );
+    return [...ev.slice(0, j), { frame: f }, ...ev.slice(j + 1)];
+  };
+  if (lastFrame !== null && signature !== LEAK && same([{ frame: lastFrame }])) {
+    return { kind: "frame", events: shrinkLast([{ frame: lastFrame }]) };
+  }
+  if (same(history)) {
+    return { kind: "history", events: shrinkLast(minimiseEvents(history, same)) };
+  }
+  return { kind: "seed", events: lastFrame === null ? [] : [{ frame: lastFrame }] };
+}
+
+/** Events in the form they are saved in. */
+export function saveEvents(events: readonly FuzzEvent[]): SavedEvent[] {
+  return events.map((e) => "frame" in e ? { frameHex: toHex(e.frame) } : e);
+}
+
+/** Saved events back in the form `replay` takes. */
+export function loadEvents(saved: readonly SavedEvent[]): FuzzEvent[] {
+  return saved.map((e) =>
+    "frameHex" in e
+      ? { frame: new Uint8Array((e.frameHex.match(/../g) ?? []).map((h) => parseInt(h, 16))) }
+      : e
+  );
+}
+
+function toHex(f: Uint8Array): string {
+  return [...f].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The fuzzer with its targets kept: `run` may be called again and again on
+ * the same two routers (the long campaign does, so its heap samples show
+ * whether state piles up), and `settle` runs their timers out and checks
+ * that every buffer came back. Which frames it sends, and when the clock
+ * moves, depend only on the seed and the number of frames sent so far.
+ */
+export class Fuzzer {
+  readonly seed: number;
+  /** Frames sent so far (the index of the next one). */
+  frames = 0;
+  #rnd: SeededRandom;
+  #targets: Target[];
+  #baseline: number[];
+  #history: FuzzEvent[][];
+
+  constructor(seed: number) {
+    this.seed = seed;
+    this.#rnd = new SeededRandom(seed);
+    this.#targets = TARGET_NAMES.map(freshTarget);
+    this.#baseline = this.#targets.map((t) => t.stack.pool.inUse());
+    this.#history = this.#targets.map(() => []);
+  }
+
+  #record(k: number, e: FuzzEvent): void {
+    const h = this.#history[k]!;
+    h.push(e);
+    if (h.length > 2 * HISTORY) h.splice(0, h.length - HISTORY);
+  }
+
+  #fail(k: number, e: unknown, frameHex: string): FuzzFailure {
+    const t = this.#targets[k]!;
+    return {
+      target: t.name,
+      seed: this.seed,
+      index: this.frames,
+      frameHex,
+      error: e instanceof Error ? (e.stack ?? e.message) : String(e),
+      signature: failureSignature(e),
+      history: this.#history[k]!.slice(-HISTORY),
+    };
+  }
+
+  /** Send frames until `frames` more were sent or `ms` passed (whichever first), or one fails. */
+  run(limits: { frames?: number; ms?: number }): FuzzFailure | null {
+    const rnd = this.#rnd;
+    const end = this.frames + (limits.frames ?? Infinity);
+    const maxMs = limits.ms ?? Infinity;
+    const t0 = performance.now();
+    for (
+      ;
+      this.frames < end && (this.frames & 255 || performance.now() - t0 < maxMs);
+      this.frames++
+    ) {
+      const i = this.frames;
+      const k = i & 1;
+      const t = this.#targets[k]!;
+      const s = t.seeds[rnd.uint32() % t.seeds.length]!;
+      const f = rnd.uint32() % 16 === 0 ? s : mutate(s, rnd);
+      this.#record(k, { frame: f });
+      try {
+        deliver(t, f);
+        if ((i & 63) === 63) {
+          const ms = rnd.uint32() % 2000;
+          this.#record(k, { advance: ms });
+          t.clock.advance(ms);
+        }
+      } catch (e) {
+        const failure = this.#fail(k, e, toHex(f));
+        this.frames++;
+        return failure;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Run every queue and timer out, check that each target's pool is back at
+   * its baseline, and trim the pools as an idle stack does.
+   */
+  settle(): FuzzFailure | null {
+    for (let k = 0; k < this.#targets.length; k++) {
+      const t = this.#targets[k]!;
+      for (let n = 0; n < 200; n++) this.#record(k, { advance: 10_000 });
+      try {
+        drainTarget(t);
+      } catch (e) {
+        return this.#fail(k, e, "");
+      }
+      t.forget();
+      const held = t.stack.pool.inUse() - this.#baseline[k]!;
+      if (held > 0) {
+        const f = this.#fail(k, new Error(`${held} ${LEAK}`), "");
+        return { ...f, signature: LEAK };
+      }
+      // The stack's own idle release, twice: the first trim ends the window
+      // whose peak it keeps, the second lets go every free buffer above the
+      // floor. What the pool then holds is what the stack holds on to, not
+      // the free list of the last burst.
+      t.stack.pool.trim();
+      t.stack.pool.trim();
+    }
+    return null;
+  }
+
+  /** Counters of deep paths the frames reached so far. */
+  reached(): Record<string, number> {
+    return reached(this.#targets[0]!.stack, this.#targets[1]!.stack);
+  }
+}
+
 /**
  * Run mutated frames into both routers until `frames` or `ms` is reached
  * (whichever first), advancing the clock now and then so queues, timers and
- * reassembly run, and at the end until everything has timed out.
+ * reassembly run, and at the end until everything has timed out. A fresh
+ * `Fuzzer`: the same seed gives the same frames.
  */
 export function fuzz(seed: number, limits: { frames?: number; ms?: number }): FuzzReport {
-  const rnd = new SeededRandom(seed);
-  const targets = [v4Target(), v6Target()];
-  for (const t of targets) t.clock.advance(5_000);
-  const baseline = targets.map((t) => t.stack.pool.inUse());
-  const maxFrames = limits.frames ?? Infinity;
-  const maxMs = limits.ms ?? Infinity;
   const t0 = performance.now();
-  const pkt = new PacketBuffer(HEADROOM + 1600 + 64);
-  let i = 0;
-  for (; i < maxFrames && (i & 255 || performance.now() - t0 < maxMs); i++) {
-    const t = targets[i & 1]!;
-    const s = t.seeds[rnd.uint32() % t.seeds.length]!;
-    const f = rnd.uint32() % 16 === 0 ? s : mutate(s, rnd);
-    const len = Math.min(f.length, 1600);
-    pkt.data.set(f.subarray(0, len), HEADROOM);
-    pkt.setFrame(HEADROOM, len);
-    try {
-      t.nic.deliverFrame(pkt);
-      if ((i & 63) === 63) t.clock.advance(rnd.uint32() % 2000);
-    } catch (e) {
-      return {
-        frames: i + 1,
-        ms: performance.now() - t0,
-        failure: {
-          target: t.name,
-          seed,
-          index: i,
-          frameHex: [...f].map((b) => b.toString(16).padStart(2, "0")).join(""),
-          error: e instanceof Error ? (e.stack ?? e.message) : String(e),
-        },
-        reached: reached(targets[0]!.stack, targets[1]!.stack),
-      };
-    }
-  }
-  // Let every queue drain and every timer (reassembly, neighbors, conntrack) fire.
-  for (const t of targets) for (let k = 0; k < 200; k++) t.clock.advance(10_000);
-  for (let k = 0; k < targets.length; k++) {
-    const t = targets[k]!;
-    const held = t.stack.pool.inUse() - baseline[k]!;
-    if (held > 0) {
-      return {
-        frames: i,
-        ms: performance.now() - t0,
-        failure: {
-          target: t.name,
-          seed,
-          index: i,
-          frameHex: "",
-          error: `${held} buffers still held after every timer ran out`,
-        },
-        reached: reached(targets[0]!.stack, targets[1]!.stack),
-      };
-    }
-  }
-  return {
-    frames: i,
-    ms: performance.now() - t0,
-    failure: null,
-    reached: reached(targets[0]!.stack, targets[1]!.stack),
-  };
+  const fz = new Fuzzer(seed);
+  const failure = fz.run(limits) ?? fz.settle();
+  return { frames: fz.frames, ms: performance.now() - t0, failure, reached: fz.reached() };
 }
