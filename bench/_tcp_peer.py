@@ -2,8 +2,8 @@
 """The kernel's side of bench/e2e_tcp_bench.ts: TCP on Linux's own sockets.
 
 Usage:
-  _tcp_peer.py sink   --listen|--connect HOST PORT [--timeout S]
-  _tcp_peer.py source --listen|--connect HOST PORT --bytes N [--timeout S]
+  _tcp_peer.py sink   --listen|--connect HOST PORT [--timeout S] [--cc NAME]
+  _tcp_peer.py source --listen|--connect HOST PORT --bytes N [--timeout S] [--cc NAME]
   _tcp_peer.py accept --listen HOST PORT [--timeout S]
   _tcp_peer.py connrate --connect HOST PORT --seconds S [--parallel P]
   _tcp_peer.py idle --conns N
@@ -11,11 +11,19 @@ Usage:
 Every mode stops by itself (--timeout, default 120 s, bounds each transfer
 and the accept server; connrate runs --seconds) and prints one JSON line.
 
-  sink      reads until EOF: {"bytes", "seconds", "gbps"}, seconds from the
-            connection's start (accept/connect) to EOF.
+  sink      reads until EOF: {"bytes", "seconds", "gbps", "cc"}, seconds
+            from the connection's start (accept/connect) to EOF.
   source    writes N bytes (1 MiB writes of a fixed block), then shuts the
             write side and waits for the peer's EOF: {"bytes", "seconds",
-            "gbps"}, seconds from the start to the peer's EOF.
+            "gbps", "cc"}, seconds from the start to the peer's EOF.
+
+  --cc NAME sets the connection's congestion control (TCP_CONGESTION, on
+            the listening socket before the handshake and on the accepted
+            one, or on the socket before it connects), so the kernel's
+            figures do not depend on the namespace's default
+            (net.ipv4.tcp_congestion_control, inherited from the host's);
+            without it the default is used. "cc" is what the connection
+            ran (getsockopt TCP_CONGESTION), either way.
   accept    accepts and closes each connection at once until SIGTERM or
             --timeout: {"accepted", "seconds", "rate"}.
   connrate  keeps P connections in flight for S seconds: connect, wait for
@@ -60,24 +68,41 @@ def family(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def open_conn(how, host, port, timeout):
+def set_cc(s, cc):
+    """TCP_CONGESTION = cc on `s` (nothing when cc is None); raises if the kernel refuses it."""
+    if cc is not None:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+
+
+def get_cc(s):
+    """The congestion control `s` runs."""
+    return s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).split(b"\0")[0].decode()
+
+
+def open_conn(how, host, port, timeout, cc=None):
     """A connected socket and the time it was connected (or accepted)."""
     if how == "listen":
         ls = socket.socket(family(host), socket.SOCK_STREAM)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        set_cc(ls, cc)
         ls.bind((host, port))
         ls.listen(16)
         ls.settimeout(timeout)
         c, _ = ls.accept()
         ls.close()
+        set_cc(c, cc)
     else:
         # A peer that is still starting refuses for a moment: retry for up to 10 s.
         until = time.monotonic() + 10
         while True:
+            c = socket.socket(family(host), socket.SOCK_STREAM)
             try:
-                c = socket.create_connection((host, port), timeout=timeout)
+                set_cc(c, cc)
+                c.settimeout(timeout)
+                c.connect((host, port))
                 break
             except (ConnectionRefusedError, OSError):
+                c.close()
                 if time.monotonic() > until:
                     raise
                 time.sleep(0.05)
@@ -85,8 +110,9 @@ def open_conn(how, host, port, timeout):
     return c, time.perf_counter()
 
 
-def sink(how, host, port, timeout):
-    c, t0 = open_conn(how, host, port, timeout)
+def sink(how, host, port, timeout, cc):
+    c, t0 = open_conn(how, host, port, timeout, cc)
+    ran = get_cc(c)
     buf = bytearray(BLOCK)
     view = memoryview(buf)
     got = 0
@@ -97,11 +123,12 @@ def sink(how, host, port, timeout):
         got += n
     secs = time.perf_counter() - t0
     c.close()
-    return {"bytes": got, "seconds": secs, "gbps": got * 8 / secs / 1e9}
+    return {"bytes": got, "seconds": secs, "gbps": got * 8 / secs / 1e9, "cc": ran}
 
 
-def source(how, host, port, total, timeout):
-    c, t0 = open_conn(how, host, port, timeout)
+def source(how, host, port, total, timeout, cc):
+    c, t0 = open_conn(how, host, port, timeout, cc)
+    ran = get_cc(c)
     block = memoryview(bytes(range(256)) * (BLOCK // 256))
     sent = 0
     while sent < total:
@@ -114,7 +141,7 @@ def source(how, host, port, total, timeout):
         pass
     secs = time.perf_counter() - t0
     c.close()
-    return {"bytes": sent, "seconds": secs, "gbps": sent * 8 / secs / 1e9}
+    return {"bytes": sent, "seconds": secs, "gbps": sent * 8 / secs / 1e9, "cc": ran}
 
 
 def accept_server(host, port, timeout):
@@ -247,10 +274,11 @@ def idle(conns):
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
     timeout = float(opt("--timeout", "120"))
+    cc = opt("--cc")
     if mode == "sink":
-        r = sink(*endpoint(), timeout)
+        r = sink(*endpoint(), timeout, cc)
     elif mode == "source":
-        r = source(*endpoint(), int(opt("--bytes", "0")), timeout)
+        r = source(*endpoint(), int(opt("--bytes", "0")), timeout, cc)
     elif mode == "accept":
         _, host, port = endpoint()
         r = accept_server(host, port, timeout)

@@ -49,6 +49,18 @@
  *    as many loopback connections (`_tcp_peer.py idle`), per connection
  *    (both ends) (goal ≤ 4 KiB).
  *
+ * Congestion control: the kernel endpoints run `--cc NAME` (default
+ * `cubic`, tapir's own default, RFC 9438), set per socket
+ * (TCP_CONGESTION in bench/_tcp_peer.py, `iperf3 -C`) at both ends of
+ * kernel ↔ kernel and at the kernel end of kernel ↔ tapir; a namespace
+ * takes the host's default otherwise (often `bbr`, which loses far less
+ * throughput to random loss than any loss-based control, so (3) would
+ * compare CUBIC with BBR). `--cc default` leaves the namespaces' default.
+ * The setup checks NAME against `net.ipv4.tcp_available_congestion_control`
+ * inside a namespace, and the header line names what the connections
+ * actually ran (getsockopt TCP_CONGESTION) beside the namespace default.
+ * (The accept rates of (4) and the Deno.listen server are not affected.)
+ *
  * It prints a markdown table (best of the rounds, the worst in
  * parentheses, × kernel = best / kernel's best, and the paired per-round
  * median ratio), each round's samples and the JSON; `--out FILE` writes the
@@ -57,7 +69,7 @@
  *     deno task bench:tcp [--rounds 3] [--bytes 1073741824] [--loss-bytes 268435456]
  *       [--seconds 5] [--conn-seconds 5] [--parallel 32] [--idle-conns 10000]
  *       [--mem-bytes 67108864] [--mem-rounds 5] [--only mem,flow,example,loss,accept,idle]
- *       [--cpu-prof DIR] [--out FILE]
+ *       [--cc cubic|reno|bbr|default] [--cpu-prof DIR] [--out FILE]
  *
  * `--cpu-prof DIR` runs every tapir-side program under `deno run
  * --cpu-prof` (one V8 CPU profile per run in DIR).
@@ -129,6 +141,8 @@ function parseArgs(args: string[]) {
     /** Run tapir's side under `deno run --cpu-prof`, profiles in this directory. */
     cpuProf: opt("--cpu-prof", ""),
     only: opt("--only", "mem,flow,example,loss,accept,idle").split(","),
+    /** The kernel endpoints' congestion control; "default": the namespace's (the host's) default. */
+    cc: opt("--cc", "cubic"),
     out: opt("--out", ""),
   };
 }
@@ -183,6 +197,8 @@ interface Bench {
   config: string;
   /** A counter for the go-files of tapir's connect runs. */
   runs: number;
+  /** `--cc NAME` for bench/_tcp_peer.py, or nothing (the namespace default). */
+  ccArgs: string[];
 }
 
 /** A router namespace that forwards and drops `lossPct` % of the TCP packets it forwards. */
@@ -203,6 +219,29 @@ async function lossyRouter(ns: Netns, lossPct: number): Promise<void> {
     "-j",
     "DROP",
   ]);
+}
+
+/** A namespace's congestion control: its default and what it has (`sysctl` inside `ns`). */
+async function congestionControl(ns: Netns): Promise<{ default: string; available: string[] }> {
+  const r = await ns.exec([
+    "sysctl",
+    "-n",
+    "net.ipv4.tcp_congestion_control",
+    "net.ipv4.tcp_available_congestion_control",
+  ]);
+  const [def = "", avail = ""] = r.stdout.trim().split("\n");
+  return { default: def.trim(), available: avail.trim().split(/\s+/) };
+}
+
+/** Every `cc` a kernel peer reported in `raw` (what its connections ran), sorted. */
+function ccsRun(raw: unknown, seen = new Set<string>()): string[] {
+  if (raw !== null && typeof raw === "object") {
+    for (const [k, v] of Object.entries(raw)) {
+      if (k === "cc" && typeof v === "string") seen.add(v);
+      else ccsRun(v, seen);
+    }
+  }
+  return [...seen].sort();
 }
 
 async function setUp(topo: Topology, o: Opts): Promise<Bench> {
@@ -236,6 +275,7 @@ async function setUp(topo: Topology, o: Opts): Promise<Bench> {
     tap: `tptt${id}`,
     config: `${topo.tempDir()}/tapir.toml`,
     runs: 0,
+    ccArgs: o.cc === "default" ? [] : ["--cc", o.cc],
   };
   Deno.writeTextFileSync(
     bench.config,
@@ -371,6 +411,7 @@ async function kernelPair(
       String(PORT),
       "--timeout",
       t,
+      ...s.ccArgs,
     ]);
     try {
       await listening(path.a, PORT);
@@ -381,6 +422,7 @@ async function kernelPair(
         String(PORT),
         "--bytes",
         String(bytes),
+        ...s.ccArgs,
       ], o.timeout);
       await srv.wait((o.timeout + 10) * 1000);
       return j;
@@ -397,6 +439,7 @@ async function kernelPair(
     String(PORT),
     "--timeout",
     t,
+    ...s.ccArgs,
   ]);
   try {
     await listening(path.b, PORT);
@@ -407,6 +450,7 @@ async function kernelPair(
       String(PORT),
       "--bytes",
       String(bytes),
+      ...s.ccArgs,
     ], o.timeout);
     const r = await srv.wait((o.timeout + 10) * 1000);
     const j = lastJson(r.stdout);
@@ -481,6 +525,7 @@ async function tapirFlows(s: Bench, path: Path, bytes: number, tool: Tool = "ben
         String(PORT),
         "--bytes",
         String(bytes),
+        ...s.ccArgs,
       ], o.timeout),
   );
   const from = await withTapir(
@@ -499,6 +544,7 @@ async function tapirFlows(s: Bench, path: Path, bytes: number, tool: Tool = "ben
           String(PORT),
           "--timeout",
           t,
+          ...s.ccArgs,
         ]),
     },
   );
@@ -593,7 +639,8 @@ async function measureRound(s: Bench): Promise<Round> {
     const srv = b.spawn(["iperf3", "-s", "-1", "-B", PEER_ADDR]);
     try {
       await listening(b, 5201);
-      r.kernelIperfGbps = await iperfTcpGbps(a, PEER_ADDR, o.seconds, 1);
+      const cc = o.cc === "default" ? [] : ["-C", o.cc];
+      r.kernelIperfGbps = await iperfTcpGbps(a, PEER_ADDR, o.seconds, 1, cc);
       await srv.wait(5000);
     } finally {
       srv.kill("SIGKILL");
@@ -830,9 +877,17 @@ async function main(): Promise<void> {
   }
   const rounds: Round[] = [];
   let idle: Awaited<ReturnType<typeof idleMemory>> | null = null;
+  let nsCc: Awaited<ReturnType<typeof congestionControl>> | null = null;
   const loadStart = Deno.loadavg();
   await withBenchTopology("tptcp-bench", async (topo) => {
     const s = await setUp(topo, o);
+    nsCc = await congestionControl(s.direct.a);
+    if (o.cc !== "default" && !nsCc.available.includes(o.cc)) {
+      throw new Error(
+        `--cc ${o.cc}: not in the namespace's net.ipv4.tcp_available_congestion_control ` +
+          `(${nsCc.available.join(" ")}); --cc default runs ${nsCc.default}`,
+      );
+    }
     for (let i = 0; i < o.rounds; i++) {
       const t0 = performance.now();
       const r = await measureRound(s);
@@ -858,12 +913,20 @@ async function main(): Promise<void> {
     idleConns: o.idleConns,
     memBytes: o.memBytes,
     memRounds: o.memRounds,
+    cc: o.cc,
+    ccRun: ccsRun(rounds.map((r) => r.raw)),
+    ccNamespaceDefault: (nsCc as { default: string } | null)?.default ?? "",
   };
+  const ccRun = meta.ccRun.length > 0 ? meta.ccRun.join("+") : "?";
   console.log(
     benchHeader(
       meta,
       `${o.bytes} B per transfer (${o.lossBytes} B under ${o.lossPct} % loss); ` +
-        `in-process ${o.memBytes} B × ${o.memRounds}\n`,
+        `in-process ${o.memBytes} B × ${o.memRounds}; kernel congestion control ${ccRun} ` +
+        (o.cc === "default"
+          ? `(the namespace default)`
+          : `(per socket, --cc ${o.cc}; namespace default ${meta.ccNamespaceDefault})`) +
+        `, tapir cubic\n`,
     ),
   );
   console.log(table(rounds, idle) + "\n");
