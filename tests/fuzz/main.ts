@@ -98,6 +98,9 @@ while (performance.now() < until && fz.frames < maxFrames) {
   if (f !== null) save(f);
   const now = performance.now();
   if (now - t0 >= nextSample || now >= until || fz.frames >= maxFrames) {
+    // Twice: V8 sweeps freed ArrayBuffers lazily, so right after one full GC
+    // `external` still counts the buffers it just found dead (~30 MB here).
+    gc?.();
     gc?.();
     const m = Deno.memoryUsage();
     const s = {
