@@ -20,14 +20,17 @@
  *
  * IPv6 runs the same order. Its connections hold addresses as ids
  * ({@link Ipv6AddressIds}); a NAT mapping holds a reference to the id of
- * its new address. Fragments are
- * not reassembled first (Linux's nf_defrag_ipv6 does): a first fragment is
- * tracked by its ports, later ones are UNTRACKED. NDP and MLD messages are
- * UNTRACKED, ICMPv6 errors about a tracked connection RELATED.
+ * its new address. Fragments of either family are not reassembled first
+ * (Linux's nf_defrag_ipv4/ipv6 do): a first fragment is tracked by its
+ * ports and remembered ({@link FragmentStates}); later ones take its
+ * connection, ctstate and NAT, or are UNTRACKED when it was not seen. NDP
+ * and MLD messages are UNTRACKED, ICMPv6 errors about a tracked connection
+ * RELATED.
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { ipv6Hash } from "../ipv6/addr_map.ts";
 import type { Nic } from "../nic.ts";
 import type { Clock } from "../clock.ts";
 import type { Random } from "../random.ts";
@@ -311,6 +314,7 @@ export class Firewall {
   readonly #addressOf6 = (id: number) => this.#ids6.address(id);
   readonly #inner6 = new PacketInfo();
   readonly #ids6 = new Ipv6AddressIds();
+  readonly #frags4 = new FragmentStates();
   readonly #frags6 = new FragmentStates();
   /** The last IPv6 connection made and not yet confirmed (its address ids are released if it never is). */
   #pending6: Conn | null = null;
@@ -528,6 +532,7 @@ export class Firewall {
     clearHooks(this.#stack.ipv6.hooks, this.#hooks6);
     this.conntrack.clear();
     this.conntrack6.clear();
+    this.#frags4.clear();
     this.#frags6.clear();
   }
 
@@ -752,9 +757,22 @@ export class Firewall {
     rec.dir = 0;
     if (rec.notrack) return this.#setCt(rec, p, CtBit.UNTRACKED);
     if (p.laterFragment) {
+      const f = this.#frags4;
+      if (f.find(p.src, p.dst, p.id | (p.proto << 16))) {
+        rec.conn = f.conn;
+        rec.dir = f.dir;
+        return this.#setCt(rec, p, f.ct);
+      }
       this.stats.laterFragmentsUntracked++;
       return this.#setCt(rec, p, CtBit.UNTRACKED);
     }
+    this.#track4Packet(rec, p);
+    if (p.fragment) {
+      this.#frags4.put(p.src, p.dst, p.id | (p.proto << 16), rec.conn, rec.dir, rec.ct);
+    }
+  }
+
+  #track4Packet(rec: PacketRecord, p: PacketInfo): void {
     if (!this.#tuple(p, ICMPV4_TRACKING)) return this.#invalid(rec, p);
     if (this.#tupleIsError) return this.#trackIcmpError4(rec, p);
     const ct = this.conntrack;
@@ -772,8 +790,8 @@ export class Firewall {
     rec.dir = 0;
     if (rec.notrack) return this.#setCt(rec, p, CtBit.UNTRACKED);
     if (p.laterFragment) {
-      const f = this.#frags6;
-      if (f.find(p.pkt!.data, p.ipOff, p.id)) {
+      const f = this.#frags6, d = p.pkt!.data;
+      if (f.find(ipv6Hash(d, p.srcOff), ipv6Hash(d, p.dstOff), p.id)) {
         rec.conn = f.conn;
         rec.dir = f.dir;
         return this.#setCt(rec, p, f.ct);
@@ -782,7 +800,17 @@ export class Firewall {
       return this.#setCt(rec, p, CtBit.UNTRACKED);
     }
     this.#track6Packet(rec, p);
-    if (p.fragment) this.#frags6.put(p.pkt!.data, p.ipOff, p.id, rec.conn, rec.dir, rec.ct);
+    if (p.fragment) {
+      const d = p.pkt!.data;
+      this.#frags6.put(
+        ipv6Hash(d, p.srcOff),
+        ipv6Hash(d, p.dstOff),
+        p.id,
+        rec.conn,
+        rec.dir,
+        rec.ct,
+      );
+    }
   }
 
   #track6Packet(rec: PacketRecord, p: PacketInfo): void {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Ipv6AddressMap, ipv6Hash } from "../ipv6/addr_map.ts";
+import { Ipv6AddressMap } from "../ipv6/addr_map.ts";
 import type { Conn } from "./conntrack.ts";
 
 interface AddressRef {
@@ -78,13 +78,16 @@ const FRAG_SLOTS = 64;
 
 /**
  * The connection of recent first fragments, so that later fragments (which
- * carry no ports) get the ctstate of their first one, as they would after
- * Linux's nf_defrag_ipv6 reassembly. A fixed ring: fragments whose first
- * one was not seen (or was pushed out) stay UNTRACKED.
+ * carry no ports) get the ctstate, connection and NAT of their first one,
+ * as they would after Linux's nf_defrag_ipv4/nf_defrag_ipv6 reassembly. A
+ * fixed ring keyed by the addresses, the Identification and (IPv4) the
+ * protocol: fragments whose first one was not seen (or was pushed out) stay
+ * UNTRACKED.
  */
 export class FragmentStates {
   readonly #id = new Uint32Array(FRAG_SLOTS);
-  readonly #hash = new Uint32Array(FRAG_SLOTS);
+  readonly #a = new Uint32Array(FRAG_SLOTS);
+  readonly #b = new Uint32Array(FRAG_SLOTS);
   readonly #ct = new Uint8Array(FRAG_SLOTS);
   readonly #dir = new Uint8Array(FRAG_SLOTS);
   readonly #conn: (Conn | null)[] = new Array(FRAG_SLOTS).fill(null);
@@ -94,23 +97,30 @@ export class FragmentStates {
   dir: 0 | 1 = 0;
   ct = 0;
 
-  /** Remember a first fragment's connection state. */
-  put(d: Uint8Array, ipOff: number, id: number, conn: Conn | null, dir: 0 | 1, ct: number): void {
+  /**
+   * Remember a first fragment's connection state under the key (`a`, `b`,
+   * `id`): IPv4 source, destination, Identification | protocol << 16;
+   * IPv6 the hashes of the addresses and the Identification.
+   */
+  put(a: number, b: number, id: number, conn: Conn | null, dir: 0 | 1, ct: number): void {
     const i = this.#next;
     this.#next = (i + 1) % FRAG_SLOTS;
     this.#id[i] = id;
-    this.#hash[i] = (ipv6Hash(d, ipOff + 8) ^ Math.imul(ipv6Hash(d, ipOff + 24), 31)) >>> 0;
+    this.#a[i] = a;
+    this.#b[i] = b;
     this.#ct[i] = ct;
     this.#dir[i] = dir;
     this.#conn[i] = conn;
   }
 
-  /** Look up a later fragment's first one; true (and the fields set) when found. */
-  find(d: Uint8Array, ipOff: number, id: number): boolean {
-    const h = (ipv6Hash(d, ipOff + 8) ^ Math.imul(ipv6Hash(d, ipOff + 24), 31)) >>> 0;
+  /** Look up a later fragment's first one (newest first); true (and the fields set) when found. */
+  find(a: number, b: number, id: number): boolean {
+    a >>>= 0;
+    b >>>= 0;
+    id >>>= 0;
     for (let k = 1; k <= FRAG_SLOTS; k++) {
       const i = (this.#next - k + FRAG_SLOTS) % FRAG_SLOTS;
-      if (this.#id[i] === id && this.#hash[i] === h && this.#ct[i] !== 0) {
+      if (this.#id[i] === id && this.#a[i] === a && this.#b[i] === b && this.#ct[i] !== 0) {
         this.conn = this.#conn[i]!;
         this.dir = this.#dir[i] as 0 | 1;
         this.ct = this.#ct[i]!;

@@ -51,7 +51,7 @@ export class PacketInfo {
   id = 0;
   /** A fragment other than the first: no transport header. */
   laterFragment = false;
-  /** IPv6: the packet has a Fragment header (`id` is its Identification). */
+  /** A fragment (IPv4: MF or an offset; IPv6: a Fragment header); `id` is its Identification. */
   fragment = false;
   /** Offset of the transport header. */
   l4Off = 0;
@@ -118,7 +118,9 @@ export class PacketInfo {
     this.proto = d[ipOff + 9]!;
     this.src = v.getUint32(ipOff + 12);
     this.dst = v.getUint32(ipOff + 16);
-    this.laterFragment = (v.getUint16(ipOff + 6) & 0x1fff) !== 0;
+    const frag = v.getUint16(ipOff + 6);
+    this.laterFragment = (frag & 0x1fff) !== 0;
+    this.fragment = (frag & 0x3fff) !== 0;
     const l4 = ipOff + ((d[ipOff]! & 0x0f) << 2);
     this.l4Off = l4;
     if (!this.laterFragment) this.#upperLayer(this.proto, l4, 1, 8);
