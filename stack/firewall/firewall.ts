@@ -41,7 +41,17 @@ import { sendTcpReset } from "../ip/tcp_reset.ts";
 import { icmpv4IsError } from "../ipv4/icmp.ts";
 import { TcpPacket } from "../wire/tcp.ts";
 import { formatIpv4, formatIpv6, ipv4Mask } from "../wire/ip_address.ts";
-import type { PacketBuffer } from "../wire/packet_buffer.ts";
+import {
+  type PacketBuffer,
+  VNET_F_DATA_VALID,
+  VNET_F_NEEDS_CSUM,
+} from "../wire/packet_buffer.ts";
+import {
+  finishChecksum,
+  ipv4PseudoHeaderSum,
+  ipv6PseudoHeaderSum,
+  onesSum,
+} from "../wire/checksum.ts";
 import {
   type Conn,
   Conntrack,
@@ -1413,6 +1423,7 @@ export class Firewall {
     this.#reject = null;
     if (r === null) return false;
     const reason = (r.rule.target as Extract<Target, { kind: "REJECT" }>).reason;
+    if (!rejectChecksumOk(pkt, p)) return false;
     const v4 = p.family === 4;
     const layer = v4 ? this.#stack.ipv4 : this.#stack.ipv6;
     if (reason === "tcp-reset") {
@@ -1563,4 +1574,42 @@ function carryCounters(old: CompiledTable[], next: CompiledTable[]): void {
       }
     }
   });
+}
+
+/**
+ * Whether REJECT may answer `pkt` (Linux nf_reject_verify_csum and
+ * reject6_csum_ok): never a later fragment; otherwise only when the
+ * transport checksum is right, or was checked or left to the device by
+ * the kernel (virtio DATA_VALID / NEEDS_CSUM), or the protocol has no
+ * such checksum (UDP with 0, GRE, AH, ESP, SCTP, UDP-Lite, DCCP). A
+ * corrupted packet is dropped without an answer, and so is a first
+ * fragment, whose checksum covers bytes not in it: the kernel answers
+ * one only when conntrack made it reassemble first, which tapir does not.
+ */
+export function rejectChecksumOk(pkt: PacketBuffer, p: PacketInfo): boolean {
+  if (p.laterFragment) return false;
+  if ((pkt.vnetFlags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID)) !== 0) return true;
+  const proto = p.proto;
+  const end = Math.min(pkt.end, p.ipOff + p.len);
+  const len = end - p.l4Off;
+  if (len < 0) return false;
+  switch (proto) {
+    case 17:
+      if (len < 8) return false;
+      if (pkt.view.getUint16(p.l4Off + 6) === 0) return true;
+      break;
+    case 33:
+    case 47:
+    case 50:
+    case 51:
+    case 132:
+    case 136:
+      return true;
+  }
+  const pseudo = p.family === 6
+    ? ipv6PseudoHeaderSum(pkt.data, p.srcOff, p.dstOff, proto, len)
+    : proto === 6 || proto === 17
+    ? ipv4PseudoHeaderSum(p.src, p.dst, proto, len)
+    : 0;
+  return finishChecksum(onesSum(pkt.data, p.l4Off, len, pseudo)) === 0;
 }

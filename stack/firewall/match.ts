@@ -488,13 +488,17 @@ class ExtraMatches {
   readonly #r: Rule;
   #recent: RecentTable | null = null;
   readonly #connlimit: ConnLimiter | null;
-  /** `-m statistic --mode nth`: the kernel's counter (starts at `--packet`). */
+  /**
+   * `-m statistic --mode nth`: the kernel's counter. iptables loads it
+   * with `every − 1 − packet` (libxt_statistic), so `--packet p` is the
+   * 0-based index of the first packet matched.
+   */
   #nth = 0;
 
   constructor(r: Rule) {
     this.#r = r;
     this.#connlimit = r.connlimit !== undefined ? new ConnLimiter() : null;
-    if (r.statistic?.mode === "nth") this.#nth = r.statistic.packet;
+    if (r.statistic?.mode === "nth") this.#nth = r.statistic.every - 1 - r.statistic.packet;
   }
 
   /** The stateless extra matches. */

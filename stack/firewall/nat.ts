@@ -13,7 +13,7 @@ import { checksumUpdate16, checksumUpdate32, internetChecksum } from "../wire/ch
 import { FRAG_LATER, type PacketBuffer } from "../wire/packet_buffer.ts";
 import { Ipv6UpperLayer } from "../wire/ipv6_ext.ts";
 import type { Random } from "../random.ts";
-import { type Conn, type Conntrack, CtStatus, type CtTuple } from "./conntrack.ts";
+import { type Conn, type Conntrack, CtStatus, type CtTuple, TcpCtState } from "./conntrack.ts";
 
 /** Which end of a packet a NAT step rewrites (Linux NF_NAT_MANIP_*). */
 export const Manip = { SRC: 0, DST: 1 } as const;
@@ -172,7 +172,9 @@ function defaultSrcRange(proto: number, port: number): NatPorts {
  * Linux's default range), keeping the reply tuple unique in `ct` (Linux
  * nf_nat_l4proto_unique_tuple). The original port is kept when it is in
  * range and free; otherwise the range is searched from a random offset
- * (all of it up to 512 ports, else 128 tries).
+ * (all of it up to 512 ports, else 128 tries). In the last
+ * {@link HARDER_TRIES} tries a new TCP connection may take the tuple of a
+ * source-NATed one that is closing (see {@link takenHarder}).
  *
  * @returns false when no free tuple exists (the caller drops and counts)
  */
@@ -214,8 +216,34 @@ export function setupNat(
   const tries = size <= 512 ? size : 128;
   for (let i = 0; i < tries; i++) {
     set(range.min + (start + i) % size);
-    if (free()) return true;
+    if (tries - i > HARDER_TRIES ? free() : !takenHarder(ct, c)) return true;
   }
+  return false;
+}
+
+/** How many of the last tries may evict a closing connection (Linux NF_NAT_HARDER_THRESH). */
+export const HARDER_TRIES = 32;
+
+/**
+ * Whether `c`'s reply tuple is taken, when a closing connection may give
+ * it up (Linux nf_nat_used_tuple_harder, 6.5): a new TCP connection (SYN
+ * sent) takes the reply tuple of an older source-NATed one in TIME_WAIT
+ * or CLOSE whose sequence numbers its own have passed, evicting it; so a
+ * one-port `--to-ports` range serves the next connection once the last one
+ * closed, as the kernel does. Anything else stays taken.
+ */
+function takenHarder(ct: Conntrack, c: Conn): boolean {
+  const r = c.reply;
+  const t = ct.lookup(r.protoKey, r.src, r.dst, r.sport, r.dport);
+  if (t === null || t.conn === c) return false;
+  const old = t.conn;
+  if (
+    c.proto !== 6 || c.tcpState !== TcpCtState.SYN_SENT || t.dir !== 1 ||
+    old.tcpState < TcpCtState.TIME_WAIT || !old.has(CtStatus.SRC_NAT) ||
+    c.tcp === null || old.tcp === null ||
+    ((c.tcp.seen[0].end - old.tcp.seen[0].end) | 0) <= 0
+  ) return true;
+  ct.remove(old);
   return false;
 }
 

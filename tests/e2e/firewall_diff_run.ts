@@ -7,7 +7,9 @@
  * and exits 1 on any difference.
  *
  * Not part of `deno task test` yet: it shows differences that are open
- * (README, "Firewall"). Run it as `deno run -A tests/e2e/firewall_diff_run.ts`.
+ * (README, "Firewall"). Run it as `deno run -A tests/e2e/firewall_diff_run.ts`;
+ * `FWDIFF_SETS=4,34` runs only those sets, `FWDIFF_VERBOSE=1` prints
+ * every probe's outcome on both routers.
  *
  * @module
  */
@@ -25,12 +27,16 @@ import {
 
 for (const tool of TOOLS) if (!(await requireTool(tool))) Deno.exit(2);
 let failed = false;
+/** `FWDIFF_SETS=4,34`: only these sets; `FWDIFF_VERBOSE=1`: every probe's outcome. */
+const only = Deno.env.get("FWDIFF_SETS")?.split(",").map(Number) ?? null;
+const verbose = Deno.env.get("FWDIFF_VERBOSE") === "1";
 await withTopology("tfd", async (topo) => {
   await withRouters(topo, async ({ tapir, kr, tapirSide, kernelSide, dir }) => {
     const diffs: string[] = [];
     let probes = 0;
     const t0 = Date.now();
     for (const [n, rs] of RULE_SETS.entries()) {
+      if (only !== null && !only.includes(n)) continue;
       await Promise.all([loadTapir(tapir, rs), loadKernel(kr, rs)]);
       const ps = probesOf(n, rs);
       probes += ps.length;
@@ -40,6 +46,7 @@ await withTopology("tfd", async (topo) => {
       ]);
       for (const [i, p] of ps.entries()) {
         const a = tp[i]!.join("; ") || "nothing", b = kp[i]!.join("; ") || "nothing";
+        if (verbose) console.log(`${n} ${probeText(p)}\n  tapir: ${a}\n  kernel: ${b}`);
         if (a !== b) {
           diffs.push(`| ${n} ${rs.name} | ${probeText(p)} | tapir: ${a} | kernel: ${b} |`);
         }

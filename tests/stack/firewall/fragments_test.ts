@@ -114,3 +114,32 @@ Deno.test("IPv4 fragments: MASQUERADE rewrites the source of every fragment", ()
   assert.deepEqual(got[1]!.payload, seg.subarray(512, 1024));
   assert.deepEqual(got[2]!.payload, seg.subarray(1024));
 });
+
+Deno.test("REJECT answers only a packet whose transport checksum it verified (Linux nf_reject)", () => {
+  const t = routerLab();
+  const f = firewallFrom(
+    t.r,
+    `[firewall.filter]\nforward = { rules = ["-p udp --dport 7777 -j REJECT --reject-with icmp-host-unreachable"] }\n`,
+  );
+  const good = udp(ADDR.a, ADDR.b, 5000, 7777, 100);
+  t.a.sendIp(ipv4({ src: ADDR.a, dst: ADDR.b, protocol: PROTO.UDP, payload: good }));
+  t.clock.advance(1);
+  assert.equal(t.a.icmp(3).length, 1, "a whole, valid datagram is answered");
+  assert.equal(f.stats.rejectsSent, 1);
+
+  const bad = good.slice();
+  bad[20] = bad[20]! ^ 0xff;
+  t.a.sendIp(ipv4({ src: ADDR.a, dst: ADDR.b, protocol: PROTO.UDP, payload: bad }));
+  t.clock.advance(1);
+  assert.equal(t.a.icmp(3).length, 1, "a corrupted one is dropped without an answer");
+  assert.equal(f.stats.rejectsSent, 1);
+  assert.equal(f.stats.dropped, 2);
+
+  // A first fragment's checksum covers the rest of the datagram: no answer
+  // (the kernel answers only when conntrack reassembled it first).
+  sendFragmented(t, "a", ADDR.a, ADDR.b, 31, [5001, 7777], 1400);
+  t.clock.advance(1);
+  assert.equal(t.a.icmp(3).length, 1);
+  assert.equal(f.stats.rejectsSent, 1);
+  assert.equal(t.b.ipv4().length, 2, "later fragments have no ports: the rule misses them");
+});

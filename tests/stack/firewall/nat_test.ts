@@ -3,11 +3,13 @@ import { triangle } from "../../topology/_topology.ts";
 import { internetChecksum } from "../../../stack/wire/checksum.ts";
 import {
   checksumsOk,
+  F,
   firewallFrom,
   forwardThrough,
   icmpEcho,
   icmpError,
   IP_OFF,
+  tcp,
   tuple,
   udp,
 } from "./_fw.ts";
@@ -169,4 +171,52 @@ Deno.test("UDP checksum 0 stays 0 through NAT", () => {
   assert.ok(forwardThrough(fw, b, t.rLan, t.rWan));
   assert.equal(b.view.getUint16(IP_OFF + 26), 0);
   assert.ok(checksumsOk(b));
+});
+
+Deno.test("SNAT to one port: a new SYN evicts a closed connection whose sequence it passed (Linux 6.5+)", () => {
+  const t = triangle();
+  const fw = firewallFrom(
+    t.r,
+    `[firewall.ipv4.nat]\npostrouting = { rules = ["-o wan0 -p tcp -j MASQUERADE --to-ports 30000-30000"] }\n`,
+  );
+  const out = (sport: number, flags: number, seq: number) =>
+    tcp({ src: H1, dst: H2, sport, dport: 80, flags, seq, ack: flags & F.ACK ? 5001 : 0 });
+  const syn = out(1000, F.SYN, 1000);
+  assert.ok(forwardThrough(fw, syn, t.rLan, t.rWan));
+  assert.equal(tuple(syn), `${R_WAN}:30000>${H2}:80`);
+  const synAck = tcp({
+    src: H2,
+    dst: R_WAN,
+    sport: 80,
+    dport: 30000,
+    flags: F.SYN | F.ACK,
+    seq: 5000,
+    ack: 1001,
+  });
+  assert.ok(fw.prerouting(synAck, IP_OFF, t.rWan, null));
+  assert.ok(forwardThrough(fw, out(1000, F.ACK, 1001), t.rLan, t.rWan));
+  // While the first connection is established the one port is taken.
+  assert.equal(forwardThrough(fw, out(1001, F.SYN, 9000), t.rLan, t.rWan), false);
+  assert.equal(fw.stats.natPortsExhausted, 1);
+  // Reset: the entry is in CLOSE. A SYN whose sequence is behind the old
+  // connection's may not take its tuple (replies could belong to either).
+  assert.ok(forwardThrough(fw, out(1000, F.RST | F.ACK, 1001), t.rLan, t.rWan));
+  assert.equal(forwardThrough(fw, out(1002, F.SYN, 500), t.rLan, t.rWan), false);
+  assert.equal(fw.stats.natPortsExhausted, 2);
+  // One that passed it evicts the closed entry and gets the port.
+  const next = out(1003, F.SYN, 9000);
+  assert.ok(forwardThrough(fw, next, t.rLan, t.rWan));
+  assert.equal(tuple(next), `${R_WAN}:30000>${H2}:80`);
+  assert.equal(fw.conntrack.size, 1);
+  const reply = tcp({
+    src: H2,
+    dst: R_WAN,
+    sport: 80,
+    dport: 30000,
+    flags: F.SYN | F.ACK,
+    seq: 7000,
+    ack: 9001,
+  });
+  assert.ok(fw.prerouting(reply, IP_OFF, t.rWan, null));
+  assert.equal(tuple(reply), `${H2}:80>${H1}:1003`, "replies go to the new connection");
 });
