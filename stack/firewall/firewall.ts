@@ -41,11 +41,7 @@ import { sendTcpReset } from "../ip/tcp_reset.ts";
 import { icmpv4IsError } from "../ipv4/icmp.ts";
 import { TcpPacket } from "../wire/tcp.ts";
 import { formatIpv4, formatIpv6, ipv4Mask } from "../wire/ip_address.ts";
-import {
-  type PacketBuffer,
-  VNET_F_DATA_VALID,
-  VNET_F_NEEDS_CSUM,
-} from "../wire/packet_buffer.ts";
+import { type PacketBuffer, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM } from "../wire/packet_buffer.ts";
 import {
   finishChecksum,
   ipv4PseudoHeaderSum,

@@ -6,8 +6,9 @@
  * and what came back to the client must be the same. Prints a diff table
  * and exits 1 on any difference.
  *
- * Not part of `deno task test` yet: it shows differences that are open
- * (README, "Firewall"). Run it as `deno run -A tests/e2e/firewall_diff_run.ts`;
+ * The suite runs the same comparison as a test (firewall_diff_test.ts);
+ * this script prints a table of the differences instead of one failed
+ * assertion. Run it as `deno run -A tests/e2e/firewall_diff_run.ts`;
  * `FWDIFF_SETS=4,34` runs only those sets, `FWDIFF_VERBOSE=1` prints
  * every probe's outcome on both routers.
  *

@@ -929,6 +929,42 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test({
   name:
+    "firewall differential e2e: every rule set, loaded into tapir and into the kernel's iptables, treats every probe the same",
+  ignore: ignoreUnlessReady("firewall differential e2e", TOOLS),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    for (const tool of TOOLS) if (!(await requireTool(tool))) return;
+    await withTopology("tfd", async (topo) => {
+      await withRouters(topo, async ({ tapir, kr, tapirSide, kernelSide, dir }) => {
+        const diffs: string[] = [];
+        let probes = 0;
+        for (const [n, rs] of RULE_SETS.entries()) {
+          await Promise.all([loadTapir(tapir, rs), loadKernel(kr, rs)]);
+          const ps = probesOf(n, rs);
+          probes += ps.length;
+          const [tp, kp] = await Promise.all([
+            battery_(tapirSide, ps, dir),
+            battery_(kernelSide, ps, dir),
+          ]);
+          for (const [i, p] of ps.entries()) {
+            const a = tp[i]!.join("; ") || "nothing", b = kp[i]!.join("; ") || "nothing";
+            if (a !== b) {
+              diffs.push(`${n} ${rs.name} | ${probeText(p)} | tapir: ${a} | kernel: ${b}`);
+            }
+          }
+          // Each probe's outcome is something (the battery's captures work).
+          assert.ok(kp.some((o) => o.length > 0), `set ${n}: the kernel side saw nothing at all`);
+        }
+        assert.ok(probes > 1000, `${probes} probes`);
+        assert.deepEqual(diffs, [], `${diffs.length} of ${probes} probes differ`);
+      });
+    });
+  },
+});
+
+Deno.test({
+  name:
     "firewall sets e2e: `tapir set add` blocks a flowing UDP stream at the next packet, a reload keeps it",
   ignore: ignoreUnlessReady("firewall sets e2e", ["ping", "/usr/bin/python3"]),
   sanitizeResources: false,
