@@ -1313,9 +1313,9 @@ export function parseRule(text: string, ctx: RuleContext = {}): Rule {
     rule.target = buildTarget(targetName, targetOpts, proto, hints);
   } else if (targetOpts.size > 0) {
     throw new RuleError(`option "${[...targetOpts.keys()][0]}" needs a target (-j)`);
-  } else if (!ctx.matchOnly && ctx.table !== undefined) {
-    throw new RuleError(`rule has no target (add "-j ACCEPT", "-j DROP", ...)`);
   }
+  // No target: as in iptables, the rule counts what it matches and the
+  // walk goes on (an accounting rule).
 
   // Family: what the rule names must agree with itself and with the table.
   const v4 = hints.find((h) => h.family === 4);

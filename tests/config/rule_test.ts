@@ -24,6 +24,11 @@ function plain(r: Rule): Record<string, unknown> {
 
 const GOOD: [string, RuleContext, Record<string, unknown>][] = [
   ["-j ACCEPT", {}, { family: 0, target: { kind: "ACCEPT" } }],
+  // No target: an accounting rule, as iptables takes it.
+  ["-p tcp", { table: "filter", chain: "input" }, {
+    family: 0,
+    protocol: { value: 6, invert: false },
+  }],
   [
     "-s 192.0.2.0/24 ! -d 192.0.2.7 -j DROP",
     {},
@@ -525,7 +530,6 @@ const BAD: [string, RuleContext, string][] = [
     { table: "filter", chain: "input" },
     `"-o" cannot be used in the input chain`,
   ],
-  ["-p tcp", { table: "filter", chain: "input" }, `rule has no target`],
   ["-p icmp -j ACCEPT", { matchOnly: true }, `a match-only rule takes no target`],
   ["-s", {}, `option "-s" needs a value`],
   ["-s 192.0.2.1 -s 192.0.2.2 -j DROP", {}, `option "-s" given twice`],

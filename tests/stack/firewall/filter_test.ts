@@ -216,3 +216,30 @@ Deno.test("TCPMSS lowers the MSS of a SYN, checksum intact", async () => {
   assert.ok(forwardThrough(fw, small, t.rLan, t.rWan));
   assert.equal(small.view.getUint16(IP_OFF + 42), 536, "never raised");
 });
+
+Deno.test("a rule without -j counts what it matches and the walk goes on (iptables accounting)", () => {
+  const t = triangle();
+  const fw = firewallFrom(
+    t.r,
+    `[firewall.filter]\nforward = { policy = "drop", rules = ["-p udp --dport 53", "-p udp -j ACCEPT"] }\n`,
+  );
+  assert.ok(
+    forwardThrough(
+      fw,
+      udp({ src: "192.0.2.10", dst: "198.51.100.10", sport: 1, dport: 53 }),
+      t.rLan,
+      t.rWan,
+    ),
+  );
+  assert.ok(
+    forwardThrough(
+      fw,
+      udp({ src: "192.0.2.10", dst: "198.51.100.10", sport: 1, dport: 54 }),
+      t.rLan,
+      t.rWan,
+    ),
+  );
+  const dump = fw.dump();
+  assert.match(dump, /\[1:\d+\] -A FORWARD -p udp --dport 53\n/);
+  assert.match(dump, /\[2:\d+\] -A FORWARD -p udp -j ACCEPT\n/);
+});
