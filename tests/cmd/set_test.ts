@@ -40,6 +40,8 @@ async function tapir(args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
+      // Deno's own diagnostics (a "Download …" line when the npm cache is cold) are not tapir's stderr.
+      "--quiet",
       "--allow-read",
       "--allow-write",
       "--allow-env",
