@@ -34,12 +34,14 @@ interface AddressRef {
  */
 export class Ipv6AddressIds {
   readonly #map = new Ipv6AddressMap<AddressRef>();
-  readonly #byId = new Map<number, AddressRef>();
-  #next = 1;
+  /** By id: an array, not a Map, since NAT reads an address by id per packet; ids are reused. */
+  readonly #byId: (AddressRef | undefined)[] = [undefined];
+  readonly #free: number[] = [];
+  #size = 0;
 
   /** Addresses held. */
   get size(): number {
-    return this.#byId.size;
+    return this.#size;
   }
 
   /** The id of the address at `a[off]`, or 0 when no connection uses it. */
@@ -51,26 +53,30 @@ export class Ipv6AddressIds {
   acquire(a: Uint8Array, off: number): number {
     let r = this.#map.get(a, off);
     if (r === undefined) {
-      r = { id: this.#next++, refs: 0, bytes: a.slice(off, off + 16) };
+      const id = this.#free.pop() ?? this.#byId.length;
+      r = { id, refs: 0, bytes: a.slice(off, off + 16) };
       this.#map.set(a, r, off);
-      this.#byId.set(r.id, r);
+      this.#byId[id] = r;
+      this.#size++;
     }
     r.refs++;
     return r.id;
   }
 
-  /** Drop one reference of `id`; the address is forgotten with its last. */
+  /** Drop one reference of `id`; the address is forgotten with its last (and its id freed). */
   release(id: number): void {
-    const r = this.#byId.get(id);
+    const r = this.#byId[id];
     if (r === undefined) return;
     if (--r.refs > 0) return;
     this.#map.delete(r.bytes);
-    this.#byId.delete(id);
+    this.#byId[id] = undefined;
+    this.#free.push(id);
+    this.#size--;
   }
 
   /** The address of `id`, if held. */
   address(id: number): Uint8Array | undefined {
-    return this.#byId.get(id)?.bytes;
+    return this.#byId[id]?.bytes;
   }
 }
 
