@@ -52,6 +52,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
       "IPv6: packets with a Routing header whose Segments Left is not 0 (answered with Parameter Problem).",
     "unknownProtocolReceived":
       "Packets for a transport nobody handles (answered with Protocol Unreachable / Parameter Problem code 1).",
+    "noNextHeaderReceived":
+      "IPv6: packets for us whose header chain ends in No Next Header (59), dropped silently: nothing to deliver (RFC 8200 §4.7).",
     "tentativeDropped":
       "IPv6: non-NDP packets for an address that is still tentative (RFC 4862 §5.4).",
     "packetsDelivered": "Packets delivered to a local transport (after reassembly).",
@@ -83,6 +85,10 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "echoRequestsAnswered": "Echo requests answered.",
     "echoRepliesReceived": "Echo replies received (handed to pingers).",
     "errorsReceived": "Error messages received (handed to pingers and sockets).",
+    "unknownTypeReceived":
+      "Messages of a type tapir neither answers nor hands on (timestamp, information, router discovery, …), discarded.",
+    "broadcastEchoesIgnored":
+      "Echo requests to a broadcast or multicast address, not answered (Linux's icmp_echo_ignore_broadcasts).",
     "errorsSent": "Error messages sent, all kinds.",
     "errorsSuppressed":
       "Errors not sent because the original was an ICMP error, a broadcast/multicast, a non-initial fragment, or had an invalid source (RFC 1122 §3.2.2).",
@@ -153,6 +159,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "listenOverflows":
       "SYNs or handshake ACKs that found the accept queue full (Linux's ListenOverflows).",
     "listenDrops": "SYNs and handshake ACKs a listener dropped (queue full without cookies).",
+    "listenSegmentsDropped":
+      "Segments to a listener that open nothing, dropped: a reset, no SYN, SYN with FIN, or an ACK with no cookie behind it (answered with a reset).",
     "synCookiesSent": "SYN-ACKs sent with a SYN cookie (the SYN queue was full).",
     "synCookiesReceived": "Valid SYN cookies that made a connection.",
     "synCookiesFailed":
@@ -172,6 +180,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "echoRequestsAnswered": "Echo requests answered.",
     "echoRepliesReceived": "Echo replies received.",
     "errorsReceived": "Error messages received.",
+    "unknownTypeReceived":
+      "Informational messages of a type tapir does not handle, discarded (RFC 4443 §2.4 (b)).",
     "errorsSent": "Error messages sent.",
     "errorsSuppressed": "Errors not sent by the rules of RFC 4443 §2.4 (e).",
     "errorsRateLimited": "Errors not sent because the token bucket was empty.",
@@ -201,6 +211,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
   "MldStats": {
     "queriesReceived": "Queries received.",
     "invalidQueriesDropped": "Queries from a non-link-local source or malformed, dropped.",
+    "reportsReceived":
+      "Reports (MLDv1, MLDv2) and Done messages received: tapir is no querier, so it keeps no listener state from them.",
     "reportsSent": "MLDv2 reports sent.",
   },
   "StackStats": {
@@ -258,7 +270,7 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "memoryLimitDropped":
       "Fragments dropped because they did not fit in the memory limit even after evicting every other datagram.",
     "bufferPoolExhausted":
-      "Fragments dropped because the buffer pool had no buffer for a new datagram.",
+      "Datagrams dropped when complete because the buffer pool had no buffer to hand them over in.",
     "memoryInUse": "Gauge: bytes currently charged to datagrams under reassembly.",
   },
   "RaStats": {
@@ -275,6 +287,10 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "advertisementsNotLinkLocalDropped":
       "RAs dropped by the host-side checks of §6.1.2, per reason in the name.",
     "advertisementsIgnored": "RAs on an interface where accept_ra is off.",
+    "advertisementsRateLimited":
+      "RAs not parsed: over the interface's rate for their source (known router or not), an RA flood's.",
+    "linkParametersIgnored":
+      "RAs whose link parameters (hop limit, reachable/retrans time, M/O, MTU) were not applied: a router not heard before, during an RA flood; or a Retrans Timer above 60 s.",
     "routersDropped": "New default routers not added: the interface is at `maxRouters`.",
     "routersDisplaced":
       "Default routers heard only once removed to make room for one that repeats its RAs (an RA flood's entries).",

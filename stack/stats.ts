@@ -100,6 +100,8 @@ export interface IpStats {
   routingHeaderDropped: number;
   /** Packets for a transport nobody handles (answered with Protocol Unreachable / Parameter Problem code 1). */
   unknownProtocolReceived: number;
+  /** IPv6: packets for us whose header chain ends in No Next Header (59), dropped silently: nothing to deliver (RFC 8200 §4.7). */
+  noNextHeaderReceived: number;
   /** IPv6: non-NDP packets for an address that is still tentative (RFC 4862 §5.4). */
   tentativeDropped: number;
   /** Packets delivered to a local transport (after reassembly). */
@@ -154,6 +156,10 @@ export interface Icmpv4Stats {
   echoRepliesReceived: number;
   /** Error messages received (handed to pingers and sockets). */
   errorsReceived: number;
+  /** Messages of a type tapir neither answers nor hands on (timestamp, information, router discovery, …), discarded. */
+  unknownTypeReceived: number;
+  /** Echo requests to a broadcast or multicast address, not answered (Linux's icmp_echo_ignore_broadcasts). */
+  broadcastEchoesIgnored: number;
   /** Error messages sent, all kinds. */
   errorsSent: number;
   /** Errors not sent because the original was an ICMP error, a broadcast/multicast, a non-initial fragment, or had an invalid source (RFC 1122 §3.2.2). */
@@ -270,6 +276,8 @@ export interface TcpStats {
   listenOverflows: number;
   /** SYNs and handshake ACKs a listener dropped (queue full without cookies). */
   listenDrops: number;
+  /** Segments to a listener that open nothing, dropped: a reset, no SYN, SYN with FIN, or an ACK with no cookie behind it (answered with a reset). */
+  listenSegmentsDropped: number;
   /** SYN-ACKs sent with a SYN cookie (the SYN queue was full). */
   synCookiesSent: number;
   /** Valid SYN cookies that made a connection. */
@@ -302,6 +310,8 @@ export interface Icmpv6Stats {
   echoRepliesReceived: number;
   /** Error messages received. */
   errorsReceived: number;
+  /** Informational messages of a type tapir does not handle, discarded (RFC 4443 §2.4 (b)). */
+  unknownTypeReceived: number;
   /** Error messages sent. */
   errorsSent: number;
   /** Errors not sent by the rules of RFC 4443 §2.4 (e). */
@@ -356,6 +366,8 @@ export interface MldStats {
   queriesReceived: number;
   /** Queries from a non-link-local source or malformed, dropped. */
   invalidQueriesDropped: number;
+  /** Reports (MLDv1, MLDv2) and Done messages received: tapir is no querier, so it keeps no listener state from them. */
+  reportsReceived: number;
   /** MLDv2 reports sent. */
   reportsSent: number;
 }
@@ -395,6 +407,7 @@ export function newIpStats(): IpStats {
       "optionsDropped",
       "routingHeaderDropped",
       "unknownProtocolReceived",
+      "noNextHeaderReceived",
       "tentativeDropped",
       "packetsDelivered",
       "notForUsDropped",
@@ -442,6 +455,8 @@ export function newStackStats(): StackStats {
       "echoRequestsAnswered",
       "echoRepliesReceived",
       "errorsReceived",
+      "unknownTypeReceived",
+      "broadcastEchoesIgnored",
       "errorsSent",
       "errorsSuppressed",
       "errorsRateLimited",
@@ -464,6 +479,7 @@ export function newStackStats(): StackStats {
       "echoRequestsAnswered",
       "echoRepliesReceived",
       "errorsReceived",
+      "unknownTypeReceived",
       "errorsSent",
       "errorsSuppressed",
       "errorsRateLimited",
@@ -488,7 +504,12 @@ export function newStackStats(): StackStats {
       "dadFailed",
       "redirectsSent",
     ]),
-    mld: zeroed<MldStats>(["queriesReceived", "invalidQueriesDropped", "reportsSent"]),
+    mld: zeroed<MldStats>([
+      "queriesReceived",
+      "invalidQueriesDropped",
+      "reportsReceived",
+      "reportsSent",
+    ]),
     udp: zeroed<UdpStats>([
       "datagramsReceived",
       "malformedReceived",
@@ -532,6 +553,7 @@ export function newStackStats(): StackStats {
       "synRetransmits",
       "listenOverflows",
       "listenDrops",
+      "listenSegmentsDropped",
       "synCookiesSent",
       "synCookiesReceived",
       "synCookiesFailed",

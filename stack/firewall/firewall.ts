@@ -657,7 +657,9 @@ export class Firewall {
         if (!this.#chain(f.raw, c.rawOut, p, pkt, ipOff, null)) return false;
         f.track(rec, p);
         if (!this.#chain(f.mangle, c.mangleOut, p, pkt, ipOff, null)) return false;
-        if (f.nat !== null && !this.#natStep(rec, p, Manip.DST, f.nat, c.natOut)) return false;
+        if (f.nat !== null && !this.#natStep(rec, p, Manip.DST, f.nat, c.natOut, true)) {
+          return false;
+        }
         if (!this.#chain(f.filter, c.filterOut, p, pkt, ipOff, null)) return false;
         this.#store(pkt, rec, p);
         return true;
@@ -1046,7 +1048,10 @@ export class Firewall {
 
   /**
    * The nat table's step at a hook: on a connection's first packet, run
-   * the chain to choose its mapping; then translate the packet.
+   * the chain to choose its mapping; then translate the packet. `p` is
+   * read again after a rewrite only when the hook goes on to a chain
+   * (`readAfter`: OUTPUT's filter); elsewhere NAT is the hook's last step
+   * and the next hook reads the packet afresh.
    *
    * @returns false to drop (counted)
    */
@@ -1056,6 +1061,7 @@ export class Firewall {
     manip: number,
     table: CompiledTable,
     chain: CompiledChain | null,
+    readAfter = false,
   ): boolean {
     const c = rec.conn;
     if (c === null) return true;
@@ -1064,11 +1070,11 @@ export class Firewall {
     if ((rec.ct & CtBit.RELATED) !== 0) {
       if (!v6 && p.proto === 1 && icmpv4IsError(p.icmpType)) {
         natIcmpError(pkt, p.ipOff, c, rec.dir, manip);
-        this.#reload(p);
+        if (readAfter) this.#reload(p);
       } else if (v6 && p.proto === 58 && p.icmpType >= 0 && p.icmpType < 128) {
         // RFC 4443 §2.1: types below 128 are errors.
         natIcmpError6(pkt, p.ipOff, p.l4Off, c, rec.dir, manip, this.#addressOf6);
-        this.#reload(p);
+        if (readAfter) this.#reload(p);
       }
       return true;
     }
@@ -1092,7 +1098,7 @@ export class Firewall {
         const l4 = p.laterFragment ? -1 : p.l4Off;
         natPacket6(pkt, p.ipOff, l4, p.proto, c, rec.dir, manip, this.#addressOf6);
       } else natPacket(pkt, p.ipOff, c, rec.dir, manip);
-      this.#reload(p);
+      if (readAfter) this.#reload(p);
     }
     return true;
   }

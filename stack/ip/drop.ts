@@ -84,6 +84,8 @@ export const DropReason = {
   OUTPUT_TOO_BIG: 29,
   /** IPv4 with a loose or strict source route option (Linux's default accept_source_route=0). */
   SOURCE_ROUTE: 30,
+  /** IPv6 header chain that ends in No Next Header (59) for us: nothing to deliver (RFC 8200 §4.7). */
+  NO_NEXT_HEADER: 31,
 } as const;
 
 /** One of {@link DropReason}'s values. */

@@ -60,14 +60,16 @@ export class Arp {
     // nothing (RFC 5227).
     if (spa !== 0) {
       if (op === ArpOp.REPLY && forUs) {
-        s.repliesReceived++;
         st.neighbors.handleAdvertisement(spa, mac, { solicited: true, override: true });
       } else {
-        if (op === ArpOp.REPLY) s.repliesReceived++;
         st.neighbors.handleSolicitation(spa, mac, forUs && op === ArpOp.REQUEST);
       }
     }
-    if (op !== ArpOp.REQUEST) return;
+    if (op !== ArpOp.REQUEST) {
+      // Every reply, a probe's answer from 0.0.0.0 too.
+      s.repliesReceived++;
+      return;
+    }
     if (!forUs) {
       s.requestsNotForUs++;
       return;

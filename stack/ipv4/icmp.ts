@@ -143,6 +143,8 @@ export class Icmpv4 extends IcmpErrorCore {
       if (type === Icmpv4Type.DEST_UNREACHABLE && e.code === 4) e.mtu = pkt.view.getUint16(off + 6);
       e.payloadOffset = qOff;
     } else {
+      // Timestamp, information and other types tapir does not answer (Linux drops them too).
+      s.unknownTypeReceived++;
       return;
     }
     for (const l of this.listeners) l(e);
@@ -157,8 +159,11 @@ export class Icmpv4 extends IcmpErrorCore {
   #answerEcho(nic: Nic | null, pkt: PacketBuffer, ip: Ipv4Packet, off: number): void {
     const dst = ip.dst();
     const local = this.ipv4.local.has(dst) || ipv4IsLoopback(dst);
-    if (!local && !this.answerBroadcastEchoes) return;
     const s = this.ipv4.stack.stats.icmpv4;
+    if (!local && !this.answerBroadcastEchoes) {
+      s.broadcastEchoesIgnored++;
+      return;
+    }
     s.echoRequestsAnswered++;
     const src = ip.src();
     ip.setSrc(local ? dst : (nic !== null ? this.ipv4.sourceFor(nic, src) ?? 0 : 0));

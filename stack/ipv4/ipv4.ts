@@ -411,10 +411,11 @@ export class Ipv4 implements Ipv4Layer {
   /** INPUT and the transport of a whole (reassembled) datagram. */
   #deliver(nic: Nic | null, buf: PacketBuffer, ip: Ipv4Packet): Verdict {
     if (this.hooks.input !== null && !this.hooks.input(buf, ip.off, nic, null)) return R.FIREWALL;
-    this.stack.stats.ipv4.packetsDelivered++;
     buf.transportOffset = ip.off + ip.headerLen();
     const handler = this.transports.get(ip.protocol());
+    // Delivered only to a transport that takes it (IPv6 and Linux count alike).
     if (handler === undefined) return R.UNKNOWN_PROTOCOL;
+    this.stack.stats.ipv4.packetsDelivered++;
     handler(nic, buf, ip);
     return R.OK;
   }
@@ -464,10 +465,12 @@ export class Ipv4 implements Ipv4Layer {
       ip.fillChecksum();
     }
     ip.decrementTtl();
-    s.forwarding.packets++;
     // DF clear and too big: fragmented after POSTROUTING (RFC 791; the
     // first fragment keeps every option).
-    return this.#postroute(outNic, pkt, ipOff, nextHop, tooBig);
+    const r = this.#postroute(outNic, pkt, ipOff, nextHop, tooBig);
+    // Counted once POSTROUTING let it go: a NAT drop there is the firewall's, not a forward.
+    if (r === R.OK) s.forwarding.packets++;
+    return r;
   }
 
   #onSubnet(st: Ipv4NicState, a: number): boolean {

@@ -27,7 +27,8 @@ export type Ipv6DropReason =
   | typeof R.LINK_LOCAL_SOURCE
   | typeof R.LINK_LOCAL_DESTINATION
   | typeof R.LINK_CONTROL
-  | typeof R.OUTPUT_NO_SOURCE;
+  | typeof R.OUTPUT_NO_SOURCE
+  | typeof R.NO_NEXT_HEADER;
 
 const unreachable = (code: number) => ({ type: Icmpv6Type.DEST_UNREACHABLE, code });
 const parameterProblem = (code: number) => ({ type: Icmpv6Type.PARAMETER_PROBLEM, code });
@@ -38,6 +39,9 @@ const asIs = (p: number) => p;
 export const IPV6_DROPS: DropTable<Ipv6DropReason> = {
   ...COMMON_DROPS,
   [R.OPTIONS_DISCARD]: { counter: "optionsDropped", icmp: null },
+  // RFC 8200 §4.7: the chain ends and whatever follows is ignored (Linux
+  // consumes it too); no transport gets it.
+  [R.NO_NEXT_HEADER]: { counter: "noNextHeaderReceived", icmp: null },
   // RFC 8200 §4.2: code 2, even to a multicast destination for action 10
   // (the option walk turns action 11 to a multicast destination into a discard).
   [R.OPTIONS_PARAMETER_PROBLEM]: {

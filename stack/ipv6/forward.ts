@@ -101,12 +101,13 @@ export class Ipv6Forwarding {
       return R.FIREWALL;
     }
     ip.decrementHopLimit();
-    s.forwarding.packets++;
     if (
       this.#l.hooks.postrouting !== null && !this.#l.hooks.postrouting(pkt, ipOff, null, outNic)
     ) {
       return R.FIREWALL;
     }
+    // Counted once POSTROUTING let it go: a NAT drop there is the firewall's, not a forward.
+    s.forwarding.packets++;
     this.#out.sendToNextHop(outNic, pkt, ipOff, gw ?? d, gw === null ? ip.dstOffset() : 0);
     return R.OK;
   }

@@ -122,7 +122,10 @@ export class Icmpv6 extends IcmpErrorCore {
     if (
       type === Icmpv6Type.MLD_REPORT_V1 || type === Icmpv6Type.MLD_REPORT_V2 ||
       type === Icmpv6Type.MLD_DONE
-    ) return;
+    ) {
+      this.ipv6.stack.stats.mld.reportsReceived++;
+      return;
+    }
     if (type === Icmpv6Type.ECHO_REQUEST) {
       this.#answerEcho(nic, pkt, ip, off, len);
       return;
@@ -144,7 +147,10 @@ export class Icmpv6 extends IcmpErrorCore {
     e.quotedNextHeader = -1;
     e.quotedSrcPort = e.quotedDstPort = 0;
     if (type === Icmpv6Type.ECHO_REPLY) {
-      if (len < 8) return;
+      if (len < 8) {
+        s.malformedReceived++;
+        return;
+      }
       s.echoRepliesReceived++;
       e.ident = pkt.view.getUint16(off + 4);
       e.seq = pkt.view.getUint16(off + 6);
@@ -178,6 +184,8 @@ export class Icmpv6 extends IcmpErrorCore {
         }
       }
     } else {
+      // RFC 4443 §2.4 (b): an unknown informational message is discarded.
+      s.unknownTypeReceived++;
       return;
     }
     for (const l of this.listeners) l(e);

@@ -173,7 +173,7 @@ export class Ipv6Ingress {
           return this.#receiveFragment(nic, pkt, ipOff, it.offset, it.typeOffset);
         }
         case Ipv6NextHeader.NO_NEXT_HEADER:
-          return R.OK;
+          return R.NO_NEXT_HEADER;
         default:
           break;
       }

@@ -868,19 +868,25 @@ export class Tcp implements TcpHost {
   ): void {
     const seg = this.#seg;
     const f = seg.flags;
-    if ((f & RST) !== 0) return;
+    if ((f & RST) !== 0) {
+      this.counters.listenSegmentsDropped++;
+      return;
+    }
     if ((f & ACK) !== 0) {
       // The last ACK of a handshake we kept no state for: a SYN cookie?
-      if (
-        (f & SYN) === 0 && this.settings.syncookies &&
-        this.#cookieAccept(l, family, local, lport, remote, rport, nic)
-      ) {
-        return;
-      }
+      const cookie = (f & SYN) === 0 && this.settings.syncookies
+        ? this.#cookieAccept(l, family, local, lport, remote, rport, nic)
+        : "none";
+      if (cookie === "taken") return;
+      // A cookie that did not check is counted as such; any other ACK opens nothing.
+      if (cookie === "none") this.counters.listenSegmentsDropped++;
       this.#resetFor(family, local, lport, remote, rport, seg.ack, -1, nic);
       return;
     }
-    if ((f & SYN) === 0 || (f & FIN) !== 0) return;
+    if ((f & SYN) === 0 || (f & FIN) !== 0) {
+      this.counters.listenSegmentsDropped++;
+      return;
+    }
     if (l.acceptQueue.length >= l.backlog) {
       // Linux drops the SYN while the accept queue is full (ListenOverflows + ListenDrops).
       this.counters.listenOverflows++;
@@ -1022,10 +1028,10 @@ export class Tcp implements TcpHost {
     remote: IpAddr,
     rport: number,
     nic: Nic | null,
-  ): boolean {
+  ): "taken" | "failed" | "none" {
     const seg = this.#seg;
     // Only while cookies were in use (two minutes after the SYN queue last overflowed).
-    if (this.now() - l.lastOverflow > 120_000) return false;
+    if (this.now() - l.lastOverflow > 120_000) return "none";
     const cookie = seqAdd(seg.ack, -1);
     const count = cookie >>> 27;
     const idx = (cookie >>> 24) & 0x7;
@@ -1039,12 +1045,12 @@ export class Tcp implements TcpHost {
         (cookie & 0xffffff)
     ) {
       this.counters.synCookiesFailed++;
-      return false;
+      return "failed";
     }
     if (l.acceptQueue.length >= l.backlog) {
       this.counters.listenOverflows++;
       this.counters.listenDrops++;
-      return true; // dropped: the peer retransmits its ACK
+      return "taken"; // dropped: the peer retransmits its ACK
     }
     this.counters.synCookiesReceived++;
     let wscale = -1;
@@ -1061,9 +1067,10 @@ export class Tcp implements TcpHost {
     l.acceptQueue.push(c);
     c.parent = l;
     l.onAcceptable?.();
-    // The ACK may carry data already.
-    if (seg.payloadLength > 0 || (seg.flags & FIN) !== 0) c.segmentArrives(seg);
-    return true;
+    // The ACK is the new connection's first segment (it may carry data already),
+    // as the final ACK of a handshake with state is (Linux's tcp_child_process).
+    c.segmentArrives(seg);
+    return "taken";
   }
 
   // ------------------------------------------------------------ ICMP

@@ -299,6 +299,14 @@ const V6_CASES: DropCase<RouterLab6>[] = [
     rest: 42,
   },
   {
+    // RFC 8200 §4.7: a chain that ends in No Next Header has nothing to deliver.
+    reason: R.NO_NEXT_HEADER,
+    counter: "noNextHeaderReceived",
+    icmp: null,
+    inject: (l) =>
+      l.a.send(ip6({ src: ADDR6.a, dst: ADDR6.rLan, proto: 59, payload: new Uint8Array(8) })),
+  },
+  {
     // RFC 4862 §5.4: an echo request to a tentative address is discarded.
     reason: R.TENTATIVE_ADDRESS,
     counter: "tentativeDropped",

@@ -134,6 +134,7 @@ Deno.test("SYN cookies: an ACK with a forged cookie is refused with a reset", ()
   clock.advance(1);
   assert.equal(server.stats.tcp.synCookiesFailed, 1);
   assert.equal(server.stats.tcp.synCookiesReceived, 0);
+  assert.equal(server.stats.tcp.listenSegmentsDropped, 0, "counted once, as a failed cookie");
   const rst = lab.flooder.ipv4(before).filter((f) =>
     f[14 + 9] === 6 && (f[14 + 20 + 13]! & 0x04) !== 0
   );
@@ -156,9 +157,12 @@ Deno.test("SYN cookies: a cookie SYN-ACK answered by its ACK completes (the raw 
   const v = new DataView(sa.buffer, sa.byteOffset);
   const cookie = v.getUint32(14 + 20 + 4);
   assert.equal(v.getUint32(14 + 20 + 8), 9_000_001);
+  const segments = server.stats.tcp.segmentsReceived;
   lab.ack(31000, 9_000_001, (cookie + 1) >>> 0);
   clock.advance(1);
   assert.equal(server.stats.tcp.synCookiesReceived, 1);
+  // The ACK is the new connection's first segment, as a handshake's final ACK is.
+  assert.equal(server.stats.tcp.segmentsReceived - segments, 1);
   const conns = [...server.tcp.connections()].filter((c) => c.remotePort === 31000);
   assert.equal(conns.length, 1);
   assert.equal(conns[0]!.info().state, "ESTAB");
