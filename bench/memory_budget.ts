@@ -58,11 +58,24 @@ function deliver(nic: Nic, etherType: number, payload: Uint8Array, dst = nic.mac
   nic.deliverFrame(pkt);
 }
 
-/** Run the hubs' queues and forget what they logged (the log is the lab's, not tapir's). */
-function flush(clock: ManualClock, lab: { lan: { log: unknown[] }; wan: { log: unknown[] } }) {
+/**
+ * Run the hubs' queues and forget what they logged and what the raw hosts
+ * received (the lab's records, not tapir's).
+ */
+function flush(
+  clock: ManualClock,
+  lab: {
+    lan: { log: unknown[] };
+    wan: { log: unknown[] };
+    a?: { received: unknown[] } | null;
+    b?: { received: unknown[] } | null;
+  },
+) {
   clock.advance(0);
   lab.lan.log.length = 0;
   lab.wan.log.length = 0;
+  if (lab.a) lab.a.received.length = 0;
+  if (lab.b) lab.b.received.length = 0;
 }
 
 /** One row of the budget. */

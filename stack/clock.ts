@@ -158,11 +158,22 @@ export class ManualClock implements Clock {
   }
 }
 
-interface HeapTimer extends Timer {
-  at: number;
-  seq: number;
-  fn: () => void;
-  cancelled: boolean;
+/** A timer in a {@link TimerHeap}: a class, so `cancel` is one method on the prototype, not a closure per timer. */
+class HeapTimer implements Timer {
+  cancelled = false;
+
+  constructor(
+    readonly at: number,
+    readonly seq: number,
+    readonly fn: () => void,
+    readonly heap: TimerHeap,
+  ) {}
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.heap.cancelledOne();
+  }
 }
 
 /** A binary min-heap of timers by deadline, ties in scheduling order. */
@@ -172,21 +183,17 @@ class TimerHeap {
   #cancelled = 0;
 
   add(at: number, fn: () => void): HeapTimer {
-    const t: HeapTimer = {
-      at,
-      seq: this.#seq++,
-      fn,
-      cancelled: false,
-      cancel: () => {
-        if (t.cancelled) return;
-        t.cancelled = true;
-        // Cancelled timers wait in the heap until they reach the top; when
-        // they are most of it, rebuild the heap without them.
-        if (++this.#cancelled > 1024 && this.#cancelled * 2 > this.#heap.length) this.#compact();
-      },
-    };
+    const t = new HeapTimer(at, this.#seq++, fn, this);
     this.#push(t);
     return t;
+  }
+
+  /**
+   * A timer was cancelled. Cancelled timers wait in the heap until they
+   * reach the top; when they are most of it, rebuild the heap without them.
+   */
+  cancelledOne(): void {
+    if (++this.#cancelled > 1024 && this.#cancelled * 2 > this.#heap.length) this.#compact();
   }
 
   /** Deadline of the earliest live timer, dropping cancelled ones on top. */

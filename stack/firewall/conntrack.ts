@@ -173,25 +173,42 @@ export class Conn {
   tcp: TcpTrack | null = null;
   /** Clock time the entry expires. */
   expires = 0;
-  /** When the pending timer fires (it re-arms itself if `expires` moved later). */
+  /**
+   * Its deadline in the table's expiry heap (it is looked at again then,
+   * and goes back in if `expires` moved later), and its place there (−1:
+   * not in the heap). The table keeps one clock timer for all its entries.
+   */
   timerAt = 0;
-  timer: Timer | null = null;
+  heapIndex = -1;
+  /** Order of arming, so entries with one deadline expire in the order they were armed. */
+  armSeq = 0;
   /** For MASQUERADE: the id of the NIC whose address the source became (0: none). */
   masqNic = 0;
   /** The connection's mark (`-j CONNMARK`, `-m connmark`; Linux ct->mark). */
   mark = 0;
-  /** Packets and bytes seen, by direction. */
-  packets: [number, number] = [0, 0];
-  bytes: [number, number] = [0, 0];
+  /** Packets and bytes seen in the original direction and in the reply direction (fields, not arrays: an entry's size counts). */
+  packetsOrig = 0;
+  packetsReply = 0;
+  bytesOrig = 0;
+  bytesReply = 0;
   /** Insertion-ordered list of the table (oldest first), for early drop. */
   prev: Conn | null = null;
   next: Conn | null = null;
-  readonly onTimer: () => void;
 
-  constructor(table: Conntrack) {
+  constructor() {
     this.orig = new CtTuple(this, 0);
     this.reply = new CtTuple(this, 1);
-    this.onTimer = () => table.timerFired(this);
+  }
+
+  /** Count a packet of `len` bytes in direction `dir`. */
+  count(dir: 0 | 1, len: number): void {
+    if (dir === 0) {
+      this.packetsOrig++;
+      this.bytesOrig += len;
+    } else {
+      this.packetsReply++;
+      this.bytesReply += len;
+    }
   }
 
   /** True when `bit` ({@link CtStatus}) is set. */
@@ -257,6 +274,12 @@ export class Conntrack {
   #mask: number;
   #head: Conn | null = null;
   #tail: Conn | null = null;
+  /** Confirmed entries by `timerAt` (a binary min-heap), and the one clock timer for its top. */
+  #heap: Conn[] = [];
+  #timer: Timer | null = null;
+  #timerAt = Infinity;
+  #armSeq = 0;
+  readonly #onTimer = () => this.#expireDue();
   /** Called when a confirmed connection leaves the table (IPv6 releases its address ids). */
   onRemove: ((c: Conn) => void) | null = null;
 
@@ -315,7 +338,7 @@ export class Conntrack {
     dport: number,
     replyProtoKey: number = protoKey,
   ): Conn {
-    const c = new Conn(this);
+    const c = new Conn();
     c.proto = protoKey & 0xff;
     if (c.proto === 6) c.tcp = new TcpTrack();
     c.orig.set(protoKey, src, dst, sport, dport);
@@ -400,38 +423,105 @@ export class Conntrack {
     if (c.next !== null) c.next.prev = c.prev;
     else this.#tail = c.prev;
     c.prev = c.next = null;
-    c.timer?.cancel();
-    c.timer = null;
+    if (c.heapIndex >= 0) this.#heapRemove(c);
     this.size--;
     this.onRemove?.(c);
   }
 
   /**
    * Set `c` to expire `ms` from now. Per packet this only stores a number:
-   * the timer re-arms itself when it fires early, and is rescheduled only
-   * when the deadline moves earlier (a state change).
+   * the entry is looked at again at its heap deadline and goes back in if
+   * `expires` moved later; the heap changes only when the deadline moves
+   * earlier (a state change).
    */
   refresh(c: Conn, ms: number): void {
     c.expires = this.clock.now() + ms;
-    if (c.has(CtStatus.CONFIRMED) && (c.timer === null || c.expires < c.timerAt)) this.#arm(c);
+    if (c.has(CtStatus.CONFIRMED) && (c.heapIndex < 0 || c.expires < c.timerAt)) this.#arm(c);
   }
 
   #arm(c: Conn): void {
-    c.timer?.cancel();
     c.timerAt = c.expires;
-    c.timer = this.clock.schedule(c.expires - this.clock.now(), c.onTimer);
+    c.armSeq = this.#armSeq++;
+    if (c.heapIndex < 0) {
+      c.heapIndex = this.#heap.length;
+      this.#heap.push(c);
+    }
+    // Armed only earlier than before (or new): it can only rise.
+    this.#siftUp(c.heapIndex);
+    this.#schedule();
   }
 
-  /** Timer callback of `c` (internal). */
-  timerFired(c: Conn): void {
-    c.timer = null;
-    if (c.has(CtStatus.DYING)) return;
-    if (c.expires > this.clock.now()) {
-      this.#arm(c);
-      return;
+  /** Keep the clock timer at the heap's top deadline. */
+  #schedule(): void {
+    const top = this.#heap[0];
+    const at = top === undefined ? Infinity : top.timerAt;
+    if (at >= this.#timerAt) return;
+    this.#timer?.cancel();
+    this.#timerAt = at;
+    this.#timer = this.clock.schedule(at - this.clock.now(), this.#onTimer);
+  }
+
+  /** The clock timer: expire every entry whose deadline came, re-arm those refreshed since. */
+  #expireDue(): void {
+    this.#timer = null;
+    this.#timerAt = Infinity;
+    const h = this.#heap, now = this.clock.now();
+    while (h.length > 0 && h[0]!.timerAt <= now) {
+      const c = h[0]!;
+      this.#heapRemove(c);
+      if (c.has(CtStatus.DYING)) continue;
+      if (c.expires > now) {
+        this.#arm(c);
+        continue;
+      }
+      this.stats.expired++;
+      this.remove(c);
     }
-    this.stats.expired++;
-    this.remove(c);
+    this.#schedule();
+  }
+
+  #less(a: Conn, b: Conn): boolean {
+    return a.timerAt < b.timerAt || (a.timerAt === b.timerAt && a.armSeq < b.armSeq);
+  }
+
+  #place(c: Conn, i: number): void {
+    this.#heap[i] = c;
+    c.heapIndex = i;
+  }
+
+  #siftUp(i: number): void {
+    const h = this.#heap, c = h[i]!;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.#less(c, h[p]!)) break;
+      this.#place(h[p]!, i);
+      i = p;
+    }
+    this.#place(c, i);
+  }
+
+  #siftDown(i: number): void {
+    const h = this.#heap, c = h[i]!, n = h.length;
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = l;
+      if (l >= n) break;
+      if (r < n && this.#less(h[r]!, h[l]!)) m = r;
+      if (!this.#less(h[m]!, c)) break;
+      this.#place(h[m]!, i);
+      i = m;
+    }
+    this.#place(c, i);
+  }
+
+  #heapRemove(c: Conn): void {
+    const h = this.#heap, i = c.heapIndex;
+    c.heapIndex = -1;
+    const last = h.pop()!;
+    if (last === c) return;
+    this.#place(last, i);
+    this.#siftUp(i);
+    this.#siftDown(last.heapIndex);
   }
 
   /** Every connection, oldest first. */

@@ -580,8 +580,8 @@ export class Firewall {
         assured: c.has(CtStatus.ASSURED),
         srcNat: c.has(CtStatus.SRC_NAT),
         dstNat: c.has(CtStatus.DST_NAT),
-        packets: [...c.packets],
-        bytes: [...c.bytes],
+        packets: [c.packetsOrig, c.packetsReply],
+        bytes: [c.bytesOrig, c.bytesReply],
       };
     };
     for (const c of this.conntrack.entries()) out.push(row(c, 4, formatIpv4));
@@ -885,8 +885,7 @@ export class Firewall {
   /** A packet of a known connection: its counters, TCP state and timeout; ESTABLISHED or NEW. */
   #seen(ct: Conntrack, rec: PacketRecord, p: PacketInfo, c: Conn, dir: 0 | 1, icmp: number): void {
     if (dir === 1 && p.proto !== 6) c.status |= CtStatus.SEEN_REPLY;
-    c.packets[dir]++;
-    c.bytes[dir] += p.len;
+    c.count(dir, p.len);
     const proto = p.proto;
     if (proto === 6) {
       // Linux sets SEEN_REPLY after the TCP tracker ran (it judges "only a reset answered").
@@ -938,8 +937,8 @@ export class Firewall {
     c.expires = ct.clock.now() + timeout;
     // #firstTimeout loaded the segment.
     if (p.proto === 6) ct.tcpStart(c, this.#seg);
-    c.packets[0] = 1;
-    c.bytes[0] = p.len;
+    c.packetsOrig = 1;
+    c.bytesOrig = p.len;
     rec.conn = c;
     this.#setCt(rec, p, CtBit.NEW);
   }

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { CtStatus, TCP_CT_STATE_NAMES } from "../../../stack/firewall/mod.ts";
 import type { Conn, Firewall } from "../../../stack/firewall/mod.ts";
+import { Conntrack } from "../../../stack/firewall/conntrack.ts";
+import { ManualClock, SeededRandom } from "../../../stack/mod.ts";
 import { triangle } from "../../topology/_topology.ts";
 import { F, firewallFrom, forwardThrough, icmpEcho, icmpError, tcp, TcpFlow, udp } from "./_fw.ts";
 
@@ -241,4 +243,44 @@ Deno.test("conntrack table full of assured entries drops new flows and counts th
   );
   assert.equal(fw.conntrack.stats.tableFullDropped, 1);
   assert.equal(fw.conntrack.size, 4);
+});
+
+Deno.test("conntrack expiry heap: 2,000 entries with random timeouts, refreshed later and earlier, removed, each expires at its deadline", () => {
+  const clock = new ManualClock();
+  const r = new SeededRandom(9);
+  const ct = new Conntrack(clock, 4096);
+  const deadline = new Map<Conn, number>();
+  const expiredAt = new Map<Conn, number>();
+  ct.onRemove = (c) => expiredAt.set(c, clock.now());
+  const conns: Conn[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const c = ct.create(17, 1, 2, 1000 + i, 53);
+    ct.refresh(c, 1 + (r.uint32() % 50_000));
+    assert.ok(ct.confirm(c));
+    conns.push(c);
+    deadline.set(c, c.expires);
+  }
+  // Later (the entry goes back in when its old deadline comes) and earlier (moved up now).
+  clock.advance(1000);
+  for (const c of conns) {
+    if (expiredAt.has(c)) continue;
+    const k = r.uint32() % 3;
+    if (k === 0) ct.refresh(c, 1 + (r.uint32() % 100_000));
+    else if (k === 1) ct.refresh(c, 1 + (r.uint32() % 500));
+    else continue;
+    deadline.set(c, c.expires);
+  }
+  // Some leave early.
+  const removed = new Set(conns.filter((_, i) => i % 7 === 0 && !expiredAt.has(conns[i]!)));
+  for (const c of removed) ct.remove(c);
+  const removedAt = clock.now();
+  for (let t = 0; t < 110; t++) clock.advance(1000);
+  assert.equal(ct.size, 0);
+  for (const c of conns) {
+    const at = expiredAt.get(c);
+    assert.ok(at !== undefined);
+    if (removed.has(c)) assert.equal(at, removedAt);
+    else assert.equal(at, deadline.get(c), "expired at its deadline, not before or after");
+  }
+  assert.equal(ct.stats.expired, conns.length - removed.size);
 });
