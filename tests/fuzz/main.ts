@@ -1,7 +1,8 @@
 /**
  * `deno task fuzz [--seconds N] [--seed S] [--frames F] [--sample T] [--warmup W]`:
- * the fuzzer of `_fuzz.ts` for as long as asked, on one pair of routers
- * kept for the whole run (so state that piles up shows in the heap).
+ * the fuzzer of `_fuzz.ts` for as long as asked, on its two routers and
+ * its host, kept for the whole run (so state that piles up shows in the
+ * heap).
  *
  * Every `SETTLE_EVERY` frames the clock runs every timer out and each
  * pool must be back at its baseline. At the first settle after each `T`

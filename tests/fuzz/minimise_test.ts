@@ -1,12 +1,13 @@
 /**
  * The minimiser of `_minimise.ts` on artificial failing targets whose
  * smallest failing input is known, and the `Fuzzer`'s promise that its
- * frames depend on the seed alone.
+ * frames depend on the seed alone (the host target's state kept by
+ * `tend()` included).
  */
 import assert from "node:assert/strict";
 import { minimiseEvents, minimiseFrame } from "./_minimise.ts";
 import { Fuzzer, loadEvents, replay, reproduce, saveEvents } from "./_fuzz.ts";
-import { Nic, SeededRandom } from "../../stack/mod.ts";
+import { Nic, SeededRandom, TcpConnection, type TcpSegment } from "../../stack/mod.ts";
 import type { PacketBuffer } from "../../stack/wire/packet_buffer.ts";
 
 function noise(n: number, seed: number): Uint8Array {
@@ -104,11 +105,15 @@ Deno.test("replay and reproduce: saved events round-trip, and a failure that doe
 });
 
 Deno.test("Fuzzer to reproducer: a planted crash is found, reproduced from the frame alone and minimised", () => {
-  // A bug planted in the NIC: any IPv4 UDP frame of more than 60 bytes throws.
+  // A bug planted in the routers' NIC (lan0; the host's is eth0): any IPv4 UDP frame of
+  // more than 60 bytes throws.
   const deliver = Object.getOwnPropertyDescriptor(Nic.prototype, "deliverFrame")!;
   Nic.prototype.deliverFrame = function (this: Nic, pkt: PacketBuffer) {
     const d = pkt.data, at = pkt.start;
-    if (pkt.end - at > 60 && d[at + 12] === 8 && d[at + 13] === 0 && d[at + 23] === 17) {
+    if (
+      this.name === "lan0" && pkt.end - at > 60 && d[at + 12] === 8 && d[at + 13] === 0 &&
+      d[at + 23] === 17
+    ) {
       throw new RangeError("planted");
     }
     return deliver.value.call(this, pkt);
@@ -134,5 +139,26 @@ Deno.test("Fuzzer to reproducer: a planted crash is found, reproduced from the f
     assert.equal(replay(fail.target, r.events), fail.signature);
   } finally {
     Object.defineProperty(Nic.prototype, "deliverFrame", deliver);
+  }
+});
+
+Deno.test("Fuzzer: a failure deep in the host's long-lived TCP connection replays from the history", () => {
+  // Planted: the IPv6 connection throws on its 41st segment. Reaching it needs the state
+  // the host's tend() built (the connection it opened, the data it wrote), so a replay
+  // on a fresh host only fails the same way if tend() does the same again.
+  const arrives = Object.getOwnPropertyDescriptor(TcpConnection.prototype, "segmentArrives")!;
+  TcpConnection.prototype.segmentArrives = function (this: TcpConnection, seg: TcpSegment) {
+    if (this.family === 6 && this.segmentsReceived >= 40) throw new RangeError("planted deep");
+    return arrives.value.call(this, seg);
+  };
+  try {
+    const fail = new Fuzzer(5).run({ frames: 100_000 });
+    assert.ok(fail !== null, "the planted bug was not hit");
+    assert.equal(fail.target, "host");
+    assert.match(fail.signature, /^RangeError: planted deep/);
+    assert.equal(replay(fail.target, fail.history), fail.signature);
+    assert.equal(replay(fail.target, fail.history.slice(-1)), null, "the last frame alone fails");
+  } finally {
+    Object.defineProperty(TcpConnection.prototype, "segmentArrives", arrives);
   }
 });
