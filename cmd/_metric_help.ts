@@ -179,7 +179,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "malformedReceived": "Messages too short or with a bad checksum.",
     "echoRequestsAnswered": "Echo requests answered.",
     "echoRepliesReceived": "Echo replies received.",
-    "errorsReceived": "Error messages received.",
+    "errorsReceived":
+      "Error messages received (a Packet Too Big ignored counts as packetTooBigIgnored instead).",
     "unknownTypeReceived":
       "Informational messages of a type tapir does not handle, discarded (RFC 4443 §2.4 (b)).",
     "errorsSent": "Error messages sent.",

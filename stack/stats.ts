@@ -308,7 +308,7 @@ export interface Icmpv6Stats {
   echoRequestsAnswered: number;
   /** Echo replies received. */
   echoRepliesReceived: number;
-  /** Error messages received. */
+  /** Error messages received (a Packet Too Big ignored counts as packetTooBigIgnored instead). */
   errorsReceived: number;
   /** Informational messages of a type tapir does not handle, discarded (RFC 4443 §2.4 (b)). */
   unknownTypeReceived: number;

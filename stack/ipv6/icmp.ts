@@ -155,20 +155,21 @@ export class Icmpv6 extends IcmpErrorCore {
       e.ident = pkt.view.getUint16(off + 4);
       e.seq = pkt.view.getUint16(off + 6);
     } else if (icmpv6IsError(type)) {
-      s.errorsReceived++;
-      if (len < 8 + IPV6_HEADER_LEN) return;
       const qOff = off + 8;
-      e.quotedDstOffset = qOff + 24;
-      if (type === Icmpv6Type.PACKET_TOO_BIG) {
+      if (type === Icmpv6Type.PACKET_TOO_BIG && len >= 8 + IPV6_HEADER_LEN) {
         e.mtu = pkt.view.getUint32(off + 4);
         // RFC 8201 §4: an MTU below 1280 is discarded; RFC 5927 §4.2: so is
         // one about a packet we did not send (its quoted source is not ours).
+        // Either is its own count, not an error received as well.
         if (e.mtu < IPV6_MIN_MTU || this.ipv6.local.get(pkt.data, qOff + 8) === undefined) {
           s.packetTooBigIgnored++;
           return;
         }
-        this.ipv6.learnPathMtu(pkt.data, qOff + 24, e.mtu);
       }
+      s.errorsReceived++;
+      if (len < 8 + IPV6_HEADER_LEN) return;
+      e.quotedDstOffset = qOff + 24;
+      if (type === Icmpv6Type.PACKET_TOO_BIG) this.ipv6.learnPathMtu(pkt.data, qOff + 24, e.mtu);
       if (type === Icmpv6Type.PARAMETER_PROBLEM) e.pointer = pkt.view.getUint32(off + 4);
       // The quoted upper layer, when it follows the header directly.
       const nh = pkt.data[qOff + 6]!;

@@ -572,6 +572,9 @@ function hostTarget(): Target {
     prefixHint: 56,
     rapidCommit: true,
   });
+  // Keyed as config/build.ts keys them: closed with the stack, their counters in `tapir metrics`.
+  h.services.set("dhcp4-client:eth0", d4);
+  h.services.set("dhcp6-client:eth0", d6);
   // An echo service: what it sends back is what the ICMP errors among the seeds quote.
   const echo: UdpEndpoint = h.udp.bindSocket({
     port: 7,

@@ -1,9 +1,14 @@
 /**
  * Every frame moves exactly one fate counter. The fuzz corpus (the seeds
- * of the router targets, mutated with a fixed seed) goes into the NIC one
+ * of the three targets, mutated with a fixed seed) goes into the NIC one
  * frame at a time; around each frame the whole counter tree
- * (`Stack.snapshotStats`) is read, diffed, and each counter that moved is
- * sorted as a fate or as informational. A frame ends in exactly one fate:
+ * (`Stack.snapshotStats`, and the services' counters: the host's DHCP
+ * clients) is read, diffed, and each counter that moved is sorted as a
+ * fate or as informational. The host's seeds are picked as the fuzzer
+ * picks them, its live ones (in-window segments, replies with the current
+ * transaction id) among them, and its `tend()` runs before the "before"
+ * side of each diff is read: what the application does between frames
+ * (reads, writes, a connection opened again) is no frame's. A frame ends in exactly one fate:
  * dropped (one drop counter, at whatever layer gave up), consumed by a
  * protocol (an ARP or NDP message handled, an ICMP message answered or
  * handed on, a datagram delivered to a socket, a segment to a connection
@@ -16,8 +21,10 @@
  * what the stack sent because of it (replies, ICMP errors, resets, NDP and
  * ARP traffic, and their output failures), the neighbor, conntrack and
  * RA/SLAAC tables, and what a socket or connection did with what it was
- * handed (its own window, queue and RA checks). A fragment that completes
- * a datagram is not a fate of its own: the datagram's is.
+ * handed (its own window, queue and RA checks), and what an application
+ * made of a datagram (a DHCP client's verdict: one per datagram, under
+ * "udp delivered"). A fragment that completes a datagram is not a fate of
+ * its own: the datagram's is.
  *
  * Every counter of the tree is in one of the two lists, so a new counter
  * fails this test until it is classified.
@@ -281,10 +288,53 @@ const INFORMATIONAL: string[] = [
   "links.",
   // RA and SLAAC: what became of an RS or RA that NDP counted, and what was sent.
   "ra.",
+  // The host's DHCP clients, whole owners: a reply reaches them as a datagram on their bound
+  // socket (port 68, 546), whose fate is "udp delivered"; what a client made of it (taken,
+  // not ours, unexpected, malformed) is the application's, and the rest is what it sent.
+  "services.dhcp4-client:*.",
+  "services.dhcp6-client:*.",
+];
+
+/**
+ * What the host's DHCP clients made of a datagram delivered to them: one of these per datagram,
+ * and only under the fate "udp delivered" (the socket is the stack's end, the client's the app's).
+ */
+const APP_OUTCOMES: string[] = [
+  ...[
+    "offersReceived",
+    "acksReceived",
+    "naksReceived",
+    "malformedDropped",
+    "notOursDropped",
+    "unexpectedDropped",
+    "unusableDropped",
+  ].map((k) => `services.dhcp4-client:*.${k}`),
+  ...[
+    "advertisesReceived",
+    "repliesReceived",
+    "malformedDropped",
+    "notOursDropped",
+    "unexpectedDropped",
+    "reconfigureDropped",
+    "unusableDropped",
+  ].map((k) => `services.dhcp6-client:*.${k}`),
 ];
 
 function isInformational(path: string): boolean {
   return INFORMATIONAL.some((p) => p.endsWith(".") ? path.startsWith(p) : path === p);
+}
+
+/**
+ * The counter tree of `t`: the stack's, and the services' (the host's DHCP
+ * clients, by their key, as `tapir metrics` exports them).
+ */
+function tree(t: Target): Record<string, unknown> {
+  const services: Record<string, unknown> = {};
+  for (const [k, sv] of t.stack.services) {
+    const st = (sv as { stats?: unknown }).stats;
+    if (st !== undefined && st !== null && typeof st === "object") services[k] = st;
+  }
+  return { ...t.stack.snapshotStats(), services };
 }
 
 /** The paths and values of every counter of `t`, in a stable order. */
@@ -294,10 +344,13 @@ function counterPaths(t: Target): string[] {
     if (v !== null && typeof v === "object") {
       for (const [k, x] of Object.entries(v)) walk(prefix === "" ? k : `${prefix}.${k}`, x);
     } else if (typeof v === "number") {
-      out.push(prefix.replace(/^(nics|neighbors|links)\.[^.]+\./, "$1.*."));
+      out.push(
+        prefix.replace(/^(nics|neighbors|links)\.[^.]+\./, "$1.*.")
+          .replace(/^services\.([^.:]+):[^.]+\./, "services.$1:*."),
+      );
     }
   };
-  walk("", t.stack.snapshotStats());
+  walk("", tree(t));
   return out;
 }
 
@@ -308,7 +361,7 @@ function counterValues(t: Target, out: number[]): number[] {
       for (const k in v as object) walk((v as Record<string, unknown>)[k]);
     } else if (typeof v === "number") out.push(v);
   };
-  walk(t.stack.snapshotStats());
+  walk(tree(t));
   return out;
 }
 
@@ -319,6 +372,7 @@ interface Moved {
   fates: [string, number][];
   moved: string[];
   delivered: number;
+  delta: Map<string, number>;
 }
 
 function classify(paths: readonly string[], before: number[], after: number[]): Moved {
@@ -339,27 +393,42 @@ function classify(paths: readonly string[], before: number[], after: number[]): 
     fates,
     moved: [...delta].filter(([p]) => !/bytes|memoryInUse/i.test(p)).map(([p, d]) => `${p} ${d}`),
     delivered,
+    delta,
   };
 }
 
 const layerOf = (fate: string): Layer | undefined =>
   FATES[fate] ?? DERIVED.find((r) => r.name === fate)?.layer;
 
-/** The corpus of one target: `frames` frames, its seeds mutated with `seed` (one in 16 sent as is). */
+/**
+ * The corpus of one target: `frames` frames, its seeds (fixed and live, picked as the fuzzer
+ * picks them) mutated with `seed` (one in 16 sent as is). `reached` sums the fates, `seen`
+ * the informational counters the frames moved up (what the host's applications made of
+ * what was delivered to them).
+ */
 function check(
   name: string,
   seed: number,
   frames: number,
-): { failures: string[]; reached: Map<string, number> } {
+): { failures: string[]; reached: Map<string, number>; seen: Map<string, number> } {
   const t = freshTarget(name);
   const rnd = new SeededRandom(seed);
   const failures: string[] = [];
   const paths = counterPaths(t);
   const before = counterValues(t, []), after: number[] = [];
   const kinds = new Map<string, number>();
-  const reached = new Map<string, number>();
+  const reached = new Map<string, number>(), seen = new Map<string, number>();
+  const live = t.live ?? [];
   for (let i = 0; i < frames; i++) {
-    const s = t.seeds[rnd.uint32() % t.seeds.length]!;
+    // As the fuzzer picks: a fixed or a live seed, tend() first. What tend() makes the stack
+    // do (reads, writes, TCP output, a connection opened again) is not the frame's: the
+    // "before" side of the diff is read after it.
+    const j = rnd.uint32() % (t.seeds.length + live.length);
+    if (t.tend !== undefined) {
+      t.tend();
+      counterValues(t, before);
+    }
+    const s = j < t.seeds.length ? t.seeds[j]! : live[j - t.seeds.length]!();
     const f = rnd.uint32() % 16 === 0 ? s : mutate(s, rnd);
     deliver(t, f);
     counterValues(t, after);
@@ -370,12 +439,16 @@ function check(
     }
     const m = classify(paths, before, after);
     for (const [p, d] of m.fates) reached.set(p, (reached.get(p) ?? 0) + d);
+    for (const [p, d] of m.delta) if (d > 0 && !(p in FATES)) seen.set(p, (seen.get(p) ?? 0) + d);
     const total = m.fates.reduce((s, [, d]) => s + d, 0);
     const local = m.fates.length === 1 && layerOf(m.fates[0]![0]) === "transport" ? 1 : 0;
+    const app = APP_OUTCOMES.reduce((n, p) => n + (m.delta.get(p) ?? 0), 0);
     const bad = total !== 1 || m.fates.length !== 1
       ? (total === 0 ? "no fate (a silent drop)" : `${total} fates`)
       : m.delivered !== local
       ? `IP counted ${m.delivered} local deliveries for a ${layerOf(m.fates[0]![0])} fate`
+      : app > 1 || (app === 1 && m.fates[0]![0] !== "udp delivered")
+      ? `${app} DHCP client outcomes for ${m.fates[0]![0]}`
       : null;
     if (bad !== null) {
       const kind = `${bad}: ${m.fates.map(([p]) => p).join(" + ")}`;
@@ -392,18 +465,18 @@ function check(
     if ((i & 63) === 63) {
       t.clock.advance(rnd.uint32() % 2000);
       t.forget();
-      counterValues(t, before);
-    } else {
+      if (t.tend === undefined) counterValues(t, before);
+    } else if (t.tend === undefined) {
       for (let k = 0; k < after.length; k++) before[k] = after[k]!;
     }
   }
   const unclassified = [...new Set(paths)].filter((p) => !(p in FATES) && !isInformational(p));
   assert.deepEqual(unclassified, [], "counters that are neither a fate nor informational");
   if (kinds.size > 0) failures.unshift(`${name}: ${JSON.stringify([...kinds], null, 1)}`);
-  return { failures, reached };
+  return { failures, reached, seen };
 }
 
-/** Frames per target: 12,000 each, about a second apiece. */
+/** Frames per target: 12,000 each, about a second apiece (the host reads its tree twice a frame). */
 const FRAMES = 12_000;
 const SEED = 20261207;
 
@@ -446,13 +519,57 @@ const MUST_REACH: Record<string, string[]> = {
     "udp delivered",
     "stack.udp.checksumErrors",
   ],
+  host: [
+    // Drops on the way in, a host's not-for-us (forwarding is off) among them.
+    "nics.*.unknownEtherTypeFramesDropped",
+    "stack.arp.malformedReceived",
+    "stack.ipv4.malformedPacketsReceived",
+    "stack.ipv4.checksumErrors",
+    "stack.ipv4.notForUsDropped",
+    "stack.ipv6.malformedPacketsReceived",
+    "stack.ipv6.notForUsDropped",
+    "stack.ipv6.multicastNotJoinedDropped",
+    "stack.ipv6.optionsDropped",
+    "reassembly.ipv4.lateFragmentsDropped",
+    "stack.udp.checksumErrors",
+    "stack.tcp.checksumErrors",
+    "stack.tcp.noSocketReceived",
+    "stack.tcp.listenSegmentsDropped",
+    "stack.icmpv6.packetTooBigIgnored",
+    // Consumed: ARP, NDP and RAs, MLD, echoes, ICMP errors about live traffic, fragments.
+    "stack.arp.requestsAnswered",
+    "stack.arp.repliesReceived",
+    "stack.ndp.routerAdvertisementsReceived",
+    "stack.ndp.solicitationsReceived",
+    "stack.ndp.advertisementsReceived",
+    "stack.ndp.redirectsIgnored",
+    "stack.mld.queriesReceived",
+    "stack.icmpv4.echoRequestsAnswered",
+    "stack.icmpv6.echoRequestsAnswered",
+    "stack.icmpv4.errorsReceived",
+    "stack.icmpv6.errorsReceived",
+    "ipv4 fragment queued",
+    "ipv6 fragment queued",
+    // Sockets: the echo service and the DHCP clients' (UDP), the connections and the listener.
+    "udp delivered",
+    "stack.tcp.segmentsReceived",
+    "tcp SYN to a listener",
+    // Beneath those fates: SLAAC took RAs, the clients took replies, the connections went deep.
+    "ra.advertisementsAccepted",
+    "services.dhcp4-client:*.offersReceived",
+    "services.dhcp4-client:*.acksReceived",
+    "services.dhcp6-client:*.repliesReceived",
+    "stack.tcp.outOfOrderQueued",
+    "stack.tcp.resetsReceived",
+    "stack.tcp.pawsDropped",
+  ],
 };
 
-for (const name of ["ipv4 router", "ipv6 router"]) {
+for (const name of ["ipv4 router", "ipv6 router", "host"]) {
   Deno.test(`accounting: every fuzzed frame into the ${name} moves exactly one fate counter`, () => {
     const r = check(name, SEED, FRAMES);
     assert.equal(r.failures.length, 0, r.failures.join("\n\n"));
-    const missed = MUST_REACH[name]!.filter((f) => !r.reached.has(f));
+    const missed = MUST_REACH[name]!.filter((f) => !r.reached.has(f) && !r.seen.has(f));
     assert.deepEqual(
       missed,
       [],

@@ -4,7 +4,7 @@
  * injected packet and the one counter it must move.
  */
 import { ADDR, assertDelta, routerLab, watch } from "./_topology.ts";
-import { ADDR6, icmp6, ip6, routerLab6 } from "./_topology6.ts";
+import { ADDR6, icmp6, ip6, NH, routerLab6, T6, udp6 } from "./_topology6.ts";
 import { parseIpv4 } from "../../stack/wire/mod.ts";
 import { echoRequest, icmp, ipv4, PROTO, tcp } from "./_packets.ts";
 
@@ -157,4 +157,28 @@ Deno.test("a forwarded packet POSTROUTING drops is the firewall's drop, not a fo
     lab.clock.advance(1);
     assertDelta(d(), { "ipv6.firewallDropped": 1, "ipv6.forwarding.packets": 0 });
   });
+});
+
+Deno.test("ICMPv6: a Packet Too Big ignored is not an error received as well", async (t) => {
+  // Found by the host target: an MTU below 1280 (RFC 8201 §4), or a quote of a
+  // packet r did not send (RFC 5927 §4.2), moved both counters.
+  const cases: [string, number, string][] = [
+    ["an MTU below 1280", 1000, ADDR6.rLan],
+    ["about a packet from another source", 1400, "2001:db8:1::99"],
+  ];
+  for (const [name, mtu, src] of cases) {
+    await t.step(name, () => {
+      const lab = routerLab6();
+      const d = watch(lab.r);
+      const quoted = ip6({ src, dst: ADDR6.a, proto: NH.UDP, payload: udp6(src, ADDR6.a, 1, 2) });
+      const payload = icmp6(ADDR6.a, ADDR6.rLan, T6.TOO_BIG, 0, mtu, quoted);
+      lab.a.send(ip6({ src: ADDR6.a, dst: ADDR6.rLan, proto: 58, payload }));
+      lab.clock.advance(1);
+      assertDelta(d(), {
+        "ipv6.packetsDelivered": 1,
+        "icmpv6.packetTooBigIgnored": 1,
+        "icmpv6.errorsReceived": 0,
+      });
+    });
+  }
 });
