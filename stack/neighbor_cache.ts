@@ -32,7 +32,8 @@
  */
 import type { Clock, Timer } from "./clock.ts";
 import type { Random } from "./random.ts";
-import { type PacketBuffer, SizedBufferPool } from "./wire/packet_buffer.ts";
+import { HEADROOM, PacketBuffer } from "./wire/packet_buffer.ts";
+import { FRAME_RECORD_LEN, FrameQueue } from "./_frame_queue.ts";
 
 /**
  * How long an entry a solicitation made and nothing used is spared by the
@@ -40,8 +41,14 @@ import { type PacketBuffer, SizedBufferPool } from "./wire/packet_buffer.ts";
  */
 const UNUSED_GC_AGE_MS = 5_000;
 
-/** Bytes of free queue buffers a cache keeps once no packet waits. */
+/** Bytes of free queue rings a cache keeps once no packet waits. */
 const QUEUE_BUFFERS_KEPT_IDLE = 64 * 1024;
+
+/** Bytes of free queue rings a cache keeps while packets wait. */
+const QUEUE_BUFFERS_KEPT = 1024 * 1024;
+
+/** Bytes of the buffer a queued packet is sent from, at least (fits an Ethernet frame at HEADROOM). */
+const SEND_BUFFER_MIN = 2048;
 
 /**
  * Neighbor Unreachability Detection states (RFC 4861 §7.3.2, plus FAILED
@@ -140,15 +147,15 @@ export interface NeighborProtocol<K> {
    */
   sendProbe(key: K, unicastTo: Uint8Array | null): void;
   /**
-   * The entry's MAC is known: send `pkt` to `mac`. For queued packets the
-   * cache returns the buffer to the pool afterwards; the callee must not
-   * keep it.
+   * The entry's MAC is known: send `pkt` to `mac`. A queued packet comes
+   * in a buffer of the cache's, reused once the call returns: the callee
+   * must not keep it.
    */
   sendQueued(key: K, mac: Uint8Array, pkt: PacketBuffer): void;
   /**
    * Resolution failed: one call per queued packet (IPv4 sends ICMP host
-   * unreachable, IPv6 address unreachable). The cache returns the buffer to
-   * the pool afterwards.
+   * unreachable, IPv6 address unreachable). The buffer is the cache's,
+   * reused once the call returns.
    */
   resolutionFailed(key: K, pkt: PacketBuffer): void;
 }
@@ -278,7 +285,8 @@ class Entry<K> {
   confirmedAt = 0;
   /** Last state or address change (clock ms): the GC's age. */
   updatedAt = 0;
-  queue: PacketBuffer[] = [];
+  /** Packets waiting for the address, by value; null when none wait. */
+  queue: FrameQueue | null = null;
   /** Bytes of the frames in `queue`. */
   queuedBytes = 0;
   /** Set once removed from the table; late callbacks then do nothing. */
@@ -440,7 +448,7 @@ export class NeighborCache<K extends number | string> {
   /**
    * No usable entry: create an INCOMPLETE entry (if absent, or restart a
    * FAILED one) and send the first solicitation (RFC 4861 §7.2.2); queue a
-   * copy of `pkt` (from the pool) in the entry's bounded queue. The caller
+   * copy of `pkt` (its bytes and metadata) in the entry's bounded queue. The caller
    * keeps `pkt`. When the table is full even after GC, the packet is
    * dropped and counted in `tableFullDrops` (no `resolutionFailed`, as
    * Linux drops with ENOBUFS). If the entry turns out to be usable after
@@ -620,7 +628,7 @@ export class NeighborCache<K extends number | string> {
 
   /**
    * Delete the entry for `key` (any state): its timer is cancelled and
-   * queued packets go back to the pool (`queuedPacketsDiscarded`).
+   * queued packets are discarded (`queuedPacketsDiscarded`).
    *
    * @param key the neighbor's protocol address.
    */
@@ -687,7 +695,7 @@ export class NeighborCache<K extends number | string> {
         key: e.key,
         mac: e.hasMac ? e.mac.slice() : null,
         state: nudStateName(e.state),
-        queued: e.queue.length,
+        queued: e.queue?.length ?? 0,
         probes: e.probes,
         isRouter: e.isRouter,
       };
@@ -970,50 +978,96 @@ export class NeighborCache<K extends number | string> {
   }
 
   /**
-   * Queue a copy of `pkt` in a buffer sized to the frame (a 64-byte packet
-   * waiting for ARP holds a 256-byte buffer, not a 64 KiB super-frame
-   * buffer), from the cache's own free lists, so a flood to hosts that
-   * never answer allocates nothing per packet. Linux (__neigh_event_send)
-   * drops the oldest packets while the queue is over unres_qlen packets or
-   * unres_qlen_bytes bytes; the cache's total is bounded too.
+   * Queue a copy of `pkt` by value: its frame bytes and a 40-byte record of
+   * its offsets and offload metadata in the entry's {@link FrameQueue}, a
+   * ring sized to what it holds (a 64-byte packet costs 104 bytes of ring,
+   * not a buffer of its own with views). Rings come from the cache's own
+   * free list, so a flood to hosts that never answer allocates nothing per
+   * packet. Linux (__neigh_event_send) drops the oldest packets while the
+   * queue is over unres_qlen packets or unres_qlen_bytes bytes; the cache's
+   * total is bounded too. Both bounds count frame bytes, not records.
    */
   #enqueue(e: Entry<K>, pkt: PacketBuffer): void {
-    const q = e.queue;
     const cfg = this.#cfg;
     const len = pkt.end - pkt.start;
     if (cfg.queueLen === 0 || len > cfg.queueBytes) {
       this.stats.queuedPacketsDropped++;
       return;
     }
-    while (q.length > 0 && (q.length >= cfg.queueLen || e.queuedBytes + len > cfg.queueBytes)) {
-      this.#unqueue(e, q.shift()!);
-      this.stats.queuedPacketsDropped++;
+    let q = e.queue;
+    if (q !== null) {
+      while (
+        q.length > 0 && (q.length >= cfg.queueLen || e.queuedBytes + len > cfg.queueBytes)
+      ) {
+        this.#account(e, -q.shift());
+        this.stats.queuedPacketsDropped++;
+      }
     }
     if (this.#queuedBytes + len > cfg.queueBytesTotal) {
       this.stats.queueBytesDrops++;
+      if (q !== null && q.length === 0) {
+        e.queue = null;
+        this.#recycle(q);
+      }
       return;
     }
-    const copy = this.#buffers.copy(pkt);
-    q.push(copy);
-    e.queuedBytes += len;
-    this.#queuedBytes += len;
+    if (q === null) q = e.queue = this.#takeQueue(len);
+    q.push(pkt);
+    this.#account(e, len);
     this.stats.packetsQueued++;
   }
 
-  /** Account for a packet that left `e`'s queue and give its buffer back. */
-  #unqueue(e: Entry<K>, p: PacketBuffer): void {
-    const len = p.end - p.start;
-    e.queuedBytes -= len;
-    this.#queuedBytes -= len;
-    this.#buffers.put(p);
-    // Every queue is empty (a flood is over): free buffers beyond a few go.
-    if (this.#queuedBytes === 0 && this.#buffers.freeBytes > QUEUE_BUFFERS_KEPT_IDLE) {
-      this.#buffers.release();
+  #account(e: Entry<K>, delta: number): void {
+    e.queuedBytes += delta;
+    this.#queuedBytes += delta;
+  }
+
+  /** Free queue rings, reused by entries that start queueing. */
+  readonly #freeQueues: FrameQueue[] = [];
+  /** Bytes of the rings in {@link #freeQueues}. */
+  #freeQueueBytes = 0;
+  /** Buffers queued packets are sent from (more than one only when a send re-enters). */
+  readonly #sendBuffers: PacketBuffer[] = [];
+
+  /** An empty queue for a first packet of `len` bytes: a free ring that fits, else a new one. */
+  #takeQueue(len: number): FrameQueue {
+    const need = FRAME_RECORD_LEN + len;
+    const q = this.#freeQueues.pop();
+    if (q !== undefined) {
+      this.#freeQueueBytes -= q.capacity;
+      // Not a ring many times the packet: that memory would sit unused.
+      if (q.capacity <= Math.max(4 * need, 4096)) return q;
+    }
+    const cfg = this.#cfg;
+    return new FrameQueue(cfg.queueBytes + cfg.queueLen * FRAME_RECORD_LEN, need);
+  }
+
+  /** An emptied queue goes back to the free list (within bounds). */
+  #recycle(q: FrameQueue): void {
+    q.clear();
+    if (this.#freeQueueBytes + q.capacity <= QUEUE_BUFFERS_KEPT) {
+      this.#freeQueues.push(q);
+      this.#freeQueueBytes += q.capacity;
+    }
+    // Every queue is empty (a flood is over): free rings beyond a few go,
+    // and send buffers beyond one ordinary one.
+    if (this.#queuedBytes === 0) {
+      if (this.#freeQueueBytes > QUEUE_BUFFERS_KEPT_IDLE) {
+        this.#freeQueues.length = 0;
+        this.#freeQueueBytes = 0;
+      }
+      const b = this.#sendBuffers;
+      if (b.length > 1 || (b.length === 1 && b[0]!.data.length > SEND_BUFFER_MIN)) b.length = 0;
     }
   }
 
-  /** Buffers of queued packets, reused. */
-  readonly #buffers = new SizedBufferPool(1024 * 1024);
+  /** A buffer to send the oldest packet of `q` from (at its own offsets). */
+  #takeSendBuffer(q: FrameQueue): PacketBuffer {
+    const need = Math.max(q.frontEnd(), HEADROOM + q.frontLength());
+    const b = this.#sendBuffers.pop();
+    if (b !== undefined && b.data.length >= need) return b;
+    return new PacketBuffer(Math.max(need, SEND_BUFFER_MIN));
+  }
 
   /** Bytes in every entry's queue. */
   #queuedBytes = 0;
@@ -1023,22 +1077,46 @@ export class NeighborCache<K extends number | string> {
     return this.#queuedBytes;
   }
 
-  /** Send the queue to the entry's now-known address, returning buffers to the pool. */
-  #sendQueue(e: Entry<K>): void {
-    if (e.queue.length === 0) return;
+  /**
+   * Hand every packet of `e`'s queue, oldest first, to the protocol: sent
+   * to the now-known address, or (`failed`) to `resolutionFailed`. Each
+   * goes out of a send buffer of the cache's, at the offsets and with the
+   * offload metadata it was queued with. Packets queued meanwhile (a
+   * callback re-entered) wait in a new queue.
+   */
+  #drain(e: Entry<K>, failed: boolean): void {
     const q = e.queue;
-    e.queue = [];
-    for (const p of q) {
-      try {
-        if (e.dead || !e.hasMac) this.stats.queuedPacketsDiscarded++;
-        else {
-          this.stats.queuedPacketsSent++;
-          this.#protocol.sendQueued(e.key, e.mac, p);
+    if (q === null) return;
+    e.queue = null;
+    try {
+      while (q.length > 0) {
+        const b = this.#takeSendBuffer(q);
+        this.#account(e, -q.shiftInto(b));
+        try {
+          if (failed) {
+            this.stats.queuedPacketsFailed++;
+            this.#protocol.resolutionFailed(e.key, b);
+          } else if (e.dead || !e.hasMac) {
+            this.stats.queuedPacketsDiscarded++;
+          } else {
+            this.stats.queuedPacketsSent++;
+            this.#protocol.sendQueued(e.key, e.mac, b);
+          }
+        } finally {
+          this.#sendBuffers.push(b);
         }
-      } finally {
-        this.#unqueue(e, p);
       }
+    } finally {
+      // A callback threw: what is left is discarded, and accounted.
+      this.stats.queuedPacketsDiscarded += q.length;
+      this.#account(e, -q.frameBytes);
+      this.#recycle(q);
     }
+  }
+
+  /** Send the queue to the entry's now-known address. */
+  #sendQueue(e: Entry<K>): void {
+    this.#drain(e, false);
   }
 
   #fail(e: Entry<K>): void {
@@ -1048,17 +1126,7 @@ export class NeighborCache<K extends number | string> {
     e.probes = 0;
     this.stats.resolutionsFailed++;
     this.#noteFailed(e);
-    const q = e.queue;
-    if (q.length === 0) return;
-    e.queue = [];
-    for (const p of q) {
-      try {
-        this.stats.queuedPacketsFailed++;
-        this.#protocol.resolutionFailed(e.key, p);
-      } finally {
-        this.#unqueue(e, p);
-      }
-    }
+    this.#drain(e, true);
   }
 
   #enterReachable(e: Entry<K>, now: number): void {
@@ -1122,10 +1190,11 @@ export class NeighborCache<K extends number | string> {
     this.#counts[e.state]!--;
     this.#map.delete(nk(e.key));
     const q = e.queue;
-    if (q.length > 0) {
-      e.queue = [];
-      for (const p of q) this.#unqueue(e, p);
+    if (q !== null) {
+      e.queue = null;
       this.stats.queuedPacketsDiscarded += q.length;
+      this.#account(e, -q.frameBytes);
+      this.#recycle(q);
     }
   }
 }
