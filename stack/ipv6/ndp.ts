@@ -8,7 +8,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Nic } from "../nic.ts";
-import type { Ipv6InterfaceAddress, Ipv6Layer as Ipv6 } from "./_layer.ts";
+import type { Ipv6InterfaceAddress, Ipv6Layer as Ipv6, Ipv6NicState } from "./_layer.ts";
 import { IPV6_ALL_NODES as ALL_NODES } from "../wire/ipv6.ts";
 import {
   NDP_HOP_LIMIT,
@@ -103,17 +103,10 @@ export class Ndp {
           // Override (so a unicast owner's NA wins). Linux answers at once
           // unless proxy_delay asks for a random delay; tapir answers at once.
           if (!srcUnspecified && this.ipv6.anycastNic(target) === nic) {
-            if (slla >= 0) {
-              st.neighbors.handleSolicitation(
-                this.ipv6.keys.peek(d, srcOff),
-                d.subarray(slla, slla + this.#sllaLen),
-                true,
-              );
-            }
             this.sendAdvertisement(nic, target.slice(), d.subarray(srcOff, srcOff + 16), {
               solicited: true,
               override: false,
-            });
+            }, slla >= 0 ? this.#enterSolicitor(st, d, srcOff, slla) : null);
             return;
           }
           s.notForUs++;
@@ -130,19 +123,9 @@ export class Ndp {
           return;
         }
         if (addr.state === "duplicate") return;
-        if (
-          !srcUnspecified && slla >= 0 &&
-          !st.neighbors.handleSolicitation(
-            this.ipv6.keys.peek(d, srcOff),
-            d.subarray(slla, slla + this.#sllaLen),
-            true,
-          )
-        ) {
-          // The table is full (counted there): like Linux, no answer to a
-          // neighbour we could not enter, so an NS flood from random
-          // sources costs no NA (and no failed resolution for it) each.
-          return;
-        }
+        const toMac = !srcUnspecified && slla >= 0
+          ? this.#enterSolicitor(st, d, srcOff, slla)
+          : null;
         // §7.2.4: answer; to all-nodes without S when the source was ::.
         this.sendAdvertisement(
           nic,
@@ -152,6 +135,7 @@ export class Ndp {
             solicited: !srcUnspecified,
             override: true,
           },
+          toMac,
         );
         return;
       }
@@ -341,12 +325,42 @@ export class Ndp {
     }, unicastTo);
   }
 
-  /** Send an NA for our `target` (R set when forwarding, §7.2.4). */
+  /**
+   * RFC 4861 §7.2.3: enter (or update) the soliciting neighbour from its
+   * Source Link-Layer Address option at `d[slla]`.
+   *
+   * @returns null when it is in the table (the answer goes the normal way),
+   *   else its link-layer address, to answer to directly: the table is full
+   *   of entries younger than the forced GC takes (`tableFullDrops`, counted
+   *   there). Linux's ndisc_recv_ns answers only a neighbour it could enter,
+   *   but its neigh_forced_gc takes any entry not updated since the previous
+   *   forced GC, so under an NS flood from random sources its table churns
+   *   and a host that comes meanwhile still gets in. tapir keeps the flood's
+   *   young entries from displacing each other (no entry made and freed per
+   *   flood packet) and answers without an entry, so that host still
+   *   resolves us (bench:floods ns-random: 100 % ping loss through tapir
+   *   before, as no NA reached a host that came during the flood).
+   */
+  #enterSolicitor(
+    st: Ipv6NicState,
+    d: Uint8Array,
+    srcOff: number,
+    slla: number,
+  ): Uint8Array | null {
+    const mac = d.subarray(slla, slla + this.#sllaLen);
+    return st.neighbors.handleSolicitation(this.ipv6.keys.peek(d, srcOff), mac, true) ? null : mac;
+  }
+
+  /**
+   * Send an NA for our `target` (R set when forwarding, §7.2.4); to
+   * `dstMac` without resolving `dst` when given.
+   */
   sendAdvertisement(
     nic: Nic,
     target: Uint8Array,
     dst: Uint8Array,
     f: { solicited: boolean; override: boolean },
+    dstMac: Uint8Array | null = null,
   ): void {
     this.ipv6.stack.stats.ndp.advertisementsSent++;
     this.#send(nic, target, dst, {
@@ -356,7 +370,7 @@ export class Ndp {
       override: f.override,
       target,
       options: [{ kind: "targetLinkLayerAddress", mac: nic.mac }],
-    }, null);
+    }, dstMac);
   }
 
   /**
