@@ -546,9 +546,9 @@ export class NeighborCache<K extends number | string> {
    * @param mac the sender's link-layer address.
    * @param create false for RFC 826's rule: only requests that target us create entries.
    * @returns false when `create` asked for an entry and the table had no
-   *   room for it (`tableFullDrops`): the caller does not answer, as Linux's
-   *   ndisc_recv_ns and arp_process answer only a neighbour they could
-   *   enter, so a flood from random sources costs no reply each.
+   *   room for it (`tableFullDrops`); NDP then answers straight to `mac`
+   *   without an entry (ndp.ts), so a neighbour that comes during a flood
+   *   from random sources still resolves us.
    */
   handleSolicitation(key: K, mac: Uint8Array, create: boolean): boolean {
     if (mac.length === 0) return true;

@@ -187,3 +187,63 @@ Deno.test("an RA flood costs a parse a few times a second and locks no router ou
   assert.ok(routers().includes(KNOWN));
   h.close();
 });
+
+Deno.test("a router whose WAN learns from RAs forwards both ways through an RA flood on that WAN", () => {
+  const lab = routerLab6();
+  lab.r.ra.enableHost(lab.rWan, { solicit: false });
+  const atk = new RawHost6(lab.wan.port("atk"), rawMac(9), ["fe80::9"]);
+  lab.b.gatewayMac = lab.rWan.mac;
+  lab.a.gatewayMac = lab.rLan.mac;
+  let seed = 5;
+  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8;
+  const echo = (src: string, dst: string, type: number, seq: number) =>
+    ip6({
+      src,
+      dst,
+      proto: NH.ICMP6,
+      payload: icmp6(src, dst, type, 0, (1 << 16) | seq, new Uint8Array(8)),
+    });
+  let requests = 0, replies = 0, sent = 0;
+  // 5 s of flood_router26 at 3 RAs a millisecond, each from a new router
+  // with 25 new prefixes (random, outside both links), router lifetime
+  // 65,535 s; an echo request a → b every 50 ms, which b answers.
+  for (let ms = 0; ms < 5000; ms++) {
+    const prefixes = Array.from({ length: 25 }, () => {
+      const p = new Uint8Array(16);
+      p.set([0x20, 0x04, rnd() & 0xff, rnd() & 0xff, rnd() & 0xff, rnd() & 0xff]);
+      return p;
+    });
+    const r = rnd();
+    for (let k = 1; k <= 3; k++) {
+      atk.sendMulticast(
+        ra(
+          `fe80::${(r & 0xffff).toString(16)}:${k}`,
+          rawMac(2),
+          65_535,
+          prefixes,
+          3_145_728,
+          1_966_080,
+        ),
+        "ff02::1",
+      );
+    }
+    if (ms % 50 === 0) {
+      lab.a.send(echo("2001:db8:1::10", "2001:db8:2::10", T6.ECHO_REQUEST, sent++));
+    }
+    lab.clock.advance(1);
+    for (const f of lab.b.icmp6(T6.ECHO_REQUEST)) {
+      requests++;
+      lab.b.send(echo("2001:db8:2::10", "2001:db8:1::10", T6.ECHO_REPLY, readIpv6(f).l4[7]!));
+    }
+    lab.clock.advance(0);
+    replies += lab.a.icmp6(T6.ECHO_REPLY).length;
+    lab.a.clear();
+    lab.b.clear();
+    atk.clear();
+    lab.wan.log.length = 0;
+    lab.lan.log.length = 0;
+  }
+  assert.equal(requests, sent);
+  assert.ok(replies >= sent - 1, `${replies} of ${sent} replies`);
+  assert.ok(lab.r.ra.stats.advertisementsRateLimited > 10_000);
+});
