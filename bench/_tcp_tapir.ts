@@ -28,6 +28,7 @@ import {
   LinkDriver,
   loadConfig,
   openTap,
+  socketActivity,
   type Stack,
   SystemClock,
   type TapEndpoint,
@@ -162,6 +163,7 @@ async function tapirNet(file: string): Promise<{ net: Net; driver: LinkDriver; s
   });
   const driver = new LinkDriver({
     timers: stack.clock instanceof SystemClock ? stack.clock : undefined,
+    activity: socketActivity,
   });
   for (const t of taps) driver.add(t);
   return { net: stack, driver, stack };

@@ -12,7 +12,7 @@ import { getLogger, type LogLevel } from "@logtape/logtape";
 import { type Config, ConfigErrors, type InterfaceConfig, loadConfig } from "../config/mod.ts";
 import { buildStack, ServiceError, type ServiceOptions } from "../config/build.ts";
 import { applyConfig, type ReloadResult } from "../config/reload.ts";
-import { FileLeaseStore, type LinkEndpoint, SystemClock } from "../stack/mod.ts";
+import { FileLeaseStore, type LinkEndpoint, socketActivity, SystemClock } from "../stack/mod.ts";
 import { LinkDriver, openTap, PcapEndpoint, type TapEndpoint, TapError } from "../link/mod.ts";
 import {
   controlAnswer,
@@ -138,6 +138,7 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   }
   const driver = new LinkDriver({
     timers: stack.clock instanceof SystemClock ? stack.clock : undefined,
+    activity: socketActivity,
   });
   for (const t of taps) driver.add(t);
   stack.statsSources.set("driver", () => ({

@@ -23,6 +23,7 @@ import {
   LinkDriver,
   loadConfig,
   openTap,
+  socketActivity,
   SystemClock,
   type TapEndpoint,
   type TapirTcpConn,
@@ -55,7 +56,7 @@ const { stack } = buildStack(config, {
     return tap;
   },
 });
-const driver = new LinkDriver({ timers: clock });
+const driver = new LinkDriver({ timers: clock, activity: socketActivity });
 for (const t of taps) driver.add(t);
 
 const enc = new TextEncoder();

@@ -30,6 +30,7 @@ import {
   LinkDriver,
   loadConfig,
   openTap,
+  socketActivity,
   SystemClock,
   type TapEndpoint,
   type TapirTcpConn,
@@ -94,7 +95,7 @@ const { stack } = buildStack(config, {
     return tap;
   },
 });
-const driver = new LinkDriver({ timers: clock });
+const driver = new LinkDriver({ timers: clock, activity: socketActivity });
 for (const t of taps) driver.add(t);
 const running = driver.run();
 

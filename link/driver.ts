@@ -82,6 +82,17 @@ export interface LinkDriverOptions {
    * peak. Default 10 000.
    */
   trimIdleMs?: number;
+  /**
+   * A count that moves while the application makes progress on the
+   * stack's sockets (the stack's `socketActivity`). After a pass that
+   * moved frames the loop yields to promise continuations, and keeps
+   * yielding (up to 256 turns) while this count moves, before it waits in
+   * a poll: a reader woken by the frames then drains its receive buffer
+   * and reopens the window at once, rather than after a synchronous poll
+   * that no frame ends (the sender waits on that window). Without it the
+   * loop yields 4 turns.
+   */
+  activity?: () => number;
 }
 
 /** What the driver needs of a clock (the stack's `SystemClock` has it). */
@@ -115,6 +126,7 @@ export class LinkDriver {
   readonly #timers: DriverTimers | undefined;
   readonly #timerTurnMs: number;
   readonly #trimIdleMs: number;
+  readonly #activity: (() => number) | undefined;
   #eps: TapEndpoint[] = [];
   #lib: Libc | null = null;
   #wakeFd = -1;
@@ -152,6 +164,7 @@ export class LinkDriver {
     this.#timers = opts.timers;
     this.#timerTurnMs = opts.timerTurnMs ?? 100;
     this.#trimIdleMs = opts.trimIdleMs ?? 10_000;
+    this.#activity = opts.activity;
   }
 
   /** Start reading `ep` (wakes a running loop). */
@@ -216,7 +229,7 @@ export class LinkDriver {
         // Let the frames' consumers run (promise continuations: a socket's read,
         // write or accept that a frame just resolved) before polling again; a
         // synchronous poll would otherwise hold them until its budget runs out.
-        if (moved > 0 && !busy) { for (let i = 0; i < 4; i++) await null; }
+        if (moved > 0 && !busy) await this.#yieldToContinuations();
         this.#timers?.runDue();
         if (this.#dirty) this.#rebuild();
         const nfds = BigInt(this.#polled.length + 1);
@@ -282,6 +295,20 @@ export class LinkDriver {
       lib.sym.close(this.#wakeFd);
       this.#wakeFd = -1;
       this.#running = false;
+    }
+  }
+
+  /** Yield 4 microtask turns, and 4 more while the application's socket activity moves (≤ 256). */
+  async #yieldToContinuations(): Promise<void> {
+    const activity = this.#activity;
+    let seen = activity?.() ?? 0;
+    for (let turns = 0; turns < 256;) {
+      for (let i = 0; i < 4; i++) await null;
+      turns += 4;
+      if (activity === undefined) return;
+      const now = activity();
+      if (now === seen) return;
+      seen = now;
     }
   }
 

@@ -15,6 +15,21 @@ import { type TcpConnection, type TcpInfo, TcpState } from "./tcp/connection.ts"
 import { isUnspecified, netAddr, parseHost } from "./_addr.ts";
 import type { IpAddr } from "./udp.ts";
 
+/** Calls into the byte-stream sockets of every stack in this process; see {@link socketActivity}. */
+let socketCalls = 0;
+
+/**
+ * A count that moves whenever application code calls into a tapir
+ * stream socket (`read`, `write`, `accept`): the link driver's `activity`
+ * option. After a pass that moved frames the driver keeps yielding to
+ * promise continuations while it moves, so an application reading a
+ * full receive buffer drains it before the driver blocks in a poll (the
+ * kernel sender waits meanwhile on the window that read would open).
+ */
+export function socketActivity(): number {
+  return socketCalls;
+}
+
 /** Options of `stack.connect`, as Deno's `ConnectOptions` plus tapir's own. */
 export interface TcpConnectOptions {
   /** The remote address (an address literal: tapir's stack has no resolver). Default "127.0.0.1". */
@@ -159,6 +174,7 @@ export class TapirTcpConn implements Disposable {
    * @throws Deno.errors.BadResource after close()
    */
   async read(p: Uint8Array): Promise<number | null> {
+    socketCalls++;
     if (p.length === 0) return 0;
     for (;;) {
       if (this.#closed) throw badResource();
@@ -179,6 +195,7 @@ export class TapirTcpConn implements Disposable {
    * @throws Deno.errors.BrokenPipe after closeWrite(), Deno.errors.ConnectionReset after a reset
    */
   async write(p: Uint8Array): Promise<number> {
+    socketCalls++;
     if (p.length === 0) return 0;
     for (;;) {
       if (this.#closed) throw badResource();
@@ -324,6 +341,7 @@ export class TapirTcpListener implements AsyncIterable<TapirTcpConn>, Disposable
    * @throws Deno.errors.BadResource once the listener is closed
    */
   accept(): Promise<TapirTcpConn> {
+    socketCalls++;
     if (this.#l.closed) return Promise.reject(badResource());
     const c = this.#l.accept();
     if (c !== null) return Promise.resolve(new TapirTcpConn(c));
