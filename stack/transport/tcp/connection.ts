@@ -30,6 +30,9 @@ import type { TcpStats } from "../../stats.ts";
 
 const { FIN, SYN, RST, PSH, ACK, ECE, CWR } = TcpFlags;
 
+/** The SACK block ages of a connection with no out-of-order data. */
+const NO_BLOCKS: readonly number[] = Object.freeze([]);
+
 /** RFC 9293 §3.3.2 states, numbered; {@link TCP_STATE_NAMES} gives the names `ss` prints. */
 export const TcpState = {
   CLOSED: 0,
@@ -334,9 +337,10 @@ export class TcpConnection {
   #oooBytesEnd = 0;
   /**
    * When each out-of-order block last grew (a counter, one per block of
-   * {@link ooo}): SACK reports the most recent first (RFC 2018 §4).
+   * {@link ooo}): SACK reports the most recent first (RFC 2018 §4). Made
+   * with the first out-of-order block: an idle connection holds none.
    */
-  readonly #oooAge: number[] = [];
+  #oooAge: number[] | null = null;
   #oooClock = 0;
   /** A pending D-SACK block (RFC 2883): start, end, or −1. */
   #dsackStart = -1;
@@ -1438,7 +1442,7 @@ export class TcpConnection {
           this.rcvNxt = oEnd;
         }
         this.ooo.splice(0, 2);
-        this.#oooAge.splice(0, 1);
+        this.#oooAge!.splice(0, 1);
         filled = true;
       }
       if (this.#oooFin >= 0 && this.#oooFin === this.rcvNxt) {
@@ -1481,7 +1485,7 @@ export class TcpConnection {
       j += 2;
     }
     o.splice(i, j - i, s, e);
-    this.#oooAge.splice(i >> 1, (j - i) >> 1, ++this.#oooClock);
+    (this.#oooAge ??= []).splice(i >> 1, (j - i) >> 1, ++this.#oooClock);
     if (seqGt(e, this.#oooBytesEnd)) this.#oooBytesEnd = e;
   }
 
@@ -1585,7 +1589,7 @@ export class TcpConnection {
     }
     // RFC 2018 §4: the block of the latest segment first, then the most
     // recently reported ones (the oldest are left out when the option is full).
-    const o = this.ooo, age = this.#oooAge;
+    const o = this.ooo, age = this.#oooAge ?? NO_BLOCKS;
     let below = Infinity;
     while (n < max) {
       let best = -1;
