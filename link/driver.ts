@@ -229,7 +229,17 @@ export class LinkDriver {
         // Let the frames' consumers run (promise continuations: a socket's read,
         // write or accept that a frame just resolved) before polling again; a
         // synchronous poll would otherwise hold them until its budget runs out.
-        if (moved > 0 && !busy) await this.#yieldToContinuations();
+        // While the application's socket activity moves, 4 turns more (≤ 256).
+        if (moved > 0 && !busy) {
+          const activity = this.#activity;
+          let seen = activity?.() ?? 0;
+          for (let turns = 0; turns < 256; turns += 4) {
+            for (let i = 0; i < 4; i++) await null;
+            const now = activity?.() ?? seen;
+            if (now === seen) break;
+            seen = now;
+          }
+        }
         this.#timers?.runDue();
         if (this.#dirty) this.#rebuild();
         const nfds = BigInt(this.#polled.length + 1);
@@ -295,20 +305,6 @@ export class LinkDriver {
       lib.sym.close(this.#wakeFd);
       this.#wakeFd = -1;
       this.#running = false;
-    }
-  }
-
-  /** Yield 4 microtask turns, and 4 more while the application's socket activity moves (≤ 256). */
-  async #yieldToContinuations(): Promise<void> {
-    const activity = this.#activity;
-    let seen = activity?.() ?? 0;
-    for (let turns = 0; turns < 256;) {
-      for (let i = 0; i < 4; i++) await null;
-      turns += 4;
-      if (activity === undefined) return;
-      const now = activity();
-      if (now === seen) return;
-      seen = now;
     }
   }
 
