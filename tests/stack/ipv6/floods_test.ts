@@ -84,6 +84,20 @@ Deno.test("NS from unknown sources are answered but not entered once the neighbo
   assert.equal(lab.a.icmp6(T6.NA).length, 1);
 });
 
+/** A seeded linear congruential generator (24-bit values): the floods' randomness, reproducible. */
+function lcg(seed: number): () => number {
+  return () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8;
+}
+
+/** The 25 random /64 prefixes under `top` (their first 16 bits) of one flood_router26 RA. */
+function floodPrefixes(rnd: () => number, top: number): Uint8Array[] {
+  return Array.from({ length: 25 }, () => {
+    const p = new Uint8Array(16);
+    p.set([top >> 8, top & 0xff, rnd() & 0xff, rnd() & 0xff, rnd() & 0xff, rnd() & 0xff]);
+    return p;
+  });
+}
+
 /** An RA from `src` to all-nodes: router lifetime `lifetime` s, SLLA `mac`, these prefixes (/64, on-link, autonomous). */
 function ra(
   src: string,
@@ -129,15 +143,10 @@ Deno.test("an RA flood costs a parse a few times a second and locks no router ou
   // flood_router26 for 15 s: 1,000 RAs a second, each from a new router
   // with 25 new prefixes; the known router goes on with an RA every 3 s
   // (router lifetime 9 s: three missed RAs and it would be gone).
-  let seed = 99;
-  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8;
+  const rnd = lcg(99);
   const accepted0 = h.ra.stats.advertisementsAccepted;
   for (let ms = 0; ms < 15_000; ms++) {
-    const prefixes = Array.from({ length: 25 }, () => {
-      const p = new Uint8Array(16);
-      p.set([0x20, 0x12, rnd() & 0xff, rnd() & 0xff, rnd() & 0xff, rnd() & 0xff]);
-      return p;
-    });
+    const prefixes = floodPrefixes(rnd, 0x2012);
     const r = rnd();
     send(
       // flood_router26's RAs carry Reachable Time 3,145,728 ms and Retrans Timer 1,966,080 ms too.
@@ -194,8 +203,7 @@ Deno.test("a router whose WAN learns from RAs forwards both ways through an RA f
   const atk = new RawHost6(lab.wan.port("atk"), rawMac(9), ["fe80::9"]);
   lab.b.gatewayMac = lab.rWan.mac;
   lab.a.gatewayMac = lab.rLan.mac;
-  let seed = 5;
-  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8;
+  const rnd = lcg(5);
   const echo = (src: string, dst: string, type: number, seq: number) =>
     ip6({
       src,
@@ -208,11 +216,7 @@ Deno.test("a router whose WAN learns from RAs forwards both ways through an RA f
   // with 25 new prefixes (random, outside both links), router lifetime
   // 65,535 s; an echo request a → b every 50 ms, which b answers.
   for (let ms = 0; ms < 5000; ms++) {
-    const prefixes = Array.from({ length: 25 }, () => {
-      const p = new Uint8Array(16);
-      p.set([0x20, 0x04, rnd() & 0xff, rnd() & 0xff, rnd() & 0xff, rnd() & 0xff]);
-      return p;
-    });
+    const prefixes = floodPrefixes(rnd, 0x2004);
     const r = rnd();
     for (let k = 1; k <= 3; k++) {
       atk.sendMulticast(
