@@ -2,7 +2,8 @@
  * Firewall benchmark: UDP forwarding through a router on memory links
  * (h1 → r → h2), plain versus with conntrack, MASQUERADE and 100 filter
  * rules evaluated per packet (98 that do not match, then the conntrack
- * rule), and the cost of new flows through the NAT.
+ * rule), and the cost of new flows through the NAT — made (no per-source
+ * budget), or dropped because their source's budget is spent.
  *
  * `deno bench bench/firewall_bench.ts`
  *
@@ -20,20 +21,23 @@ const rules = (proto: string) => [
   `"-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"`,
   `"-i lan0 -o wan0 -j ACCEPT"`,
 ];
-const toml = (proto: string) => `
+const toml = (proto: string, budget: number) => `
 [firewall]
-conntrack = { max = 65536 }
+conntrack = { max = 65536, per_source_rate = ${budget}, per_source_burst = 1 }
 [firewall.filter]
 forward = { policy = "drop", rules = [${rules(proto).join(", ")}] }
 [firewall.ipv4.nat]
 postrouting = { rules = ["-o wan0 -j MASQUERADE"] }
 `;
 
-/** `ruleProto`: the protocol the 98 non-matching rules name (null: no firewall). */
-async function setup(ruleProto: string | null) {
+/**
+ * `ruleProto`: the protocol the 98 non-matching rules name (null: no
+ * firewall); `budget`: new connections a second per source (0: no limit).
+ */
+async function setup(ruleProto: string | null, budget = 0) {
   const t = triangle();
   if (ruleProto !== null) {
-    const fw = new Firewall(t.r, parseConfig(toml(ruleProto)).firewall);
+    const fw = new Firewall(t.r, parseConfig(toml(ruleProto, budget)).firewall);
     fw.install();
     t.r.firewall = fw;
   }
@@ -62,6 +66,8 @@ const plain = await setup(null);
 const fw = await setup("tcp");
 // The rules name UDP, the flow's own protocol: each is tested up to its port.
 const fwUdp = await setup("udp");
+// One new connection a second: the ping and the first flow spend it; the clock stands still.
+const spent = await setup("tcp", 1);
 for (const s of [plain, fw, fwUdp]) {
   s.send(4);
   if (s.received() !== 4) throw new Error(`setup broken: ${s.received()} of 4 delivered`);
@@ -88,7 +94,17 @@ Deno.bench(
   },
 );
 
-Deno.bench("new UDP flow through NAT (one packet each)", { group: "flows" }, () => {
+Deno.bench("new UDP flow through NAT (one packet each)", { group: "flows", baseline: true }, () => {
   fw.sendFrom(flowPort);
   flowPort = flowPort >= 65000 ? 1024 : flowPort + 1;
 });
+
+let spentPort = 1024;
+Deno.bench(
+  "new UDP flow over its source's budget, dropped (one packet each)",
+  { group: "flows" },
+  () => {
+    spent.sendFrom(spentPort);
+    spentPort = spentPort >= 65000 ? 1024 : spentPort + 1;
+  },
+);

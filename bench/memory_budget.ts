@@ -90,7 +90,12 @@ interface Row {
 
 function conntrack(): Row {
   const lab = routerLab();
-  firewallFrom(lab.r, `[firewall.ipv4.nat]\npostrouting = { rules = ["-o wan0 -j MASQUERADE"] }\n`);
+  // One source opens every flow at once: no per-source budget here.
+  firewallFrom(
+    lab.r,
+    `[firewall]\nconntrack = { per_source_rate = 0 }\n` +
+      `[firewall.ipv4.nat]\npostrouting = { rules = ["-o wan0 -j MASQUERADE"] }\n`,
+  );
   const n = 65_536;
   const before = heap();
   for (let i = 0; i < n; i++) {

@@ -331,6 +331,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "masqueradeFlushed": "Connections removed because their MASQUERADE address went away.",
     "tcpOutOfWindow":
       "TCP segments outside the tracked window (Linux tcp_in_window), made INVALID; also in `invalid`.",
+    "sourceBudgetDropped":
+      "First packets of new connections dropped before anything was made: their source's budget of new connections was spent.",
   },
   "Dhcpv4ServerStats": {
     "discoverReceived": "DHCPDISCOVER messages received.",

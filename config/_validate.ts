@@ -62,6 +62,7 @@ import { applyDnsDefaults, validateDns } from "./_dns.ts";
 import { validateTcp } from "./_tcp.ts";
 import { validateDnr } from "./_dnr.ts";
 import { validateSets } from "./_sets.ts";
+import { CT_PER_SOURCE_RATE } from "../stack/firewall/conntrack.ts";
 
 export { addressAt };
 import { BUILTIN_TARGETS, parseRule, type Rule, RuleError } from "./rule.ts";
@@ -1252,7 +1253,12 @@ function findLoops(ctx: Ctx, edges: Map<string, { to: string; path: string }[]>)
 
 function validateFirewall(ctx: Ctx, raw: unknown, path: string): FirewallConfig {
   const fw: FirewallConfig = {
-    conntrack: { max: 65536, tcpBeLiberal: false },
+    conntrack: {
+      max: 65536,
+      tcpBeLiberal: false,
+      perSourceRate: CT_PER_SOURCE_RATE,
+      perSourceBurst: 2 * CT_PER_SOURCE_RATE,
+    },
     shared: emptyTables(0),
     ipv4: emptyTables(4),
     ipv6: emptyTables(6),
@@ -1281,9 +1287,26 @@ function validateFirewall(ctx: Ctx, raw: unknown, path: string): FirewallConfig 
       ctx.err(at(path, "trace"), e.message);
     }
   }
-  const ct = subTable(ctx, t, "conntrack", path, ["max", "tcp_be_liberal"]);
-  fw.conntrack.max = int(ctx, ct, "max", at(path, "conntrack"), 65536, 1, 16_777_216);
-  fw.conntrack.tcpBeLiberal = bool(ctx, ct, "tcp_be_liberal", at(path, "conntrack"), false);
+  const ct = subTable(ctx, t, "conntrack", path, [
+    "max",
+    "tcp_be_liberal",
+    "per_source_rate",
+    "per_source_burst",
+  ]);
+  const ctPath = at(path, "conntrack");
+  fw.conntrack.max = int(ctx, ct, "max", ctPath, 65536, 1, 16_777_216);
+  fw.conntrack.tcpBeLiberal = bool(ctx, ct, "tcp_be_liberal", ctPath, false);
+  const rate = int(ctx, ct, "per_source_rate", ctPath, CT_PER_SOURCE_RATE, 0, 10_000_000);
+  fw.conntrack.perSourceRate = rate;
+  fw.conntrack.perSourceBurst = int(
+    ctx,
+    ct,
+    "per_source_burst",
+    ctPath,
+    Math.max(1, 2 * rate),
+    1,
+    100_000_000,
+  );
   for (const table of TABLES) {
     if (t[table] !== undefined) {
       fw.shared[table] = validateTable(ctx, t[table], at(path, table), table, 0, fw.sets);

@@ -124,6 +124,15 @@ function tcpEvent(flags: number): number {
   return 5;
 }
 
+/**
+ * New connections a second one source (IPv6: one /64) may start through
+ * PREROUTING, by default (`conntrack.per_source_rate`; the burst is twice
+ * it): well above what one host opens — a browser, a NATed LAN's DNS
+ * forwarder — and about a tenth of what tapir can set up, so that one
+ * flooding neighbour leaves the rest for everyone else.
+ */
+export const CT_PER_SOURCE_RATE = 5000;
+
 /** One direction's tuple: a node in the table's hash chains. */
 export class CtTuple {
   /** IP protocol, or `1 | icmpType << 8` for ICMP queries. */
@@ -235,6 +244,8 @@ export interface ConntrackStats {
   masqueradeFlushed: number;
   /** TCP segments outside the tracked window (Linux tcp_in_window), made INVALID; also in `invalid`. */
   tcpOutOfWindow: number;
+  /** First packets of new connections dropped before anything was made: their source's budget of new connections was spent. */
+  sourceBudgetDropped: number;
 }
 
 /** Result of {@link Conntrack.tcpUpdate}. */
@@ -262,6 +273,7 @@ export class Conntrack {
     invalid: 0,
     masqueradeFlushed: 0,
     tcpOutOfWindow: 0,
+    sourceBudgetDropped: 0,
   };
   /**
    * Accept TCP segments outside the window instead of marking them

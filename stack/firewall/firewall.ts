@@ -30,6 +30,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { SourceBudget } from "./source_budget.ts";
 import { ipv6Hash } from "../ipv6/addr_map.ts";
 import type { Nic } from "../nic.ts";
 import type { Clock } from "../clock.ts";
@@ -51,6 +52,7 @@ import {
 import {
   type Conn,
   Conntrack,
+  CT_PER_SOURCE_RATE,
   CT_TIMEOUTS,
   CtStatus,
   TCP_CT_STATE_NAMES,
@@ -121,6 +123,10 @@ class PacketRecord {
   ct = 0;
   notrack = false;
   traced = false;
+  /** A connection this packet starts is charged to its source's budget (PREROUTING). */
+  budget = false;
+  /** It would have started one, and its source's budget was spent: drop it. */
+  overBudget = false;
 }
 
 /** What {@link Firewall}'s `#apply` returns for a target after which the walk goes on. */
@@ -334,6 +340,9 @@ export class Firewall {
   #tupleIsError = false;
   /** The TCP state of the connection {@link #firstTimeout} judged. */
   #tcpState = 0;
+  /** New connections a second each source may start (IPv6: each /64), by family. */
+  readonly #budget4: SourceBudget;
+  readonly #budget6: SourceBudget;
   /** The TCP segment at hand, for the window tracking ({@link #tcpSegment}). */
   readonly #seg = new TcpSegment();
   /** The two families the one set of hooks runs for, and their hooks. */
@@ -373,6 +382,8 @@ export class Firewall {
     for (const [name, s] of spec.sets ?? []) this.sets.set(name, new IpSet(s, stack.clock));
     this.conntrack = new Conntrack(stack.clock, spec.conntrack.max);
     this.conntrack6 = new Conntrack(stack.clock, spec.conntrack.max);
+    this.#budget4 = new SourceBudget(stack.clock, 0, 1);
+    this.#budget6 = new SourceBudget(stack.clock, 0, 1);
     this.matchState = new MatchState(stack);
     this.conntrack6.onRemove = (c) => this.#releaseIds6(c);
     const family = (
@@ -414,8 +425,12 @@ export class Firewall {
 
   /** Conntrack settings a reload may change (not the table size). */
   #settings(spec: FirewallSpec): void {
-    this.conntrack.tcpBeLiberal = this.conntrack6.tcpBeLiberal = spec.conntrack.tcpBeLiberal ??
-      false;
+    const c = spec.conntrack;
+    this.conntrack.tcpBeLiberal = this.conntrack6.tcpBeLiberal = c.tcpBeLiberal ?? false;
+    const rate = c.perSourceRate ?? CT_PER_SOURCE_RATE;
+    const burst = c.perSourceBurst ?? Math.max(1, 2 * rate);
+    this.#budget4.configure(rate, burst);
+    this.#budget6.configure(rate, burst);
   }
 
   /** Compile `spec`'s tables for both families and point the hooks' chain shortcuts at them. */
@@ -632,7 +647,10 @@ export class Firewall {
         const p = this.#first(f, pkt, ipOff, inNic, null);
         const c = f.chains;
         if (!this.#chain(f.raw, c.rawPre, p, pkt, ipOff, inNic)) return false;
+        rec.budget = true;
         f.track(rec, p);
+        // Counted by conntrack (sourceBudgetDropped); nothing was made for it.
+        if (rec.overBudget) return false;
         if (!this.#chain(f.mangle, c.manglePre, p, pkt, ipOff, inNic)) return false;
         if (f.nat !== null && !this.#natStep(rec, p, Manip.DST, f.nat, c.natPre)) return false;
         this.#store(pkt, rec, p);
@@ -718,6 +736,7 @@ export class Firewall {
     rec.dir = 0;
     rec.ct = 0;
     rec.notrack = false;
+    rec.budget = rec.overBudget = false;
     p.conn = null;
     p.mark = 0;
     pkt.mark = 0;
@@ -744,6 +763,7 @@ export class Firewall {
     rec.ct = p.ctState = info & 0xff;
     p.conn = rec.conn;
     rec.notrack = false;
+    rec.budget = rec.overBudget = false;
     rec.traced = this.#tracing = (info & INFO_TRACED) !== 0;
     p.mark = pkt.mark;
     return rec;
@@ -788,6 +808,7 @@ export class Firewall {
     if (t !== null) return this.#seen(ct, rec, p, t.conn, t.dir, 1);
     const timeout = this.#firstTimeout(p, ICMPV4_TRACKING);
     if (timeout < 0) return this.#invalid(rec, p);
+    if (rec.budget && !this.#budget4.take(p.src, 0)) return this.#overBudget(ct, rec, p);
     const c = ct.create(this.#key, p.src, p.dst, this.#sport, this.#dport, this.#replyKey);
     this.#begin(ct, rec, p, c, timeout);
   }
@@ -836,6 +857,11 @@ export class Firewall {
     if (t !== null) return this.#seen(ct, rec, p, t.conn, t.dir, 58);
     const timeout = this.#firstTimeout(p, ICMPV6_TRACKING);
     if (timeout < 0) return this.#invalid(rec, p);
+    // The source's /64: what one host (or one attacker) holds.
+    if (
+      rec.budget &&
+      !this.#budget6.take(p.pkt!.view.getInt32(p.srcOff), p.pkt!.view.getInt32(p.srcOff + 4))
+    ) return this.#overBudget(ct, rec, p);
     // The previous new connection never made it into the table: forget its addresses.
     const old = this.#pending6;
     if (old !== null && !old.has(CtStatus.CONFIRMED)) this.#releaseIds6(old);
@@ -1003,6 +1029,14 @@ export class Firewall {
 
   #natBits(c: Conn): number {
     return (c.has(CtStatus.SRC_NAT) ? CtBit.SNAT : 0) | (c.has(CtStatus.DST_NAT) ? CtBit.DNAT : 0);
+  }
+
+  /** A new connection from a source whose budget is spent: nothing is made, the packet goes. */
+  #overBudget(ct: Conntrack, rec: PacketRecord, p: PacketInfo): void {
+    ct.stats.sourceBudgetDropped++;
+    rec.overBudget = true;
+    rec.conn = null;
+    this.#setCt(rec, p, CtBit.INVALID);
   }
 
   #invalid(rec: PacketRecord, p: PacketInfo): void {

@@ -278,6 +278,10 @@ export interface FirewallSpec {
     max: number;
     /** Out-of-window TCP segments are not INVALID (`nf_conntrack_tcp_be_liberal`); default false. */
     tcpBeLiberal?: boolean;
+    /** New connections a second each source (IPv6: /64) may start from outside (0: no limit); default conntrack.ts CT_PER_SOURCE_RATE. */
+    perSourceRate?: number;
+    /** The bucket depth of that budget; default twice the rate. */
+    perSourceBurst?: number;
   };
   /** Named sets by name (`[firewall.sets.NAME]`); absent: none. */
   sets?: Map<string, FirewallSetSpec>;
