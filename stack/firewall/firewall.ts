@@ -857,11 +857,7 @@ export class Firewall {
     if (t !== null) return this.#seen(ct, rec, p, t.conn, t.dir, 58);
     const timeout = this.#firstTimeout(p, ICMPV6_TRACKING);
     if (timeout < 0) return this.#invalid(rec, p);
-    // The source's /64: what one host (or one attacker) holds.
-    if (
-      rec.budget &&
-      !this.#budget6.take(p.pkt!.view.getInt32(p.srcOff), p.pkt!.view.getInt32(p.srcOff + 4))
-    ) return this.#overBudget(ct, rec, p);
+    if (rec.budget && !this.#takeBudget6(p)) return this.#overBudget(ct, rec, p);
     // The previous new connection never made it into the table: forget its addresses.
     const old = this.#pending6;
     if (old !== null && !old.has(CtStatus.CONFIRMED)) this.#releaseIds6(old);
@@ -1029,6 +1025,19 @@ export class Firewall {
 
   #natBits(c: Conn): number {
     return (c.has(CtStatus.SRC_NAT) ? CtBit.SNAT : 0) | (c.has(CtStatus.DST_NAT) ? CtBit.DNAT : 0);
+  }
+
+  /**
+   * Charge a new IPv6 connection to its source: the /64, which one host
+   * (or one attacker) holds — but a link-local source by its interface
+   * identifier, since every host on the link shares fe80::/64.
+   */
+  #takeBudget6(p: PacketInfo): boolean {
+    const v = p.pkt!.view, o = p.srcOff;
+    const linkLocal = (v.getUint16(o) & 0xffc0) === 0xfe80;
+    return linkLocal
+      ? this.#budget6.take(v.getInt32(o + 8), v.getInt32(o + 12))
+      : this.#budget6.take(v.getInt32(o), v.getInt32(o + 4));
   }
 
   /** A new connection from a source whose budget is spent: nothing is made, the packet goes. */

@@ -7,6 +7,7 @@ import { triangle, watch } from "../../topology/_topology.ts";
 import { hostLab6 } from "../../topology/_topology6.ts";
 import { ADDR6 } from "../../topology/_packets6.ts";
 import { firewallFrom } from "./_fw.ts";
+import { run } from "./_packets.ts";
 
 const A = 0xc000020a, B = 0xc000020b;
 
@@ -125,6 +126,27 @@ Deno.test("per-source budget (IPv6): one /64 shares one budget", () => {
   assert.equal(got.size, 0, "the other address of the same /64 is charged to it");
   assert.equal(fw.conntrack6.stats.sourceBudgetDropped, 1);
   assert.equal(fw.conntrack.stats.sourceBudgetDropped, 0, "the IPv4 table is not charged");
+});
+
+Deno.test("per-source budget (IPv6): link-local sources are told apart by their interface identifier", () => {
+  const t = hostLab6();
+  const fw = firewallFrom(t.r, budgetToml(1, 2));
+  const to = (src: string, sport: number) =>
+    run(fw, t, {
+      family: 6,
+      src,
+      dst: "fe80::1",
+      proto: 17,
+      sport,
+      dport: 547,
+      flags: 0,
+      icmpType: -1,
+      icmpCode: -1,
+      path: "in",
+    })[0];
+  assert.deepEqual([to("fe80::a", 1), to("fe80::a", 2), to("fe80::a", 3)], [true, true, false]);
+  assert.ok(to("fe80::b", 1), "another host of the link has its own budget");
+  assert.equal(fw.conntrack6.stats.sourceBudgetDropped, 1);
 });
 
 Deno.test("per-source budget: per_source_rate = 0 turns it off; a reload changes it, the buckets stay", () => {
