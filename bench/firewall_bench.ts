@@ -72,6 +72,8 @@ for (const s of [plain, fw, fwUdp]) {
   s.send(4);
   if (s.received() !== 4) throw new Error(`setup broken: ${s.received()} of 4 delivered`);
 }
+spent.sendFrom(1);
+if (spent.received() !== 0) throw new Error("setup broken: a flow over budget was delivered");
 let flowPort = 1024;
 
 Deno.bench("forward UDP, no firewall (64 packets)", { group: "forward", baseline: true }, () => {
