@@ -62,7 +62,7 @@ import { applyDnsDefaults, validateDns } from "./_dns.ts";
 import { validateTcp } from "./_tcp.ts";
 import { validateDnr } from "./_dnr.ts";
 import { validateSets } from "./_sets.ts";
-import { CT_PER_SOURCE_RATE } from "../stack/firewall/conntrack.ts";
+import { CT_PER_SOURCE_RATE, ctPerSourceBurst } from "../stack/firewall/conntrack.ts";
 
 export { addressAt };
 import { BUILTIN_TARGETS, parseRule, type Rule, RuleError } from "./rule.ts";
@@ -1257,7 +1257,7 @@ function validateFirewall(ctx: Ctx, raw: unknown, path: string): FirewallConfig 
       max: 65536,
       tcpBeLiberal: false,
       perSourceRate: CT_PER_SOURCE_RATE,
-      perSourceBurst: 2 * CT_PER_SOURCE_RATE,
+      perSourceBurst: ctPerSourceBurst(CT_PER_SOURCE_RATE),
     },
     shared: emptyTables(0),
     ipv4: emptyTables(4),
@@ -1303,7 +1303,7 @@ function validateFirewall(ctx: Ctx, raw: unknown, path: string): FirewallConfig 
     ct,
     "per_source_burst",
     ctPath,
-    Math.max(1, 2 * rate),
+    ctPerSourceBurst(rate),
     1,
     100_000_000,
   );

@@ -133,6 +133,11 @@ function tcpEvent(flags: number): number {
  */
 export const CT_PER_SOURCE_RATE = 5000;
 
+/** The default depth of a source's bucket for a budget of `rate` a second: twice it (at least 1). */
+export function ctPerSourceBurst(rate: number): number {
+  return Math.max(1, 2 * rate);
+}
+
 /** One direction's tuple: a node in the table's hash chains. */
 export class CtTuple {
   /** IP protocol, or `1 | icmpType << 8` for ICMP queries. */

@@ -54,6 +54,7 @@ import {
   Conntrack,
   CT_PER_SOURCE_RATE,
   CT_TIMEOUTS,
+  ctPerSourceBurst,
   CtStatus,
   TCP_CT_STATE_NAMES,
   TcpSegment,
@@ -123,7 +124,7 @@ class PacketRecord {
   ct = 0;
   notrack = false;
   traced = false;
-  /** A connection this packet starts is charged to its source's budget (PREROUTING). */
+  /** A connection this packet starts is charged to its source's budget (set only around PREROUTING's tracking). */
   budget = false;
   /** It would have started one, and its source's budget was spent: drop it. */
   overBudget = false;
@@ -428,7 +429,7 @@ export class Firewall {
     const c = spec.conntrack;
     this.conntrack.tcpBeLiberal = this.conntrack6.tcpBeLiberal = c.tcpBeLiberal ?? false;
     const rate = c.perSourceRate ?? CT_PER_SOURCE_RATE;
-    const burst = c.perSourceBurst ?? Math.max(1, 2 * rate);
+    const burst = c.perSourceBurst ?? ctPerSourceBurst(rate);
     this.#budget4.configure(rate, burst);
     this.#budget6.configure(rate, burst);
   }
@@ -648,7 +649,9 @@ export class Firewall {
         const c = f.chains;
         if (!this.#chain(f.raw, c.rawPre, p, pkt, ipOff, inNic)) return false;
         rec.budget = true;
+        rec.overBudget = false;
         f.track(rec, p);
+        rec.budget = false;
         // Counted by conntrack (sourceBudgetDropped); nothing was made for it.
         if (rec.overBudget) return false;
         if (!this.#chain(f.mangle, c.manglePre, p, pkt, ipOff, inNic)) return false;
@@ -736,7 +739,6 @@ export class Firewall {
     rec.dir = 0;
     rec.ct = 0;
     rec.notrack = false;
-    rec.budget = rec.overBudget = false;
     p.conn = null;
     p.mark = 0;
     pkt.mark = 0;
@@ -763,7 +765,6 @@ export class Firewall {
     rec.ct = p.ctState = info & 0xff;
     p.conn = rec.conn;
     rec.notrack = false;
-    rec.budget = rec.overBudget = false;
     rec.traced = this.#tracing = (info & INFO_TRACED) !== 0;
     p.mark = pkt.mark;
     return rec;

@@ -71,11 +71,6 @@ export class SourceBudget {
     this.burst = burst;
   }
 
-  /** Forget every source. */
-  clear(): void {
-    this.#used.fill(0);
-  }
-
   /**
    * Take a token from the bucket of the source with key (`k0`, `k1`) —
    * IPv4: the address and 0; IPv6: the /64's two words. False when it is empty.
