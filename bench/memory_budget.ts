@@ -189,7 +189,8 @@ function reassembly(): Row {
     table: "IPv4 reassembly",
     limit: "4 MiB (reassembly_memory)",
     entries: counter(lab.r, "reassembly.ipv4.fragmentsReceived") -
-      counter(lab.r, "reassembly.ipv4.evictedForMemory"),
+      counter(lab.r, "reassembly.ipv4.evictedForMemory") -
+      counter(lab.r, "reassembly.ipv4.memoryLimitDropped"),
     heapBytes: after - before,
     accounted: counter(lab.r, "reassembly.ipv4.memoryInUse"),
   };

@@ -259,7 +259,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "overlapsDropped":
       "Datagrams dropped because a fragment overlapped one already held (RFC 5722).",
     "timeouts": "Datagrams dropped because their reassembly timer expired while still incomplete.",
-    "evictedForMemory": "Datagrams evicted (oldest first) to keep the memory held under the limit.",
+    "evictedForMemory":
+      "Datagrams evicted (oldest first, each incomplete for at least a second) to keep the memory held under the limit.",
     "tooLongDropped":
       "Fragments dropped because they would make the datagram exceed its maximum length.",
     "inconsistentDropped":
@@ -269,7 +270,7 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
     "lateFragmentsDropped":
       "Fragments dropped because their datagram was already dropped and its key is remembered until the timeout.",
     "memoryLimitDropped":
-      "Fragments dropped because they did not fit in the memory limit even after evicting every other datagram.",
+      "Fragments dropped because they did not fit in the memory limit and no datagram was old enough to evict.",
     "bufferPoolExhausted":
       "Datagrams dropped when complete because the buffer pool had no buffer to hand them over in.",
     "memoryInUse": "Gauge: bytes currently charged to datagrams under reassembly.",

@@ -12,8 +12,10 @@
  * room: exact duplicates are ignored; any other overlap drops the whole
  * datagram and the key is remembered until its timeout so later fragments
  * of it are dropped too; memory held is bounded (each fragment is charged
- * what it really holds, as Linux charges an skb's truesize) and the oldest
- * datagrams are evicted first when a new one would not fit.
+ * what it really holds, as Linux charges an skb's truesize). When a new
+ * fragment would not fit, the oldest datagrams are evicted first, but only
+ * those that have waited {@link REASSEMBLY_EVICT_AGE_MS}; otherwise the
+ * fragment is dropped, as Linux drops every fragment over its limit.
  *
  * @module
  */
@@ -29,6 +31,20 @@ import type { BufferPool, PacketBuffer } from "./wire/packet_buffer.ts";
 export const REASSEMBLY_DATAGRAM_OVERHEAD = 512;
 /** Bytes charged for each fragment held besides its chunk's capacity: the chunk's object and its malloc header. */
 export const REASSEMBLY_FRAGMENT_OVERHEAD = 256;
+
+/**
+ * How long a datagram must have waited before a new one may evict it when
+ * the memory limit is reached. Linux (inet_frag_find since 4.17) evicts
+ * nothing: over ipfrag_high_thresh every fragment is dropped until timers
+ * free memory, up to 60 s (IPv6) after a flood ends. tapir refuses new
+ * datagrams while every datagram held is younger than this (a flood's
+ * fragments then cost a lookup, not a copy into memory that a copy
+ * evicts), and lets the ones that waited this long go to make room: the
+ * fragments of a datagram arrive back to back, so one incomplete for a
+ * second is as good as lost, and fragments work again a second after a
+ * flood.
+ */
+export const REASSEMBLY_EVICT_AGE_MS = 1000;
 
 /**
  * Capacities of the chunks fragments are copied into: a fragment is charged
@@ -111,7 +127,7 @@ export interface ReassemblyStats {
   overlapsDropped: number;
   /** Datagrams dropped because their reassembly timer expired while still incomplete. */
   timeouts: number;
-  /** Datagrams evicted (oldest first) to keep the memory held under the limit. */
+  /** Datagrams evicted (oldest first, each incomplete for at least a second) to keep the memory held under the limit. */
   evictedForMemory: number;
   /** Fragments dropped because they would make the datagram exceed its maximum length. */
   tooLongDropped: number;
@@ -121,7 +137,7 @@ export interface ReassemblyStats {
   malformedDropped: number;
   /** Fragments dropped because their datagram was already dropped and its key is remembered until the timeout. */
   lateFragmentsDropped: number;
-  /** Fragments dropped because they did not fit in the memory limit even after evicting every other datagram. */
+  /** Fragments dropped because they did not fit in the memory limit and no datagram was old enough to evict. */
   memoryLimitDropped: number;
   /** Datagrams dropped when complete because the buffer pool had no buffer to hand them over in. */
   bufferPoolExhausted: number;
@@ -563,12 +579,20 @@ export class Reassembler<K extends string | number> {
     return Math.max(0, this.#pool.size - (this.#maxLen + this.#fixedHeaderLen));
   }
 
-  /** Make room for `need` more bytes by evicting the oldest datagrams other than `keep`. */
+  /**
+   * Make room for `need` more bytes by evicting the oldest datagrams other
+   * than `keep`, but only those incomplete for at least
+   * {@link REASSEMBLY_EVICT_AGE_MS}: when every datagram held is younger,
+   * the fragment is refused.
+   */
   #reserve(need: number, keep: Datagram<K> | undefined): boolean {
     const st = this.stats;
+    if (st.memoryInUse + need <= this.#memoryLimit) return true;
+    // Made at or before now - age, so its timer runs out at or before this.
+    const latest = this.#clock.now() - REASSEMBLY_EVICT_AGE_MS + this.#timeoutMs;
     while (st.memoryInUse + need > this.#memoryLimit) {
       const victim = this.#oldest(keep);
-      if (victim === undefined) return false;
+      if (victim === undefined || victim.expiresAt > latest) return false;
       st.evictedForMemory++;
       this.#forget(victim);
     }

@@ -7,6 +7,7 @@ import {
   Reassembler,
   type ReassemblerOptions,
   REASSEMBLY_DATAGRAM_OVERHEAD,
+  REASSEMBLY_EVICT_AGE_MS,
   REASSEMBLY_FRAGMENT_OVERHEAD,
   type ReassemblyResult,
 } from "../../stack/reassembly.ts";
@@ -421,7 +422,7 @@ Deno.test("Reassembler times out incomplete datagrams", async (t) => {
   }
 });
 
-Deno.test("Reassembler bounds memory by evicting the oldest datagrams", async (t) => {
+Deno.test("Reassembler bounds memory: a flood past the limit is refused, datagrams that waited a second are evicted", async (t) => {
   // A datagram holding one 8-byte fragment (no header): its record, the
   // fragment's record and a 64-byte chunk.
   const perDatagram = REASSEMBLY_DATAGRAM_OVERHEAD + REASSEMBLY_FRAGMENT_OVERHEAD + 64;
@@ -437,27 +438,62 @@ Deno.test("Reassembler bounds memory by evicting the oldest datagrams", async (t
     const held = Math.floor(limit / each);
     const n = 20_000;
     for (let i = 0; i < n; i++) {
-      assert.equal(feed(r, `k${i}`, src, 20, { off: 0, len: 992, more: true }).kind, "pending");
+      const res = feed(r, `k${i}`, src, 20, { off: 0, len: 992, more: true });
+      assert.equal(res.kind, i < held ? "pending" : "dropped", `k${i}`);
       assert.ok(r.stats.memoryInUse <= limit);
     }
     assert.equal(r.stats.memoryInUse, r.memoryInUse());
     assert.equal(r.size(), held);
     assert.ok(held > 2000, `${held} datagrams held`);
-    assert.equal(r.stats.evictedForMemory, n - held);
+    // On a still clock nothing held has waited a second: the rest of the
+    // flood is refused and copies nothing, the datagrams held stay.
+    assert.equal(r.stats.memoryLimitDropped, n - held);
+    assert.equal(r.stats.evictedForMemory, 0);
     assert.equal(pool.inUse(), 0, "no pool buffer is held while fragments wait");
     assert.equal(pool.made(), 0);
     assert.equal(clock.pending(), 1, "one timer for every datagram");
-    // The newest survived; the oldest were evicted: completing an evicted one starts over.
-    const last = feed(r, `k${n - 1}`, src, 20, { off: 992, len: 4, more: false });
-    assert.equal(last.kind, "complete");
-    assert.deepEqual(completeBytes(last), src.data.slice(0, 20 + 996));
-    release(pool, last);
-    assert.equal(feed(r, "k0", src, 20, { off: 992, len: 4, more: false }).kind, "pending");
-    clock.advance(30_000);
-    assert.equal(timeouts.length, held, "evicted datagrams do not time out");
+    // A datagram held still completes; a refused one starts over.
+    const first = feed(r, "k0", src, 20, { off: 992, len: 4, more: false });
+    assert.equal(first.kind, "complete");
+    assert.deepEqual(completeBytes(first), src.data.slice(0, 20 + 996));
+    release(pool, first);
+    const late = `k${n - 1}`;
+    assert.equal(feed(r, late, src, 20, { off: 992, len: 4, more: false }).kind, "pending");
+    // What k0 left is taken by new datagrams until one is refused.
+    let filled = 0;
+    while (feed(r, `fill${filled}`, src, 20, { off: 0, len: 992, more: true }).kind === "pending") {
+      filled++;
+    }
+    assert.ok(filled <= 1, `${filled} filled`);
+    // One millisecond short of the age, a new datagram is still refused;
+    // at the age, it evicts the oldest (k1: k0 is done).
+    clock.advance(REASSEMBLY_EVICT_AGE_MS - 1);
+    const refused = r.stats.memoryLimitDropped;
+    assert.equal(feed(r, "new", src, 20, { off: 0, len: 992, more: true }).kind, "dropped");
+    assert.equal(r.stats.memoryLimitDropped, refused + 1);
+    assert.equal(r.stats.evictedForMemory, 0);
+    clock.advance(1);
+    assert.equal(feed(r, "new", src, 20, { off: 0, len: 992, more: true }).kind, "pending");
+    const evicted = r.stats.evictedForMemory;
+    assert.ok(evicted >= 1 && evicted <= 2, `${evicted} evicted`);
+    assert.equal(
+      feed(r, "k1", src, 20, { off: 992, len: 4, more: false }).kind,
+      "pending",
+      "k1 starts over",
+    );
+    const kept = feed(r, `k${evicted + 2}`, src, 20, { off: 992, len: 4, more: false });
+    assert.equal(kept.kind, "complete", "the next oldest was kept");
+    release(pool, kept);
+    assert.ok(r.stats.memoryInUse <= limit);
+    clock.advance(31_000);
+    assert.ok(timeouts.length > held - 10, `${timeouts.length} timed out`);
     for (const x of timeouts) {
-      // k0 came back with only its last fragment: no fragment 0 to quote.
-      assert.equal(x.first?.payloadLen ?? null, x.key === "k0" ? null : 992, x.key);
+      // Those that came back with only their last fragment have no fragment 0 to quote.
+      assert.equal(
+        x.first?.payloadLen ?? null,
+        x.key === late || x.key === "k1" ? null : 992,
+        x.key,
+      );
     }
     assert.equal(r.size(), 0);
     assert.equal(r.stats.memoryInUse, 0);
@@ -482,15 +518,22 @@ Deno.test("Reassembler bounds memory by evicting the oldest datagrams", async (t
     assert.equal(clock.pending(), 0);
   });
   await t.step("remembered (dropped) keys are evicted like the rest", () => {
-    const { r } = rig({ memoryLimit: perDatagram + REASSEMBLY_DATAGRAM_OVERHEAD });
+    const { clock, r } = rig({ memoryLimit: perDatagram + REASSEMBLY_DATAGRAM_OVERHEAD });
     const src = source(20, 64);
     feed(r, "a", src, 20, { off: 8, len: 8, more: true });
     feed(r, "a", src, 20, { off: 0, len: 16, more: true }); // overlap: "a" remembered
     feed(r, "b", src, 20, { off: 8, len: 8, more: true });
     assert.equal(r.size(), 2);
+    assert.equal(
+      feed(r, "c", src, 20, { off: 8, len: 8, more: true }).kind,
+      "dropped",
+      "both are young",
+    );
+    clock.advance(REASSEMBLY_EVICT_AGE_MS);
     feed(r, "c", src, 20, { off: 8, len: 8, more: true });
     assert.equal(r.stats.evictedForMemory, 2);
     assert.equal(r.size(), 1);
+    clock.advance(REASSEMBLY_EVICT_AGE_MS);
     assert.equal(feed(r, "a", src, 20, { off: 8, len: 8, more: true }).kind, "pending");
   });
   await t.step("a limit smaller than one datagram drops every fragment", () => {
