@@ -294,9 +294,12 @@ class Entry<K> {
   /** Queued in the cache's FAILED FIFO. */
   inFailedList = false;
   /**
-   * Made by a solicitation (STALE) and nothing sent to it or confirmed
-   * since: what a flood of NS/ARP from random sources leaves. The forced GC
-   * takes these before the entries of neighbours that carry traffic.
+   * Made by a solicitation (STALE) and never confirmed reachable nor
+   * resolved for traffic of ours since: what a flood of NS/ARP from random
+   * sources leaves. Our answer to its solicitation (an NA sent through the
+   * entry) moves it to DELAY and PROBE as RFC 4861 §7.3.3 says, but does
+   * not make it used. The forced GC takes these before the entries of
+   * neighbours that carry traffic.
    */
   unused = false;
   /** The timer callback, made once per entry. */
@@ -888,23 +891,29 @@ export class NeighborCache<K extends number | string> {
     this.#counts[s]!++;
     e.state = s;
     e.updatedAt = now;
-    // Sent to (DELAY, PROBE, INCOMPLETE), confirmed (REACHABLE) or made static: in use.
-    if (e.unused && s !== STALE && s !== FAILED) {
+    // Confirmed (REACHABLE), resolved for our traffic (INCOMPLETE) or made
+    // static: in use; FAILED: the FAILED FIFO takes it first anyway. Not
+    // DELAY or PROBE: our NA answering the neighbour's solicitation is what
+    // moves a flood's entry there, and entries held in them would shut our
+    // traffic out of a table the flood filled (bench:floods ns-random: 100 %
+    // ping loss through tapir when the pinging host's entry had to be made
+    // during the flood).
+    if (e.unused && s !== STALE && s !== DELAY && s !== PROBE) {
       e.unused = false;
       this.#unusedCount--;
     }
   }
 
   /**
-   * The oldest entry still {@link Entry.unused} and STALE, unchanged since
-   * `before`, or null. The FIFO is in creation order, so a head that is too
-   * young ends the search.
+   * The oldest entry still {@link Entry.unused} (STALE, DELAY or PROBE),
+   * unchanged since `before`, or null. The FIFO is in creation order, so a
+   * head that is too young ends the search.
    */
   #popUnused(before: number): Entry<K> | null {
     const list = this.#unusedList;
     while (this.#unusedHead < list.length) {
       const e = list[this.#unusedHead]!;
-      if (!e.dead && e.unused && e.state === STALE) {
+      if (!e.dead && e.unused) {
         if (e.updatedAt > before) return null;
         list[this.#unusedHead++] = null;
         return e;

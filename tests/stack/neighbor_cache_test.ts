@@ -654,6 +654,46 @@ Deno.test("NeighborCache garbage collection and the table limit", async (t) => {
     },
   );
 
+  await t.step(
+    "the flood's entries that our answers moved to DELAY and PROBE still give way to our traffic",
+    () => {
+      const h = harness({ maxEntries: 8, gcStaleTimeMs: 60_000 });
+      // Each NS of the flood is answered through its new entry (RFC 4861
+      // §7.3.3: STALE, sent to, DELAY), as ndp.ts does while there is room.
+      for (let k = 100; k < 108; k++) {
+        h.cache.handleSolicitation(k, mac("b"), true);
+        assert.deepEqual(h.cache.lookup(k), mac("b"));
+        assert.equal(stateOf(h, k), "DELAY");
+      }
+      assert.equal(h.cache.size, 8);
+      // A host whose entry must be made now (its NS answered without an
+      // entry, then our reply to its echo) takes the place of the oldest.
+      assert.equal(
+        h.cache.handleSolicitation(2, mac("c"), true),
+        false,
+        "no room for the host's NS",
+      );
+      h.cache.resolve(2, pkt(1));
+      assert.equal(stateOf(h, 2), "INCOMPLETE");
+      assert.equal(stateOf(h, 100), null);
+      h.cache.handleAdvertisement(2, mac("c"), { solicited: true, override: true });
+      assert.equal(stateOf(h, 2), "REACHABLE");
+      // In PROBE (after DELAY's 5 s) they still give way.
+      h.clock.advance(5_000);
+      assert.equal(stateOf(h, 101), "PROBE");
+      h.cache.resolve(3, pkt(1));
+      assert.equal(stateOf(h, 3), "INCOMPLETE");
+      assert.equal(stateOf(h, 101), null);
+      // The host's confirmed entry is never taken for the flood's.
+      for (let k = 200; k < 300; k++) {
+        h.cache.handleSolicitation(k, mac("b"), true);
+        h.clock.advance(100);
+      }
+      assert.equal(stateOf(h, 2) === null, false, "the host's entry is kept");
+      assert.ok(h.cache.size <= 8);
+    },
+  );
+
   await t.step("gc() sweeps FAILED and STALE entries unchanged for gcStaleTime", () => {
     const h = harness({ gcStaleTimeMs: 60_000 });
     h.cache.handleSolicitation(1, mac("a"), true); // STALE at 0

@@ -29,24 +29,25 @@ function floodSource(i: number): { ll: string; mac: Uint8Array } {
   };
 }
 
+/** An NS for the router from flood source `i`, with a's MAC so that a sees the answers. */
+function sendFloodNs(lab: ReturnType<typeof routerLab6>, i: number): void {
+  const { ll } = floodSource(i);
+  lab.a.sendMulticast(
+    ip6({
+      src: ll,
+      dst: "ff02::1",
+      proto: NH.ICMP6,
+      hopLimit: 255,
+      payload: ns(ll, "ff02::1", R, { slla: lab.a.mac }),
+    }),
+    "ff02::1",
+  );
+}
+
 Deno.test("NS from unknown sources are answered but not entered once the neighbour table is full", () => {
   const lab = routerLab6({ stack: { neighbor: { maxEntries: 16 } } });
   const nic = lab.rLan;
-  // Random sources, all with a's MAC so that a sees the answers.
-  const sendNs = (i: number) => {
-    const { ll } = floodSource(i);
-    const mac = lab.a.mac;
-    lab.a.sendMulticast(
-      ip6({
-        src: ll,
-        dst: "ff02::1",
-        proto: NH.ICMP6,
-        hopLimit: 255,
-        payload: ns(ll, "ff02::1", R, { slla: mac }),
-      }),
-      "ff02::1",
-    );
-  };
+  const sendNs = (i: number) => sendFloodNs(lab, i);
   // Fill the table (a and b hold two entries already, on their own NICs or this one).
   for (let i = 0; i < 40; i++) sendNs(i);
   lab.clock.advance(10);
@@ -82,6 +83,39 @@ Deno.test("NS from unknown sources are answered but not entered once the neighbo
   );
   lab.clock.advance(10);
   assert.equal(lab.a.icmp6(T6.NA).length, 1);
+});
+
+Deno.test("a host that comes during an NS flood gets answers though the flood's entries, answered through them, fill the table", () => {
+  const lab = routerLab6({ stack: { neighbor: { maxEntries: 16 } } });
+  const nic = lab.rLan;
+  for (let i = 0; i < 40; i++) sendFloodNs(lab, i);
+  lab.clock.advance(10);
+  // The first sources were entered and answered through their entries,
+  // which that moved to DELAY (RFC 4861 §7.3.3); the rest were refused.
+  const entered = Array.from({ length: 40 }, (_, i) => neighbor6(lab.r, nic, floodSource(i).ll))
+    .filter((e) => e !== undefined);
+  assert.ok(entered.length >= 10, `${entered.length} entered`);
+  assert.ok(entered.every((e) => e.state === "DELAY"), JSON.stringify(entered));
+  // A new host pings the router: the router's reply needs the host's entry.
+  const host = new RawHost6(lab.lan.port("h"), rawMac(7), ["2001:db8:1::77"]);
+  host.gatewayMac = nic.mac;
+  const d = watch(lab.r);
+  host.send(
+    ip6({
+      src: "2001:db8:1::77",
+      dst: R,
+      proto: NH.ICMP6,
+      payload: icmp6("2001:db8:1::77", R, T6.ECHO_REQUEST, 0, (1 << 16) | 1, new Uint8Array(8)),
+    }),
+  );
+  lab.clock.advance(10);
+  assert.equal(host.icmp6(T6.ECHO_REPLY).length, 1, "answered");
+  assert.equal(neighbor6(lab.r, nic, "2001:db8:1::77")?.state, "REACHABLE");
+  assertDelta(d(), {
+    // Down to 7/8 of the limit, as Linux's forced GC frees to gc_thresh2.
+    [`neigh6.${nic.name}.entriesEvicted`]: 2,
+    [`neigh6.${nic.name}.tableFullDrops`]: 0,
+  });
 });
 
 /** A seeded linear congruential generator (24-bit values): the floods' randomness, reproducible. */
