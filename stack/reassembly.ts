@@ -398,6 +398,32 @@ export class Reassembler<K extends string | number> {
   }
 
   /**
+   * True, with the fragment counted as received and dropped for memory
+   * (`memoryLimitDropped`), when a fragment of `payloadLen` bytes could not
+   * be taken now whatever its key: the memory held leaves no room for its
+   * chunk (even in a datagram already tracked) and no datagram has waited
+   * {@link REASSEMBLY_EVICT_AGE_MS} to be evicted.
+   * Callers ask before they make the key, so that a flood over the limit
+   * costs no key and no lookup (Linux's inet_frag_find drops before its
+   * lookup too). Otherwise false, and the caller goes on to {@link add}.
+   */
+  dropIfFull(payloadLen: number): boolean {
+    const st = this.stats;
+    const need = REASSEMBLY_FRAGMENT_OVERHEAD + chunkBytes(payloadLen);
+    if (!(need > 0) || st.memoryInUse + need <= this.#memoryLimit) return false;
+    const o = this.#oldest();
+    if (o !== undefined && o.expiresAt <= this.#evictableUntil()) return false;
+    st.fragmentsReceived++;
+    st.memoryLimitDropped++;
+    return true;
+  }
+
+  /** Deadline at or before which a datagram has waited {@link REASSEMBLY_EVICT_AGE_MS} (it was made by then). */
+  #evictableUntil(): number {
+    return this.#clock.now() - REASSEMBLY_EVICT_AGE_MS + this.#timeoutMs;
+  }
+
+  /**
    * Add one fragment: payload `src.data[payloadOff, payloadOff + payloadLen)`
    * at byte offset `fragOffset` of the datagram, `more` its MF/M flag. The
    * header `src.data[headerOff, headerOff + headerLen)` is kept from
@@ -588,8 +614,7 @@ export class Reassembler<K extends string | number> {
   #reserve(need: number, keep: Datagram<K> | undefined): boolean {
     const st = this.stats;
     if (st.memoryInUse + need <= this.#memoryLimit) return true;
-    // Made at or before now - age, so its timer runs out at or before this.
-    const latest = this.#clock.now() - REASSEMBLY_EVICT_AGE_MS + this.#timeoutMs;
+    const latest = this.#evictableUntil();
     while (st.memoryInUse + need > this.#memoryLimit) {
       const victim = this.#oldest(keep);
       if (victim === undefined || victim.expiresAt > latest) return false;

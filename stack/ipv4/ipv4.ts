@@ -379,6 +379,7 @@ export class Ipv4 implements Ipv4Layer {
     setL4Meta(pkt, ip);
     if (ip.moreFragments() || ip.fragmentOffset() !== 0) {
       const hl = ip.headerLen();
+      if (this.reassembler.dropIfFull(ip.totalLength() - hl)) return;
       const r = this.reassembler.add(
         fragKey(ip),
         ip.fragmentOffset(),

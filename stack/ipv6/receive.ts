@@ -255,6 +255,7 @@ export class Ipv6Ingress {
     if (
       f.fragmentOffset() === 0 && !this.#chainComplete(pkt, dataOff, ip.endOffset(), f.nextHeader())
     ) return R.FRAGMENT_INCOMPLETE_CHAIN;
+    if (this.#l.reassembler.dropIfFull(dataLen)) return R.OK;
     const key = fragKey(pkt.data, ip.srcOffset(), f.identification());
     const fragNext = f.nextHeader();
     const r = this.#l.reassembler.add(

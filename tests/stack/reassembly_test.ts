@@ -536,6 +536,27 @@ Deno.test("Reassembler bounds memory: a flood past the limit is refused, datagra
     clock.advance(REASSEMBLY_EVICT_AGE_MS);
     assert.equal(feed(r, "a", src, 20, { off: 8, len: 8, more: true }).kind, "pending");
   });
+  await t.step(
+    "dropIfFull: refused before a key is made only when no fragment could be taken",
+    () => {
+      const { clock, r } = rig({ memoryLimit: perDatagram });
+      const src = source(20, 64);
+      assert.equal(r.dropIfFull(8), false, "empty");
+      assert.equal(feed(r, "k", src, 20, { off: 8, len: 8, more: true }).kind, "pending");
+      assert.equal(r.stats.memoryInUse, perDatagram);
+      const received = r.stats.fragmentsReceived;
+      assert.equal(r.dropIfFull(8), true);
+      assert.equal(r.stats.fragmentsReceived, received + 1);
+      assert.equal(r.stats.memoryLimitDropped, 1);
+      clock.advance(REASSEMBLY_EVICT_AGE_MS - 1);
+      assert.equal(r.dropIfFull(8), true);
+      clock.advance(1);
+      assert.equal(r.dropIfFull(8), false, "k has waited long enough to be evicted");
+      assert.equal(r.stats.memoryLimitDropped, 2);
+      assert.equal(feed(r, "n", src, 20, { off: 8, len: 8, more: true }).kind, "pending");
+      assert.equal(r.stats.evictedForMemory, 1);
+    },
+  );
   await t.step("a limit smaller than one datagram drops every fragment", () => {
     const { pool, r } = rig({ memoryLimit: perDatagram - 1 });
     const src = source(20, 64);
