@@ -126,9 +126,14 @@ export class Ipv6 implements Ipv6Datapath {
    * RFC 7739 §5.3.3: Fragment Identifications from one counter per bucket
    * of destinations, each starting at random, the bucket chosen by a keyed
    * hash, so the identifications one destination sees tell nothing about
-   * another's (as Linux's ipv6_select_ident).
+   * another's (as Linux's ipv6_select_ident). As Linux's ip_idents_reserve,
+   * a bucket used again after t ms steps by 1 plus a random number below t,
+   * so one destination cannot count our packets to the others in its bucket
+   * nor predict its next identification.
    */
   readonly #fragIds = new Uint32Array(FRAG_ID_BUCKETS);
+  /** When each bucket of {@link #fragIds} was last used (clock ms). */
+  readonly #fragIdUsed = new Float64Array(FRAG_ID_BUCKETS);
   readonly #fragKey: number;
   /** The periodic sweep of every NIC's neighbor cache (FAILED and stale entries). */
   readonly #gc: NeighborGc;
@@ -152,6 +157,7 @@ export class Ipv6 implements Ipv6Datapath {
       retransTimerMs: settings.retransTimerMs ?? 1000,
     };
     for (let i = 0; i < FRAG_ID_BUCKETS; i++) this.#fragIds[i] = stack.random.uint32();
+    this.#fragIdUsed.fill(stack.clock.now());
     this.#fragKey = stack.random.uint32();
     this.icmp = new Icmpv6(this);
     this.drops = new Dropper(IPV6_DROPS, stack.stats.ipv6, this.icmp.sendErrorAbout);
@@ -418,7 +424,14 @@ export class Ipv6 implements Ipv6Datapath {
       h ^= h >>> 15;
     }
     const b = (Math.imul(h, 0x9e3779b1) >>> 0) % FRAG_ID_BUCKETS;
-    this.#fragIds[b] = (this.#fragIds[b]! + 1) >>> 0;
+    const now = this.stack.clock.now();
+    const idle = Math.min(Math.floor(now - this.#fragIdUsed[b]!), 0x7fffffff);
+    let skew = 0;
+    if (idle > 0) {
+      this.#fragIdUsed[b] = now;
+      skew = this.stack.random.uint32() % idle;
+    }
+    this.#fragIds[b] = (this.#fragIds[b]! + 1 + skew) >>> 0;
     return this.#fragIds[b]!;
   }
 
