@@ -153,8 +153,10 @@ export class Icmpv4 extends IcmpErrorCore {
   /**
    * RFC 792 echo reply, built by turning the request around in place. Of
    * the request's options only Record Route and Timestamp come back, with
-   * this host recorded in them (RFC 1122 §3.2.2.6, as Linux's
-   * ip_options_echo): the route is the whole round trip.
+   * this host recorded in them (RFC 1122 §3.2.2.6): the route is the whole
+   * round trip. As Linux, twice: once as the request arrived
+   * (ip_options_compile on receipt) and once as the reply leaves
+   * (ip_options_echo, only where there is room left).
    */
   #answerEcho(nic: Nic | null, pkt: PacketBuffer, ip: Ipv4Packet, off: number): void {
     const dst = ip.dst();
@@ -184,7 +186,9 @@ export class Icmpv4 extends IcmpErrorCore {
         ip.setHeaderLen(kept);
         ip.setTotalLength(pkt.end - ip.off);
       }
-      processForwardingOptions(ip, ip.src(), this.ipv4.stack.clock.now() % 86_400_000);
+      const now = this.ipv4.stack.clock.now() % 86_400_000;
+      processForwardingOptions(ip, ip.src(), now);
+      processForwardingOptions(ip, ip.src(), now, false);
     }
     const old = pkt.view.getUint16(off);
     pkt.view.setUint16(off, (Icmpv4Type.ECHO_REPLY << 8) | pkt.data[off + 1]!);

@@ -290,8 +290,10 @@ function readU32(d: Uint8Array, at: number): number {
  * §5.2.4.4): record `outAddress` (the address of the outgoing interface)
  * and `nowMsSinceMidnightUtc` where there is room; when the Timestamp data
  * area is full, increment its overflow counter instead, and fail with the
- * pointer at the flags byte when the counter itself overflows. When any
- * byte changed, the header checksum is recomputed.
+ * pointer at the flags byte when the counter itself overflows (not when
+ * `countOverflow` is false: the second entry of an echo reply, which
+ * Linux's ip_options_echo makes only where there is room). When any byte
+ * changed, the header checksum is recomputed.
  *
  * @returns {@link IPV4_OPTIONS_OK} or the Parameter Problem pointer
  */
@@ -299,6 +301,7 @@ export function processForwardingOptions(
   ip: Ipv4Packet,
   outAddress: number,
   nowMsSinceMidnightUtc: number,
+  countOverflow = true,
 ): Ipv4OptionsResult {
   if (ip.headerLen() <= IPV4_MIN_HEADER_LEN) return IPV4_OPTIONS_OK;
   const v = validateIpv4Options(ip);
@@ -321,7 +324,7 @@ export function processForwardingOptions(
       const flags = of & 0x0f;
       if (p > len) {
         // Full. A prespecified list has nothing left to match (as gVisor).
-        if (flags === Ipv4TimestampFlag.PRESPECIFIED) continue;
+        if (flags === Ipv4TimestampFlag.PRESPECIFIED || !countOverflow) continue;
         const overflow = of >> 4;
         // RFC 791 p. 22: the overflow count itself overflowing is an error.
         if (overflow === 15) return problem(it.pointer() + O.TS_OFLW_FLG);

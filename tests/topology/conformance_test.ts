@@ -133,17 +133,32 @@ Deno.test("IPv4: a loose source route to tapir with hops left is not answered lo
   assertDelta(d(), { "ipv4.sourceRouteDropped": 1, "icmpv4.echoRequestsAnswered": 0 });
 });
 
-Deno.test("IPv6 Fragment Identifications are per destination, from a random start (RFC 7739; issue #16 item 3)", () => {
-  const r = routerLab6().r;
+Deno.test("IPv6 Fragment Identifications are per destination, from a random start, with random steps (RFC 7739; issue #16 item 3)", () => {
+  const lab = routerLab6();
+  const r = lab.r;
   const x = parseIpv6("2001:db8:2::10"), y = parseIpv6("2001:db8:2::11");
+  lab.clock.advance(1000);
   const x1 = r.ipv6.nextFragmentId(x, 0);
   const y1 = r.ipv6.nextFragmentId(y, 0);
   const x2 = r.ipv6.nextFragmentId(x, 0);
-  // One destination's identifications still differ packet to packet ...
+  // Within the same millisecond, one destination's identifications step by 1 ...
   assert.equal(x2, (x1 + 1) >>> 0);
-  // ... but another destination's tell nothing about them (no global counter).
+  // ... another destination's tell nothing about them (no global counter) ...
   const gap = Math.min((y1 - x1) >>> 0, (x1 - y1) >>> 0);
   assert.ok(gap > 1_000_000, `ids ${x1} and ${y1} are ${gap} apart`);
+  // ... and after t ms the step is 1 plus a random number below t (Linux's
+  // ip_idents_reserve): not a sequence frag6 can predict.
+  const steps = new Set<number>();
+  let prev = x2;
+  for (let i = 0; i < 50; i++) {
+    lab.clock.advance(1000);
+    const id = r.ipv6.nextFragmentId(x, 0);
+    const step = (id - prev) >>> 0;
+    assert.ok(step >= 1 && step <= 1000, `step ${step}`);
+    steps.add(step);
+    prev = id;
+  }
+  assert.ok(steps.size > 40, `${steps.size} distinct steps of 50`);
 });
 
 Deno.test("IPv4 echo replies carry Record Route with this host in it, and no other option (RFC 1122 §3.2.2.6; issue #16 item 8)", () => {
@@ -167,6 +182,42 @@ Deno.test("IPv4 echo replies carry Record Route with this host in it, and no oth
   // The reply's options: the Record Route alone, now holding r's address too, padded to 12 bytes.
   assert.deepEqual([...reply.ip.header.subarray(20)], [7, 11, 12, 192, 0, 2, 10, 192, 0, 2, 1, 0]);
   assert.deepEqual([...reply.body], [...payload.subarray(8)], "the echo data comes back whole");
+});
+
+Deno.test("IPv4 echo replies record this host twice where there is room, as Linux (issue #16 item 8)", async (t) => {
+  const reply = (options: number[]) => {
+    const lab = routerLab();
+    const since = lab.a.received.length;
+    lab.a.sendIp(ipv4({
+      src: ADDR.a,
+      dst: ADDR.rLan,
+      protocol: PROTO.ICMP,
+      options,
+      payload: echoRequest(7, 1, 16),
+    }));
+    lab.clock.advance(1);
+    const replies = lab.a.icmp(0, since);
+    assert.equal(replies.length, 1, "one echo reply");
+    return [
+      ...expectIcmp(replies[0]!, { type: 0, code: 0, src: ADDR.rLan }).ip.header.subarray(20),
+    ];
+  };
+  await t.step(
+    "Record Route with room for three: a's address, then r's on receipt and on reply",
+    () => {
+      const rr = [7, 15, 8, 192, 0, 2, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+      assert.deepEqual(reply(rr), [7, 15, 16, 192, 0, 2, 10, 192, 0, 2, 1, 192, 0, 2, 1, 0]);
+    },
+  );
+  await t.step("Timestamp (timestamps only) with room for two: two entries", () => {
+    const ts = [68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    const got = reply(ts);
+    assert.deepEqual(got.slice(0, 4), [68, 12, 13, 0]);
+  });
+  await t.step("a full Timestamp counts one overflow, as the kernel counts on receipt only", () => {
+    const ts = [68, 8, 9, 0, 0xaa, 0xbb, 0xcc, 0xdd];
+    assert.deepEqual(reply(ts), [68, 8, 9, 0x10, 0xaa, 0xbb, 0xcc, 0xdd]);
+  });
 });
 
 Deno.test("IPv6 option padding and counts as Linux checks them (RFC 4942 §2.1.9.5; issue #16 item 9)", async (t) => {
