@@ -34,7 +34,7 @@ export interface Ipv6Datapath extends Ipv6Layer {
   readonly ndp: Ipv6Layer["ndp"] & {
     sendRedirect(nic: Nic, pkt: PacketBuffer, ipOff: number, target: Uint8Array): void;
   };
-  nextFragmentId(dst: Uint8Array, dstOff: number): number;
+  nextFragmentId(): number;
   deliverLocal(nic: Nic | null, pkt: PacketBuffer, ipOff: number, reassembled: boolean): void;
 }
 

@@ -57,9 +57,6 @@ import { Ipv6Egress } from "./output.ts";
 
 const UNSPECIFIED = new Uint8Array(16);
 
-/** Counters of Fragment Identifications (RFC 7739 §5.3.3); Linux has 2048 buckets shared with IPv4. */
-const FRAG_ID_BUCKETS = 1024;
-
 /**
  * The IPv6 network layer of one {@link Stack}.
  */
@@ -122,19 +119,6 @@ export class Ipv6 implements Ipv6Datapath {
   /** The packet being delivered when it was reassembled from fragments (RFC 6980 checks), else null. */
   reassembledNow: PacketBuffer | null = null;
   #state: Map<number, Ipv6NicState> = new Map();
-  /**
-   * RFC 7739 §5.3.3: Fragment Identifications from one counter per bucket
-   * of destinations, each starting at random, the bucket chosen by a keyed
-   * hash, so the identifications one destination sees tell nothing about
-   * another's (as Linux's ipv6_select_ident). As Linux's ip_idents_reserve,
-   * a bucket used again after t ms steps by 1 plus a random number below t,
-   * so one destination cannot count our packets to the others in its bucket
-   * nor predict its next identification.
-   */
-  readonly #fragIds = new Uint32Array(FRAG_ID_BUCKETS);
-  /** When each bucket of {@link #fragIds} was last used (clock ms). */
-  readonly #fragIdUsed = new Float64Array(FRAG_ID_BUCKETS);
-  readonly #fragKey: number;
   /** The periodic sweep of every NIC's neighbor cache (FAILED and stale entries). */
   readonly #gc: NeighborGc;
   /** The datapath: ingress, forwarding, egress (receive.ts, forward.ts, output.ts). */
@@ -156,9 +140,6 @@ export class Ipv6 implements Ipv6Datapath {
       dadTransmits: settings.dadTransmits ?? 1,
       retransTimerMs: settings.retransTimerMs ?? 1000,
     };
-    for (let i = 0; i < FRAG_ID_BUCKETS; i++) this.#fragIds[i] = stack.random.uint32();
-    this.#fragIdUsed.fill(stack.clock.now());
-    this.#fragKey = stack.random.uint32();
     this.icmp = new Icmpv6(this);
     this.drops = new Dropper(IPV6_DROPS, stack.stats.ipv6, this.icmp.sendErrorAbout);
     this.ndp = new Ndp(this);
@@ -414,25 +395,16 @@ export class Ipv6 implements Ipv6Datapath {
     return selectSourceAddress(d, cands, { outNicId: outNic?.id })?.address ?? null;
   }
 
-  /** A fresh Fragment Identification for a packet to the address at `dst[dstOff]` (RFC 7739). */
-  nextFragmentId(dst: Uint8Array, dstOff: number): number {
-    let h = this.#fragKey;
-    for (let i = 0; i < 16; i += 4) {
-      const w = (dst[dstOff + i]! << 24) | (dst[dstOff + i + 1]! << 16) |
-        (dst[dstOff + i + 2]! << 8) | dst[dstOff + i + 3]!;
-      h = Math.imul(h ^ w, 0x01000193);
-      h ^= h >>> 15;
-    }
-    const b = (Math.imul(h, 0x9e3779b1) >>> 0) % FRAG_ID_BUCKETS;
-    const now = this.stack.clock.now();
-    const idle = Math.min(Math.floor(now - this.#fragIdUsed[b]!), 0x7fffffff);
-    let skew = 0;
-    if (idle > 0) {
-      this.#fragIdUsed[b] = now;
-      skew = this.stack.random.uint32() % idle;
-    }
-    this.#fragIds[b] = (this.#fragIds[b]! + 1 + skew) >>> 0;
-    return this.#fragIds[b]!;
+  /**
+   * A fresh Fragment Identification: random for each packet (RFC 7739's
+   * randomized identifications), as Linux's ipv6_select_ident now draws
+   * them (get_random_u32) in place of the per-destination counters it had,
+   * which let an observer count a host's packets to others. Two packets to
+   * one destination collide only with the same 32-bit value within the
+   * reassembly timeout.
+   */
+  nextFragmentId(): number {
+    return this.stack.random.uint32();
   }
 
   // ------------------------------------------------------------ datapath

@@ -248,7 +248,7 @@ export class Ipv6Egress {
     const fragNext = d[typeOff]!;
     const payloadStart = ipOff + unfrag;
     const payloadLen = total - unfrag;
-    const id = this.#l.nextFragmentId(d, ipOff + 24);
+    const id = this.#l.nextFragmentId();
     const pool = this.#l.stack.pool;
     for (let off = 0; off < payloadLen; off += perFrag) {
       const n = Math.min(perFrag, payloadLen - off);
