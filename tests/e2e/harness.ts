@@ -400,6 +400,8 @@ export const TAPIR_PERMS = [
   "--allow-sys",
   // The control socket is a Unix socket, which Deno puts under --allow-net.
   "--allow-net",
+  // As `deno task tapir` and the compiled binary: the link driver's idle GC.
+  "--v8-flags=--expose-gc",
 ];
 
 /** The `tap = "..."` values of a configuration's interfaces. */
