@@ -252,7 +252,8 @@ export const METRIC_HELP: Record<string, Record<string, string>> = {
       "Times an existing entry's link-layer address was replaced by a different one.",
   },
   "ReassemblyStats": {
-    "fragmentsReceived": "Fragments handed to `add()`, whatever became of them.",
+    "fragmentsReceived":
+      "Fragments handed to `add()` or refused by `dropIfFull()`, whatever became of them.",
     "datagramsReassembled": "Datagrams completed and returned to the caller.",
     "duplicatesIgnored":
       "Fragments ignored because one with the same offset and length was already held.",

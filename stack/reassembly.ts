@@ -38,8 +38,9 @@ export const REASSEMBLY_FRAGMENT_OVERHEAD = 256;
  * nothing: over ipfrag_high_thresh every fragment is dropped until timers
  * free memory, up to 60 s (IPv6) after a flood ends. tapir refuses new
  * datagrams while every datagram held is younger than this (a flood's
- * fragments then cost a lookup, not a copy into memory that a copy
- * evicts), and lets the ones that waited this long go to make room: the
+ * fragments then cost a check, see {@link Reassembler.dropIfFull}, not a
+ * copy into memory the next copy evicts), and lets the ones that waited
+ * this long go to make room: the
  * fragments of a datagram arrive back to back, so one incomplete for a
  * second is as good as lost, and fragments work again a second after a
  * flood.
@@ -117,7 +118,7 @@ class ChunkPool {
 
 /** Counters of a {@link Reassembler}. */
 export interface ReassemblyStats {
-  /** Fragments handed to `add()`, whatever became of them. */
+  /** Fragments handed to `add()` or refused by `dropIfFull()`, whatever became of them. */
   fragmentsReceived: number;
   /** Datagrams completed and returned to the caller. */
   datagramsReassembled: number;
