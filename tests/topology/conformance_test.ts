@@ -135,8 +135,8 @@ Deno.test("IPv4: a loose source route to tapir with hops left is not answered lo
 
 Deno.test("IPv6 Fragment Identifications are random for each packet, as Linux draws them (RFC 7739; issue #16 item 3)", () => {
   const lab = routerLab6();
-  // Every packet to one destination, and every packet to the next: no
-  // counter to read a step from (frag6 --frag-id-policy: Randomized).
+  // Drawn for each packet: no counter to read a step from, whatever the
+  // destination (frag6 --frag-id-policy: Randomized).
   const ids = Array.from({ length: 200 }, () => lab.r.ipv6.nextFragmentId());
   assert.equal(new Set(ids).size, 200, "no repeats");
   const steps = ids.slice(1).map((id, i) => (id - ids[i]!) >>> 0);

@@ -91,7 +91,7 @@ Deno.test("a host that comes during an NS flood gets answers though the flood's 
   for (let i = 0; i < 40; i++) sendFloodNs(lab, i);
   lab.clock.advance(10);
   // The first sources were entered and answered through their entries,
-  // which that moved to DELAY (RFC 4861 §7.3.3); the rest were refused.
+  // which moved them to DELAY (RFC 4861 §7.3.3); the rest were refused.
   const entered = Array.from({ length: 40 }, (_, i) => neighbor6(lab.r, nic, floodSource(i).ll))
     .filter((e) => e !== undefined);
   assert.ok(entered.length >= 10, `${entered.length} entered`);
