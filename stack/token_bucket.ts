@@ -8,6 +8,20 @@
 import type { Clock } from "./clock.ts";
 
 /**
+ * The tokens of a bucket that held `tokens` `elapsedMs` ago, refilled at
+ * `rate` a second up to `burst`: the arithmetic of {@link TokenBucket},
+ * shared with buckets kept in typed arrays (the firewall's SourceBudget).
+ */
+export function refillTokens(
+  tokens: number,
+  elapsedMs: number,
+  rate: number,
+  burst: number,
+): number {
+  return Math.min(burst, tokens + elapsedMs * rate / 1000);
+}
+
+/**
  * Refills continuously at `rate` tokens per second up to `burst`.
  *
  * @example
@@ -33,7 +47,7 @@ export class TokenBucket {
   /** Take one token; false when the bucket is empty. */
   take(): boolean {
     const now = this.clock.now();
-    this.#tokens = Math.min(this.burst, this.#tokens + (now - this.#last) * this.rate / 1000);
+    this.#tokens = refillTokens(this.#tokens, now - this.#last, this.rate, this.burst);
     this.#last = now;
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;

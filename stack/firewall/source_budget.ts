@@ -18,6 +18,7 @@
  * @module
  */
 import type { Clock } from "../clock.ts";
+import { refillTokens } from "../token_bucket.ts";
 
 /** Slots a source may sit in, from its hash on. */
 const PROBE = 8;
@@ -105,7 +106,7 @@ export class SourceBudget {
 
   #take(i: number, now: number): boolean {
     const tokens = this.#tokens, last = this.#last;
-    const t = Math.min(this.burst, tokens[i]! + (now - last[i]!) * this.rate / 1000);
+    const t = refillTokens(tokens[i]!, now - last[i]!, this.rate, this.burst);
     last[i] = now;
     if (t < 1) {
       tokens[i] = t;
