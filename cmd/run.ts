@@ -139,6 +139,7 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   const driver = new LinkDriver({
     timers: stack.clock instanceof SystemClock ? stack.clock : undefined,
     activity: socketActivity,
+    held: () => stack.tableEntries(),
   });
   for (const t of taps) driver.add(t);
   stack.statsSources.set("driver", () => ({

@@ -80,12 +80,23 @@ export interface LinkDriverOptions {
    * freed (V8's ArrayBuffers live in malloc memory), and glibc returns
    * little of it by itself: the process's RSS would stay at the flood's
    * peak. Before the trim, when V8's `gc` is exposed (`deno task tapir`
-   * and `deno task compile` pass `--v8-flags=--expose-gc`), a full
-   * collection (10–30 ms on a router's heap) lets V8 give back the pages a
-   * flood's garbage grew its heap by: it does not shrink by itself while
-   * the process waits in a poll. Default 10 000.
+   * and `deno task compile` pass `--v8-flags=--expose-gc`), a full,
+   * compacting collection (tens of ms on a router's heap) lets V8 give
+   * back the pages a flood's garbage grew its heap by: it does not shrink
+   * by itself while the process waits in a poll. Default 10 000.
    */
   trimIdleMs?: number;
+  /**
+   * Entries the stack holds in tables that timers empty (the stack's
+   * `tableEntries`). Idle, the loop then looks every
+   * {@link RECLAIM_LOOK_MS} while there are at least
+   * {@link RECLAIM_MIN_ENTRIES}, and gives memory back again once the
+   * count has fallen by a quarter (and by that many) since the last time:
+   * a flood's connection-tracking entries expire well after the links went
+   * idle (30 s for unreplied UDP), and their memory stays in V8's heap
+   * until a collection that nothing else starts.
+   */
+  held?: () => number;
   /**
    * A count that moves while the application makes progress on the
    * stack's sockets (the stack's `socketActivity`). After a pass that
@@ -97,6 +108,56 @@ export interface LinkDriverOptions {
    * loop yields 4 turns.
    */
   activity?: () => number;
+}
+
+/** The fewest expired table entries for which an idle driver gives memory back (see `held`). */
+export const RECLAIM_MIN_ENTRIES = 1024;
+/** How often an idle driver looks at the stack's tables (see `held`), in ms. */
+export const RECLAIM_LOOK_MS = 1000;
+
+/** What the idle loop knows when it decides to give memory back. */
+export interface ReclaimState {
+  /** Now, and when frames last moved and memory was last given back (ms). */
+  now: number;
+  lastTraffic: number;
+  lastTrim: number;
+  /** `trimIdleMs` (0: never). */
+  trimIdleMs: number;
+  /** Table entries now, and when memory was last given back (undefined: not watched). */
+  held: number | undefined;
+  heldAtTrim: number;
+}
+
+/**
+ * Whether the idle loop gives memory back now (a full GC, then
+ * `malloc_trim`): after traffic moved since the last time, at most once
+ * per `trimIdleMs`; or once the stack's tables have let go of a quarter of
+ * their entries (at least {@link RECLAIM_MIN_ENTRIES}), at most once per
+ * {@link RECLAIM_LOOK_MS}; each time takes a quarter more, so a table
+ * emptying costs a few collections, not one a second.
+ */
+export function reclaimDue(s: ReclaimState): boolean {
+  if (s.trimIdleMs <= 0) return false;
+  const since = s.now - s.lastTrim;
+  if (s.lastTraffic > s.lastTrim) return since >= s.trimIdleMs;
+  if (s.held === undefined || since < RECLAIM_LOOK_MS) return false;
+  const fell = s.heldAtTrim - s.held;
+  return fell >= RECLAIM_MIN_ENTRIES && fell * 4 >= s.heldAtTrim;
+}
+
+/**
+ * A full, compacting collection when V8's `gc` is exposed
+ * (`--v8-flags=--expose-gc`). The "last-resort" flavor (V8's
+ * CollectAllAvailableGarbage, as a low-memory notification) compacts every
+ * fragmented page and shrinks the young generation: after a fragment
+ * flood a plain `gc()` left the heap at its peak, because the datagrams
+ * still held were strewn over the pages the flood's garbage had grown
+ * (measured on a test heap of 3 million short-lived objects with one in 40
+ * kept: 92 MB after `gc()`, 25 MB after this, each in 70–140 ms).
+ */
+function fullGc(): void {
+  type Gc = (o?: { type?: string; execution?: string; flavor?: string }) => void;
+  (globalThis as { gc?: Gc }).gc?.({ type: "major", execution: "sync", flavor: "last-resort" });
 }
 
 /** What the driver needs of a clock (the stack's `SystemClock` has it). */
@@ -131,6 +192,7 @@ export class LinkDriver {
   readonly #timerTurnMs: number;
   readonly #trimIdleMs: number;
   readonly #activity: (() => number) | undefined;
+  readonly #held: (() => number) | undefined;
   #eps: TapEndpoint[] = [];
   #lib: Libc | null = null;
   #wakeFd = -1;
@@ -169,6 +231,7 @@ export class LinkDriver {
     this.#timerTurnMs = opts.timerTurnMs ?? 100;
     this.#trimIdleMs = opts.trimIdleMs ?? 10_000;
     this.#activity = opts.activity;
+    this.#held = opts.held;
   }
 
   /** Start reading `ep` (wakes a running loop). */
@@ -207,6 +270,7 @@ export class LinkDriver {
     let lastTimerTurn = performance.now();
     let lastTraffic = -Infinity;
     let lastTrim = -Infinity;
+    let heldAtTrim = 0;
     try {
       while (!this.#stopped) {
         let busy = false;
@@ -276,16 +340,23 @@ export class LinkDriver {
           if (performance.now() - lastAwait < this.#syncBudgetMs) continue;
         }
         this.polls++;
-        const timeout = busy || active ? 0 : this.#idleTimeout;
-        // Going idle after traffic: give V8's and malloc's free memory back.
-        if (
-          timeout !== 0 && this.#trimIdleMs > 0 && lastTraffic > lastTrim &&
-          now - lastTrim >= this.#trimIdleMs
-        ) {
-          (globalThis as { gc?: () => void }).gc?.();
-          lib.sym.malloc_trim(0n);
-          lastTrim = performance.now();
-          this.mallocTrims++;
+        let timeout = busy || active ? 0 : this.#idleTimeout;
+        // Going idle after traffic, or idle while the tables empty: give
+        // V8's and malloc's free memory back.
+        if (timeout !== 0 && this.#trimIdleMs > 0) {
+          const held = this.#held?.();
+          const st = { now, lastTraffic, lastTrim, trimIdleMs: this.#trimIdleMs, held, heldAtTrim };
+          if (reclaimDue(st)) {
+            fullGc();
+            lib.sym.malloc_trim(0n);
+            lastTrim = performance.now();
+            heldAtTrim = held ?? 0;
+            this.mallocTrims++;
+          }
+          // Look again soon while there is something left to let go.
+          if (held !== undefined && held >= RECLAIM_MIN_ENTRIES) {
+            timeout = timeout < 0 ? RECLAIM_LOOK_MS : Math.min(timeout, RECLAIM_LOOK_MS);
+          }
         }
         const r = await lib.sym.poll_async(this.#pollfds, nfds, timeout);
         // An await of a nonblocking call that returns at once does not let

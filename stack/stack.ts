@@ -340,6 +340,24 @@ export class Stack {
   }
 
   /**
+   * Entries held in the stack's tables that traffic made and timers let
+   * go: connection-tracking entries, neighbor entries, datagrams under
+   * reassembly and TCP connections. The link driver watches it while idle
+   * (its `held` option): when it has fallen a lot since the last time
+   * memory was given back, the entries' memory is garbage to collect.
+   */
+  tableEntries(): number {
+    let n = this.ipv4.reassembler.size() + this.ipv6.reassembler.size() + this.tcp.size;
+    for (const nic of this.nics.values()) {
+      n += this.ipv4.nicState(nic)?.neighbors.size ?? 0;
+      n += this.ipv6.nicState(nic)?.neighbors.size ?? 0;
+    }
+    const fw = this.firewall;
+    if (fw !== null) n += fw.conntrack.size + fw.conntrack6.size;
+    return n;
+  }
+
+  /**
    * Every POOL_TRIM_MS, let go of the free buffers the interval did not
    * need at its peak (a burst of reassembly or segmentation buffers, 64 KiB
    * each, is given back instead of kept for good).
