@@ -593,6 +593,8 @@ interface FloodSample {
   rssAfter: number;
   /** After the RA flood: ms until a real router's RAs were learned (NaN: not within the wait). */
   raLearnedMs?: number;
+  /** tapir only: RAs it received while the RA check waited (radvd's, one every 3–4 s). */
+  raReceived?: number;
   /** tapir only: every counter that moved, most first (the table shows the top 8). */
   counters?: [string, number][];
 }
@@ -763,7 +765,14 @@ async function oneFlood(s: Setup, f: FloodDef, o: Opts, topo: Topology): Promise
     const g = await genP;
     const rssPeak = Math.max(rssBefore, await sampler.stop());
     stopped = true;
+    const raBefore = f.raLearn ? await tapirCounters(s) : undefined;
     const raLearnedMs = f.raLearn ? await raLearnMs(s, topo) : undefined;
+    // How many RAs reached tapir meanwhile (radvd sends one every 3-4 s):
+    // tells an RA lost on the way from one tapir did not act on.
+    const RA_RX = "stack.ndp.routerAdvertisementsReceived";
+    const raReceived = raBefore === undefined || s.tapir === undefined
+      ? undefined
+      : ((await tapirCounters(s)).get(RA_RX) ?? 0) - (raBefore.get(RA_RX) ?? 0);
     const t = performance.now();
     while (performance.now() - t < o.after * 1000) await sleep(200);
     const rssAfter = await rssMb(pid);
@@ -785,6 +794,7 @@ async function oneFlood(s: Setup, f: FloodDef, o: Opts, topo: Topology): Promise
       rssPeak,
       rssAfter,
       raLearnedMs,
+      raReceived,
       counters,
     };
   } finally {
@@ -861,7 +871,7 @@ function table(samples: FloodSample[], idle: FloodSample[], o: Opts): string {
         ra.map((x) =>
           `${x.router} ${
             Number.isFinite(x.raLearnedMs!) ? `${fmt(x.raLearnedMs! / 1000, 1)} s` : "not in 12 s"
-          }`
+          }${x.raReceived !== undefined ? ` (${x.raReceived} RAs reached it meanwhile)` : ""}`
         ).join(", ") + ".",
     );
   }
