@@ -38,9 +38,10 @@
  * max); tapir's RSS (VmRSS, sampled every 100 ms) just
  * before, the peak during and after, and `--after` seconds (default 10;
  * the issue asks for 30) after the flood; the tapir counters that moved
- * (all in the JSON lines, the top 8 in the table). After the RA flood radvd starts on h2 (intervals 3–4 s) and the
- * time until the router lists it as a default router is measured (goal:
- * within two intervals).
+ * (all in the JSON lines, the top 8 in the table). After the RA flood
+ * radvd starts on h2 (intervals 3–4 s) and the time until the router lists
+ * it as a default router is measured (goal: within two intervals), with
+ * the RAs that reached tapir meanwhile.
  *
  *     deno task bench:floods [--seconds 15] [--count 6000000] [--pps 0] [--after 10] [--only arp-random,...] [--warmup 20000] [--out FILE]
  *                            [--routers tapir,kernel] [--perf DIR]
@@ -662,10 +663,6 @@ async function linkLocal(ns: Netns, dev: string): Promise<string> {
   return a;
 }
 
-/**
- * Start radvd on h2's bridge (intervals 3–4 s) and time how long the router
- * takes to list it as a default router, waiting at most three intervals.
- */
 /** The IPv6 and ICMPv6 counters of `ns`'s kernel (/proc/net/snmp6). */
 async function snmp6(ns: Netns): Promise<Map<string, number>> {
   const r = await ns.exec(["cat", "/proc/net/snmp6"], { check: false });
@@ -677,6 +674,10 @@ async function snmp6(ns: Netns): Promise<Map<string, number>> {
   return m;
 }
 
+/**
+ * Start radvd on h2's bridge (intervals 3–4 s) and time how long the router
+ * takes to list it as a default router, waiting at most three intervals.
+ */
 async function raLearnMs(s: Setup, topo: Topology): Promise<number> {
   const dir = topo.tempDir();
   Deno.writeTextFileSync(

@@ -75,8 +75,8 @@ export interface LinkDriverOptions {
   /**
    * When the links go idle after traffic (no frame for `activeWindowMs`),
    * hand the free memory of malloc's arenas back to the kernel
-   * (`malloc_trim(0)`, a few ms at most), at most once per this many ms; 0
-   * never. A flood leaves the arenas fragmented by the buffers it made and
+   * (`malloc_trim(0)`, a few ms at most), at most once per this many ms
+   * (and, while idle, as the stack's tables empty: see `held`); 0 never. A flood leaves the arenas fragmented by the buffers it made and
    * freed (V8's ArrayBuffers live in malloc memory), and glibc returns
    * little of it by itself: the process's RSS would stay at the flood's
    * peak. Before the trim, when V8's `gc` is exposed (`deno task tapir`
@@ -217,7 +217,7 @@ export class LinkDriver {
   syncPolls = 0;
   /** Macrotask turns taken so that timers run under steady traffic. */
   timerTurns = 0;
-  /** Times the free memory of malloc's arenas was handed back on going idle (see `trimIdleMs`). */
+  /** Times memory was given back while idle: a full GC, then malloc_trim (see `trimIdleMs` and `held`). */
   mallocTrims = 0;
 
   constructor(opts: LinkDriverOptions = {}) {
