@@ -90,8 +90,9 @@ export interface LinkDriverOptions {
    * Entries the stack holds in tables that timers empty (the stack's
    * `tableEntries`). Idle, the loop then looks every
    * {@link RECLAIM_LOOK_MS} while there are at least
-   * {@link RECLAIM_MIN_ENTRIES}, and gives memory back again once the
-   * count has fallen by a quarter (and by that many) since the last time:
+   * {@link RECLAIM_MIN_ENTRIES} (see {@link reclaimWatch}), and gives
+   * memory back again once the count has fallen by a quarter (and by that
+   * many) since the last time and stopped falling (see {@link reclaimDue}):
    * a flood's connection-tracking entries expire well after the links went
    * idle (30 s for unreplied UDP), and their memory stays in V8's heap
    * until a collection that nothing else starts.
@@ -113,7 +114,9 @@ export interface LinkDriverOptions {
 /** The fewest expired table entries for which an idle driver gives memory back (see `held`). */
 export const RECLAIM_MIN_ENTRIES = 1024;
 /** How often an idle driver looks at the stack's tables (see `held`), in ms. */
-export const RECLAIM_LOOK_MS = 1000;
+export const RECLAIM_LOOK_MS = 250;
+/** The shortest time between two collections an idle driver starts as the tables empty, in ms. */
+export const RECLAIM_INTERVAL_MS = 1000;
 
 /** What the idle loop knows when it decides to give memory back. */
 export interface ReclaimState {
@@ -123,8 +126,9 @@ export interface ReclaimState {
   lastTrim: number;
   /** `trimIdleMs` (0: never). */
   trimIdleMs: number;
-  /** Table entries now, and when memory was last given back (undefined: not watched). */
+  /** Table entries now, at the loop's last look, and when memory was last given back (undefined: not watched). */
   held: number | undefined;
+  heldBefore: number;
   heldAtTrim: number;
 }
 
@@ -132,17 +136,30 @@ export interface ReclaimState {
  * Whether the idle loop gives memory back now (a full GC, then
  * `malloc_trim`): after traffic moved since the last time, at most once
  * per `trimIdleMs`; or once the stack's tables have let go of a quarter of
- * their entries (at least {@link RECLAIM_MIN_ENTRIES}), at most once per
- * {@link RECLAIM_LOOK_MS}; each time takes a quarter more, so a table
- * emptying costs a few collections, not one a second.
+ * their entries (at least {@link RECLAIM_MIN_ENTRIES}) and stopped falling
+ * (one collection when a wave of expiries ends, not one per step of it),
+ * or fall still after `trimIdleMs`; at most once per
+ * {@link RECLAIM_INTERVAL_MS}.
  */
 export function reclaimDue(s: ReclaimState): boolean {
   if (s.trimIdleMs <= 0) return false;
   const since = s.now - s.lastTrim;
   if (s.lastTraffic > s.lastTrim) return since >= s.trimIdleMs;
-  if (s.held === undefined || since < RECLAIM_LOOK_MS) return false;
+  if (s.held === undefined || since < RECLAIM_INTERVAL_MS) return false;
   const fell = s.heldAtTrim - s.held;
-  return fell >= RECLAIM_MIN_ENTRIES && fell * 4 >= s.heldAtTrim;
+  if (fell < RECLAIM_MIN_ENTRIES || fell * 4 < s.heldAtTrim) return false;
+  return s.held === s.heldBefore || since >= s.trimIdleMs;
+}
+
+/**
+ * Whether the idle loop looks at the tables again in
+ * {@link RECLAIM_LOOK_MS}: while they hold at least
+ * {@link RECLAIM_MIN_ENTRIES} (they may yet let go of them), and while
+ * what they let go of since the last time has not been collected yet.
+ */
+export function reclaimWatch(held: number | undefined, heldAtTrim: number): boolean {
+  if (held === undefined) return false;
+  return held >= RECLAIM_MIN_ENTRIES || heldAtTrim - held >= RECLAIM_MIN_ENTRIES;
 }
 
 /**
@@ -271,6 +288,7 @@ export class LinkDriver {
     let lastTraffic = -Infinity;
     let lastTrim = -Infinity;
     let heldAtTrim = 0;
+    let heldBefore = 0;
     try {
       while (!this.#stopped) {
         let busy = false;
@@ -345,7 +363,9 @@ export class LinkDriver {
         // V8's and malloc's free memory back.
         if (timeout !== 0 && this.#trimIdleMs > 0) {
           const held = this.#held?.();
-          const st = { now, lastTraffic, lastTrim, trimIdleMs: this.#trimIdleMs, held, heldAtTrim };
+          const trimIdleMs = this.#trimIdleMs;
+          const st = { now, lastTraffic, lastTrim, trimIdleMs, held, heldBefore, heldAtTrim };
+          heldBefore = held ?? 0;
           if (reclaimDue(st)) {
             fullGc();
             lib.sym.malloc_trim(0n);
@@ -354,7 +374,7 @@ export class LinkDriver {
             this.mallocTrims++;
           }
           // Look again soon while there is something left to let go.
-          if (held !== undefined && held >= RECLAIM_MIN_ENTRIES) {
+          if (reclaimWatch(held, heldAtTrim)) {
             timeout = timeout < 0 ? RECLAIM_LOOK_MS : Math.min(timeout, RECLAIM_LOOK_MS);
           }
         }

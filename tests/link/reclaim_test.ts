@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import {
-  RECLAIM_LOOK_MS,
+  RECLAIM_INTERVAL_MS,
   RECLAIM_MIN_ENTRIES,
   reclaimDue,
   type ReclaimState,
+  reclaimWatch,
 } from "../../link/driver.ts";
 import { ADDR, routerLab } from "../topology/_topology.ts";
 import { ipv4, PROTO, udp } from "../topology/_packets.ts";
@@ -15,6 +16,7 @@ const idle: ReclaimState = {
   lastTrim: 60_000,
   trimIdleMs: 10_000,
   held: 70_000,
+  heldBefore: 70_000,
   heldAtTrim: 70_000,
 };
 
@@ -27,21 +29,46 @@ Deno.test("reclaimDue: after traffic at most once per trimIdleMs, never when it 
   assert.equal(reclaimDue({ ...idle, lastTraffic: 99_000, lastTrim: 95_000, held: 0 }), false);
 });
 
-Deno.test("reclaimDue: idle, again once the tables let go of a quarter (and of RECLAIM_MIN_ENTRIES)", () => {
+Deno.test("reclaimDue: idle, again once the tables let go of a quarter (and of RECLAIM_MIN_ENTRIES) and stop falling", () => {
+  /** Idle, the tables at `held` at this look and the one before. */
+  const at = (held: number, extra: Partial<ReclaimState> = {}) => ({
+    ...idle,
+    held,
+    heldBefore: held,
+    ...extra,
+  });
   assert.equal(reclaimDue(idle), false, "nothing expired");
-  assert.equal(reclaimDue({ ...idle, held: 70_000 - 17_000 }), false, "less than a quarter");
-  assert.equal(reclaimDue({ ...idle, held: 70_000 - 17_500 }), true, "a quarter");
-  assert.equal(reclaimDue({ ...idle, held: 0 }), true);
-  assert.equal(reclaimDue({ ...idle, held: undefined }), false, "tables not watched");
+  assert.equal(reclaimDue(at(70_000 - 17_000)), false, "less than a quarter");
+  assert.equal(reclaimDue(at(70_000 - 17_500)), true, "a quarter");
+  assert.equal(reclaimDue(at(0)), true);
+  assert.equal(reclaimDue({ ...at(0), held: undefined }), false, "tables not watched");
+  // Still falling: wait for the wave of expiries to end, unless it lasts trimIdleMs.
+  assert.equal(reclaimDue(at(30_000, { heldBefore: 40_000, lastTrim: idle.now - 5_000 })), false);
+  assert.equal(reclaimDue(at(30_000, { heldBefore: 40_000, lastTrim: idle.now - 10_000 })), true);
   // A quarter of a small table is not worth a collection.
-  const small = { ...idle, heldAtTrim: RECLAIM_MIN_ENTRIES + 100 };
-  assert.equal(reclaimDue({ ...small, held: 101 }), false);
-  assert.equal(reclaimDue({ ...small, held: 100 }), true);
-  // At most once per RECLAIM_LOOK_MS, however fast the tables empty.
-  assert.equal(reclaimDue({ ...idle, held: 0, lastTrim: idle.now - RECLAIM_LOOK_MS + 1 }), false);
-  assert.equal(reclaimDue({ ...idle, held: 0, lastTrim: idle.now - RECLAIM_LOOK_MS }), true);
+  const small = { heldAtTrim: RECLAIM_MIN_ENTRIES + 100 };
+  assert.equal(reclaimDue(at(101, small)), false);
+  assert.equal(reclaimDue(at(100, small)), true);
+  // At most once per RECLAIM_INTERVAL_MS, however fast the tables empty.
+  assert.equal(reclaimDue(at(0, { lastTrim: idle.now - RECLAIM_INTERVAL_MS + 1 })), false);
+  assert.equal(reclaimDue(at(0, { lastTrim: idle.now - RECLAIM_INTERVAL_MS })), true);
   // More entries than at the last time is no reason.
-  assert.equal(reclaimDue({ ...idle, held: 90_000 }), false);
+  assert.equal(reclaimDue(at(90_000)), false);
+});
+
+Deno.test("reclaimWatch: looks again while the tables are big, or while what they let go is not collected", () => {
+  assert.equal(reclaimWatch(undefined, 0), false, "tables not watched");
+  assert.equal(reclaimWatch(RECLAIM_MIN_ENTRIES, 0), true);
+  assert.equal(
+    reclaimWatch(RECLAIM_MIN_ENTRIES - 1, 0),
+    false,
+    "small tables: sleep until traffic",
+  );
+  // 2,000 entries expired at once since the last collection: one more look finds them.
+  assert.equal(reclaimWatch(4, 2_004), true);
+  // Collected (heldAtTrim is what is left): sleep.
+  assert.equal(reclaimWatch(4, 4), false);
+  assert.equal(reclaimWatch(4, 4 + RECLAIM_MIN_ENTRIES - 1), false);
 });
 
 Deno.test("Stack.tableEntries counts conntrack and neighbour entries, and falls as their timers expire", () => {
