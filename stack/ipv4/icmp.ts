@@ -186,9 +186,9 @@ export class Icmpv4 extends IcmpErrorCore {
         ip.setHeaderLen(kept);
         ip.setTotalLength(pkt.end - ip.off);
       }
-      const now = this.ipv4.stack.clock.now() % 86_400_000;
-      processForwardingOptions(ip, ip.src(), now);
-      processForwardingOptions(ip, ip.src(), now, false);
+      const me = ip.src(), now = this.ipv4.stack.clock.now() % 86_400_000;
+      processForwardingOptions(ip, me, now);
+      processForwardingOptions(ip, me, now, false);
     }
     const old = pkt.view.getUint16(off);
     pkt.view.setUint16(off, (Icmpv4Type.ECHO_REPLY << 8) | pkt.data[off + 1]!);
