@@ -185,6 +185,11 @@ function finish(h: number): number {
   return h >>> 0;
 }
 
+/** True when a table's `candidates` answer is a group of equal-cost routes (not one route). */
+export function isRouteGroup<R>(c: R | readonly R[] | null): c is readonly R[] {
+  return Array.isArray(c);
+}
+
 /**
  * A flow hash of an IPv4 5-tuple for ECMP (MurmurHash3 mixing rounds): the
  * same flow always gives the same number. No allocation.
@@ -393,6 +398,16 @@ export class Ipv4RouteTable {
    * @returns the route, or null when nothing matches
    */
   lookup(dst: number, flowHash = 0): Ipv4Route | null {
+    const c = this.candidates(dst);
+    return isRouteGroup(c) ? c[(flowHash >>> 0) % c.length]! : c;
+  }
+
+  /**
+   * What {@link lookup} picks from: the one best route for `dst`, or its
+   * group of equal-cost routes. The forward path hashes the flow only for a
+   * group (most packets have one route and pay no hash).
+   */
+  candidates(dst: number): Ipv4Route | readonly Ipv4Route[] | null {
     const trie = this.#trie;
     let v = trie.root[dst >>> 16]!;
     if (v < 0) {
@@ -400,9 +415,7 @@ export class Ipv4RouteTable {
       v = pool[(-v << 8) | ((dst >>> 8) & 255)]!;
       if (v < 0) v = pool[(-v << 8) | (dst & 255)]!;
     }
-    if (v === 0) return null;
-    const b = this.#entries.best[v]!;
-    return Array.isArray(b) ? b[(flowHash >>> 0) % b.length]! : b;
+    return v === 0 ? null : this.#entries.best[v]!;
   }
 
   /** Every route, sorted by prefix, then prefix length, then metric (for `show routes`). */
@@ -628,6 +641,15 @@ export class Ipv6RouteTable {
    * @returns the route, or null when nothing matches
    */
   lookup(dst: Uint8Array, off: number, flowHash = 0): Ipv6Route | null {
+    const c = this.candidates(dst, off);
+    return isRouteGroup(c) ? c[(flowHash >>> 0) % c.length]! : c;
+  }
+
+  /**
+   * What {@link lookup} picks from: the one best route for the address at
+   * `dst[off]`, or its group of equal-cost routes (see the IPv4 table's).
+   */
+  candidates(dst: Uint8Array, off: number): Ipv6Route | readonly Ipv6Route[] | null {
     const trie = this.#trie;
     let v = trie.root[((dst[off]! << 8) | dst[off + 1]!) & 0xffff]!;
     if (v < 0) {
@@ -640,9 +662,7 @@ export class Ipv6RouteTable {
         if (v >= 0) break;
       }
     }
-    if (v === 0) return null;
-    const b = this.#entries.best[v]!;
-    return Array.isArray(b) ? b[(flowHash >>> 0) % b.length]! : b;
+    return v === 0 ? null : this.#entries.best[v]!;
   }
 
   /** Every route, sorted by prefix, then prefix length, then metric. */

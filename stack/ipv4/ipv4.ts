@@ -13,7 +13,7 @@ import type { LoopbackQueue } from "../loopback.ts";
 import type { Nic } from "../nic.ts";
 import type { StackContext } from "../ip/context.ts";
 import type { AddressRemovedListener, IpHook, IpHooks } from "../ip/hooks.ts";
-import { flowHashV4, Ipv4RouteTable } from "../route_table.ts";
+import { flowHashV4, Ipv4RouteTable, isRouteGroup } from "../route_table.ts";
 import { NeighborCache } from "../neighbor_cache.ts";
 import type { Reassembler } from "../reassembly.ts";
 import { fragmentIpv4 } from "./fragmentation.ts";
@@ -435,7 +435,8 @@ export class Ipv4 implements Ipv4Layer {
     // RFC 1812 §5.3.1: a packet whose TTL would reach 0 is not forwarded;
     // Time Exceeded code 0 goes back to the source.
     if (ip.ttl() <= 1) return R.TTL_EXCEEDED;
-    const route = this.routes.lookup(dst, this.#flowHash(pkt, ip));
+    const c = this.routes.candidates(dst);
+    const route = isRouteGroup(c) ? c[(this.#flowHash(pkt, ip) >>> 0) % c.length]! : c;
     if (route === null) return R.NO_ROUTE;
     if (route.type !== "unicast") return routeTypeReason(route.type);
     const outNic = this.stack.nics.get(route.nicId);

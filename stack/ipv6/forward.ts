@@ -8,7 +8,7 @@
  */
 import type { Nic } from "../nic.ts";
 import { DropReason as R, routeTypeReason } from "../ip/drop.ts";
-import { flowHashV6 } from "../route_table.ts";
+import { flowHashV6, isRouteGroup } from "../route_table.ts";
 import { gsoSegmentLen } from "../gso.ts";
 import { IPV6_HEADER_LEN, Ipv6Packet } from "../wire/ipv6.ts";
 import {
@@ -76,7 +76,8 @@ export class Ipv6Forwarding {
     if (ipv6IsLinkLocalUnicast(d, ip.srcOffset())) return R.LINK_LOCAL_SOURCE;
     if (ipv6IsLinkLocalUnicast(d, ip.dstOffset())) return R.LINK_LOCAL_DESTINATION;
     if (ip.hopLimit() <= 1) return R.TTL_EXCEEDED;
-    const route = this.#l.routes.lookup(d, ip.dstOffset(), this.#flowHash(pkt, ip));
+    const c = this.#l.routes.candidates(d, ip.dstOffset());
+    const route = isRouteGroup(c) ? c[(this.#flowHash(pkt, ip) >>> 0) % c.length]! : c;
     if (route === null) return R.NO_ROUTE;
     if (route.type !== "unicast") return routeTypeReason(route.type);
     const outNic = this.#l.stack.nics.get(route.nicId);

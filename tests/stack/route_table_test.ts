@@ -6,6 +6,7 @@ import {
   Ipv4RouteTable,
   type Ipv6Route,
   Ipv6RouteTable,
+  isRouteGroup,
   type RouteType,
 } from "../../stack/route_table.ts";
 import { formatIpv4, parseIpv4, parseIpv6 } from "../../stack/wire/ip_address.ts";
@@ -378,6 +379,23 @@ Deno.test("Ipv4RouteTable ECMP spreads flows over equal-cost routes", async (t) 
     table.add(r4("0.0.0.0/0", { nicId: 2, via: "198.51.100.2" }));
     table.remove(0, 0, (r) => r.nicId === 1);
     for (let h = 0; h < 20; h++) assert.equal(table.lookup(1, h)?.nicId, 2);
+  });
+  await t.step("candidates(): one route bare, an equal-cost group as its members", () => {
+    const table = new Ipv4RouteTable();
+    table.add(r4("192.0.2.0/24", { nicId: 1 }));
+    table.add(r4("0.0.0.0/0", { nicId: 1, via: "198.51.100.1" }));
+    table.add(r4("0.0.0.0/0", { nicId: 2, via: "198.51.100.2" }));
+    const one = table.candidates(parseIpv4("192.0.2.7"));
+    assert.ok(!isRouteGroup(one));
+    assert.equal(one, table.lookup(parseIpv4("192.0.2.7"), 12345));
+    const group = table.candidates(parseIpv4("203.0.113.5"));
+    assert.ok(isRouteGroup(group));
+    assert.deepEqual(group.map((r) => r.nicId), [1, 2]);
+    for (let h = 0; h < 4; h++) {
+      assert.equal(table.lookup(parseIpv4("203.0.113.5"), h), group[h % 2]);
+    }
+    assert.equal(table.candidates(parseIpv4("0.0.0.0")), group);
+    assert.equal(new Ipv4RouteTable().candidates(1), null);
   });
   await t.step("flowHashV4 is stable and depends on every field", () => {
     const base = flowHashV4(1, 2, 6, 3, 4);
