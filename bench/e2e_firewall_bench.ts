@@ -456,15 +456,19 @@ async function runBench(topo: Topology, o: Opts, r: Results): Promise<void> {
   const setups = [plain, fw, kernel].filter((s) => s !== undefined);
   if (v6) { for (const s of setups) await waitDad(s); }
   // The first rule set everywhere, then the same warm-up for every path.
-  await reloadTapir(fw, base, all.get("0")!.toml());
+  let current = all.get("0")!.toml();
+  await reloadTapir(fw, base, current);
   await applyKernel(kernel, all.get("0")!, o);
   for (const fam of o.families) {
     for (const s of setups) await warmUp(s.h1, NET[fam].h2, o.warmup);
   }
   for (let round = 0; round < o.rounds; round++) {
     for (const c of list) {
-      if (!c.plain) {
-        const ms = await reloadTapir(fw, base, c.toml());
+      // Plain runs on its own tapir: with one other config, fw keeps it from round to round.
+      const toml = c.plain ? current : c.toml();
+      if (toml !== current) {
+        current = toml;
+        const ms = await reloadTapir(fw, base, current);
         (r.tapirReloadMs[c.key] ??= []).push(ms);
         (r.tapirRssMiB[c.key] ??= []).push(await rssMiB(fw));
       }
