@@ -51,3 +51,24 @@ Deno.test("SystemClock fires on its own when the event loop is free", async () =
   assert.deepEqual(order, [1, 5]);
   assert.equal(c.pending(), 0);
 });
+
+Deno.test("SystemClock.hold keeps now() at the pass's start until release, then real time again", () => {
+  const c = new SystemClock();
+  const before = c.now();
+  const held = c.hold();
+  assert.ok(held >= before);
+  // Spin past the held time: now() must not move while held.
+  const spinUntil = performance.now() + 3;
+  while (performance.now() < spinUntil) { /* spin */ }
+  assert.equal(c.now(), held);
+  // A timer scheduled in the pass counts from the held time.
+  const t = c.schedule(1000, () => {});
+  assert.equal(c.nextDeadline(), held + 1000);
+  t.cancel();
+  c.release();
+  const after = c.now();
+  assert.ok(after >= held + 3, `released: ${after} ≥ ${held} + 3`);
+  // A second pass holds a later time: now() never goes back.
+  assert.ok(c.hold() >= after);
+  c.release();
+});
