@@ -5,9 +5,12 @@
  * the router's own per-packet work is measured (no hubs, no hosts, no FFI).
  * The firewall's cost is this rig with and without a `[firewall]` part.
  *
- *     deno run -A bench/_router_rig.ts [--packets 2000000] [--family 4|6|both] [--configs plain,ct,nat100]
+ *     deno run -A bench/_router_rig.ts [--packets 2000000] [--family 4|6|both] [--configs plain,ct,nat100] [--rounds 3] [--thrash KiB]
  *
- * prints ns per packet for each config and family, and the ratio to plain.
+ * prints ns per packet for each config and family, and the ratio to plain
+ * (`--thrash`: the time of writing to that much memory after each packet is
+ * included; it stands in for what the syscalls between packets do to the
+ * caches).
  * `--cpu-prof` on the same command profiles the path.
  *
  * @module
@@ -141,16 +144,28 @@ function main(): void {
   const families: (4 | 6)[] = fam === "both" ? [4, 6] : [Number(fam) as 4 | 6];
   const configs = arg("--configs", "plain,ct,nat100").split(",");
   const rounds = Number(arg("--rounds", "3"));
+  // --thrash K: after each packet, write one byte in every 64 of K KiB, as
+  // the TAP read and write syscalls between two packets evict the caches.
+  const thrash = new Uint8Array(Number(arg("--thrash", "0")) * 1024);
+  let t = 0;
+  const pollute = () => {
+    for (let i = 0; i < thrash.length; i += 64) thrash[i] = t;
+    t++;
+  };
   for (const family of families) {
     const rigs = configs.map((c) => ({ c, rig: routerRig(family, c) }));
     // Warm up each (JIT), then interleave the rounds so drift hits all alike.
-    for (const { rig } of rigs) for (let k = 0; k < 100_000; k++) rig.inject();
+    const each = thrash.length === 0 ? (rig: RouterRig) => rig.inject() : (rig: RouterRig) => {
+      rig.inject();
+      pollute();
+    };
+    for (const { rig } of rigs) for (let k = 0; k < 100_000; k++) each(rig);
     const ns: Record<string, number[]> = {};
     for (let r = 0; r < rounds; r++) {
       for (const { c, rig } of rigs) {
         const w0 = rig.wanSink.written;
         const t0 = performance.now();
-        for (let k = 0; k < N; k++) rig.inject();
+        for (let k = 0; k < N; k++) each(rig);
         const ms = performance.now() - t0;
         if (rig.wanSink.written - w0 !== N) {
           throw new Error(`${c}: ${rig.wanSink.written - w0} of ${N} forwarded`);
