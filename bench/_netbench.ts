@@ -32,6 +32,26 @@ export interface FloodRun {
   recv: number;
   /** Per cent of the sent datagrams that did not arrive. */
   loss: number;
+  /**
+   * CPU time (user + system) process `cpuPid` spent per datagram received,
+   * µs, over the flood and its drain; NaN without `cpuPid`. Unlike `recv`,
+   * it does not depend on how much of the 2 vCPUs the router got beside the
+   * sender.
+   */
+  cpuUsPerPacket: number;
+}
+
+/** Linux's USER_HZ, the unit of /proc/PID/stat's times (100 on every architecture tapir runs on). */
+const CLK_TCK = 100;
+
+/** User + system CPU seconds of process `pid` so far (`/proc/PID/stat` through `cat`; NaN when gone). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const r = await run(["cat", `/proc/${pid}/stat`], { check: false });
+  if (r.code !== 0) return NaN;
+  // Fields after the command name (which may hold spaces) start after its ")".
+  const f = r.stdout.slice(r.stdout.lastIndexOf(")") + 2).split(" ");
+  // utime and stime, fields 14 and 15 of stat(5): 11 and 12 counted from state (3) at 0; in ticks.
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
 }
 
 /** Options of {@link udpFlood}. */
@@ -46,6 +66,8 @@ export interface FloodOptions {
   seconds: number;
   /** Most datagrams sent. */
   count: number;
+  /** A process (the router) whose CPU time per datagram to measure. */
+  cpuPid?: number;
 }
 
 /**
@@ -78,6 +100,7 @@ export async function udpFlood(
   try {
     await sleep(300);
     const before = (await receiver.linkStats(receiverDev)).rx_packets;
+    const cpu0 = opts.cpuPid === undefined ? NaN : await cpuSeconds(opts.cpuPid);
     const r = await sender.exec([
       deno,
       "run",
@@ -95,12 +118,14 @@ export async function udpFlood(
     ], { timeoutMs: (opts.seconds + 20) * 1000 });
     const sent = JSON.parse(r.stdout.trim().split("\n").pop()!) as FloodResult;
     await sleep(300); // let the queues on the way drain
+    const cpu1 = opts.cpuPid === undefined ? NaN : await cpuSeconds(opts.cpuPid);
     const after = (await receiver.linkStats(receiverDev)).rx_packets;
     const got = Math.min(after - before, sent.packets);
     return {
       sent: sent.pps,
       recv: got / sent.seconds,
       loss: sent.packets > 0 ? 100 * (1 - got / sent.packets) : NaN,
+      cpuUsPerPacket: got > 0 ? ((cpu1 - cpu0) * 1e6) / got : NaN,
     };
   } finally {
     sink.kill("SIGTERM");

@@ -86,6 +86,8 @@ export interface FirewallSample {
   pps: number;
   /** Per cent of the flood that did not arrive. */
   lossPct: number;
+  /** tapir's CPU time per datagram of the flood, µs (NaN for the kernel router). */
+  cpuUsPerPacket: number;
 }
 
 /** A rule set as both routers get it. */
@@ -372,8 +374,16 @@ async function measure(s: Setup, o: Opts, fam: Family): Promise<FirewallSample> 
     pps: 0,
     seconds: o.floodSeconds,
     count: o.floodCount,
+    cpuPid: s.tapir?.pid,
   });
-  return { rttMs: rtt.median, rttMeanMs: rtt.mean, tcpGbps, pps: f.recv, lossPct: f.loss };
+  return {
+    rttMs: rtt.median,
+    rttMeanMs: rtt.mean,
+    tcpGbps,
+    pps: f.recv,
+    lossPct: f.loss,
+    cpuUsPerPacket: f.cpuUsPerPacket,
+  };
 }
 
 /** `[router]` and `[[interface]]` of a tapir with one TAP pair (the load-time runs). */
@@ -510,7 +520,10 @@ type Field = keyof FirewallSample;
 
 function best(r: Results, cfg: string, fam: Family, who: string, f: Field): Spread {
   const xs = r.samples[cfg]?.[fam]?.[who]?.map((x) => x[f]) ?? [];
-  return spread(xs, f === "rttMs" || f === "rttMeanMs" || f === "lossPct");
+  return spread(
+    xs,
+    f === "rttMs" || f === "rttMeanMs" || f === "lossPct" || f === "cpuUsPerPacket",
+  );
 }
 
 /**
@@ -569,8 +582,9 @@ function table(r: Results, o: Opts, fam: Family): string {
     `RTT × is RTT / reference RTT (goal ≤ 1.25, i.e. ≥ 0.8 of its speed).`,
     "",
     "| config | tapir pps | × | tapir TCP Gbit/s | × | tapir RTT ms (median) | × | " +
+    "tapir CPU µs/packet | × | " +
     "kernel pps | × | kernel TCP Gbit/s | × | kernel RTT ms (median) | × |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const c of list) {
     const ref = refOf(c);
@@ -583,6 +597,9 @@ function table(r: Results, o: Opts, fam: Family): string {
       x(who, "tcpGbps"),
       cell(best(r, c, fam, who, "rttMs"), 3),
       x(who, "rttMs"),
+      ...(who === "tapir"
+        ? [cell(best(r, c, fam, who, "cpuUsPerPacket"), 2), x(who, "cpuUsPerPacket")]
+        : []),
     ]);
     lines.push(`| ${all.get(c)!.label} | ${cols.join(" | ")} |`);
   }
@@ -600,11 +617,13 @@ function goals(r: Results, o: Opts): string[] {
       const tcp = ratio(r, c, refOf(c), fam, "tapir", "tcpGbps");
       const rtt = ratio(r, c, refOf(c), fam, "tapir", "rttMs");
       const mean = ratio(r, c, refOf(c), fam, "tapir", "rttMeanMs");
+      const cpu = ratio(r, c, refOf(c), fam, "tapir", "cpuUsPerPacket");
       const ok = pps >= 0.8 && tcp >= 0.8 && rtt <= 1.25;
       out.push(
         `IPv${fam} ${configs().get(c)!.label} vs ${refOf(c) === "0" ? "0 rules" : "plain"}: ` +
           `pps ${fmt(pps)}, TCP ${fmt(tcp)}, RTT median ${fmt(rtt)} (mean ${fmt(mean)}) ` +
-          `(≥ 0.8, ≥ 0.8, ≤ 1.25): ${verdict(ok)}`,
+          `(≥ 0.8, ≥ 0.8, ≤ 1.25): ${verdict(ok)}; CPU per flood packet ${fmt(cpu)}× ` +
+          `(≤ 1.25: ≥ 0.8 of the reference's packets per CPU second): ${verdict(cpu <= 1.25)}`,
       );
     }
   }
