@@ -249,30 +249,14 @@ function takenHarder(ct: Conntrack, c: Conn): boolean {
 
 // ------------------------------------------------------------ IPv6
 
-/** The ones' complement change of a checksum when the 16 bytes at `o[oOff..]` become `n[nOff..]`. */
-function checksumUpdate128(
-  checksum: number,
-  o: Uint8Array,
-  oOff: number,
-  n: Uint8Array,
-  nOff: number,
-): number {
-  let s = ~checksum & 0xffff;
-  for (let i = 0; i < 16; i += 2) {
-    s += (~((o[oOff + i]! << 8) | o[oOff + i + 1]!) & 0xffff) +
-      ((n[nOff + i]! << 8) | n[nOff + i + 1]!);
-  }
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
-}
-
 /**
  * Rewrite the source (`Manip.SRC`) or destination of the IPv6 packet at
  * `ipOff` to the 16 bytes at `addr`, and, when `port >= 0` and the
  * transport header is there, its port (ICMPv6 echo: the identifier).
  * IPv6 has no header checksum; TCP, UDP and ICMPv6 checksums cover the
- * pseudo header (RFC 8200 §8.1) and are patched incrementally. A UDP
- * checksum of 0 is left alone, as Linux does.
+ * pseudo header (RFC 8200 §8.1) and are patched incrementally (RFC 1624),
+ * address and port in one sum. A UDP checksum of 0 is left alone, as Linux
+ * does.
  *
  * @param l4 offset of the upper-layer header, or -1 (a later fragment)
  * @param proto the upper-layer protocol
@@ -290,7 +274,7 @@ export function manipIpv6(
   port: number,
   partial: boolean,
 ): void {
-  const d = pkt.data, v = pkt.view;
+  const d = pkt.data;
   const at = ipOff + (manip === Manip.SRC ? 8 : 24);
   // The checksum field's offset and the port's (or identifier's).
   let cAt = -1, pAt = -1;
@@ -303,24 +287,35 @@ export function manipIpv6(
       if (l4 + 8 <= end && ICMPV6_QUERY_REPLY[d[l4]!] !== undefined) pAt = l4 + 4;
     }
   }
-  const hasSum = cAt >= 0 && cAt + 2 <= end;
-  let c = hasSum ? v.getUint16(cAt) : 0;
-  const noSum = proto === 17 && c === 0 && !partial;
-  if (hasSum && !noSum) {
-    c = partial
-      ? ~checksumUpdate128(~c & 0xffff, d, at, addr, 0) & 0xffff
-      : checksumUpdate128(c, d, at, addr, 0);
+  // The address: its old words complemented plus its new ones (RFC 1624
+  // eqn. 3), copied as it goes. A loop, not d.set(addr.subarray(…)): 16
+  // bytes do not pay for a view and a builtin call.
+  let sum = 0;
+  for (let i = 0; i < 16; i += 2) {
+    const j = at + i, n0 = addr[i]!, n1 = addr[i + 1]!;
+    sum += (((d[j]! << 8) | d[j + 1]!) ^ 0xffff) + ((n0 << 8) | n1);
+    d[j] = n0;
+    d[j + 1] = n1;
   }
-  // A loop, not d.set(addr.subarray(…)): 16 bytes do not pay for a view and a builtin call.
-  for (let i = 0; i < 16; i++) d[at + i] = addr[i]!;
+  const hasSum = cAt >= 0 && cAt + 2 <= end;
+  const c = hasSum ? (d[cAt]! << 8) | d[cAt + 1]! : 0;
+  // A pseudo-header sum (partial) covers the addresses, not the ports.
   if (pAt >= 0 && port >= 0 && pAt + 2 <= end) {
-    const old = v.getUint16(pAt);
+    const old = (d[pAt]! << 8) | d[pAt + 1]!;
     if (old !== port) {
-      v.setUint16(pAt, port);
-      if (hasSum && !noSum && !partial) c = checksumUpdate16(c, old, port);
+      d[pAt] = port >>> 8;
+      d[pAt + 1] = port & 0xff;
+      if (!partial) sum += (old ^ 0xffff) + port;
     }
   }
-  if (hasSum && !noSum) v.setUint16(cAt, proto === 17 && c === 0 && !partial ? 0xffff : c);
+  if (!hasSum || (proto === 17 && c === 0 && !partial)) return;
+  // partial: the field is a plain ones' complement sum; otherwise its complement.
+  let s = partial ? c + sum : (c ^ 0xffff) + sum;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  let n = partial ? s : s ^ 0xffff;
+  if (proto === 17 && n === 0 && !partial) n = 0xffff;
+  d[cAt] = n >>> 8;
+  d[cAt + 1] = n & 0xff;
 }
 
 /** The address of an IPv6 conntrack id (Ipv6AddressIds.address). */
