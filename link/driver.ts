@@ -183,9 +183,9 @@ export interface DriverTimers {
   runDue(): unknown;
   /** Deadline (the clock's `now()` scale, ms) of the next timer, if any. */
   nextDeadline(): number | undefined;
-  /** Hold the clock's `now()` for one pass over a batch of frames (`SystemClock.hold`). */
+  /** Hold the clock's `coarseNow()` for one pass over a batch of frames (`SystemClock.hold`). */
   hold?(): unknown;
-  /** Let `now()` read the real time again (`SystemClock.release`). */
+  /** Let `coarseNow()` read the real time again (`SystemClock.release`). */
   release?(): void;
 }
 
@@ -299,7 +299,7 @@ export class LinkDriver {
         let moved = 0;
         for (let pass = 0; pass < this.#maxPasses && !this.#stopped; pass++) {
           busy = false;
-          // One read of the time for the whole pass (the frames' conntrack and TCP read it).
+          // One read of the time for the whole pass (conntrack's per-packet timeout reads it).
           this.#timers?.hold?.();
           // Right after a poll, read only the fds it reported readable: a
           // read that only finds EAGAIN is a syscall (~1.3 µs on these VMs)

@@ -18,6 +18,13 @@ export interface Timer {
 export interface Clock {
   /** Monotonic milliseconds. */
   now(): number;
+  /**
+   * Monotonic milliseconds that may lag {@link Clock.now} by up to one link
+   * driver pass (well under a millisecond): for per-packet reads of the
+   * time that only set or check timeouts of seconds (conntrack), where a
+   * read of the real time per packet costs more than the work around it.
+   */
+  coarseNow(): number;
   /** Run `fn` once after `delayMs`. */
   schedule(delayMs: number, fn: () => void): Timer;
 }
@@ -41,27 +48,30 @@ export class SystemClock implements Clock {
   readonly #heap = new TimerHeap();
   #armed: ReturnType<typeof setTimeout> | undefined;
   #armedAt = Infinity;
-  /** The time {@link SystemClock.hold} holds `now()` at, or -1. */
+  /** The time {@link SystemClock.hold} holds `coarseNow()` at, or -1. */
   #held = -1;
 
-  /**
-   * Monotonic milliseconds: `performance.now()`, or while a link driver's
-   * pass holds the clock ({@link SystemClock.hold}), the time that pass
-   * began.
-   */
   now(): number {
+    return performance.now();
+  }
+
+  /**
+   * `performance.now()`, or while a link driver's pass holds the clock
+   * ({@link SystemClock.hold}), the time that pass began.
+   */
+  coarseNow(): number {
     const h = this.#held;
     return h >= 0 ? h : performance.now();
   }
 
   /**
-   * Hold `now()` at the current time until {@link SystemClock.release}: the
-   * link driver holds it for each synchronous pass over a batch of frames,
-   * so the frames' per-packet reads of the time (conntrack's timeout, TCP's
-   * timestamps) cost one `performance.now()` (0.05–0.12 µs in Deno) per
-   * pass instead of one each. Linux caches the time per packet alike
-   * (jiffies, TCP's `tcp_mstamp`). A pass is a few hundred frames, well
-   * under a millisecond, so times read in it are that much early at most.
+   * Hold `coarseNow()` at the current time until {@link SystemClock.release}:
+   * the link driver holds it for each synchronous pass over a batch of
+   * frames, so conntrack's per-packet read of the time (its timeout) costs
+   * one `performance.now()` (0.05–0.12 µs in Deno) per pass instead of one
+   * per packet, as Linux's conntrack reads jiffies. A pass is a few hundred
+   * frames, well under a millisecond. `now()` stays exact, for what needs
+   * the real time inside a pass (TCP's RTT samples and timestamps).
    *
    * @returns the time held
    */
@@ -69,13 +79,13 @@ export class SystemClock implements Clock {
     return this.#held = performance.now();
   }
 
-  /** Let `now()` read the real time again. */
+  /** Let `coarseNow()` read the real time again. */
   release(): void {
     this.#held = -1;
   }
 
   schedule(delayMs: number, fn: () => void): Timer {
-    const t = this.#heap.add(this.now() + Math.max(0, delayMs), fn);
+    const t = this.#heap.add(performance.now() + Math.max(0, delayMs), fn);
     if (t.at < this.#armedAt) this.#arm(t.at);
     return t;
   }
@@ -149,6 +159,11 @@ export class ManualClock implements Clock {
   }
 
   now(): number {
+    return this.#now;
+  }
+
+  /** The same as {@link ManualClock.now}: virtual time does not move by itself. */
+  coarseNow(): number {
     return this.#now;
   }
 

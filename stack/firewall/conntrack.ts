@@ -452,7 +452,7 @@ export class Conntrack {
    * earlier (a state change).
    */
   refresh(c: Conn, ms: number): void {
-    c.expires = this.clock.now() + ms;
+    c.expires = this.clock.coarseNow() + ms;
     if (c.has(CtStatus.CONFIRMED) && (c.heapIndex < 0 || c.expires < c.timerAt)) this.#arm(c);
   }
 
@@ -584,8 +584,8 @@ export class Conntrack {
    */
   tcpStart(c: Conn, s: TcpSegment): void {
     this.#start(c, 0, s);
-    if (c.tcpState !== sSS && c.expires - this.clock.now() > CT_TIMEOUTS.tcpUnacknowledged) {
-      c.expires = this.clock.now() + CT_TIMEOUTS.tcpUnacknowledged;
+    if (c.tcpState !== sSS && c.expires - this.clock.coarseNow() > CT_TIMEOUTS.tcpUnacknowledged) {
+      c.expires = this.clock.coarseNow() + CT_TIMEOUTS.tcpUnacknowledged;
     }
   }
 

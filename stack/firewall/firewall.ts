@@ -957,7 +957,7 @@ export class Firewall {
   /** A new, unconfirmed connection for a first packet. */
   #begin(ct: Conntrack, rec: PacketRecord, p: PacketInfo, c: Conn, timeout: number): void {
     c.tcpState = this.#tcpState;
-    c.expires = ct.clock.now() + timeout;
+    c.expires = ct.clock.coarseNow() + timeout;
     // #firstTimeout loaded the segment.
     if (p.proto === 6) ct.tcpStart(c, this.#seg);
     c.packetsOrig = 1;

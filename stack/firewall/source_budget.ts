@@ -78,7 +78,7 @@ export class SourceBudget {
    */
   take(k0: number, k1: number): boolean {
     if (this.rate <= 0) return true;
-    const now = this.clock.now();
+    const now = this.clock.coarseNow();
     k0 |= 0;
     k1 |= 0;
     const used = this.#used, a = this.#k0, b = this.#k1, last = this.#last, mask = this.#mask;

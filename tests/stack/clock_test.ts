@@ -52,23 +52,31 @@ Deno.test("SystemClock fires on its own when the event loop is free", async () =
   assert.equal(c.pending(), 0);
 });
 
-Deno.test("SystemClock.hold keeps now() at the pass's start until release, then real time again", () => {
+Deno.test("SystemClock.hold keeps coarseNow() at the pass's start until release; now() stays exact", () => {
   const c = new SystemClock();
-  const before = c.now();
+  const before = c.coarseNow();
   const held = c.hold();
   assert.ok(held >= before);
-  // Spin past the held time: now() must not move while held.
+  // Spin past the held time: coarseNow() must not move while held, now() must.
   const spinUntil = performance.now() + 3;
   while (performance.now() < spinUntil) { /* spin */ }
-  assert.equal(c.now(), held);
-  // A timer scheduled in the pass counts from the held time.
+  assert.equal(c.coarseNow(), held);
+  assert.ok(c.now() >= held + 3, "now() is the real time");
+  // Timers count from the real time.
   const t = c.schedule(1000, () => {});
-  assert.equal(c.nextDeadline(), held + 1000);
+  assert.ok(c.nextDeadline()! >= held + 1003);
   t.cancel();
   c.release();
-  const after = c.now();
+  const after = c.coarseNow();
   assert.ok(after >= held + 3, `released: ${after} ≥ ${held} + 3`);
-  // A second pass holds a later time: now() never goes back.
+  // A second pass holds a later time: coarseNow() never goes back.
   assert.ok(c.hold() >= after);
   c.release();
+});
+
+Deno.test("ManualClock.coarseNow() is its now()", () => {
+  const c = new ManualClock(5);
+  c.advance(10);
+  assert.equal(c.coarseNow(), 15);
+  assert.equal(c.coarseNow(), c.now());
 });
