@@ -19,10 +19,9 @@ import { buildStack } from "../config/build.ts";
 import { parseConfig } from "../config/mod.ts";
 import { ManualClock, SeededRandom } from "../stack/mod.ts";
 import type { Nic, Stack } from "../stack/mod.ts";
-import { finishChecksum, onesSum } from "../stack/wire/checksum.ts";
-import { parseIpv6 } from "../stack/wire/ip_address.ts";
 import { HEADROOM, PacketBuffer } from "../stack/wire/packet_buffer.ts";
 import { SinkEndpoint, udpFrame } from "./forward_alloc_bench.ts";
+import { ip6, udp6 } from "../tests/topology/_packets6.ts";
 
 /** The addresses of the rig (those of bench:firewall's namespaces). */
 const H1_MAC = new Uint8Array([0x02, 0, 0x5e, 0, 0, 0x0a]);
@@ -57,26 +56,18 @@ forward = { policy = "drop", rules = ["-m conntrack --ctstate ESTABLISHED,RELATE
 
 /** A frame h1 → h2 over IPv6: UDP 40000 → 9000 with `payload` bytes, checksum filled. */
 export function udp6Frame(dstMac: Uint8Array, payload = 64): Uint8Array {
-  const f = new Uint8Array(14 + 40 + 8 + payload);
-  const v = new DataView(f.buffer);
+  const packet = ip6({
+    src: H1_6,
+    dst: H2_6,
+    proto: 17,
+    payload: udp6(H1_6, H2_6, 40000, 9000, payload),
+  });
+  const f = new Uint8Array(14 + packet.length);
   f.set(dstMac, 0);
   f.set(H1_MAC, 6);
-  v.setUint16(12, 0x86dd);
-  v.setUint32(14, 0x60000000);
-  v.setUint16(18, 8 + payload);
-  v.setUint8(20, 17);
-  v.setUint8(21, 64);
-  f.set(parseIpv6(H1_6), 22);
-  f.set(parseIpv6(H2_6), 38);
-  v.setUint16(54, 40000);
-  v.setUint16(56, 9000);
-  v.setUint16(58, 8 + payload);
-  for (let i = 0; i < payload; i++) f[62 + i] = i;
-  // Pseudo-header: the two addresses, the upper-layer length and the next header.
-  let acc = onesSum(f, 22, 32, 0);
-  acc += 8 + payload + 17;
-  acc = onesSum(f, 54, 8 + payload, acc);
-  v.setUint16(60, finishChecksum(acc) || 0xffff);
+  f[12] = 0x86;
+  f[13] = 0xdd;
+  f.set(packet, 14);
   return f;
 }
 
@@ -102,7 +93,7 @@ dad_transmits = 0
 [[interface]]
 name = "lan0"
 addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
-neighbors = [{ address = "192.0.2.2", mac = "02:00:5e:00:00:0a" }, { address = "${H1_6}", mac = "02:00:5e:00:00:0a" }]
+neighbors = [{ address = "192.0.2.10", mac = "02:00:5e:00:00:0a" }, { address = "${H1_6}", mac = "02:00:5e:00:00:0a" }]
 
 [[interface]]
 name = "wan0"
