@@ -345,12 +345,12 @@ async function hostsAndAttacker(
   await bridge(h2, [`${NET[4].h2}/24`, `${NET[6].h2}/64`]);
   // h2's kernel enters the source of every RA it receives in its ND table,
   // accept_ra off or not (ndisc_router_discovery). After flood_router26
-  // that table is at its gc_thresh3 (1,024 entries)
-  // and h2 at times cannot make an entry it needs: radvd's first RAs after
-  // the flood were discarded (h2's Ip6OutNoRoutes +2, the RA check 11.6-
-  // 12.1 s). h2 is the router radvd runs on and takes no RAs: its firewall
-  // drops them before they make entries, so the RA check times the router
-  // under test, not h2.
+  // that table is at its gc_thresh3 (1,024 entries) and h2 at times cannot
+  // make an entry it needs: radvd's first RAs after the flood were
+  // discarded (h2's Ip6OutNoRoutes +2, the RA check 11.6–12.1 s). h2 is
+  // the router radvd runs on and takes no RAs: its firewall drops them
+  // before they make entries, so the RA check times the router under
+  // test, not h2.
   await h2.exec([
     "ip6tables",
     "-w",

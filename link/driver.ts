@@ -76,8 +76,9 @@ export interface LinkDriverOptions {
    * When the links go idle after traffic (no frame for `activeWindowMs`),
    * hand the free memory of malloc's arenas back to the kernel
    * (`malloc_trim(0)`, a few ms at most), at most once per this many ms
-   * (and, while idle, as the stack's tables empty: see `held`); 0 never. A flood leaves the arenas fragmented by the buffers it made and
-   * freed (V8's ArrayBuffers live in malloc memory), and glibc returns
+   * (and, while idle, as the stack's tables empty: see `held`); 0 never. A
+   * flood leaves the arenas fragmented by the buffers it made and freed
+   * (V8's ArrayBuffers live in malloc memory), and glibc returns
    * little of it by itself: the process's RSS would stay at the flood's
    * peak. Before the trim, when V8's `gc` is exposed (`deno task tapir`
    * and `deno task compile` pass `--v8-flags=--expose-gc`), a full,
