@@ -41,17 +41,25 @@ export interface FloodRun {
   cpuUsPerPacket: number;
 }
 
-/** Linux's USER_HZ, the unit of /proc/PID/stat's times (100 on every architecture tapir runs on). */
-const CLK_TCK = 100;
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ; 100 on Linux). */
+const USER_HZ = 100;
 
-/** User + system CPU seconds of process `pid` so far (`/proc/PID/stat` through `cat`; NaN when gone). */
-export async function cpuSeconds(pid: number): Promise<number> {
-  const r = await run(["cat", `/proc/${pid}/stat`], { check: false });
-  if (r.code !== 0) return NaN;
-  // Fields after the command name (which may hold spaces) start after its ")".
-  const f = r.stdout.slice(r.stdout.lastIndexOf(")") + 2).split(" ");
-  // utime and stime, fields 14 and 15 of stat(5): 11 and 12 counted from state (3) at 0; in ticks.
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+/**
+ * User and system CPU seconds of process `pid` so far (/proc/PID/stat
+ * utime, stime), read by `cat`: Deno lets only `--allow-all` read another
+ * process's /proc files, and the benches grant `--allow-run`.
+ */
+export async function cpuSeconds(pid: number): Promise<{ user: number; sys: number }> {
+  const s = (await run(["cat", `/proc/${pid}/stat`], { timeoutMs: 5000 })).stdout;
+  // The fields after "(comm)": state is field 3, utime 14, stime 15.
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return { user: Number(f[11]) / USER_HZ, sys: Number(f[12]) / USER_HZ };
+}
+
+/** {@link cpuSeconds}, user and system together; NaN without a pid or when it is gone. */
+function cpuTotal(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return Promise.resolve(NaN);
+  return cpuSeconds(pid).then((t) => t.user + t.sys, () => NaN);
 }
 
 /** Options of {@link udpFlood}. */
@@ -100,7 +108,7 @@ export async function udpFlood(
   try {
     await sleep(300);
     const before = (await receiver.linkStats(receiverDev)).rx_packets;
-    const cpu0 = opts.cpuPid === undefined ? NaN : await cpuSeconds(opts.cpuPid);
+    const cpu0 = await cpuTotal(opts.cpuPid);
     const r = await sender.exec([
       deno,
       "run",
@@ -118,7 +126,7 @@ export async function udpFlood(
     ], { timeoutMs: (opts.seconds + 20) * 1000 });
     const sent = JSON.parse(r.stdout.trim().split("\n").pop()!) as FloodResult;
     await sleep(300); // let the queues on the way drain
-    const cpu1 = opts.cpuPid === undefined ? NaN : await cpuSeconds(opts.cpuPid);
+    const cpu1 = await cpuTotal(opts.cpuPid);
     const after = (await receiver.linkStats(receiverDev)).rx_packets;
     const got = Math.min(after - before, sent.packets);
     return {

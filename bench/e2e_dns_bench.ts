@@ -79,6 +79,7 @@ import { hasTool } from "../tests/tools.ts";
 import {
   benchHeader,
   benchMeta,
+  cpuSeconds,
   fmt,
   requireRoot,
   type Spread,
@@ -232,21 +233,6 @@ interface Side {
   counters: () => Promise<Record<string, number>>;
   /** The forwarder's process (all its threads). */
   pid: number;
-}
-
-/** Clock ticks per second of /proc/PID/stat's times (USER_HZ; 100 on Linux). */
-const USER_HZ = 100;
-
-/**
- * User and system CPU seconds of process `pid` so far (/proc/PID/stat
- * utime, stime), read by `cat`: Deno lets only `--allow-all` read another
- * process's /proc files, and the task grants `--allow-run`.
- */
-async function cpuSeconds(pid: number): Promise<{ user: number; sys: number }> {
-  const s = (await run(["cat", `/proc/${pid}/stat`], { timeoutMs: 5000 })).stdout;
-  // The fields after "(comm)": state is field 3, utime 14, stime 15.
-  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-  return { user: Number(f[11]) / USER_HZ, sys: Number(f[12]) / USER_HZ };
 }
 
 /** A Udp counter of a namespace (/proc/net/snmp). */
