@@ -223,10 +223,38 @@ export async function pingRttMs(
 }
 
 /**
+ * Every RTT of `ping [-6] -c COUNT -i INTERVAL` from `client` to `dst`, in
+ * ms and in reply order, from ping's per-reply `time=` lines (empty when
+ * none came back); with `cpu`, ping runs pinned to that CPU (`taskset -c`).
+ */
+export async function pingRttSamplesMs(
+  client: Netns,
+  dst: string,
+  count = 100,
+  intervalS = 0.01,
+  cpu?: number,
+): Promise<number[]> {
+  const six = dst.includes(":") ? ["-6"] : [];
+  const pin = cpu === undefined ? [] : ["taskset", "-c", String(cpu)];
+  const r = await client.exec(
+    [...pin, "ping", ...six, "-n", "-c", String(count), "-i", String(intervalS), "-w", "15", dst],
+    { check: false, timeoutMs: 20_000 },
+  );
+  return [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+}
+
+/** The median of `xs` (NaN when empty). */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const t = [...xs].sort((a, b) => a - b);
+  const h = t.length >> 1;
+  return t.length % 2 === 1 ? t[h]! : (t[h - 1]! + t[h]!) / 2;
+}
+
+/**
  * Median and mean RTT of `ping [-6] -c COUNT -i INTERVAL` from `client` to
- * `dst`, in ms, from ping's per-reply `time=` lines (NaN when none came
- * back): the median is not moved by the odd slow reply (a garbage
- * collection pause) that moves the mean.
+ * `dst`, in ms (NaN when no reply came back): the median is not moved by
+ * the odd slow reply (a garbage collection pause) that moves the mean.
  */
 export async function pingRttStatsMs(
   client: Netns,
@@ -234,20 +262,9 @@ export async function pingRttStatsMs(
   count = 100,
   intervalS = 0.01,
 ): Promise<{ median: number; mean: number }> {
-  const six = dst.includes(":") ? ["-6"] : [];
-  const r = await client.exec(
-    ["ping", ...six, "-n", "-c", String(count), "-i", String(intervalS), "-w", "15", dst],
-    { check: false, timeoutMs: 20_000 },
-  );
-  const t = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) =>
-    a - b
-  );
+  const t = await pingRttSamplesMs(client, dst, count, intervalS);
   if (t.length === 0) return { median: NaN, mean: NaN };
-  const h = t.length >> 1;
-  return {
-    median: t.length % 2 === 1 ? t[h]! : (t[h - 1]! + t[h]!) / 2,
-    mean: t.reduce((a, b) => a + b, 0) / t.length,
-  };
+  return { median: median(t), mean: t.reduce((a, b) => a + b, 0) / t.length };
 }
 
 /**
