@@ -424,7 +424,7 @@ export interface PairedRtt {
   refMs: number;
 }
 
-/** Run `f` with every thread of process `pid` on `cpu`, then give back its old mask. */
+/** Run `f` with every thread of the processes `pids` on `cpu`, then give back their masks. */
 async function pinned<T>(pids: number[], cpu: number, f: () => Promise<T>): Promise<T> {
   const masks: string[] = [];
   for (const pid of pids) {
