@@ -93,7 +93,8 @@ export interface LinkDriverOptions {
    * {@link RECLAIM_LOOK_MS} while there are at least
    * {@link RECLAIM_MIN_ENTRIES} (see {@link reclaimWatch}), and gives
    * memory back again once the count has fallen by a quarter (and by that
-   * many) since the last time and stopped falling (see {@link reclaimDue}):
+   * many) since the last time and stopped falling, or by half while it
+   * still falls (see {@link reclaimDue}):
    * a flood's connection-tracking entries expire well after the links went
    * idle (30 s for unreplied UDP), and their memory stays in V8's heap
    * until a collection that nothing else starts.
@@ -135,21 +136,28 @@ export interface ReclaimState {
 
 /**
  * Whether the idle loop gives memory back now (a full GC, then
- * `malloc_trim`): after traffic moved since the last time, at most once
- * per `trimIdleMs`; or once the stack's tables have let go of a quarter of
+ * `malloc_trim`): after traffic moved since the last time, once
+ * `trimIdleMs` has passed; or (traffic since or not) once the stack's
+ * tables have let go of a quarter of
  * their entries (at least {@link RECLAIM_MIN_ENTRIES}) and stopped falling
  * (one collection when a wave of expiries ends, not one per step of it),
- * or fall still after `trimIdleMs`; at most once per
- * {@link RECLAIM_INTERVAL_MS}.
+ * or have let go of half while still falling, or fall still after
+ * `trimIdleMs`; at most once per {@link RECLAIM_INTERVAL_MS}. A full
+ * connection-tracking table whose entries expire over 12 s (a new-flow
+ * flood's, 30 s after their last packet) is then collected at half, three
+ * quarters and so on, so the process's memory falls with the table.
  */
 export function reclaimDue(s: ReclaimState): boolean {
   if (s.trimIdleMs <= 0) return false;
   const since = s.now - s.lastTrim;
-  if (s.lastTraffic > s.lastTrim) return since >= s.trimIdleMs;
+  if (s.lastTraffic > s.lastTrim && since >= s.trimIdleMs) return true;
+  // A few frames since (a neighbour's probe) do not hold back what the tables let go.
   if (s.held === undefined || since < RECLAIM_INTERVAL_MS) return false;
   const fell = s.heldAtTrim - s.held;
   if (fell < RECLAIM_MIN_ENTRIES || fell * 4 < s.heldAtTrim) return false;
-  return s.held === s.heldBefore || since >= s.trimIdleMs;
+  // Stopped falling, or half of it gone while it still falls (a table that
+  // empties over many seconds gives its memory back on the way down).
+  return s.held === s.heldBefore || fell * 2 >= s.heldAtTrim || since >= s.trimIdleMs;
 }
 
 /**
@@ -371,6 +379,9 @@ export class LinkDriver {
         // V8's and malloc's free memory back.
         if (timeout !== 0 && this.#trimIdleMs > 0) {
           const held = this.#held?.();
+          // What the tables let go of counts from their peak since the last
+          // collection (a flood that grew them after it).
+          if (held !== undefined && held > heldAtTrim) heldAtTrim = held;
           const trimIdleMs = this.#trimIdleMs;
           const st = { now, lastTraffic, lastTrim, trimIdleMs, held, heldBefore, heldAtTrim };
           heldBefore = held ?? 0;

@@ -20,16 +20,27 @@ const idle: ReclaimState = {
   heldAtTrim: 70_000,
 };
 
-Deno.test("reclaimDue: after traffic at most once per trimIdleMs, never when it is 0", () => {
+Deno.test("reclaimDue: after traffic once trimIdleMs has passed, never when it is 0", () => {
   assert.equal(reclaimDue({ ...idle, lastTraffic: 99_000 }), true);
   assert.equal(reclaimDue({ ...idle, lastTraffic: 99_000, lastTrim: 95_000 }), false);
   assert.equal(reclaimDue({ ...idle, lastTraffic: 99_000, trimIdleMs: 0 }), false);
   assert.equal(reclaimDue({ ...idle, lastTraffic: -Infinity, lastTrim: -Infinity }), false);
-  // Traffic since, and the tables emptied: the trimIdleMs limit holds.
-  assert.equal(reclaimDue({ ...idle, lastTraffic: 99_000, lastTrim: 95_000, held: 0 }), false);
+  // Traffic since (a neighbour's probe) does not hold back what the tables let go of.
+  assert.equal(reclaimDue({ ...idle, lastTraffic: 99_000, lastTrim: 95_000, held: 0 }), true);
+  assert.equal(
+    reclaimDue({
+      ...idle,
+      lastTraffic: 99_000,
+      lastTrim: 95_000,
+      held: 60_000,
+      heldBefore: 60_000,
+    }),
+    false,
+    "less than a quarter",
+  );
 });
 
-Deno.test("reclaimDue: idle, again once the tables let go of a quarter (and of RECLAIM_MIN_ENTRIES) and stop falling", () => {
+Deno.test("reclaimDue: idle, again once the tables let go of a quarter (and of RECLAIM_MIN_ENTRIES) and stop falling, or of half while falling", () => {
   /** Idle, the tables at `held` at this look and the one before. */
   const at = (held: number, extra: Partial<ReclaimState> = {}) => ({
     ...idle,
@@ -42,9 +53,16 @@ Deno.test("reclaimDue: idle, again once the tables let go of a quarter (and of R
   assert.equal(reclaimDue(at(70_000 - 17_500)), true, "a quarter");
   assert.equal(reclaimDue(at(0)), true);
   assert.equal(reclaimDue({ ...at(0), held: undefined }), false, "tables not watched");
-  // Still falling: wait for the wave of expiries to end, unless it lasts trimIdleMs.
-  assert.equal(reclaimDue(at(30_000, { heldBefore: 40_000, lastTrim: idle.now - 5_000 })), false);
-  assert.equal(reclaimDue(at(30_000, { heldBefore: 40_000, lastTrim: idle.now - 10_000 })), true);
+  // Still falling: wait for the wave of expiries to end, unless it lasts trimIdleMs
+  // or half of the entries are gone.
+  assert.equal(reclaimDue(at(50_000, { heldBefore: 55_000, lastTrim: idle.now - 5_000 })), false);
+  assert.equal(reclaimDue(at(50_000, { heldBefore: 55_000, lastTrim: idle.now - 10_000 })), true);
+  assert.equal(reclaimDue(at(35_001, { heldBefore: 40_000, lastTrim: idle.now - 5_000 })), false);
+  assert.equal(reclaimDue(at(35_000, { heldBefore: 40_000, lastTrim: idle.now - 5_000 })), true);
+  // The halves go on as the table empties (heldAtTrim is what was left at the last one).
+  const wave = { heldAtTrim: 35_000, lastTrim: idle.now - RECLAIM_INTERVAL_MS };
+  assert.equal(reclaimDue(at(17_501, { ...wave, heldBefore: 20_000 })), false);
+  assert.equal(reclaimDue(at(17_500, { ...wave, heldBefore: 20_000 })), true);
   // A quarter of a small table is not worth a collection.
   const small = { heldAtTrim: RECLAIM_MIN_ENTRIES + 100 };
   assert.equal(reclaimDue(at(101, small)), false);
