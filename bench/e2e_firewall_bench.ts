@@ -422,21 +422,23 @@ export interface PairedRtt {
   tapirMs: number;
   /** Median of every reply of the reference tapir, ms. */
   refMs: number;
+  /** The reference tapir's own measurement just before (the traffic it carried first). */
+  ref?: FirewallSample;
 }
 
 /** Run `f` with every thread of the processes `pids` on `cpu`, then give back their masks. */
 async function pinned<T>(pids: number[], cpu: number, f: () => Promise<T>): Promise<T> {
   const masks: string[] = [];
-  for (const pid of pids) {
-    const r = await run(["taskset", "-p", String(pid)]);
-    masks.push(r.stdout.trim().split(/\s+/).at(-1)!);
-    await run(["taskset", "-a", "-p", "-c", String(cpu), String(pid)]);
-  }
   try {
+    for (const pid of pids) {
+      const r = await run(["taskset", "-p", String(pid)]);
+      masks.push(r.stdout.trim().split(/\s+/).at(-1)!);
+      await run(["taskset", "-a", "-p", "-c", String(cpu), String(pid)]);
+    }
     return await f();
   } finally {
-    for (const [i, pid] of pids.entries()) {
-      await run(["taskset", "-a", "-p", masks[i]!, String(pid)], { check: false });
+    for (const [i, mask] of masks.entries()) {
+      await run(["taskset", "-a", "-p", mask, String(pids[i])], { check: false });
     }
   }
 }
@@ -448,7 +450,8 @@ async function pinned<T>(pids: number[], cpu: number, f: () => Promise<T>): Prom
  * on another (`--rtt-pin`): the medians of all replies of each. On an
  * unchanged tapir the median of one series moves by up to 1.4× from series
  * to series, mostly with where the scheduler puts tapir and ping; pinned
- * and interleaved, two identical tapirs come out within ±5 % (README).
+ * and interleaved, two identical tapirs came out 0.95–1.08 of each other
+ * in the runs so far (README).
  */
 async function pairedRtt(s: Setup, ref: Setup, o: Opts, fam: Family): Promise<PairedRtt> {
   const dst = NET[fam].h2;
@@ -600,7 +603,7 @@ async function runBench(topo: Topology, o: Opts, r: Results): Promise<void> {
           // floods answers pings faster than one that sat idle (scratch A/A runs: 0.92–1.14).
           const x = await measure(ref, o, fam);
           console.error(`round ${round + 1} ${c.key} IPv${fam} reference: ${JSON.stringify(x)}`);
-          const p = await pairedRtt(fw, ref, o, fam);
+          const p = { ...await pairedRtt(fw, ref, o, fam), ref: x };
           ((r.pairedRtt[c.key] ??= {})[fam] ??= []).push(p);
           console.error(`round ${round + 1} ${c.key} IPv${fam} paired RTT: ${JSON.stringify(p)}`);
         }
