@@ -650,13 +650,16 @@ function pairedRatios(
 
 /** The median of {@link pairedRatios} (NaN without a pair). */
 function ratio(r: Results, cfg: string, ref: string, fam: Family, who: string, f: Field): number {
-  const rs = pairedRatios(r, cfg, ref, fam, who, f);
-  if (rs.length === 0) return NaN;
-  const h = rs.length >> 1;
-  return rs.length % 2 === 1 ? rs[h]! : (rs[h - 1]! + rs[h]!) / 2;
+  return median(pairedRatios(r, cfg, ref, fam, who, f));
 }
 
-/** The median ratio and, with several rounds, its range: `0.95 [0.90–0.99]`. */
+/** The median of sorted ratios and, with several, their range: `0.95 [0.90–0.99]`. */
+function medianRange(rs: readonly number[]): string {
+  const m = fmt(median(rs));
+  return rs.length > 1 ? `${m} [${fmt(rs[0]!)}–${fmt(rs.at(-1)!)}]` : m;
+}
+
+/** {@link medianRange} of {@link pairedRatios}. */
 function ratioCell(
   r: Results,
   cfg: string,
@@ -665,9 +668,7 @@ function ratioCell(
   who: string,
   f: Field,
 ): string {
-  const rs = pairedRatios(r, cfg, ref, fam, who, f);
-  const m = fmt(ratio(r, cfg, ref, fam, who, f));
-  return rs.length > 1 ? `${m} [${fmt(rs[0]!)}–${fmt(rs[rs.length - 1]!)}]` : m;
+  return medianRange(pairedRatios(r, cfg, ref, fam, who, f));
 }
 
 /** The reference a config is held against: plain for nat100, 0 rules for the rest. */
@@ -737,11 +738,8 @@ function pairedTable(r: Results, o: Opts): string {
     for (const fam of o.families) {
       const ps = r.pairedRtt[c]?.[fam];
       if (ps === undefined) continue;
-      const rs = pairedRatiosOf(r, c, fam);
       const ms = ps.map((p) => `${fmt(p.tapirMs, 3)} / ${fmt(p.refMs, 3)}`).join(", ");
-      const x = rs.length > 1
-        ? `${fmt(median(rs))} [${fmt(rs[0]!)}–${fmt(rs.at(-1)!)}]`
-        : fmt(median(rs));
+      const x = medianRange(pairedRatiosOf(r, c, fam));
       lines.push(`| ${configs().get(c)!.label} | IPv${fam} | ${ms} | ${x} |`);
     }
   }
@@ -757,8 +755,8 @@ function goals(r: Results, o: Opts): string[] {
     if (aa.length > 0) {
       out.push(
         `IPv${fam} 0 rules vs a second tapir with 0 rules (the paired RTT's noise): ${
-          fmt(median(aa))
-        } [${fmt(aa[0]!)}–${fmt(aa.at(-1)!)}]`,
+          medianRange(aa)
+        }`,
       );
     }
     for (const c of ["1k", "10k", "100k", "set1M", "nat100"]) {
