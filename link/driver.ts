@@ -128,10 +128,14 @@ export interface ReclaimState {
   lastTrim: number;
   /** `trimIdleMs` (0: never). */
   trimIdleMs: number;
-  /** Table entries now, at the loop's last look, and when memory was last given back (undefined: not watched). */
+  /**
+   * Table entries now (undefined: not watched), at the loop's last look,
+   * and the most since memory was last given back (what they held then,
+   * or more if they grew since).
+   */
   held: number | undefined;
   heldBefore: number;
-  heldAtTrim: number;
+  heldPeak: number;
 }
 
 /**
@@ -153,11 +157,11 @@ export function reclaimDue(s: ReclaimState): boolean {
   if (s.lastTraffic > s.lastTrim && since >= s.trimIdleMs) return true;
   // A few frames since (a neighbour's probe) do not hold back what the tables let go.
   if (s.held === undefined || since < RECLAIM_INTERVAL_MS) return false;
-  const fell = s.heldAtTrim - s.held;
-  if (fell < RECLAIM_MIN_ENTRIES || fell * 4 < s.heldAtTrim) return false;
+  const fell = s.heldPeak - s.held;
+  if (fell < RECLAIM_MIN_ENTRIES || fell * 4 < s.heldPeak) return false;
   // Stopped falling, or half of it gone while it still falls (a table that
   // empties over many seconds gives its memory back on the way down).
-  return s.held === s.heldBefore || fell * 2 >= s.heldAtTrim || since >= s.trimIdleMs;
+  return s.held === s.heldBefore || fell * 2 >= s.heldPeak || since >= s.trimIdleMs;
 }
 
 /**
@@ -166,9 +170,9 @@ export function reclaimDue(s: ReclaimState): boolean {
  * {@link RECLAIM_MIN_ENTRIES} (they may yet let go of them), and while
  * what they let go of since the last time has not been collected yet.
  */
-export function reclaimWatch(held: number | undefined, heldAtTrim: number): boolean {
+export function reclaimWatch(held: number | undefined, heldPeak: number): boolean {
   if (held === undefined) return false;
-  return held >= RECLAIM_MIN_ENTRIES || heldAtTrim - held >= RECLAIM_MIN_ENTRIES;
+  return held >= RECLAIM_MIN_ENTRIES || heldPeak - held >= RECLAIM_MIN_ENTRIES;
 }
 
 /**
@@ -300,7 +304,7 @@ export class LinkDriver {
     let lastTimerTurn = performance.now();
     let lastTraffic = -Infinity;
     let lastTrim = -Infinity;
-    let heldAtTrim = 0;
+    let heldPeak = 0;
     let heldBefore = 0;
     try {
       while (!this.#stopped) {
@@ -381,19 +385,19 @@ export class LinkDriver {
           const held = this.#held?.();
           // What the tables let go of counts from their peak since the last
           // collection (a flood that grew them after it).
-          if (held !== undefined && held > heldAtTrim) heldAtTrim = held;
+          if (held !== undefined && held > heldPeak) heldPeak = held;
           const trimIdleMs = this.#trimIdleMs;
-          const st = { now, lastTraffic, lastTrim, trimIdleMs, held, heldBefore, heldAtTrim };
+          const st = { now, lastTraffic, lastTrim, trimIdleMs, held, heldBefore, heldPeak };
           heldBefore = held ?? 0;
           if (reclaimDue(st)) {
             fullGc();
             lib.sym.malloc_trim(0n);
             lastTrim = performance.now();
-            heldAtTrim = held ?? 0;
+            heldPeak = held ?? 0;
             this.mallocTrims++;
           }
           // Look again soon while there is something left to let go.
-          if (reclaimWatch(held, heldAtTrim)) {
+          if (reclaimWatch(held, heldPeak)) {
             timeout = timeout < 0 ? RECLAIM_LOOK_MS : Math.min(timeout, RECLAIM_LOOK_MS);
           }
         }

@@ -17,7 +17,7 @@ const idle: ReclaimState = {
   trimIdleMs: 10_000,
   held: 70_000,
   heldBefore: 70_000,
-  heldAtTrim: 70_000,
+  heldPeak: 70_000,
 };
 
 Deno.test("reclaimDue: after traffic once trimIdleMs has passed, never when it is 0", () => {
@@ -59,12 +59,12 @@ Deno.test("reclaimDue: idle, again once the tables let go of a quarter (and of R
   assert.equal(reclaimDue(at(50_000, { heldBefore: 55_000, lastTrim: idle.now - 10_000 })), true);
   assert.equal(reclaimDue(at(35_001, { heldBefore: 40_000, lastTrim: idle.now - 5_000 })), false);
   assert.equal(reclaimDue(at(35_000, { heldBefore: 40_000, lastTrim: idle.now - 5_000 })), true);
-  // The halves go on as the table empties (heldAtTrim is what was left at the last one).
-  const wave = { heldAtTrim: 35_000, lastTrim: idle.now - RECLAIM_INTERVAL_MS };
+  // The halves go on as the table empties (heldPeak is what was left at the last one).
+  const wave = { heldPeak: 35_000, lastTrim: idle.now - RECLAIM_INTERVAL_MS };
   assert.equal(reclaimDue(at(17_501, { ...wave, heldBefore: 20_000 })), false);
   assert.equal(reclaimDue(at(17_500, { ...wave, heldBefore: 20_000 })), true);
   // A quarter of a small table is not worth a collection.
-  const small = { heldAtTrim: RECLAIM_MIN_ENTRIES + 100 };
+  const small = { heldPeak: RECLAIM_MIN_ENTRIES + 100 };
   assert.equal(reclaimDue(at(101, small)), false);
   assert.equal(reclaimDue(at(100, small)), true);
   // At most once per RECLAIM_INTERVAL_MS, however fast the tables empty.
@@ -84,7 +84,7 @@ Deno.test("reclaimWatch: looks again while the tables are big, or while what the
   );
   // 2,000 entries expired at once since the last collection: one more look finds them.
   assert.equal(reclaimWatch(4, 2_004), true);
-  // Collected (heldAtTrim is what is left): sleep.
+  // Collected (heldPeak is what is left): sleep.
   assert.equal(reclaimWatch(4, 4), false);
   assert.equal(reclaimWatch(4, 4 + RECLAIM_MIN_ENTRIES - 1), false);
 });
