@@ -79,6 +79,7 @@ import {
   benchHeader,
   benchMeta,
   fmt,
+  median,
   requireRoot,
   sleep,
   warmUp,
@@ -497,6 +498,36 @@ async function rssMb(pid: number): Promise<number> {
 }
 
 /**
+ * CPU time of `pid` (all its threads) and of its main thread, in clock
+ * ticks (USER_HZ, 100 a second), and the main thread's involuntary context
+ * switches: how busy tapir is under a flood and how often another task took
+ * its CPU from it (null for no PID or once gone).
+ */
+async function procCpu(pid: number): Promise<{ all: number; main: number; nvcsw: number } | null> {
+  if (pid < 0) return null;
+  const r = await run(
+    [
+      "cat",
+      `/proc/${pid}/stat`,
+      `/proc/${pid}/task/${pid}/stat`,
+      `/proc/${pid}/task/${pid}/status`,
+    ],
+    { check: false },
+  );
+  // utime and stime are fields 14 and 15; the command name (field 2) may hold spaces.
+  const ticks = (line: string | undefined) => {
+    const f = (line ?? "").slice((line ?? "").lastIndexOf(")") + 2).split(" ");
+    return Number(f[11]) + Number(f[12]);
+  };
+  const lines = r.stdout.split("\n");
+  const nv = r.stdout.match(/nonvoluntary_ctxt_switches:\s+(\d+)/);
+  const all = ticks(lines[0]);
+  const main = ticks(lines[1]);
+  if (!Number.isFinite(all) || !Number.isFinite(main) || nv === null) return null;
+  return { all, main, nvcsw: Number(nv[1]) };
+}
+
+/**
  * A process that reads `pid`'s VmRSS every 100 ms until stopped; `stop()`
  * returns the largest value it saw (NaN without a PID).
  */
@@ -516,12 +547,18 @@ function rssSampler(pid: number): { stop(): Promise<number> } {
   };
 }
 
-/** Ping's summary: loss % and RTT avg/max in ms (NaN when nothing came back). */
+/**
+ * Ping's summary: loss % and RTT avg/max in ms (NaN when nothing came
+ * back), and the median and 90th percentile of the replies' times, which
+ * tell a few slow replies (a pause) from every reply being slower.
+ */
 interface PingResult {
   sent: number;
   lossPct: number;
   avgMs: number;
   maxMs: number;
+  medianMs: number;
+  p90Ms: number;
 }
 
 function parsePing(out: string): PingResult {
@@ -529,11 +566,14 @@ function parsePing(out: string): PingResult {
   const rtt = out.match(/= [\d.]+\/([\d.]+)\/([\d.]+)\//);
   const sent = c ? Number(c[1]) : 0;
   const got = c ? Number(c[2]) : 0;
+  const t = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
   return {
     sent,
     lossPct: sent > 0 ? 100 * (1 - got / sent) : NaN,
     avgMs: rtt ? Number(rtt[1]) : NaN,
     maxMs: rtt ? Number(rtt[2]) : NaN,
+    medianMs: median(t),
+    p90Ms: t.length > 0 ? t[Math.min(t.length - 1, Math.floor(t.length * 0.9))]! : NaN,
   };
 }
 
@@ -554,7 +594,6 @@ async function pingThrough(
     "ping",
     ...(fam === 6 ? ["-6"] : []),
     "-n",
-    "-q",
     "-i",
     String(o.pingInterval),
     "-c",
@@ -608,6 +647,13 @@ interface FloodSample {
   packets: number;
   pps: number;
   ping: PingResult;
+  /**
+   * tapir only, while ping ran: CPU of the whole process and of its main
+   * thread (% of one CPU) and the main thread's involuntary context switches.
+   */
+  cpu?: { allPct: number; mainPct: number; involuntarySwitches: number };
+  /** How long ping (and the CPU reading) ran, in s. */
+  pingSeconds?: number;
   /** tapir only: VmRSS in MB. */
   rssBefore: number;
   rssPeak: number;
@@ -807,7 +853,12 @@ async function oneFlood(s: Setup, f: FloodDef, o: Opts, topo: Topology): Promise
     const genP = runGenerator(s, dev, f.cmd(s, o), o);
     await sleep(1000);
     const perf = perfRecord(o, f.key, pid);
+    const cpu0 = await procCpu(pid);
+    const t0 = performance.now();
     const ping = await pingThrough(s, f.family, Math.max(1, o.seconds - 2), o, genP);
+    const cpu1 = await procCpu(pid);
+    const pingSeconds = (performance.now() - t0) / 1000;
+    const wallTicks = pingSeconds * 100;
     await perf.stop();
     const g = await genP;
     const rssPeak = Math.max(rssBefore, await sampler.stop());
@@ -837,6 +888,12 @@ async function oneFlood(s: Setup, f: FloodDef, o: Opts, topo: Topology): Promise
       packets: g.packets,
       pps: g.packets / g.seconds,
       ping,
+      cpu: cpu0 === null || cpu1 === null ? undefined : {
+        allPct: 100 * (cpu1.all - cpu0.all) / wallTicks,
+        mainPct: 100 * (cpu1.main - cpu0.main) / wallTicks,
+        involuntarySwitches: cpu1.nvcsw - cpu0.nvcsw,
+      },
+      pingSeconds,
       rssBefore,
       rssPeak,
       rssAfter,
@@ -887,7 +944,7 @@ function table(samples: FloodSample[], idle: FloodSample[], o: Opts): string {
       router: "",
       packets: NaN,
       pps: NaN,
-      ping: { sent: 0, lossPct: NaN, avgMs: NaN, maxMs: NaN },
+      ping: { sent: 0, lossPct: NaN, avgMs: NaN, maxMs: NaN, medianMs: NaN, p90Ms: NaN },
       rssBefore: NaN,
       rssPeak: NaN,
       rssAfter: NaN,
@@ -906,6 +963,30 @@ function table(samples: FloodSample[], idle: FloodSample[], o: Opts): string {
         fmt(ratio, 1)
       } | ${goal} | ${fmt(tt.rssBefore, 0)} / ${fmt(tt.rssPeak, 0)} / ${fmt(tt.rssAfter, 0)} | ${
         f.key === "idle" || t === undefined ? "—" : memOk ? "yes" : "no"
+      } |`,
+    );
+  }
+  // Where the average comes from: the typical reply and the slow tenth,
+  // and how busy tapir was (a flood tapir cannot keep up with queues every
+  // frame behind it; another task taking tapir's CPU stalls the queue).
+  lines.push(
+    "",
+    "RTT median / 90th percentile (ms), and tapir's CPU while ping ran " +
+      "(% of one CPU, all threads) with its main thread's involuntary context switches a second:",
+    "",
+    "| flood | tapir median / p90 | kernel median / p90 | tapir CPU % | preempted /s |",
+    "|---|---|---|---|---|",
+  );
+  const pct = (p: PingResult | undefined) =>
+    p === undefined ? "—" : `${fmt(p.medianMs, 2)} / ${fmt(p.p90Ms, 2)}`;
+  for (const f of rows) {
+    const t = f.key === "idle" ? idle.find((x) => x.router === "tapir") : by(f.key, "tapir");
+    const k = f.key === "idle" ? idle.find((x) => x.router === "kernel") : by(f.key, "kernel");
+    if (t === undefined && k === undefined) continue;
+    const c = t?.cpu;
+    lines.push(
+      `| ${f.label} | ${pct(t?.ping)} | ${pct(k?.ping)} | ${c ? fmt(c.allPct, 0) : "—"} | ${
+        c && t?.pingSeconds ? fmt(c.involuntarySwitches / t.pingSeconds, 0) : "—"
       } |`,
     );
   }

@@ -145,6 +145,8 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   stack.statsSources.set("driver", () => ({
     polls: driver.polls,
     syncPolls: driver.syncPolls,
+    yieldMicros: driver.yieldMicros,
+    yieldMaxMicros: driver.yieldMaxMicros,
     timerTurns: driver.timerTurns,
     mallocTrims: driver.mallocTrims,
   }));

@@ -251,6 +251,10 @@ export class LinkDriver {
   syncPolls = 0;
   /** Macrotask turns taken so that timers run under steady traffic. */
   timerTurns = 0;
+  /** Microseconds spent in awaited polls of timeout 0 and timer turns (the loop's yields). */
+  yieldMicros = 0;
+  /** Longest such yield, in microseconds. */
+  yieldMaxMicros = 0;
   /** Times memory was given back while idle: a full GC, then malloc_trim (see `trimIdleMs` and `held`). */
   mallocTrims = 0;
 
@@ -401,6 +405,7 @@ export class LinkDriver {
             timeout = timeout < 0 ? RECLAIM_LOOK_MS : Math.min(timeout, RECLAIM_LOOK_MS);
           }
         }
+        const y0 = timeout === 0 ? performance.now() : 0;
         const r = await lib.sym.poll_async(this.#pollfds, nfds, timeout);
         // An await of a nonblocking call that returns at once does not let
         // Deno run its timers: under steady traffic a setTimeout(0) waited
@@ -411,6 +416,11 @@ export class LinkDriver {
           await new Promise<void>((res) => setTimeout(res, 0));
           lastTimerTurn = performance.now();
           this.timerTurns++;
+        }
+        if (timeout === 0) {
+          const us = Math.round((performance.now() - y0) * 1000);
+          this.yieldMicros += us;
+          if (us > this.yieldMaxMicros) this.yieldMaxMicros = us;
         }
         lastAwait = performance.now();
         if (r > 0) this.#afterPoll();
