@@ -350,6 +350,11 @@ export interface NdpStats {
   solicitationsSent: number;
   /** Neighbor Advertisements sent. */
   advertisementsSent: number;
+  /**
+   * Solicitations left unanswered: the neighbour table was full and the
+   * source had not solicited in the last 2–4 s (a host repeats after 1 s).
+   */
+  solicitationsUnanswered: number;
   /** DAD probes sent. */
   dadProbesSent: number;
   /** Addresses that passed DAD. */
@@ -499,6 +504,7 @@ export function newStackStats(): StackStats {
       "redirectsIgnored",
       "solicitationsSent",
       "advertisementsSent",
+      "solicitationsUnanswered",
       "dadProbesSent",
       "dadSucceeded",
       "dadFailed",

@@ -32,6 +32,7 @@ import {
 import { ETHERNET_HEADER_LEN, EtherType, writeEthernetHeader } from "../wire/ethernet.ts";
 import { HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
 import { ipv6MulticastMac } from "../wire/mac_address.ts";
+import { RepeatFilter } from "../repeat_filter.ts";
 
 const log = getLogger(["tapir", "ipv6"]);
 const UNSPECIFIED = new Uint8Array(16);
@@ -43,9 +44,14 @@ function same(a: Uint8Array, b: Uint8Array, bOff = 0): boolean {
   return true;
 }
 
+/** {@link Ndp}'s `#enterSolicitor` answer: leave this solicitation unanswered. */
+const UNANSWERED = new Uint8Array(0);
+
 /** NDP for one stack. */
 export class Ndp {
   #ndp = new NdpPacket();
+  /** Solicitors the full table could not enter, seen in the last 2–4 s (see `#enterSolicitor`). */
+  #solicitors: RepeatFilter | null = null;
   #it = new NdpOptionIterator();
   // The options {@link Ndp.receive} found (first of each kind): offset of
   // the option's data and its length, -1 when absent.
@@ -103,10 +109,12 @@ export class Ndp {
           // Override (so a unicast owner's NA wins). Linux answers at once
           // unless proxy_delay asks for a random delay; tapir answers at once.
           if (!srcUnspecified && this.ipv6.anycastNic(target) === nic) {
+            const to = slla >= 0 ? this.#enterSolicitor(st, d, srcOff, slla) : null;
+            if (to === UNANSWERED) return;
             this.sendAdvertisement(nic, target.slice(), d.subarray(srcOff, srcOff + 16), {
               solicited: true,
               override: false,
-            }, slla >= 0 ? this.#enterSolicitor(st, d, srcOff, slla) : null);
+            }, to);
             return;
           }
           s.notForUs++;
@@ -126,6 +134,7 @@ export class Ndp {
         const toMac = !srcUnspecified && slla >= 0
           ? this.#enterSolicitor(st, d, srcOff, slla)
           : null;
+        if (toMac === UNANSWERED) return;
         // §7.2.4: answer; to all-nodes without S when the source was ::.
         this.sendAdvertisement(
           nic,
@@ -329,17 +338,24 @@ export class Ndp {
    * RFC 4861 §7.2.3: enter (or update) the soliciting neighbour from its
    * Source Link-Layer Address option at `d[slla]`.
    *
-   * @returns null when it is in the table (the answer goes the normal way),
-   *   else its link-layer address, to answer to directly: the table is full
-   *   of entries younger than the forced GC takes (`tableFullDrops`, counted
-   *   there). Linux's ndisc_recv_ns answers only a neighbour it could enter,
-   *   but its neigh_forced_gc takes any entry not updated since the previous
-   *   forced GC, so under an NS flood from random sources its table churns
-   *   and a host that comes meanwhile still gets in. tapir keeps the flood's
-   *   young entries from displacing each other (no entry made and freed per
-   *   flood packet) and answers without an entry, so that host still
-   *   resolves us (bench:floods ns-random: 100 % ping loss through tapir
-   *   before, as no NA reached a host that came during the flood).
+   * @returns null when it is in the table (the answer goes the normal way);
+   *   when the table is full of entries younger than the forced GC takes
+   *   (`tableFullDrops`, counted there), its link-layer address to answer
+   *   to directly if it solicited before in the last 2–4 s, else
+   *   {@link UNANSWERED} (`ndp.solicitationsUnanswered`).
+   *
+   * Linux's ndisc_recv_ns answers only a neighbour it could enter, but its
+   * neigh_forced_gc takes any entry not updated since the previous forced
+   * GC, so under an NS flood from random sources its table churns and a
+   * host that comes meanwhile still gets in. tapir keeps the flood's young
+   * entries from displacing each other (no entry made and freed per flood
+   * packet) and answers without an entry a solicitor that repeats, as a
+   * host does after RetransTimer (1 s): that host resolves us on its second
+   * NS (bench:floods ns-random: 100 % ping loss through tapir when no NA
+   * reached a host that came during the flood). Answering every solicitor
+   * cost a write per flood packet: flood_solicitate6's 125,000 NS a second
+   * held tapir at its limit, and pings through it waited 6.5 ms (median)
+   * behind a full TAP queue.
    */
   #enterSolicitor(
     st: Ipv6NicState,
@@ -348,7 +364,12 @@ export class Ndp {
     slla: number,
   ): Uint8Array | null {
     const mac = d.subarray(slla, slla + this.#sllaLen);
-    return st.neighbors.handleSolicitation(this.ipv6.keys.peek(d, srcOff), mac, true) ? null : mac;
+    if (st.neighbors.handleSolicitation(this.ipv6.keys.peek(d, srcOff), mac, true)) return null;
+    const stack = this.ipv6.stack;
+    const f = this.#solicitors ??= new RepeatFilter(stack.random);
+    if (f.repeated(stack.clock.now(), d, srcOff, 16, d, slla, this.#sllaLen)) return mac;
+    stack.stats.ndp.solicitationsUnanswered++;
+    return UNANSWERED;
   }
 
   /**

@@ -195,6 +195,7 @@ const INFORMATIONAL: string[] = [
   "stack.ndp.messagesReceived",
   // What an NS or NA was, once counted by type.
   "stack.ndp.notForUs",
+  "stack.ndp.solicitationsUnanswered",
   "stack.ndp.loopedBackSolicitations",
   "stack.ndp.duplicateAfterDad",
   "stack.ndp.solicitationsSent",

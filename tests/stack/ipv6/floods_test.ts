@@ -44,31 +44,51 @@ function sendFloodNs(lab: ReturnType<typeof routerLab6>, i: number): void {
   );
 }
 
-Deno.test("NS from unknown sources are answered but not entered once the neighbour table is full", () => {
+Deno.test("NS from unknown sources are neither entered nor answered once the neighbour table is full, unless they repeat", () => {
   const lab = routerLab6({ stack: { neighbor: { maxEntries: 16 } } });
   const nic = lab.rLan;
   const sendNs = (i: number) => sendFloodNs(lab, i);
   // Fill the table (a and b hold two entries already, on their own NICs or this one).
   for (let i = 0; i < 40; i++) sendNs(i);
   lab.clock.advance(10);
-  const d = watch(lab.r);
+  let d = watch(lab.r);
   lab.a.clear();
   for (let i = 100; i < 200; i++) sendNs(i);
   lab.clock.advance(10);
-  // Each is answered straight to its own link-layer address (no entry, so
-  // no resolution of the flood's source and no queue), its entry refused
-  // with one counter: a host that comes during a flood still resolves us.
+  // A flood's random sources solicit once each: no entry (one counter for
+  // the refusal), no resolution of the source, no queue, and no answer:
+  // an answer is a write per flood packet.
   assertDelta(d(), {
     "ndp.solicitationsReceived": 100,
-    "ndp.advertisementsSent": 100,
+    "ndp.advertisementsSent": 0,
+    "ndp.solicitationsUnanswered": 100,
     "ndp.solicitationsSent": 0,
     [`neigh6.${nic.name}.tableFullDrops`]: 100,
   });
-  const nas = lab.a.icmp6(T6.NA);
-  assert.equal(nas.length, 100);
-  assert.deepEqual(readIpv6(nas[0]!).dst, floodSource(100).ll);
+  assert.equal(lab.a.icmp6(T6.NA).length, 0);
   assert.equal(neighbor6(lab.r, nic, floodSource(150).ll), undefined, "not entered");
-  // A neighbour already in the table is still answered.
+  // A host repeats its NS after RetransTimer (RFC 4861 §7.2.2): the second
+  // is answered straight to its link-layer address, still without an entry.
+  lab.clock.advance(1000);
+  d = watch(lab.r);
+  sendNs(150);
+  lab.clock.advance(10);
+  assertDelta(d(), {
+    "ndp.advertisementsSent": 1,
+    "ndp.solicitationsUnanswered": 0,
+    [`neigh6.${nic.name}.tableFullDrops`]: 1,
+  });
+  const nas = lab.a.icmp6(T6.NA);
+  assert.equal(nas.length, 1);
+  assert.deepEqual(readIpv6(nas[0]!).dst, floodSource(150).ll);
+  assert.equal(neighbor6(lab.r, nic, floodSource(150).ll), undefined, "not entered");
+  // A source is remembered for 2–4 s: 5 s later its NS is a first one again.
+  lab.clock.advance(5000);
+  d = watch(lab.r);
+  sendNs(150);
+  lab.clock.advance(10);
+  assertDelta(d(), { "ndp.advertisementsSent": 0, "ndp.solicitationsUnanswered": 1 });
+  // A neighbour already in the table is answered at once.
   assert.ok(neighbor6(lab.r, nic, "2001:db8:1::10") !== undefined);
   lab.a.clear();
   lab.a.sendMulticast(
