@@ -147,6 +147,8 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
     syncPolls: driver.syncPolls,
     yieldMicros: driver.yieldMicros,
     yieldMaxMicros: driver.yieldMaxMicros,
+    longPasses: driver.longPasses,
+    longPassMicros: driver.longPassMicros,
     timerTurns: driver.timerTurns,
     mallocTrims: driver.mallocTrims,
   }));

@@ -47,8 +47,11 @@ export interface LinkDriverOptions {
   /**
    * Longest time the loop keeps the event loop waiting (ms since its last
    * `await`) before it awaits a poll again, so timers, signals and the
-   * control socket are never held up longer. Default 10: the stack's
-   * timers (NUD, RA, DAD, reassembly) run at second scale.
+   * control socket are never held up longer. Default 50: the stack's
+   * timers (NUD, RA, DAD, reassembly) run from the loop itself and at
+   * second scale. Each such poll hands off to Deno's blocking pool (0.1–0.4
+   * ms under a flood, the frames queueing meanwhile); at 10 ms these cost
+   * ~1.5 % of the loop's time under the NA flood of bench:floods.
    */
   syncBudgetMs?: number;
   /**
@@ -69,7 +72,13 @@ export interface LinkDriverOptions {
   /**
    * Under steady traffic, give the event loop a macrotask turn (a
    * `setTimeout(0)`) at least this often, for timers outside the stack
-   * (the systemd watchdog, user code). Default 100 ms.
+   * (the systemd watchdog, user code). Default 500 ms. A turn waits for
+   * Deno's timer wheel: 2.4 ms (median, measured under a busy loop), the
+   * frames queueing meanwhile; at 100 ms these turns were most of the time
+   * the loop spent yielding under floods (bench:floods), and the frames
+   * that queued behind each left ~10 % of the pings through tapir over a
+   * millisecond. A `MessageChannel` turn is 10× shorter but does not
+   * reliably run a timer that is due.
    */
   timerTurnMs?: number;
   /**
@@ -255,6 +264,10 @@ export class LinkDriver {
   yieldMicros = 0;
   /** Longest such yield, in microseconds. */
   yieldMaxMicros = 0;
+  /** Iterations whose passes, yield to consumers and timers took over 1 ms. */
+  longPasses = 0;
+  /** Microseconds those iterations took. */
+  longPassMicros = 0;
   /** Times memory was given back while idle: a full GC, then malloc_trim (see `trimIdleMs` and `held`). */
   mallocTrims = 0;
 
@@ -263,10 +276,10 @@ export class LinkDriver {
     this.#maxPasses = opts.maxPasses ?? 16;
     this.#idleTimeout = opts.idleTimeoutMs ?? -1;
     this.#syncPollMs = opts.syncPollMs ?? 10;
-    this.#syncBudgetMs = opts.syncBudgetMs ?? 10;
+    this.#syncBudgetMs = opts.syncBudgetMs ?? 50;
     this.#activeWindowMs = opts.activeWindowMs ?? 2000;
     this.#timers = opts.timers;
-    this.#timerTurnMs = opts.timerTurnMs ?? 100;
+    this.#timerTurnMs = opts.timerTurnMs ?? 500;
     this.#trimIdleMs = opts.trimIdleMs ?? 10_000;
     this.#activity = opts.activity;
     this.#held = opts.held;
@@ -314,6 +327,7 @@ export class LinkDriver {
       while (!this.#stopped) {
         let busy = false;
         let moved = 0;
+        const p0 = performance.now();
         for (let pass = 0; pass < this.#maxPasses && !this.#stopped; pass++) {
           busy = false;
           // One read of the time for the whole pass (conntrack's per-packet timeout reads it).
@@ -351,6 +365,13 @@ export class LinkDriver {
           }
         }
         this.#timers?.runDue();
+        {
+          const us = (performance.now() - p0) * 1000;
+          if (us > 1000) {
+            this.longPasses++;
+            this.longPassMicros += Math.round(us);
+          }
+        }
         if (this.#dirty) this.#rebuild();
         const nfds = BigInt(this.#polled.length + 1);
         const now = performance.now();
@@ -411,7 +432,8 @@ export class LinkDriver {
         // Deno run its timers: under steady traffic a setTimeout(0) waited
         // 0.5-1 s (measured). The stack's timers run from the loop itself
         // (options.timers); a macrotask turn every timerTurnMs serves the
-        // rest. A turn every 10 ms cost 18 % of the 64 B forwarding rate.
+        // rest. A turn every 10 ms cost 18 % of the 64 B forwarding rate;
+        // one every 100 ms cost 2.5 % of the time under floods.
         if (timeout === 0 && performance.now() - lastTimerTurn >= this.#timerTurnMs) {
           await new Promise<void>((res) => setTimeout(res, 0));
           lastTimerTurn = performance.now();
