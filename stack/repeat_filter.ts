@@ -7,9 +7,10 @@
  * is almost never known (see {@link RepeatFilter} for the rate); a real
  * neighbour that repeats its message on its protocol's schedule is.
  *
- * NDP uses it when the neighbour table is full (issue #16): an NS from a
- * source it cannot enter is answered only when that source solicited
- * before, as a host does after RetransTimer (1 s, RFC 4861 §7.2.2).
+ * ARP and NDP use it when the neighbour table is full (issue #16): a
+ * request or NS from a sender the table cannot enter is answered only when
+ * that sender asked before, as a host does after its retransmit time (1 s:
+ * RFC 4861 §7.2.2's RetransTimer, Linux's ARP retrans_time).
  *
  * @module
  */

@@ -180,6 +180,12 @@ export interface ArpStats {
   groupSenderDropped: number;
   /** Requests for one of our addresses, answered. */
   requestsAnswered: number;
+  /**
+   * Requests for one of our addresses left unanswered: the neighbour table
+   * was full and the sender had not asked in the last 2–4 s (a host asks
+   * again after 1 s).
+   */
+  requestsUnanswered: number;
   /** Requests for addresses that are not ours. */
   requestsNotForUs: number;
   /** Replies received. */
@@ -472,6 +478,7 @@ export function newStackStats(): StackStats {
       "unknownOpDropped",
       "groupSenderDropped",
       "requestsAnswered",
+      "requestsUnanswered",
       "requestsNotForUs",
       "repliesReceived",
       "requestsSent",

@@ -12,6 +12,7 @@ import { EtherType, writeEthernetHeader } from "../wire/ethernet.ts";
 import { ipv4CidrContains } from "../wire/ip_address.ts";
 import { BROADCAST_MAC } from "../wire/mac_address.ts";
 import { HEADROOM, type PacketBuffer } from "../wire/packet_buffer.ts";
+import { RepeatFilter } from "../repeat_filter.ts";
 
 const ZERO_MAC = new Uint8Array(6);
 
@@ -22,6 +23,8 @@ export type ArpWatcher = (nic: Nic, op: number, spa: number, sha: Uint8Array, tp
 export class Arp {
   #arp = new ArpPacket();
   #mac = new Uint8Array(6);
+  /** Senders the full table could not enter, seen in the last 2–4 s. */
+  #senders: RepeatFilter | null = null;
   /** Address conflict detection (RFC 5227): the DHCP client watches while it probes. */
   readonly watchers: Set<ArpWatcher> = new Set();
 
@@ -58,11 +61,12 @@ export class Arp {
     // RFC 826 "merge": update an existing entry for the sender; create one
     // only when the packet is for us. An ARP probe (sender 0.0.0.0) teaches
     // nothing (RFC 5227).
+    let entered = true;
     if (spa !== 0) {
       if (op === ArpOp.REPLY && forUs) {
         st.neighbors.handleAdvertisement(spa, mac, { solicited: true, override: true });
       } else {
-        st.neighbors.handleSolicitation(spa, mac, forUs && op === ArpOp.REQUEST);
+        entered = st.neighbors.handleSolicitation(spa, mac, forUs && op === ArpOp.REQUEST);
       }
     }
     if (op !== ArpOp.REQUEST) {
@@ -73,6 +77,21 @@ export class Arp {
     if (!forUs) {
       s.requestsNotForUs++;
       return;
+    }
+    // A sender the full table cannot take: Linux's arp_process answers only
+    // a neighbour neigh_event_ns could enter. tapir answers one that asked
+    // in the last 2–4 s, as a host does after its retransmit time (1 s), so
+    // a flood of requests from random senders costs no write per packet
+    // and a host that comes meanwhile resolves us on its second request
+    // (as NDP, ndp.ts).
+    if (!entered) {
+      const stack = this.ipv4.stack;
+      const f = this.#senders ??= new RepeatFilter(stack.random);
+      // The sender's MAC and address, adjacent in the packet (sha, spa).
+      if (!f.repeated(stack.clock.now(), pkt.data, a.shaOffset(), 10, pkt.data, 0, 0)) {
+        s.requestsUnanswered++;
+        return;
+      }
     }
     s.requestsAnswered++;
     this.#send(nic, ArpOp.REPLY, tpa, mac, spa, mac);

@@ -48,6 +48,7 @@ const FATES: Record<string, Layer> = {
   "stack.arp.unknownOpDropped": "arp",
   "stack.arp.groupSenderDropped": "arp",
   "stack.arp.requestsAnswered": "arp",
+  "stack.arp.requestsUnanswered": "arp",
   "stack.arp.requestsNotForUs": "arp",
   "stack.arp.repliesReceived": "arp",
   // ICMPv4: malformed, else handled by type.
