@@ -49,9 +49,10 @@ export interface LinkDriverOptions {
    * `await`) before it awaits a poll again, so timers, signals and the
    * control socket are never held up longer. Default 50: the stack's
    * timers (NUD, RA, DAD, reassembly) run from the loop itself and at
-   * second scale. Each such poll hands off to Deno's blocking pool (0.1–0.4
-   * ms under a flood, the frames queueing meanwhile); at 10 ms these cost
-   * ~1.5 % of the loop's time under the NA flood of bench:floods.
+   * second scale. Each such poll hands off to Deno's blocking pool (~0.13
+   * ms on average under the ARP flood, the frames queueing meanwhile). Under bench:floods'
+   * NA flood the yields (these polls and the timer turns) took 1.0 s during
+   * one 20 s flood at 10 ms and a 100 ms `timerTurnMs`, 0.24 s at 50 ms and 1 s.
    */
   syncBudgetMs?: number;
   /**
@@ -75,10 +76,8 @@ export interface LinkDriverOptions {
    * (the systemd watchdog, user code). Default 500 ms. A turn waits for
    * Deno's timer wheel: 2.4 ms (median, measured under a busy loop), the
    * frames queueing meanwhile; at 100 ms these turns were most of the time
-   * the loop spent yielding under floods (bench:floods), and the frames
-   * that queued behind each left ~10 % of the pings through tapir over a
-   * millisecond. A `MessageChannel` turn is 10× shorter but does not
-   * reliably run a timer that is due.
+   * the loop spent yielding under floods (bench:floods). A `MessageChannel`
+   * turn is 10× shorter but does not reliably run a timer that is due.
    */
   timerTurnMs?: number;
   /**
@@ -433,7 +432,7 @@ export class LinkDriver {
         // 0.5-1 s (measured). The stack's timers run from the loop itself
         // (options.timers); a macrotask turn every timerTurnMs serves the
         // rest. A turn every 10 ms cost 18 % of the 64 B forwarding rate;
-        // one every 100 ms cost 2.5 % of the time under floods.
+        // one every 100 ms took ~2.5 % of the time under floods.
         if (timeout === 0 && performance.now() - lastTimerTurn >= this.#timerTurnMs) {
           await new Promise<void>((res) => setTimeout(res, 0));
           lastTimerTurn = performance.now();
