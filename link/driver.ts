@@ -364,16 +364,13 @@ export class LinkDriver {
           }
         }
         this.#timers?.runDue();
-        {
-          const us = (performance.now() - p0) * 1000;
-          if (us > 1000) {
-            this.longPasses++;
-            this.longPassMicros += Math.round(us);
-          }
+        const now = performance.now();
+        if (now - p0 > 1) {
+          this.longPasses++;
+          this.longPassMicros += Math.round((now - p0) * 1000);
         }
         if (this.#dirty) this.#rebuild();
         const nfds = BigInt(this.#polled.length + 1);
-        const now = performance.now();
         if (moved > 0) lastTraffic = now;
         // While traffic is flowing (frames moved in the last activeWindowMs),
         // wait for the next frame in a synchronous poll: the kernel wakes it
@@ -438,12 +435,12 @@ export class LinkDriver {
           lastTimerTurn = performance.now();
           this.timerTurns++;
         }
+        lastAwait = performance.now();
         if (timeout === 0) {
-          const us = Math.round((performance.now() - y0) * 1000);
+          const us = Math.round((lastAwait - y0) * 1000);
           this.yieldMicros += us;
           if (us > this.yieldMaxMicros) this.yieldMaxMicros = us;
         }
-        lastAwait = performance.now();
         if (r > 0) this.#afterPoll();
         else if (r === 0) {
           // Nothing was readable when poll returned (poll is level-triggered).
