@@ -62,6 +62,8 @@
  * @module
  */
 import {
+  bridge,
+  enslave,
   moveTapToNs,
   type Netns,
   REPO,
@@ -297,33 +299,6 @@ async function tapirCli(tapir: Tapir, args: string[]): Promise<string> {
     tapir.controlPath,
   ], { timeoutMs: 15_000 });
   return r.stdout;
-}
-
-/** A bridge `br0` in `ns` (no STP, no multicast snooping) with these addresses, up. */
-async function bridge(ns: Netns, addrs: readonly string[]): Promise<void> {
-  await ns.ip(
-    "link",
-    "add",
-    "br0",
-    "type",
-    "bridge",
-    "stp_state",
-    "0",
-    "forward_delay",
-    "0",
-    "mcast_snooping",
-    "0",
-  );
-  for (const x of addrs) {
-    await ns.ip("addr", "add", x, "dev", "br0", ...(x.includes(":") ? ["nodad"] : []));
-  }
-  await ns.ip("link", "set", "br0", "up");
-}
-
-/** Put `dev` of `ns` into its bridge and bring it up. */
-async function enslave(ns: Netns, dev: string): Promise<void> {
-  await ns.ip("link", "set", dev, "master", "br0");
-  await ns.ip("link", "set", dev, "up");
 }
 
 /** h1, h2 and the attacker around a router namespace whose LAN and WAN devices are in h1 and h2. */

@@ -322,6 +322,37 @@ export async function waitFor(
   }
 }
 
+/**
+ * A bridge `br0` in `ns` (no STP, no forward delay, no multicast snooping,
+ * so NDP's multicast reaches every port) with these addresses (IPv6 ones
+ * `nodad`), up.
+ */
+export async function bridge(ns: Netns, addrs: readonly string[]): Promise<void> {
+  await ns.ip(
+    "link",
+    "add",
+    "br0",
+    "type",
+    "bridge",
+    "stp_state",
+    "0",
+    "forward_delay",
+    "0",
+    "mcast_snooping",
+    "0",
+  );
+  for (const x of addrs) {
+    await ns.ip("addr", "add", x, "dev", "br0", ...(x.includes(":") ? ["nodad"] : []));
+  }
+  await ns.ip("link", "set", "br0", "up");
+}
+
+/** Put `dev` of `ns` into its bridge `br0` ({@link bridge}) and bring it up. */
+export async function enslave(ns: Netns, dev: string): Promise<void> {
+  await ns.ip("link", "set", dev, "master", "br0");
+  await ns.ip("link", "set", dev, "up");
+}
+
 /** Options of {@link moveTapToNs}. */
 export interface MoveTapOptions {
   /** Address with prefix, e.g. `192.0.2.2/24`. */

@@ -18,6 +18,8 @@
  */
 import assert from "node:assert/strict";
 import {
+  bridge,
+  enslave,
   ignoreUnlessReady,
   moveTapToNs,
   requireTool,
@@ -64,15 +66,10 @@ Deno.test({
       const a = await topo.netns("a");
       const tapir = await startTapir({ config: CONFIG, ns: tr, topo });
       await moveTapToNs(TAP, tr, h, { up: false });
-      await h.ip("link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0");
-      await h.ip("addr", "add", "2001:db8:1::2/64", "dev", "br0", "nodad");
-      await h.ip("link", "set", "br0", "up");
+      await bridge(h, ["2001:db8:1::2/64"]);
       await run(["ip", "link", "add", A, "netns", a.name, "type", "veth", "peer", "name", PEER]
         .concat(["netns", h.name]));
-      for (const dev of [TAP, PEER]) {
-        await h.ip("link", "set", dev, "master", "br0");
-        await h.ip("link", "set", dev, "up");
-      }
+      for (const dev of [TAP, PEER]) await enslave(h, dev);
       await a.ip("link", "set", A, "up");
       await waitFor("tapir answering ping", async () => {
         const r = await h.exec(["ping", "-6", "-n", "-c", "1", "-W", "1", "2001:db8:1::1"], {
